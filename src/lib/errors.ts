@@ -1,0 +1,79 @@
+/**
+ * Operating errors with permanent codes.
+ *
+ * Callers match on `.code`, never on the message: codes are part of the public contract and are
+ * never renamed or reused; messages may change. Every code has exactly one HTTP status in
+ * `httpStatusByCode`, an exhaustive table, so the HTTP layer never guesses.
+ */
+
+export const ErrorCode = {
+  // Request and SQL errors.
+  BAD_REQUEST: "BAD_REQUEST",
+  PAYLOAD_TOO_LARGE: "PAYLOAD_TOO_LARGE",
+  SQL_ERROR: "SQL_ERROR",
+  FORBIDDEN_STATEMENT: "FORBIDDEN_STATEMENT",
+  NOT_A_QUERY: "NOT_A_QUERY",
+  NOT_FOUND: "NOT_FOUND",
+  // Cluster state.
+  NOT_LEADER: "NOT_LEADER",
+  NO_LEADER: "NO_LEADER",
+  LEADERSHIP_TRANSFER: "LEADERSHIP_TRANSFER",
+  TIMEOUT: "TIMEOUT",
+  NOT_CONFIRMED: "NOT_CONFIRMED",
+  STALE_READ: "STALE_READ",
+  OVERLOADED: "OVERLOADED",
+  SHUTTING_DOWN: "SHUTTING_DOWN",
+  // Storage.
+  WAL_CORRUPT: "WAL_CORRUPT",
+  WAL_CLOSED: "WAL_CLOSED",
+  WAL_IO: "WAL_IO",
+  SNAPSHOT_CORRUPT: "SNAPSHOT_CORRUPT",
+  STORE_CORRUPT: "STORE_CORRUPT",
+  // Configuration.
+  BAD_CONFIG: "BAD_CONFIG",
+  INTERNAL: "INTERNAL",
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The one mapping from error code to HTTP status. Exhaustive: adding a code without a status fails type-checking. */
+export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
+  BAD_REQUEST: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  SQL_ERROR: 400,
+  FORBIDDEN_STATEMENT: 400,
+  NOT_A_QUERY: 400,
+  NOT_FOUND: 404,
+  NOT_LEADER: 421,
+  NO_LEADER: 503,
+  LEADERSHIP_TRANSFER: 503,
+  TIMEOUT: 504,
+  NOT_CONFIRMED: 504,
+  STALE_READ: 503,
+  OVERLOADED: 503,
+  SHUTTING_DOWN: 503,
+  WAL_CORRUPT: 500,
+  WAL_CLOSED: 503,
+  WAL_IO: 500,
+  SNAPSHOT_CORRUPT: 500,
+  STORE_CORRUPT: 500,
+  BAD_CONFIG: 400,
+  INTERNAL: 500,
+};
+
+export class BatonError extends Error {
+  override name = "BatonError";
+  readonly code: ErrorCode;
+  /** Structured, JSON-safe detail for the caller (for example which statement failed). */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isBatonError(error: unknown, code?: ErrorCode): error is BatonError {
+  return error instanceof BatonError && (code === undefined || error.code === code);
+}
