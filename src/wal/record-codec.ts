@@ -1,0 +1,124 @@
+/**
+ * Encoding of one log record, and the scan that recovery runs over a segment's bytes.
+ *
+ * Layout of a record (little-endian):
+ *
+ * | offset | size | field                                     |
+ * |--------|------|-------------------------------------------|
+ * | 0      | 4    | body length L (bytes after this header)   |
+ * | 4      | 4    | CRC-32 of the body (zlib.crc32)           |
+ * | 8      | 1    | record format version (1)                 |
+ * | 9      | 1    | entry kind (EntryKind)                    |
+ * | 10     | 8    | index (unsigned)                          |
+ * | 18     | 8    | term (unsigned)                           |
+ * | 26     | L-18 | entry data                                |
+ *
+ * Invariants: a record is valid only if its whole body is present and its checksum matches; the
+ * length is bounded by `recordBytesMax` so a flipped length can never make recovery allocate or
+ * read gigabytes. The scan never throws on bad bytes: it reports where the valid prefix ends and
+ * whether any valid record follows the damage, and recovery decides what that means.
+ */
+import { crc32 } from "node:zlib";
+import { assert } from "../lib/assert.ts";
+import { logIndex, term } from "../types/ids.ts";
+import { EntryKind, type LogEntry } from "../types/log-entry.ts";
+
+export const recordHeaderBytes = 8;
+const recordFixedBodyBytes = 18;
+const recordVersion = 1;
+/** Upper bound of one record's body; larger lengths are treated as damage. */
+export const recordBytesMax = 64 * 1024 * 1024;
+
+const entryKinds: ReadonlySet<number> = new Set(Object.values(EntryKind));
+
+export function encodedRecordBytes(entry: LogEntry): number {
+  return recordHeaderBytes + recordFixedBodyBytes + entry.data.byteLength;
+}
+
+/** Writes `entry` as one record into `target` at `offset`; returns the offset after it. */
+export function encodeRecord(entry: LogEntry, target: Buffer, offset: number): number {
+  const bodyBytes = recordFixedBodyBytes + entry.data.byteLength;
+  assert(bodyBytes <= recordBytesMax, `log entry of ${bodyBytes} bytes exceeds recordBytesMax`);
+  assert(target.byteLength - offset >= recordHeaderBytes + bodyBytes, "record target buffer too small");
+  const body = offset + recordHeaderBytes;
+  target.writeUInt8(recordVersion, body);
+  target.writeUInt8(entry.kind, body + 1);
+  target.writeBigUInt64LE(BigInt(entry.index), body + 2);
+  target.writeBigUInt64LE(BigInt(entry.term), body + 10);
+  target.set(entry.data, body + recordFixedBodyBytes);
+  const checksum = crc32(target.subarray(body, body + bodyBytes));
+  target.writeUInt32LE(bodyBytes, offset);
+  target.writeUInt32LE(checksum, offset + 4);
+  return body + bodyBytes;
+}
+
+export function encodeRecords(entries: readonly LogEntry[]): Buffer {
+  let total = 0;
+  for (const entry of entries) total += encodedRecordBytes(entry);
+  const buffer = Buffer.allocUnsafe(total);
+  let offset = 0;
+  for (const entry of entries) offset = encodeRecord(entry, buffer, offset);
+  assert(offset === total, "encoded records must fill the buffer exactly");
+  return buffer;
+}
+
+export type DecodedRecord = { readonly entry: LogEntry; readonly nextOffset: number };
+
+/**
+ * Decodes the record at `offset`, or returns null if the bytes there are not one whole, valid
+ * record. The entry's data is copied so that the caller may drop the segment buffer.
+ */
+export function decodeRecordAt(bytes: Uint8Array, offset: number): DecodedRecord | null {
+  if (bytes.byteLength - offset < recordHeaderBytes) return null;
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const bodyBytes = view.readUInt32LE(offset);
+  if (bodyBytes < recordFixedBodyBytes || bodyBytes > recordBytesMax) return null;
+  const body = offset + recordHeaderBytes;
+  if (view.byteLength - body < bodyBytes) return null;
+  if (crc32(view.subarray(body, body + bodyBytes)) !== view.readUInt32LE(offset + 4)) return null;
+  if (view.readUInt8(body) !== recordVersion) return null;
+  const kind = view.readUInt8(body + 1);
+  if (!entryKinds.has(kind)) return null;
+  const index = view.readBigUInt64LE(body + 2);
+  const entryTerm = view.readBigUInt64LE(body + 10);
+  if (index > BigInt(Number.MAX_SAFE_INTEGER) || entryTerm > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  const data = new Uint8Array(view.subarray(body + recordFixedBodyBytes, body + bodyBytes));
+  const entry: LogEntry = {
+    index: logIndex(Number(index)),
+    term: term(Number(entryTerm)),
+    kind: kind as EntryKind,
+    data,
+  };
+  return { entry, nextOffset: body + bodyBytes };
+}
+
+export type SegmentScan = {
+  /** Records decoded from the start of the buffer, in order, up to the first damage. */
+  readonly records: readonly { readonly entry: LogEntry; readonly offset: number }[];
+  /** Byte offset where the valid prefix ends (equals the buffer length when undamaged). */
+  readonly validBytes: number;
+  /** Offset of a valid record found after the damage, if any: damage then cannot be a torn tail. */
+  readonly validRecordAfterDamageOffset: number | null;
+};
+
+/** Scans a whole segment's bytes. Never throws on damaged input. */
+export function scanSegment(bytes: Uint8Array): SegmentScan {
+  const records: { entry: LogEntry; offset: number }[] = [];
+  let offset = 0;
+  while (offset < bytes.byteLength) {
+    const decoded = decodeRecordAt(bytes, offset);
+    if (decoded === null) break;
+    records.push({ entry: decoded.entry, offset });
+    offset = decoded.nextOffset;
+  }
+  let validRecordAfterDamageOffset: number | null = null;
+  // A torn append leaves only a damaged tail; a valid record after the damage means the damage is
+  // corruption in the middle. The search is byte by byte, and runs only when damage was found.
+  for (let probe = offset + 1; offset < bytes.byteLength && probe < bytes.byteLength; probe++) {
+    if (decodeRecordAt(bytes, probe) !== null) {
+      validRecordAfterDamageOffset = probe;
+      break;
+    }
+  }
+  return { records, validBytes: offset, validRecordAfterDamageOffset };
+}

@@ -1,0 +1,448 @@
+/**
+ * The durable replicated log: segmented append-only files with group commit.
+ *
+ * Role: keep log entries and the hard state (term, vote) on disk so that whatever is reported
+ * durable survives a crash. The consensus core decides what to write; this module only writes it.
+ *
+ * Invariants:
+ * - Entries are contiguous: every append starts at `lastIndex + 1` (after any truncation).
+ * - `durableIndex <= writtenIndex <= lastIndex`; an index is reported durable only after the
+ *   bytes holding it were written and `fdatasync` returned (and the directory was fsynced when the
+ *   segment file is new).
+ * - Operations are carried out in call order by one worker. Consecutive appends queued while an
+ *   fsync runs are merged into one write and one fsync (group commit).
+ * - The first I/O error makes the log unusable: every pending and later call fails with `WAL_IO`,
+ *   and no durability is reported for data that may not be on disk. The node must stop.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { assert } from "../lib/assert.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { type LogIndex, logIndex, type Position, type Term } from "../types/ids.ts";
+import type { HardState, LogEntry } from "../types/log-entry.ts";
+import { fsyncDirectory, writeDurableFile } from "./durable-file.ts";
+import type { LogStore } from "./log-store.ts";
+import { decodeRecordAt, encodeRecords } from "./record-codec.ts";
+import { compactionFileName, hardStateFileName, type RecoveredLog, recoverLog } from "./recovery.ts";
+import { findSegment, type Segment, segmentFileName, segmentLastIndex } from "./segment-files.ts";
+
+export type WalOptions = {
+  /** A new segment is started once the active one reaches this size (a soft limit). */
+  readonly segmentBytesMax?: number;
+  /** Appends merged into one write and fsync at most; bounds latency of a single flush. */
+  readonly groupCommitBytesMax?: number;
+  /** Replaceable for fault-injection tests; defaults to `fs.fdatasync`. */
+  readonly syncFile?: (fd: number) => Promise<void>;
+};
+
+const defaultSegmentBytesMax = 64 * 1024 * 1024;
+const defaultGroupCommitBytesMax = 16 * 1024 * 1024;
+
+type Waiter = { resolve: () => void; reject: (error: Error) => void };
+type AppendOp = {
+  type: "append";
+  buffers: Buffer[];
+  bytes: number;
+  firstIndex: LogIndex;
+  lastIndex: LogIndex;
+  waiters: Waiter[];
+};
+type BarrierOp = { type: "barrier"; run: () => void; waiter: Waiter };
+type Op = AppendOp | BarrierOp;
+
+function writeAll(fd: number, buffer: Buffer, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (offset: number): void => {
+      fs.write(fd, buffer, offset, buffer.byteLength - offset, position + offset, (error, written) => {
+        if (error) return reject(error);
+        assert(written > 0, "write made progress");
+        if (offset + written < buffer.byteLength) return step(offset + written);
+        resolve();
+      });
+    };
+    step(0);
+  });
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+export class Wal implements LogStore {
+  readonly directory: string;
+  private readonly segmentBytesMax: number;
+  private readonly groupCommitBytesMax: number;
+  private readonly syncFile: (fd: number) => Promise<void>;
+  private segments: Segment[];
+  private activeFd: number;
+  private hardStateValue: HardState;
+  private compaction: Position;
+  private last: Position;
+  private writtenIndexValue: LogIndex;
+  private durableIndexValue: LogIndex;
+  private readonly queue: Op[] = [];
+  private working = false;
+  private failure: BatonError | null = null;
+  private closed = false;
+  private readonly durableListeners: ((index: LogIndex) => void)[] = [];
+  /** Terms of entries not yet durable are needed to answer `lastTerm` after truncation. */
+  private readonly termsByIndex = new Map<number, Term>();
+
+  private constructor(directory: string, recovered: RecoveredLog, options: WalOptions) {
+    this.directory = directory;
+    this.segmentBytesMax = options.segmentBytesMax ?? defaultSegmentBytesMax;
+    this.groupCommitBytesMax = options.groupCommitBytesMax ?? defaultGroupCommitBytesMax;
+    assert(this.segmentBytesMax >= 1024, "segmentBytesMax of at least 1 KiB");
+    this.syncFile = options.syncFile ?? fdatasync;
+    this.hardStateValue = recovered.hardState;
+    this.compaction = recovered.compactionPoint;
+    this.segments = recovered.segments;
+    const lastEntry = recovered.entries.at(-1);
+    this.last = lastEntry ? { index: lastEntry.index, term: lastEntry.term } : this.compaction;
+    this.writtenIndexValue = this.last.index;
+    this.durableIndexValue = this.last.index;
+    if (this.segments.length === 0) this.segments.push(this.createSegment(logIndex(this.last.index + 1)));
+    const active = this.segments.at(-1)!;
+    assert(
+      segmentLastIndex(active) === this.last.index || active.offsets.length === 0,
+      "active segment ends the log",
+    );
+    this.activeFd = fs.openSync(active.path, "r+");
+  }
+
+  /**
+   * Opens (creating if needed) the log in `directory`, running recovery. Returns the log and what
+   * was recovered: hard state, compaction point and every entry after it.
+   */
+  static open(directory: string, options: WalOptions = {}): { wal: Wal; recovered: RecoveredLog } {
+    fs.mkdirSync(directory, { recursive: true });
+    const recovered = recoverLog(directory);
+    return { wal: new Wal(directory, recovered, options), recovered };
+  }
+
+  get firstIndex(): LogIndex {
+    return logIndex(this.compaction.index + 1);
+  }
+  get lastIndex(): LogIndex {
+    return this.last.index;
+  }
+  get lastTerm(): Term {
+    return this.last.term;
+  }
+  get durableIndex(): LogIndex {
+    return this.durableIndexValue;
+  }
+  get compactionPoint(): Position {
+    return this.compaction;
+  }
+  get hardState(): HardState {
+    return this.hardStateValue;
+  }
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** Called with the new durable index after each group commit. */
+  onDurable(listener: (index: LogIndex) => void): void {
+    this.durableListeners.push(listener);
+  }
+
+  /**
+   * Appends entries that must continue the log at `lastIndex + 1`. Resolves when they are durable.
+   * Appends made while a flush is running share the next write and fsync.
+   */
+  append(entries: readonly LogEntry[]): Promise<void> {
+    this.checkUsable();
+    assert(entries.length > 0, "append needs entries");
+    let previous = this.last;
+    for (const entry of entries) {
+      assert(entry.index === previous.index + 1, `append at ${entry.index} must follow ${previous.index}`);
+      assert(entry.term >= previous.term, `entry term ${entry.term} below previous term ${previous.term}`);
+      previous = { index: entry.index, term: entry.term };
+      this.termsByIndex.set(entry.index, entry.term);
+    }
+    this.last = previous;
+    const buffer = encodeRecords(entries);
+    const first = entries[0]!.index;
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject };
+      const tail = this.queue.at(-1);
+      if (tail?.type === "append" && tail.bytes + buffer.byteLength <= this.groupCommitBytesMax) {
+        tail.buffers.push(buffer);
+        tail.bytes += buffer.byteLength;
+        tail.lastIndex = previous.index;
+        tail.waiters.push(waiter);
+      } else {
+        const op: AppendOp = {
+          type: "append",
+          buffers: [buffer],
+          bytes: buffer.byteLength,
+          firstIndex: first,
+          lastIndex: previous.index,
+          waiters: [waiter],
+        };
+        this.queue.push(op);
+      }
+      this.kick();
+    });
+  }
+
+  /** Persists the hard state atomically; resolves when durable. */
+  saveHardState(state: HardState): Promise<void> {
+    this.checkUsable();
+    assert(state.term >= this.hardStateValue.term, "hard state term never decreases");
+    const content = Buffer.from(JSON.stringify({ term: state.term, votedFor: state.votedFor }));
+    return this.barrier(() => {
+      writeDurableFile(path.join(this.directory, hardStateFileName), content);
+      this.hardStateValue = state;
+    });
+  }
+
+  /**
+   * Removes every entry after `index` (a follower's divergent suffix). The caller must not truncate
+   * committed entries; the log cannot tell which are committed, the core asserts it.
+   */
+  truncateAfter(index: LogIndex): Promise<void> {
+    this.checkUsable();
+    assert(index >= this.compaction.index, `truncate at ${index} below the compaction point`);
+    if (index >= this.last.index) return Promise.resolve();
+    const termAtIndex = index === this.compaction.index ? this.compaction.term : this.termAt(index);
+    assert(termAtIndex !== null, `term of entry ${index} is known`);
+    this.last = { index, term: termAtIndex };
+    return this.barrier(() => this.truncateFiles(index));
+  }
+
+  /** Drops entries up to `index` (covered by a snapshot at `index`, `entryTerm`). */
+  compact(index: LogIndex, entryTerm: Term): Promise<void> {
+    this.checkUsable();
+    assert(index <= this.durableIndexValue, "only durable entries are compacted");
+    if (index <= this.compaction.index) return Promise.resolve();
+    return this.barrier(() => {
+      const actual = this.termAt(index);
+      assert(actual === entryTerm, `compaction term ${entryTerm} matches entry term ${actual}`);
+      this.writeCompactionPoint({ index, term: entryTerm });
+      const keepFrom = this.segments.findIndex((s) => segmentLastIndex(s) > index);
+      const removable = this.segments.slice(0, keepFrom === -1 ? this.segments.length - 1 : keepFrom);
+      this.unlinkSegments(removable);
+      this.segments = this.segments.slice(removable.length);
+    });
+  }
+
+  /** Replaces the whole log by a snapshot point (a follower installing a leader's snapshot). */
+  resetToSnapshot(index: LogIndex, snapshotTerm: Term): Promise<void> {
+    this.checkUsable();
+    this.last = { index, term: snapshotTerm };
+    return this.barrier(() => {
+      this.writeCompactionPoint({ index, term: snapshotTerm });
+      fs.closeSync(this.activeFd);
+      this.unlinkSegments(this.segments);
+      this.segments = [this.createSegment(logIndex(index + 1))];
+      this.activeFd = fs.openSync(this.segments[0]!.path, "r+");
+      this.writtenIndexValue = index;
+      this.durableIndexValue = index;
+      this.termsByIndex.clear();
+    });
+  }
+
+  /** Term of a written entry, or null when `index` is outside the log. */
+  termAt(index: LogIndex): Term | null {
+    if (index === this.compaction.index) return this.compaction.term;
+    if (index <= this.compaction.index || index > this.last.index) return null;
+    const pending = this.termsByIndex.get(index);
+    if (pending !== undefined) return pending;
+    const entries = this.entries(index, logIndex(index + 1));
+    return entries[0]?.term ?? null;
+  }
+
+  /** Reads written entries in [from, toExclusive) from disk. */
+  entries(from: LogIndex, toExclusive: LogIndex): LogEntry[] {
+    this.checkUsable();
+    assert(from > this.compaction.index, `entry ${from} was compacted`);
+    assert(toExclusive <= this.writtenIndexValue + 1, "only written entries can be read");
+    const result: LogEntry[] = [];
+    for (let index = from; index < toExclusive; ) {
+      const segment = findSegment(this.segments, logIndex(index));
+      assert(segment !== null, `segment for entry ${index}`);
+      const lastInSegment = Math.min(segmentLastIndex(segment), toExclusive - 1);
+      const start = segment.offsets[index - segment.firstIndex]!;
+      const end =
+        lastInSegment === segmentLastIndex(segment)
+          ? segment.bytes
+          : segment.offsets[lastInSegment + 1 - segment.firstIndex]!;
+      const buffer = Buffer.allocUnsafe(end - start);
+      const fd = fs.openSync(segment.path, "r");
+      try {
+        const read = fs.readSync(fd, buffer, 0, buffer.byteLength, start);
+        assert(read === buffer.byteLength, "read whole records");
+      } finally {
+        fs.closeSync(fd);
+      }
+      for (let offset = 0; offset < buffer.byteLength; ) {
+        const decoded = decodeRecordAt(buffer, offset);
+        if (decoded === null) {
+          throw new BatonError(
+            ErrorCode.WAL_CORRUPT,
+            `${segment.path} at byte ${start + offset}: damaged record`,
+            {
+              file: segment.path,
+              offset: start + offset,
+            },
+          );
+        }
+        assert(decoded.entry.index === index, "read entries are in order");
+        result.push(decoded.entry);
+        offset = decoded.nextOffset;
+        index++;
+      }
+    }
+    return result;
+  }
+
+  /** Waits for queued work, then closes files. Further calls fail with WAL_CLOSED. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.failure === null) await this.barrier(() => {}).catch(() => {});
+    this.closed = true;
+    fs.closeSync(this.activeFd);
+  }
+
+  private checkUsable(): void {
+    if (this.failure !== null) throw this.failure;
+    if (this.closed) throw new BatonError(ErrorCode.WAL_CLOSED, "the log is closed");
+  }
+
+  private barrier(run: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ type: "barrier", run, waiter: { resolve, reject } });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.working) return;
+    this.working = true;
+    void this.work();
+  }
+
+  private async work(): Promise<void> {
+    while (this.queue.length > 0) {
+      const op = this.queue.shift()!;
+      try {
+        if (op.type === "append") await this.flush(op);
+        else op.run();
+      } catch (error) {
+        this.fail(error);
+      }
+      if (this.failure !== null) {
+        for (const waiter of op.type === "append" ? op.waiters : [op.waiter]) waiter.reject(this.failure);
+        for (const queued of this.queue.splice(0)) {
+          for (const waiter of queued.type === "append" ? queued.waiters : [queued.waiter])
+            waiter.reject(this.failure);
+        }
+        break;
+      }
+      if (op.type === "append") for (const waiter of op.waiters) waiter.resolve();
+      else op.waiter.resolve();
+    }
+    this.working = false;
+  }
+
+  private async flush(op: AppendOp): Promise<void> {
+    const buffer = op.buffers.length === 1 ? op.buffers[0]! : Buffer.concat(op.buffers, op.bytes);
+    let newSegment = false;
+    let dirty = false;
+    let index = op.firstIndex;
+    for (let position = 0; position < buffer.byteLength; ) {
+      let active = this.segments.at(-1)!;
+      if (active.bytes >= this.segmentBytesMax && active.offsets.length > 0) {
+        // Roll over: what this flush wrote to the old segment must be durable before it is closed.
+        if (dirty) await this.syncFile(this.activeFd);
+        fs.closeSync(this.activeFd);
+        active = this.createSegment(logIndex(index));
+        this.segments.push(active);
+        this.activeFd = fs.openSync(active.path, "r+");
+        newSegment = true;
+      }
+      assert(index === segmentLastIndex(active) + 1, "flush continues the active segment");
+      // Take whole records until the segment is full (at least one record).
+      const chunkStart = position;
+      const filePosition = active.bytes;
+      const offsets: number[] = [];
+      while (
+        position < buffer.byteLength &&
+        (offsets.length === 0 || filePosition + position - chunkStart < this.segmentBytesMax)
+      ) {
+        offsets.push(filePosition + position - chunkStart);
+        position += 8 + buffer.readUInt32LE(position);
+      }
+      await writeAll(this.activeFd, buffer.subarray(chunkStart, position), filePosition);
+      active.offsets.push(...offsets);
+      active.bytes += position - chunkStart;
+      index += offsets.length;
+      dirty = true;
+    }
+    assert(index === op.lastIndex + 1, "the flush wrote every entry of the batch");
+    this.writtenIndexValue = op.lastIndex;
+    await this.syncFile(this.activeFd);
+    if (newSegment) fsyncDirectory(this.directory);
+    this.durableIndexValue = op.lastIndex;
+    for (let pending = op.firstIndex; pending <= op.lastIndex; pending++) this.termsByIndex.delete(pending);
+    for (const listener of this.durableListeners) listener(op.lastIndex);
+  }
+
+  private truncateFiles(index: LogIndex): void {
+    fs.closeSync(this.activeFd);
+    const removable = this.segments.filter((s) => s.firstIndex > index);
+    this.unlinkSegments(removable);
+    this.segments = this.segments.filter((s) => s.firstIndex <= index);
+    const holder = this.segments.at(-1);
+    if (holder === undefined) {
+      this.segments.push(this.createSegment(logIndex(index + 1)));
+    } else if (segmentLastIndex(holder) > index) {
+      const cut = holder.offsets[index + 1 - holder.firstIndex]!;
+      const fd = fs.openSync(holder.path, "r+");
+      try {
+        fs.ftruncateSync(fd, cut);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      holder.offsets.length = index + 1 - holder.firstIndex;
+      holder.bytes = cut;
+    }
+    this.activeFd = fs.openSync(this.segments.at(-1)!.path, "r+");
+    assert(segmentLastIndex(this.segments.at(-1)!) <= index, "the log ends at or before the cut");
+    for (const pendingIndex of this.termsByIndex.keys())
+      if (pendingIndex > index) this.termsByIndex.delete(pendingIndex);
+    this.writtenIndexValue = logIndex(Math.min(this.writtenIndexValue, index));
+    this.durableIndexValue = logIndex(Math.min(this.durableIndexValue, index));
+  }
+
+  private createSegment(firstIndex: LogIndex): Segment {
+    const segmentPath = path.join(this.directory, segmentFileName(firstIndex));
+    fs.closeSync(fs.openSync(segmentPath, "w"));
+    fsyncDirectory(this.directory);
+    return { firstIndex, path: segmentPath, offsets: [], bytes: 0 };
+  }
+
+  private unlinkSegments(segments: readonly Segment[]): void {
+    // Newest first, then the directory: a crash part-way leaves a contiguous prefix of the log.
+    for (let i = segments.length - 1; i >= 0; i--) fs.unlinkSync(segments[i]!.path);
+    if (segments.length > 0) fsyncDirectory(this.directory);
+  }
+
+  private writeCompactionPoint(point: Position): void {
+    writeDurableFile(path.join(this.directory, compactionFileName), Buffer.from(JSON.stringify(point)));
+    this.compaction = point;
+  }
+
+  private fail(error: unknown): void {
+    if (this.failure !== null) return;
+    this.failure = new BatonError(
+      ErrorCode.WAL_IO,
+      `log I/O failed; the log is unusable and the node must stop: ${(error as Error).message}`,
+      { directory: this.directory },
+      { cause: error },
+    );
+  }
+}
