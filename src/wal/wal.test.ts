@@ -92,7 +92,7 @@ describe("write-ahead log", () => {
     await wal.close();
     const file = path.join(directory, "hardstate");
     const bytes = fs.readFileSync(file);
-    bytes[bytes.length - 2] ^= 0x20;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 2) ^ 0x20, bytes.length - 2);
     fs.writeFileSync(file, bytes);
     assertCorrupt(() => Wal.open(directory), file);
   });
@@ -222,7 +222,7 @@ describe("write-ahead log recovery", () => {
     const lastRecord = original.byteLength - recordBytes;
     for (let offset = original.byteLength - 3 * recordBytes; offset < original.byteLength; offset++) {
       const damaged = Buffer.from(original);
-      damaged[offset] ^= 0x5a;
+      damaged.writeUInt8(damaged.readUInt8(offset) ^ 0x5a, offset);
       fs.writeFileSync(file, damaged);
       if (offset >= lastRecord) {
         const { wal, recovered } = Wal.open(directory);

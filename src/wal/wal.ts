@@ -378,7 +378,7 @@ export class Wal implements LogStore {
       await writeAll(this.activeFd, buffer.subarray(chunkStart, position), filePosition);
       active.offsets.push(...offsets);
       active.bytes += position - chunkStart;
-      index += offsets.length;
+      index = logIndex(index + offsets.length);
       dirty = true;
     }
     assert(index === op.lastIndex + 1, "the flush wrote every entry of the batch");
