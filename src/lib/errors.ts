@@ -29,6 +29,8 @@ export const ErrorCode = {
   WAL_IO: "WAL_IO",
   SNAPSHOT_CORRUPT: "SNAPSHOT_CORRUPT",
   STORE_CORRUPT: "STORE_CORRUPT",
+  // Peer transport.
+  TRANSPORT_LISTEN_FAILED: "TRANSPORT_LISTEN_FAILED",
   // Configuration.
   BAD_CONFIG: "BAD_CONFIG",
   INTERNAL: "INTERNAL",
@@ -57,6 +59,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   WAL_IO: 500,
   SNAPSHOT_CORRUPT: 500,
   STORE_CORRUPT: 500,
+  TRANSPORT_LISTEN_FAILED: 500,
   BAD_CONFIG: 400,
   INTERNAL: 500,
 };
