@@ -23,6 +23,10 @@ export const ErrorCode = {
   STALE_READ: "STALE_READ",
   OVERLOADED: "OVERLOADED",
   SHUTTING_DOWN: "SHUTTING_DOWN",
+  /** A write's leader lost leadership before its durability level was confirmed: outcome unknown, retry with the same requestId. */
+  LEADERSHIP_LOST: "LEADERSHIP_LOST",
+  /** A peer message that does not decode; the node drops it. */
+  BAD_MESSAGE: "BAD_MESSAGE",
   // Storage.
   WAL_CORRUPT: "WAL_CORRUPT",
   WAL_CLOSED: "WAL_CLOSED",
@@ -54,6 +58,8 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   STALE_READ: 503,
   OVERLOADED: 503,
   SHUTTING_DOWN: 503,
+  LEADERSHIP_LOST: 503,
+  BAD_MESSAGE: 400,
   WAL_CORRUPT: 500,
   WAL_CLOSED: 503,
   WAL_IO: 500,
