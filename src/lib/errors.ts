@@ -14,6 +14,7 @@ export const ErrorCode = {
   FORBIDDEN_STATEMENT: "FORBIDDEN_STATEMENT",
   NOT_A_QUERY: "NOT_A_QUERY",
   NOT_FOUND: "NOT_FOUND",
+  METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
   // Cluster state.
   NOT_LEADER: "NOT_LEADER",
   NO_LEADER: "NO_LEADER",
@@ -50,6 +51,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   FORBIDDEN_STATEMENT: 400,
   NOT_A_QUERY: 400,
   NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
   NOT_LEADER: 421,
   NO_LEADER: 503,
   LEADERSHIP_TRANSFER: 503,

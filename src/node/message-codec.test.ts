@@ -12,45 +12,67 @@ const safe = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const small = fc.integer({ min: 0, max: 1_000_000 });
 const envelope = fc.record({ from: ids, to: ids, term: safe.map(term) });
 
-const messageArbitrary: fc.Arbitrary<Message> = fc.oneof(
-  fc.record({ type: fc.constant("preVote" as const), lastLogIndex: safe.map(logIndex), lastLogTerm: safe.map(term) }),
-  fc.record({ type: fc.constant("requestVote" as const), lastLogIndex: safe.map(logIndex), lastLogTerm: safe.map(term), transfer: fc.boolean() }),
-  fc.record({ type: fc.constantFrom("preVoteResponse" as const, "requestVoteResponse" as const), granted: fc.boolean() }),
-  fc
-    .record({
-      prevLogIndex: small,
-      prevLogTerm: safe.map(term),
-      leaderCommit: safe.map(logIndex),
-      entries: fc.array(
-        fc.record({
-          term: safe.map(term),
-          kind: fc.constantFrom(EntryKind.command, EntryKind.noop, EntryKind.config),
-          data: fc.uint8Array({ maxLength: 64 }),
-        }),
-        { maxLength: 6 },
-      ),
-    })
-    .map((m) => ({
-      type: "appendEntries" as const,
-      prevLogIndex: logIndex(m.prevLogIndex),
-      prevLogTerm: m.prevLogTerm,
-      leaderCommit: m.leaderCommit,
-      entries: m.entries.map((e, i) => ({ ...e, index: logIndex(m.prevLogIndex + 1 + i) })),
-    })),
-  fc.record({
-    type: fc.constant("appendEntriesResponse" as const),
-    success: fc.boolean(),
-    matchIndex: safe.map(logIndex),
-    rejectedIndex: safe.map(logIndex),
-    conflictTerm: safe.map(term),
-    conflictIndex: safe.map(logIndex),
-    appliedIndex: safe.map(logIndex),
-  }),
-  fc.record({ type: fc.constant("heartbeat" as const), leaderCommit: safe.map(logIndex), readRound: safe }),
-  fc.record({ type: fc.constant("heartbeatResponse" as const), readRound: safe, appliedIndex: safe.map(logIndex) }),
-  fc.record({ type: fc.constant("timeoutNow" as const) }),
-  fc.record({ type: fc.constant("installSnapshot" as const), snapshotIndex: safe.map(logIndex), snapshotTerm: safe.map(term) }),
-).chain((body) => envelope.map((e) => ({ ...e, ...body }) as Message));
+const messageArbitrary: fc.Arbitrary<Message> = fc
+  .oneof(
+    fc.record({
+      type: fc.constant("preVote" as const),
+      lastLogIndex: safe.map(logIndex),
+      lastLogTerm: safe.map(term),
+    }),
+    fc.record({
+      type: fc.constant("requestVote" as const),
+      lastLogIndex: safe.map(logIndex),
+      lastLogTerm: safe.map(term),
+      transfer: fc.boolean(),
+    }),
+    fc.record({
+      type: fc.constantFrom("preVoteResponse" as const, "requestVoteResponse" as const),
+      granted: fc.boolean(),
+    }),
+    fc
+      .record({
+        prevLogIndex: small,
+        prevLogTerm: safe.map(term),
+        leaderCommit: safe.map(logIndex),
+        entries: fc.array(
+          fc.record({
+            term: safe.map(term),
+            kind: fc.constantFrom(EntryKind.command, EntryKind.noop, EntryKind.config),
+            data: fc.uint8Array({ maxLength: 64 }),
+          }),
+          { maxLength: 6 },
+        ),
+      })
+      .map((m) => ({
+        type: "appendEntries" as const,
+        prevLogIndex: logIndex(m.prevLogIndex),
+        prevLogTerm: m.prevLogTerm,
+        leaderCommit: m.leaderCommit,
+        entries: m.entries.map((e, i) => ({ ...e, index: logIndex(m.prevLogIndex + 1 + i) })),
+      })),
+    fc.record({
+      type: fc.constant("appendEntriesResponse" as const),
+      success: fc.boolean(),
+      matchIndex: safe.map(logIndex),
+      rejectedIndex: safe.map(logIndex),
+      conflictTerm: safe.map(term),
+      conflictIndex: safe.map(logIndex),
+      appliedIndex: safe.map(logIndex),
+    }),
+    fc.record({ type: fc.constant("heartbeat" as const), leaderCommit: safe.map(logIndex), readRound: safe }),
+    fc.record({
+      type: fc.constant("heartbeatResponse" as const),
+      readRound: safe,
+      appliedIndex: safe.map(logIndex),
+    }),
+    fc.record({ type: fc.constant("timeoutNow" as const) }),
+    fc.record({
+      type: fc.constant("installSnapshot" as const),
+      snapshotIndex: safe.map(logIndex),
+      snapshotTerm: safe.map(term),
+    }),
+  )
+  .chain((body) => envelope.map((e) => ({ ...e, ...body }) as Message));
 
 test("every consensus message survives encode and decode unchanged", () => {
   fc.assert(
@@ -63,23 +85,29 @@ test("every consensus message survives encode and decode unchanged", () => {
 
 test("truncated, extended or flipped messages are rejected with BAD_MESSAGE or decode to a valid message", () => {
   fc.assert(
-    fc.property(messageArbitrary, fc.nat(), fc.integer({ min: 1, max: 255 }), fc.nat({ max: 2 }), (message, at, mask, mode) => {
-      const bytes = Buffer.from(encodeMessage(message));
-      let damaged: Uint8Array;
-      if (mode === 0) damaged = bytes.subarray(0, at % bytes.byteLength);
-      else if (mode === 1) damaged = Buffer.concat([bytes, Buffer.from([mask])]);
-      else {
-        damaged = Buffer.from(bytes);
-        damaged[at % bytes.byteLength] = (damaged[at % bytes.byteLength] ?? 0) ^ mask;
-      }
-      try {
-        const decoded = decodeMessage(damaged);
-        // A flip inside a free-form field (a payload byte, a term) can still decode; it must then re-encode to the same bytes.
-        assert.deepEqual(Buffer.from(encodeMessage(decoded)), Buffer.from(damaged));
-      } catch (error) {
-        assert.ok(isBatonError(error, "BAD_MESSAGE"), `unexpected ${String(error)}`);
-      }
-    }),
+    fc.property(
+      messageArbitrary,
+      fc.nat(),
+      fc.integer({ min: 1, max: 255 }),
+      fc.nat({ max: 2 }),
+      (message, at, mask, mode) => {
+        const bytes = Buffer.from(encodeMessage(message));
+        let damaged: Uint8Array;
+        if (mode === 0) damaged = bytes.subarray(0, at % bytes.byteLength);
+        else if (mode === 1) damaged = Buffer.concat([bytes, Buffer.from([mask])]);
+        else {
+          damaged = Buffer.from(bytes);
+          damaged[at % bytes.byteLength] = (damaged[at % bytes.byteLength] ?? 0) ^ mask;
+        }
+        try {
+          const decoded = decodeMessage(damaged);
+          // A flip inside a free-form field (a payload byte, a term) can still decode; it must then re-encode to the same bytes.
+          assert.deepEqual(Buffer.from(encodeMessage(decoded)), Buffer.from(damaged));
+        } catch (error) {
+          assert.ok(isBatonError(error, "BAD_MESSAGE"), `unexpected ${String(error)}`);
+        }
+      },
+    ),
     { numRuns: 3000 },
   );
 });

@@ -42,7 +42,10 @@ class Writer {
     this.offset = this.buffer.writeUInt32LE(value, this.offset);
   }
   u64(value: number): void {
-    assert(Number.isSafeInteger(value) && value >= 0, `u64 field holds a safe non-negative integer, got ${value}`);
+    assert(
+      Number.isSafeInteger(value) && value >= 0,
+      `u64 field holds a safe non-negative integer, got ${value}`,
+    );
     this.u32(value % 0x1_0000_0000);
     this.u32(Math.floor(value / 0x1_0000_0000));
   }
@@ -109,7 +112,8 @@ class Reader {
     return value;
   }
   end(): void {
-    if (this.offset !== this.buffer.byteLength) throw bad(`${this.buffer.byteLength - this.offset} trailing bytes`);
+    if (this.offset !== this.buffer.byteLength)
+      throw bad(`${this.buffer.byteLength - this.offset} trailing bytes`);
   }
 }
 
@@ -144,7 +148,8 @@ function encodeBody(w: Writer, m: Message): void {
       return;
     case "preVoteResponse":
     case "requestVoteResponse":
-      return w.bool(m.granted);
+      w.bool(m.granted);
+      return;
     case "appendEntries":
       w.u64(m.prevLogIndex);
       w.u64(m.prevLogTerm);
@@ -160,19 +165,23 @@ function encodeBody(w: Writer, m: Message): void {
       return;
     case "appendEntriesResponse":
       w.bool(m.success);
-      for (const value of [m.matchIndex, m.rejectedIndex, m.conflictTerm, m.conflictIndex, m.appliedIndex]) w.u64(value);
+      for (const value of [m.matchIndex, m.rejectedIndex, m.conflictTerm, m.conflictIndex, m.appliedIndex])
+        w.u64(value);
       return;
     case "heartbeat":
       w.u64(m.leaderCommit);
-      return w.u64(m.readRound);
+      w.u64(m.readRound);
+      return;
     case "heartbeatResponse":
       w.u64(m.readRound);
-      return w.u64(m.appliedIndex);
+      w.u64(m.appliedIndex);
+      return;
     case "timeoutNow":
       return;
     case "installSnapshot":
       w.u64(m.snapshotIndex);
-      return w.u64(m.snapshotTerm);
+      w.u64(m.snapshotTerm);
+      return;
   }
 }
 

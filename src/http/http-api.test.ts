@@ -1,0 +1,228 @@
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import type { ExecuteResponse, QueryResponse, StatusResponse } from "../client/api-types.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { HttpApi } from "./http-api.ts";
+import type { NodeService, Readiness } from "./node-service.ts";
+import type { NormalizedExecute, NormalizedQuery } from "./request-validation.ts";
+
+/** A node double: records what reached it and answers as scripted. */
+class FakeNode implements NodeService {
+  executed: NormalizedExecute[] = [];
+  queried: NormalizedQuery[] = [];
+  failWith: BatonError | null = null;
+  readonly id: string;
+  constructor(id: string) {
+    this.id = id;
+  }
+  async execute(request: NormalizedExecute): Promise<ExecuteResponse> {
+    if (this.failWith) throw this.failWith;
+    this.executed.push(request);
+    return { results: [{ rowsAffected: 1, lastInsertRowid: 7 }], position: { index: 42, term: 3 } };
+  }
+  async query(request: NormalizedQuery): Promise<QueryResponse> {
+    if (this.failWith) throw this.failWith;
+    this.queried.push(request);
+    return {
+      results: [{ columns: ["n"], rows: [[9007199254740993n as unknown as number]] }],
+      position: { index: 42 },
+      node: this.id,
+    };
+  }
+  status(): StatusResponse {
+    return {
+      id: this.id,
+      role: "leader",
+      term: 3,
+      leader: null,
+      commitIndex: 42,
+      appliedIndex: 42,
+      lastIndex: 42,
+      members: [],
+    };
+  }
+  readiness(): Readiness {
+    return { ready: this.failWith === null, reason: this.failWith ? "no leader" : null };
+  }
+}
+
+async function post(
+  base: string,
+  path: string,
+  body: string | object,
+): Promise<{ status: number; json: any; headers: Headers }> {
+  const response = await fetch(`${base}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  return { status: response.status, json: await response.json(), headers: response.headers };
+}
+
+describe("HTTP API", () => {
+  const leader = new FakeNode("n1");
+  const follower = new FakeNode("n2");
+  const leaderApi = new HttpApi(leader, { host: "127.0.0.1", port: 0, bodyBytesMax: 4096 });
+  const followerApi = new HttpApi(follower, { host: "127.0.0.1", port: 0, bodyBytesMax: 4096 });
+  let leaderBase = "";
+  let followerBase = "";
+  before(async () => {
+    leaderBase = `http://127.0.0.1:${(await leaderApi.start()).port}`;
+    followerBase = `http://127.0.0.1:${(await followerApi.start()).port}`;
+  });
+  after(async () => {
+    await leaderApi.stop();
+    await followerApi.stop();
+  });
+
+  test("execute accepts the three statement forms and normalizes them", async () => {
+    const { status, json } = await post(leaderBase, "/v1/execute", {
+      statements: [
+        "SELECT 1",
+        ["INSERT INTO t VALUES (?, ?)", 1, "a"],
+        { sql: "UPDATE t SET v = :v", params: { v: null } },
+      ],
+      durability: "all",
+      requestId: "r-1",
+    });
+    assert.equal(status, 200);
+    assert.deepEqual(json, {
+      results: [{ rowsAffected: 1, lastInsertRowid: 7 }],
+      position: { index: 42, term: 3 },
+    });
+    assert.deepEqual(leader.executed.at(-1), {
+      statements: [
+        { sql: "SELECT 1", params: [] },
+        { sql: "INSERT INTO t VALUES (?, ?)", params: [1, "a"] },
+        { sql: "UPDATE t SET v = :v", params: { v: null } },
+      ],
+      durability: "all",
+      requestId: "r-1",
+      timeoutMs: null,
+    });
+  });
+
+  test("integers beyond 2^53 are sent as decimal strings, never rounded", async () => {
+    const { json } = await post(leaderBase, "/v1/query", { statements: ["SELECT big"], consistency: "any" });
+    assert.deepEqual(json.results[0].rows, [["9007199254740993"]]);
+  });
+
+  const badBodies: [string, string | object, string][] = [
+    ["not JSON", "{nope", "not valid JSON"],
+    ["empty body", "", "empty"],
+    ["an array body", [1], "JSON object"],
+    ["no statements", {}, "statements must be an array"],
+    ["empty batch", { statements: [] }, "at least one statement"],
+    ["a number as statement", { statements: [5] }, "statements[0]"],
+    ["empty SQL", { statements: ["  "] }, "empty"],
+    ["unknown field", { statements: ["SELECT 1"], durabilty: "all" }, "unknown field"],
+    ["unknown statement field", { statements: [{ sql: "SELECT 1", parms: [] }] }, "unknown field"],
+    ["bad durability", { statements: ["SELECT 1"], durability: "most" }, "durability"],
+    ["bad timeout", { statements: ["SELECT 1"], timeoutMs: -5 }, "timeoutMs"],
+    ["object parameter", { statements: [["SELECT ?", { x: 1 }]] }, "parameters"],
+    ["bad requestId", { statements: ["SELECT 1"], requestId: 12 }, "requestId"],
+  ];
+  for (const [name, body, fragment] of badBodies) {
+    test(`execute with ${name} answers 400 BAD_REQUEST`, async () => {
+      const before = leader.executed.length;
+      const { status, json } = await post(leaderBase, "/v1/execute", body);
+      assert.equal(status, 400);
+      assert.equal(json.error.code, "BAD_REQUEST");
+      assert.ok(json.error.message.includes(fragment), json.error.message);
+      assert.equal(leader.executed.length, before, "nothing reached the node");
+    });
+  }
+
+  test("query validation: bad consistency, negative minIndex", async () => {
+    for (const body of [
+      { statements: ["SELECT 1"], consistency: "strong" },
+      { statements: ["SELECT 1"], minIndex: -1 },
+    ]) {
+      const { status, json } = await post(leaderBase, "/v1/query", body);
+      assert.equal(status, 400);
+      assert.equal(json.error.code, "BAD_REQUEST");
+    }
+  });
+
+  test("an oversized body answers 413 PAYLOAD_TOO_LARGE", async () => {
+    const { status, json } = await post(leaderBase, "/v1/execute", { statements: ["x".repeat(5000)] });
+    assert.equal(status, 413);
+    assert.equal(json.error.code, "PAYLOAD_TOO_LARGE");
+  });
+
+  test("unknown routes and wrong methods answer with codes", async () => {
+    const missing = await fetch(`${leaderBase}/v2/nothing`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as any).error.code, "NOT_FOUND");
+    const wrong = await fetch(`${leaderBase}/v1/execute`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(wrong.status, 405);
+    assert.equal(((await wrong.json()) as any).error.code, "METHOD_NOT_ALLOWED");
+  });
+
+  test("a follower forwards writes to the leader and relays the answer", async () => {
+    follower.failWith = new BatonError(ErrorCode.NOT_LEADER, "not the leader", {
+      leader: { id: "n1", http: leaderBase },
+    });
+    try {
+      const before = leader.executed.length;
+      const { status, json } = await post(followerBase, "/v1/execute", {
+        statements: ["INSERT INTO t VALUES (1)"],
+      });
+      assert.equal(status, 200);
+      assert.equal(json.position.index, 42);
+      assert.equal(leader.executed.length, before + 1);
+    } finally {
+      follower.failWith = null;
+    }
+  });
+
+  test("a forwarded request never hops twice", async () => {
+    leader.failWith = new BatonError(ErrorCode.NOT_LEADER, "not the leader", {
+      leader: { id: "n2", http: followerBase },
+    });
+    follower.failWith = new BatonError(ErrorCode.NOT_LEADER, "not the leader", {
+      leader: { id: "n1", http: leaderBase },
+    });
+    try {
+      const { status, json } = await post(followerBase, "/v1/execute", { statements: ["SELECT 1"] });
+      assert.equal(status, 421);
+      assert.equal(json.error.code, "NOT_LEADER");
+      assert.equal(json.error.leader.id, "n2");
+    } finally {
+      leader.failWith = null;
+      follower.failWith = null;
+    }
+  });
+
+  test("NO_LEADER answers 503 with Retry-After; readyz reflects readiness", async () => {
+    leader.failWith = new BatonError(ErrorCode.NO_LEADER, "no leader is known");
+    try {
+      const { status, json, headers } = await post(leaderBase, "/v1/execute", { statements: ["SELECT 1"] });
+      assert.equal(status, 503);
+      assert.equal(json.error.code, "NO_LEADER");
+      assert.equal(headers.get("retry-after"), "1");
+      const ready = await fetch(`${leaderBase}/readyz`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(ready.status, 503);
+    } finally {
+      leader.failWith = null;
+    }
+    const ready = await fetch(`${leaderBase}/readyz`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(ready.status, 200);
+    const health = await fetch(`${leaderBase}/healthz`, { signal: AbortSignal.timeout(5000) });
+    assert.deepEqual(await health.json(), { ok: true });
+  });
+
+  test("an unexpected exception answers 500 INTERNAL without details and the server keeps serving", async () => {
+    leader.failWith = new TypeError("boom") as unknown as BatonError;
+    try {
+      const { status, json } = await post(leaderBase, "/v1/execute", { statements: ["SELECT 1"] });
+      assert.equal(status, 500);
+      assert.equal(json.error.code, "INTERNAL");
+    } finally {
+      leader.failWith = null;
+    }
+    const { status } = await post(leaderBase, "/v1/execute", { statements: ["SELECT 1"] });
+    assert.equal(status, 200);
+  });
+});

@@ -1,0 +1,249 @@
+/**
+ * The HTTP API of one node (DESIGN.md §3), kept thin: parse and validate up front, call the node
+ * service, map typed errors to statuses through the one table in `src/lib/errors.ts`.
+ *
+ * Invariants: every answer is JSON; every error answer is `{error: {code, message, ...}}` with a
+ * stable code; a malformed request never reaches the node and never produces a 500; request bodies
+ * are bounded (`bodyBytesMax`) and read with a deadline; `stop()` refuses new requests, lets
+ * in-flight ones finish within `drainMsMax`, then closes every connection.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { BatonError, ErrorCode, httpStatusByCode, isBatonError } from "../lib/errors.ts";
+import { forwardedHeader, forwardToLeader } from "./leader-forwarding.ts";
+import type { NodeService } from "./node-service.ts";
+import { normalizeExecute, normalizeQuery } from "./request-validation.ts";
+
+export type HttpApiOptions = {
+  readonly host: string;
+  readonly port: number;
+  /** Largest accepted request body. */
+  readonly bodyBytesMax?: number;
+  /** A request body must arrive within this time. */
+  readonly bodyReadMsMax?: number;
+  /** Bound on waiting for in-flight requests during `stop()`. */
+  readonly drainMsMax?: number;
+  /** Bound on one forwarded request (follower → leader). */
+  readonly forwardTimeoutMs?: number;
+  readonly onLog?: (level: "info" | "warn" | "error", event: string, fields: Record<string, unknown>) => void;
+};
+
+const defaults = {
+  bodyBytesMax: 8 * 1024 * 1024,
+  bodyReadMsMax: 30_000,
+  drainMsMax: 10_000,
+  forwardTimeoutMs: 30_000,
+};
+
+/** JSON with 64-bit integers: exact ones become numbers, larger ones decimal strings. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (typeof v !== "bigint") return v;
+    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(v)
+      : v.toString();
+  });
+}
+
+export function errorBody(error: BatonError): { error: Record<string, unknown> } {
+  const { leader, ...details } = error.details as Record<string, unknown>;
+  const body: Record<string, unknown> = { code: error.code, message: error.message };
+  if (leader !== undefined) body.leader = leader;
+  if (Object.keys(details).length > 0) body.details = details;
+  return { error: body };
+}
+
+export class HttpApi {
+  private readonly server: http.Server;
+  private readonly options: Required<Omit<HttpApiOptions, "onLog">> & Pick<HttpApiOptions, "onLog">;
+  private readonly service: NodeService;
+  private stopping = false;
+  private inFlight = 0;
+
+  constructor(service: NodeService, options: HttpApiOptions) {
+    this.service = service;
+    this.options = { ...defaults, ...options };
+    this.server = http.createServer(
+      { keepAliveTimeout: 5_000, requestTimeout: this.options.bodyReadMsMax },
+      (request, response) => {
+        void this.handle(request, response);
+      },
+    );
+  }
+
+  async start(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Stops accepting requests, waits (bounded) for in-flight ones, closes all connections. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const deadline = Date.now() + this.options.drainMsMax;
+    while (this.inFlight > 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    this.inFlight++;
+    try {
+      if (this.stopping) throw new BatonError(ErrorCode.SHUTTING_DOWN, "the node is shutting down");
+      const { status, body } = await this.route(request);
+      this.send(response, status, body);
+    } catch (error) {
+      this.sendError(response, error, request);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async route(request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
+    const path = (request.url ?? "/").split("?")[0];
+    const routes: Record<string, { method: string; run: () => Promise<{ status: number; body: unknown }> }> =
+      {
+        "/v1/execute": { method: "POST", run: () => this.execute(request) },
+        "/v1/query": { method: "POST", run: () => this.query(request) },
+        "/v1/status": { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) },
+        "/healthz": { method: "GET", run: async () => ({ status: 200, body: { ok: true } }) },
+        "/readyz": { method: "GET", run: async () => this.readiness() },
+      };
+    const route = path === undefined ? undefined : routes[path];
+    if (route === undefined) throw new BatonError(ErrorCode.NOT_FOUND, `no route ${request.method} ${path}`);
+    if (request.method !== route.method) {
+      throw new BatonError(
+        ErrorCode.METHOD_NOT_ALLOWED,
+        `${path} takes ${route.method}, not ${request.method}`,
+      );
+    }
+    return route.run();
+  }
+
+  private async readiness(): Promise<{ status: number; body: unknown }> {
+    const readiness = this.service.readiness();
+    return { status: readiness.ready ? 200 : 503, body: readiness };
+  }
+
+  private async execute(request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
+    const raw = await this.readBody(request);
+    const normalized = normalizeExecute(parseJson(raw));
+    try {
+      return { status: 200, body: await this.service.execute(normalized) };
+    } catch (error) {
+      return this.forwardOrThrow(error, request, raw);
+    }
+  }
+
+  private async query(request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
+    const raw = await this.readBody(request);
+    const normalized = normalizeQuery(parseJson(raw));
+    try {
+      return { status: 200, body: await this.service.query(normalized) };
+    } catch (error) {
+      return this.forwardOrThrow(error, request, raw);
+    }
+  }
+
+  /** A follower forwards to the leader once; a forwarded request that meets a non-leader fails with NOT_LEADER. */
+  private async forwardOrThrow(
+    error: unknown,
+    request: http.IncomingMessage,
+    raw: Buffer,
+  ): Promise<{ status: number; body: unknown }> {
+    const leader = isBatonError(error, "NOT_LEADER")
+      ? (error.details.leader as { http?: string } | undefined)
+      : undefined;
+    if (leader?.http === undefined || request.headers[forwardedHeader] !== undefined) throw error;
+    return forwardToLeader(leader.http, request.url ?? "/", raw, this.options.forwardTimeoutMs);
+  }
+
+  private readBody(request: http.IncomingMessage): Promise<Buffer> {
+    const limit = this.options.bodyBytesMax;
+    const declared = Number(request.headers["content-length"] ?? 0);
+    if (declared > limit) {
+      request.resume();
+      return Promise.reject(
+        new BatonError(ErrorCode.PAYLOAD_TOO_LARGE, `the body exceeds ${limit} bytes`, {
+          bodyBytesMax: limit,
+        }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      request.on("data", (chunk: Buffer) => {
+        bytes += chunk.byteLength;
+        if (bytes > limit) {
+          request.removeAllListeners("data");
+          request.resume();
+          reject(
+            new BatonError(ErrorCode.PAYLOAD_TOO_LARGE, `the body exceeds ${limit} bytes`, {
+              bodyBytesMax: limit,
+            }),
+          );
+        } else chunks.push(chunk);
+      });
+      request.on("end", () => resolve(Buffer.concat(chunks)));
+      request.on("error", (error) =>
+        reject(new BatonError(ErrorCode.BAD_REQUEST, `reading the body failed: ${error.message}`)),
+      );
+    });
+  }
+
+  private send(
+    response: http.ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
+    if (response.headersSent) return;
+    const text = typeof body === "string" ? body : toJson(body);
+    response.writeHead(status, {
+      "content-type": "application/json",
+      "content-length": Buffer.byteLength(text),
+      ...headers,
+    });
+    response.end(text);
+  }
+
+  private sendError(response: http.ServerResponse, error: unknown, request: http.IncomingMessage): void {
+    const typed = isBatonError(error)
+      ? error
+      : new BatonError(ErrorCode.INTERNAL, "internal error", {}, { cause: error });
+    if (!isBatonError(error))
+      this.options.onLog?.("error", "http.internal-error", {
+        url: request.url,
+        error: String((error as Error)?.stack ?? error),
+      });
+    const headers: Record<string, string> = {};
+    const retryable: readonly string[] = [
+      ErrorCode.NO_LEADER,
+      ErrorCode.SHUTTING_DOWN,
+      ErrorCode.LEADERSHIP_TRANSFER,
+      ErrorCode.OVERLOADED,
+      ErrorCode.LEADERSHIP_LOST,
+    ];
+    if (retryable.includes(typed.code)) headers["retry-after"] = "1";
+    if (typed.code === ErrorCode.PAYLOAD_TOO_LARGE) headers.connection = "close";
+    this.send(response, httpStatusByCode[typed.code], errorBody(typed), headers);
+  }
+}
+
+function parseJson(raw: Buffer): unknown {
+  if (raw.byteLength === 0)
+    throw new BatonError(ErrorCode.BAD_REQUEST, "the body is empty; expected a JSON object");
+  try {
+    return JSON.parse(raw.toString("utf8"));
+  } catch (error) {
+    throw new BatonError(ErrorCode.BAD_REQUEST, `the body is not valid JSON: ${(error as Error).message}`);
+  }
+}
