@@ -1,0 +1,230 @@
+/**
+ * The peer wire format: length-prefixed, versioned, checksummed frames, and a streaming decoder.
+ *
+ * Every frame is a fixed 16-byte header followed by the body (layout in README.md):
+ * magic, protocol version, frame type, reserved flags (zero), body length, and a CRC32 computed over
+ * the first 12 header bytes and then the body. Covering the header as well as the body means a
+ * corrupted type or length is caught too, not only a corrupted body.
+ *
+ * Invariants of `FrameDecoder`: it never throws on any input (every malformed input becomes a
+ * `FrameError` value), it buffers at most one frame plus one incoming chunk (the body length is
+ * checked against `frameBytesMax` before any body byte is awaited), and once it reports an error it
+ * stays failed: a byte stream cannot be resynchronised safely, so the connection must be closed.
+ */
+import { crc32 } from "node:zlib";
+import { assert } from "../lib/assert.ts";
+
+/** "BATN" in ASCII, big-endian. */
+export const frameMagic = 0x4241544e;
+export const protocolVersion = 1;
+export const frameHeaderBytes = 16;
+/** The smallest and largest `frameBytesMax` a transport accepts (header included). */
+export const frameBytesMaxLowest = 1024;
+export const frameBytesMaxHighest = 1024 * 1024 * 1024;
+
+export const FrameType = {
+  /** First frame on every connection, in both directions: cluster id, node id, version. */
+  hello: 1,
+  /** An opaque message body for the layer above. */
+  message: 2,
+  /** Sent before closing a connection that was refused; the body is a UTF-8 reason. */
+  refuse: 3,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+export type Frame = { readonly type: FrameType; readonly body: Uint8Array };
+
+export type FrameErrorReason =
+  | "bad-magic"
+  | "unsupported-version"
+  | "unknown-frame-type"
+  | "reserved-bits-set"
+  | "oversized"
+  | "bad-checksum"
+  | "truncated";
+
+export type FrameError = { readonly reason: FrameErrorReason; readonly detail: string };
+
+const frameTypes: ReadonlySet<number> = new Set(Object.values(FrameType));
+
+/** Writes the 16-byte header for `body` into `target` at `offset`. */
+export function writeFrameHeader(
+  target: Uint8Array,
+  offset: number,
+  type: FrameType,
+  body: Uint8Array,
+): void {
+  assert(offset >= 0 && offset + frameHeaderBytes <= target.length, "frame header does not fit the target");
+  assert(body.length <= 0xffff_ffff, "frame body longer than a 32-bit length");
+  const view = new DataView(target.buffer, target.byteOffset + offset, frameHeaderBytes);
+  view.setUint32(0, frameMagic);
+  view.setUint8(4, protocolVersion);
+  view.setUint8(5, type);
+  view.setUint16(6, 0);
+  view.setUint32(8, body.length);
+  const headerPrefix = target.subarray(offset, offset + 12);
+  view.setUint32(12, crc32(body, crc32(headerPrefix)));
+}
+
+/** Encodes one frame into a fresh buffer (header and body together). */
+export function encodeFrame(type: FrameType, body: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(frameHeaderBytes + body.length);
+  writeFrameHeader(frame, 0, type, body);
+  frame.set(body, frameHeaderBytes);
+  assert(frame.length === frameHeaderBytes + body.length, "encoded frame has the wrong length");
+  return frame;
+}
+
+/** What `FrameDecoder.push` found: the complete frames in order, then at most one error. */
+export type DecodeResult = { readonly frames: Frame[]; readonly error: FrameError | null };
+
+/**
+ * Incremental decoder for one connection's byte stream.
+ *
+ * Chunks are kept in a list and joined only once a whole frame is present, so a large frame
+ * arriving in many small chunks costs one copy, not one per chunk. Every returned body owns its
+ * memory (never a view into a larger socket buffer), so the receiver may keep it.
+ */
+export class FrameDecoder {
+  readonly #frameBytesMax: number;
+  readonly #chunks: Uint8Array[] = [];
+  #bufferedBytes = 0;
+  #failed: FrameError | null = null;
+
+  constructor(frameBytesMax: number) {
+    assert(Number.isSafeInteger(frameBytesMax), "frameBytesMax must be an integer");
+    assert(frameBytesMax >= frameHeaderBytes, "frameBytesMax must hold at least a header");
+    this.#frameBytesMax = frameBytesMax;
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get bufferedBytes(): number {
+    return this.#bufferedBytes;
+  }
+
+  get failed(): FrameError | null {
+    return this.#failed;
+  }
+
+  /** Adds received bytes and returns every frame they complete, or the first error found. */
+  push(chunk: Uint8Array): DecodeResult {
+    const frames: Frame[] = [];
+    if (this.#failed !== null) return { frames, error: this.#failed };
+    if (chunk.length > 0) {
+      this.#chunks.push(chunk);
+      this.#bufferedBytes += chunk.length;
+    }
+    // Each iteration consumes one frame, so the loop is bounded by the bytes buffered.
+    while (this.#bufferedBytes >= frameHeaderBytes) {
+      const header = this.#peek(frameHeaderBytes);
+      const headerError = this.#checkHeader(header);
+      if (headerError !== null) return { frames, error: this.#fail(headerError) };
+      const view = new DataView(header.buffer, header.byteOffset, frameHeaderBytes);
+      const bodyBytes = view.getUint32(8);
+      if (this.#bufferedBytes < frameHeaderBytes + bodyBytes) break;
+      this.#discard(frameHeaderBytes);
+      const body = this.#consume(bodyBytes);
+      const expected = view.getUint32(12);
+      const actual = crc32(body, crc32(header.subarray(0, 12)));
+      if (actual !== expected) {
+        return {
+          frames,
+          error: this.#fail({ reason: "bad-checksum", detail: `crc32 ${actual} != ${expected}` }),
+        };
+      }
+      frames.push({ type: view.getUint8(5) as FrameType, body });
+    }
+    return { frames, error: null };
+  }
+
+  /** Called at end of stream: bytes left over mean the last frame was cut short. */
+  finish(): FrameError | null {
+    if (this.#failed !== null) return this.#failed;
+    if (this.#bufferedBytes === 0) return null;
+    return this.#fail({ reason: "truncated", detail: `${this.#bufferedBytes} bytes of an incomplete frame` });
+  }
+
+  #checkHeader(header: Uint8Array): FrameError | null {
+    assert(header.length === frameHeaderBytes, "header peek has the wrong length");
+    const view = new DataView(header.buffer, header.byteOffset, frameHeaderBytes);
+    const magic = view.getUint32(0);
+    if (magic !== frameMagic) return { reason: "bad-magic", detail: `magic 0x${magic.toString(16)}` };
+    const version = view.getUint8(4);
+    if (version !== protocolVersion) {
+      return { reason: "unsupported-version", detail: `version ${version}, expected ${protocolVersion}` };
+    }
+    const type = view.getUint8(5);
+    if (!frameTypes.has(type)) return { reason: "unknown-frame-type", detail: `type ${type}` };
+    const flags = view.getUint16(6);
+    if (flags !== 0) return { reason: "reserved-bits-set", detail: `flags 0x${flags.toString(16)}` };
+    const bodyBytes = view.getUint32(8);
+    if (frameHeaderBytes + bodyBytes > this.#frameBytesMax) {
+      return { reason: "oversized", detail: `body ${bodyBytes} bytes, frameBytesMax ${this.#frameBytesMax}` };
+    }
+    return null;
+  }
+
+  #fail(error: FrameError): FrameError {
+    this.#failed = error;
+    this.#chunks.length = 0;
+    this.#bufferedBytes = 0;
+    return error;
+  }
+
+  /** The first `count` buffered bytes without consuming them; joins leading chunks if needed. */
+  #peek(count: number): Uint8Array {
+    assert(count <= this.#bufferedBytes, "peek beyond the buffered bytes");
+    const first = this.#chunks[0];
+    assert(first !== undefined, "buffered bytes without a chunk");
+    if (first.length >= count) return first.subarray(0, count);
+    let joinedBytes = 0;
+    let chunkCount = 0;
+    while (joinedBytes < count) joinedBytes += this.#chunks[chunkCount++]!.length;
+    const joined = concatOwned(this.#chunks.slice(0, chunkCount), joinedBytes);
+    this.#chunks.splice(0, chunkCount, joined);
+    return joined.subarray(0, count);
+  }
+
+  /** Drops the first `count` bytes (a header already read through `#peek`). */
+  #discard(count: number): void {
+    const first = this.#chunks[0];
+    assert(first !== undefined && first.length >= count, "discard must stay within the first chunk");
+    if (first.length === count) this.#chunks.shift();
+    else this.#chunks[0] = first.subarray(count);
+    this.#bufferedBytes -= count;
+  }
+
+  /** Removes and returns the first `count` bytes as a buffer that owns its memory. */
+  #consume(count: number): Uint8Array {
+    assert(count <= this.#bufferedBytes, "consume beyond the buffered bytes");
+    const parts: Uint8Array[] = [];
+    let remaining = count;
+    while (remaining > 0) {
+      const chunk = this.#chunks[0]!;
+      if (chunk.length <= remaining) {
+        parts.push(chunk);
+        this.#chunks.shift();
+        remaining -= chunk.length;
+      } else {
+        parts.push(chunk.subarray(0, remaining));
+        this.#chunks[0] = chunk.subarray(remaining);
+        remaining = 0;
+      }
+    }
+    this.#bufferedBytes -= count;
+    assert(this.#bufferedBytes >= 0, "buffered byte count went negative");
+    return concatOwned(parts, count);
+  }
+}
+
+/** Copies `parts` into one new `Uint8Array` of exactly `totalBytes` (never a pooled Buffer slab). */
+function concatOwned(parts: readonly Uint8Array[], totalBytes: number): Uint8Array {
+  const joined = new Uint8Array(totalBytes);
+  let offset = 0;
+  for (const part of parts) {
+    joined.set(part, offset);
+    offset += part.length;
+  }
+  assert(offset === totalBytes, "concatenated parts do not add up");
+  return joined;
+}

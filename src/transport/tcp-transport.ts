@@ -1,0 +1,480 @@
+/**
+ * `TcpTransport`: the cluster's peer transport over TCP (`node:net`), carrying opaque bodies.
+ *
+ * Rules (details and rationale in README.md):
+ * - At most one connection per peer is active, used in both directions. Both sides dial; when two
+ *   handshaken connections to the same peer exist, a hello with a new incarnation wins (the peer
+ *   restarted, the old connection is dead); otherwise the connection dialled by the lower node id
+ *   wins (string order), and between two dialled by the same side the newer wins. Both ends apply
+ *   the same rule to the same facts, so they keep the same connection.
+ * - Each peer has a bounded send queue (messages, bytes, age). `send` never blocks: a message that
+ *   does not fit is refused and counted. The queue is flushed in batches once per event-loop turn
+ *   (`setImmediate`), and never while the socket asks for `drain`, so the socket buffer holds at
+ *   most one batch beyond its high-water mark.
+ * - A lost peer is redialled with capped exponential backoff and jitter; a peer without a known
+ *   address is not dialled but may connect to us.
+ * - No peer input can throw out of this module: bad frames and refused handshakes close that one
+ *   connection with a logged reason. `stop()` is bounded by `closeTimeoutMs`.
+ */
+import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
+import { assert } from "../lib/assert.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { NodeId } from "../types/ids.ts";
+import { reconnectDelayMs } from "./backoff.ts";
+import { Connection, type ConnectionDirection } from "./connection.ts";
+import { frameHeaderBytes, protocolVersion } from "./frame.ts";
+import { encodeHello, type Hello } from "./hello.ts";
+import { SendQueue } from "./send-queue.ts";
+import {
+  type PeerAddress,
+  type ResolvedTcpTransportOptions,
+  resolveTcpTransportOptions,
+  type TcpTransportOptions,
+} from "./tcp-transport-options.ts";
+import type { PeerStats, Transport, TransportStats } from "./transport.ts";
+
+/** Inbound connections that have not finished their handshake; more are closed at once. */
+const pendingHandshakesMax = 64;
+
+type Counters = {
+  droppedMessages: number;
+  droppedBytes: number;
+  expiredMessages: number;
+  sentMessages: number;
+  sentBytes: number;
+  receivedMessages: number;
+  receivedBytes: number;
+  connects: number;
+  protocolErrors: number;
+};
+
+type PeerLink = {
+  readonly id: NodeId;
+  address: PeerAddress | null;
+  readonly queue: SendQueue;
+  /** The handshaken connection used for sending, if any. */
+  active: Connection | null;
+  /** Our outbound connection still in connect or handshake, if any. */
+  dialing: Connection | null;
+  reconnectTimer: NodeJS.Timeout | null;
+  /** Failed dials since the last established connection; drives the backoff. */
+  dialAttempt: number;
+  flushScheduled: boolean;
+  readonly counters: Counters;
+};
+
+type RunState = "new" | "running" | "stopping" | "stopped";
+
+export class TcpTransport implements Transport {
+  readonly selfId: NodeId;
+  readonly #options: ResolvedTcpTransportOptions;
+  readonly #links = new Map<string, PeerLink>();
+  readonly #connections = new Set<Connection>();
+  readonly #hello: Uint8Array;
+  #server: Server | null = null;
+  #state: RunState = "new";
+  #nextConnectionId = 1;
+  #refusedConnections = 0;
+  #sweepTimer: NodeJS.Timeout | null = null;
+  #stopped: Promise<void> | null = null;
+
+  constructor(options: TcpTransportOptions) {
+    this.#options = resolveTcpTransportOptions(options);
+    this.selfId = this.#options.selfId;
+    for (const [id, address] of this.#options.peers) {
+      const queue = new SendQueue({
+        messagesMax: this.#options.sendQueueMessagesMax,
+        bytesMax: this.#options.sendQueueBytesMax,
+      });
+      this.#links.set(id, {
+        id,
+        address,
+        queue,
+        active: null,
+        dialing: null,
+        reconnectTimer: null,
+        dialAttempt: 0,
+        flushScheduled: false,
+        counters: zeroCounters(),
+      });
+    }
+    this.#hello = encodeHello({
+      protocolVersion,
+      incarnation: this.#options.incarnation,
+      clusterId: this.#options.clusterId,
+      nodeId: this.selfId,
+    });
+    assert(this.#links.size === this.#options.peers.size, "one link per configured peer");
+  }
+
+  /** Listens, then dials every peer with a known address. Rejects with TRANSPORT_LISTEN_FAILED. */
+  async start(): Promise<void> {
+    assert(this.#state === "new", `start() called in state ${this.#state}`);
+    const server = createServer({ noDelay: true }, (socket) => this.#onInbound(socket));
+    this.#server = server;
+    const { host, port } = this.#options.listen;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host, port }, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (error) {
+      this.#state = "stopped";
+      this.#server = null;
+      const code = (error as NodeJS.ErrnoException).code ?? "unknown";
+      throw new BatonError(
+        ErrorCode.TRANSPORT_LISTEN_FAILED,
+        `cannot listen on ${host}:${port}: ${code}`,
+        { host, port, code },
+        { cause: error },
+      );
+    }
+    server.on("error", (error) => this.#log("error", "transport.server.error", { message: error.message }));
+    this.#state = "running";
+    this.#log("info", "transport.listening", {
+      ...this.listenAddress(),
+      incarnation: this.#options.incarnation,
+    });
+    const sweepMs = Math.max(10, Math.floor(this.#options.queuedMessageAgeMsMax / 2));
+    this.#sweepTimer = setInterval(() => this.#expireQueues(), sweepMs);
+    for (const link of this.#links.values()) this.#dial(link);
+  }
+
+  /** The address actually bound (useful with port 0). Only after `start()`. */
+  listenAddress(): PeerAddress {
+    const address = this.#server?.address();
+    assert(
+      address !== null && address !== undefined && typeof address === "object",
+      "transport is not listening",
+    );
+    return { host: address.address, port: address.port };
+  }
+
+  /** Sets or clears where `peer` is dialled; dials at once if it is not connected. */
+  setPeerAddress(peer: NodeId, address: PeerAddress | null): void {
+    const link = this.#links.get(peer);
+    assert(link !== undefined, `unknown peer ${peer}`);
+    if (address !== null) {
+      assert(Number.isInteger(address.port) && address.port > 0 && address.port <= 65535, "bad peer port");
+    }
+    link.address = address;
+    if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
+    link.reconnectTimer = null;
+    link.dialAttempt = 0;
+    this.#dial(link);
+  }
+
+  send(to: NodeId, body: Uint8Array): boolean {
+    assert(body instanceof Uint8Array, "send() needs a Uint8Array body");
+    const link = this.#links.get(to);
+    assert(link !== undefined, `send() to unknown peer ${to}`);
+    const counters = link.counters;
+    if (this.#state !== "running" || frameHeaderBytes + body.length > this.#options.frameBytesMax) {
+      if (this.#state === "running") {
+        this.#log("warn", "transport.send.too-large", {
+          peer: to,
+          bodyBytes: body.length,
+          frameBytesMax: this.#options.frameBytesMax,
+        });
+      }
+      counters.droppedMessages += 1;
+      counters.droppedBytes += body.length;
+      return false;
+    }
+    if (!link.queue.push(body, this.#options.nowMs())) {
+      counters.droppedMessages += 1;
+      counters.droppedBytes += body.length;
+      return false;
+    }
+    this.#scheduleFlush(link);
+    return true;
+  }
+
+  stats(): TransportStats {
+    const peers: PeerStats[] = [];
+    for (const link of this.#links.values()) {
+      const active = link.active;
+      peers.push({
+        peer: link.id,
+        connected: active !== null,
+        connection: active?.info(this.selfId) ?? null,
+        queuedMessages: link.queue.length,
+        queuedBytes: link.queue.bytes,
+        socketBufferedBytes: active?.socket.writableLength ?? 0,
+        ...link.counters,
+        reconnects: Math.max(0, link.counters.connects - 1),
+      });
+    }
+    return { selfId: this.selfId, peers, refusedConnections: this.#refusedConnections };
+  }
+
+  /** Closes the listener and every connection; resolves within about `closeTimeoutMs`. */
+  stop(): Promise<void> {
+    if (this.#stopped !== null) return this.#stopped;
+    this.#stopped = this.#stopNow();
+    return this.#stopped;
+  }
+
+  async #stopNow(): Promise<void> {
+    const wasRunning = this.#state === "running";
+    this.#state = "stopping";
+    if (this.#sweepTimer !== null) clearInterval(this.#sweepTimer);
+    for (const link of this.#links.values()) {
+      if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
+      link.reconnectTimer = null;
+      const discarded = link.queue.clear();
+      link.counters.droppedMessages += discarded.messages;
+      link.counters.droppedBytes += discarded.bytes;
+    }
+    const server = this.#server;
+    const closed: Promise<unknown>[] = [...this.#connections].map(
+      (connection) => new Promise((resolve) => connection.socket.once("close", resolve)),
+    );
+    closed.push(
+      new Promise<void>((resolve) => (server === null ? resolve() : server.close(() => resolve()))),
+    );
+    for (const connection of this.#connections) connection.close("transport-stopping", { graceful: true });
+    // Each graceful close destroys its socket after closeTimeoutMs, so this wait is bounded; the
+    // extra timer is a second bound in case a 'close' event were ever lost.
+    let hardStop: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      hardStop = setTimeout(resolve, 2 * this.#options.closeTimeoutMs);
+    });
+    await Promise.race([Promise.all(closed), deadline]);
+    clearTimeout(hardStop);
+    for (const connection of this.#connections) connection.socket.destroy();
+    this.#state = "stopped";
+    if (wasRunning) this.#log("info", "transport.stopped", {});
+  }
+
+  #onInbound(socket: Socket): void {
+    const pending = [...this.#connections].filter(
+      (c) => c.direction === "inbound" && c.state === "handshaking",
+    );
+    if (this.#state !== "running" || pending.length >= pendingHandshakesMax) {
+      this.#refusedConnections += 1;
+      socket.destroy();
+      return;
+    }
+    this.#openConnection(socket, "inbound", null);
+  }
+
+  #dial(link: PeerLink): void {
+    if (this.#state !== "running" || link.address === null || link.active !== null || link.dialing !== null)
+      return;
+    const { host, port } = link.address;
+    const socket = netConnect({ host, port, noDelay: true });
+    link.dialing = this.#openConnection(socket, "outbound", link.id);
+    this.#log("debug", "transport.dial", { peer: link.id, host, port, attempt: link.dialAttempt });
+  }
+
+  #openConnection(socket: Socket, direction: ConnectionDirection, peer: NodeId | null): Connection {
+    const options = this.#options;
+    const connection = new Connection(
+      socket,
+      {
+        id: this.#nextConnectionId++,
+        direction,
+        peer,
+        hello: this.#hello,
+        frameBytesMax: options.frameBytesMax,
+        handshakeTimeoutMs: options.handshakeTimeoutMs,
+        closeTimeoutMs: options.closeTimeoutMs,
+        keepAliveDelayMs: options.keepAliveDelayMs,
+        log: (level, event, fields) => this.#log(level, event, fields),
+      },
+      {
+        onHello: (c, hello) => this.#onHello(c, hello),
+        onMessage: (c, body) => this.#onMessage(c, body),
+        onDrain: (c) => c.peer !== null && this.#flush(this.#links.get(c.peer)!),
+        onClosed: (c, reason, protocolError) => this.#onClosed(c, reason, protocolError),
+      },
+    );
+    this.#connections.add(connection);
+    return connection;
+  }
+
+  #onHello(connection: Connection, hello: Hello): void {
+    const link = this.#links.get(hello.nodeId);
+    let refusal: string | null = null;
+    if (this.#state !== "running") refusal = "shutting-down";
+    else if (hello.clusterId !== this.#options.clusterId) refusal = "cluster-id-mismatch";
+    else if (hello.protocolVersion !== protocolVersion) refusal = "protocol-version-mismatch";
+    else if (link === undefined) refusal = "unknown-node-id";
+    else if (connection.peer !== null && connection.peer !== link.id) refusal = "unexpected-node-id";
+    if (refusal !== null || link === undefined) {
+      const announced = {
+        clusterId: hello.clusterId.slice(0, 64),
+        nodeId: hello.nodeId.slice(0, 64),
+        version: hello.protocolVersion,
+      };
+      this.#log("warn", "transport.handshake.refused", {
+        ...connection.logFields(),
+        reason: refusal,
+        announced,
+      });
+      connection.refuse(refusal ?? "unknown-node-id");
+      return;
+    }
+    connection.accept(link.id, hello.incarnation);
+    if (link.dialing === connection) link.dialing = null;
+    this.#adopt(link, connection);
+  }
+
+  /** Makes `connection` the peer's active connection, or resolves a duplicate (see module comment). */
+  #adopt(link: PeerLink, connection: Connection): void {
+    const current = link.active;
+    if (current === null) {
+      link.active = connection;
+      link.counters.connects += 1;
+      link.dialAttempt = 0;
+      if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
+      link.reconnectTimer = null;
+      this.#log("info", "transport.peer.connected", connection.logFields());
+      this.#options.onPeerState?.(link.id, "connected");
+      this.#scheduleFlush(link);
+      return;
+    }
+    assert(current !== connection, "connection adopted twice");
+    const restarted = current.remoteIncarnation !== connection.remoteIncarnation;
+    const keepNew = restarted || this.#prefer(connection, current);
+    const [winner, loser] = keepNew ? [connection, current] : [current, connection];
+    link.active = winner;
+    this.#log("info", "transport.connection.duplicate", {
+      peer: link.id,
+      kept: winner.id,
+      closed: loser.id,
+      restarted,
+    });
+    // A restarted peer's old connection is dead: destroy it. A duplicate's peer is alive and closes
+    // the same one, so close gracefully and let frames already in flight arrive.
+    loser.close(restarted ? "peer-restarted" : "duplicate-connection", { graceful: !restarted });
+    this.#scheduleFlush(link);
+  }
+
+  /** Whether `candidate` beats `current` for the same peer incarnation. */
+  #prefer(candidate: Connection, current: Connection): boolean {
+    const dialer = (c: Connection): string => (c.direction === "outbound" ? this.selfId : c.peer!);
+    const candidateDialer = dialer(candidate);
+    const currentDialer = dialer(current);
+    if (candidateDialer === currentDialer) return true;
+    return candidateDialer < currentDialer;
+  }
+
+  #onMessage(connection: Connection, body: Uint8Array): void {
+    assert(connection.peer !== null, "message on an unattributed connection");
+    const link = this.#links.get(connection.peer);
+    assert(link !== undefined, "message from an unknown peer");
+    link.counters.receivedMessages += 1;
+    link.counters.receivedBytes += body.length;
+    if (this.#state === "running") this.#options.onMessage(link.id, body);
+  }
+
+  #onClosed(connection: Connection, reason: string, protocolError: boolean): void {
+    this.#connections.delete(connection);
+    const link = connection.peer === null ? undefined : this.#links.get(connection.peer);
+    if (link === undefined) {
+      if (protocolError) this.#refusedConnections += 1;
+      this.#log("debug", "transport.connection.closed", { ...connection.logFields(), reason });
+      return;
+    }
+    if (protocolError) link.counters.protocolErrors += 1;
+    if (link.dialing === connection) {
+      link.dialing = null;
+      this.#log("debug", "transport.dial.failed", { peer: link.id, reason, attempt: link.dialAttempt });
+      this.#scheduleDial(link);
+    } else if (link.active === connection) {
+      link.active = null;
+      this.#log("warn", "transport.peer.disconnected", { ...connection.logFields(), reason });
+      if (this.#state === "running") this.#options.onPeerState?.(link.id, "disconnected");
+      this.#scheduleDial(link);
+    } else {
+      this.#log("debug", "transport.connection.closed", { ...connection.logFields(), reason });
+    }
+  }
+
+  #scheduleDial(link: PeerLink): void {
+    if (this.#state !== "running" || link.address === null) return;
+    if (link.active !== null || link.dialing !== null || link.reconnectTimer !== null) return;
+    const bounds = {
+      delayMsMin: this.#options.reconnectDelayMsMin,
+      delayMsMax: this.#options.reconnectDelayMsMax,
+    };
+    const delayMs = reconnectDelayMs(link.dialAttempt, bounds, this.#options.random);
+    link.dialAttempt += 1;
+    link.reconnectTimer = setTimeout(() => {
+      link.reconnectTimer = null;
+      this.#dial(link);
+    }, delayMs);
+  }
+
+  #scheduleFlush(link: PeerLink): void {
+    if (link.flushScheduled || link.active === null || link.queue.length === 0) return;
+    link.flushScheduled = true;
+    setImmediate(() => {
+      link.flushScheduled = false;
+      this.#flush(link);
+    });
+  }
+
+  /** Hands queued messages to the socket in batches of at most `batchBytesMax`, until it needs drain. */
+  #flush(link: PeerLink): void {
+    const connection = link.active;
+    if (connection === null || this.#state !== "running") return;
+    const batchBytesMax = this.#options.batchBytesMax;
+    // Each batch removes at least one message, so the loop ends within the queue's length.
+    while (link.queue.length > 0 && connection.writable) {
+      const batch: Uint8Array[] = [];
+      let batchBytes = 0;
+      for (let next = link.queue.peek(); next !== undefined; next = link.queue.peek()) {
+        const frameBytes = frameHeaderBytes + next.body.length;
+        if (batch.length > 0 && batchBytes + frameBytes > batchBytesMax) break;
+        link.queue.shift();
+        batch.push(next.body);
+        batchBytes += frameBytes;
+      }
+      assert(batch.length > 0, "flush made no progress");
+      connection.writeMessages(batch);
+      link.counters.sentMessages += batch.length;
+      link.counters.sentBytes += batchBytes - frameHeaderBytes * batch.length;
+    }
+  }
+
+  /** Discards messages that waited longer than `queuedMessageAgeMsMax` (peer down or too slow). */
+  #expireQueues(): void {
+    const oldestAllowedMs = this.#options.nowMs() - this.#options.queuedMessageAgeMsMax;
+    for (const link of this.#links.values()) {
+      const expired = link.queue.expire(oldestAllowedMs);
+      if (expired.messages === 0) continue;
+      link.counters.expiredMessages += expired.messages;
+      link.counters.droppedMessages += expired.messages;
+      link.counters.droppedBytes += expired.bytes;
+      this.#log("debug", "transport.queue.expired", { peer: link.id, messages: expired.messages });
+    }
+  }
+
+  #log(
+    level: Parameters<ResolvedTcpTransportOptions["onLog"]>[0],
+    event: string,
+    fields: Record<string, unknown>,
+  ): void {
+    this.#options.onLog(level, event, { node: this.selfId, ...fields });
+  }
+}
+
+function zeroCounters(): Counters {
+  return {
+    droppedMessages: 0,
+    droppedBytes: 0,
+    expiredMessages: 0,
+    sentMessages: 0,
+    sentBytes: 0,
+    receivedMessages: 0,
+    receivedBytes: 0,
+    connects: 0,
+    protocolErrors: 0,
+  };
+}

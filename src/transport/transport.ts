@@ -1,0 +1,91 @@
+/**
+ * The seam between the node layer and the network: a `Transport` moves opaque message bodies
+ * between the nodes of one cluster.
+ *
+ * Contract shared by every implementation (`TcpTransport`, `InMemoryTransport`):
+ * - Delivery is best effort: a message may be dropped (queue full, peer down, connection lost) but
+ *   is never corrupted, duplicated or delivered to the wrong node, and messages from one sender to
+ *   one receiver that do arrive, arrive in the order they were sent while a connection lasts.
+ *   Raft tolerates loss and retransmits on its own (Raft §5.3), so the transport never retries.
+ * - `send` never blocks and never throws on network conditions; it returns false when the message
+ *   was not accepted, and the drop is counted in `stats()`.
+ * - Callbacks run on the event loop; an exception thrown by `onMessage` is a bug of the caller and
+ *   is not caught.
+ * The transport knows nothing of consensus messages: the node layer encodes them into bytes.
+ */
+import type { NodeId } from "../types/ids.ts";
+
+export type PeerState = "connected" | "disconnected";
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** A structured log sink: `event` is a stable dotted name, `fields` are JSON-safe details. */
+export type TransportLog = (
+  level: LogLevel,
+  event: string,
+  fields: Readonly<Record<string, unknown>>,
+) => void;
+
+/** Callbacks the layer above hands to a transport at construction. */
+export type TransportHandlers = {
+  /** A complete message from `from`. The body owns its memory; the receiver may keep it. */
+  readonly onMessage: (from: NodeId, body: Uint8Array) => void;
+  /** The peer became reachable or unreachable (one connection per peer; replacements are silent). */
+  readonly onPeerState?: (peer: NodeId, state: PeerState) => void;
+  readonly onLog?: TransportLog;
+};
+
+/** The live connection to a peer, for status pages and tests. */
+export type ConnectionInfo = {
+  /** Which side opened the connection. */
+  readonly dialedBy: NodeId;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+};
+
+export type PeerStats = {
+  readonly peer: NodeId;
+  readonly connected: boolean;
+  readonly connection: ConnectionInfo | null;
+  /** Messages accepted by `send` and not yet handed to the socket. */
+  readonly queuedMessages: number;
+  readonly queuedBytes: number;
+  /** Bytes handed to the socket that the kernel has not taken yet. */
+  readonly socketBufferedBytes: number;
+  /** Messages refused by `send` (queue full, too large, stopped) or discarded after queueing. */
+  readonly droppedMessages: number;
+  readonly droppedBytes: number;
+  /** The part of `droppedMessages` discarded because they waited longer than the age bound. */
+  readonly expiredMessages: number;
+  /** Message frames (and their body bytes) handed to the socket. */
+  readonly sentMessages: number;
+  readonly sentBytes: number;
+  readonly receivedMessages: number;
+  readonly receivedBytes: number;
+  /** Connections established (handshake completed) with this peer, and those after the first. */
+  readonly connects: number;
+  readonly reconnects: number;
+  /** Connections to or from this peer closed because of a bad frame or a refused handshake. */
+  readonly protocolErrors: number;
+};
+
+export type TransportStats = {
+  readonly selfId: NodeId;
+  readonly peers: readonly PeerStats[];
+  /** Inbound connections closed before they could be attributed to a configured peer. */
+  readonly refusedConnections: number;
+};
+
+export interface Transport {
+  readonly selfId: NodeId;
+  /** Starts listening and connecting; resolves once the transport accepts connections. */
+  start(): Promise<void>;
+  /** Queues `body` for `to`; false when it was not accepted (the drop is counted). */
+  send(to: NodeId, body: Uint8Array): boolean;
+  stats(): TransportStats;
+  /** Closes everything; bounded in time; queued messages are discarded. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export function noopLog(): void {}
