@@ -1,0 +1,139 @@
+/**
+ * Wire types of the HTTP API (DESIGN.md §3): request and response bodies as they travel as JSON.
+ *
+ * This module is the one place both sides agree on the shape of the API. It holds types only (no run
+ * time code, no imports), so the server's HTTP layer can import it without pulling the client in, and
+ * the client can import it without pulling the server in. Extend these types; never break them.
+ *
+ * Integers: JSON numbers are doubles. Any integer the server cannot represent exactly as a double
+ * (a 64-bit rowid or column value beyond ±2^53) is sent as a decimal JSON string instead; the client
+ * passes such strings through unchanged and never converts them, so no precision is ever lost silently.
+ */
+
+/** How many nodes must have a write durably before it is acknowledged. */
+export type Durability = "local" | "one" | "majority" | "all";
+
+/** How fresh a read must be: `linearizable` (leader, confirmed), `leader` (leader, unconfirmed), `any` node. */
+export type Consistency = "linearizable" | "leader" | "any";
+
+/**
+ * A value bound to a statement parameter. JSON has no blob or 64-bit integer type: pass an integer
+ * beyond ±2^53 as a decimal string.
+ */
+export type SqlValue = null | boolean | number | string;
+
+/** Positional parameters (`?`, `?1`) as an array, or named parameters (`:name`, `$name`, `@name`) as an object. */
+export type SqlParams = readonly SqlValue[] | { readonly [name: string]: SqlValue };
+
+/** The object form of a statement. */
+export type StatementObject = { readonly sql: string; readonly params?: SqlParams };
+
+/** The tuple form of a statement: the SQL text followed by its positional parameters. */
+export type StatementTuple = readonly [sql: string, ...params: SqlValue[]];
+
+/** One statement in any of the three accepted forms: `"sql"`, `["sql", ...params]` or `{sql, params}`. */
+export type Statement = string | StatementTuple | StatementObject;
+
+/** Any JSON value; result cells are passed through exactly as the server encoded them. */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly JsonValue[]
+  | { readonly [key: string]: JsonValue };
+
+/** One cell of a result row. Integers beyond ±2^53 arrive as decimal strings. */
+export type ResultValue = JsonValue;
+
+/** A point in the replicated log: the index and the term of the entry that carried a write. */
+export type Position = { readonly index: number; readonly term: number };
+
+/** The applied index a read was served at; a session sends the highest one it saw as `minIndex`. */
+export type ReadPosition = { readonly index: number };
+
+/** A node as other nodes advertise it: its id and its HTTP address (`host:port` or a URL). */
+export type NodeAddress = { readonly id: string; readonly http: string };
+
+/** `POST /v1/execute`: the statements run as one transaction on the leader. */
+export type ExecuteRequest = {
+  readonly statements: readonly Statement[];
+  readonly durability?: Durability;
+  /** Idempotency key: a retry carrying the same id is applied at most once. */
+  readonly requestId?: string;
+  readonly timeoutMs?: number;
+};
+
+/** The outcome of one statement of an execute batch; `columns`/`rows` only for statements that return rows. */
+export type StatementResult = {
+  readonly rowsAffected: number;
+  /** A decimal string when the rowid does not fit a double exactly. */
+  readonly lastInsertRowid: number | string;
+  readonly columns?: readonly string[];
+  readonly rows?: readonly (readonly ResultValue[])[];
+};
+
+export type ExecuteResponse = {
+  readonly results: readonly StatementResult[];
+  readonly position: Position;
+};
+
+/** `POST /v1/query`: read-only statements served according to `consistency`. */
+export type QueryRequest = {
+  readonly statements: readonly Statement[];
+  readonly consistency?: Consistency;
+  /** Serve only once the node has applied at least this index (read-your-writes across nodes). */
+  readonly minIndex?: number;
+  /** Refuse (`STALE_READ`) rather than serve from a node lagging the leader by more than this. */
+  readonly maxLagMs?: number;
+  readonly timeoutMs?: number;
+};
+
+/** The rows of one query statement, column-major names and row-major values. */
+export type QueryStatementResult = {
+  readonly columns: readonly string[];
+  readonly rows: readonly (readonly ResultValue[])[];
+};
+
+export type QueryResponse = {
+  readonly results: readonly QueryStatementResult[];
+  readonly position: ReadPosition;
+  /** The id of the node that served the read. */
+  readonly node: string;
+};
+
+export type NodeRole = "leader" | "follower" | "candidate";
+
+/** One member as `GET /v1/status` lists it; the leader adds replication progress. */
+export type MemberStatus = {
+  readonly id: string;
+  readonly http?: string;
+  readonly matchIndex?: number;
+  readonly lagEntries?: number;
+  readonly lastContactMs?: number;
+  readonly [key: string]: unknown;
+};
+
+/** `GET /v1/status`. */
+export type StatusResponse = {
+  readonly id: string;
+  readonly role: NodeRole;
+  readonly term: number;
+  readonly leader: NodeAddress | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly members: readonly MemberStatus[];
+};
+
+/** The body of every error answer. `code` is stable; `message` may change. */
+export type ErrorBody = {
+  readonly code: string;
+  readonly message: string;
+  /** With `NOT_LEADER`: where the leader is, when the node knows. */
+  readonly leader?: NodeAddress | null;
+  /** Structured detail, for example `{durableOn, clusterSize}` with `NOT_CONFIRMED`. */
+  readonly details?: { readonly [key: string]: unknown };
+};
+
+export type ErrorResponse = { readonly error: ErrorBody };
