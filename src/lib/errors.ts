@@ -34,6 +34,12 @@ export const ErrorCode = {
   WAL_IO: "WAL_IO",
   SNAPSHOT_CORRUPT: "SNAPSHOT_CORRUPT",
   STORE_CORRUPT: "STORE_CORRUPT",
+  /** A log entry's store payload fails its checksum or does not decode: never applied. */
+  PAYLOAD_CORRUPT: "PAYLOAD_CORRUPT",
+  /** A store file or payload written by a newer format version than this build understands. */
+  STORE_VERSION_UNSUPPORTED: "STORE_VERSION_UNSUPPORTED",
+  /** A replica could not apply a committed payload exactly: its data differs from the leader's. */
+  STORE_DIVERGED: "STORE_DIVERGED",
   // Peer transport.
   TRANSPORT_LISTEN_FAILED: "TRANSPORT_LISTEN_FAILED",
   // Configuration.
@@ -67,6 +73,9 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   WAL_IO: 500,
   SNAPSHOT_CORRUPT: 500,
   STORE_CORRUPT: 500,
+  PAYLOAD_CORRUPT: 500,
+  STORE_VERSION_UNSUPPORTED: 500,
+  STORE_DIVERGED: 500,
   TRANSPORT_LISTEN_FAILED: 500,
   BAD_CONFIG: 400,
   INTERNAL: 500,
