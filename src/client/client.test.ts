@@ -265,7 +265,11 @@ describe("client results", () => {
       });
       const executes = cluster.received("/v1/execute");
       assert.equal(executes.length, 1);
-      assert.equal((executes[0]?.body?.statements as unknown[]).length, 3);
+      assert.deepEqual(executes[0]?.body?.statements, [
+        "CREATE TABLE kv (key TEXT PRIMARY KEY, value INTEGER)",
+        ["INSERT INTO kv VALUES (?, ?)", "a", 1],
+        { sql: "INSERT INTO kv VALUES (?, ?)", params: ["b", 2] },
+      ]);
       assert.equal(result.results.length, 3);
       const read = await client.query<{ key: string; value: number }>("SELECT key, value FROM kv");
       assert.deepEqual(read.rows, [

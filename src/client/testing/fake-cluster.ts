@@ -174,7 +174,8 @@ export class FakeCluster {
     if (fault?.kind === "drop-before") return void request.socket.destroy();
     if (fault?.kind === "hang") return;
     if (fault?.kind === "error") {
-      const headers = fault.retryAfter === undefined ? {} : { "retry-after": fault.retryAfter };
+      const headers: Record<string, string> =
+        fault.retryAfter === undefined ? {} : { "retry-after": fault.retryAfter };
       const leader = fault.withLeader ? { leader: this.#leaderAddress() } : {};
       return send(
         response,
@@ -252,11 +253,7 @@ export class FakeCluster {
     const statements = (body.statements as Statement[] | undefined) ?? [];
     const added: (readonly unknown[])[] = [];
     const results: StatementResult[] = statements.map((statement) => {
-      const params = Array.isArray(statement)
-        ? statement.slice(1)
-        : typeof statement === "object"
-          ? statement.params
-          : undefined;
+      const params = paramsOf(statement);
       if (Array.isArray(params) && params.length > 0) added.push(params);
       return {
         rowsAffected: Array.isArray(params) && params.length > 0 ? 1 : 0,
@@ -269,6 +266,12 @@ export class FakeCluster {
     if (requestId !== undefined) this.#answersByRequestId.set(requestId, answer);
     return answer;
   }
+}
+
+function paramsOf(statement: Statement): unknown {
+  if (typeof statement === "string") return undefined;
+  if (Array.isArray(statement)) return statement.slice(1);
+  return (statement as { params?: unknown }).params;
 }
 
 function send(
