@@ -1,0 +1,278 @@
+/**
+ * Configuration of `baton start`: flags, then `BATON_*` environment variables, then an optional
+ * JSON config file (`--config`), then defaults — in that order of precedence.
+ *
+ * One table describes every option (flag name, environment variable, config-file key, default,
+ * help text), so the three sources and `--help` can never disagree. Every bad value is a
+ * `BAD_CONFIG` error naming the option and the source it came from; the CLI prints it and exits 2.
+ */
+import fs from "node:fs";
+import { parseArgs } from "node:util";
+import type { Durability } from "../client/api-types.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+
+export type HostPort = { readonly host: string; readonly port: number };
+export type ClusterMember = { readonly id: string; readonly raft: HostPort; readonly http: HostPort | null };
+
+export type StartConfig = {
+  readonly id: string;
+  readonly dataDirectory: string;
+  readonly http: HostPort;
+  readonly raft: HostPort;
+  readonly cluster: readonly ClusterMember[];
+  readonly clusterId: string;
+  readonly heartbeatMs: number;
+  readonly missedHeartbeats: number;
+  readonly durability: Durability;
+  readonly bodyBytesMax: number;
+  readonly logLevel: "debug" | "info" | "warn" | "error";
+  readonly logFormat: "json" | "pretty" | "auto";
+};
+
+type OptionSpec = {
+  readonly flag: string;
+  readonly key: keyof StartConfig | "config";
+  readonly env: string;
+  readonly help: string;
+  readonly fallback?: string;
+};
+
+export const startOptions: readonly OptionSpec[] = [
+  { flag: "id", key: "id", env: "BATON_ID", help: "this node's id (letters, digits, . _ -)" },
+  { flag: "data", key: "dataDirectory", env: "BATON_DATA", help: "directory for the log and the database" },
+  {
+    flag: "http",
+    key: "http",
+    env: "BATON_HTTP",
+    help: "HTTP API address host:port",
+    fallback: "127.0.0.1:4001",
+  },
+  {
+    flag: "raft",
+    key: "raft",
+    env: "BATON_RAFT",
+    help: "peer address host:port",
+    fallback: "127.0.0.1:4101",
+  },
+  {
+    flag: "cluster",
+    key: "cluster",
+    env: "BATON_CLUSTER",
+    help: "every voter: id=raftHost:port[/httpHost:port],... (this node included)",
+  },
+  {
+    flag: "cluster-id",
+    key: "clusterId",
+    env: "BATON_CLUSTER_ID",
+    help: "peers announcing another cluster id are refused",
+    fallback: "baton",
+  },
+  {
+    flag: "heartbeat-ms",
+    key: "heartbeatMs",
+    env: "BATON_HEARTBEAT_MS",
+    help: "leader heartbeat interval",
+    fallback: "100",
+  },
+  {
+    flag: "missed-heartbeats",
+    key: "missedHeartbeats",
+    env: "BATON_MISSED_HEARTBEATS",
+    help: "heartbeats missed before a follower starts an election",
+    fallback: "10",
+  },
+  {
+    flag: "durability",
+    key: "durability",
+    env: "BATON_DURABILITY",
+    help: "default write durability: local|one|majority|all",
+    fallback: "majority",
+  },
+  {
+    flag: "body-bytes-max",
+    key: "bodyBytesMax",
+    env: "BATON_BODY_BYTES_MAX",
+    help: "largest HTTP request body",
+    fallback: String(8 * 1024 * 1024),
+  },
+  {
+    flag: "log-level",
+    key: "logLevel",
+    env: "BATON_LOG_LEVEL",
+    help: "debug|info|warn|error",
+    fallback: "info",
+  },
+  {
+    flag: "log-format",
+    key: "logFormat",
+    env: "BATON_LOG_FORMAT",
+    help: "json|pretty|auto (pretty on a TTY)",
+    fallback: "auto",
+  },
+  {
+    flag: "config",
+    key: "config",
+    env: "BATON_CONFIG",
+    help: "JSON file with any of these options (keys as the flags)",
+  },
+];
+
+function badConfig(message: string): BatonError {
+  return new BatonError(ErrorCode.BAD_CONFIG, message);
+}
+
+export function parseHostPort(value: string, where: string): HostPort {
+  const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[2]);
+  if (match === null || !(port >= 0 && port <= 65535))
+    throw badConfig(`${where}: expected host:port, got ${JSON.stringify(value)}`);
+  return { host: match[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+export function parseCluster(value: string, where: string): ClusterMember[] {
+  const members: ClusterMember[] = [];
+  for (const part of value
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const match = /^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=([^/]+)(?:\/(.+))?$/.exec(part);
+    if (match === null)
+      throw badConfig(`${where}: expected id=host:port[/httpHost:port], got ${JSON.stringify(part)}`);
+    const http = match[3] === undefined ? null : parseHostPort(match[3], `${where} (${match[1]} http)`);
+    members.push({ id: match[1]!, raft: parseHostPort(match[2]!, `${where} (${match[1]})`), http });
+  }
+  if (members.length === 0) throw badConfig(`${where}: no members`);
+  if (new Set(members.map((m) => m.id)).size !== members.length)
+    throw badConfig(`${where}: duplicate member id`);
+  return members;
+}
+
+function integer(value: string, where: string, min: number, max: number): number {
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value.trim()) || parsed < min || parsed > max)
+    throw badConfig(`${where}: expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+function oneOf<T extends string>(value: string, where: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value))
+    throw badConfig(`${where}: expected one of ${allowed.join(", ")}, got ${JSON.stringify(value)}`);
+  return value as T;
+}
+
+function readConfigFile(file: string): Record<string, string> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (error) {
+    throw badConfig(`config file ${file}: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
+    throw badConfig(`config file ${file}: expected a JSON object`);
+  const values: Record<string, string> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!startOptions.some((o) => o.flag === key && o.flag !== "config"))
+      throw badConfig(`config file ${file}: unknown option ${JSON.stringify(key)}`);
+    values[key] = String(value);
+  }
+  return values;
+}
+
+/** Resolves the raw string of every option with its source, following the precedence rule. */
+function rawValues(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Map<string, { value: string; source: string }> {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(startOptions.map((o) => [o.flag, { type: "string" as const }])),
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw badConfig((error as Error).message);
+  }
+  const flags = parsed.values as Record<string, string | undefined>;
+  const configPath = flags.config ?? env.BATON_CONFIG;
+  const file = configPath === undefined ? {} : readConfigFile(configPath);
+  const values = new Map<string, { value: string; source: string }>();
+  for (const option of startOptions) {
+    const flag = flags[option.flag];
+    const fromEnv = env[option.env];
+    if (flag !== undefined) values.set(option.flag, { value: flag, source: `--${option.flag}` });
+    else if (fromEnv !== undefined && fromEnv !== "")
+      values.set(option.flag, { value: fromEnv, source: option.env });
+    else if (file[option.flag] !== undefined)
+      values.set(option.flag, { value: file[option.flag]!, source: `${configPath}: ${option.flag}` });
+    else if (option.fallback !== undefined)
+      values.set(option.flag, { value: option.fallback, source: "default" });
+  }
+  return values;
+}
+
+export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessEnv): StartConfig {
+  const raw = rawValues(argv, env);
+  const get = (flag: string): { value: string; source: string } => {
+    const found = raw.get(flag);
+    if (found === undefined)
+      throw badConfig(`--${flag} is required (or ${startOptions.find((o) => o.flag === flag)?.env})`);
+    return found;
+  };
+  const id = get("id");
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(id.value))
+    throw badConfig(`${id.source}: bad node id ${JSON.stringify(id.value)}`);
+  const raft = parseHostPort(get("raft").value, get("raft").source);
+  const http = parseHostPort(get("http").value, get("http").source);
+  const cluster = raw.has("cluster")
+    ? parseCluster(get("cluster").value, get("cluster").source)
+    : [{ id: id.value, raft, http }];
+  const self = cluster.find((m) => m.id === id.value);
+  if (self === undefined)
+    throw badConfig(`${get("cluster").source}: this node (${id.value}) is not a member`);
+  const config: StartConfig = {
+    id: id.value,
+    dataDirectory: get("data").value,
+    http,
+    raft,
+    cluster: cluster.map((m) => (m.id === id.value ? { ...m, http } : m)),
+    clusterId: get("cluster-id").value,
+    heartbeatMs: integer(get("heartbeat-ms").value, get("heartbeat-ms").source, 5, 60_000),
+    missedHeartbeats: integer(get("missed-heartbeats").value, get("missed-heartbeats").source, 2, 1000),
+    durability: oneOf(get("durability").value, get("durability").source, [
+      "local",
+      "one",
+      "majority",
+      "all",
+    ] as const),
+    bodyBytesMax: integer(
+      get("body-bytes-max").value,
+      get("body-bytes-max").source,
+      1024,
+      1024 * 1024 * 1024,
+    ),
+    logLevel: oneOf(get("log-level").value, get("log-level").source, [
+      "debug",
+      "info",
+      "warn",
+      "error",
+    ] as const),
+    logFormat: oneOf(get("log-format").value, get("log-format").source, ["json", "pretty", "auto"] as const),
+  };
+  return config;
+}
+
+export function startHelp(): string {
+  const lines = [
+    "Usage: baton start --id ID --data DIR [options]",
+    "",
+    "Options (flag, environment variable, default):",
+  ];
+  for (const option of startOptions) {
+    const fallback = option.fallback === undefined ? "" : ` (default ${option.fallback})`;
+    lines.push(`  --${option.flag.padEnd(18)} ${option.env.padEnd(24)} ${option.help}${fallback}`);
+  }
+  lines.push("", "Precedence: flags, then environment variables, then the --config file, then defaults.");
+  return lines.join("\n");
+}
