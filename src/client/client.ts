@@ -144,16 +144,8 @@ export class Client {
     const list = statementList(statements);
     this.#checkCallOptions(options);
     checkLevels(undefined, options.consistency, "BAD_REQUEST");
-    checkDurationMs("maxLagMs", options.maxLagMs, "BAD_REQUEST");
-    if (
-      options.minIndex !== undefined &&
-      !(Number.isSafeInteger(options.minIndex) && options.minIndex >= 0)
-    ) {
-      throw new BatonClientError(
-        "BAD_REQUEST",
-        `minIndex must be a non-negative integer, got ${options.minIndex}`,
-      );
-    }
+    checkCount("minIndex", options.minIndex);
+    checkCount("maxLagMs", options.maxLagMs);
     const consistency = options.consistency ?? this.#options.consistency;
     const body = (timeoutMs: number): QueryRequest => ({
       statements: list,
@@ -260,6 +252,13 @@ export class Client {
       signal: options.signal,
       requestId,
     });
+  }
+}
+
+/** Throws `BAD_REQUEST` unless `value` is a non-negative integer (or undefined). */
+function checkCount(name: string, value: number | undefined): void {
+  if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+    throw new BatonClientError("BAD_REQUEST", `${name} must be a non-negative integer, got ${String(value)}`);
   }
 }
 

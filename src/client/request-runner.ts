@@ -51,9 +51,12 @@ export type CallSuccess = { readonly body: unknown; readonly node: string; reado
 /** Server codes that prove a write was not applied by the attempt that drew them. */
 const notAppliedCodes = new Set(["NOT_LEADER", "NO_LEADER", "OVERLOADED", "BAD_REQUEST", "STALE_READ"]);
 
+/** The largest `timeoutMs` the server accepts in a request body. */
+export const serverTimeoutMsMax = 600_000;
+
 /** The server is asked to give up a little before the client does, so it answers `TIMEOUT` cleanly. */
 export function serverTimeoutMs(attemptBudgetMs: number): number {
-  return Math.max(1, Math.floor(attemptBudgetMs * 0.9));
+  return Math.min(serverTimeoutMsMax, Math.max(1, Math.floor(attemptBudgetMs * 0.9)));
 }
 
 type Verdict = {
@@ -215,7 +218,8 @@ export class RequestRunner {
     progress: Progress,
   ): Verdict {
     const { directory, nowMs } = this.#config;
-    if (!notAppliedCodes.has(body.code)) progress.maybeApplied = true;
+    // A follower that failed to forward says so with `outcome: "unknown"`, whatever its code.
+    if (!notAppliedCodes.has(body.code) || body.details?.outcome === "unknown") progress.maybeApplied = true;
     const error = new BatonClientError(body.code, body.message, {
       status,
       node: url,

@@ -46,6 +46,9 @@ const handlingByCode: Readonly<Record<string, CodeHandling>> = {
   NO_LEADER: "retry-rediscover",
   LEADERSHIP_TRANSFER: "retry-rediscover",
   SHUTTING_DOWN: "retry-rediscover",
+  // The leader lost its leadership before the write's durability was confirmed: outcome unknown,
+  // which is exactly what a retry with the same request id resolves.
+  LEADERSHIP_LOST: "retry-rediscover",
   TIMEOUT: "retry-rediscover",
   WAL_CLOSED: "retry-rediscover",
   OVERLOADED: "retry",
@@ -106,10 +109,13 @@ export function parseRetryAfterMs(header: string | null, nowMs: number): number 
   let waitMs: number;
   if (/^\d+(\.\d+)?$/.test(text)) {
     waitMs = Number(text) * 1_000;
-  } else {
+  } else if (/^[A-Za-z]{3}, /.test(text)) {
+    // An IMF-fixdate such as "Wed, 21 Oct 2015 07:28:00 GMT"; anything else is not a Retry-After.
     const dateMs = Date.parse(text);
     if (Number.isNaN(dateMs)) return undefined;
     waitMs = Math.max(0, dateMs - nowMs);
+  } else {
+    return undefined;
   }
   const cappedMs = Math.min(waitMs, retryAfterMsMax);
   assert(cappedMs >= 0 && cappedMs <= retryAfterMsMax, "Retry-After escaped its bounds");
