@@ -72,10 +72,7 @@ export class Connection {
     this.#owner = owner;
     this.#decoder = new FrameDecoder(config.frameBytesMax);
     this.#state = config.direction === "outbound" ? "connecting" : "handshaking";
-    this.#timer = setTimeout(
-      () => this.close("handshake-timeout", { protocolError: true }),
-      config.handshakeTimeoutMs,
-    );
+    this.#timer = setTimeout(() => this.#onHandshakeTimeout(), config.handshakeTimeoutMs);
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("end", () => this.#onEnd());
     socket.on("error", (error: NodeJS.ErrnoException) =>
@@ -250,6 +247,16 @@ export class Connection {
     }
     this.#owner.onHello(this, decoded.hello);
     assert(this.#state !== "handshaking", "hello neither accepted nor refused");
+  }
+
+  #onHandshakeTimeout(): void {
+    const timeoutMs = this.#config.handshakeTimeoutMs;
+    this.#config.log("warn", "transport.handshake.timeout", {
+      ...this.logFields(),
+      state: this.#state,
+      timeoutMs,
+    });
+    this.close("handshake-timeout", { protocolError: true });
   }
 
   #rejectFrame(reason: string, detail: string): void {

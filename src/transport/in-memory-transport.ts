@@ -196,6 +196,7 @@ export class InMemoryTransport implements Transport {
     if (this.#state === "stopped") return;
     const wasRunning = this.running;
     this.#state = "stopped";
+    for (const stats of this.#stats.values()) stats.connected = false;
     if (wasRunning) this.#network.nodeChanged(this.selfId);
   }
 
@@ -217,10 +218,11 @@ export class InMemoryTransport implements Transport {
     stats.droppedBytes += bodyBytes;
   }
 
-  /** Network side: reachability of `peer` changed. */
+  /** Network side: reachability of `peer` may have changed; reports only real transitions. */
   peerStateChanged(peer: NodeId, state: "connected" | "disconnected"): void {
     const stats = this.#stats.get(peer);
-    if (stats === undefined || !this.running) return;
+    if (stats === undefined || !this.running || stats.connected === (state === "connected")) return;
+    stats.connected = state === "connected";
     if (state === "connected") {
       stats.connects += 1;
       stats.reconnects = Math.max(0, stats.connects - 1);

@@ -1,0 +1,216 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { isBatonError } from "../lib/errors.ts";
+import { nodeId } from "../types/ids.ts";
+import { frameHeaderBytes } from "./frame.ts";
+import {
+  handshakeRaw,
+  hasLog,
+  isConnected,
+  makeNode,
+  type Node,
+  peerStats,
+  randomBody,
+  startCluster,
+  stopAll,
+  waitFor,
+  withTimeout,
+} from "./tcp-test-kit.ts";
+import { TcpTransport } from "./tcp-transport.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+function connectedPairs(nodes: readonly Node[]): boolean {
+  return nodes.every((n) => nodes.every((m) => m === n || isConnected(n, m.id)));
+}
+
+describe("TcpTransport", () => {
+  test("three transports exchange messages in both directions, in order per pair", async () => {
+    const nodes = await startCluster(["a", "b", "c"]);
+    try {
+      await waitFor("full mesh", () => connectedPairs(nodes));
+      const perPair = 50;
+      for (const from of nodes) {
+        for (const to of nodes) {
+          if (from === to) continue;
+          for (let i = 0; i < perPair; i++)
+            assert.equal(from.transport.send(to.id, text(`${from.id}>${to.id}#${i}`)), true);
+        }
+      }
+      await waitFor("all messages", () => nodes.every((n) => n.received.length === 2 * perPair));
+      for (const node of nodes) {
+        for (const from of nodes) {
+          if (from === node) continue;
+          const got = node.received.filter((r) => r.from === from.id).map((r) => decode(r.body));
+          assert.deepEqual(
+            got,
+            Array.from({ length: perPair }, (_, i) => `${from.id}>${node.id}#${i}`),
+          );
+        }
+        const stats = node.transport.stats();
+        assert.equal(
+          stats.peers.reduce((sum, p) => sum + p.sentMessages, 0),
+          2 * perPair,
+        );
+        assert.equal(
+          stats.peers.reduce((sum, p) => sum + p.droppedMessages, 0),
+          0,
+        );
+      }
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
+  test("a message just under frameBytesMax arrives intact; one byte more is refused and counted", async () => {
+    const frameBytesMax = 4 * 1024 * 1024;
+    const nodes = await startCluster(["a", "b"], { frameBytesMax, sendQueueBytesMax: 2 * frameBytesMax });
+    const [a, b] = nodes as [Node, Node];
+    try {
+      await waitFor("connected", () => connectedPairs(nodes));
+      const largest = randomBody(frameBytesMax - frameHeaderBytes, 42);
+      assert.equal(a.transport.send(b.id, largest), true);
+      assert.equal(a.transport.send(b.id, new Uint8Array(largest.length + 1)), false);
+      assert.equal(a.transport.send(b.id, text("after")), true);
+      await waitFor("large message", () => b.received.length === 2);
+      assert.ok(Buffer.from(b.received[0]!.body).equals(largest));
+      assert.equal(decode(b.received[1]!.body), "after");
+      assert.equal(peerStats(a, "b").droppedMessages, 1);
+      assert.ok(hasLog(a, "transport.send.too-large"));
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
+  test("simultaneous dials by both sides resolve to one shared connection, dialled by the lower id", async () => {
+    const nodes = await startCluster(["b", "a"]);
+    const [b, a] = nodes as [Node, Node];
+    try {
+      await waitFor("connected", () => connectedPairs(nodes));
+      // Both dialled at once (startCluster sets both addresses in one turn): each side saw two
+      // handshaken connections and closed the same one.
+      await waitFor("duplicate resolved on both sides", () =>
+        [a, b].every((n) => hasLog(n, "transport.connection.duplicate")),
+      );
+      const onA = peerStats(a, "b").connection!;
+      const onB = peerStats(b, "a").connection!;
+      assert.equal(onA.dialedBy, "a");
+      assert.equal(onB.dialedBy, "a");
+      assert.equal(onA.localPort, onB.remotePort);
+      assert.equal(onA.remotePort, onB.localPort);
+      assert.equal(peerStats(a, "b").connects, 1);
+      assert.equal(peerStats(b, "a").connects, 1);
+      a.transport.send(b.id, text("ping"));
+      b.transport.send(a.id, text("pong"));
+      await waitFor("both directions", () => a.received.length === 1 && b.received.length === 1);
+      assert.equal(
+        peerStats(a, "b").connection?.localPort,
+        onA.localPort,
+        "the kept connection stays in use",
+      );
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
+  test("a peer that restarts on the same port is reconnected and reachable again", async () => {
+    const nodes = await startCluster(["a", "b"]);
+    const [a, b] = nodes as [Node, Node];
+    let restarted: Node | null = null;
+    try {
+      await waitFor("connected", () => connectedPairs(nodes));
+      const bAddress = b.transport.listenAddress();
+      await withTimeout("stop b", b.transport.stop());
+      await waitFor("a sees b down", () => !isConnected(a, "b"));
+      assert.deepEqual(a.peerStates.at(-1), { peer: nodeId("b"), state: "disconnected" });
+      restarted = makeNode("b", new Map([[a.id, a.transport.listenAddress()]]), { listen: bAddress });
+      await withTimeout("restart b", restarted.transport.start());
+      const b2 = restarted;
+      await waitFor("reconnected", () => isConnected(a, "b") && isConnected(b2, "a"));
+      a.transport.send(b.id, text("hello again"));
+      b2.transport.send(a.id, text("back"));
+      await waitFor("messages after restart", () => b2.received.length === 1 && a.received.length === 1);
+      assert.equal(decode(b2.received[0]!.body), "hello again");
+      assert.ok(peerStats(a, "b").reconnects >= 1);
+    } finally {
+      await stopAll(restarted === null ? nodes : [...nodes, restarted]);
+    }
+  });
+
+  test("a hello with a new incarnation replaces the peer's old connection (the peer restarted)", async () => {
+    const nodes = await startCluster(["a"], {}, ["c"]);
+    const [a] = nodes as [Node];
+    try {
+      const first = await handshakeRaw(a, "c", "0000000000000001");
+      const second = await handshakeRaw(a, "c", "0000000000000002");
+      await withTimeout("old connection closed", first.closed);
+      assert.equal(second.isClosed(), false);
+      assert.ok(hasLog(a, "transport.connection.duplicate", { restarted: true }));
+      assert.equal(peerStats(a, "c").connection?.remotePort, second.socket.localPort);
+      second.socket.destroy();
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
+  test("messages queued for an unreachable peer are bounded and expire instead of being kept", async () => {
+    const nodes = await startCluster(["a"], { queuedMessageAgeMsMax: 50, sendQueueMessagesMax: 10 }, ["c"]);
+    const [a] = nodes as [Node];
+    try {
+      const accepted = Array.from({ length: 15 }, (_, i) => a.transport.send(nodeId("c"), text(`m${i}`)));
+      assert.equal(accepted.filter(Boolean).length, 10);
+      assert.equal(peerStats(a, "c").queuedMessages, 10);
+      await waitFor("queue expired", () => peerStats(a, "c").queuedMessages === 0);
+      const stats = peerStats(a, "c");
+      assert.equal(stats.expiredMessages, 10);
+      assert.equal(stats.droppedMessages, 15);
+      assert.equal(stats.queuedBytes, 0);
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
+  test("start() on a port in use fails with TRANSPORT_LISTEN_FAILED; bad options fail with BAD_CONFIG", async () => {
+    const nodes = await startCluster(["a"]);
+    const [a] = nodes as [Node];
+    try {
+      const clash = makeNode("b", new Map(), { listen: a.transport.listenAddress() });
+      await assert.rejects(clash.transport.start(), (error) =>
+        isBatonError(error, "TRANSPORT_LISTEN_FAILED"),
+      );
+      await clash.transport.stop();
+      assert.throws(
+        () => makeNode("b", new Map(), { frameBytesMax: 1 << 20, sendQueueBytesMax: 1000 }),
+        (error) => isBatonError(error, "BAD_CONFIG"),
+      );
+      assert.throws(
+        () => new TcpTransport({ ...baseOptions(), peers: new Map([[nodeId("a"), null]]) }),
+        (error) => isBatonError(error, "BAD_CONFIG"),
+      );
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
+  test("send() after stop() is refused and counted; stop() is idempotent", async () => {
+    const nodes = await startCluster(["a", "b"]);
+    const [a, b] = nodes as [Node, Node];
+    await waitFor("connected", () => connectedPairs(nodes));
+    await stopAll(nodes);
+    await withTimeout("second stop", a.transport.stop());
+    assert.equal(a.transport.send(b.id, text("late")), false);
+    assert.equal(peerStats(a, "b").droppedMessages, 1);
+    assert.equal(peerStats(a, "b").connected, false);
+  });
+});
+
+function baseOptions() {
+  return {
+    clusterId: "c",
+    selfId: nodeId("a"),
+    listen: { host: "127.0.0.1", port: 0 },
+    peers: new Map(),
+    onMessage: () => {},
+  };
+}
