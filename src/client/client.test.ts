@@ -103,7 +103,8 @@ describe("client routing", () => {
 describe("client failover and retries", () => {
   test("a leader failover in the middle of a stream of writes surfaces no error", async () => {
     await withCluster(3, async (cluster, open) => {
-      const client = open();
+      // The leaderless gap lasts 150 ms; the shortest possible retry schedule here lasts 490 ms.
+      const client = open({ retry: { attemptsMax: 50, backoffMsMin: 10, backoffMsMax: 50 } });
       const writesTotal = 12;
       let timer: NodeJS.Timeout | undefined;
       try {

@@ -47,7 +47,9 @@ describe("session against a fake cluster", () => {
   test("a session position handed to another process carries read-your-writes over", async () => {
     const cluster = await FakeCluster.start(2);
     const writer = connect({ nodes: cluster.urls, retry: quickRetry });
-    const reader = connect({ nodes: [cluster.url("n2")], consistency: "any", retry: quickRetry });
+    // n2 lags for 30 ms; the shortest possible retry schedule here lasts 490 ms.
+    const patientRetry = { attemptsMax: 50, backoffMsMin: 10, backoffMsMax: 20 };
+    const reader = connect({ nodes: [cluster.url("n2")], consistency: "any", retry: patientRetry });
     let timer: NodeJS.Timeout | undefined;
     try {
       const writerSession = writer.session();

@@ -38,7 +38,7 @@ describe("statement arguments", () => {
 });
 
 describe("rows as objects", () => {
-  test("each row becomes an object with the columns as keys, in order", () => {
+  test("each row becomes an object with one key per column holding its cell", () => {
     const columns = fc.uniqueArray(fc.string(), { minLength: 1, maxLength: 6 });
     const cell = fc.oneof(fc.constant(null), fc.string(), fc.integer(), fc.boolean());
     const table = columns.chain((names) =>
@@ -54,8 +54,10 @@ describe("rows as objects", () => {
         const objects = rowsAsObjects<Record<string, unknown>>(result);
         assert.equal(objects.length, result.rows.length);
         objects.forEach((object, i) => {
-          assert.deepEqual(Object.keys(object), result.columns);
-          assert.deepEqual(Object.values(object), result.rows[i]);
+          // Key order follows JavaScript's rules (integer-like names first); `columns` keeps the order.
+          assert.deepEqual(Object.keys(object).sort(), [...result.columns].sort());
+          for (const [j, column] of result.columns.entries())
+            assert.equal(object[column], result.rows[i]?.[j]);
         });
       }),
     );

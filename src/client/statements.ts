@@ -82,7 +82,8 @@ export function statementList(input: StatementsInput): readonly Statement[] {
 /**
  * Converts row arrays to objects keyed by column name. When two columns share a name (a join's
  * `a.id, b.id`) the later one wins; use the raw form, or aliases, to keep both. Keys are defined
- * as own data properties, so a column named `__proto__` is an ordinary key.
+ * as own data properties, so a column named `__proto__` is an ordinary key. Key order follows
+ * JavaScript's rules (integer-like names such as "0" come first); `columns` keeps the SQL order.
  */
 export function rowsAsObjects<Row>(result: QueryStatementResult): Row[] {
   const { columns, rows } = result;
