@@ -102,7 +102,8 @@ export type QueryResponse = {
   readonly node: string;
 };
 
-export type NodeRole = "leader" | "follower" | "candidate";
+/** A node's Raft role; `preCandidate` is a follower polling for votes before it campaigns (pre-vote). */
+export type NodeRole = "leader" | "follower" | "preCandidate" | "candidate";
 
 /** One member as `GET /v1/status` lists it; the leader adds replication progress. */
 export type MemberStatus = {
