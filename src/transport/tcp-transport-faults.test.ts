@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import fc from "fast-check";
 import { nodeId } from "../types/ids.ts";
 import { encodeFrame, FrameType, frameHeaderBytes, frameMagic } from "./frame.ts";
 import {
@@ -175,6 +176,24 @@ describe("TcpTransport under faults", () => {
     } finally {
       await stopAll([a, b]);
       raw.socket.destroy();
+    }
+  });
+
+  test("fuzz: random bytes, with or without a valid hello first, never crash the node", async () => {
+    const [a, b] = await clusterWithRawSlot({ handshakeTimeoutMs: 200 });
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.boolean(), fc.uint8Array({ maxLength: 3000 }), async (withHello, garbage) => {
+          const raw = await connectRaw(a.transport.listenAddress().port);
+          raw.socket.end(withHello ? Buffer.concat([helloFrame("c"), garbage]) : garbage);
+          await withTimeout("fuzzed connection closes", raw.closed);
+        }),
+        { numRuns: 25 },
+      );
+      await waitFor("c released", () => !isConnected(a, "c"));
+      await assertStillServes(a, b, "after fuzzing");
+    } finally {
+      await stopAll([a, b]);
     }
   });
 

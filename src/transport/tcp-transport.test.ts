@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
+import { createServer, type Socket } from "node:net";
 import { describe, test } from "node:test";
 import { isBatonError } from "../lib/errors.ts";
 import { nodeId } from "../types/ids.ts";
 import { frameHeaderBytes } from "./frame.ts";
 import {
+  connectRaw,
   handshakeRaw,
   hasLog,
+  helloFrame,
   isConnected,
   makeNode,
   type Node,
@@ -146,11 +149,57 @@ describe("TcpTransport", () => {
       const second = await handshakeRaw(a, "c", "0000000000000002");
       await withTimeout("old connection closed", first.closed);
       assert.equal(second.isClosed(), false);
-      assert.ok(hasLog(a, "transport.connection.duplicate", { restarted: true }));
+      assert.ok(hasLog(a, "transport.connection.duplicate", { verdict: "peer-restarted" }));
       assert.equal(peerStats(a, "c").connection?.remotePort, second.socket.localPort);
       second.socket.destroy();
     } finally {
       await stopAll(nodes);
+    }
+  });
+
+  test("a duplicate from the higher id loses to our dial, unless ours has been up long enough to be stale", async () => {
+    let nowMs = 1000;
+    const handshakeTimeoutMs = 1000;
+    const accepted: Socket[] = [];
+    const fakePeer = createServer((socket) => {
+      accepted.push(socket);
+      socket.on("error", () => {});
+      socket.resume();
+      socket.write(helloFrame("c", { incarnation: "00000000000000cc" }));
+    });
+    await withTimeout(
+      "fake peer listens",
+      new Promise<void>((resolve) => fakePeer.listen(0, "127.0.0.1", resolve)),
+    );
+    const port = (fakePeer.address() as { port: number }).port;
+    const a = makeNode("a", new Map([[nodeId("c"), { host: "127.0.0.1", port }]]), {
+      nowMs: () => nowMs,
+      handshakeTimeoutMs,
+    });
+    try {
+      await withTimeout("start a", a.transport.start());
+      await waitFor("a dialled c", () => isConnected(a, "c"));
+      const dialled = accepted[0]!;
+      const early = await handshakeRawSameIncarnation(a);
+      await withTimeout("early duplicate closed", early.closed);
+      assert.ok(hasLog(a, "transport.connection.duplicate", { verdict: "keep-current" }));
+      assert.equal(peerStats(a, "c").connection?.dialedBy, "a");
+      nowMs += 3 * handshakeTimeoutMs;
+      const late = await handshakeRawSameIncarnation(a);
+      await waitFor("stale connection replaced", () =>
+        hasLog(a, "transport.connection.duplicate", { verdict: "stale" }),
+      );
+      await withTimeout(
+        "dialled socket closed",
+        new Promise((resolve) => (dialled.closed ? resolve(null) : dialled.once("close", resolve))),
+      );
+      assert.equal(peerStats(a, "c").connection?.remotePort, late.socket.localPort);
+      assert.equal(peerStats(a, "c").connection?.dialedBy, "c");
+      late.socket.destroy();
+    } finally {
+      await withTimeout("stop a", a.transport.stop());
+      for (const socket of accepted) socket.destroy();
+      await withTimeout("fake peer closes", new Promise((resolve) => fakePeer.close(resolve)));
     }
   });
 
@@ -204,6 +253,14 @@ describe("TcpTransport", () => {
     assert.equal(peerStats(a, "b").connected, false);
   });
 });
+
+/** A raw connection to `a` introducing itself as "c" with the fake peer's incarnation. */
+async function handshakeRawSameIncarnation(a: Node) {
+  const raw = await connectRaw(a.transport.listenAddress().port);
+  raw.socket.write(helloFrame("c", { incarnation: "00000000000000cc" }));
+  await waitFor("a answers", () => raw.frames.length > 0);
+  return raw;
+}
 
 function baseOptions() {
   return {

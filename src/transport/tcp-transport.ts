@@ -24,7 +24,7 @@ import { reconnectDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionDirection } from "./connection.ts";
 import { frameHeaderBytes, protocolVersion } from "./frame.ts";
 import { encodeHello, type Hello } from "./hello.ts";
-import { SendQueue } from "./send-queue.ts";
+import { countDropped, createPeerLink, type PeerLink } from "./peer-link.ts";
 import {
   type PeerAddress,
   type ResolvedTcpTransportOptions,
@@ -36,34 +36,8 @@ import type { PeerStats, Transport, TransportStats } from "./transport.ts";
 /** Inbound connections that have not finished their handshake; more are closed at once. */
 const pendingHandshakesMax = 64;
 
-type Counters = {
-  droppedMessages: number;
-  droppedBytes: number;
-  expiredMessages: number;
-  sentMessages: number;
-  sentBytes: number;
-  receivedMessages: number;
-  receivedBytes: number;
-  connects: number;
-  protocolErrors: number;
-};
-
-type PeerLink = {
-  readonly id: NodeId;
-  address: PeerAddress | null;
-  readonly queue: SendQueue;
-  /** The handshaken connection used for sending, if any. */
-  active: Connection | null;
-  /** Our outbound connection still in connect or handshake, if any. */
-  dialing: Connection | null;
-  reconnectTimer: NodeJS.Timeout | null;
-  /** Failed dials since the last established connection; drives the backoff. */
-  dialAttempt: number;
-  flushScheduled: boolean;
-  readonly counters: Counters;
-};
-
 type RunState = "new" | "running" | "stopping" | "stopped";
+type DuplicateVerdict = "peer-restarted" | "stale" | "same-dialer-newer" | "lower-dialer" | "keep-current";
 
 export class TcpTransport implements Transport {
   readonly selfId: NodeId;
@@ -81,22 +55,12 @@ export class TcpTransport implements Transport {
   constructor(options: TcpTransportOptions) {
     this.#options = resolveTcpTransportOptions(options);
     this.selfId = this.#options.selfId;
+    const queueBounds = {
+      messagesMax: this.#options.sendQueueMessagesMax,
+      bytesMax: this.#options.sendQueueBytesMax,
+    };
     for (const [id, address] of this.#options.peers) {
-      const queue = new SendQueue({
-        messagesMax: this.#options.sendQueueMessagesMax,
-        bytesMax: this.#options.sendQueueBytesMax,
-      });
-      this.#links.set(id, {
-        id,
-        address,
-        queue,
-        active: null,
-        dialing: null,
-        reconnectTimer: null,
-        dialAttempt: 0,
-        flushScheduled: false,
-        counters: zeroCounters(),
-      });
+      this.#links.set(id, createPeerLink(id, address, queueBounds));
     }
     this.#hello = encodeHello({
       protocolVersion,
@@ -171,7 +135,6 @@ export class TcpTransport implements Transport {
     assert(body instanceof Uint8Array, "send() needs a Uint8Array body");
     const link = this.#links.get(to);
     assert(link !== undefined, `send() to unknown peer ${to}`);
-    const counters = link.counters;
     if (this.#state !== "running" || frameHeaderBytes + body.length > this.#options.frameBytesMax) {
       if (this.#state === "running") {
         this.#log("warn", "transport.send.too-large", {
@@ -180,13 +143,11 @@ export class TcpTransport implements Transport {
           frameBytesMax: this.#options.frameBytesMax,
         });
       }
-      counters.droppedMessages += 1;
-      counters.droppedBytes += body.length;
+      countDropped(link, 1, body.length);
       return false;
     }
     if (!link.queue.push(body, this.#options.nowMs())) {
-      counters.droppedMessages += 1;
-      counters.droppedBytes += body.length;
+      countDropped(link, 1, body.length);
       return false;
     }
     this.#scheduleFlush(link);
@@ -226,8 +187,7 @@ export class TcpTransport implements Transport {
       if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
       link.reconnectTimer = null;
       const discarded = link.queue.clear();
-      link.counters.droppedMessages += discarded.messages;
-      link.counters.droppedBytes += discarded.bytes;
+      countDropped(link, discarded.messages, discarded.bytes);
     }
     const server = this.#server;
     const closed: Promise<unknown>[] = [...this.#connections].map(
@@ -263,8 +223,8 @@ export class TcpTransport implements Transport {
   }
 
   #dial(link: PeerLink): void {
-    if (this.#state !== "running" || link.address === null || link.active !== null || link.dialing !== null)
-      return;
+    if (this.#state !== "running" || link.address === null) return;
+    if (link.active !== null || link.dialing !== null) return;
     const { host, port } = link.address;
     const socket = netConnect({ host, port, noDelay: true });
     link.dialing = this.#openConnection(socket, "outbound", link.id);
@@ -329,6 +289,7 @@ export class TcpTransport implements Transport {
     const current = link.active;
     if (current === null) {
       link.active = connection;
+      link.activeSinceMs = this.#options.nowMs();
       link.counters.connects += 1;
       link.dialAttempt = 0;
       if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
@@ -339,29 +300,44 @@ export class TcpTransport implements Transport {
       return;
     }
     assert(current !== connection, "connection adopted twice");
-    const restarted = current.remoteIncarnation !== connection.remoteIncarnation;
-    const keepNew = restarted || this.#prefer(connection, current);
-    const [winner, loser] = keepNew ? [connection, current] : [current, connection];
+    const verdict = this.#judgeDuplicate(link, connection, current);
+    const [winner, loser] = verdict === "keep-current" ? [current, connection] : [connection, current];
     link.active = winner;
+    if (winner === connection) link.activeSinceMs = this.#options.nowMs();
     this.#log("info", "transport.connection.duplicate", {
       peer: link.id,
       kept: winner.id,
       closed: loser.id,
-      restarted,
+      verdict,
     });
-    // A restarted peer's old connection is dead: destroy it. A duplicate's peer is alive and closes
-    // the same one, so close gracefully and let frames already in flight arrive.
-    loser.close(restarted ? "peer-restarted" : "duplicate-connection", { graceful: !restarted });
+    // A duplicate's peer is alive and closes the same connection, so close gracefully and let frames
+    // in flight arrive; a restarted or stale connection has no live far end, so destroy it.
+    loser.close(`duplicate:${verdict}`, {
+      graceful: verdict === "keep-current" || verdict === "lower-dialer",
+    });
     this.#scheduleFlush(link);
   }
 
-  /** Whether `candidate` beats `current` for the same peer incarnation. */
-  #prefer(candidate: Connection, current: Connection): boolean {
-    const dialer = (c: Connection): string => (c.direction === "outbound" ? this.selfId : c.peer!);
+  /**
+   * Decides between two handshaken connections to one peer. Both ends reach the same verdict:
+   * - `peer-restarted`: the candidate's hello carries a new incarnation; the old process is gone.
+   * - `stale`: the peer dialled although our connection has been up for more than twice the
+   *   handshake timeout. A peer dials only when it holds no connection to us, and the two
+   *   connections of a simultaneous dial are both up within one handshake timeout of each other,
+   *   so the peer has lost its end of ours (half-open): keeping ours would lock it out.
+   * - otherwise a simultaneous dial: the connection dialled by the lower node id wins (string
+   *   order); between two dialled by the same side, the newer wins (that side gave the old one up).
+   */
+  #judgeDuplicate(link: PeerLink, candidate: Connection, current: Connection): DuplicateVerdict {
+    if (candidate.remoteIncarnation !== current.remoteIncarnation) return "peer-restarted";
+    const dialer = (c: Connection): string => (c.direction === "outbound" ? this.selfId : link.id);
     const candidateDialer = dialer(candidate);
     const currentDialer = dialer(current);
-    if (candidateDialer === currentDialer) return true;
-    return candidateDialer < currentDialer;
+    const currentAgeMs = this.#options.nowMs() - link.activeSinceMs;
+    if (candidate.direction === "inbound" && currentAgeMs > 2 * this.#options.handshakeTimeoutMs)
+      return "stale";
+    if (candidateDialer === currentDialer) return "same-dialer-newer";
+    return candidateDialer < currentDialer ? "lower-dialer" : "keep-current";
   }
 
   #onMessage(connection: Connection, body: Uint8Array): void {
@@ -450,8 +426,7 @@ export class TcpTransport implements Transport {
       const expired = link.queue.expire(oldestAllowedMs);
       if (expired.messages === 0) continue;
       link.counters.expiredMessages += expired.messages;
-      link.counters.droppedMessages += expired.messages;
-      link.counters.droppedBytes += expired.bytes;
+      countDropped(link, expired.messages, expired.bytes);
       this.#log("debug", "transport.queue.expired", { peer: link.id, messages: expired.messages });
     }
   }
@@ -463,18 +438,4 @@ export class TcpTransport implements Transport {
   ): void {
     this.#options.onLog(level, event, { node: this.selfId, ...fields });
   }
-}
-
-function zeroCounters(): Counters {
-  return {
-    droppedMessages: 0,
-    droppedBytes: 0,
-    expiredMessages: 0,
-    sentMessages: 0,
-    sentBytes: 0,
-    receivedMessages: 0,
-    receivedBytes: 0,
-    connects: 0,
-    protocolErrors: 0,
-  };
 }

@@ -1,0 +1,80 @@
+/**
+ * The per-peer state `TcpTransport` keeps: address, bounded send queue, the active connection and
+ * the one being dialled, reconnect backoff, and counters for `stats()`.
+ *
+ * Invariants (kept by `TcpTransport`): `active`, when set, is an accepted connection to this peer;
+ * `dialing`, when set, is our outbound connection that has not finished its handshake; at most one
+ * reconnect timer is pending, and none while `active` or `dialing` is set.
+ */
+import { assert } from "../lib/assert.ts";
+import type { NodeId } from "../types/ids.ts";
+import type { Connection } from "./connection.ts";
+import { SendQueue, type SendQueueBounds } from "./send-queue.ts";
+import type { PeerAddress } from "./tcp-transport-options.ts";
+
+export type PeerCounters = {
+  droppedMessages: number;
+  droppedBytes: number;
+  expiredMessages: number;
+  sentMessages: number;
+  sentBytes: number;
+  receivedMessages: number;
+  receivedBytes: number;
+  connects: number;
+  protocolErrors: number;
+};
+
+export type PeerLink = {
+  readonly id: NodeId;
+  address: PeerAddress | null;
+  readonly queue: SendQueue;
+  /** The handshaken connection used for sending, if any. */
+  active: Connection | null;
+  /** When `active` became the active connection (`nowMs` clock). */
+  activeSinceMs: number;
+  /** Our outbound connection still in connect or handshake, if any. */
+  dialing: Connection | null;
+  reconnectTimer: NodeJS.Timeout | null;
+  /** Failed dials since the last established connection; drives the backoff. */
+  dialAttempt: number;
+  flushScheduled: boolean;
+  readonly counters: PeerCounters;
+};
+
+export function createPeerLink(
+  id: NodeId,
+  address: PeerAddress | null,
+  queueBounds: SendQueueBounds,
+): PeerLink {
+  const link: PeerLink = {
+    id,
+    address,
+    queue: new SendQueue(queueBounds),
+    active: null,
+    activeSinceMs: 0,
+    dialing: null,
+    reconnectTimer: null,
+    dialAttempt: 0,
+    flushScheduled: false,
+    counters: {
+      droppedMessages: 0,
+      droppedBytes: 0,
+      expiredMessages: 0,
+      sentMessages: 0,
+      sentBytes: 0,
+      receivedMessages: 0,
+      receivedBytes: 0,
+      connects: 0,
+      protocolErrors: 0,
+    },
+  };
+  assert(link.queue.length === 0 && link.queue.bytes === 0, "a new link starts with an empty queue");
+  return link;
+}
+
+/** Counts `messages` messages of `bodyBytes` bytes in total as dropped on `link`. */
+export function countDropped(link: PeerLink, messages: number, bodyBytes: number): void {
+  assert(messages >= 0 && bodyBytes >= 0, "drop counts are non-negative");
+  link.counters.droppedMessages += messages;
+  link.counters.droppedBytes += bodyBytes;
+}
