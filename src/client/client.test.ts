@@ -41,9 +41,7 @@ async function failure(promise: Promise<unknown>): Promise<BatonClientError> {
 }
 
 /**
- * The nodes a path's requests went to, repeats in a row collapsed: `fetch` itself sends a request
- * again once on a fresh connection when the answer is 421 (the Fetch standard's rule for
- * "Misdirected Request"), which is the status of NOT_LEADER.
+ * The nodes a path's requests went to, repeats in a row collapsed.
  */
 function nodesReached(cluster: FakeCluster, path: string): string[] {
   return cluster

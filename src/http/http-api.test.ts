@@ -186,7 +186,7 @@ describe("HTTP API", () => {
     });
     try {
       const { status, json } = await post(followerBase, "/v1/execute", { statements: ["SELECT 1"] });
-      assert.equal(status, 421);
+      assert.equal(status, 409);
       assert.equal(json.error.code, "NOT_LEADER");
       assert.equal(json.error.leader.id, "n2");
     } finally {

@@ -220,7 +220,7 @@ export class FakeCluster {
     if (path === "/v1/execute") {
       if (!isLeader && this.followerWrites === "not-leader") {
         return [
-          421,
+          409,
           { error: { code: "NOT_LEADER", message: "not the leader", leader: this.#leaderAddress() } },
         ];
       }
@@ -229,7 +229,7 @@ export class FakeCluster {
     if (path === "/v1/query") {
       if (!isLeader && body?.consistency !== "any") {
         return [
-          421,
+          409,
           { error: { code: "NOT_LEADER", message: "not the leader", leader: this.#leaderAddress() } },
         ];
       }

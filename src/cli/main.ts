@@ -1,0 +1,48 @@
+/**
+ * The `baton` command: dispatches to subcommands. Exit codes: 0 success, 1 runtime failure,
+ * 2 usage error (bad flags, bad configuration).
+ */
+import { isBatonError } from "../lib/errors.ts";
+
+const usage = `Usage: baton <command> [options]
+
+Commands:
+  start    run one node of a cluster          (baton start --help)
+  dev      run a local 3-node cluster         (baton dev --help)
+  status   show the cluster's nodes           (baton status --help)
+  shell    interactive SQL prompt             (baton shell --help)
+`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  start: async () => (await import("./start-command.ts")).startCommand,
+  dev: async () => (await import("./dev-command.ts")).devCommand,
+  status: async () => (await import("./status-command.ts")).statusCommand,
+  shell: async () => (await import("./shell-command.ts")).shellCommand,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(usage);
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (load === undefined) {
+    process.stderr.write(`baton: unknown command ${JSON.stringify(name)}\n\n${usage}`);
+    return 2;
+  }
+  try {
+    return await (await load())(rest);
+  } catch (error) {
+    if (isBatonError(error, "BAD_CONFIG")) {
+      process.stderr.write(`baton ${name}: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(
+      `baton ${name}: ${isBatonError(error) ? `${error.code}: ${error.message}` : String((error as Error)?.stack ?? error)}\n`,
+    );
+    return 1;
+  }
+}

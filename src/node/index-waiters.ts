@@ -1,0 +1,89 @@
+/**
+ * Callers waiting for a monotonically growing index (applied index, commit index) to reach a
+ * target, each with its own deadline. Bounded: at most `waitersMax` waiters; more are refused with
+ * OVERLOADED rather than queued without limit.
+ */
+import { assert } from "../lib/assert.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+
+type Waiter = { target: number; resolve: () => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
+
+export class IndexWaiters {
+  private readonly waiters = new Set<Waiter>();
+  private readonly waitersMax: number;
+  private readonly what: string;
+  private current: number;
+
+  constructor(what: string, initial: number, waitersMax = 10_000) {
+    this.what = what;
+    this.current = initial;
+    this.waitersMax = waitersMax;
+  }
+
+  get value(): number {
+    return this.current;
+  }
+
+  /** The highest index someone waits for, or null; lets the node decide to hurry (drain). */
+  highestTarget(): number | null {
+    let highest: number | null = null;
+    for (const waiter of this.waiters) highest = Math.max(highest ?? 0, waiter.target);
+    return highest;
+  }
+
+  /** Resolves once the index reaches `target`; rejects with TIMEOUT after `timeoutMs`. */
+  wait(target: number, timeoutMs: number): Promise<void> {
+    if (this.current >= target) return Promise.resolve();
+    if (this.waiters.size >= this.waitersMax) {
+      return Promise.reject(
+        new BatonError(ErrorCode.OVERLOADED, `too many requests waiting for the ${this.what}`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        target,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.delete(waiter);
+          reject(
+            new BatonError(
+              ErrorCode.TIMEOUT,
+              `the ${this.what} did not reach ${target} within ${timeoutMs} ms (it is ${this.current})`,
+              {
+                target,
+                [this.what.replace(/ (\w)/g, (_m, c: string) => c.toUpperCase())]: this.current,
+              },
+            ),
+          );
+        }, timeoutMs),
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  advance(index: number): void {
+    assert(index >= this.current, `${this.what} never decreases (${this.current} -> ${index})`);
+    this.current = index;
+    for (const waiter of this.waiters) {
+      if (waiter.target <= index) {
+        clearTimeout(waiter.timer);
+        this.waiters.delete(waiter);
+        waiter.resolve();
+      }
+    }
+  }
+
+  /** Rewinds (the state machine was restored to an earlier point, e.g. speculative rollback). */
+  reset(index: number): void {
+    this.current = index;
+  }
+
+  rejectAll(error: Error): void {
+    for (const waiter of this.waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.waiters.clear();
+  }
+}
