@@ -2,9 +2,10 @@
  * One TCP connection to or from a peer: handshake, frame decoding, batched writes, bounded close.
  *
  * A connection moves through `connecting` (outbound only) → `handshaking` → `open` → `closing` →
- * `closed`; it never goes back. Our hello is written as soon as the socket is connected; the first
- * frame received must be the peer's hello, which is handed to the owner (`TcpTransport`) to accept
- * (`open`) or refuse. Any protocol violation closes this connection only, with a logged reason;
+ * `closed`; it never goes back. The dialler writes its hello as soon as the socket is connected;
+ * the first frame received must be the peer's hello, which is handed to the owner (`TcpTransport`)
+ * to accept (`open`; an acceptor then answers with its own hello) or refuse (a refuse frame).
+ * Any protocol violation closes this connection only, with a logged reason;
  * nothing here throws on peer input. Every close is bounded: a graceful close (`end`) that has not
  * finished after `closeTimeoutMs` becomes a `destroy`. `onClosed` is called exactly once.
  */
@@ -102,6 +103,7 @@ export class Connection {
     this.#accepted = true;
     this.#state = "open";
     this.#clearTimer();
+    if (this.direction === "inbound") this.socket.write(encodeFrame(FrameType.hello, this.#config.hello));
   }
 
   /** The owner refuses the peer: tell it why, then close. */
@@ -203,7 +205,10 @@ export class Connection {
     this.#state = "handshaking";
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, this.#config.keepAliveDelayMs);
-    this.socket.write(encodeFrame(FrameType.hello, this.#config.hello));
+    // The dialler speaks first; the acceptor answers only once it has checked the dialler's hello,
+    // so for the dialler a hello in reply means "accepted" and it never reports a peer connected
+    // that is about to refuse it.
+    if (this.direction === "outbound") this.socket.write(encodeFrame(FrameType.hello, this.#config.hello));
   }
 
   #onData(chunk: Buffer): void {

@@ -79,7 +79,7 @@ describe("TcpTransport under faults", () => {
     }
   });
 
-  test("a hello from another cluster is refused on both sides and never connects", async () => {
+  test("a dialler from another cluster is refused, logged on both sides, and never connects", async () => {
     const [a, b] = await clusterWithRawSlot();
     const stranger = makeNode("c", new Map([[a.id, a.transport.listenAddress()]]), {
       clusterId: "other-cluster",
@@ -101,6 +101,22 @@ describe("TcpTransport under faults", () => {
       await assertStillServes(a, b, "after stranger");
     } finally {
       await stopAll([a, b, stranger]);
+    }
+  });
+
+  test("a dialler the acceptor does not know is refused and never reports the peer connected", async () => {
+    const nodes = await startCluster(["a"], {}, ["c"]);
+    const [a] = nodes as [Node];
+    const stranger = makeNode("c", new Map([[nodeId("b"), null]]));
+    try {
+      await withTimeout("start stranger", stranger.transport.start());
+      a.transport.setPeerAddress(nodeId("c"), stranger.transport.listenAddress());
+      await waitFor("a is refused", () => hasLog(a, "transport.connection.refused-by-peer"));
+      assert.ok(hasLog(stranger, "transport.handshake.refused", { reason: "unknown-node-id" }));
+      assert.deepEqual(a.peerStates, []);
+      assert.ok(peerStats(a, "c").protocolErrors >= 1);
+    } finally {
+      await stopAll([a, stranger]);
     }
   });
 
