@@ -3,10 +3,10 @@
  *
  * Rules (details and rationale in README.md):
  * - At most one connection per peer is active, used in both directions. Both sides dial; when two
- *   handshaken connections to the same peer exist, a hello with a new incarnation wins (the peer
- *   restarted, the old connection is dead); otherwise the connection dialled by the lower node id
- *   wins (string order), and between two dialled by the same side the newer wins. Both ends apply
- *   the same rule to the same facts, so they keep the same connection.
+ *   handshaken connections to the same peer exist, both ends keep the same one (`#judgeDuplicate`):
+ *   a new incarnation wins (the peer restarted), a connection older than twice the handshake
+ *   timeout loses to one the peer dialled (the peer lost its end), and otherwise, for a
+ *   simultaneous dial, the connection dialled by the lower node id wins.
  * - Each peer has a bounded send queue (messages, bytes, age). `send` never blocks: a message that
  *   does not fit is refused and counted. The queue is flushed in batches once per event-loop turn
  *   (`setImmediate`), and never while the socket asks for `drain`, so the socket buffer holds at
