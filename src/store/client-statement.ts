@@ -1,0 +1,164 @@
+/**
+ * Compiling and running one client statement under the statement guard, and naming its failures.
+ *
+ * Invariants: a client statement compiles and runs only while the guard judges it (so the guard sees
+ * every action, including those a PRAGMA table function takes while running); a string holding more
+ * than one statement, or a statement the authorizer never saw (VACUUM), is refused before it runs;
+ * every failure becomes a `BatonError` naming the statement by its 0-based index, with SQLite's own
+ * message in `details.sqliteMessage` for SQL errors.
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { assert } from "../lib/assert.ts";
+import { BatonError } from "../lib/errors.ts";
+import { sqlRemainderIsBlank } from "./sql-text.ts";
+import type { GuardMode, StatementClass, StatementGuard } from "./statement-guard.ts";
+import type { SqlValue } from "./types.ts";
+import { type Binding, bindingOf, resultRow } from "./values.ts";
+
+/** A client statement compiled under the guard, with what the guard learned about it. */
+export type CompiledStatement = {
+  readonly index: number;
+  readonly statement: StatementSync;
+  readonly binding: Binding;
+  readonly statementClass: StatementClass;
+  readonly mode: Exclude<GuardMode, "internal">;
+};
+
+const sqliteRangeError = 25;
+
+/** The `BatonError` for a failure of statement `index`, preferring the guard's reason when it denied. */
+export function statementError(
+  error: unknown,
+  index: number,
+  statementClass: StatementClass | null,
+): BatonError {
+  const denial = statementClass?.denial ?? null;
+  if (denial !== null) {
+    return new BatonError(
+      denial.code,
+      `statement ${index}: ${denial.message}`,
+      { statementIndex: index },
+      { cause: error },
+    );
+  }
+  if (error instanceof BatonError) return error;
+  const failure = error as { code?: unknown; errcode?: unknown; message?: unknown };
+  const message = typeof failure.message === "string" ? failure.message : String(error);
+  if (failure.code === "ERR_SQLITE_ERROR" && failure.errcode !== sqliteRangeError) {
+    return new BatonError(
+      "SQL_ERROR",
+      `statement ${index}: ${message}`,
+      { statementIndex: index, sqliteMessage: message, sqliteCode: failure.errcode },
+      { cause: error },
+    );
+  }
+  if (
+    failure.code === "ERR_SQLITE_ERROR" ||
+    failure.code === "ERR_INVALID_STATE" ||
+    failure.code === "ERR_INVALID_ARG_TYPE"
+  ) {
+    // Binding problems: more positional values than placeholders, an unknown named parameter.
+    return new BatonError(
+      "BAD_REQUEST",
+      `statement ${index}: ${message}`,
+      { statementIndex: index },
+      { cause: error },
+    );
+  }
+  throw error;
+}
+
+/** Compiles statement `index` under the guard; refuses multi-statement strings and unclassifiable statements. */
+export function compileStatement(
+  db: DatabaseSync,
+  guard: StatementGuard,
+  mode: Exclude<GuardMode, "internal">,
+  index: number,
+  sql: string,
+  params: unknown,
+): CompiledStatement {
+  const binding = bindingOf(params, index);
+  const statementClass = guard.newClass();
+  let statement: StatementSync;
+  try {
+    statement = guard.judging(mode, statementClass, () => db.prepare(sql));
+  } catch (error) {
+    throw statementError(error, index, statementClass);
+  }
+  const source = statement.sourceSQL;
+  if (!sql.startsWith(source)) {
+    throw new BatonError("BAD_REQUEST", `statement ${index}: SQL text is not valid Unicode`, {
+      statementIndex: index,
+    });
+  }
+  if (!sqlRemainderIsBlank(sql.slice(source.length))) {
+    throw new BatonError(
+      "BAD_REQUEST",
+      `statement ${index} holds more than one SQL statement; send each as its own entry of the batch`,
+      { statementIndex: index },
+    );
+  }
+  if (statementClass.callbacks === 0) {
+    throw new BatonError(
+      "FORBIDDEN_STATEMENT",
+      `statement ${index}: statements the store cannot classify (VACUUM and the like) are not allowed`,
+      { statementIndex: index },
+    );
+  }
+  return { index, statement, binding, statementClass, mode };
+}
+
+function withBinding<T>(compiled: CompiledStatement, call: (...args: never[]) => T): T {
+  const { named, positional } = compiled.binding;
+  const invoke = call as unknown as (...args: unknown[]) => T;
+  return named === null ? invoke(...positional) : invoke(named, ...positional);
+}
+
+/** Runs a statement that returns no rows; returns SQLite's change count and last rowid. */
+export function runWithoutRows(
+  guard: StatementGuard,
+  compiled: CompiledStatement,
+): { changes: bigint; lastInsertRowid: bigint } {
+  try {
+    const result = guard.judging(compiled.mode, compiled.statementClass, () =>
+      withBinding(compiled, compiled.statement.run.bind(compiled.statement)),
+    );
+    return { changes: BigInt(result.changes), lastInsertRowid: BigInt(result.lastInsertRowid) };
+  } catch (error) {
+    throw statementError(error, compiled.index, compiled.statementClass);
+  }
+}
+
+/** Runs a statement that returns rows, at most `rowsMax` of them; more is `PAYLOAD_TOO_LARGE`. */
+export function runWithRows(
+  guard: StatementGuard,
+  compiled: CompiledStatement,
+  rowsMax: number,
+): SqlValue[][] {
+  assert(Number.isSafeInteger(rowsMax) && rowsMax >= 0, "rowsMax is a non-negative integer");
+  const { statement, statementClass, index } = compiled;
+  statement.setReturnArrays(true);
+  statement.setReadBigInts(true);
+  const rows: SqlValue[][] = [];
+  try {
+    guard.judging(compiled.mode, statementClass, () => {
+      for (const row of withBinding(compiled, statement.iterate.bind(statement))) {
+        if (rows.length === rowsMax) {
+          throw new BatonError("PAYLOAD_TOO_LARGE", `statement ${index} returns more than ${rowsMax} rows`, {
+            statementIndex: index,
+            rowsMax,
+          });
+        }
+        rows.push(resultRow(row));
+      }
+    });
+  } catch (error) {
+    throw statementError(error, index, statementClass);
+  }
+  return rows;
+}
+
+/** The result column names of a compiled statement; empty for statements that return no rows. */
+export function columnNames(compiled: CompiledStatement): string[] {
+  return compiled.statement.columns().map((column) => column.name);
+}

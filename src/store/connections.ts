@@ -1,0 +1,88 @@
+/**
+ * The two SQLite connections a store holds on its database file, configured alike.
+ *
+ * - The write connection runs the leader's speculative transaction, replica applies and the store's
+ *   bookkeeping. It is the only writer of the file.
+ * - The read connection is opened read-only and serves queries, the content hash and nothing else.
+ *   In WAL mode it reads the last committed state while the write connection holds its transaction
+ *   open, which is exactly why leader reads never see speculative (uncommitted) batches.
+ *
+ * Both use `readBigInts` (no integer is ever rounded), keep extensions disabled and run in SQLite's
+ * defensive mode; each has its own statement guard installed as its authorizer. Journal mode is WAL
+ * with `synchronous=NORMAL`: the Raft log is the durable truth, so a commit lost to power failure is
+ * re-applied from the log (the applied index rolls back with the data).
+ */
+import { DatabaseSync } from "node:sqlite";
+import { assert } from "../lib/assert.ts";
+import { BatonError } from "../lib/errors.ts";
+import { initializeMeta, MetaAccess } from "./meta.ts";
+import { StatementGuard } from "./statement-guard.ts";
+
+export type Connections = {
+  readonly write: DatabaseSync;
+  readonly read: DatabaseSync;
+  readonly writeGuard: StatementGuard;
+  readonly readGuard: StatementGuard;
+  readonly writeMeta: MetaAccess;
+  readonly readMeta: MetaAccess;
+};
+
+function openDatabase(path: string, readOnly: boolean, busyTimeoutMs: number): DatabaseSync {
+  try {
+    return new DatabaseSync(path, {
+      readOnly,
+      timeout: busyTimeoutMs,
+      readBigInts: true,
+      enableForeignKeyConstraints: true,
+      enableDoubleQuotedStringLiterals: false,
+      allowExtension: false,
+      defensive: true,
+    });
+  } catch (error) {
+    throw new BatonError(
+      "BAD_CONFIG",
+      `cannot open store database ${path}: ${String(error)}`,
+      { path },
+      { cause: error },
+    );
+  }
+}
+
+/** Opens (creating if needed) the store database at `path` and both connections. */
+export function openConnections(path: string, busyTimeoutMs: number): Connections {
+  const write = openDatabase(path, false, busyTimeoutMs);
+  let read: DatabaseSync | null = null;
+  try {
+    const journal = write.prepare("PRAGMA journal_mode=WAL").get();
+    assert(journal?.journal_mode === "wal", `store database ${path} must run in WAL mode`);
+    write.exec("PRAGMA synchronous=NORMAL");
+    initializeMeta(write, path);
+    read = openDatabase(path, true, busyTimeoutMs);
+    const writeGuard = new StatementGuard();
+    const readGuard = new StatementGuard();
+    write.setAuthorizer(writeGuard.authorize);
+    read.setAuthorizer(readGuard.authorize);
+    return {
+      write,
+      read,
+      writeGuard,
+      readGuard,
+      writeMeta: new MetaAccess(write, true),
+      readMeta: new MetaAccess(read, false),
+    };
+  } catch (error) {
+    read?.close();
+    write.close();
+    throw error;
+  }
+}
+
+/** Closes both connections; the write connection's open transaction, if any, rolls back. */
+export function closeConnections(connections: Connections): void {
+  try {
+    if (connections.write.isTransaction) connections.write.exec("ROLLBACK");
+  } finally {
+    connections.read.close();
+    connections.write.close();
+  }
+}

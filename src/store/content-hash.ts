@@ -1,0 +1,124 @@
+/**
+ * A canonical digest of the replicated content: equal hashes if and only if equal data and schema.
+ *
+ * Covered, in this order: the user schema (every object in sqlite_schema except SQLite's own
+ * `sqlite_*` objects and the store's `_baton_*` ones, sorted by type and name: type, name, table and
+ * SQL text); then every user table, sorted by name, its column names and its rows in primary-key
+ * order; then the AUTOINCREMENT counters sorted by name. Not covered: the applied index, physical
+ * layout (page numbers, rowids of rows whose key is not the rowid) and anything node-local.
+ *
+ * Every value is framed with its storage class, so INTEGER 1, REAL 1.0, TEXT '1' and BLOB x'31'
+ * hash differently; every variable-length item carries its length, so no two sequences of items
+ * share an encoding. The caller runs this inside one read transaction so it sees one state.
+ */
+import { createHash, type Hash } from "node:crypto";
+import type { DatabaseSync, SQLOutputValue } from "node:sqlite";
+import { assert } from "../lib/assert.ts";
+import { quoteIdentifier } from "./sql-text.ts";
+import { isReservedName } from "./statement-guard.ts";
+
+const tag = { null: 0, integer: 1, real: 2, text: 3, blob: 4, section: 0x10, row: 0x11, end: 0x12 } as const;
+const encoder = new TextEncoder();
+
+class CanonicalHash {
+  readonly #hash: Hash = createHash("sha256");
+  readonly #scratch = new DataView(new ArrayBuffer(9));
+
+  #tagged(code: number, bytes: Uint8Array): void {
+    const header = new Uint8Array(5);
+    header[0] = code;
+    new DataView(header.buffer).setUint32(1, bytes.length);
+    this.#hash.update(header);
+    this.#hash.update(bytes);
+  }
+
+  marker(code: number): void {
+    this.#hash.update(Uint8Array.of(code));
+  }
+
+  section(name: string): void {
+    this.#tagged(tag.section, encoder.encode(name));
+  }
+
+  value(value: SQLOutputValue): void {
+    if (value === null) {
+      this.marker(tag.null);
+    } else if (typeof value === "bigint") {
+      this.#scratch.setUint8(0, tag.integer);
+      this.#scratch.setBigInt64(1, value);
+      this.#hash.update(new Uint8Array(this.#scratch.buffer.slice(0)));
+    } else if (typeof value === "number") {
+      this.#scratch.setUint8(0, tag.real);
+      this.#scratch.setFloat64(1, value);
+      this.#hash.update(new Uint8Array(this.#scratch.buffer.slice(0)));
+    } else if (typeof value === "string") {
+      this.#tagged(tag.text, encoder.encode(value));
+    } else {
+      this.#tagged(tag.blob, value);
+    }
+  }
+
+  digest(): string {
+    return this.#hash.digest("hex");
+  }
+}
+
+function isInternal(name: string): boolean {
+  return name.toLowerCase().startsWith("sqlite_") || isReservedName(name);
+}
+
+/** The ORDER BY list that puts a table's rows in primary-key order. */
+function keyOrder(db: DatabaseSync, table: string): string {
+  const keys = db.prepare("SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk").all(table);
+  // Every user table has a key (schema rules); all columns is a total order for one that somehow has not.
+  const columns =
+    keys.length > 0 ? keys : db.prepare("SELECT name FROM pragma_table_info(?) ORDER BY cid").all(table);
+  assert(columns.length > 0, `table ${table} has columns`);
+  return columns.map((column) => quoteIdentifier(String(column.name))).join(", ");
+}
+
+function hashTable(db: DatabaseSync, hash: CanonicalHash, table: string): void {
+  hash.section(`table ${table}`);
+  const statement = db.prepare(`SELECT * FROM ${quoteIdentifier(table)} ORDER BY ${keyOrder(db, table)}`, {
+    returnArrays: true,
+    readBigInts: true,
+  });
+  for (const column of statement.columns()) hash.value(column.name);
+  for (const row of statement.iterate()) {
+    hash.marker(tag.row);
+    for (const value of row as unknown as SQLOutputValue[]) hash.value(value);
+  }
+  hash.marker(tag.end);
+}
+
+/** The hex SHA-256 of the content of `db` (see the module comment for what is covered). */
+export function computeContentHash(db: DatabaseSync): string {
+  assert(db.isTransaction, "the content hash reads inside one transaction");
+  const hash = new CanonicalHash();
+  hash.section("schema");
+  const objects = db
+    .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name", { readBigInts: true })
+    .all()
+    .filter((object) => !isInternal(String(object.name)));
+  for (const object of objects) {
+    hash.marker(tag.row);
+    hash.value(object.type as SQLOutputValue);
+    hash.value(object.name as SQLOutputValue);
+    hash.value(object.tbl_name as SQLOutputValue);
+    hash.value(object.sql as SQLOutputValue);
+  }
+  hash.marker(tag.end);
+  for (const object of objects) if (object.type === "table") hashTable(db, hash, String(object.name));
+  hash.section("sqlite_sequence");
+  const sequenceExists =
+    db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence'").get() !== undefined;
+  if (sequenceExists) {
+    for (const row of db.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name").all()) {
+      hash.marker(tag.row);
+      hash.value(row.name as SQLOutputValue);
+      hash.value(row.seq as SQLOutputValue);
+    }
+  }
+  hash.marker(tag.end);
+  return hash.digest();
+}

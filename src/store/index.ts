@@ -1,0 +1,27 @@
+/**
+ * The store's public interface: the SQLite state machine a node drives (see README.md).
+ */
+export {
+  decodePayload,
+  encodePayload,
+  type PayloadOp,
+  payloadFormatVersion,
+  type SequenceEntry,
+} from "./payload.ts";
+export { resultRowsMaxDefault, Store, storeDefaults } from "./store.ts";
+export type {
+  ApplyOutcome,
+  DiscardedBatch,
+  ExecuteOptions,
+  ExecuteResult,
+  ExecuteStatementResult,
+  QueryOptions,
+  QueryResult,
+  QueryStatementResult,
+  SnapshotInfo,
+  SqlParamValue,
+  SqlValue,
+  Statement,
+  StatementParams,
+  StoreOptions,
+} from "./types.ts";

@@ -1,0 +1,173 @@
+/**
+ * Running one client batch on the leader and recording the ops that reproduce it.
+ *
+ * The caller has opened the batch's SAVEPOINT inside the speculative transaction and rolls it back
+ * if this throws. Here, statements run in order; a session records row changes between DDL
+ * statements and is rotated around each one, so the ops interleave changesets and DDL text in
+ * statement order (sessions do not record schema changes, and a changeset only applies to the schema
+ * it was recorded under). A DROP TABLE runs with one session on every other table: with foreign keys
+ * on, dropping a parent deletes its rows first and cascades into children (whose own triggers fire),
+ * and those changes must reach replicas, which replay the DROP with foreign keys off. The batch ends
+ * with the AUTOINCREMENT counters that changed (see sequence-counters.ts).
+ *
+ * Invariants: every session this opens is closed before it returns or throws; after a DDL statement
+ * the schema rules hold (schema-rules.ts) or the batch fails; caches keyed on the schema are dropped
+ * after every DDL statement.
+ */
+import type { DatabaseSync, Session } from "node:sqlite";
+import { assert } from "../lib/assert.ts";
+import { BatonError } from "../lib/errors.ts";
+import {
+  type CompiledStatement,
+  columnNames,
+  compileStatement,
+  runWithoutRows,
+  runWithRows,
+} from "./client-statement.ts";
+import type { PayloadOp } from "./payload.ts";
+import { checkReplicableTable, checkReservedNames } from "./schema-rules.ts";
+import { SequenceCounters } from "./sequence-counters.ts";
+import type { StatementGuard } from "./statement-guard.ts";
+import type { ExecuteStatementResult, Statement } from "./types.ts";
+import { exactInteger } from "./values.ts";
+
+export type LeaderContext = {
+  readonly db: DatabaseSync;
+  readonly guard: StatementGuard;
+  readonly counters: SequenceCounters;
+  /** Drops every cache derived from the schema. */
+  readonly schemaChanged: () => void;
+};
+
+export type BatchOutcome = { readonly results: ExecuteStatementResult[]; readonly ops: PayloadOp[] };
+
+const noChange: ExecuteStatementResult = { rowsAffected: 0, lastInsertRowid: 0 };
+
+/** Records row changes between DDL statements. */
+class ChangeRecorder {
+  readonly #db: DatabaseSync;
+  readonly #ops: PayloadOp[];
+  #session: Session | null = null;
+
+  constructor(db: DatabaseSync, ops: PayloadOp[]) {
+    this.#db = db;
+    this.#ops = ops;
+  }
+
+  ensureOpen(): void {
+    this.#session ??= this.#db.createSession();
+  }
+
+  /** Ends the current session and appends its changeset, if it recorded anything. */
+  flush(): void {
+    const session = this.#session;
+    if (session === null) return;
+    this.#session = null;
+    try {
+      pushChangeset(this.#ops, session.changeset());
+    } finally {
+      session.close();
+    }
+  }
+
+  discard(): void {
+    this.#session?.close();
+    this.#session = null;
+  }
+}
+
+function pushChangeset(ops: PayloadOp[], changeset: Uint8Array): void {
+  if (changeset.length > 0) ops.push({ kind: "changeset", changeset });
+}
+
+function userTables(db: DatabaseSync): string[] {
+  return db
+    .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND substr(lower(name), 1, 7) <> 'sqlite_'")
+    .all()
+    .map((row) => String(row.name));
+}
+
+function runDdl(context: LeaderContext, compiled: CompiledStatement, ops: PayloadOp[]): void {
+  const { db, guard } = context;
+  const { statementClass, statement, index } = compiled;
+  if (compiled.binding.positional.length > 0 || compiled.binding.named !== null) {
+    throw new BatonError("BAD_REQUEST", `statement ${index}: DDL statements take no parameters`, {
+      statementIndex: index,
+    });
+  }
+  const dropped = new Set(statementClass.droppedTables);
+  const sideSessions =
+    dropped.size === 0
+      ? []
+      : userTables(db)
+          .filter((table) => !dropped.has(table))
+          .map((table) => db.createSession({ table }));
+  try {
+    runWithoutRows(guard, compiled);
+    for (const session of sideSessions) pushChangeset(ops, session.changeset());
+  } finally {
+    for (const session of sideSessions) session.close();
+    context.schemaChanged();
+  }
+  for (const table of [...statementClass.createdTables, ...statementClass.alteredTables]) {
+    checkReplicableTable(db, table, index);
+  }
+  checkReservedNames(db, index);
+  ops.push({ kind: "ddl", sql: statement.sourceSQL });
+}
+
+function runDml(
+  context: LeaderContext,
+  compiled: CompiledStatement,
+  rowsMax: number,
+): ExecuteStatementResult {
+  const { guard, db } = context;
+  const columns = columnNames(compiled);
+  if (columns.length === 0) {
+    const result = runWithoutRows(guard, compiled);
+    if (!compiled.statementClass.writes) return noChange;
+    return { rowsAffected: Number(result.changes), lastInsertRowid: exactInteger(result.lastInsertRowid) };
+  }
+  const rows = runWithRows(guard, compiled, rowsMax);
+  if (!compiled.statementClass.writes) return { ...noChange, columns, rows };
+  // A statement with RETURNING: ask SQLite for its counts, which `iterate` does not report.
+  const counts = db.prepare("SELECT changes() AS changes, last_insert_rowid() AS rowid").get();
+  assert(
+    counts !== undefined && typeof counts.changes === "bigint" && typeof counts.rowid === "bigint",
+    "counts read",
+  );
+  return { rowsAffected: Number(counts.changes), lastInsertRowid: exactInteger(counts.rowid), columns, rows };
+}
+
+/** Runs `statements` in order (inside the caller's savepoint) and returns their results and ops. */
+export function runLeaderBatch(
+  context: LeaderContext,
+  statements: readonly Statement[],
+  rowsMax: number,
+): BatchOutcome {
+  const { db, guard, counters } = context;
+  assert(db.isTransaction, "a leader batch runs inside the speculative transaction");
+  const ops: PayloadOp[] = [];
+  const results: ExecuteStatementResult[] = [];
+  const recorder = new ChangeRecorder(db, ops);
+  try {
+    const countersBefore = counters.read(db);
+    for (const [index, { sql, params }] of statements.entries()) {
+      const compiled = compileStatement(db, guard, "execute", index, sql, params);
+      if (compiled.statementClass.ddl) {
+        recorder.flush();
+        runDdl(context, compiled, ops);
+        results.push(noChange);
+      } else {
+        recorder.ensureOpen();
+        results.push(runDml(context, compiled, rowsMax));
+      }
+    }
+    recorder.flush();
+    const counterChanges = SequenceCounters.changes(countersBefore, counters.read(db));
+    if (counterChanges.length > 0) ops.push({ kind: "sequence", entries: counterChanges });
+  } finally {
+    recorder.discard();
+  }
+  return { results, ops };
+}

@@ -1,0 +1,269 @@
+/**
+ * Snapshot files: a consistent copy of the committed database with its applied index, protected so
+ * that a damaged file is detected and never installed.
+ *
+ * File layout (integers big-endian), one self-contained file a node can ship to a peer:
+ *
+ *   bytes  0..7   magic "BATONSNP"
+ *          8..11  u32 snapshot format version (1)
+ *         12..19  u64 applied index of the state inside
+ *         20..27  u64 database bytes that follow the header
+ *         28..59  SHA-256 of those database bytes
+ *         60..63  CRC-32 of bytes 0..59
+ *         64..    the SQLite database (rollback-journal mode, no -wal needed)
+ *
+ * Writing: `backup` copies from a dedicated read-only connection in ONE step (all pages), so it holds
+ * one read snapshot for the whole copy and concurrent commits cannot restart or starve it; the copy is
+ * converted to a single file, its applied index read from its own `_baton_meta` (so index and data
+ * cannot disagree), then streamed behind the header into a temporary name, fsynced, renamed, and the
+ * directory fsynced. Restoring checks the header checksum, the SHA-256 of every database byte,
+ * `PRAGMA integrity_check`, the store format and that the inner applied index equals the header's,
+ * before anything replaces the live database; stale -wal and -shm files are removed first, because a
+ * WAL left from the old database would be replayed onto the new one.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { backup, DatabaseSync } from "node:sqlite";
+import { crc32 } from "node:zlib";
+import { assert } from "../lib/assert.ts";
+import { BatonError } from "../lib/errors.ts";
+import { type LogIndex, logIndex } from "../types/ids.ts";
+import { checkFormat, MetaAccess } from "./meta.ts";
+
+const magic = new TextEncoder().encode("BATONSNP");
+export const snapshotFormatVersion = 1;
+export const snapshotHeaderBytes = 64;
+/** Bytes read or written per step when streaming database bytes. */
+const copyChunkBytes = 1 << 20;
+/** Pages per backup step: all of them (SQLite copies at most what exists), so the copy is one step. */
+const backupPagesPerStep = 0x7fff_ffff;
+
+export type SnapshotHeader = {
+  readonly appliedIndex: LogIndex;
+  readonly databaseBytes: number;
+  readonly sha256: Uint8Array;
+};
+
+function corrupt(file: string, message: string): BatonError {
+  return new BatonError("SNAPSHOT_CORRUPT", `snapshot ${file}: ${message}`, { path: file });
+}
+
+function encodeHeader(header: SnapshotHeader): Uint8Array {
+  assert(header.sha256.length === 32, "a SHA-256 digest has 32 bytes");
+  const bytes = new Uint8Array(snapshotHeaderBytes);
+  const view = new DataView(bytes.buffer);
+  bytes.set(magic, 0);
+  view.setUint32(8, snapshotFormatVersion);
+  view.setBigUint64(12, BigInt(header.appliedIndex));
+  view.setBigUint64(20, BigInt(header.databaseBytes));
+  bytes.set(header.sha256, 28);
+  view.setUint32(60, crc32(bytes.subarray(0, 60)));
+  return bytes;
+}
+
+function decodeHeader(bytes: Uint8Array, file: string, fileBytes: number): SnapshotHeader {
+  if (bytes.length < snapshotHeaderBytes)
+    throw corrupt(file, `${fileBytes} bytes is shorter than the header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (!magic.every((byte, i) => bytes[i] === byte)) throw corrupt(file, "not a Baton snapshot (bad magic)");
+  if (view.getUint32(60) !== crc32(bytes.subarray(0, 60))) throw corrupt(file, "header checksum mismatch");
+  const version = view.getUint32(8);
+  if (version !== snapshotFormatVersion) {
+    throw new BatonError(
+      "STORE_VERSION_UNSUPPORTED",
+      `snapshot ${file} has format ${version}; this build reads ${snapshotFormatVersion}`,
+      {
+        path: file,
+        version,
+      },
+    );
+  }
+  const appliedIndex = view.getBigUint64(12);
+  const databaseBytes = view.getBigUint64(20);
+  if (appliedIndex > BigInt(Number.MAX_SAFE_INTEGER)) throw corrupt(file, "applied index out of range");
+  if (databaseBytes !== BigInt(fileBytes - snapshotHeaderBytes)) {
+    throw corrupt(
+      file,
+      `header promises ${databaseBytes} database bytes, the file holds ${fileBytes - snapshotHeaderBytes}`,
+    );
+  }
+  return {
+    appliedIndex: logIndex(Number(appliedIndex)),
+    databaseBytes: Number(databaseBytes),
+    sha256: bytes.slice(28, 60),
+  };
+}
+
+/** Copies `bytes` bytes from `source` at `sourceOffset` to `target` at `targetOffset`, returning their SHA-256. */
+async function copyHashing(
+  source: fs.promises.FileHandle,
+  sourceOffset: number,
+  target: fs.promises.FileHandle | null,
+  targetOffset: number,
+  bytes: number,
+): Promise<Uint8Array> {
+  const hash = createHash("sha256");
+  const buffer = Buffer.alloc(Math.min(copyChunkBytes, Math.max(bytes, 1)));
+  let done = 0;
+  while (done < bytes) {
+    const { bytesRead } = await source.read(
+      buffer,
+      0,
+      Math.min(buffer.length, bytes - done),
+      sourceOffset + done,
+    );
+    assert(bytesRead > 0, "the file ended before its expected size");
+    const chunk = buffer.subarray(0, bytesRead);
+    hash.update(chunk);
+    if (target !== null) await target.write(chunk, 0, bytesRead, targetOffset + done);
+    done += bytesRead;
+  }
+  return new Uint8Array(hash.digest());
+}
+
+async function fsyncDirectory(directory: string): Promise<void> {
+  const handle = await fs.promises.open(directory, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function temporaryName(target: string, purpose: string): string {
+  return `${target}.${purpose}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Copies the committed database at `sourcePath` into a single-file copy and returns its applied index. */
+async function copyDatabase(sourcePath: string, copyPath: string, busyTimeoutMs: number): Promise<LogIndex> {
+  const source = new DatabaseSync(sourcePath, {
+    readOnly: true,
+    timeout: busyTimeoutMs,
+    allowExtension: false,
+  });
+  try {
+    await backup(source, copyPath, { rate: backupPagesPerStep });
+  } finally {
+    source.close();
+  }
+  const copy = new DatabaseSync(copyPath, {
+    readBigInts: true,
+    timeout: busyTimeoutMs,
+    allowExtension: false,
+  });
+  try {
+    const mode = copy.prepare("PRAGMA journal_mode=DELETE").get();
+    assert(mode?.journal_mode === "delete", "the snapshot copy is a single rollback-journal file");
+    checkFormat(copy, copyPath);
+    return new MetaAccess(copy, false).readAppliedIndex();
+  } finally {
+    copy.close();
+  }
+}
+
+/** Writes a snapshot of the committed database at `sourcePath` to `destinationPath`. */
+export async function writeSnapshot(
+  sourcePath: string,
+  destinationPath: string,
+  busyTimeoutMs: number,
+): Promise<{ appliedIndex: LogIndex; bytes: number }> {
+  const copyPath = temporaryName(destinationPath, "copy");
+  const partPath = temporaryName(destinationPath, "part");
+  try {
+    const appliedIndex = await copyDatabase(sourcePath, copyPath, busyTimeoutMs);
+    const databaseBytes = (await fs.promises.stat(copyPath)).size;
+    const source = await fs.promises.open(copyPath, "r");
+    const target = await fs.promises.open(partPath, "wx");
+    try {
+      const sha256 = await copyHashing(source, 0, target, snapshotHeaderBytes, databaseBytes);
+      await target.write(encodeHeader({ appliedIndex, databaseBytes, sha256 }), 0, snapshotHeaderBytes, 0);
+      await target.sync();
+    } finally {
+      await target.close();
+      await source.close();
+    }
+    await fs.promises.rename(partPath, destinationPath);
+    await fsyncDirectory(path.dirname(destinationPath));
+    return { appliedIndex, bytes: snapshotHeaderBytes + databaseBytes };
+  } finally {
+    await fs.promises.rm(copyPath, { force: true });
+    await fs.promises.rm(`${copyPath}-journal`, { force: true });
+    await fs.promises.rm(partPath, { force: true });
+  }
+}
+
+/** Checks the header and the SHA-256 of every database byte; optionally extracts the database to `extractPath`. */
+export async function verifySnapshot(
+  snapshotPath: string,
+  extractPath: string | null = null,
+): Promise<SnapshotHeader> {
+  const source = await fs.promises.open(snapshotPath, "r");
+  try {
+    const fileBytes = (await source.stat()).size;
+    const headerBuffer = Buffer.alloc(snapshotHeaderBytes);
+    const { bytesRead } = await source.read(headerBuffer, 0, snapshotHeaderBytes, 0);
+    const header = decodeHeader(headerBuffer.subarray(0, bytesRead), snapshotPath, fileBytes);
+    const target = extractPath === null ? null : await fs.promises.open(extractPath, "wx");
+    try {
+      const sha256 = await copyHashing(source, snapshotHeaderBytes, target, 0, header.databaseBytes);
+      if (!sha256.every((byte, i) => header.sha256[i] === byte))
+        throw corrupt(snapshotPath, "database checksum mismatch");
+      await target?.sync();
+    } finally {
+      await target?.close();
+    }
+    return header;
+  } finally {
+    await source.close();
+  }
+}
+
+/** Opens the extracted database read-only and checks it is whole and matches the header. */
+function checkExtracted(extractPath: string, snapshotPath: string, header: SnapshotHeader): void {
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(extractPath, { readOnly: true, readBigInts: true, allowExtension: false });
+  } catch (error) {
+    throw corrupt(snapshotPath, `database does not open: ${String(error)}`);
+  }
+  try {
+    const result = db.prepare("PRAGMA integrity_check").all();
+    if (result.length !== 1 || result[0]?.integrity_check !== "ok") {
+      throw corrupt(snapshotPath, `integrity check failed: ${JSON.stringify(result.slice(0, 3))}`);
+    }
+    checkFormat(db, snapshotPath);
+    const inner = new MetaAccess(db, false).readAppliedIndex();
+    if (inner !== header.appliedIndex) {
+      throw corrupt(
+        snapshotPath,
+        `header says applied index ${header.appliedIndex}, the database says ${inner}`,
+      );
+    }
+  } catch (error) {
+    if (error instanceof BatonError) throw error;
+    throw corrupt(snapshotPath, `database is unreadable: ${String(error)}`);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Replaces the database at `dataPath` (which no open store may be using) with the snapshot's, after
+ * verifying it completely. Returns the applied index of the restored state.
+ */
+export async function restoreSnapshotFile(snapshotPath: string, dataPath: string): Promise<LogIndex> {
+  const extractPath = temporaryName(dataPath, "restore");
+  try {
+    const header = await verifySnapshot(snapshotPath, extractPath);
+    checkExtracted(extractPath, snapshotPath, header);
+    await fs.promises.rm(`${dataPath}-wal`, { force: true });
+    await fs.promises.rm(`${dataPath}-shm`, { force: true });
+    await fs.promises.rm(`${dataPath}-journal`, { force: true });
+    await fs.promises.rename(extractPath, dataPath);
+    await fsyncDirectory(path.dirname(dataPath));
+    return header.appliedIndex;
+  } finally {
+    await fs.promises.rm(extractPath, { force: true });
+  }
+}

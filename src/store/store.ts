@@ -1,0 +1,406 @@
+/**
+ * The store: a node's SQLite database as the Raft state machine (DESIGN.md §1, §2).
+ *
+ * Leader path (speculative transaction). The first `execute` opens one write transaction (`BEGIN
+ * IMMEDIATE`, foreign keys on) that stays open across batches. Each batch runs in a SAVEPOINT: on
+ * failure it rolls back to it and leaves no trace; on success it is released into the outer
+ * transaction and its log index is remembered as speculative. Later batches therefore see the effects
+ * of earlier uncommitted ones (AUTOINCREMENT, uniqueness, read-modify-write), while readers, on the
+ * separate read connection, see only committed state. When Raft commits the last speculative entry
+ * the node calls `commitSpeculative`, which records the applied index in the same transaction and
+ * COMMITs; on losing leadership it calls `rollbackSpeculative`.
+ *
+ * Replica path. `apply` applies one committed payload in one transaction that also records its index;
+ * an index at or below the applied index is a no-op (exactly-once replay after a crash), a gap is a
+ * bug. A leader replays committed entries through the same path at the start of its term.
+ *
+ * Invariants: applied index < every speculative index, strictly increasing; `apply` never runs while
+ * a speculative transaction is open; the applied index on disk always matches the data on disk.
+ */
+import path from "node:path";
+import { assert } from "../lib/assert.ts";
+import { BatonError } from "../lib/errors.ts";
+import type { LogIndex } from "../types/ids.ts";
+import { columnNames, compileStatement, runWithRows } from "./client-statement.ts";
+import { type Connections, closeConnections, openConnections } from "./connections.ts";
+import { computeContentHash } from "./content-hash.ts";
+import { runLeaderBatch } from "./leader-batch.ts";
+import { decodePayload, encodePayload } from "./payload.ts";
+import { applyOps } from "./replica-apply.ts";
+import { SequenceCounters } from "./sequence-counters.ts";
+import { restoreSnapshotFile, verifySnapshot, writeSnapshot } from "./snapshot-file.ts";
+import { TriggerSuspension } from "./trigger-suspension.ts";
+import type {
+  ApplyOutcome,
+  DiscardedBatch,
+  ExecuteOptions,
+  ExecuteResult,
+  QueryOptions,
+  QueryResult,
+  SnapshotInfo,
+  Statement,
+  StoreOptions,
+} from "./types.ts";
+import { checkStatements } from "./values.ts";
+
+export const storeDefaults = {
+  speculativeBatchesMax: 1024,
+  statementsPerBatchMax: 1000,
+  sqlBytesMax: 1 << 20,
+  payloadBytesMax: 16 << 20,
+  busyTimeoutMs: 5000,
+} as const;
+
+/** Rows one statement may return when the caller sets no bound. */
+export const resultRowsMaxDefault = 100_000;
+
+type Limits = Required<Omit<StoreOptions, "path">>;
+
+/** Files with an open store in this process: two stores on one file would break the single-writer model. */
+const openPaths = new Set<string>();
+
+const batchSavepoint = "baton_batch";
+
+export class Store {
+  readonly path: string;
+  readonly #limits: Limits;
+  #connections: Connections | null;
+  readonly #triggers = new TriggerSuspension();
+  readonly #counters = new SequenceCounters();
+  #appliedIndex: LogIndex;
+  #speculative: LogIndex[] = [];
+  #replayRequiredThrough: LogIndex | null = null;
+  /** Which settings the write connection has: foreign keys and CHECKs enforced (leader) or not. */
+  #connectionMode: "leader" | "replica" | null = null;
+
+  private constructor(filePath: string, limits: Limits, connections: Connections) {
+    this.path = filePath;
+    this.#limits = limits;
+    this.#connections = connections;
+    this.#appliedIndex = connections.writeMeta.readAppliedIndex();
+  }
+
+  /** Opens the store at `options.path`, creating the database if it does not exist. */
+  static open(options: StoreOptions): Store {
+    const filePath = path.resolve(options.path);
+    assert(!openPaths.has(filePath), `a store is already open on ${filePath}`);
+    const limits: Limits = { ...storeDefaults, ...definedOnly(options) };
+    for (const [name, value] of Object.entries(limits)) {
+      assert(Number.isSafeInteger(value) && value > 0, `store option ${name} must be a positive integer`);
+    }
+    const store = new Store(filePath, limits, openConnections(filePath, limits.busyTimeoutMs));
+    openPaths.add(filePath);
+    return store;
+  }
+
+  /** Replaces the database at `dataPath` (no store may have it open) with a verified snapshot. */
+  static async restore(snapshotPath: string, dataPath: string): Promise<{ appliedIndex: LogIndex }> {
+    assert(!openPaths.has(path.resolve(dataPath)), `restore over ${dataPath} while a store has it open`);
+    return { appliedIndex: await restoreSnapshotFile(snapshotPath, path.resolve(dataPath)) };
+  }
+
+  /** Checks a snapshot file completely (header and every byte) without installing it. */
+  static async verifySnapshot(
+    snapshotPath: string,
+  ): Promise<{ appliedIndex: LogIndex; databaseBytes: number }> {
+    const header = await verifySnapshot(snapshotPath);
+    return { appliedIndex: header.appliedIndex, databaseBytes: header.databaseBytes };
+  }
+
+  get isOpen(): boolean {
+    return this.#connections !== null;
+  }
+
+  /** The index of the last entry whose effects are committed in SQLite. */
+  get appliedIndex(): LogIndex {
+    return this.#appliedIndex;
+  }
+
+  /** Indexes of batches executed in the open speculative transaction, ascending. */
+  get speculativeIndexes(): readonly LogIndex[] {
+    return [...this.#speculative];
+  }
+
+  get lastSpeculativeIndex(): LogIndex | null {
+    return this.#speculative.at(-1) ?? null;
+  }
+
+  get speculativeCount(): number {
+    return this.#speculative.length;
+  }
+
+  /**
+   * Set when SQLite itself rolled back the speculative transaction (a statement with `OR ROLLBACK`,
+   * `RAISE(ROLLBACK)` or an I/O error): the entries up to this index are in the log but no longer in
+   * SQLite, so the node must `apply` them as they commit before `execute` is allowed again.
+   */
+  get replayRequiredThrough(): LogIndex | null {
+    return this.#replayRequiredThrough;
+  }
+
+  #open(): Connections {
+    assert(this.#connections !== null, "store is closed");
+    return this.#connections;
+  }
+
+  #schemaChanged(): void {
+    this.#triggers.invalidate();
+    this.#counters.invalidate();
+  }
+
+  /** Sets foreign keys and CHECK enforcement; only possible outside a transaction. */
+  #useMode(mode: "leader" | "replica"): void {
+    const { write } = this.#open();
+    if (this.#connectionMode === mode) return;
+    assert(!write.isTransaction, "connection settings change only outside a transaction");
+    const leader = mode === "leader";
+    write.exec(
+      `PRAGMA foreign_keys=${leader ? "ON" : "OFF"}; PRAGMA ignore_check_constraints=${leader ? "OFF" : "ON"}`,
+    );
+    const foreignKeys = write.prepare("PRAGMA foreign_keys").get()?.foreign_keys;
+    assert(foreignKeys === (leader ? 1n : 0n), `foreign keys ${leader ? "on" : "off"} for ${mode} mode`);
+    this.#connectionMode = mode;
+  }
+
+  /**
+   * Runs a batch on the leader as the payload for log index `index` (which the caller will propose
+   * there). The batch joins the speculative transaction; nothing is visible to readers or durable in
+   * SQLite until `commitSpeculative`. A failing statement throws and leaves no trace.
+   */
+  execute(index: LogIndex, statements: readonly Statement[], options: ExecuteOptions = {}): ExecuteResult {
+    const { write, writeGuard } = this.#open();
+    assert(index > this.#appliedIndex, `execute at ${index} not after applied index ${this.#appliedIndex}`);
+    const last = this.lastSpeculativeIndex;
+    assert(last === null || index > last, `execute at ${index} not after speculative index ${last}`);
+    const checked = checkStatements(statements, {
+      statementsMax: this.#limits.statementsPerBatchMax,
+      sqlBytesMax: this.#limits.sqlBytesMax,
+    });
+    const rowsMax = options.resultRowsMax ?? resultRowsMaxDefault;
+    this.#checkCanSpeculate();
+    if (last === null) {
+      this.#useMode("leader");
+      write.exec("BEGIN IMMEDIATE");
+    }
+    write.exec(`SAVEPOINT ${batchSavepoint}`);
+    try {
+      const context = {
+        db: write,
+        guard: writeGuard,
+        counters: this.#counters,
+        schemaChanged: () => this.#schemaChanged(),
+      };
+      const outcome = runLeaderBatch(context, checked, rowsMax);
+      const payload = encodePayload(outcome.ops);
+      if (payload.length > this.#limits.payloadBytesMax) {
+        throw new BatonError(
+          "PAYLOAD_TOO_LARGE",
+          `batch changes encode to ${payload.length} bytes; at most ${this.#limits.payloadBytesMax}`,
+          {
+            payloadBytes: payload.length,
+          },
+        );
+      }
+      write.exec(`RELEASE ${batchSavepoint}`);
+      this.#speculative.push(index);
+      return { results: outcome.results, payload };
+    } catch (error) {
+      throw this.#abandonBatch(error);
+    }
+  }
+
+  #checkCanSpeculate(): void {
+    if (this.#speculative.length >= this.#limits.speculativeBatchesMax) {
+      throw new BatonError(
+        "OVERLOADED",
+        `${this.#speculative.length} batches await commit; at most ${this.#limits.speculativeBatchesMax}`,
+        {
+          speculativeBatchesMax: this.#limits.speculativeBatchesMax,
+        },
+      );
+    }
+    const replay = this.#replayRequiredThrough;
+    if (replay !== null) {
+      throw new BatonError(
+        "OVERLOADED",
+        `entries up to ${replay} must be applied before new batches run; retry`,
+        {
+          replayRequiredThrough: replay,
+        },
+      );
+    }
+  }
+
+  /** Undoes a failed batch; returns the error to throw. */
+  #abandonBatch(error: unknown): unknown {
+    const { write } = this.#open();
+    this.#schemaChanged();
+    if (write.isTransaction) {
+      write.exec(`ROLLBACK TO ${batchSavepoint}`);
+      write.exec(`RELEASE ${batchSavepoint}`);
+      if (this.#speculative.length === 0) write.exec("ROLLBACK");
+      return error;
+    }
+    // SQLite ended the whole transaction itself: every speculative batch went with it.
+    const lost = this.#speculative;
+    this.#speculative = [];
+    if (lost.length === 0) return error;
+    this.#replayRequiredThrough = lost.at(-1)!;
+    const lostIndexes = lost.map(Number);
+    if (error instanceof BatonError) {
+      return new BatonError(error.code, `${error.message} (SQLite rolled back the speculative transaction)`, {
+        ...error.details,
+        lostSpeculativeIndexes: lostIndexes,
+      });
+    }
+    return error;
+  }
+
+  /** Commits the speculative transaction once Raft has committed its last batch, `upToIndex`. */
+  commitSpeculative(upToIndex: LogIndex): void {
+    const { write, writeMeta } = this.#open();
+    const last = this.lastSpeculativeIndex;
+    assert(
+      last !== null && upToIndex === last,
+      `commitSpeculative(${upToIndex}) but the last speculative index is ${last}`,
+    );
+    assert(write.isTransaction, "a speculative transaction is open");
+    writeMeta.writeAppliedIndex(upToIndex);
+    write.exec("COMMIT");
+    this.#appliedIndex = upToIndex;
+    this.#speculative = [];
+  }
+
+  /** Discards every speculative batch (leadership lost); returns their indexes. */
+  rollbackSpeculative(): DiscardedBatch[] {
+    const { write } = this.#open();
+    const discarded = this.#speculative.map((index) => ({ index }));
+    if (write.isTransaction) write.exec("ROLLBACK");
+    this.#speculative = [];
+    this.#schemaChanged();
+    return discarded;
+  }
+
+  /** Applies committed entry `index` (replica path); a replayed index is a no-op. */
+  apply(index: LogIndex, payload: Uint8Array): ApplyOutcome {
+    const { write, writeMeta } = this.#open();
+    assert(
+      this.#speculative.length === 0 && !write.isTransaction,
+      `apply(${index}) while a speculative transaction is open`,
+    );
+    if (index <= this.#appliedIndex) return "already-applied";
+    assert(
+      index === this.#appliedIndex + 1,
+      `apply(${index}) leaves a gap after applied index ${this.#appliedIndex}`,
+    );
+    const ops = decodePayload(payload);
+    this.#useMode("replica");
+    write.exec("BEGIN IMMEDIATE");
+    try {
+      applyOps(
+        {
+          db: write,
+          triggers: this.#triggers,
+          counters: this.#counters,
+          schemaChanged: () => this.#schemaChanged(),
+        },
+        ops,
+      );
+      writeMeta.writeAppliedIndex(index);
+      write.exec("COMMIT");
+    } catch (error) {
+      if (write.isTransaction) write.exec("ROLLBACK");
+      this.#triggers.forgetAfterRollback();
+      this.#counters.invalidate();
+      throw error;
+    }
+    this.#appliedIndex = index;
+    if (this.#replayRequiredThrough !== null && index >= this.#replayRequiredThrough)
+      this.#replayRequiredThrough = null;
+    return "applied";
+  }
+
+  /** Advances the applied index over an entry that carries no store payload (no-op, configuration). */
+  applyNoop(index: LogIndex): ApplyOutcome {
+    return this.apply(index, new Uint8Array(0));
+  }
+
+  /** Runs read-only statements on the committed state, all in one read transaction. */
+  query(statements: readonly Statement[], options: QueryOptions = {}): QueryResult {
+    const { read, readGuard, readMeta } = this.#open();
+    const checked = checkStatements(statements, {
+      statementsMax: this.#limits.statementsPerBatchMax,
+      sqlBytesMax: this.#limits.sqlBytesMax,
+    });
+    const rowsMax = options.resultRowsMax ?? resultRowsMaxDefault;
+    read.exec("BEGIN");
+    try {
+      const appliedIndex = readMeta.readAppliedIndex();
+      const results = checked.map(({ sql, params }, index) => {
+        const compiled = compileStatement(read, readGuard, "query", index, sql, params);
+        return { columns: columnNames(compiled), rows: runWithRows(readGuard, compiled, rowsMax) };
+      });
+      return { results, appliedIndex };
+    } finally {
+      if (read.isTransaction) read.exec("ROLLBACK");
+    }
+  }
+
+  /** The hex SHA-256 of the committed replicated content (see content-hash.ts). */
+  contentHash(): string {
+    const { read } = this.#open();
+    read.exec("BEGIN");
+    try {
+      return computeContentHash(read);
+    } finally {
+      if (read.isTransaction) read.exec("ROLLBACK");
+    }
+  }
+
+  /** Writes a verified-on-restore snapshot of the committed state while writes continue. */
+  async snapshot(destinationPath: string): Promise<SnapshotInfo> {
+    this.#open();
+    const target = path.resolve(destinationPath);
+    const written = await writeSnapshot(this.path, target, this.#limits.busyTimeoutMs);
+    return { appliedIndex: written.appliedIndex, path: target, bytes: written.bytes };
+  }
+
+  /** Replaces this store's database with a verified snapshot; a bad snapshot leaves it unchanged. */
+  async restoreSnapshot(snapshotPath: string): Promise<{ appliedIndex: LogIndex }> {
+    const connections = this.#open();
+    assert(this.#speculative.length === 0, "restore while a speculative transaction is open");
+    this.#connections = null;
+    closeConnections(connections);
+    try {
+      await restoreSnapshotFile(snapshotPath, this.path);
+    } finally {
+      const reopened = openConnections(this.path, this.#limits.busyTimeoutMs);
+      this.#connections = reopened;
+      this.#connectionMode = null;
+      this.#triggers.forgetAfterRollback();
+      this.#counters.invalidate();
+      this.#appliedIndex = reopened.writeMeta.readAppliedIndex();
+      this.#replayRequiredThrough = null;
+    }
+    return { appliedIndex: this.#appliedIndex };
+  }
+
+  /** Closes the store; an open speculative transaction rolls back. Closing twice is harmless. */
+  close(): void {
+    const connections = this.#connections;
+    if (connections === null) return;
+    this.#connections = null;
+    this.#speculative = [];
+    openPaths.delete(this.path);
+    closeConnections(connections);
+  }
+}
+
+function definedOnly(options: StoreOptions): Partial<Limits> {
+  const limits: Partial<Record<keyof Limits, number>> = {};
+  for (const key of Object.keys(storeDefaults) as (keyof typeof storeDefaults)[]) {
+    const value = options[key];
+    if (value !== undefined) limits[key] = value;
+  }
+  return limits;
+}

@@ -1,0 +1,90 @@
+/**
+ * Public types of the store: statements in, results out, and the options with their bounds.
+ *
+ * Values: SQLite INTEGERs come back as JavaScript numbers when they lie within ±(2^53 - 1) and as
+ * `bigint` beyond, so no integer is ever rounded; the HTTP layer turns such bigints into decimal
+ * strings. REALs are numbers, TEXT strings, BLOBs `Uint8Array`s, NULL `null`.
+ */
+import type { LogIndex } from "../types/ids.ts";
+
+/** A value as SQLite stores it and the store returns it. */
+export type SqlValue = null | number | bigint | string | Uint8Array;
+
+/**
+ * What a caller may bind: SQL values and booleans (bound as 0 or 1). A `Buffer` is a `Uint8Array`.
+ * Anything else (undefined, objects, NaN, infinities, integers beyond 64 bits) is `BAD_REQUEST`.
+ */
+export type SqlParamValue = SqlValue | boolean;
+
+/** Positional parameters (`?`, `?NNN`) or named ones (`:name`, `@name`, `$name`; the prefix may be left out). */
+export type StatementParams = readonly SqlParamValue[] | Readonly<Record<string, SqlParamValue>>;
+
+/** One SQL statement. A string holding more than one statement is refused, never silently cut. */
+export type Statement = { readonly sql: string; readonly params?: StatementParams };
+
+/** The outcome of one statement of an execute batch. */
+export type ExecuteStatementResult = {
+  /** Rows the statement itself inserted, updated or deleted (SQLite's `changes()`); 0 for reads and DDL. */
+  readonly rowsAffected: number;
+  /** SQLite's `last_insert_rowid()` after a writing statement, 0 after reads and DDL. */
+  readonly lastInsertRowid: number | bigint;
+  /** Present for statements that return rows (SELECT, `RETURNING`, read-only PRAGMAs). */
+  readonly columns?: readonly string[];
+  readonly rows?: readonly (readonly SqlValue[])[];
+};
+
+export type ExecuteResult = {
+  readonly results: readonly ExecuteStatementResult[];
+  /** The encoded entry payload that reproduces this batch on a replica (see payload.ts). */
+  readonly payload: Uint8Array;
+};
+
+export type QueryStatementResult = {
+  readonly columns: readonly string[];
+  readonly rows: readonly (readonly SqlValue[])[];
+};
+
+export type QueryResult = {
+  readonly results: readonly QueryStatementResult[];
+  /** The applied index of the committed state every statement of the query read. */
+  readonly appliedIndex: LogIndex;
+};
+
+export type ExecuteOptions = {
+  /** Rows one statement may return (SELECT or RETURNING); more is `PAYLOAD_TOO_LARGE`. */
+  readonly resultRowsMax?: number;
+};
+
+export type QueryOptions = {
+  /** Rows one statement may return; more is `PAYLOAD_TOO_LARGE`. */
+  readonly resultRowsMax?: number;
+};
+
+export type StoreOptions = {
+  /** The database file. A real file: the leader writes on one connection and reads on another. */
+  readonly path: string;
+  /** Batches the leader may hold executed but uncommitted; more is `OVERLOADED`. */
+  readonly speculativeBatchesMax?: number;
+  /** Statements in one batch or query; more is `BAD_REQUEST`. */
+  readonly statementsPerBatchMax?: number;
+  /** Bytes of SQL text in one statement; more is `BAD_REQUEST`. */
+  readonly sqlBytesMax?: number;
+  /** Bytes of one encoded payload; a batch whose changes encode larger is `PAYLOAD_TOO_LARGE`. */
+  readonly payloadBytesMax?: number;
+  /** How long a connection waits on a lock held by another connection before failing. */
+  readonly busyTimeoutMs?: number;
+};
+
+export type SnapshotInfo = {
+  /** The applied index of the state the snapshot holds. */
+  readonly appliedIndex: LogIndex;
+  readonly path: string;
+  /** Size of the snapshot file, header included. */
+  readonly bytes: number;
+};
+
+/** A speculative batch discarded by `rollbackSpeculative`. */
+export type DiscardedBatch = { readonly index: LogIndex };
+
+/** What `apply` did: applied the entry, or nothing because the index was applied before (replay). */
+export type ApplyOutcome = "applied" | "already-applied";
