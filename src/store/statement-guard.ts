@@ -204,7 +204,10 @@ export class StatementGuard {
     const name = action === C.SQLITE_ALTER_TABLE ? second : first;
     const table = action === C.SQLITE_ALTER_TABLE ? null : second;
     if (action !== C.SQLITE_ALTER_TABLE && database !== "main") {
-      return { code: "FORBIDDEN_STATEMENT", message: "objects outside the main database are not replicated" };
+      return {
+        code: "FORBIDDEN_STATEMENT",
+        message: "TEMP objects and objects outside the main database are not replicated",
+      };
     }
     if (isReservedName(name) || isReservedName(table)) {
       return {
