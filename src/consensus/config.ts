@@ -1,0 +1,207 @@
+/**
+ * Configuration of the consensus core: what the operator sets, the defaults, validation, and the
+ * derived timings in ticks.
+ *
+ * Failure detection is expressed the way an operator thinks of it: a leader sends a heartbeat every
+ * `heartbeatIntervalMs`; a follower that misses `missedHeartbeats` of them in a row suspects the
+ * leader, so the base election timeout is `heartbeatIntervalMs × missedHeartbeats`. Each follower
+ * waits a randomized timeout drawn uniformly from [T, T × (1 + electionJitter)] so that followers
+ * rarely time out together and split the vote (Raft §5.2).
+ *
+ * Invariants established here (and relied on everywhere else): every duration is a whole, positive
+ * number of ticks; the election timeout is at least two heartbeat intervals; the voter list holds
+ * distinct ids and includes this node; every bound is a positive integer.
+ */
+import { BatonError } from "../lib/errors.ts";
+import type { Prng } from "../lib/prng.ts";
+import type { NodeId } from "../types/ids.ts";
+
+/** How durable a write must be before its proposal is acknowledged. */
+export type Durability = "local" | "one" | "majority" | "all";
+export const durabilityLevels: readonly Durability[] = ["local", "one", "majority", "all"];
+
+/**
+ * Deliberate bugs for the simulator's self-test ("does the checker catch a broken core?").
+ * Never set these outside tests: each one breaks a safety rule on purpose.
+ */
+export type UnsafeTestBugs = {
+  /** Commit an entry of an older term once it is on a majority, ignoring Raft §5.4.2 (figure 8). */
+  readonly commitOldTermByCounting?: boolean;
+  /** Grant votes without the up-to-date log check of Raft §5.4.1. */
+  readonly voteWithoutLogCheck?: boolean;
+};
+
+/** What the host passes to `new RaftCore(config, initial)`. Optional fields have the documented defaults. */
+export type RaftConfig = {
+  /** This node's id; must be one of `voters`. */
+  readonly id: NodeId;
+  /** Every voting member, this node included. Fixed for the life of the core (no membership changes yet). */
+  readonly voters: readonly NodeId[];
+  /** The host's tick period: one `{type:'tick'}` input every `tickMs`. Default 10. */
+  readonly tickMs?: number;
+  /** How often the leader sends heartbeats; a multiple of `tickMs`. Default 100. */
+  readonly heartbeatIntervalMs?: number;
+  /** Heartbeats a follower may miss before it campaigns; the base election timeout is their product. Default 10. */
+  readonly missedHeartbeats?: number;
+  /** Fraction of the election timeout added at random, in [0, 1]. Default 0.5. */
+  readonly electionJitter?: number;
+  /** Run a pre-vote round before a real election (Ongaro thesis §9.6). Default true. */
+  readonly preVote?: boolean;
+  /** Leader steps down when it has not heard from a majority within an election timeout (thesis §6.2). Default true. */
+  readonly checkQuorum?: boolean;
+  /** AppendEntries messages in flight per follower in the replicate state. Default 8. */
+  readonly appendEntriesInflightMax?: number;
+  /** Payload bytes per AppendEntries (at least one entry is always sent). Default 1 MiB. */
+  readonly appendEntriesBatchBytesMax?: number;
+  /** Entries per AppendEntries. Default 256. */
+  readonly appendEntriesBatchEntriesMax?: number;
+  /** Durability used when a proposal names none. Default 'majority'. */
+  readonly defaultDurability?: Durability;
+  /** How long a proposal may wait for its durability level before `notConfirmed`. Default 10000. */
+  readonly proposalTimeoutMs?: number;
+  /** Proposals accepted but not yet acknowledged or failed; beyond it proposals are rejected OVERLOADED. Default 10000. */
+  readonly proposalsPendingMax?: number;
+  /** Entries the leader may hold beyond the commit index; beyond it proposals are rejected OVERLOADED. Default 10000. */
+  readonly uncommittedEntriesMax?: number;
+  /** Linearizable reads waiting for their heartbeat round; beyond it reads are rejected OVERLOADED. Default 1024. */
+  readonly readsPendingMax?: number;
+  /** The seeded generator for election jitter: the core draws no randomness of its own. */
+  readonly prng: Prng;
+  /** Test-only deliberate bugs; see `UnsafeTestBugs`. */
+  readonly unsafeTestBugs?: UnsafeTestBugs;
+};
+
+/** The configuration after defaults and validation, with every duration converted to ticks. */
+export type ResolvedConfig = {
+  readonly id: NodeId;
+  readonly voters: readonly NodeId[];
+  readonly tickMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly missedHeartbeats: number;
+  readonly electionJitter: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly appendEntriesInflightMax: number;
+  readonly appendEntriesBatchBytesMax: number;
+  readonly appendEntriesBatchEntriesMax: number;
+  readonly defaultDurability: Durability;
+  readonly proposalTimeoutTicks: number;
+  readonly proposalsPendingMax: number;
+  readonly uncommittedEntriesMax: number;
+  readonly readsPendingMax: number;
+  readonly heartbeatIntervalTicks: number;
+  /** Base election timeout: `heartbeatIntervalTicks × missedHeartbeats`. */
+  readonly electionTimeoutTicks: number;
+  /** Upper end of the randomized election timeout: `electionTimeoutTicks + jitterTicksMax`. */
+  readonly electionTimeoutTicksMax: number;
+  readonly unsafeTestBugs: UnsafeTestBugs;
+};
+
+export const configDefaults = {
+  tickMs: 10,
+  heartbeatIntervalMs: 100,
+  missedHeartbeats: 10,
+  electionJitter: 0.5,
+  preVote: true,
+  checkQuorum: true,
+  appendEntriesInflightMax: 8,
+  appendEntriesBatchBytesMax: 1024 * 1024,
+  appendEntriesBatchEntriesMax: 256,
+  defaultDurability: "majority" as Durability,
+  proposalTimeoutMs: 10_000,
+  proposalsPendingMax: 10_000,
+  uncommittedEntriesMax: 10_000,
+  readsPendingMax: 1024,
+} as const;
+
+/** A cluster larger than this is almost certainly a configuration mistake (and quorum math is O(n log n) per ack). */
+export const votersMax = 15;
+
+function bad(message: string, details: Record<string, unknown> = {}): never {
+  throw new BatonError("BAD_CONFIG", message, details);
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1)
+    bad(`${name} must be a positive integer, got ${value}`, { [name]: value });
+  return value;
+}
+
+/** Applies defaults, validates, and derives tick counts. Throws `BatonError('BAD_CONFIG')` on invalid settings. */
+export function resolveConfig(config: RaftConfig): ResolvedConfig {
+  const voters = [...config.voters];
+  if (voters.length === 0 || voters.length > votersMax)
+    bad(`voters must list 1 to ${votersMax} nodes`, { voters });
+  if (new Set(voters).size !== voters.length) bad("voters must be distinct", { voters });
+  if (!voters.includes(config.id))
+    bad(`voters must include this node ${config.id}`, { voters, id: config.id });
+  const tickMs = positiveInteger("tickMs", config.tickMs ?? configDefaults.tickMs);
+  const heartbeatIntervalMs = positiveInteger(
+    "heartbeatIntervalMs",
+    config.heartbeatIntervalMs ?? configDefaults.heartbeatIntervalMs,
+  );
+  if (heartbeatIntervalMs % tickMs !== 0)
+    bad("heartbeatIntervalMs must be a multiple of tickMs", { tickMs, heartbeatIntervalMs });
+  const missedHeartbeats = positiveInteger(
+    "missedHeartbeats",
+    config.missedHeartbeats ?? configDefaults.missedHeartbeats,
+  );
+  if (missedHeartbeats < 2) bad("missedHeartbeats must be at least 2", { missedHeartbeats });
+  const electionJitter = config.electionJitter ?? configDefaults.electionJitter;
+  if (!(electionJitter >= 0 && electionJitter <= 1))
+    bad("electionJitter must be in [0, 1]", { electionJitter });
+  const defaultDurability = config.defaultDurability ?? configDefaults.defaultDurability;
+  if (!durabilityLevels.includes(defaultDurability)) bad(`unknown durability ${defaultDurability}`);
+  const proposalTimeoutMs = positiveInteger(
+    "proposalTimeoutMs",
+    config.proposalTimeoutMs ?? configDefaults.proposalTimeoutMs,
+  );
+  const heartbeatIntervalTicks = heartbeatIntervalMs / tickMs;
+  const electionTimeoutTicks = heartbeatIntervalTicks * missedHeartbeats;
+  return {
+    id: config.id,
+    voters,
+    tickMs,
+    heartbeatIntervalMs,
+    missedHeartbeats,
+    electionJitter,
+    preVote: config.preVote ?? configDefaults.preVote,
+    checkQuorum: config.checkQuorum ?? configDefaults.checkQuorum,
+    appendEntriesInflightMax: positiveInteger(
+      "appendEntriesInflightMax",
+      config.appendEntriesInflightMax ?? configDefaults.appendEntriesInflightMax,
+    ),
+    appendEntriesBatchBytesMax: positiveInteger(
+      "appendEntriesBatchBytesMax",
+      config.appendEntriesBatchBytesMax ?? configDefaults.appendEntriesBatchBytesMax,
+    ),
+    appendEntriesBatchEntriesMax: positiveInteger(
+      "appendEntriesBatchEntriesMax",
+      config.appendEntriesBatchEntriesMax ?? configDefaults.appendEntriesBatchEntriesMax,
+    ),
+    defaultDurability,
+    proposalTimeoutTicks: Math.max(1, Math.ceil(proposalTimeoutMs / tickMs)),
+    proposalsPendingMax: positiveInteger(
+      "proposalsPendingMax",
+      config.proposalsPendingMax ?? configDefaults.proposalsPendingMax,
+    ),
+    uncommittedEntriesMax: positiveInteger(
+      "uncommittedEntriesMax",
+      config.uncommittedEntriesMax ?? configDefaults.uncommittedEntriesMax,
+    ),
+    readsPendingMax: positiveInteger(
+      "readsPendingMax",
+      config.readsPendingMax ?? configDefaults.readsPendingMax,
+    ),
+    heartbeatIntervalTicks,
+    electionTimeoutTicks,
+    // Rounded up so that any non-zero jitter spreads timeouts over at least two tick values.
+    electionTimeoutTicksMax: electionTimeoutTicks + Math.ceil(electionTimeoutTicks * electionJitter),
+    unsafeTestBugs: config.unsafeTestBugs ?? {},
+  };
+}
+
+/** The number of voters that forms a majority of `voterCount` (Raft §5.2). */
+export function quorumSize(voterCount: number): number {
+  return Math.floor(voterCount / 2) + 1;
+}

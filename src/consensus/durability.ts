@@ -1,0 +1,143 @@
+/**
+ * Durability tracking: when is a client's proposal acknowledged?
+ *
+ * Levels (per proposal; the cluster default is configurable):
+ *  - `local`:    the entry is durable on the leader.
+ *  - `one`:      durable on the leader and on at least one other voter (just the leader in a
+ *                single-voter cluster).
+ *  - `majority`: committed (Raft §5.3): durable on a majority, of the leader's term (§5.4.2).
+ *  - `all`:      committed and applied by every voter (followers report their applied index).
+ *
+ * A proposal that does not reach its level before its deadline is reported `notConfirmed` with how
+ * many voters hold it durably; it is NOT undone and may still commit. A proposal whose entry is
+ * replaced by another leader's is reported `overwritten`: that write will never apply.
+ * `local` and `majority` keep being tracked after the leader steps down (a follower still sees its
+ * own fsyncs and the commit index); `one` and `all` need the leader's view of its peers and end as
+ * `leadership-lost` on step-down.
+ *
+ * Invariants: at most `proposalsPendingMax` proposals pending; each pending proposal's entry was
+ * appended by this node as leader in `term`; every proposal ends exactly once (ack or notConfirmed).
+ */
+import { assert } from "../lib/assert.ts";
+import type { LogIndex, Term } from "../types/ids.ts";
+import type { Durability } from "./config.ts";
+import type { CoreState } from "./core-state.ts";
+import type { EffectsBuilder, NotConfirmed } from "./effects.ts";
+import type { ProposalId } from "./inputs.ts";
+
+export type PendingProposal = {
+  readonly proposalId: ProposalId;
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly durability: Durability;
+  readonly deadlineTick: number;
+  /** Set when compaction removed the entry while it was still ours (it was committed then). */
+  compactedAsOurs: boolean;
+};
+
+/** How many voters hold `index` durably, as far as this node knows. */
+export function durableVoterCount(s: CoreState, index: LogIndex): number {
+  let count = s.durableIndex >= index ? 1 : 0;
+  if (s.role === "leader")
+    for (const progress of s.progress.values()) if (progress.matchIndex >= index) count++;
+  return count;
+}
+
+function entryIsOurs(s: CoreState, proposal: PendingProposal): boolean {
+  if (proposal.index <= s.log.snapshotIndex) return proposal.compactedAsOurs;
+  return s.log.termAt(proposal.index) === proposal.term;
+}
+
+function levelReached(s: CoreState, proposal: PendingProposal): boolean {
+  const index = proposal.index;
+  switch (proposal.durability) {
+    case "local":
+      return s.durableIndex >= index;
+    case "one": {
+      if (s.role !== "leader" || s.durableIndex < index) return false;
+      if (s.peers.length === 0) return true;
+      for (const progress of s.progress.values()) if (progress.matchIndex >= index) return true;
+      return false;
+    }
+    case "majority":
+      return s.commitIndex >= index;
+    case "all": {
+      if (s.role !== "leader" || s.commitIndex < index || s.appliedIndex < index) return false;
+      for (const progress of s.progress.values()) if (progress.appliedIndex < index) return false;
+      return true;
+    }
+  }
+}
+
+function notConfirmed(s: CoreState, proposal: PendingProposal, reason: NotConfirmed["reason"]): NotConfirmed {
+  return {
+    proposalId: proposal.proposalId,
+    index: proposal.index,
+    term: proposal.term,
+    durability: proposal.durability,
+    reason,
+    durableVoters: reason === "overwritten" ? 0 : durableVoterCount(s, proposal.index),
+    voters: s.config.voters.length,
+  };
+}
+
+/** Removes from the pending list every proposal for which `decide` returns an outcome. */
+function settle(
+  s: CoreState,
+  out: EffectsBuilder,
+  decide: (proposal: PendingProposal) => "keep" | "ack" | NotConfirmed["reason"],
+): void {
+  let kept = 0;
+  const pending = s.pendingProposals;
+  for (let i = 0; i < pending.length; i++) {
+    const proposal = pending[i];
+    assert(proposal !== undefined, "pending proposal hole");
+    const outcome = decide(proposal);
+    if (outcome === "keep") {
+      pending[kept++] = proposal;
+    } else if (outcome === "ack") {
+      const { proposalId, index, term, durability } = proposal;
+      out.acknowledged.push({ proposalId, index, term, durability });
+    } else {
+      out.notConfirmed.push(notConfirmed(s, proposal, outcome));
+    }
+  }
+  pending.length = kept;
+  assert(pending.length <= s.config.proposalsPendingMax, "pending proposals beyond their bound");
+}
+
+/** Acknowledges proposals that reached their level; fails those whose entry was replaced. */
+export function evaluateProposals(s: CoreState, out: EffectsBuilder): void {
+  if (s.pendingProposals.length === 0) return;
+  settle(s, out, (proposal) => {
+    if (!entryIsOurs(s, proposal)) return "overwritten";
+    return levelReached(s, proposal) ? "ack" : "keep";
+  });
+}
+
+/** Called every tick: proposals past their deadline end as `timeout`. */
+export function expireProposals(s: CoreState, out: EffectsBuilder): void {
+  if (s.pendingProposals.length === 0) return;
+  settle(s, out, (proposal) => (s.nowTick >= proposal.deadlineTick ? "timeout" : "keep"));
+}
+
+/** On step-down: `one` and `all` cannot be judged without the leader's view of its peers. */
+export function onLeadershipLost(s: CoreState, out: EffectsBuilder): void {
+  settle(s, out, (proposal) =>
+    proposal.durability === "one" || proposal.durability === "all" ? "leadership-lost" : "keep",
+  );
+}
+
+/** Before compaction through `index`: remember which compacted entries were still ours. */
+export function onCompaction(s: CoreState, index: LogIndex): void {
+  for (const proposal of s.pendingProposals) {
+    if (proposal.index <= index && proposal.index > s.log.snapshotIndex) {
+      proposal.compactedAsOurs = s.log.termAt(proposal.index) === proposal.term;
+    }
+  }
+}
+
+/** A snapshot replaced the whole log: whether our entries survived is unknown. */
+export function onSnapshotReset(s: CoreState, out: EffectsBuilder): void {
+  settle(s, out, () => "snapshot-installed");
+}

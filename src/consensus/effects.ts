@@ -1,0 +1,211 @@
+/**
+ * The result of one `step`: everything the host must do, in order (the analogue of etcd's Ready).
+ *
+ * ORDER CONTRACT — the host handles each Effects completely and in the order they were returned,
+ * and within one Effects it follows the fields in this order:
+ *
+ *  1. `snapshotRestored`  (follower) The host has already restored the snapshot's data; make the
+ *                         durable log start right after this position (discard older entries).
+ *  2. `truncateAfter`     (follower) Durably drop every log entry after this index. Never a
+ *                         committed entry; never on a leader.
+ *  3. `entries`           Append these entries durably, after the truncation.
+ *  4. `hardState`         Write term and vote atomically.
+ *     Steps 1–4 form one durable batch; batches complete in order (group commit is fine).
+ *  5. `messages`          Send those with `afterPersist: false` now. Send those with
+ *                         `afterPersist: true` only once the batch of this Effects and every earlier
+ *                         batch are durable. When the batch is durable and `entries` was non-empty,
+ *                         step `{type:'persisted', index, term}` with the last entry's position.
+ *  6. `applyThrough`      Apply committed entries to the state machine in index order up to this
+ *                         index (they are committed and durable here), then step `{type:'applied'}`.
+ *                         `commitIndex` is informational (status, metrics): the cluster's commit
+ *                         index as this node knows it, which may run ahead of local durability.
+ *  7. `proposals`, `acknowledged`, `notConfirmed`, `readReady`, `readRejected`: answer clients.
+ *     A `readReady` read may be served once the local applied index reaches its `index`.
+ *  8. `snapshotNeeded`    (leader) Send that peer a snapshot out of band, with the given message,
+ *                         then step `snapshotSent` (or `snapshotFailed`).
+ *  9. `roleChange`, `discarded`, `events`: bookkeeping, audit trail, review of discarded entries.
+ *
+ * Array fields are always present (possibly empty); scalar fields are absent when unchanged.
+ */
+import { assert } from "../lib/assert.ts";
+import type { LogIndex, NodeId, Position, Term } from "../types/ids.ts";
+import type { HardState, LogEntry } from "../types/log-entry.ts";
+import type { Durability } from "./config.ts";
+import type { CoreEvent, Role } from "./events.ts";
+import type { ProposalId, ReadRequestId } from "./inputs.ts";
+import { type InstallSnapshotMessage, type Message, sendableBeforePersist } from "./messages.ts";
+
+export type OutboundMessage = {
+  readonly message: Message;
+  /** True: send only after this and every earlier Effects' durable batch completed. */
+  readonly afterPersist: boolean;
+};
+
+export type ProposalRejectionCode = "NOT_LEADER" | "NO_LEADER" | "LEADERSHIP_TRANSFER" | "OVERLOADED";
+
+export type ProposalOutcome =
+  | {
+      readonly proposalId: ProposalId;
+      readonly accepted: true;
+      readonly index: LogIndex;
+      readonly term: Term;
+      readonly durability: Durability;
+    }
+  | {
+      readonly proposalId: ProposalId;
+      readonly accepted: false;
+      readonly code: ProposalRejectionCode;
+      /** Where to retry, when known. */
+      readonly leaderId: NodeId | null;
+    };
+
+/** A proposal reached its durability level. */
+export type Acknowledgement = {
+  readonly proposalId: ProposalId;
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly durability: Durability;
+};
+
+/**
+ * A proposal gave up waiting before reaching its level. Except for `overwritten` (the entry was
+ * replaced and will never apply) the write is NOT undone: it may still commit later.
+ */
+export type NotConfirmed = {
+  readonly proposalId: ProposalId;
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly durability: Durability;
+  readonly reason: "timeout" | "leadership-lost" | "overwritten" | "snapshot-installed";
+  /** Voters known to hold the entry durably (a lower bound on a non-leader, which knows only itself). */
+  readonly durableVoters: number;
+  readonly voters: number;
+};
+
+export type ReadReady = { readonly requestId: ReadRequestId; readonly index: LogIndex };
+
+export type ReadRejectionCode = "NOT_LEADER" | "NO_LEADER" | "LEADER_NOT_READY" | "OVERLOADED";
+
+export type ReadRejected = {
+  readonly requestId: ReadRequestId;
+  readonly code: ReadRejectionCode;
+  readonly leaderId: NodeId | null;
+};
+
+export type SnapshotNeeded = {
+  readonly peer: NodeId;
+  /** The snapshot must cover at least this index (the leader's first log index − 1). */
+  readonly index: LogIndex;
+  readonly term: Term;
+  /** The header to send along with the snapshot data; the receiver steps it after restoring. */
+  readonly message: InstallSnapshotMessage;
+};
+
+export type RoleChange = { readonly role: Role; readonly term: Term; readonly leaderId: NodeId | null };
+
+export type Effects = {
+  readonly snapshotRestored?: Position;
+  readonly truncateAfter?: LogIndex;
+  readonly entries: readonly LogEntry[];
+  readonly hardState?: HardState;
+  readonly messages: readonly OutboundMessage[];
+  readonly commitIndex?: LogIndex;
+  readonly applyThrough?: LogIndex;
+  readonly proposals: readonly ProposalOutcome[];
+  readonly acknowledged: readonly Acknowledgement[];
+  readonly notConfirmed: readonly NotConfirmed[];
+  readonly readReady: readonly ReadReady[];
+  readonly readRejected: readonly ReadRejected[];
+  readonly snapshotNeeded: readonly SnapshotNeeded[];
+  readonly roleChange?: RoleChange;
+  /** Entries of this node's divergent suffix dropped by `truncateAfter`, kept for review. */
+  readonly discarded: readonly LogEntry[];
+  readonly events: readonly CoreEvent[];
+};
+
+/** The scalar state an Effects reports as "changed"; captured before a step and compared after. */
+export type ObservedState = {
+  readonly hardState: HardState;
+  readonly commitIndex: LogIndex;
+  readonly applyThrough: LogIndex;
+  readonly role: Role;
+  readonly leaderId: NodeId | null;
+};
+
+/** Collects the effects of one step. One builder per step; never reused. */
+export class EffectsBuilder {
+  readonly entries: LogEntry[] = [];
+  readonly messages: OutboundMessage[] = [];
+  readonly proposals: ProposalOutcome[] = [];
+  readonly acknowledged: Acknowledgement[] = [];
+  readonly notConfirmed: NotConfirmed[] = [];
+  readonly readReady: ReadReady[] = [];
+  readonly readRejected: ReadRejected[] = [];
+  readonly snapshotNeeded: SnapshotNeeded[] = [];
+  readonly discarded: LogEntry[] = [];
+  readonly events: CoreEvent[] = [];
+  snapshotRestored: Position | undefined = undefined;
+  truncateAfter: LogIndex | undefined = undefined;
+
+  send(message: Message): void {
+    assert(message.from !== message.to, `message ${message.type} addressed to its sender`);
+    this.messages.push({ message, afterPersist: !sendableBeforePersist(message.type) });
+  }
+
+  event(event: CoreEvent): void {
+    this.events.push(event);
+  }
+
+  /** Records a suffix truncation; at most one per step, and always before this step's appends. */
+  truncate(afterIndex: LogIndex, dropped: readonly LogEntry[]): void {
+    assert(this.truncateAfter === undefined, "two truncations in one step");
+    assert(this.entries.length === 0, "truncation after an append in the same step");
+    this.truncateAfter = afterIndex;
+    this.discarded.push(...dropped);
+  }
+
+  append(entry: LogEntry): void {
+    const previous = this.entries.at(-1);
+    assert(
+      previous === undefined || entry.index === previous.index + 1,
+      "effects entries must be contiguous",
+    );
+    this.entries.push(entry);
+  }
+
+  restoreSnapshot(position: Position): void {
+    assert(
+      this.snapshotRestored === undefined && this.entries.length === 0,
+      "snapshot restore must come first",
+    );
+    this.snapshotRestored = position;
+  }
+
+  finish(before: ObservedState, after: ObservedState): Effects {
+    assert(after.commitIndex >= before.commitIndex, "commit index decreased within a step");
+    const hardStateChanged =
+      before.hardState.term !== after.hardState.term ||
+      before.hardState.votedFor !== after.hardState.votedFor;
+    const roleChanged = before.role !== after.role || before.leaderId !== after.leaderId;
+    return {
+      ...(this.snapshotRestored === undefined ? {} : { snapshotRestored: this.snapshotRestored }),
+      ...(this.truncateAfter === undefined ? {} : { truncateAfter: this.truncateAfter }),
+      entries: this.entries,
+      ...(hardStateChanged ? { hardState: after.hardState } : {}),
+      messages: this.messages,
+      ...(after.commitIndex !== before.commitIndex ? { commitIndex: after.commitIndex } : {}),
+      ...(after.applyThrough !== before.applyThrough ? { applyThrough: after.applyThrough } : {}),
+      proposals: this.proposals,
+      acknowledged: this.acknowledged,
+      notConfirmed: this.notConfirmed,
+      readReady: this.readReady,
+      readRejected: this.readRejected,
+      snapshotNeeded: this.snapshotNeeded,
+      ...(roleChanged
+        ? { roleChange: { role: after.role, term: after.hardState.term, leaderId: after.leaderId } }
+        : {}),
+      discarded: this.discarded,
+      events: this.events,
+    };
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Elections: the election timer, pre-vote (thesis §9.6), RequestVote (Raft §5.2, §5.4.1) and
+ * the leadership-transfer campaign (thesis §3.10).
+ *
+ * Rules enforced here:
+ *  - a vote goes only to a candidate whose log is at least as up-to-date as ours (§5.4.1), so only
+ *    a most-up-to-date node can win and every committed entry survives in the next leader's log;
+ *  - one vote per term; the vote is part of the hard state and the grant is a message marked
+ *    `afterPersist`, so it leaves only once the vote is durable;
+ *  - a node that knows a leader of the current term votes for no one else in that term;
+ *  - a pre-vote changes no state at the voter; it is granted only for a higher term and an
+ *    up-to-date log (refusals by nodes in lease happen during term handling, in `raft-core.ts`).
+ */
+
+import { assert } from "../lib/assert.ts";
+import { type CoreState, resetElectionTimer } from "./core-state.ts";
+import type { EffectsBuilder } from "./effects.ts";
+import type {
+  PreVoteMessage,
+  PreVoteResponseMessage,
+  RequestVoteMessage,
+  RequestVoteResponseMessage,
+  TimeoutNowMessage,
+} from "./messages.ts";
+import { becomeCandidate, becomePreCandidate, tallyVotes } from "./roles.ts";
+
+/** Starts an election: a pre-vote round when enabled, unless this is a leadership transfer. */
+export function campaign(s: CoreState, out: EffectsBuilder, transfer: boolean): void {
+  if (s.role === "leader") return;
+  if (transfer || !s.config.preVote) becomeCandidate(s, out, transfer);
+  else becomePreCandidate(s, out);
+}
+
+/** Non-leader tick: campaign when no leader was heard for the randomized election timeout. */
+export function tickElection(s: CoreState, out: EffectsBuilder): void {
+  assert(s.role !== "leader", "leaders do not run the election timer");
+  s.electionElapsedTicks++;
+  if (s.electionElapsedTicks >= s.randomizedElectionTimeoutTicks) campaign(s, out, false);
+}
+
+function logAcceptable(
+  s: CoreState,
+  lastLogIndex: RequestVoteMessage["lastLogIndex"],
+  lastLogTerm: RequestVoteMessage["lastLogTerm"],
+): boolean {
+  if (s.config.unsafeTestBugs.voteWithoutLogCheck === true) return true;
+  return s.log.isUpToDate(lastLogIndex, lastLogTerm);
+}
+
+export function handlePreVote(s: CoreState, out: EffectsBuilder, message: PreVoteMessage): void {
+  const granted = message.term > s.term && logAcceptable(s, message.lastLogIndex, message.lastLogTerm);
+  out.send({
+    type: "preVoteResponse",
+    from: s.config.id,
+    to: message.from,
+    term: granted ? message.term : s.term,
+    granted,
+  });
+  if (granted)
+    out.event({
+      type: "vote-granted",
+      node: s.config.id,
+      term: s.term,
+      candidate: message.from,
+      preVote: true,
+    });
+}
+
+export function handleRequestVote(s: CoreState, out: EffectsBuilder, message: RequestVoteMessage): void {
+  assert(message.term === s.term, "vote requests are handled in their own term");
+  const canVote = s.votedFor === message.from || (s.votedFor === null && s.leaderId === null);
+  const granted = canVote && logAcceptable(s, message.lastLogIndex, message.lastLogTerm);
+  if (granted) {
+    // Raft §5.2: granting a vote resets the election timer, so we do not compete with the candidate.
+    s.votedFor = message.from;
+    resetElectionTimer(s);
+    out.event({
+      type: "vote-granted",
+      node: s.config.id,
+      term: s.term,
+      candidate: message.from,
+      preVote: false,
+    });
+  }
+  out.send({ type: "requestVoteResponse", from: s.config.id, to: message.from, term: s.term, granted });
+  assert(!granted || s.votedFor === message.from, "a grant records the vote");
+}
+
+export function handleVoteResponse(
+  s: CoreState,
+  out: EffectsBuilder,
+  message: PreVoteResponseMessage | RequestVoteResponseMessage,
+): void {
+  if (message.type === "preVoteResponse") {
+    if (s.role !== "preCandidate") return;
+    // A grant echoes the proposed term; a refusal carries the voter's own (equal) term.
+    const expectedTerm = message.granted ? s.term + 1 : s.term;
+    if (message.term !== expectedTerm) return;
+  } else if (s.role !== "candidate" || message.term !== s.term) {
+    return;
+  }
+  // The first answer of each voter counts; duplicates delivered later change nothing.
+  if (!s.votes.has(message.from)) s.votes.set(message.from, message.granted);
+  tallyVotes(s, out);
+}
+
+/** Thesis §3.10: the leader tells us we are up to date; campaign at once, skipping pre-vote. */
+export function handleTimeoutNow(s: CoreState, out: EffectsBuilder, message: TimeoutNowMessage): void {
+  if (s.role !== "follower" || message.from !== s.leaderId) return;
+  campaign(s, out, true);
+}

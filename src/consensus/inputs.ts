@@ -1,0 +1,62 @@
+/**
+ * Everything the host can feed to `RaftCore.step`, as a discriminated union on `type`.
+ *
+ * Time arrives only as `tick`; durability arrives only as `persisted`; application progress only as
+ * `applied`. The core trusts none of them blindly: stale `persisted` reports (for entries since
+ * replaced) are ignored, and an `applied` beyond what the core allowed is an assertion failure.
+ */
+import type { LogIndex, NodeId, Term } from "../types/ids.ts";
+import type { EntryKind } from "../types/log-entry.ts";
+import type { Durability } from "./config.ts";
+import type { Message } from "./messages.ts";
+
+/** The host's handle for a client write; echoed in every outcome for that write. */
+export type ProposalId = string;
+/** The host's handle for a linearizable read. */
+export type ReadRequestId = string;
+
+export type TickInput = { readonly type: "tick" };
+export type MessageInput = { readonly type: "message"; readonly message: Message };
+export type ProposeInput = {
+  readonly type: "propose";
+  readonly proposalId: ProposalId;
+  /** `command` for client writes, `config` is replicated opaquely (membership changes are not implemented). */
+  readonly kind: EntryKind;
+  readonly data: Uint8Array;
+  /** Defaults to the configured `defaultDurability`. */
+  readonly durability?: Durability;
+  /** Defaults to `proposalTimeoutMs / tickMs`. */
+  readonly timeoutTicks?: number;
+};
+/** The host made every entry up to `index` (whose term is `term`) and every earlier hard state durable. */
+export type PersistedInput = { readonly type: "persisted"; readonly index: LogIndex; readonly term: Term };
+/** The host applied every entry up to `index` to the state machine. */
+export type AppliedInput = { readonly type: "applied"; readonly index: LogIndex };
+export type ReadIndexInput = { readonly type: "readIndex"; readonly requestId: ReadRequestId };
+export type TransferLeadershipInput = { readonly type: "transferLeadership"; readonly target: NodeId };
+/** Start an election now, as if the election timer had fired (with pre-vote when enabled). */
+export type CampaignInput = { readonly type: "campaign" };
+/** The host took a snapshot through `index` (whose term is `term`): drop those entries from memory. */
+export type CompactInput = { readonly type: "compact"; readonly index: LogIndex; readonly term: Term };
+/** Leader side: the host finished sending `peer` a snapshot through `index`. */
+export type SnapshotSentInput = {
+  readonly type: "snapshotSent";
+  readonly peer: NodeId;
+  readonly index: LogIndex;
+  readonly term: Term;
+};
+/** Leader side: sending a snapshot to `peer` failed; replication falls back to probing. */
+export type SnapshotFailedInput = { readonly type: "snapshotFailed"; readonly peer: NodeId };
+
+export type Input =
+  | TickInput
+  | MessageInput
+  | ProposeInput
+  | PersistedInput
+  | AppliedInput
+  | ReadIndexInput
+  | TransferLeadershipInput
+  | CampaignInput
+  | CompactInput
+  | SnapshotSentInput
+  | SnapshotFailedInput;

@@ -1,0 +1,146 @@
+/**
+ * The messages replicas exchange, as a discriminated union on `type`.
+ *
+ * Every message is a plain serializable object with `type`, `from`, `to` and `term` (the sender's
+ * current term, except for `preVote` which carries the term the sender *would* campaign in, and a
+ * granted `preVoteResponse` which echoes it). The node process encodes these into binary frames;
+ * the core never sees bytes. Terms and indexes are branded integers; `0` means "none" for
+ * `conflictTerm` and for a log position before the first entry.
+ */
+import type { LogIndex, NodeId, Term } from "../types/ids.ts";
+import type { LogEntry } from "../types/log-entry.ts";
+
+type Envelope = {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: Term;
+};
+
+/** Pre-vote request (thesis §9.6): "would you vote for me in term `term`?" Changes no state at the receiver. */
+export type PreVoteMessage = Envelope & {
+  readonly type: "preVote";
+  readonly lastLogIndex: LogIndex;
+  readonly lastLogTerm: Term;
+};
+
+export type PreVoteResponseMessage = Envelope & {
+  readonly type: "preVoteResponse";
+  readonly granted: boolean;
+};
+
+/** RequestVote (Raft §5.2) carrying the candidate's last log position for the §5.4.1 check. */
+export type RequestVoteMessage = Envelope & {
+  readonly type: "requestVote";
+  readonly lastLogIndex: LogIndex;
+  readonly lastLogTerm: Term;
+  /** Set during leadership transfer (thesis §3.10): voters grant despite having heard from a live leader. */
+  readonly transfer: boolean;
+};
+
+export type RequestVoteResponseMessage = Envelope & {
+  readonly type: "requestVoteResponse";
+  readonly granted: boolean;
+};
+
+/** AppendEntries (Raft §5.3). An empty `entries` list still checks the log and carries the commit index. */
+export type AppendEntriesMessage = Envelope & {
+  readonly type: "appendEntries";
+  readonly prevLogIndex: LogIndex;
+  readonly prevLogTerm: Term;
+  readonly entries: readonly LogEntry[];
+  readonly leaderCommit: LogIndex;
+};
+
+/**
+ * Reply to `appendEntries` (and to `installSnapshot`). On success `matchIndex` is the last index the
+ * follower's durable log is known to share with the leader. On rejection `rejectedIndex` echoes the
+ * request's `prevLogIndex` and the conflict hint lets the leader skip a whole term at once:
+ * `conflictTerm` is the follower's term at `rejectedIndex` (0 when its log is shorter) and
+ * `conflictIndex` is the first index the follower holds of that term (or its last index + 1).
+ */
+export type AppendEntriesResponseMessage = Envelope & {
+  readonly type: "appendEntriesResponse";
+  readonly success: boolean;
+  readonly matchIndex: LogIndex;
+  readonly rejectedIndex: LogIndex;
+  readonly conflictTerm: Term;
+  readonly conflictIndex: LogIndex;
+  /** The follower's applied index, so the leader can tell when `all` durability is reached. */
+  readonly appliedIndex: LogIndex;
+};
+
+/**
+ * Leader liveness signal. Carries no log check, so it never disturbs pipelined appends;
+ * `leaderCommit` is already capped at what this follower is known to hold.
+ */
+export type HeartbeatMessage = Envelope & {
+  readonly type: "heartbeat";
+  readonly leaderCommit: LogIndex;
+  /** The latest linearizable-read round; echoed back to confirm leadership (thesis §6.4). 0 = none. */
+  readonly readRound: number;
+};
+
+export type HeartbeatResponseMessage = Envelope & {
+  readonly type: "heartbeatResponse";
+  readonly readRound: number;
+  readonly appliedIndex: LogIndex;
+};
+
+/** Leadership transfer (thesis §3.10): "campaign now, you are up to date". */
+export type TimeoutNowMessage = Envelope & {
+  readonly type: "timeoutNow";
+};
+
+/**
+ * Snapshot installation notice. The snapshot's data travels out of band; the receiving host restores
+ * it (only when `snapshotIndex` exceeds its applied index) and only then steps this message.
+ */
+export type InstallSnapshotMessage = Envelope & {
+  readonly type: "installSnapshot";
+  readonly snapshotIndex: LogIndex;
+  readonly snapshotTerm: Term;
+};
+
+export type Message =
+  | PreVoteMessage
+  | PreVoteResponseMessage
+  | RequestVoteMessage
+  | RequestVoteResponseMessage
+  | AppendEntriesMessage
+  | AppendEntriesResponseMessage
+  | HeartbeatMessage
+  | HeartbeatResponseMessage
+  | TimeoutNowMessage
+  | InstallSnapshotMessage;
+
+export type MessageType = Message["type"];
+
+export const messageTypes: readonly MessageType[] = [
+  "preVote",
+  "preVoteResponse",
+  "requestVote",
+  "requestVoteResponse",
+  "appendEntries",
+  "appendEntriesResponse",
+  "heartbeat",
+  "heartbeatResponse",
+  "timeoutNow",
+  "installSnapshot",
+];
+
+/**
+ * Whether a message may leave before the hard state and entries of the same Effects are durable.
+ *
+ * A leader may ship entries before its own fsync (thesis §10.2.1) because it counts itself toward
+ * a quorum only once durable. Pre-vote traffic changes no durable state. Everything else promises
+ * something about durable state (a vote, a term, a matched log) and must wait.
+ */
+export function sendableBeforePersist(type: MessageType): boolean {
+  return (
+    type === "appendEntries" ||
+    type === "heartbeat" ||
+    type === "timeoutNow" ||
+    type === "preVote" ||
+    type === "preVoteResponse"
+  );
+}

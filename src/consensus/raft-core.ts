@@ -1,0 +1,361 @@
+/**
+ * RaftCore: the pure replication state machine (Raft with pre-vote, check-quorum, leadership
+ * transfer and per-proposal durability levels).
+ *
+ * The core performs no I/O, reads no clock and draws no random number of its own: time arrives as
+ * `tick` inputs, randomness from the injected seeded `Prng`, and every input returns `Effects` that
+ * the host carries out in the documented order (see `effects.ts`). This is what makes deterministic
+ * simulation possible.
+ *
+ * `step` handles terms first (Raft §5.1: a higher term makes us a follower; a lower one is refused),
+ * then delegates to the handler for the message type and our role.
+ *
+ * Failure detection: the leader heartbeats every H = heartbeatIntervalMs; a follower campaigns after
+ * T = H × missedHeartbeats, randomized to [T, T × (1 + j)] with j = electionJitter. From leader death
+ * to a new leader, with round-trip time RTT and no split vote:
+ *   worst    ≈ T × (1 + j) + 2 × RTT   (pre-vote round, then vote round),
+ *   expected ≈ T × (1 + j / n) − H / 2 + 2 × RTT  for n surviving followers
+ * (the first of n uniform timers fires after T + jT/(n+1) on average, and the last heartbeat arrived
+ * on average H/2 before the death). Each split vote adds up to another T × (1 + j).
+ * With the defaults (H = 100 ms, 10 missed, j = 0.5): worst ≈ 1.5 s + 2 RTT.
+ */
+import { assert, unreachable } from "../lib/assert.ts";
+import { type LogIndex, logIndex, type NodeId, type Term } from "../types/ids.ts";
+import type { HardState, LogEntry } from "../types/log-entry.ts";
+import { type RaftConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
+import {
+  type CoreState,
+  checkInvariants,
+  createCoreState,
+  hardStateOf,
+  type InitialState,
+  inLease,
+  observe,
+  refreshApplyThrough,
+} from "./core-state.ts";
+import { evaluateProposals, expireProposals, onCompaction } from "./durability.ts";
+import { type Effects, EffectsBuilder } from "./effects.ts";
+import {
+  campaign,
+  handlePreVote,
+  handleRequestVote,
+  handleTimeoutNow,
+  handleVoteResponse,
+  tickElection,
+} from "./election.ts";
+import type { Role } from "./events.ts";
+import { handleAppendEntries, handleHeartbeat, handleInstallSnapshot } from "./follower.ts";
+import type { Input } from "./inputs.ts";
+import {
+  afterCommitMaybeAdvanced,
+  handleAppendEntriesResponse,
+  handleHeartbeatResponse,
+  handlePropose,
+  handleSnapshotFailed,
+  handleSnapshotSent,
+  tickLeader,
+} from "./leader.ts";
+import type { Message } from "./messages.ts";
+import type { ReplicationState } from "./progress.ts";
+import { handleReadIndex } from "./read-index.ts";
+import { becomeFollower } from "./roles.ts";
+import { startTransfer } from "./transfer.ts";
+
+/** A follower as the leader sees it (only reported by a leader). */
+export type MemberStatus = {
+  readonly id: NodeId;
+  readonly state: ReplicationState;
+  readonly matchIndex: LogIndex;
+  readonly nextIndex: LogIndex;
+  readonly appliedIndex: LogIndex;
+  readonly lastHeardTicksAgo: number;
+};
+
+export type CoreStatus = {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly term: Term;
+  readonly votedFor: NodeId | null;
+  readonly leaderId: NodeId | null;
+  readonly commitIndex: LogIndex;
+  readonly appliedIndex: LogIndex;
+  readonly applyThrough: LogIndex;
+  readonly durableIndex: LogIndex;
+  readonly lastIndex: LogIndex;
+  readonly lastTerm: Term;
+  readonly snapshotIndex: LogIndex;
+  readonly snapshotTerm: Term;
+  readonly transferTarget: NodeId | null;
+  readonly pendingProposals: number;
+  readonly pendingReads: number;
+  readonly nowTick: number;
+  readonly members: readonly MemberStatus[];
+};
+
+function isFromLeader(message: Message): boolean {
+  return (
+    message.type === "appendEntries" || message.type === "heartbeat" || message.type === "installSnapshot"
+  );
+}
+
+export class RaftCore {
+  readonly #s: CoreState;
+
+  /** Throws `BatonError('BAD_CONFIG')` on an invalid configuration; asserts on an inconsistent initial state. */
+  constructor(config: RaftConfig, initial: InitialState) {
+    const resolved = resolveConfig(config);
+    this.#s = createCoreState(resolved, config.prng, initial);
+    checkInvariants(this.#s);
+  }
+
+  get config(): ResolvedConfig {
+    return this.#s.config;
+  }
+
+  /** Feeds one input; returns what the host must do, in the order documented in `effects.ts`. */
+  step(input: Input): Effects {
+    const s = this.#s;
+    const before = observe(s);
+    const progressKey = this.#durabilityKey();
+    const out = new EffectsBuilder();
+    this.#dispatch(input, out);
+    if (this.#durabilityKey() !== progressKey) evaluateProposals(s, out);
+    checkInvariants(s);
+    return out.finish(before, observe(s));
+  }
+
+  #durabilityKey(): string {
+    const s = this.#s;
+    return `${s.commitIndex}/${s.durableIndex}/${s.appliedIndex}/${s.replicationVersion}/${s.role}/${s.log.lastIndex}/${s.log.snapshotIndex}`;
+  }
+
+  #dispatch(input: Input, out: EffectsBuilder): void {
+    const s = this.#s;
+    switch (input.type) {
+      case "tick":
+        s.nowTick++;
+        if (s.role === "leader") tickLeader(s, out);
+        else tickElection(s, out);
+        expireProposals(s, out);
+        return;
+      case "message":
+        this.#stepMessage(input.message, out);
+        return;
+      case "propose":
+        handlePropose(s, out, input);
+        return;
+      case "persisted":
+        this.#persisted(input.index, input.term, out);
+        return;
+      case "applied":
+        this.#applied(input.index, out);
+        return;
+      case "readIndex":
+        handleReadIndex(s, out, input.requestId);
+        return;
+      case "transferLeadership":
+        startTransfer(s, out, input.target);
+        return;
+      case "campaign":
+        campaign(s, out, false);
+        return;
+      case "compact":
+        this.#compact(input.index, input.term);
+        return;
+      case "snapshotSent":
+        handleSnapshotSent(s, out, input.peer, input.index);
+        return;
+      case "snapshotFailed":
+        handleSnapshotFailed(s, input.peer);
+        return;
+      default:
+        unreachable(input, "unknown input");
+    }
+  }
+
+  /** Raft §5.1: terms first, then the handler for the message type and our role. */
+  #stepMessage(message: Message, out: EffectsBuilder): void {
+    const s = this.#s;
+    if (message.to !== s.config.id || !s.peers.includes(message.from)) return;
+    if (message.type === "installSnapshot" && message.term < s.term) {
+      // The host already restored this (committed) data; record it, and let our term unseat the sender.
+      handleInstallSnapshot(s, out, message);
+      return;
+    }
+    if (message.term > s.term && !this.#acceptHigherTerm(message, out)) return;
+    if (message.term < s.term) {
+      this.#answerStaleTerm(message, out);
+      return;
+    }
+    this.#dispatchMessage(message, out);
+  }
+
+  /** Returns false when the message must be ignored (a vote request while we are in lease). */
+  #acceptHigherTerm(message: Message, out: EffectsBuilder): boolean {
+    const s = this.#s;
+    const isVoteRequest = message.type === "preVote" || message.type === "requestVote";
+    const transfer = message.type === "requestVote" && message.transfer;
+    // Thesis §9.6 / §4.2.3: while we hear from a live leader, disruptive candidates are ignored.
+    if (isVoteRequest && !transfer && inLease(s)) return false;
+    // A pre-vote and a granted pre-vote answer carry a hypothetical term: they change none of ours.
+    if (message.type === "preVote" || (message.type === "preVoteResponse" && message.granted)) return true;
+    const reason = s.role === "leader" && s.transfer?.target === message.from ? "transfer" : "higher-term";
+    becomeFollower(s, out, message.term, isFromLeader(message) ? message.from : null, reason, message.from);
+    return true;
+  }
+
+  #answerStaleTerm(message: Message, out: EffectsBuilder): void {
+    const s = this.#s;
+    const from = s.config.id;
+    const to = message.from;
+    if (message.type === "appendEntries" || message.type === "heartbeat") {
+      // A deposed leader learns of the newer term from this answer and steps down. rejectedIndex 0 makes
+      // the answer inert should it reach a leader of our own term.
+      const zero = logIndex(0);
+      out.send({
+        type: "appendEntriesResponse",
+        from,
+        to,
+        term: s.term,
+        success: false,
+        matchIndex: zero,
+        rejectedIndex: zero,
+        conflictTerm: s.log.snapshotTerm,
+        conflictIndex: zero,
+        appliedIndex: s.appliedIndex,
+      });
+    } else if (message.type === "preVote") {
+      out.send({ type: "preVoteResponse", from, to, term: s.term, granted: false });
+    } else if (message.type === "requestVote") {
+      out.send({ type: "requestVoteResponse", from, to, term: s.term, granted: false });
+    }
+  }
+
+  #dispatchMessage(message: Message, out: EffectsBuilder): void {
+    const s = this.#s;
+    switch (message.type) {
+      case "preVote":
+        handlePreVote(s, out, message);
+        return;
+      case "requestVote":
+        handleRequestVote(s, out, message);
+        return;
+      case "preVoteResponse":
+      case "requestVoteResponse":
+        handleVoteResponse(s, out, message);
+        return;
+      case "appendEntries":
+      case "heartbeat":
+      case "installSnapshot":
+        this.#stepFromLeader(message, out);
+        return;
+      case "appendEntriesResponse":
+        if (s.role === "leader") handleAppendEntriesResponse(s, out, message);
+        return;
+      case "heartbeatResponse":
+        if (s.role === "leader") handleHeartbeatResponse(s, out, message);
+        return;
+      case "timeoutNow":
+        handleTimeoutNow(s, out, message);
+        return;
+      default:
+        unreachable(message, "unknown message");
+    }
+  }
+
+  #stepFromLeader(
+    message: Message & { type: "appendEntries" | "heartbeat" | "installSnapshot" },
+    out: EffectsBuilder,
+  ): void {
+    const s = this.#s;
+    // Election safety (Raft §5.2): one leader per term, so a same-term leader message never reaches a leader.
+    assert(s.role !== "leader", `two leaders in term ${s.term}: ${s.config.id} and ${message.from}`);
+    assert(s.leaderId === null || s.leaderId === message.from, `two leaders in term ${s.term}`);
+    if (s.role !== "follower" || s.leaderId === null)
+      becomeFollower(s, out, s.term, message.from, "leader-found", message.from);
+    if (message.type === "appendEntries") handleAppendEntries(s, out, message);
+    else if (message.type === "heartbeat") handleHeartbeat(s, out, message);
+    else handleInstallSnapshot(s, out, message);
+  }
+
+  #persisted(index: LogIndex, entryTerm: Term, out: EffectsBuilder): void {
+    const s = this.#s;
+    // A report for entries since replaced by a truncation is stale: their successors are not durable yet.
+    if (index <= s.durableIndex || s.log.termAt(index) !== entryTerm) return;
+    s.durableIndex = index;
+    refreshApplyThrough(s);
+    if (s.role === "leader") afterCommitMaybeAdvanced(s, out);
+  }
+
+  #applied(index: LogIndex, out: EffectsBuilder): void {
+    const s = this.#s;
+    assert(index <= s.applyThrough, `applied ${index} beyond the allowed ${s.applyThrough}`);
+    if (index <= s.appliedIndex) return;
+    s.appliedIndex = index;
+    // Followers report progress at once so that `all` writes are acknowledged without waiting a heartbeat.
+    if (s.role === "follower" && s.leaderId !== null) {
+      out.send({
+        type: "heartbeatResponse",
+        from: s.config.id,
+        to: s.leaderId,
+        term: s.term,
+        readRound: 0,
+        appliedIndex: index,
+      });
+    }
+  }
+
+  #compact(index: LogIndex, snapshotTerm: Term): void {
+    const s = this.#s;
+    if (index <= s.log.snapshotIndex) return;
+    assert(index <= s.appliedIndex, `compaction at ${index} beyond the applied index ${s.appliedIndex}`);
+    onCompaction(s, index);
+    s.log.compact(index, snapshotTerm);
+  }
+
+  /** A read-only view for the host's status endpoint and for tests. */
+  status(): CoreStatus {
+    const s = this.#s;
+    const members = [...s.progress].map(([id, progress]) => ({
+      id,
+      state: progress.state,
+      matchIndex: progress.matchIndex,
+      nextIndex: progress.nextIndex,
+      appliedIndex: progress.appliedIndex,
+      lastHeardTicksAgo: s.nowTick - progress.lastHeardTick,
+    }));
+    return {
+      id: s.config.id,
+      role: s.role,
+      term: s.term,
+      votedFor: s.votedFor,
+      leaderId: s.leaderId,
+      commitIndex: s.commitIndex,
+      appliedIndex: s.appliedIndex,
+      applyThrough: s.applyThrough,
+      durableIndex: s.durableIndex,
+      lastIndex: s.log.lastIndex,
+      lastTerm: s.log.lastTerm,
+      snapshotIndex: s.log.snapshotIndex,
+      snapshotTerm: s.log.snapshotTerm,
+      transferTarget: s.transfer?.target ?? null,
+      pendingProposals: s.pendingProposals.length,
+      pendingReads: s.pendingReads.length,
+      nowTick: s.nowTick,
+      members,
+    };
+  }
+
+  hardState(): HardState {
+    return hardStateOf(this.#s);
+  }
+
+  /** The term of the entry at `index` in memory (the snapshot's term at its index), or undefined. */
+  termAt(index: number): Term | undefined {
+    return this.#s.log.termAt(index);
+  }
+
+  entryAt(index: number): LogEntry | undefined {
+    return this.#s.log.entryAt(index);
+  }
+}

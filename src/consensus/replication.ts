@@ -1,0 +1,137 @@
+/**
+ * Leader-side log replication: building AppendEntries and heartbeats, the commit rule, and the
+ * conflict-hint arithmetic (Raft §5.3 with the fast back-off of thesis §5.3 / etcd).
+ *
+ * Batching: one AppendEntries carries up to `appendEntriesBatchEntriesMax` entries and
+ * `appendEntriesBatchBytesMax` bytes. Pipelining: in the replicate state up to
+ * `appendEntriesInflightMax` are outstanding per follower. The leader never truncates or rewrites
+ * its own log (Raft §5.3, Leader Append-Only); it counts itself toward a quorum only through its
+ * durable index, so it may ship entries before its own fsync completes.
+ */
+import { assert } from "../lib/assert.ts";
+import { type LogIndex, logIndex, type NodeId } from "../types/ids.ts";
+import { advanceCommitIndex, type CoreState, progressOf } from "./core-state.ts";
+import type { EffectsBuilder } from "./effects.ts";
+import type { AppendEntriesResponseMessage } from "./messages.ts";
+import { computeCommitIndex } from "./quorum.ts";
+
+/**
+ * Sends `peer` the next AppendEntries if its progress allows. With `sendIfEmpty` an entry-less
+ * message still goes out (to carry a new commit index or to probe). Returns whether one was sent.
+ */
+export function sendAppend(s: CoreState, out: EffectsBuilder, peer: NodeId, sendIfEmpty: boolean): boolean {
+  assert(s.role === "leader", "only a leader replicates");
+  const progress = progressOf(s, peer);
+  if (progress.isPaused()) return false;
+  const prevLogIndex = logIndex(progress.nextIndex - 1);
+  const prevLogTerm = s.log.termAt(prevLogIndex);
+  if (prevLogTerm === undefined) {
+    // Raft §7: the entries this follower needs were compacted; it must receive a snapshot.
+    assert(prevLogIndex < s.log.snapshotIndex, "a hole in the leader's log");
+    requestSnapshot(s, out, peer);
+    return false;
+  }
+  const { appendEntriesBatchEntriesMax, appendEntriesBatchBytesMax } = s.config;
+  const entries =
+    progress.nextIndex <= s.log.lastIndex
+      ? s.log.slice(
+          progress.nextIndex,
+          s.log.lastIndex,
+          appendEntriesBatchEntriesMax,
+          appendEntriesBatchBytesMax,
+        )
+      : [];
+  const commitNews = s.commitIndex > progress.sentCommitIndex;
+  if (entries.length === 0 && !sendIfEmpty && !commitNews) return false;
+  out.send({
+    type: "appendEntries",
+    from: s.config.id,
+    to: peer,
+    term: s.term,
+    prevLogIndex,
+    prevLogTerm,
+    entries,
+    leaderCommit: s.commitIndex,
+  });
+  progress.sent(entries.at(-1)?.index);
+  progress.sentCommitIndex = logIndex(Math.max(progress.sentCommitIndex, s.commitIndex));
+  return true;
+}
+
+/** Streams as many batches as the follower's in-flight window allows (bounded by that window). */
+export function sendAppendsWhileOpen(s: CoreState, out: EffectsBuilder, peer: NodeId): void {
+  const sendsMax = s.config.appendEntriesInflightMax;
+  for (let sends = 0; sends < sendsMax; sends++) {
+    if (!sendAppend(s, out, peer, false)) return;
+  }
+}
+
+export function broadcastAppend(s: CoreState, out: EffectsBuilder, sendIfEmpty: boolean): void {
+  for (const peer of s.peers) {
+    if (!sendAppend(s, out, peer, sendIfEmpty)) continue;
+    sendAppendsWhileOpen(s, out, peer);
+  }
+}
+
+function requestSnapshot(s: CoreState, out: EffectsBuilder, peer: NodeId): void {
+  const progress = progressOf(s, peer);
+  const index = s.log.snapshotIndex;
+  const snapshotTerm = s.log.snapshotTerm;
+  progress.becomeSnapshot(index);
+  out.snapshotNeeded.push({
+    peer,
+    index,
+    term: snapshotTerm,
+    message: {
+      type: "installSnapshot",
+      from: s.config.id,
+      to: peer,
+      term: s.term,
+      snapshotIndex: index,
+      snapshotTerm,
+    },
+  });
+}
+
+/** Heartbeats to every peer; the commit index sent is capped at what each follower is known to hold. */
+export function broadcastHeartbeat(s: CoreState, out: EffectsBuilder): void {
+  for (const peer of s.peers) {
+    const progress = progressOf(s, peer);
+    const leaderCommit = logIndex(Math.min(progress.matchIndex, s.commitIndex));
+    progress.sentCommitIndex = logIndex(Math.max(progress.sentCommitIndex, leaderCommit));
+    out.send({
+      type: "heartbeat",
+      from: s.config.id,
+      to: peer,
+      term: s.term,
+      leaderCommit,
+      readRound: s.readRound,
+    });
+  }
+}
+
+/** Applies the commit rule (Raft §5.3, §5.4.2). Returns whether the commit index advanced. */
+export function maybeAdvanceCommit(s: CoreState): boolean {
+  assert(s.role === "leader", "only a leader counts replicas");
+  const matchIndexes = s.config.voters.map((voter) =>
+    voter === s.config.id ? s.durableIndex : progressOf(s, voter).matchIndex,
+  );
+  const next = computeCommitIndex({
+    matchIndexes,
+    commitIndex: s.commitIndex,
+    currentTerm: s.term,
+    termAt: (index) => s.log.termAt(index),
+    commitOldTermByCounting: s.config.unsafeTestBugs.commitOldTermByCounting === true,
+  });
+  return advanceCommitIndex(s, next);
+}
+
+/**
+ * Where to retry after a rejection. If the leader holds entries of the follower's conflicting term,
+ * retry just after its last one; otherwise skip the follower's whole run of that term.
+ */
+export function nextIndexFromHint(s: CoreState, response: AppendEntriesResponseMessage): LogIndex {
+  if (response.conflictTerm === 0) return response.conflictIndex;
+  const last = s.log.lastIndexOfTerm(response.conflictTerm, response.rejectedIndex);
+  return last === undefined ? response.conflictIndex : logIndex(last + 1);
+}

@@ -1,0 +1,56 @@
+/**
+ * The simulator's command line.
+ *
+ *   node test/sim/cli.ts --seeds 10000 [--first 1]   a campaign of runs with a summary
+ *   node test/sim/cli.ts --seed N [--quiet]          replay one run with its full trace
+ *   node test/sim/cli.ts ... --bug commitOldTermByCounting|voteWithoutLogCheck
+ *
+ * Every failure prints `SEED=n` first. The campaign exits non-zero when any run failed.
+ */
+import { parseArgs } from "node:util";
+import type { UnsafeTestBugs } from "../../src/consensus/config.ts";
+import { describeOptions, electionBoundTicks } from "./options.ts";
+import { type RunResult, runSeed } from "./run.ts";
+import { formatSummary, summarize } from "./summary.ts";
+
+const { values } = parseArgs({
+  options: {
+    seed: { type: "string" },
+    seeds: { type: "string" },
+    first: { type: "string" },
+    bug: { type: "string" },
+    quiet: { type: "boolean", default: false },
+  },
+});
+
+const bugs: UnsafeTestBugs = values.bug === undefined ? {} : { [values.bug]: true };
+const overrides = values.bug === undefined ? {} : { unsafeTestBugs: bugs };
+
+function replay(seed: number): number {
+  const result = runSeed(seed, overrides, !values.quiet);
+  if (!values.quiet) for (const line of result.trace ?? []) console.log(line);
+  console.log(`SEED=${seed} ${describeOptions(result.options)}`);
+  console.log(
+    `liveness bound ${electionBoundTicks(result.options)} ticks; elections ${result.elections}; ticks to elect after heal ${result.ticksToElectAfterHeal}`,
+  );
+  console.log(`faults ${JSON.stringify(result.faults)} losses ${JSON.stringify(result.losses)}`);
+  console.log(result.ok ? "OK" : `FAILED\n${result.failure}`);
+  return result.ok ? 0 : 1;
+}
+
+function campaign(count: number, first: number): number {
+  const results: RunResult[] = [];
+  const started = performance.now();
+  for (let seed = first; seed < first + count; seed++) {
+    const result = runSeed(seed, overrides);
+    if (!result.ok) console.log(result.failure?.split("\n").slice(0, 4).join("\n"));
+    results.push({ ...result, trace: null });
+    if (results.length % 1000 === 0)
+      console.error(`... ${results.length} runs, ${Math.round((performance.now() - started) / 1000)} s`);
+  }
+  console.log(formatSummary(summarize(results), performance.now() - started));
+  return results.every((result) => result.ok) ? 0 : 1;
+}
+
+if (values.seed !== undefined) process.exitCode = replay(Number(values.seed));
+else process.exitCode = campaign(Number(values.seeds ?? 100), Number(values.first ?? 1));

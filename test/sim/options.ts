@@ -1,0 +1,126 @@
+/**
+ * Every option of a simulation run, derived from one seed.
+ *
+ * The same seed always yields the same options and (the simulation being deterministic) the same
+ * run, so a failure is replayed with `npm run sim -- --seed N`. Ranges are chosen so that the
+ * network round trip and fsync stay well below the election timeout: the liveness bound is only
+ * meaningful when a heartbeat can arrive before followers give up on the leader.
+ */
+import type { Durability, UnsafeTestBugs } from "../../src/consensus/config.ts";
+import { Prng } from "../../src/lib/prng.ts";
+
+export const simTickMs = 10;
+/** The shortest election timeout a run may draw, in ticks. */
+const electionTimeoutTicksMin = 10;
+
+export type SimOptions = {
+  readonly seed: number;
+  readonly nodeCount: 3 | 5;
+  readonly heartbeatTicks: number;
+  readonly missedHeartbeats: number;
+  readonly electionJitter: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly appendEntriesInflightMax: number;
+  readonly appendEntriesBatchEntriesMax: number;
+  readonly appendEntriesBatchBytesMax: number;
+  readonly proposalTimeoutTicks: number;
+  readonly delayTicksMin: number;
+  readonly delayTicksMax: number;
+  readonly fsyncTicksMax: number;
+  readonly dropRate: number;
+  readonly duplicateRate: number;
+  readonly crashRate: number;
+  readonly downTicksMax: number;
+  readonly partitionRate: number;
+  readonly partitionTicksMax: number;
+  readonly oneWayPartitionChance: number;
+  readonly pauseRate: number;
+  readonly pauseTicksMax: number;
+  readonly proposeRate: number;
+  readonly durabilityWeights: Readonly<Record<Durability, number>>;
+  readonly compactEveryEntries: number;
+  readonly safetyTicks: number;
+  /** Writes proposed to the stable leader in the liveness phase; all must be acknowledged. */
+  readonly livenessWrites: number;
+  readonly unsafeTestBugs: UnsafeTestBugs;
+};
+
+function pickFloat(prng: Prng, min: number, max: number): number {
+  return Math.round((min + prng.nextFloat() * (max - min)) * 1000) / 1000;
+}
+
+/** Derives every option from `seed`. `overrides` pin options for hand-written scenarios and tests. */
+export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {}): SimOptions {
+  const prng = new Prng(seed);
+  const heartbeatTicks = prng.intBetween(1, 4);
+  // At least 10 ticks of election timeout, so that jitter spreads timeouts over several tick values.
+  const missedHeartbeats = Math.max(
+    prng.intBetween(3, 10),
+    Math.ceil(electionTimeoutTicksMin / heartbeatTicks),
+  );
+  const electionTimeoutTicks = heartbeatTicks * missedHeartbeats;
+  const delayTicksMax = prng.intBetween(1, Math.max(1, Math.floor(electionTimeoutTicks / 6)));
+  const faulty = prng.chance(0.9);
+  const options: SimOptions = {
+    seed,
+    nodeCount: prng.chance(0.6) ? 3 : 5,
+    heartbeatTicks,
+    missedHeartbeats,
+    electionJitter: pickFloat(prng, 0.3, 1),
+    preVote: prng.chance(0.85),
+    checkQuorum: prng.chance(0.85),
+    appendEntriesInflightMax: prng.intBetween(1, 8),
+    appendEntriesBatchEntriesMax: prng.pick([1, 2, 4, 16, 64]),
+    appendEntriesBatchBytesMax: prng.pick([64, 1 << 20]),
+    proposalTimeoutTicks: electionTimeoutTicks * prng.intBetween(3, 10),
+    delayTicksMin: 1,
+    delayTicksMax,
+    fsyncTicksMax: prng.intBetween(0, Math.max(0, Math.floor(electionTimeoutTicks / 8))),
+    dropRate: faulty ? pickFloat(prng, 0, 0.15) : 0,
+    duplicateRate: faulty ? pickFloat(prng, 0, 0.05) : 0,
+    crashRate: faulty ? pickFloat(prng, 0, 0.01) : 0,
+    downTicksMax: prng.intBetween(10, 200),
+    partitionRate: faulty ? pickFloat(prng, 0, 0.02) : 0,
+    partitionTicksMax: prng.intBetween(10, 300),
+    oneWayPartitionChance: pickFloat(prng, 0, 0.5),
+    pauseRate: faulty ? pickFloat(prng, 0, 0.005) : 0,
+    pauseTicksMax: electionTimeoutTicks * 2,
+    proposeRate: pickFloat(prng, 0.05, 0.5),
+    durabilityWeights: {
+      local: prng.intBetween(0, 3),
+      one: prng.intBetween(0, 3),
+      majority: prng.intBetween(1, 4),
+      all: prng.intBetween(0, 3),
+    },
+    compactEveryEntries: prng.pick([20, 50, 1_000_000_000]),
+    safetyTicks: prng.intBetween(500, 1500),
+    livenessWrites: 5,
+    unsafeTestBugs: {},
+  };
+  return { ...options, ...overrides };
+}
+
+/** Election timeout bounds in ticks for these options (mirrors the core's derivation). */
+export function electionTimeoutTicksOf(options: SimOptions): { base: number; max: number } {
+  const base = options.heartbeatTicks * options.missedHeartbeats;
+  return { base, max: base + Math.ceil(base * options.electionJitter) };
+}
+
+/**
+ * The liveness bound: after the faults stop, a leader recognised by every node must exist within
+ * this many ticks. Derivation: a restarted or partitioned node may need one full randomized timeout
+ * to campaign, each attempt costs two round trips plus two fsyncs (pre-vote, vote), and we allow up
+ * to 10 attempts for split votes and for disruption by nodes that come back with a higher term.
+ */
+export function electionBoundTicks(options: SimOptions): number {
+  const { max } = electionTimeoutTicksOf(options);
+  const attemptTicks = max + 4 * options.delayTicksMax + 2 * options.fsyncTicksMax;
+  return 10 * attemptTicks;
+}
+
+export function describeOptions(options: SimOptions): string {
+  return Object.entries(options)
+    .map(([key, value]) => `${key}=${typeof value === "object" ? JSON.stringify(value) : String(value)}`)
+    .join(" ");
+}

@@ -1,0 +1,117 @@
+/**
+ * One simulation run from one seed, in two phases (after TigerBeetle's VOPR):
+ *
+ *  1. Safety phase: random client load with random faults (crashes with loss of unpersisted
+ *     state, symmetric and one-way partitions, process pauses, message drops, duplicates, delays
+ *     and reordering, slow fsyncs). The checkers run throughout.
+ *  2. Liveness phase: every fault stops. A leader recognised by all nodes must appear within
+ *     `electionBoundTicks`; then a few writes to it must all be acknowledged, and every node must
+ *     converge on the same applied state. Finally no write acknowledged at `majority` or `all` may be
+ *     missing anywhere; losses of `local` and `one` writes are counted.
+ *
+ * Any exception (a checker's `SimViolation` or an assertion inside the core) fails the run; the
+ * result names the seed so that `npm run sim -- --seed N` replays it exactly.
+ */
+import { type LossCounts, SimViolation } from "./checkers.ts";
+import { type FaultKind, SimCluster } from "./cluster.ts";
+import { electionBoundTicks, optionsFromSeed, type SimOptions } from "./options.ts";
+
+export type RunResult = {
+  readonly seed: number;
+  readonly options: SimOptions;
+  readonly ok: boolean;
+  /** The violation or error, prefixed `SEED=n`. */
+  readonly failure: string | null;
+  readonly failureKind: string | null;
+  readonly ticks: number;
+  readonly elections: number;
+  readonly faults: Record<FaultKind, number>;
+  readonly messagesSent: number;
+  readonly messagesDropped: number;
+  /** Ticks from the end of faults until a leader all nodes recognise. */
+  readonly ticksToElectAfterHeal: number | null;
+  readonly losses: LossCounts | null;
+  readonly discardedEntries: number;
+  readonly trace: string[] | null;
+};
+
+/** Ticks allowed, after the leader is known, for the liveness writes and for every node to catch up. */
+function convergenceBoundTicks(cluster: SimCluster): number {
+  const o = cluster.options;
+  const roundTripTicks = 2 * o.delayTicksMax + o.fsyncTicksMax + o.heartbeatTicks;
+  const lastIndex = Math.max(...cluster.nodes.map((node) => node.core?.status().lastIndex ?? 0));
+  const batchesBehind = Math.ceil(lastIndex / (o.appendEntriesBatchEntriesMax * o.appendEntriesInflightMax));
+  return (batchesBehind + 50) * roundTripTicks + electionBoundTicks(o);
+}
+
+function converged(cluster: SimCluster): boolean {
+  const leader = cluster.stableLeader();
+  if (leader === null || leader.core === null) return false;
+  const { commitIndex, lastIndex } = leader.core.status();
+  if (commitIndex !== lastIndex) return false;
+  return cluster.nodes.every((node) => node.stateMachine.appliedIndex === commitIndex);
+}
+
+function livenessPhase(cluster: SimCluster): { ticksToElect: number } {
+  const bound = electionBoundTicks(cluster.options);
+  cluster.healAll();
+  const ticksToElect = cluster.runUntil(() => cluster.stableLeader() !== null, bound);
+  if (ticksToElect === null)
+    throw new SimViolation("liveness", `no leader recognised by all nodes within ${bound} ticks after heal`);
+  const leader = cluster.stableLeader();
+  if (leader === null) throw new SimViolation("liveness", "leader vanished");
+  // The backlog of the safety phase may be long on a slow configuration: give these writes the whole bound.
+  const convergence = convergenceBoundTicks(cluster);
+  const writes = Array.from({ length: cluster.options.livenessWrites }, () =>
+    cluster.propose(leader.id, "majority", convergence),
+  );
+  const done = cluster.runUntil(
+    () => writes.every((write) => write.state === "acknowledged") && converged(cluster),
+    convergence,
+  );
+  if (done === null) {
+    const states = writes.map((write) => `${write.writeId}:${write.state}`).join(" ");
+    throw new SimViolation(
+      "liveness",
+      `no convergence within ${convergence} ticks after the leader appeared (writes ${states})`,
+    );
+  }
+  cluster.checker.checkLogMatching(cluster.nodes);
+  return { ticksToElect };
+}
+
+export function runSeed(seed: number, overrides: Partial<SimOptions> = {}, trace = false): RunResult {
+  const options = optionsFromSeed(seed, overrides);
+  const cluster = new SimCluster(options);
+  if (trace) cluster.trace = [];
+  let failure: string | null = null;
+  let failureKind: string | null = null;
+  let ticksToElect: number | null = null;
+  let losses: LossCounts | null = null;
+  try {
+    cluster.run(options.safetyTicks, { load: true, faults: true });
+    ticksToElect = livenessPhase(cluster).ticksToElect;
+    losses = cluster.checker.checkFinal(cluster.nodes);
+  } catch (error) {
+    failureKind =
+      error instanceof SimViolation ? error.kind : error instanceof Error ? error.name : "unknown";
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    failure = `SEED=${seed} at tick ${cluster.nowTick}: ${text}`;
+  }
+  return {
+    seed,
+    options,
+    ok: failure === null,
+    failure,
+    failureKind,
+    ticks: cluster.nowTick,
+    elections: cluster.elections,
+    faults: { ...cluster.faults },
+    messagesSent: cluster.network.stats.sent,
+    messagesDropped: cluster.network.stats.dropped + cluster.network.stats.partitionDropped,
+    ticksToElectAfterHeal: ticksToElect,
+    losses,
+    discardedEntries: cluster.discarded.length,
+    trace: cluster.trace,
+  };
+}

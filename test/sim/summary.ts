@@ -1,0 +1,99 @@
+/**
+ * Aggregates a campaign of runs into the figures the CLI prints: runs and failures, faults by
+ * kind, elections per run, time to elect after heal (max and p99, in ticks and milliseconds), and
+ * writes acknowledged and lost per durability level.
+ */
+import type { Durability } from "../../src/consensus/config.ts";
+import type { FaultKind } from "./cluster.ts";
+import { simTickMs } from "./options.ts";
+import type { RunResult } from "./run.ts";
+
+export type CampaignSummary = {
+  runs: number;
+  failures: number;
+  failureKinds: Record<string, number>;
+  faults: Record<FaultKind, number>;
+  messagesSent: number;
+  messagesDropped: number;
+  electionsPerRunMean: number;
+  electionsPerRunMax: number;
+  ticksToElectMax: number;
+  ticksToElectP99: number;
+  ticksToElectMean: number;
+  writes: Record<Durability, { acknowledged: number; lost: number }>;
+  discardedEntries: number;
+};
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0;
+}
+
+export function summarize(results: readonly RunResult[]): CampaignSummary {
+  const summary: CampaignSummary = {
+    runs: results.length,
+    failures: 0,
+    failureKinds: {},
+    faults: { crash: 0, partition: 0, "one-way-partition": 0, pause: 0 },
+    messagesSent: 0,
+    messagesDropped: 0,
+    electionsPerRunMean: 0,
+    electionsPerRunMax: 0,
+    ticksToElectMax: 0,
+    ticksToElectP99: 0,
+    ticksToElectMean: 0,
+    writes: {
+      local: { acknowledged: 0, lost: 0 },
+      one: { acknowledged: 0, lost: 0 },
+      majority: { acknowledged: 0, lost: 0 },
+      all: { acknowledged: 0, lost: 0 },
+    },
+    discardedEntries: 0,
+  };
+  const electTimes: number[] = [];
+  let elections = 0;
+  for (const result of results) {
+    if (!result.ok) {
+      summary.failures++;
+      const kind = result.failureKind ?? "unknown";
+      summary.failureKinds[kind] = (summary.failureKinds[kind] ?? 0) + 1;
+    }
+    for (const kind of Object.keys(summary.faults) as FaultKind[])
+      summary.faults[kind] += result.faults[kind];
+    summary.messagesSent += result.messagesSent;
+    summary.messagesDropped += result.messagesDropped;
+    elections += result.elections;
+    summary.electionsPerRunMax = Math.max(summary.electionsPerRunMax, result.elections);
+    if (result.ticksToElectAfterHeal !== null) electTimes.push(result.ticksToElectAfterHeal);
+    for (const level of ["local", "one", "majority", "all"] as const) {
+      summary.writes[level].acknowledged += result.losses?.[level].acknowledged ?? 0;
+      summary.writes[level].lost += result.losses?.[level].lost ?? 0;
+    }
+    summary.discardedEntries += result.discardedEntries;
+  }
+  electTimes.sort((a, b) => a - b);
+  summary.electionsPerRunMean = results.length === 0 ? 0 : elections / results.length;
+  summary.ticksToElectMax = electTimes.at(-1) ?? 0;
+  summary.ticksToElectP99 = percentile(electTimes, 0.99);
+  summary.ticksToElectMean =
+    electTimes.length === 0 ? 0 : electTimes.reduce((a, b) => a + b, 0) / electTimes.length;
+  return summary;
+}
+
+export function formatSummary(summary: CampaignSummary, elapsedMs: number): string {
+  const ms = (ticks: number): string => `${ticks} ticks (${ticks * simTickMs} ms)`;
+  const lines = [
+    `runs ${summary.runs}, failures ${summary.failures} ${JSON.stringify(summary.failureKinds)}, ${Math.round(elapsedMs / 1000)} s`,
+    `faults injected: ${Object.entries(summary.faults)
+      .map(([kind, count]) => `${kind} ${count}`)
+      .join(", ")}; messages sent ${summary.messagesSent}, dropped ${summary.messagesDropped}`,
+    `elections per run: mean ${summary.electionsPerRunMean.toFixed(2)}, max ${summary.electionsPerRunMax}`,
+    `time to elect after heal: mean ${summary.ticksToElectMean.toFixed(1)} ticks, p99 ${ms(summary.ticksToElectP99)}, max ${ms(summary.ticksToElectMax)}`,
+    "writes acknowledged / lost by durability level:",
+    ...(["local", "one", "majority", "all"] as const).map(
+      (level) => `  ${level.padEnd(8)} ${summary.writes[level].acknowledged} / ${summary.writes[level].lost}`,
+    ),
+    `divergent entries discarded by followers: ${summary.discardedEntries}`,
+  ];
+  return lines.join("\n");
+}
