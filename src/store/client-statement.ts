@@ -98,14 +98,43 @@ export function compileStatement(
       { statementIndex: index },
     );
   }
-  if (statementClass.callbacks === 0) {
+  if (statementClass.callbacks === 0) refuseUnlessNoOp(db, mode, index, source);
+  return { index, statement, binding, statementClass, mode };
+}
+
+/** Opcodes of a program that changes nothing (`JournalMode` only when it merely reads the mode). */
+const noOpOpcodes = new Set(["Init", "Halt", "Goto", "Transaction", "Noop"]);
+
+/**
+ * A statement the authorizer never saw is either a no-op (`DROP TABLE IF EXISTS` of a missing table,
+ * `CREATE INDEX IF NOT EXISTS` of an existing one) or something SQLite does not authorize at all
+ * (VACUUM). SQLite's own compiled program tells them apart: only a program of no-op instructions
+ * may run, and only in a batch (a no-op DDL statement is no query).
+ */
+function refuseUnlessNoOp(
+  db: DatabaseSync,
+  mode: Exclude<GuardMode, "internal">,
+  index: number,
+  source: string,
+): void {
+  const program = db.prepare(`EXPLAIN ${source}`).all();
+  const changesNothing = program.every(
+    (instruction) =>
+      noOpOpcodes.has(String(instruction.opcode)) ||
+      (instruction.opcode === "JournalMode" && instruction.p3 === -1n),
+  );
+  if (mode === "query") {
+    throw new BatonError("NOT_A_QUERY", `statement ${index} is not a query; send it as an execute`, {
+      statementIndex: index,
+    });
+  }
+  if (!changesNothing) {
     throw new BatonError(
       "FORBIDDEN_STATEMENT",
-      `statement ${index}: statements the store cannot classify (VACUUM and the like) are not allowed`,
+      `statement ${index}: statements the authorizer cannot classify (VACUUM and the like) are not allowed`,
       { statementIndex: index },
     );
   }
-  return { index, statement, binding, statementClass, mode };
 }
 
 function withBinding<T>(compiled: CompiledStatement, call: (...args: never[]) => T): T {

@@ -133,12 +133,17 @@ describe("hazard 3: DDL keeps its place among row changes", () => {
       "ALTER TABLE thing RENAME COLUMN a TO label",
       "UPDATE thing SET b = 0 WHERE id = 1",
       "ALTER TABLE thing DROP COLUMN b",
+      "CREATE UNIQUE INDEX thing_label ON thing(label)",
+      "CREATE VIEW labels AS SELECT label FROM thing",
+      "DROP TRIGGER thing_b",
       "INSERT INTO thing(label) VALUES ('z')",
     );
+    run("DROP INDEX thing_label", "DROP VIEW labels", "INSERT INTO thing(label) VALUES ('z')");
     assert.deepEqual(rowsOf(replica, "SELECT * FROM thing ORDER BY id"), [
       [1, "x"],
       [2, "y"],
       [3, "z"],
+      [4, "z"],
     ]);
     assertSameContent(log.leader, replica, "log");
   });

@@ -80,7 +80,6 @@ const alwaysForbidden: ReadonlyMap<number, string> = new Map([
   ],
   [C.SQLITE_DROP_VTABLE, "virtual tables are not replicated and not allowed"],
   [C.SQLITE_ANALYZE, "ANALYZE writes node-local statistics and is not allowed"],
-  [C.SQLITE_REINDEX, "REINDEX is node-local maintenance and is not allowed"],
   [C.SQLITE_CREATE_TEMP_TABLE, "TEMP tables are not replicated and not allowed"],
   [C.SQLITE_CREATE_TEMP_INDEX, "TEMP objects are not replicated and not allowed"],
   [C.SQLITE_CREATE_TEMP_TRIGGER, "TEMP triggers are not replicated and not allowed"],
@@ -172,6 +171,12 @@ export class StatementGuard {
     const forbidden = alwaysForbidden.get(action);
     if (forbidden !== undefined) return { code: "FORBIDDEN_STATEMENT", message: forbidden };
     if (action === C.SQLITE_SELECT || action === C.SQLITE_READ || action === C.SQLITE_RECURSIVE) return null;
+    // CREATE INDEX reports building its new index as a REINDEX; a REINDEX statement stands alone.
+    if (action === C.SQLITE_REINDEX) {
+      return this.#current.ddl
+        ? null
+        : { code: "FORBIDDEN_STATEMENT", message: "REINDEX is node-local maintenance and is not allowed" };
+    }
     if (action === C.SQLITE_FUNCTION) return judgeFunction(second);
     if (action === C.SQLITE_PRAGMA) return judgePragma(first, second);
     const isSchema = schemaActions.has(action);

@@ -271,12 +271,17 @@ export class Store {
     this.#speculative = [];
   }
 
-  /** Discards every speculative batch (leadership lost); returns their indexes. */
+  /**
+   * Discards every speculative batch (leadership lost); returns their indexes. Entries lost earlier
+   * (see `replayRequiredThrough`) are in the same position now, so that requirement ends too: what
+   * becomes of them is for the next leader's log to say.
+   */
   rollbackSpeculative(): DiscardedBatch[] {
     const { write } = this.#open();
     const discarded = this.#speculative.map((index) => ({ index }));
     if (write.isTransaction) write.exec("ROLLBACK");
     this.#speculative = [];
+    this.#replayRequiredThrough = null;
     this.#schemaChanged();
     return discarded;
   }

@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, test } from "node:test";
+import { crc32 } from "node:zlib";
+import { isBatonError } from "../lib/errors.ts";
+import { logIndex } from "../types/ids.ts";
+import { snapshotHeaderBytes } from "./snapshot-file.ts";
+import { Store } from "./store.ts";
+import { batch, openStore, rowsOf, TestLog, temporaryDirectory } from "./test-support.ts";
+
+function writeRows(log: TestLog, count: number): void {
+  for (let i = 0; i < count; i++) log.write(batch(`INSERT INTO row(v) VALUES (randomblob(64))`));
+}
+
+/** Rewrites the header so its checksums match the (possibly damaged) database bytes. */
+function resealSnapshot(file: string): void {
+  const bytes = fs.readFileSync(file);
+  bytes.set(createHash("sha256").update(bytes.subarray(snapshotHeaderBytes)).digest(), 28);
+  bytes.writeUInt32BE(crc32(bytes.subarray(0, 60)), 60);
+  fs.writeFileSync(file, bytes);
+}
+
+describe("snapshots", () => {
+  test("a snapshot taken while writes continue holds exactly the state of its applied index", async (t) => {
+    const directory = temporaryDirectory(t);
+    const log = new TestLog(openStore(t, directory, "leader.db"));
+    log.write(batch("CREATE TABLE row(id INTEGER PRIMARY KEY AUTOINCREMENT, v BLOB)"));
+    writeRows(log, 200);
+    log.leader.execute(log.nextIndex, batch("INSERT INTO row(v) VALUES ('speculative')"));
+    log.leader.rollbackSpeculative();
+    const pending = log.leader.snapshot(path.join(directory, "snap"));
+    writeRows(log, 20);
+    log.leader.execute(log.nextIndex, batch("DELETE FROM row"));
+    const snapshot = await pending;
+    assert.ok(snapshot.appliedIndex >= 201 && snapshot.appliedIndex <= 221, `index ${snapshot.appliedIndex}`);
+    assert.equal(snapshot.bytes, fs.statSync(snapshot.path).size);
+    assert.deepEqual(
+      fs.readdirSync(directory).filter((name) => name.startsWith("snap")),
+      ["snap"],
+      "no temporary files remain",
+    );
+
+    const restoredPath = path.join(directory, "restored.db");
+    assert.deepEqual(await Store.restore(snapshot.path, restoredPath), {
+      appliedIndex: snapshot.appliedIndex,
+    });
+    const restored = openStore(t, directory, "restored.db");
+    assert.equal(restored.appliedIndex, snapshot.appliedIndex);
+    const reference = openStore(t, directory, "reference.db");
+    for (const entry of log.entries)
+      if (entry.index <= snapshot.appliedIndex) reference.apply(entry.index, entry.payload);
+    assert.equal(restored.contentHash(), reference.contentHash());
+    // The restored store continues from its index with the entries that follow.
+    log.leader.rollbackSpeculative();
+    log.catchUp(restored);
+    assert.equal(restored.contentHash(), log.leader.contentHash());
+  });
+
+  test("damage anywhere is detected: header, database bytes, truncation, a resealed broken database", async (t) => {
+    const directory = temporaryDirectory(t);
+    const log = new TestLog(openStore(t, directory, "leader.db"));
+    log.write(batch("CREATE TABLE row(id INTEGER PRIMARY KEY AUTOINCREMENT, v BLOB)"));
+    writeRows(log, 50);
+    const { path: good } = await log.leader.snapshot(path.join(directory, "good"));
+    const damaged = (name: string, damage: (bytes: Buffer) => Buffer): string => {
+      const file = path.join(directory, name);
+      fs.writeFileSync(file, damage(fs.readFileSync(good)));
+      return file;
+    };
+    const flip = (at: number) => (bytes: Buffer) => {
+      bytes[at]! ^= 0x01;
+      return bytes;
+    };
+    const files = [
+      damaged("header", flip(14)),
+      damaged("magic", flip(0)),
+      damaged("body", flip(snapshotHeaderBytes + 5000)),
+      damaged("truncated", (bytes) => bytes.subarray(0, bytes.length - 1)),
+      damaged("empty", () => Buffer.alloc(0)),
+    ];
+    // A broken b-tree page whose checksums were recomputed: only the integrity check can tell.
+    const resealed = damaged("resealed", (bytes) => {
+      bytes.fill(0xff, snapshotHeaderBytes + 4096, snapshotHeaderBytes + 4096 + 16);
+      return bytes;
+    });
+    resealSnapshot(resealed);
+    for (const file of [...files, resealed]) {
+      await assert.rejects(
+        Store.restore(file, path.join(directory, "target.db")),
+        (e) => isBatonError(e, "SNAPSHOT_CORRUPT"),
+        file,
+      );
+      assert.equal(fs.existsSync(path.join(directory, "target.db")), false, "nothing was installed");
+    }
+    await assert.rejects(Store.verifySnapshot(files[2]!), (e) => isBatonError(e, "SNAPSHOT_CORRUPT"));
+    assert.equal((await Store.verifySnapshot(good)).appliedIndex, 51);
+  });
+
+  test("restoreSnapshot replaces an open store's database; a corrupt snapshot leaves it as it was", async (t) => {
+    const directory = temporaryDirectory(t);
+    const log = new TestLog(openStore(t, directory, "leader.db"));
+    log.write(batch("CREATE TABLE row(id INTEGER PRIMARY KEY AUTOINCREMENT, v BLOB)"));
+    writeRows(log, 10);
+    const snapshot = await log.leader.snapshot(path.join(directory, "snap"));
+    const follower = openStore(t, directory, "follower.db");
+    follower.applyNoop(logIndex(1));
+    const corrupt = path.join(directory, "corrupt");
+    fs.writeFileSync(corrupt, fs.readFileSync(snapshot.path).subarray(0, 100));
+    await assert.rejects(follower.restoreSnapshot(corrupt), (e) => isBatonError(e, "SNAPSHOT_CORRUPT"));
+    assert.equal(follower.appliedIndex, 1);
+    assert.deepEqual(await follower.restoreSnapshot(snapshot.path), { appliedIndex: 11 });
+    assert.equal(follower.appliedIndex, 11);
+    assert.deepEqual(rowsOf(follower, "SELECT count(*) FROM row"), [[10]]);
+    writeRows(log, 3);
+    log.catchUp(follower);
+    assert.equal(follower.contentHash(), log.leader.contentHash());
+  });
+});
