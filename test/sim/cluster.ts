@@ -23,7 +23,13 @@ import { type NodeObserver, SimNode } from "./sim-node.ts";
 import { encodeWriteId } from "./state-machine.ts";
 import { proposalIdOf, Workload, type WriteRecord } from "./workload.ts";
 
-export type FaultKind = "crash" | "partition" | "one-way-partition" | "pause";
+export type FaultKind =
+  | "crash"
+  | "leader-crash"
+  | "partition"
+  | "leader-isolation"
+  | "one-way-partition"
+  | "pause";
 
 type SnapshotTransfer = {
   readonly leader: NodeId;
@@ -46,7 +52,14 @@ export class SimCluster {
   readonly network: SimNetwork;
   readonly workload: Workload;
   readonly checker: SafetyChecker;
-  readonly faults: Record<FaultKind, number> = { crash: 0, partition: 0, "one-way-partition": 0, pause: 0 };
+  readonly faults: Record<FaultKind, number> = {
+    crash: 0,
+    "leader-crash": 0,
+    partition: 0,
+    "leader-isolation": 0,
+    "one-way-partition": 0,
+    pause: 0,
+  };
   readonly discarded: { node: NodeId; index: number; term: number }[] = [];
   nowTick = 0;
   elections = 0;
@@ -251,6 +264,22 @@ export class SimCluster {
       const alive = this.nodes.filter((node) => node.alive);
       if (alive.length > 0)
         this.crash(this.prng.pick(alive).id, this.nowTick + this.prng.intBetween(1, o.downTicksMax));
+    }
+    if (this.prng.chance(o.leaderCrashRate)) {
+      const leader = this.nodes.find((node) => node.core?.status().role === "leader");
+      if (leader !== undefined) {
+        this.crash(leader.id, this.nowTick + this.prng.intBetween(1, o.downTicksMax));
+        this.faults.crash--;
+        this.faults["leader-crash"]++;
+      }
+    }
+    if (this.partitionHealAt === null && this.prng.chance(o.leaderIsolateRate)) {
+      const leader = this.nodes.find((node) => node.core?.status().role === "leader");
+      if (leader !== undefined) {
+        this.network.isolate(leader.id, this.ids);
+        this.partitionHealAt = this.nowTick + this.prng.intBetween(1, this.options.partitionTicksMax);
+        this.faults["leader-isolation"]++;
+      }
     }
     if (this.partitionHealAt === null && this.prng.chance(o.partitionRate)) this.randomPartition();
     if (this.prng.chance(o.pauseRate)) {

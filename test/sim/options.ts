@@ -13,8 +13,11 @@ export const simTickMs = 10;
 /** The shortest election timeout a run may draw, in ticks. */
 const electionTimeoutTicksMin = 10;
 
+export type FaultProfile = "calm" | "normal" | "storm";
+
 export type SimOptions = {
   readonly seed: number;
+  readonly profile: FaultProfile;
   readonly nodeCount: 3 | 5;
   readonly heartbeatTicks: number;
   readonly missedHeartbeats: number;
@@ -31,6 +34,10 @@ export type SimOptions = {
   readonly dropRate: number;
   readonly duplicateRate: number;
   readonly crashRate: number;
+  /** Per tick: crash whichever node is leader (Jepsen's "kill the leader" nemesis). */
+  readonly leaderCrashRate: number;
+  /** Per tick (when no partition is active): cut the leader off from everyone, in flight messages included. */
+  readonly leaderIsolateRate: number;
   readonly downTicksMax: number;
   readonly partitionRate: number;
   readonly partitionTicksMax: number;
@@ -61,26 +68,33 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
   );
   const electionTimeoutTicks = heartbeatTicks * missedHeartbeats;
   const delayTicksMax = prng.intBetween(1, Math.max(1, Math.floor(electionTimeoutTicks / 6)));
-  const faulty = prng.chance(0.9);
+  // Fault profile: a tenth of runs are calm (a baseline), a third are storms of leader crashes with
+  // short downtimes, slow fsyncs and tiny batches: the conditions of Raft figure 8.
+  const profile = prng.chance(0.1) ? "calm" : prng.chance(0.35) ? "storm" : "normal";
+  const faulty = profile !== "calm";
+  const storm = profile === "storm";
   const options: SimOptions = {
     seed,
+    profile,
     nodeCount: prng.chance(0.6) ? 3 : 5,
     heartbeatTicks,
     missedHeartbeats,
     electionJitter: pickFloat(prng, 0.3, 1),
     preVote: prng.chance(0.85),
     checkQuorum: prng.chance(0.85),
-    appendEntriesInflightMax: prng.intBetween(1, 8),
-    appendEntriesBatchEntriesMax: prng.pick([1, 2, 4, 16, 64]),
+    appendEntriesInflightMax: storm ? prng.intBetween(1, 2) : prng.intBetween(1, 8),
+    appendEntriesBatchEntriesMax: storm ? prng.pick([1, 2]) : prng.pick([1, 2, 4, 16, 64]),
     appendEntriesBatchBytesMax: prng.pick([64, 1 << 20]),
     proposalTimeoutTicks: electionTimeoutTicks * prng.intBetween(3, 10),
     delayTicksMin: 1,
     delayTicksMax,
-    fsyncTicksMax: prng.intBetween(0, Math.max(0, Math.floor(electionTimeoutTicks / 8))),
-    dropRate: faulty ? pickFloat(prng, 0, 0.15) : 0,
+    fsyncTicksMax: prng.intBetween(0, Math.max(0, Math.floor(electionTimeoutTicks / (storm ? 4 : 8)))),
+    dropRate: storm ? pickFloat(prng, 0.05, 0.3) : faulty ? pickFloat(prng, 0, 0.15) : 0,
     duplicateRate: faulty ? pickFloat(prng, 0, 0.05) : 0,
-    crashRate: faulty ? pickFloat(prng, 0, 0.01) : 0,
-    downTicksMax: prng.intBetween(10, 200),
+    crashRate: storm ? pickFloat(prng, 0.005, 0.03) : faulty ? pickFloat(prng, 0, 0.01) : 0,
+    leaderCrashRate: storm ? pickFloat(prng, 0.02, 0.25) : faulty ? pickFloat(prng, 0, 0.003) : 0,
+    leaderIsolateRate: storm ? pickFloat(prng, 0.02, 0.2) : faulty ? pickFloat(prng, 0, 0.003) : 0,
+    downTicksMax: storm ? prng.intBetween(5, 3 * electionTimeoutTicks) : prng.intBetween(10, 200),
     partitionRate: faulty ? pickFloat(prng, 0, 0.02) : 0,
     partitionTicksMax: prng.intBetween(10, 300),
     oneWayPartitionChance: pickFloat(prng, 0, 0.5),
