@@ -252,6 +252,20 @@ describe("hazard 5: AUTOINCREMENT counters match after failover", () => {
   });
 });
 
+describe("hazard 5b: AUTOINCREMENT counters do not run ahead on replicas", () => {
+  test("an UPDATE that moves a row to a larger id leaves the leader's counter alone, and the replica's too", (t) => {
+    const { log, replica, run } = pair(t);
+    run(
+      "CREATE TABLE ticket(id INTEGER PRIMARY KEY AUTOINCREMENT, note TEXT)",
+      "INSERT INTO ticket(id, note) VALUES (9, 'a')",
+    );
+    // The changeset carries this as DELETE 9 + INSERT 19, and an INSERT raises the replica's counter.
+    run("UPDATE ticket SET id = 19 WHERE id = 9");
+    assert.deepEqual(rowsOf(replica, "SELECT seq FROM sqlite_sequence"), [[9]]);
+    assert.equal(replica.contentHash(), log.leader.contentHash());
+  });
+});
+
 describe("hazard 6: statements that cannot replicate are refused by the authorizer", () => {
   const refused: readonly [string, RegExp][] = [
     ["ATTACH DATABASE ':memory:' AS other", /ATTACH/],

@@ -8,7 +8,7 @@
  * it was recorded under). A DROP TABLE runs with one session on every other table: with foreign keys
  * on, dropping a parent deletes its rows first and cascades into children (whose own triggers fire),
  * and those changes must reach replicas, which replay the DROP with foreign keys off. The batch ends
- * with the AUTOINCREMENT counters that changed (see sequence-counters.ts).
+ * with the AUTOINCREMENT counters when replicas need them (see sequence-counters.ts).
  *
  * Invariants: every session this opens is closed before it returns or throws; after a DDL statement
  * the schema rules hold (schema-rules.ts) or the batch fails; caches keyed on the schema are dropped
@@ -164,8 +164,8 @@ export function runLeaderBatch(
       }
     }
     recorder.flush();
-    const counterChanges = SequenceCounters.changes(countersBefore, counters.read(db));
-    if (counterChanges.length > 0) ops.push({ kind: "sequence", entries: counterChanges });
+    const counterOp = SequenceCounters.opFor(countersBefore, counters.read(db), ops);
+    if (counterOp !== null) ops.push(counterOp);
   } finally {
     recorder.discard();
   }

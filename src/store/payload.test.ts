@@ -21,7 +21,7 @@ const opArbitrary: fc.Arbitrary<PayloadOp> = fc.oneof(
         fc.record(
           {
             name: fc.string({ unit: "grapheme" }),
-            value: fc.option(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n })),
+            value: fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
           },
           { noNullPrototype: true },
         ),

@@ -8,8 +8,8 @@
  *   ops, each: u8 kind, then
  *     1 ddl        u32 byte length, UTF-8 SQL text of one DDL statement
  *     2 changeset  u32 byte length, SQLite session changeset bytes
- *     3 sequence   u32 entry count, entries: u32 name length, UTF-8 table name, u8 present,
- *                  i64 value when present (absent = the sqlite_sequence row is deleted)
+ *     3 sequence   u32 entry count, entries: u32 name length, UTF-8 table name, i64 value:
+ *                  the complete contents of sqlite_sequence after the batch
  *   u32 CRC-32 of every byte before it
  *
  * Invariants: ops keep statement order (DDL is not in changesets, so the interleaving is the only
@@ -27,8 +27,8 @@ export const payloadFormatVersion = 1;
 /** Ops in one payload, at most: a batch has at most one changeset and one DDL op per statement. */
 export const payloadOpsMax = 1_000_000;
 
-/** The final value of one AUTOINCREMENT counter after the batch; null when its row was deleted. */
-export type SequenceEntry = { readonly name: string; readonly value: bigint | null };
+/** One AUTOINCREMENT counter (a row of sqlite_sequence) after the batch. */
+export type SequenceEntry = { readonly name: string; readonly value: bigint };
 
 export type PayloadOp =
   | { readonly kind: "ddl"; readonly sql: string }
@@ -51,15 +51,9 @@ function encodeSequence(entries: readonly SequenceEntry[]): Uint8Array[] {
   const parts: Uint8Array[] = [u32(entries.length)];
   for (const entry of entries) {
     const name = encoder.encode(entry.name);
-    parts.push(u32(name.length), name);
-    if (entry.value === null) {
-      parts.push(Uint8Array.of(0));
-    } else {
-      const value = new Uint8Array(9);
-      value[0] = 1;
-      new DataView(value.buffer).setBigInt64(1, entry.value);
-      parts.push(value);
-    }
+    const value = new Uint8Array(8);
+    new DataView(value.buffer).setBigInt64(0, entry.value);
+    parts.push(u32(name.length), name, value);
   }
   return parts;
 }
@@ -170,14 +164,12 @@ class Reader {
 
 function decodeSequence(reader: Reader): PayloadOp {
   const count = reader.u32("sequence entry count");
-  // Each entry takes at least 5 bytes, so a count beyond that is garbage (and would allocate hugely).
-  if (count > reader.remaining / 5) throw corrupt("sequence entry count exceeds the payload");
+  // Each entry takes at least 12 bytes, so a count beyond that is garbage (and would allocate hugely).
+  if (count > reader.remaining / 12) throw corrupt("sequence entry count exceeds the payload");
   const entries: SequenceEntry[] = [];
   for (let i = 0; i < count; i++) {
     const name = reader.text("sequence name");
-    const present = reader.u8("sequence flag");
-    if (present > 1) throw corrupt(`sequence flag ${present}`);
-    entries.push({ name, value: present === 1 ? reader.i64("sequence value") : null });
+    entries.push({ name, value: reader.i64("sequence value") });
   }
   return { kind: "sequence", entries };
 }

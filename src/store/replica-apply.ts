@@ -99,7 +99,7 @@ export function applyOps(context: ReplicaContext, ops: readonly PayloadOp[]): vo
       applyChangeset(context, op.changeset, opIndex);
     } else {
       try {
-        counters.write(db, op.entries);
+        counters.replace(db, op.entries);
       } catch (error) {
         throw diverged(`sequence op ${opIndex} could not be written: ${String(error)}`, { opIndex }, error);
       }

@@ -13,6 +13,8 @@
  * - TEMP objects and virtual tables: sessions do not record them, so they would not replicate.
  * - ANALYZE, REINDEX, writes to `sqlite_*` tables (other than SQLite's own DDL bookkeeping) and
  *   anything touching the store's `_baton_*` tables: node-local or store-owned state.
+ * - Statements the authorizer never hears about (VACUUM) are handled by the caller, which sees that
+ *   no callback came (client-statement.ts).
  * - PRAGMAs other than read-only schema introspection; `load_extension` and `fts3_tokenizer`.
  * - In query mode, any write or schema change (`NOT_A_QUERY`).
  *
@@ -90,7 +92,7 @@ const alwaysForbidden: ReadonlyMap<number, string> = new Map([
   [C.SQLITE_DROP_TEMP_VIEW, "TEMP objects are not replicated and not allowed"],
 ]);
 
-/** Schema actions: [object name argument, target table argument or null]. */
+/** Actions that change the schema of the main database: the statement is DDL. */
 const schemaActions = new Set([
   C.SQLITE_CREATE_TABLE,
   C.SQLITE_CREATE_INDEX,
