@@ -127,14 +127,31 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
-/** Applies defaults, validates, and derives tick counts. Throws `BatonError('BAD_CONFIG')` on invalid settings. */
-export function resolveConfig(config: RaftConfig): ResolvedConfig {
+type BoundName =
+  | "appendEntriesInflightMax"
+  | "appendEntriesBatchBytesMax"
+  | "appendEntriesBatchEntriesMax"
+  | "proposalsPendingMax"
+  | "uncommittedEntriesMax"
+  | "readsPendingMax";
+
+/** A positive-integer setting, defaulted. */
+function bound(config: RaftConfig, name: BoundName): number {
+  return positiveInteger(name, config[name] ?? configDefaults[name]);
+}
+
+function resolveVoters(config: RaftConfig): NodeId[] {
   const voters = [...config.voters];
   if (voters.length === 0 || voters.length > votersMax)
     bad(`voters must list 1 to ${votersMax} nodes`, { voters });
   if (new Set(voters).size !== voters.length) bad("voters must be distinct", { voters });
   if (!voters.includes(config.id))
     bad(`voters must include this node ${config.id}`, { voters, id: config.id });
+  return voters;
+}
+
+/** The timing settings, validated and converted to ticks. */
+function resolveTimings(config: RaftConfig) {
   const tickMs = positiveInteger("tickMs", config.tickMs ?? configDefaults.tickMs);
   const heartbeatIntervalMs = positiveInteger(
     "heartbeatIntervalMs",
@@ -150,8 +167,6 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
   const electionJitter = config.electionJitter ?? configDefaults.electionJitter;
   if (!(electionJitter >= 0 && electionJitter <= 1))
     bad("electionJitter must be in [0, 1]", { electionJitter });
-  const defaultDurability = config.defaultDurability ?? configDefaults.defaultDurability;
-  if (!durabilityLevels.includes(defaultDurability)) bad(`unknown durability ${defaultDurability}`);
   const proposalTimeoutMs = positiveInteger(
     "proposalTimeoutMs",
     config.proposalTimeoutMs ?? configDefaults.proposalTimeoutMs,
@@ -159,44 +174,35 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
   const heartbeatIntervalTicks = heartbeatIntervalMs / tickMs;
   const electionTimeoutTicks = heartbeatIntervalTicks * missedHeartbeats;
   return {
-    id: config.id,
-    voters,
     tickMs,
     heartbeatIntervalMs,
     missedHeartbeats,
     electionJitter,
-    preVote: config.preVote ?? configDefaults.preVote,
-    checkQuorum: config.checkQuorum ?? configDefaults.checkQuorum,
-    appendEntriesInflightMax: positiveInteger(
-      "appendEntriesInflightMax",
-      config.appendEntriesInflightMax ?? configDefaults.appendEntriesInflightMax,
-    ),
-    appendEntriesBatchBytesMax: positiveInteger(
-      "appendEntriesBatchBytesMax",
-      config.appendEntriesBatchBytesMax ?? configDefaults.appendEntriesBatchBytesMax,
-    ),
-    appendEntriesBatchEntriesMax: positiveInteger(
-      "appendEntriesBatchEntriesMax",
-      config.appendEntriesBatchEntriesMax ?? configDefaults.appendEntriesBatchEntriesMax,
-    ),
-    defaultDurability,
-    proposalTimeoutTicks: Math.max(1, Math.ceil(proposalTimeoutMs / tickMs)),
-    proposalsPendingMax: positiveInteger(
-      "proposalsPendingMax",
-      config.proposalsPendingMax ?? configDefaults.proposalsPendingMax,
-    ),
-    uncommittedEntriesMax: positiveInteger(
-      "uncommittedEntriesMax",
-      config.uncommittedEntriesMax ?? configDefaults.uncommittedEntriesMax,
-    ),
-    readsPendingMax: positiveInteger(
-      "readsPendingMax",
-      config.readsPendingMax ?? configDefaults.readsPendingMax,
-    ),
     heartbeatIntervalTicks,
     electionTimeoutTicks,
     // Rounded up so that any non-zero jitter spreads timeouts over at least two tick values.
     electionTimeoutTicksMax: electionTimeoutTicks + Math.ceil(electionTimeoutTicks * electionJitter),
+    proposalTimeoutTicks: Math.max(1, Math.ceil(proposalTimeoutMs / tickMs)),
+  };
+}
+
+/** Applies defaults, validates, and derives tick counts. Throws `BatonError('BAD_CONFIG')` on invalid settings. */
+export function resolveConfig(config: RaftConfig): ResolvedConfig {
+  const defaultDurability = config.defaultDurability ?? configDefaults.defaultDurability;
+  if (!durabilityLevels.includes(defaultDurability)) bad(`unknown durability ${defaultDurability}`);
+  return {
+    id: config.id,
+    voters: resolveVoters(config),
+    ...resolveTimings(config),
+    preVote: config.preVote ?? configDefaults.preVote,
+    checkQuorum: config.checkQuorum ?? configDefaults.checkQuorum,
+    appendEntriesInflightMax: bound(config, "appendEntriesInflightMax"),
+    appendEntriesBatchBytesMax: bound(config, "appendEntriesBatchBytesMax"),
+    appendEntriesBatchEntriesMax: bound(config, "appendEntriesBatchEntriesMax"),
+    defaultDurability,
+    proposalsPendingMax: bound(config, "proposalsPendingMax"),
+    uncommittedEntriesMax: bound(config, "uncommittedEntriesMax"),
+    readsPendingMax: bound(config, "readsPendingMax"),
     unsafeTestBugs: config.unsafeTestBugs ?? {},
   };
 }

@@ -174,8 +174,8 @@ export function checkInvariants(s: CoreState): void {
   assert(s.durableIndex <= s.log.lastIndex, "durable index beyond the log");
   assert(s.log.lastTerm <= s.term, "log term beyond the current term");
   assert(
-    (s.role === "leader") === (s.progress.size > 0 || s.peers.length === 0),
-    "progress only on a leader",
+    s.progress.size === (s.role === "leader" ? s.peers.length : 0),
+    "progress for every peer, and only on a leader",
   );
   assert(s.role !== "leader" || s.leaderId === s.config.id, "a leader knows it leads");
   assert(s.votedFor === null || s.config.voters.includes(s.votedFor), "vote for a non-voter");

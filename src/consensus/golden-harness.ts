@@ -95,6 +95,11 @@ export class GoldenHarness {
     },
   };
 
+  /** The core of node `id`, for tests that inspect state after a script. */
+  core(id: string): RaftCore {
+    return this.node(id).core;
+  }
+
   private node(id: string | undefined): HarnessNode {
     const node = this.nodes.get(nodeId(id ?? "?"));
     assert(node !== undefined, `unknown node ${id}`);
