@@ -117,17 +117,23 @@ function refuseUnlessNoOp(
   index: number,
   source: string,
 ): void {
-  const program = db.prepare(`EXPLAIN ${source}`).all();
-  const changesNothing = program.every(
-    (instruction) =>
-      noOpOpcodes.has(String(instruction.opcode)) ||
-      (instruction.opcode === "JournalMode" && instruction.p3 === -1n),
-  );
+  assert(source.length > 0, "a compiled statement has source text");
   if (mode === "query") {
     throw new BatonError("NOT_A_QUERY", `statement ${index} is not a query; send it as an execute`, {
       statementIndex: index,
     });
   }
+  let program: Record<string, unknown>[];
+  try {
+    program = db.prepare(`EXPLAIN ${source}`).all();
+  } catch {
+    program = [{ opcode: "unknown" }]; // EXPLAIN EXPLAIN … does not compile: not a no-op we can vouch for.
+  }
+  const changesNothing = program.every(
+    (instruction) =>
+      noOpOpcodes.has(String(instruction.opcode)) ||
+      (instruction.opcode === "JournalMode" && instruction.p3 === -1n),
+  );
   if (!changesNothing) {
     throw new BatonError(
       "FORBIDDEN_STATEMENT",

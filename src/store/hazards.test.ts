@@ -311,6 +311,22 @@ describe("hazard 6: statements that cannot replicate are refused by the authoriz
     assert.equal(log.leader.contentHash(), before);
   });
 
+  test("statements the authorizer never sees run only when SQLite compiled them to nothing", (t) => {
+    const { log, replica, run } = pair(t);
+    run("CREATE TABLE kept(id INTEGER PRIMARY KEY)", "CREATE INDEX kept_id ON kept(id)");
+    run(
+      "DROP TABLE IF EXISTS missing",
+      "DROP INDEX IF EXISTS missing",
+      "CREATE INDEX IF NOT EXISTS kept_id ON kept(id)",
+    );
+    refuses(log.leader, "EXPLAIN VACUUM", "FORBIDDEN_STATEMENT", /cannot classify/);
+    assert.throws(
+      () => log.leader.query(batch("DROP TABLE IF EXISTS missing")),
+      (e) => isBatonError(e, "NOT_A_QUERY"),
+    );
+    assert.equal(replica.contentHash(), log.leader.contentHash());
+  });
+
   test("schema introspection pragmas are allowed in batches and queries", (t) => {
     const { log, run } = pair(t);
     run(

@@ -90,6 +90,7 @@ function userTables(db: DatabaseSync): string[] {
 function runDdl(context: LeaderContext, compiled: CompiledStatement, ops: PayloadOp[]): void {
   const { db, guard } = context;
   const { statementClass, statement, index } = compiled;
+  assert(statementClass.ddl && db.isTransaction, "runDdl runs a DDL statement inside the batch");
   if (compiled.binding.positional.length > 0 || compiled.binding.named !== null) {
     throw new BatonError("BAD_REQUEST", `statement ${index}: DDL statements take no parameters`, {
       statementIndex: index,
@@ -122,6 +123,7 @@ function runDml(
   rowsMax: number,
 ): ExecuteStatementResult {
   const { guard, db } = context;
+  assert(!compiled.statementClass.ddl, "runDml runs a statement that is not DDL");
   const columns = columnNames(compiled);
   if (columns.length === 0) {
     const result = runWithoutRows(guard, compiled);

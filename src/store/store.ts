@@ -192,14 +192,10 @@ export class Store {
       };
       const outcome = runLeaderBatch(context, checked, rowsMax);
       const payload = encodePayload(outcome.ops);
-      if (payload.length > this.#limits.payloadBytesMax) {
-        throw new BatonError(
-          "PAYLOAD_TOO_LARGE",
-          `batch changes encode to ${payload.length} bytes; at most ${this.#limits.payloadBytesMax}`,
-          {
-            payloadBytes: payload.length,
-          },
-        );
+      const payloadBytesMax = this.#limits.payloadBytesMax;
+      if (payload.length > payloadBytesMax) {
+        const message = `batch changes encode to ${payload.length} bytes; at most ${payloadBytesMax}`;
+        throw new BatonError("PAYLOAD_TOO_LARGE", message, { payloadBytes: payload.length, payloadBytesMax });
       }
       write.exec(`RELEASE ${batchSavepoint}`);
       this.#speculative.push(index);
@@ -210,24 +206,15 @@ export class Store {
   }
 
   #checkCanSpeculate(): void {
-    if (this.#speculative.length >= this.#limits.speculativeBatchesMax) {
-      throw new BatonError(
-        "OVERLOADED",
-        `${this.#speculative.length} batches await commit; at most ${this.#limits.speculativeBatchesMax}`,
-        {
-          speculativeBatchesMax: this.#limits.speculativeBatchesMax,
-        },
-      );
+    const { speculativeBatchesMax } = this.#limits;
+    if (this.#speculative.length >= speculativeBatchesMax) {
+      const message = `${this.#speculative.length} batches await commit; at most ${speculativeBatchesMax}`;
+      throw new BatonError("OVERLOADED", message, { speculativeBatchesMax });
     }
     const replay = this.#replayRequiredThrough;
     if (replay !== null) {
-      throw new BatonError(
-        "OVERLOADED",
-        `entries up to ${replay} must be applied before new batches run; retry`,
-        {
-          replayRequiredThrough: replay,
-        },
-      );
+      const message = `entries up to ${replay} must be applied before new batches run; retry`;
+      throw new BatonError("OVERLOADED", message, { replayRequiredThrough: replay });
     }
   }
 
