@@ -39,7 +39,12 @@ export type PendingRead = {
   readonly round: number;
 };
 
-export type TransferState = { readonly target: NodeId; readonly deadlineTick: number };
+export type TransferState = {
+  readonly target: NodeId;
+  readonly deadlineTick: number;
+  /** The target was told to campaign; its deadline was then extended once. */
+  readonly timeoutNowSent: boolean;
+};
 
 export type CoreState = {
   readonly config: ResolvedConfig;

@@ -5,7 +5,9 @@
  * growing), brings the target fully up to date, then sends it `timeoutNow`. The target campaigns at
  * once, skipping pre-vote, with the `transfer` flag that lets voters grant despite having heard
  * from a live leader. The old leader steps down when it sees the higher term. If the target has not
- * won within an election timeout, the transfer is aborted and writes resume.
+ * won within an election timeout (counted from the start, and again from the first `timeoutNow`, so
+ * a slow catch-up does not leave the target no time to campaign), the transfer is aborted and
+ * writes resume.
  *
  * Invariants: at most one transfer at a time; only a leader has one; the target is another voter.
  */
@@ -39,7 +41,7 @@ export function startTransfer(s: CoreState, out: EffectsBuilder, target: NodeId)
       reason: "superseded",
     });
   }
-  s.transfer = { target, deadlineTick: s.nowTick + s.config.electionTimeoutTicks };
+  s.transfer = { target, deadlineTick: s.nowTick + s.config.electionTimeoutTicks, timeoutNowSent: false };
   out.event({ type: "transfer-started", node, term: s.term, target });
   if (!maybeSendTimeoutNow(s, out)) sendAppend(s, out, target, true);
 }
@@ -51,6 +53,14 @@ export function maybeSendTimeoutNow(s: CoreState, out: EffectsBuilder): boolean 
   const target = s.transfer.target;
   if (progressOf(s, target).matchIndex !== s.log.lastIndex) return false;
   out.send({ type: "timeoutNow", from: s.config.id, to: target, term: s.term });
+  if (!s.transfer.timeoutNowSent) {
+    // Catching up may have used most of the time: give the target one full election timeout to win.
+    s.transfer = {
+      target,
+      timeoutNowSent: true,
+      deadlineTick: Math.max(s.transfer.deadlineTick, s.nowTick + s.config.electionTimeoutTicks),
+    };
+  }
   return true;
 }
 

@@ -52,7 +52,8 @@ function converged(cluster: SimCluster): boolean {
   return cluster.nodes.every((node) => node.stateMachine.appliedIndex === commitIndex);
 }
 
-function livenessPhase(cluster: SimCluster): { ticksToElect: number } {
+/** Phase 2: stop every fault, then demand a leader, committed writes and convergence within bounds. */
+export function livenessPhase(cluster: SimCluster): { ticksToElect: number } {
   const bound = electionBoundTicks(cluster.options);
   cluster.healAll();
   const ticksToElect = cluster.runUntil(() => cluster.stableLeader() !== null, bound);
@@ -78,6 +79,20 @@ function livenessPhase(cluster: SimCluster): { ticksToElect: number } {
   }
   cluster.checker.checkLogMatching(cluster.nodes);
   return { ticksToElect };
+}
+
+/** Options with every random fault and the random client load switched off, for scripted scenarios. */
+export function quietOverrides(): Partial<SimOptions> {
+  return {
+    dropRate: 0,
+    duplicateRate: 0,
+    crashRate: 0,
+    leaderCrashRate: 0,
+    leaderIsolateRate: 0,
+    partitionRate: 0,
+    pauseRate: 0,
+    proposeRate: 0,
+  };
 }
 
 export function runSeed(seed: number, overrides: Partial<SimOptions> = {}, trace = false): RunResult {
