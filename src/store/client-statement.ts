@@ -26,6 +26,14 @@ export type CompiledStatement = {
 
 const sqliteRangeError = 25;
 
+/** node:sqlite's codes for a caller's mistake: SQLITE_RANGE binding, unknown names, no statement. */
+const badRequestCodes = new Set([
+  "ERR_SQLITE_ERROR",
+  "ERR_INVALID_STATE",
+  "ERR_INVALID_ARG_TYPE",
+  "ERR_INVALID_ARG_VALUE",
+]);
+
 /** The `BatonError` for a failure of statement `index`, preferring the guard's reason when it denied. */
 export function statementError(
   error: unknown,
@@ -52,12 +60,9 @@ export function statementError(
       { cause: error },
     );
   }
-  if (
-    failure.code === "ERR_SQLITE_ERROR" ||
-    failure.code === "ERR_INVALID_STATE" ||
-    failure.code === "ERR_INVALID_ARG_TYPE"
-  ) {
-    // Binding problems: more positional values than placeholders, an unknown named parameter.
+  if (badRequestCodes.has(String(failure.code))) {
+    // Binding problems (more positional values than placeholders, an unknown named parameter) and
+    // text without any statement in it.
     return new BatonError(
       "BAD_REQUEST",
       `statement ${index}: ${message}`,

@@ -98,6 +98,17 @@ describe("hazard 2: triggers and foreign-key actions must not run again on repli
     assert.equal(rowsOf(replica, "SELECT count(*) FROM audit WHERE what = 'insert 4'")[0]?.[0], 1);
   });
 
+  test("writes through a view's INSTEAD OF trigger apply once", (t) => {
+    const { log, replica, run } = pair(t);
+    run(
+      "CREATE TABLE stock(id INTEGER PRIMARY KEY, qty INTEGER NOT NULL, touched TEXT)",
+      "CREATE VIEW stock_view AS SELECT id, qty FROM stock",
+      "CREATE TRIGGER stock_view_insert INSTEAD OF INSERT ON stock_view BEGIN INSERT INTO stock VALUES (new.id, new.qty, datetime('now', 'subsec') || random()); END",
+    );
+    run("INSERT INTO stock_view VALUES (1, 5), (2, 7)");
+    assertSameContent(log.leader, replica, "stock");
+  });
+
   test("ON DELETE CASCADE, SET NULL and ON UPDATE CASCADE effects apply once", (t) => {
     const { log, replica, run } = pair(t);
     run(
@@ -148,6 +159,20 @@ describe("hazard 3: DDL keeps its place among row changes", () => {
     assertSameContent(log.leader, replica, "log");
   });
 
+  test("RENAME of a parent table rewrites its children's references alike on leader and replica", (t) => {
+    const { log, replica, run } = pair(t);
+    run(
+      "CREATE TABLE parent(id INTEGER PRIMARY KEY)",
+      "CREATE TABLE child(id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id) ON DELETE CASCADE)",
+      "CREATE TRIGGER parent_gone AFTER DELETE ON parent BEGIN DELETE FROM child WHERE id < 0; END",
+      "INSERT INTO parent VALUES (1), (2)",
+      "INSERT INTO child VALUES (10, 1), (11, 2)",
+    );
+    run("ALTER TABLE parent RENAME TO family", "DELETE FROM family WHERE id = 1");
+    assert.deepEqual(rowsOf(replica, "SELECT * FROM child"), [[11, 2]]);
+    assert.equal(replica.contentHash(), log.leader.contentHash(), "schema text (REFERENCES family) matches");
+  });
+
   test("DROP TABLE of a parent replicates the rows its foreign-key actions removed in other tables", (t) => {
     const { log, replica, run } = pair(t);
     run(
@@ -178,6 +203,20 @@ describe("hazard 4: nondeterminism is evaluated once, on the leader", () => {
       "UPDATE sample SET r = random() WHERE id > 5",
     );
     assertSameContent(log.leader, replica, "sample");
+  });
+
+  test("generated columns (VIRTUAL and STORED) replicate", (t) => {
+    const { log, replica, run } = pair(t);
+    run(
+      "CREATE TABLE shape(id INTEGER PRIMARY KEY, w REAL, h REAL, area REAL AS (w * h) VIRTUAL, label TEXT AS (w || 'x' || h) STORED) STRICT",
+      "INSERT INTO shape(id, w, h) VALUES (1, 2, 3), (2, 4.5, 1)",
+      "UPDATE shape SET h = h + 1 WHERE id = 2",
+    );
+    assert.deepEqual(rowsOf(replica, "SELECT area, label FROM shape ORDER BY id"), [
+      [6, "2.0x3.0"],
+      [9, "4.5x2.0"],
+    ]);
+    assertSameContent(log.leader, replica, "shape");
   });
 
   test("CHECK constraints that call random() are not evaluated again on replicas", (t) => {
@@ -357,6 +396,22 @@ describe("hazard 6: statements that cannot replicate are refused by the authoriz
       "FORBIDDEN_STATEMENT",
       /DEFERRED/,
     );
+  });
+});
+
+describe("hazard 7: several statements in one string", () => {
+  test("are refused as a whole rather than cut after the first (prepare compiles only the first)", (t) => {
+    const { log, run } = pair(t);
+    run("CREATE TABLE note(id INTEGER PRIMARY KEY, body TEXT)");
+    refuses(
+      log.leader,
+      "INSERT INTO note(body) VALUES ('a'); DELETE FROM note",
+      "BAD_REQUEST",
+      /more than one SQL statement/,
+    );
+    refuses(log.leader, "SELECT 1; SELECT 2", "BAD_REQUEST", /more than one SQL statement/);
+    run("INSERT INTO note(body) VALUES ('b'); -- a trailing comment is not a statement");
+    assert.deepEqual(rowsOf(log.leader, "SELECT body FROM note"), [["b"]]);
   });
 });
 

@@ -101,6 +101,13 @@ describe("execute results", () => {
 
   test("a string with several statements is refused; trailing comments and semicolons are fine", (t) => {
     const leader = openStore(t, temporaryDirectory(t), "leader.db");
+    for (const empty of ["", "  ", "-- only a comment", ";"]) {
+      assert.throws(
+        () => leader.execute(logIndex(1), batch(empty)),
+        (e) => isBatonError(e, "BAD_REQUEST"),
+        JSON.stringify(empty),
+      );
+    }
     leader.execute(logIndex(1), batch(`${schema}; -- trailing comment\n ; /* more */`));
     assert.throws(
       () => leader.execute(logIndex(2), batch("INSERT INTO item(name) VALUES ('a'); DELETE FROM item")),
