@@ -43,6 +43,7 @@ export class SafetyChecker {
   private readonly committed = new Map<number, string>();
   private readonly applied = new Map<number, string>();
   private readonly commitByIncarnation = new Map<string, number>();
+  private readonly leaderLastIndex = new Map<string, number>();
   private readonly workload: Workload;
 
   constructor(workload: Workload) {
@@ -64,8 +65,22 @@ export class SafetyChecker {
         `leader ${node.id} rewrote its log in term ${status.term}`,
       );
     }
+    if (status.role === "leader") this.checkLeaderGrows(node, status.term, status.lastIndex);
     if (effects.roleChange?.role === "leader") this.onNewLeader(node);
     if (effects.commitIndex !== undefined) this.onCommit(node, effects.commitIndex);
+  }
+
+  /** Leader append-only (Raft §5.3): within one term of leadership, the leader's last index never falls. */
+  private checkLeaderGrows(node: SimNode, term: number, lastIndex: number): void {
+    const key = `${node.id}#${node.incarnation}@${term}`;
+    const previous = this.leaderLastIndex.get(key) ?? 0;
+    if (lastIndex < previous) {
+      throw new SimViolation(
+        "leader-append-only",
+        `leader ${node.id} of term ${term} shrank its log ${previous} -> ${lastIndex}`,
+      );
+    }
+    this.leaderLastIndex.set(key, lastIndex);
   }
 
   private checkPosition(node: SimNode, entry: LogEntry): void {
