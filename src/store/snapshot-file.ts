@@ -187,9 +187,15 @@ export async function writeSnapshot(
     await fsyncDirectory(path.dirname(destinationPath));
     return { appliedIndex, bytes: snapshotHeaderBytes + databaseBytes };
   } finally {
-    await fs.promises.rm(copyPath, { force: true });
-    await fs.promises.rm(`${copyPath}-journal`, { force: true });
-    await fs.promises.rm(partPath, { force: true });
+    for (const leftover of [
+      copyPath,
+      `${copyPath}-journal`,
+      `${copyPath}-wal`,
+      `${copyPath}-shm`,
+      partPath,
+    ]) {
+      await fs.promises.rm(leftover, { force: true });
+    }
   }
 }
 
