@@ -16,6 +16,7 @@ import { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import { initializeMeta, MetaAccess } from "./meta.ts";
+import { ensureRequestTable } from "./request-log.ts";
 import { StatementGuard } from "./statement-guard.ts";
 
 export type Connections = {
@@ -57,6 +58,7 @@ export function openConnections(path: string, busyTimeoutMs: number): Connection
     assert(journal?.journal_mode === "wal", `store database ${path} must run in WAL mode`);
     write.exec("PRAGMA synchronous=NORMAL");
     initializeMeta(write, path);
+    ensureRequestTable(write);
     read = openDatabase(path, true, busyTimeoutMs);
     const writeGuard = new StatementGuard();
     const readGuard = new StatementGuard();

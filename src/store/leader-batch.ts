@@ -146,6 +146,8 @@ export function runLeaderBatch(
   context: LeaderContext,
   statements: readonly Statement[],
   rowsMax: number,
+  /** Runs after the statements, while the batch's session still records (the request log). */
+  beforeFlush?: (results: readonly ExecuteStatementResult[]) => void,
 ): BatchOutcome {
   const { db, guard, counters } = context;
   assert(db.isTransaction, "a leader batch runs inside the speculative transaction");
@@ -164,6 +166,10 @@ export function runLeaderBatch(
         recorder.ensureOpen();
         results.push(runDml(context, compiled, rowsMax));
       }
+    }
+    if (beforeFlush !== undefined) {
+      recorder.ensureOpen();
+      beforeFlush(results);
     }
     recorder.flush();
     const counterOp = SequenceCounters.opFor(countersBefore, counters.read(db), ops);

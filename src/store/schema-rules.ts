@@ -15,6 +15,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import { metaTableName } from "./meta.ts";
+import { requestTableName } from "./request-log.ts";
 import { hasDeferredForeignKey } from "./sql-text.ts";
 import { reservedPrefix } from "./statement-guard.ts";
 
@@ -82,8 +83,16 @@ export function checkReplicableTable(db: DatabaseSync, table: string, statementI
 /** Refuses a statement that left an object with a reserved name (for example through RENAME). */
 export function checkReservedNames(db: DatabaseSync, statementIndex: number): void {
   const row = db
-    .prepare("SELECT name FROM sqlite_schema WHERE substr(lower(name), 1, ?) = ? AND name <> ? LIMIT 1")
-    .get(reservedPrefix.length, reservedPrefix, metaTableName);
+    .prepare(
+      "SELECT name FROM sqlite_schema WHERE substr(lower(name), 1, ?) = ? AND name NOT IN (?, ?, ?) LIMIT 1",
+    )
+    .get(
+      reservedPrefix.length,
+      reservedPrefix,
+      metaTableName,
+      requestTableName,
+      `${requestTableName}_by_index`,
+    );
   if (row !== undefined) {
     throw forbidden(
       `names starting with ${reservedPrefix} belong to the store`,

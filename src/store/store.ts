@@ -27,6 +27,7 @@ import { computeContentHash } from "./content-hash.ts";
 import { runLeaderBatch } from "./leader-batch.ts";
 import { decodePayload, encodePayload } from "./payload.ts";
 import { applyOps } from "./replica-apply.ts";
+import { lookupRequest, type RememberedRequest, rememberRequest } from "./request-log.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import { restoreSnapshotFile, verifySnapshot, writeSnapshot } from "./snapshot-file.ts";
 import { TriggerSuspension } from "./trigger-suspension.ts";
@@ -190,7 +191,15 @@ export class Store {
         counters: this.#counters,
         schemaChanged: () => this.#schemaChanged(),
       };
-      const outcome = runLeaderBatch(context, checked, rowsMax);
+      const request = options.request;
+      const outcome = runLeaderBatch(
+        context,
+        checked,
+        rowsMax,
+        request === undefined
+          ? undefined
+          : (results) => rememberRequest(write, request.id, index, request.response(results)),
+      );
       const payload = encodePayload(outcome.ops);
       const payloadBytesMax = this.#limits.payloadBytesMax;
       if (payload.length > payloadBytesMax) {
@@ -315,6 +324,14 @@ export class Store {
   /** Advances the applied index over an entry that carries no store payload (no-op, configuration). */
   applyNoop(index: LogIndex): ApplyOutcome {
     return this.apply(index, new Uint8Array(0));
+  }
+
+  /**
+   * The remembered outcome of a write carrying `requestId`, including speculative batches of this
+   * leader (the write connection sees them); null when unknown within the window.
+   */
+  lookupRequest(requestId: string): RememberedRequest | null {
+    return lookupRequest(this.#open().write, requestId);
   }
 
   /** Runs read-only statements on the committed state, all in one read transaction. */

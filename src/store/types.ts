@@ -51,6 +51,11 @@ export type QueryResult = {
 };
 
 export type ExecuteOptions = {
+  /** Remember this write under a client request id, with the response `response` builds from the results. */
+  readonly request?: {
+    readonly id: string;
+    readonly response: (results: readonly ExecuteStatementResult[]) => string;
+  };
   /** Rows one statement may return (SELECT or RETURNING); more is `PAYLOAD_TOO_LARGE`. */
   readonly resultRowsMax?: number;
 };

@@ -1,0 +1,100 @@
+/**
+ * Client writes and linearizable reads waiting on the consensus core, keyed by the ids the node
+ * handed to the core. Each outcome the core reports settles exactly one promise; an outcome for
+ * an unknown id (a request that already timed out on the HTTP side) is ignored.
+ */
+import type { NotConfirmed, ProposalRejectionCode, ReadRejectionCode } from "../consensus/index.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { LogIndex, NodeId, Term } from "../types/ids.ts";
+
+export type ProposalResult = { readonly index: LogIndex; readonly term: Term };
+type Pending<T> = { resolve: (value: T) => void; reject: (error: Error) => void };
+
+export class ProposalRegistry {
+  private readonly proposals = new Map<string, Pending<ProposalResult>>();
+  private readonly reads = new Map<string, Pending<LogIndex>>();
+  private nextId = 1;
+
+  newId(prefix: string): string {
+    return `${prefix}${this.nextId++}`;
+  }
+
+  get pendingProposals(): number {
+    return this.proposals.size;
+  }
+
+  registerProposal(id: string): Promise<ProposalResult> {
+    return new Promise((resolve, reject) => this.proposals.set(id, { resolve, reject }));
+  }
+
+  registerRead(id: string): Promise<LogIndex> {
+    return new Promise((resolve, reject) => this.reads.set(id, { resolve, reject }));
+  }
+
+  acknowledge(id: string, result: ProposalResult): void {
+    this.take(this.proposals, id)?.resolve(result);
+  }
+
+  rejectProposal(id: string, code: ProposalRejectionCode, leaderId: NodeId | null): void {
+    this.take(this.proposals, id)?.reject(
+      new BatonError(ErrorCode[code], `the write was not accepted: ${code}`, { leaderId }),
+    );
+  }
+
+  notConfirmed(failure: NotConfirmed): void {
+    const pending = this.take(this.proposals, failure.proposalId);
+    if (pending === undefined) return;
+    const details = {
+      index: failure.index,
+      term: failure.term,
+      durability: failure.durability,
+      durableOn: failure.durableVoters,
+      clusterSize: failure.voters,
+      reason: failure.reason,
+    };
+    if (failure.reason === "timeout") {
+      pending.reject(
+        new BatonError(
+          ErrorCode.NOT_CONFIRMED,
+          `the write is durable on ${failure.durableVoters} of ${failure.voters} voters; ${failure.durability} was not confirmed in time. It is not undone and may still commit; retry with the same requestId to learn its outcome`,
+          details,
+        ),
+      );
+    } else {
+      pending.reject(
+        new BatonError(
+          ErrorCode.LEADERSHIP_LOST,
+          `leadership changed before the write was confirmed (${failure.reason}); retry with the same requestId`,
+          details,
+        ),
+      );
+    }
+  }
+
+  readReady(id: string, index: LogIndex): void {
+    this.take(this.reads, id)?.resolve(index);
+  }
+
+  readRejected(id: string, code: ReadRejectionCode, leaderId: NodeId | null): void {
+    const mapped = code === "LEADER_NOT_READY" ? ErrorCode.NO_LEADER : ErrorCode[code];
+    this.take(this.reads, id)?.reject(new BatonError(mapped, `the read was refused: ${code}`, { leaderId }));
+  }
+
+  /** Forgets an id whose caller gave up (timeout); a later outcome is then ignored. */
+  forget(id: string): void {
+    this.proposals.delete(id);
+    this.reads.delete(id);
+  }
+
+  rejectAll(error: Error): void {
+    for (const pending of [...this.proposals.values(), ...this.reads.values()]) pending.reject(error);
+    this.proposals.clear();
+    this.reads.clear();
+  }
+
+  private take<T>(map: Map<string, Pending<T>>, id: string): Pending<T> | undefined {
+    const pending = map.get(id);
+    map.delete(id);
+    return pending;
+  }
+}
