@@ -11,13 +11,15 @@
  * then delegates to the handler for the message type and our role.
  *
  * Failure detection: the leader heartbeats every H = heartbeatIntervalMs; a follower campaigns after
- * T = H × missedHeartbeats, randomized to [T, T × (1 + j)] with j = electionJitter. From leader death
- * to a new leader, with round-trip time RTT and no split vote:
- *   worst    ≈ T × (1 + j) + 2 × RTT   (pre-vote round, then vote round),
- *   expected ≈ T × (1 + j / n) − H / 2 + 2 × RTT  for n surviving followers
- * (the first of n uniform timers fires after T + jT/(n+1) on average, and the last heartbeat arrived
- * on average H/2 before the death). Each split vote adds up to another T × (1 + j).
- * With the defaults (H = 100 ms, 10 missed, j = 0.5): worst ≈ 1.5 s + 2 RTT.
+ * T = H × missedHeartbeats without hearing from it, randomized to [T, T × (1 + j)] with
+ * j = electionJitter (rounded up to whole ticks). From the leader's death to a new leader, with
+ * round-trip time RTT, vote fsync time F, m surviving followers and no split vote:
+ *   worst    ≈ T × (1 + j) + 2 × RTT + F   (a pre-vote round, then a vote round);
+ *   expected ≈ T × (1 + j / (m + 1)) − H / 2 + 2 × RTT + F
+ * (the first of m uniform timers fires on average jT/(m+1) after T, and the last heartbeat arrived
+ * on average H/2 before the death). Each split vote, or pre-vote refused by a voter whose lease has
+ * not quite expired, adds up to another T × (1 + j). With the defaults (H = 100 ms, 10 missed
+ * heartbeats, j = 0.5) in a 3-node cluster: worst ≈ 1.5 s + 2 RTT + F, expected ≈ 1.12 s + 2 RTT + F.
  */
 import { assert, unreachable } from "../lib/assert.ts";
 import { type LogIndex, logIndex, type NodeId, type Term } from "../types/ids.ts";

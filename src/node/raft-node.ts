@@ -24,7 +24,7 @@ import { Prng } from "../lib/prng.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport } from "../transport/transport.ts";
 import { type LogIndex, logIndex, type NodeId, type Term } from "../types/ids.ts";
-import { EntryKind, type LogEntry } from "../types/log-entry.ts";
+import { EntryKind, type HardState, type LogEntry } from "../types/log-entry.ts";
 import type { Wal } from "../wal/wal.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { decodePeerBody, encodeConsensus, encodeNodeInfo } from "./peer-envelope.ts";
@@ -116,7 +116,7 @@ export class RaftNode {
     this.applied = new IndexWaiters("applied index", options.store.appliedIndex);
   }
 
-  start(): void {
+  async start(): Promise<void> {
     assert(this.transport === null, "start once");
     this.transport = this.options.transport({
       onMessage: (from, body) => this.receive(from, body),
@@ -125,9 +125,12 @@ export class RaftNode {
           this.transport?.send(peer, encodeNodeInfo({ http: this.options.httpAddress }));
       },
     });
-    this.ticker = setInterval(() => this.step({ type: "tick" }), this.tickMs);
-    // Entries that were committed and applied before a restart need no replay; the rest arrive
-    // through the leader's commit index.
+    await this.transport.start();
+    // Entries committed before a restart are applied again only past the store's applied index;
+    // the commit index itself is learned again from the leader.
+    this.ticker = setInterval(() => {
+      if (this.fatal === null) this.step({ type: "tick" });
+    }, this.tickMs);
   }
 
   get transportOrNull(): Transport | null {

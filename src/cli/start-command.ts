@@ -1,0 +1,41 @@
+/**
+ * `baton start`: runs one node until SIGTERM or SIGINT, then stops it gracefully (exit 0). A
+ * storage failure (a failed fsync) stops the process with exit code 1: it must not keep serving.
+ */
+import { launchNode } from "../node/launch.ts";
+import { createLogger } from "./logger.ts";
+import { resolveStartConfig, startHelp } from "./start-config.ts";
+
+export async function startCommand(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${startHelp()}\n`);
+    return 0;
+  }
+  const config = resolveStartConfig(argv, process.env);
+  const format = config.logFormat === "auto" ? (process.stdout.isTTY ? "pretty" : "json") : config.logFormat;
+  const logger = createLogger({ level: config.logLevel, format, node: config.id });
+  const log = (
+    level: "debug" | "info" | "warn" | "error",
+    event: string,
+    fields: Record<string, unknown>,
+  ): void => logger[level](fields, event);
+  let exitCode = 0;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const running = await launchNode(config, log, (error) => {
+    logger.fatal({ error: error.message }, "node.fatal-storage-failure");
+    exitCode = 1;
+    void running.stop().finally(finish);
+  });
+  const onSignal = (signal: string): void => {
+    log("info", "node.signal", { signal });
+    void running.stop().finally(finish);
+  };
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  await finished;
+  logger.flush();
+  return exitCode;
+}
