@@ -19,7 +19,7 @@ import type { LogEntry } from "../../src/types/log-entry.ts";
 import { EntryKind } from "../../src/types/log-entry.ts";
 import type { SimNode } from "./sim-node.ts";
 import { decodeWriteId } from "./state-machine.ts";
-import type { Workload } from "./workload.ts";
+import { type Workload, writeIdOf } from "./workload.ts";
 
 export class SimViolation extends Error {
   override name = "SimViolation";
@@ -40,7 +40,13 @@ export type LossCounts = Record<Durability, { acknowledged: number; lost: number
 export class SafetyChecker {
   private readonly leadersByTerm = new Map<number, string>();
   private readonly entryByPosition = new Map<string, string>();
-  private readonly committed = new Map<number, string>();
+  /** Every committed entry: its key and the (lowest) term in which a node saw it committed. */
+  private readonly committed = new Map<number, { key: string; term: number }>();
+  /** Writes acknowledged at `majority` or `all`, with the term of the node that acknowledged them. */
+  private readonly acknowledgedWrites = new Map<
+    number,
+    { index: number; term: number; acknowledgedInTerm: number }
+  >();
   private readonly applied = new Map<number, string>();
   private readonly commitByIncarnation = new Map<string, number>();
   private readonly leaderLastIndex = new Map<string, number>();
@@ -67,7 +73,16 @@ export class SafetyChecker {
     }
     if (status.role === "leader") this.checkLeaderGrows(node, status.term, status.lastIndex);
     if (effects.roleChange?.role === "leader") this.onNewLeader(node);
-    if (effects.commitIndex !== undefined) this.onCommit(node, effects.commitIndex);
+    if (effects.commitIndex !== undefined) this.onCommit(node, effects.commitIndex, status.term);
+    for (const ack of effects.acknowledged) {
+      if (ack.durability !== "majority" && ack.durability !== "all") continue;
+      const writeId = writeIdOf(ack.proposalId);
+      this.acknowledgedWrites.set(writeId, {
+        index: ack.index,
+        term: ack.term,
+        acknowledgedInTerm: status.term,
+      });
+    }
   }
 
   /** Leader append-only (Raft §5.3): within one term of leadership, the leader's last index never falls. */
@@ -104,29 +119,30 @@ export class SafetyChecker {
       throw new SimViolation("election-safety", `two leaders in term ${term}: ${previous} and ${node.id}`);
     }
     this.leadersByTerm.set(term, node.id);
-    for (const [index, key] of this.committed) {
-      if (index <= snapshotIndex) continue;
+    // Raft §5.4: an entry committed in term T is in the log of every leader of a term above T. (A
+    // leader of an older term may still be declared later in real time, by delayed votes.)
+    for (const [index, { key, term: committedInTerm }] of this.committed) {
+      if (index <= snapshotIndex || committedInTerm >= term) continue;
       const entry = core.entryAt(index);
       if (entry === undefined || entryKey(entry) !== key) {
         throw new SimViolation(
           "leader-completeness",
-          `leader ${node.id} of term ${term} lacks committed ${index} (${key})`,
+          `leader ${node.id} of term ${term} lacks ${index} (${key}) committed in term ${committedInTerm}`,
         );
       }
     }
-    for (const write of this.workload.acknowledged()) {
-      if (write.durability !== "majority" && write.durability !== "all") continue;
-      if (write.index === null || write.index <= snapshotIndex) continue;
+    for (const [writeId, write] of this.acknowledgedWrites) {
+      if (write.index <= snapshotIndex || write.acknowledgedInTerm >= term) continue;
       if (core.termAt(write.index) !== write.term) {
         throw new SimViolation(
           "acknowledged-write-lost",
-          `leader ${node.id} of term ${term} lacks ${write.durability} write ${write.writeId} at ${write.index}/${write.term}`,
+          `leader ${node.id} of term ${term} lacks write ${writeId} (${write.index}/${write.term}) acknowledged in term ${write.acknowledgedInTerm}`,
         );
       }
     }
   }
 
-  private onCommit(node: SimNode, commitIndex: number): void {
+  private onCommit(node: SimNode, commitIndex: number, committingTerm: number): void {
     const core = node.core;
     if (core === null) return;
     const incarnation = `${node.id}#${node.incarnation}`;
@@ -139,12 +155,14 @@ export class SafetyChecker {
       if (entry === undefined) continue;
       const key = entryKey(entry);
       const known = this.committed.get(index);
-      if (known === undefined) this.committed.set(index, key);
-      else if (known !== key)
-        throw new SimViolation(
-          "committed-prefix",
-          `node ${node.id} committed ${key} at ${index}, elsewhere ${known}`,
-        );
+      if (known === undefined || known.key === key) {
+        this.committed.set(index, { key, term: Math.min(known?.term ?? committingTerm, committingTerm) });
+        continue;
+      }
+      throw new SimViolation(
+        "committed-prefix",
+        `node ${node.id} committed ${key} at ${index}, elsewhere ${known.key}`,
+      );
     }
   }
 
@@ -158,7 +176,7 @@ export class SafetyChecker {
         "state-machine-safety",
         `node ${node.id} applied ${key} at ${entry.index}, elsewhere ${known}`,
       );
-    const committed = this.committed.get(entry.index);
+    const committed = this.committed.get(entry.index)?.key;
     if (committed !== undefined && committed !== key) {
       throw new SimViolation(
         "state-machine-safety",

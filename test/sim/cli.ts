@@ -3,12 +3,14 @@
  *
  *   node test/sim/cli.ts --seeds 10000 [--first 1]   a campaign of runs with a summary
  *   node test/sim/cli.ts --seed N [--quiet]          replay one run with its full trace
+ *   node test/sim/cli.ts --failover 1000             leader-crash failover times against the formula
  *   node test/sim/cli.ts ... --bug commitOldTermByCounting|voteWithoutLogCheck
  *
  * Every failure prints `SEED=n` first. The campaign exits non-zero when any run failed.
  */
 import { parseArgs } from "node:util";
 import type { UnsafeTestBugs } from "../../src/consensus/config.ts";
+import { measureFailover } from "./failover.ts";
 import { describeOptions, electionBoundTicks } from "./options.ts";
 import { type RunResult, runSeed } from "./run.ts";
 import { formatSummary, summarize } from "./summary.ts";
@@ -17,6 +19,7 @@ const { values } = parseArgs({
   options: {
     seed: { type: "string" },
     seeds: { type: "string" },
+    failover: { type: "string" },
     first: { type: "string" },
     bug: { type: "string" },
     quiet: { type: "boolean", default: false },
@@ -52,5 +55,33 @@ function campaign(count: number, first: number): number {
   return results.every((result) => result.ok) ? 0 : 1;
 }
 
+function failover(count: number): number {
+  const samples = Array.from({ length: count }, (_, i) => measureFailover(i + 1));
+  const mean = (values: number[]): string => (values.reduce((a, b) => a + b, 0) / values.length).toFixed(1);
+  const median = (values: number[]): number =>
+    [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+  const clean = samples.filter((sample) => sample.votingRounds === 1);
+  const ratios = samples.map((sample) => sample.ticks / sample.worstTicks).sort((a, b) => a - b);
+  const withinWorst = clean.filter((sample) => sample.ticks <= sample.worstTicks).length;
+  console.log(`failover after a leader crash, ${count} seeds (quiet network, sim timings):`);
+  console.log(
+    `  measured ticks: mean ${mean(samples.map((s) => s.ticks))}, median ${median(samples.map((s) => s.ticks))}`,
+  );
+  console.log(
+    `  formula expectation: mean ${mean(samples.map((s) => s.expectedTicks))}, median ${median(samples.map((s) => s.expectedTicks))}`,
+  );
+  console.log(
+    `  one voting round: ${clean.length} of ${count}; of those, within the worst-case formula: ${withinWorst}`,
+  );
+  console.log(
+    `  one voting round: measured mean ${mean(clean.map((s) => s.ticks))} vs expected ${mean(clean.map((s) => s.expectedTicks))}`,
+  );
+  console.log(
+    `  measured / worst case: p50 ${ratios[Math.floor(count / 2)]?.toFixed(2)}, p99 ${ratios[Math.ceil(0.99 * count) - 1]?.toFixed(2)}, max ${ratios.at(-1)?.toFixed(2)}`,
+  );
+  return 0;
+}
+
 if (values.seed !== undefined) process.exitCode = replay(Number(values.seed));
+else if (values.failover !== undefined) process.exitCode = failover(Number(values.failover));
 else process.exitCode = campaign(Number(values.seeds ?? 100), Number(values.first ?? 1));

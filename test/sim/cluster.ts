@@ -7,7 +7,7 @@
  * scenarios call the same methods (partition, crash, propose, transfer) instead of random faults.
  */
 
-import type { Durability } from "../../src/consensus/config.ts";
+import { type Durability, quorumSize } from "../../src/consensus/config.ts";
 import type { Effects } from "../../src/consensus/effects.ts";
 import { formatEffects } from "../../src/consensus/golden-format.ts";
 import type { Input } from "../../src/consensus/inputs.ts";
@@ -63,6 +63,8 @@ export class SimCluster {
   readonly discarded: { node: NodeId; index: number; term: number }[] = [];
   nowTick = 0;
   elections = 0;
+  /** Real elections started (candidacies), pre-vote rounds excluded. */
+  votingRounds = 0;
   /** Verbose trace lines (for `--seed N` replays); null when not tracing. */
   trace: string[] | null = null;
   private readonly restartAt = new Map<NodeId, number>();
@@ -132,7 +134,10 @@ export class SimCluster {
     }
     this.checker.onEffects(node, effects);
     this.workload.observe(node.id, effects, this.nowTick);
-    for (const event of effects.events) if (event.type === "election-won" && !event.preVote) this.elections++;
+    for (const event of effects.events) {
+      if (event.type === "election-won" && !event.preVote) this.elections++;
+      if (event.type === "election-started" && !event.preVote) this.votingRounds++;
+    }
     for (const entry of effects.discarded)
       this.discarded.push({ node: node.id, index: entry.index, term: entry.term });
     for (const need of effects.snapshotNeeded) this.startSnapshotTransfer(node, need.peer, need.message.term);
@@ -346,20 +351,24 @@ export class SimCluster {
     this.network.faults = { ...this.network.faults, dropRate: 0, duplicateRate: 0 };
   }
 
-  /** The leader every running node recognises in one term, or null while there is none. */
+  /**
+   * The leader every node recognises in one term, or null while there is none. A leader only counts
+   * once it works: it heard from a majority within an election timeout and committed an entry of its
+   * term (a deposed leader whose followers have not yet noticed does not count).
+   */
   stableLeader(): SimNode | null {
-    let leader: SimNode | null = null;
-    let term = -1;
-    for (const node of this.nodes) {
-      const core = node.core;
-      if (core === null) return null;
-      const status = core.status();
-      if (term === -1) term = status.term;
-      if (status.term !== term || status.leaderId === null) return null;
-      if (status.role === "leader") leader = node;
-    }
-    if (leader === null) return null;
-    return this.nodes.every((node) => node.core?.status().leaderId === leader.id) ? leader : null;
+    const leader = this.nodes.find((node) => node.core?.status().role === "leader");
+    const core = leader?.core;
+    if (leader === undefined || core === undefined || core === null) return null;
+    const status = core.status();
+    const agreed = this.nodes.every((node) => {
+      const other = node.core?.status();
+      return other !== undefined && other.term === status.term && other.leaderId === leader.id;
+    });
+    if (!agreed || core.termAt(status.commitIndex) !== status.term) return null;
+    const timeout = core.config.electionTimeoutTicks;
+    const heard = status.members.filter((member) => member.lastHeardTicksAgo <= timeout).length + 1;
+    return heard >= quorumSize(this.nodes.length) ? leader : null;
   }
 
   /** Runs `ticks` ticks (with client load and faults when asked). */

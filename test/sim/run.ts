@@ -15,6 +15,7 @@
 import { type LossCounts, SimViolation } from "./checkers.ts";
 import { type FaultKind, SimCluster } from "./cluster.ts";
 import { electionBoundTicks, optionsFromSeed, type SimOptions } from "./options.ts";
+import type { WriteRecord } from "./workload.ts";
 
 export type RunResult = {
   readonly seed: number;
@@ -59,22 +60,27 @@ export function livenessPhase(cluster: SimCluster): { ticksToElect: number } {
   const ticksToElect = cluster.runUntil(() => cluster.stableLeader() !== null, bound);
   if (ticksToElect === null)
     throw new SimViolation("liveness", `no leader recognised by all nodes within ${bound} ticks after heal`);
-  const leader = cluster.stableLeader();
-  if (leader === null) throw new SimViolation("liveness", "leader vanished");
-  // The backlog of the safety phase may be long on a slow configuration: give these writes the whole bound.
+  // The backlog of the safety phase may be long on a slow configuration: give these writes the whole
+  // bound. A write whose entry is overwritten by a later leader is retried, as a client would.
   const convergence = convergenceBoundTicks(cluster);
-  const writes = Array.from({ length: cluster.options.livenessWrites }, () =>
-    cluster.propose(leader.id, "majority", convergence),
-  );
-  const done = cluster.runUntil(
-    () => writes.every((write) => write.state === "acknowledged") && converged(cluster),
-    convergence,
-  );
-  if (done === null) {
-    const states = writes.map((write) => `${write.writeId}:${write.state}`).join(" ");
+  const pending: WriteRecord[] = [];
+  let acknowledged = 0;
+  const progressed = (): boolean => {
+    for (const write of pending.splice(0)) {
+      if (write.state === "acknowledged") acknowledged++;
+      else if (write.state === "accepted" || write.state === "proposed") pending.push(write);
+    }
+    const leader = cluster.stableLeader();
+    while (leader !== null && acknowledged + pending.length < cluster.options.livenessWrites) {
+      pending.push(cluster.propose(leader.id, "majority", convergence));
+    }
+    return acknowledged >= cluster.options.livenessWrites && converged(cluster);
+  };
+  if (cluster.runUntil(progressed, convergence) === null) {
+    const states = pending.map((write) => `${write.writeId}:${write.state}`).join(" ");
     throw new SimViolation(
       "liveness",
-      `no convergence within ${convergence} ticks after the leader appeared (writes ${states})`,
+      `no convergence within ${convergence} ticks after the leader appeared (${acknowledged} writes acknowledged; pending ${states})`,
     );
   }
   cluster.checker.checkLogMatching(cluster.nodes);
