@@ -28,7 +28,8 @@ function isTest(file: string): boolean {
 function importsOf(file: string): string[] {
   const text = fs.readFileSync(file, "utf8");
   const specifiers: string[] = [];
-  for (const match of text.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+["']([^"']+)["']/gms)) specifiers.push(match[1]!);
+  for (const match of text.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+["']([^"']+)["']/gms))
+    specifiers.push(match[1]!);
   for (const match of text.matchAll(/import\(\s*["']([^"']+)["']\s*\)/g)) specifiers.push(match[1]!);
   return specifiers;
 }
@@ -69,12 +70,21 @@ test("modules import only what the layering allows", () => {
 });
 
 test("the consensus core and lib do no I/O and read no clock or random source", () => {
-  const banned = [/\bfrom\s+["']node:/, /\bDate\b/, /Math\.random/, /\bset(Timeout|Interval|Immediate)\b/, /\bprocess\./, /\bawait\b/, /\bPromise\b/];
+  const banned = [
+    /\bfrom\s+["']node:/,
+    /\bDate\b/,
+    /Math\.random/,
+    /\bset(Timeout|Interval|Immediate)\b/,
+    /\bprocess\./,
+    /\bawait\b/,
+    /\bPromise\b/,
+  ];
   const violations: string[] = [];
   for (const file of [...sourceFiles("src/consensus"), ...sourceFiles("src/lib")]) {
     if (isTest(file)) continue;
     const text = fs.readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, "");
-    for (const pattern of banned) if (pattern.test(text)) violations.push(`${path.relative(root, file)}: ${pattern}`);
+    for (const pattern of banned)
+      if (pattern.test(text)) violations.push(`${path.relative(root, file)}: ${pattern}`);
   }
   assert.deepEqual(violations, []);
 });
@@ -93,13 +103,15 @@ test(`source files stay under ${fileLinesMax} lines and functions under ${functi
 /** Finds functions and methods (as the formatter lays them out) longer than the limit. */
 function longFunctions(file: string, lines: readonly string[]): string[] {
   const found: string[] = [];
-  const start = /^(\s*)(?:export\s+)?(?:(?:async|static|private|protected|public|readonly|get|set)\s+)*(?:function\s*\*?\s*)?[A-Za-z_$][\w$]*\s*(?:<[^>]*>)?\(.*\)[^=;]*\{\s*$/;
+  const start =
+    /^(\s*)(?:export\s+)?(?:(?:async|static|private|protected|public|readonly|get|set)\s+)*(?:function\s*\*?\s*)?[A-Za-z_$][\w$]*\s*(?:<[^>]*>)?\(.*\)[^=;]*\{\s*$/;
   for (let i = 0; i < lines.length; i++) {
     const match = start.exec(lines[i]!);
     if (match === null || /^\s*(if|for|while|switch|catch|return)\b/.test(lines[i]!)) continue;
     const indent = match[1]!;
     const end = lines.findIndex((line, j) => j > i && line.startsWith(`${indent}}`));
-    if (end !== -1 && end - i + 1 > functionLinesMax) found.push(`${path.relative(root, file)}:${i + 1}: function of ${end - i + 1} lines`);
+    if (end !== -1 && end - i + 1 > functionLinesMax)
+      found.push(`${path.relative(root, file)}:${i + 1}: function of ${end - i + 1} lines`);
   }
   return found;
 }
@@ -108,7 +120,8 @@ test("no test is focused with .only", () => {
   const violations: string[] = [];
   for (const file of [...sourceFiles("src"), ...sourceFiles("test")]) {
     if (!isTest(file)) continue;
-    if (/\b(it|test|describe)\.only\(|\{\s*only:\s*true/.test(fs.readFileSync(file, "utf8"))) violations.push(file);
+    if (/\b(it|test|describe)\.only\(|\{\s*only:\s*true/.test(fs.readFileSync(file, "utf8")))
+      violations.push(file);
   }
   assert.deepEqual(violations, []);
 });

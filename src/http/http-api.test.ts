@@ -41,6 +41,9 @@ class FakeNode implements NodeService {
       members: [],
     };
   }
+  contentHash(): { appliedIndex: number; hash: string } {
+    return { appliedIndex: 42, hash: "ab" };
+  }
   readiness(): Readiness {
     return { ready: this.failWith === null, reason: this.failWith ? "no leader" : null };
   }

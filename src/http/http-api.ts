@@ -114,6 +114,10 @@ export class HttpApi {
         "/v1/execute": { method: "POST", run: () => this.execute(request) },
         "/v1/query": { method: "POST", run: () => this.query(request) },
         "/v1/status": { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) },
+        "/v1/content-hash": {
+          method: "GET",
+          run: async () => ({ status: 200, body: this.service.contentHash() }),
+        },
         "/healthz": { method: "GET", run: async () => ({ status: 200, body: { ok: true } }) },
         "/readyz": { method: "GET", run: async () => this.readiness() },
       };
@@ -166,33 +170,30 @@ export class HttpApi {
     return forwardToLeader(leader.http, request.url ?? "/", raw, this.options.forwardTimeoutMs);
   }
 
+  /**
+   * Reads the body up to `bodyBytesMax`. An oversized body is still read to its end (and dropped)
+   * before the 413 answer, so the client sees the answer instead of a reset connection; the
+   * server's request timeout bounds how long that can take.
+   */
   private readBody(request: http.IncomingMessage): Promise<Buffer> {
     const limit = this.options.bodyBytesMax;
-    const declared = Number(request.headers["content-length"] ?? 0);
-    if (declared > limit) {
-      request.resume();
-      return Promise.reject(
-        new BatonError(ErrorCode.PAYLOAD_TOO_LARGE, `the body exceeds ${limit} bytes`, {
-          bodyBytesMax: limit,
-        }),
-      );
-    }
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
       request.on("data", (chunk: Buffer) => {
         bytes += chunk.byteLength;
+        if (bytes <= limit) chunks.push(chunk);
+        else chunks.length = 0;
+      });
+      request.on("end", () => {
         if (bytes > limit) {
-          request.removeAllListeners("data");
-          request.resume();
           reject(
             new BatonError(ErrorCode.PAYLOAD_TOO_LARGE, `the body exceeds ${limit} bytes`, {
               bodyBytesMax: limit,
             }),
           );
-        } else chunks.push(chunk);
+        } else resolve(Buffer.concat(chunks));
       });
-      request.on("end", () => resolve(Buffer.concat(chunks)));
       request.on("error", (error) =>
         reject(new BatonError(ErrorCode.BAD_REQUEST, `reading the body failed: ${error.message}`)),
       );
@@ -233,7 +234,6 @@ export class HttpApi {
       ErrorCode.LEADERSHIP_LOST,
     ];
     if (retryable.includes(typed.code)) headers["retry-after"] = "1";
-    if (typed.code === ErrorCode.PAYLOAD_TOO_LARGE) headers.connection = "close";
     this.send(response, httpStatusByCode[typed.code], errorBody(typed), headers);
   }
 }

@@ -16,6 +16,8 @@ export interface NodeService {
   /** Serves a read at the requested consistency; throws NOT_LEADER for leader reads on a follower. */
   query(request: NormalizedQuery): Promise<QueryResponse>;
   status(): StatusResponse;
+  /** Hash of this node's committed content with the index it was taken at (divergence check). */
+  contentHash(): { readonly appliedIndex: number; readonly hash: string };
   /** Ready = caught up enough to serve reads and knows a leader. */
   readiness(): Readiness;
 }

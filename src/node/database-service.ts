@@ -188,6 +188,10 @@ export class DatabaseService implements NodeService {
     };
   }
 
+  contentHash(): { appliedIndex: number; hash: string } {
+    return { appliedIndex: this.node.store.appliedIndex, hash: this.node.store.contentHash() };
+  }
+
   readiness(): Readiness {
     if (this.stopping) return { ready: false, reason: "shutting down" };
     const core = this.node.core.status();

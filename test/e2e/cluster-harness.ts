@@ -1,0 +1,200 @@
+/**
+ * Real `baton start` processes on loopback for end-to-end tests and benchmarks.
+ *
+ * Every process is started by this harness and stopped by its pid (SIGTERM, then SIGKILL after a
+ * bound); every wait is bounded; data lives in a temporary directory removed at the end. Ports are
+ * found by binding port 0 on 127.0.0.1 and releasing it just before the node starts.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import type { StatusResponse } from "../../src/client/api-types.ts";
+
+const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
+const stopWaitMs = 10_000;
+
+export type ClusterNode = {
+  readonly id: string;
+  readonly httpPort: number;
+  readonly raftPort: number;
+  readonly url: string;
+  readonly dataDirectory: string;
+  process: ChildProcess | null;
+  log: string[];
+};
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | null | undefined | false>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== null && value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}`,
+  );
+}
+
+export class Cluster {
+  readonly nodes: ClusterNode[];
+  readonly root: string;
+  private readonly extraArgs: string[];
+
+  private constructor(nodes: ClusterNode[], root: string, extraArgs: string[]) {
+    this.nodes = nodes;
+    this.root = root;
+    this.extraArgs = extraArgs;
+  }
+
+  static async start(
+    size: number,
+    extraArgs: string[] = ["--heartbeat-ms", "50", "--missed-heartbeats", "6"],
+  ): Promise<Cluster> {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-e2e-"));
+    const nodes: ClusterNode[] = [];
+    for (let i = 1; i <= size; i++) {
+      const httpPort = await freePort();
+      const raftPort = await freePort();
+      nodes.push({
+        id: `n${i}`,
+        httpPort,
+        raftPort,
+        url: `http://127.0.0.1:${httpPort}`,
+        dataDirectory: path.join(root, `n${i}`),
+        process: null,
+        log: [],
+      });
+    }
+    const cluster = new Cluster(nodes, root, extraArgs);
+    for (const node of nodes) cluster.startNode(node);
+    await cluster.waitForLeader();
+    return cluster;
+  }
+
+  get clusterFlag(): string {
+    return this.nodes.map((n) => `${n.id}=127.0.0.1:${n.raftPort}/127.0.0.1:${n.httpPort}`).join(",");
+  }
+
+  startNode(node: ClusterNode): void {
+    const child = spawn(
+      process.execPath,
+      [
+        batonBin,
+        "start",
+        "--id",
+        node.id,
+        "--data",
+        node.dataDirectory,
+        "--http",
+        `127.0.0.1:${node.httpPort}`,
+        "--raft",
+        `127.0.0.1:${node.raftPort}`,
+        "--cluster",
+        this.clusterFlag,
+        "--log-format",
+        "json",
+        ...this.extraArgs,
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const keep = (chunk: Buffer): void => {
+      node.log.push(chunk.toString("utf8"));
+      if (node.log.length > 2000) node.log.splice(0, 1000);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    node.process = child;
+  }
+
+  /** Sends `signal` to the node's process (by pid) and, for terminating signals, waits for it to exit. */
+  async signal(node: ClusterNode, signal: NodeJS.Signals): Promise<void> {
+    const child = node.process;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    process.kill(child.pid!, signal);
+    if (signal === "SIGSTOP" || signal === "SIGCONT") return;
+    const timer = setTimeout(
+      () => child.pid !== undefined && child.exitCode === null && process.kill(child.pid, "SIGKILL"),
+      stopWaitMs,
+    );
+    await exited;
+    clearTimeout(timer);
+    node.process = null;
+  }
+
+  async status(node: ClusterNode): Promise<StatusResponse> {
+    const response = await fetch(`${node.url}/v1/status`, { signal: AbortSignal.timeout(2000) });
+    return (await response.json()) as StatusResponse;
+  }
+
+  running(): ClusterNode[] {
+    return this.nodes.filter((n) => n.process !== null);
+  }
+
+  async waitForLeader(among: ClusterNode[] = this.running(), timeoutMs = 15_000): Promise<ClusterNode> {
+    return waitFor("a leader", timeoutMs, async () => {
+      for (const node of among) {
+        const status = await this.status(node).catch(() => null);
+        if (status?.role === "leader") return node;
+      }
+      return null;
+    });
+  }
+
+  async contentHash(node: ClusterNode): Promise<{ appliedIndex: number; hash: string }> {
+    const response = await fetch(`${node.url}/v1/content-hash`, { signal: AbortSignal.timeout(5000) });
+    return (await response.json()) as { appliedIndex: number; hash: string };
+  }
+
+  /** Waits until every given node has applied the same index and returns their hashes. */
+  async convergedHashes(
+    nodes: ClusterNode[],
+    timeoutMs = 20_000,
+  ): Promise<{ appliedIndex: number; hash: string }[]> {
+    return waitFor("replicas to converge", timeoutMs, async () => {
+      const hashes = await Promise.all(nodes.map((n) => this.contentHash(n)));
+      const indexes = new Set(hashes.map((h) => h.appliedIndex));
+      const leader = await this.waitForLeader(nodes, 2000).catch(() => null);
+      const commit = leader === null ? null : (await this.status(leader)).commitIndex;
+      return indexes.size === 1 && commit !== null && hashes[0]!.appliedIndex >= commit ? hashes : null;
+    });
+  }
+
+  logsOf(node: ClusterNode): string {
+    return node.log.join("");
+  }
+
+  async stop(): Promise<void> {
+    for (const node of this.nodes) {
+      if (node.process !== null) {
+        try {
+          process.kill(node.process.pid!, "SIGCONT");
+        } catch {}
+      }
+    }
+    await Promise.all(this.nodes.map((n) => this.signal(n, "SIGTERM")));
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
