@@ -205,6 +205,8 @@ function resetLogToSnapshot(
   snapshotIndex: LogIndex,
   snapshotTerm: Term,
 ): void {
+  // Leader Completeness (Raft §5.4): a leader holds every committed entry, so a snapshot always joins its log.
+  assert(s.role !== "leader", "a snapshot would reset a leader's log");
   const uncommitted: LogEntry[] = [];
   for (let index = s.commitIndex + 1; index <= s.log.lastIndex; index++) {
     const entry = s.log.entryAt(index);
