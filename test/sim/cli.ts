@@ -30,6 +30,7 @@ const bugs: UnsafeTestBugs = values.bug === undefined ? {} : { [values.bug]: tru
 const overrides = values.bug === undefined ? {} : { unsafeTestBugs: bugs };
 
 function replay(seed: number): number {
+  console.log(`SEED=${seed} replay`);
   const result = runSeed(seed, overrides, !values.quiet);
   if (!values.quiet) for (const line of result.trace ?? []) console.log(line);
   console.log(`SEED=${seed} ${describeOptions(result.options)}`);

@@ -5,7 +5,7 @@
  */
 import type { Durability } from "../../src/consensus/config.ts";
 import type { FaultKind } from "./cluster.ts";
-import { simTickMs } from "./options.ts";
+import { electionBoundTicks, simTickMs } from "./options.ts";
 import type { RunResult } from "./run.ts";
 
 export type CampaignSummary = {
@@ -20,6 +20,8 @@ export type CampaignSummary = {
   ticksToElectMax: number;
   ticksToElectP99: number;
   ticksToElectMean: number;
+  /** The largest share of its liveness bound any run used to elect after heal. */
+  ticksToElectBoundShareMax: number;
   writes: Record<Durability, { acknowledged: number; lost: number }>;
   discardedEntries: number;
 };
@@ -49,6 +51,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     ticksToElectMax: 0,
     ticksToElectP99: 0,
     ticksToElectMean: 0,
+    ticksToElectBoundShareMax: 0,
     writes: {
       local: { acknowledged: 0, lost: 0 },
       one: { acknowledged: 0, lost: 0 },
@@ -71,7 +74,11 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     summary.messagesDropped += result.messagesDropped;
     elections += result.elections;
     summary.electionsPerRunMax = Math.max(summary.electionsPerRunMax, result.elections);
-    if (result.ticksToElectAfterHeal !== null) electTimes.push(result.ticksToElectAfterHeal);
+    if (result.ticksToElectAfterHeal !== null) {
+      electTimes.push(result.ticksToElectAfterHeal);
+      const share = result.ticksToElectAfterHeal / electionBoundTicks(result.options);
+      summary.ticksToElectBoundShareMax = Math.max(summary.ticksToElectBoundShareMax, share);
+    }
     for (const level of ["local", "one", "majority", "all"] as const) {
       summary.writes[level].acknowledged += result.losses?.[level].acknowledged ?? 0;
       summary.writes[level].lost += result.losses?.[level].lost ?? 0;
@@ -95,7 +102,7 @@ export function formatSummary(summary: CampaignSummary, elapsedMs: number): stri
       .map(([kind, count]) => `${kind} ${count}`)
       .join(", ")}; messages sent ${summary.messagesSent}, dropped ${summary.messagesDropped}`,
     `elections per run: mean ${summary.electionsPerRunMean.toFixed(2)}, max ${summary.electionsPerRunMax}`,
-    `time to elect after heal: mean ${summary.ticksToElectMean.toFixed(1)} ticks, p99 ${ms(summary.ticksToElectP99)}, max ${ms(summary.ticksToElectMax)}`,
+    `time to elect after heal: mean ${summary.ticksToElectMean.toFixed(1)} ticks, p99 ${ms(summary.ticksToElectP99)}, max ${ms(summary.ticksToElectMax)}; at most ${(100 * summary.ticksToElectBoundShareMax).toFixed(0)}% of a run's liveness bound`,
     "writes acknowledged / lost by durability level:",
     ...(["local", "one", "majority", "all"] as const).map(
       (level) => `  ${level.padEnd(8)} ${summary.writes[level].acknowledged} / ${summary.writes[level].lost}`,
