@@ -10,7 +10,13 @@ import { logIndex, term } from "../src/types/ids.ts";
 import { EntryKind } from "../src/types/log-entry.ts";
 import { Wal } from "../src/wal/wal.ts";
 
-export type WalFigure = { appenders: number; payloadBytes: number; appendsPerSecond: number; megabytesPerSecond: number; fsyncsPerSecond: number };
+export type WalFigure = {
+  appenders: number;
+  payloadBytes: number;
+  appendsPerSecond: number;
+  megabytesPerSecond: number;
+  fsyncsPerSecond: number;
+};
 
 async function runOnce(appenders: number, payloadBytes: number, durationMs: number): Promise<WalFigure> {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), "baton-bench-wal-"));

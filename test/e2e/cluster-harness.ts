@@ -117,7 +117,11 @@ export class Cluster {
         "json",
         ...this.extraArgs,
       ],
-      { stdio: ["ignore", "pipe", "pipe"] },
+      // BATON_CHILD_NODE_OPTIONS passes flags (for example --cpu-prof) to the nodes only.
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, NODE_OPTIONS: process.env.BATON_CHILD_NODE_OPTIONS ?? "" },
+      },
     );
     const keep = (chunk: Buffer): void => {
       node.log.push(chunk.toString("utf8"));
@@ -179,6 +183,16 @@ export class Cluster {
       const leader = await this.waitForLeader(nodes, 2000).catch(() => null);
       const commit = leader === null ? null : (await this.status(leader)).commitIndex;
       return indexes.size === 1 && commit !== null && hashes[0]!.appliedIndex >= commit ? hashes : null;
+    });
+  }
+
+  /** Waits until every given node has applied the leader's commit index (cheap: status only). */
+  async convergedIndexes(nodes: ClusterNode[], timeoutMs = 20_000): Promise<number> {
+    return waitFor("replicas to apply the commit index", timeoutMs, async () => {
+      const statuses = await Promise.all(nodes.map((n) => this.status(n)));
+      const leader = statuses.find((s) => s.role === "leader");
+      if (leader === undefined) return null;
+      return statuses.every((s) => s.appliedIndex >= leader.commitIndex) ? leader.commitIndex : null;
     });
   }
 
