@@ -72,9 +72,9 @@ export async function devCommand(argv: string[]): Promise<number> {
     ),
   );
   process.stdout.write(`Baton dev cluster: ${count} nodes, data under ${dataRoot}\n`);
-  ids.forEach((id, i) =>
-    process.stdout.write(`  ${id}  http://127.0.0.1:${basePort + 1 + i}   (pid ${children[i]!.pid})\n`),
-  );
+  for (const [i, id] of ids.entries()) {
+    process.stdout.write(`  ${id}  http://127.0.0.1:${basePort + 1 + i}   (pid ${children[i]!.pid})\n`);
+  }
   process.stdout.write(
     `Try: curl -s localhost:${basePort + 1}/v1/status   or   npx baton shell --url http://127.0.0.1:${basePort + 1}\n`,
   );

@@ -24,7 +24,7 @@ import { Prng } from "../lib/prng.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport } from "../transport/transport.ts";
 import { type LogIndex, logIndex, type NodeId, type Term } from "../types/ids.ts";
-import { EntryKind, type HardState, type LogEntry } from "../types/log-entry.ts";
+import { EntryKind, type LogEntry } from "../types/log-entry.ts";
 import type { Wal } from "../wal/wal.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { decodePeerBody, encodeConsensus, encodeNodeInfo } from "./peer-envelope.ts";
