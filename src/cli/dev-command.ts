@@ -5,8 +5,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { parseFlags } from "./flags.ts";
 
 const help = `Usage: baton dev [--data DIR] [--nodes N] [--base-port P]
 
@@ -17,21 +17,12 @@ Data goes under DIR/n1, DIR/n2, ... (default ./data). Ctrl-C stops every node.
 const stopGraceMs = 15_000;
 
 export async function devCommand(argv: string[]): Promise<number> {
-  let values: { data?: string; nodes?: string; "base-port"?: string; help?: boolean };
-  try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        data: { type: "string" },
-        nodes: { type: "string" },
-        "base-port": { type: "string" },
-        help: { type: "boolean" },
-      },
-      strict: true,
-    }).values;
-  } catch (error) {
-    throw new BatonError(ErrorCode.BAD_CONFIG, (error as Error).message);
-  }
+  const values = parseFlags(argv, {
+    data: { type: "string" },
+    nodes: { type: "string" },
+    "base-port": { type: "string" },
+    help: { type: "boolean" },
+  }) as { data?: string; nodes?: string; "base-port"?: string; help?: boolean };
   if (values.help) {
     process.stdout.write(help);
     return 0;

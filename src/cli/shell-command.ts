@@ -4,10 +4,9 @@
  * refuses as a query (NOT_A_QUERY) runs as a write. Dot commands: .tables .schema .status .help .quit
  */
 import readline from "node:readline";
-import { parseArgs } from "node:util";
 import type { Client } from "../client/client.ts";
 import { connect } from "../client/index.ts";
-import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { parseFlags } from "./flags.ts";
 import { formatStatusTable } from "./status-command.ts";
 
 const help = `Usage: baton shell [--url http://127.0.0.1:4001[,http://...]]\n\nEnd statements with ';'. Commands: .tables .schema .status .help .quit\n`;
@@ -72,16 +71,10 @@ async function runDot(client: Client, command: string): Promise<boolean> {
 }
 
 export async function shellCommand(argv: string[]): Promise<number> {
-  let values: { url?: string; help?: boolean };
-  try {
-    values = parseArgs({
-      args: argv,
-      options: { url: { type: "string" }, help: { type: "boolean" } },
-      strict: true,
-    }).values;
-  } catch (error) {
-    throw new BatonError(ErrorCode.BAD_CONFIG, (error as Error).message);
-  }
+  const values = parseFlags(argv, { url: { type: "string" }, help: { type: "boolean" } }) as {
+    url?: string;
+    help?: boolean;
+  };
   if (values.help) {
     process.stdout.write(help);
     return 0;

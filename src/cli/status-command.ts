@@ -2,9 +2,9 @@
  * `baton status [--url URL]`: asks one node for the cluster's members, then every member for its
  * own view, and prints one row per node: role, term, indexes and the leader's view of its lag.
  */
-import { parseArgs } from "node:util";
 import type { StatusResponse } from "../client/api-types.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { parseFlags } from "./flags.ts";
 
 const help = `Usage: baton status [--url http://127.0.0.1:4001] [--json]\n\nPrints every node's role, term, commit/applied/last index and lag.\n`;
 const requestTimeoutMs = 3_000;
@@ -58,16 +58,11 @@ export function formatStatusTable(
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  let values: { url?: string; json?: boolean; help?: boolean };
-  try {
-    values = parseArgs({
-      args: argv,
-      options: { url: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean" } },
-      strict: true,
-    }).values;
-  } catch (error) {
-    throw new BatonError(ErrorCode.BAD_CONFIG, (error as Error).message);
-  }
+  const values = parseFlags(argv, {
+    url: { type: "string" },
+    json: { type: "boolean" },
+    help: { type: "boolean" },
+  }) as { url?: string; json?: boolean; help?: boolean };
   if (values.help) {
     process.stdout.write(help);
     return 0;
