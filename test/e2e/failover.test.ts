@@ -121,4 +121,29 @@ describe("failover", { timeout: 120_000 }, () => {
     await client.close();
     cluster.startNode(cluster.nodes.find((n) => n.process === null)!);
   });
+
+  test("SIGTERM on the leader hands leadership over first and exits 0", async () => {
+    const leader = await cluster.waitForLeader();
+    const child = leader.process!;
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    const stoppedAt = Date.now();
+    process.kill(child.pid!, "SIGTERM");
+    const successor = await cluster.waitForLeader(
+      cluster.nodes.filter((n) => n !== leader && n.process !== null),
+      5_000,
+    );
+    const handOverMs = Date.now() - stoppedAt;
+    assert.equal(await exited, 0);
+    leader.process = null;
+    assert.notEqual(successor.id, leader.id);
+    const log = cluster.logsOf(leader);
+    assert.match(log, /transfer-started/);
+    assert.match(
+      log,
+      /"role":"follower"[^\n]*node.hand-over-finished|node.hand-over-finished[^\n]*"role":"follower"/,
+    );
+    console.log(`graceful hand-over: new leader ${successor.id} after ${handOverMs} ms`);
+    cluster.startNode(leader);
+    await cluster.convergedIndexes(cluster.nodes);
+  });
 });
