@@ -82,6 +82,11 @@ export async function shellCommand(argv: string[]): Promise<number> {
   const client = connect({ nodes: (values.url ?? "http://127.0.0.1:4001").split(",") });
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, prompt: "baton> " });
   let buffer = "";
+  // Input may end (piped scripts) while a statement is still running: never prompt after that.
+  let inputClosed = false;
+  rl.once("close", () => {
+    inputClosed = true;
+  });
   rl.prompt();
   for await (const line of rl) {
     const trimmed = line.trim();
@@ -101,8 +106,10 @@ export async function shellCommand(argv: string[]): Promise<number> {
       const e = error as { code?: string; message?: string };
       process.stdout.write(`error ${e.code ?? ""}: ${e.message ?? String(error)}\n`);
     }
-    rl.setPrompt(buffer === "" ? "baton> " : "   ...> ");
-    rl.prompt();
+    if (!inputClosed) {
+      rl.setPrompt(buffer === "" ? "baton> " : "   ...> ");
+      rl.prompt();
+    }
   }
   rl.close();
   await client.close();

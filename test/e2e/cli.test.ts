@@ -1,0 +1,74 @@
+/** The operator commands against a real cluster: `baton status` and `baton shell`. */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Cluster } from "./cluster-harness.ts";
+
+const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
+const commandTimeoutMs = 20_000;
+
+function runBaton(args: string[], input: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [batonBin, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`baton ${args.join(" ")} did not finish: ${output}`));
+    }, commandTimeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+    child.stdin.end(input);
+  });
+}
+
+describe("operator commands", { timeout: 60_000 }, () => {
+  let cluster: Cluster;
+  before(async () => {
+    cluster = await Cluster.start(3);
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test("baton shell runs writes and reads through the leader and knows .tables", async () => {
+    const follower = (
+      await Promise.all(cluster.nodes.map(async (n) => ({ n, s: await cluster.status(n) })))
+    ).find((x) => x.s.role === "follower")!.n;
+    const script = [
+      "CREATE TABLE fruit(id INTEGER PRIMARY KEY, name TEXT);",
+      "INSERT INTO fruit(name)",
+      "  VALUES ('apple'), ('pear');",
+      "SELECT name FROM fruit ORDER BY id;",
+      ".tables",
+      "SELEC nonsense;",
+      ".quit",
+      "",
+    ].join("\n");
+    const { code, output } = await runBaton(["shell", "--url", follower.url], script);
+    assert.equal(code, 0, output);
+    assert.match(output, /ok: 2 row\(s\) affected/);
+    assert.match(output, /apple[\s\S]*pear[\s\S]*\(2 rows\)/);
+    assert.match(output, /fruit/);
+    assert.match(output, /error SQL_ERROR/);
+  });
+
+  test("baton status prints one row per node with the leader's view of lag", async () => {
+    const { code, output } = await runBaton(["status", "--url", cluster.nodes[0]!.url], "");
+    assert.equal(code, 0, output);
+    const rows = output.trim().split("\n").slice(1);
+    assert.equal(rows.length, 3, output);
+    assert.equal(rows.filter((r) => /\bleader\b/.test(r)).length, 1, output);
+    assert.equal(rows.filter((r) => /\bfollower\b/.test(r)).length, 2, output);
+  });
+
+  test("a bad flag exits 2 with a message", async () => {
+    const { code, output } = await runBaton(["status", "--nope"], "");
+    assert.equal(code, 2);
+    assert.match(output, /Unknown option '--nope'/);
+  });
+});
