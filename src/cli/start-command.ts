@@ -24,11 +24,16 @@ export async function startCommand(argv: string[]): Promise<number> {
   const finished = new Promise<void>((resolve) => {
     finish = resolve;
   });
+  let stopRunning: (() => Promise<void>) | null = null;
+  let fatalBeforeStart = false;
   const running = await launchNode(config, log, (error) => {
     logger.fatal({ error: error.message }, "node.fatal-storage-failure");
     exitCode = 1;
-    void running.stop().finally(finish);
+    if (stopRunning === null) fatalBeforeStart = true;
+    else void stopRunning().finally(finish);
   });
+  stopRunning = running.stop;
+  if (fatalBeforeStart) void running.stop().finally(finish);
   const onSignal = (signal: string): void => {
     log("info", "node.signal", { signal });
     void running.stop().finally(finish);

@@ -25,6 +25,8 @@ import type { RaftNode } from "./raft-node.ts";
 const defaultWriteTimeoutMs = 10_000;
 const defaultReadTimeoutMs = 5_000;
 const gateWaitersMax = 10_000;
+/** Extra time past a write's own timeout before the service stops waiting for the core's answer. */
+const outcomeGraceMs = 1_000;
 
 type GateWaiter = { resolve: () => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
 
@@ -72,7 +74,12 @@ export class DatabaseService implements NodeService {
     const timeoutMs = request.timeoutMs ?? defaultWriteTimeoutMs;
     const deadline = Date.now() + timeoutMs;
     this.requireLeader();
-    await this.waitForGate(timeoutMs);
+    // Resuming after the await is a new turn of the event loop: check the gate again, so the batch
+    // runs only in the state the gate promised (every log entry applied or speculative).
+    while (!this.gateOpen()) {
+      this.requireLeader();
+      await this.waitForGate(Math.max(1, deadline - Date.now()));
+    }
     if (request.requestId !== null) {
       const remembered = this.node.store.lookupRequest(request.requestId);
       if (remembered !== null)
@@ -109,7 +116,9 @@ export class DatabaseService implements NodeService {
     assert(outcome !== undefined, "the core answers every proposal");
     if (!outcome.accepted) {
       // The core refused after the batch ran (a race the gate should prevent): undo every
-      // speculative batch; the accepted ones are in the log and will be applied from it.
+      // speculative batch; the accepted ones are in the log and will be applied from it. The
+      // registry already rejected this proposal's promise; nobody will await it.
+      result.catch(() => {});
       this.node.store.rollbackSpeculative();
       throw this.rejection(outcome.code, outcome.leaderId);
     }
@@ -117,7 +126,14 @@ export class DatabaseService implements NodeService {
       outcome.index === index && outcome.term === term,
       `proposal landed at ${outcome.index}, expected ${index}`,
     );
-    const position = await result;
+    // The core answers every accepted proposal by its own timeout; this bound is a second line so
+    // that a request can never hang, and says the outcome is unknown (retry with the requestId).
+    const position = await withTimeout(
+      result,
+      Math.max(1, deadline - Date.now()) + outcomeGraceMs,
+      () => this.node.proposals.forget(proposalId),
+      `the write at index ${index} was not confirmed (its outcome is unknown; retry with the same requestId)`,
+    );
     return { results: encodeResults(results), position: { index: position.index, term: position.term } };
   }
 
@@ -127,7 +143,12 @@ export class DatabaseService implements NodeService {
       this.requireLeader();
       const readId = this.node.proposals.newId("r");
       const ready = this.node.proposals.registerRead(readId);
-      this.node.step({ type: "readIndex", requestId: readId });
+      try {
+        this.node.step({ type: "readIndex", requestId: readId });
+      } catch (error) {
+        this.node.proposals.forget(readId);
+        throw error;
+      }
       const readIndex = await withTimeout(
         ready,
         timeoutMs,

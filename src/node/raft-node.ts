@@ -24,7 +24,7 @@ import { Prng } from "../lib/prng.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport } from "../transport/transport.ts";
 import { type LogIndex, logIndex, type NodeId, type Term } from "../types/ids.ts";
-import { EntryKind, type LogEntry } from "../types/log-entry.ts";
+import { EntryKind, type HardState, type LogEntry } from "../types/log-entry.ts";
 import type { Wal } from "../wal/wal.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { decodePeerBody, encodeConsensus, encodeNodeInfo } from "./peer-envelope.ts";
@@ -84,7 +84,7 @@ export class RaftNode {
     options: RaftNodeOptions,
     recovered: {
       entries: readonly LogEntry[];
-      hardState: ReturnType<Wal["hardState"] extends infer H ? () => H : never>;
+      hardState: HardState;
       snapshotIndex: LogIndex;
       snapshotTerm: Term;
     },
@@ -193,23 +193,38 @@ export class RaftNode {
   }
 
   private carryOut(effects: Effects): void {
-    const durable = this.persist(effects);
+    let durable: Promise<void> | null;
+    try {
+      durable = this.persist(effects);
+    } catch (error) {
+      // The log refuses synchronously once it has failed: stop, never acknowledge past this point.
+      this.fail(error as Error);
+      return;
+    }
     for (const outbound of effects.messages) {
       if (!outbound.afterPersist) this.send(outbound.message);
     }
     const late = effects.messages.filter((m) => m.afterPersist);
     const last = effects.entries.at(-1);
-    if (durable !== null || late.length > 0) {
-      void durable?.then(
-        () => {
+    if (durable !== null) {
+      durable
+        .then(() => {
           if (this.fatal !== null) return;
           for (const outbound of late) this.send(outbound.message);
           if (last !== undefined) this.step({ type: "persisted", index: last.index, term: last.term });
-        },
-        (error: unknown) => this.fail(error as Error),
-      );
+        })
+        .catch((error: unknown) => this.fail(error as Error));
     }
-    if (effects.applyThrough !== undefined) this.applyCommitted(effects.applyThrough);
+    if (effects.applyThrough !== undefined) {
+      try {
+        this.applyCommitted(effects.applyThrough);
+      } catch (error) {
+        // A committed entry that does not apply (STORE_DIVERGED, a corrupt payload, an I/O error)
+        // means this replica can no longer follow the log: stop rather than serve wrong data.
+        this.fail(error as Error);
+        return;
+      }
+    }
     this.answerClients(effects);
     for (const needed of effects.snapshotNeeded) {
       // Log compaction is not enabled yet, so a follower never needs a snapshot; tell the core.
@@ -351,15 +366,23 @@ export class RaftNode {
     durability: Durability | null,
     timeoutMs: number,
   ): { effects: Effects; result: Promise<ProposalResult> } {
+    // Registered before the step, which may acknowledge synchronously; forgotten if the step throws
+    // (the node stopped), so no promise is left that nobody will ever settle or await.
     const result = this.proposals.registerProposal(proposalId);
-    const effects = this.step({
-      type: "propose",
-      proposalId,
-      kind: EntryKind.command,
-      data,
-      ...(durability === null ? {} : { durability }),
-      timeoutTicks: Math.max(1, Math.ceil(timeoutMs / this.tickMs)),
-    });
+    let effects: Effects;
+    try {
+      effects = this.step({
+        type: "propose",
+        proposalId,
+        kind: EntryKind.command,
+        data,
+        ...(durability === null ? {} : { durability }),
+        timeoutTicks: Math.max(1, Math.ceil(timeoutMs / this.tickMs)),
+      });
+    } catch (error) {
+      this.proposals.forget(proposalId);
+      throw error;
+    }
     return { effects, result };
   }
 
@@ -368,7 +391,9 @@ export class RaftNode {
     this.fatal = error;
     this.options.log("error", "node.fatal", { error: error.message });
     if (this.ticker !== null) clearInterval(this.ticker);
-    this.proposals.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, `the node stopped: ${error.message}`));
+    const stopped = new BatonError(ErrorCode.SHUTTING_DOWN, `the node stopped: ${error.message}`);
+    this.proposals.rejectAll(stopped);
+    this.applied.rejectAll(stopped);
     this.options.onFatal(error);
   }
 }

@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import type { NormalizedExecute } from "../http/request-validation.ts";
+import { isBatonError } from "../lib/errors.ts";
+import { Store } from "../store/store.ts";
+import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
+import { nodeId } from "../types/ids.ts";
+import { Wal } from "../wal/wal.ts";
+import { DatabaseService } from "./database-service.ts";
+import { IndexWaiters } from "./index-waiters.ts";
+import { RaftNode } from "./raft-node.ts";
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-node-"));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+function write(sql: string): NormalizedExecute {
+  return { statements: [{ sql, params: [] }], durability: null, requestId: null, timeoutMs: 5_000 };
+}
+
+/** A single-voter node on the in-memory transport whose log fsync can be made to fail. */
+async function singleNode(
+  name: string,
+): Promise<{ node: RaftNode; service: DatabaseService; failSync: () => void; fatal: Error[] }> {
+  const directory = path.join(root, name);
+  let failing = false;
+  const { wal, recovered } = Wal.open(path.join(directory, "log"), {
+    syncFile: (fd) =>
+      failing
+        ? Promise.reject(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }))
+        : new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()))),
+  });
+  const store = Store.open({ path: path.join(directory, "baton.db") });
+  const fatal: Error[] = [];
+  const network = new InMemoryNetwork();
+  const node = new RaftNode(
+    {
+      id: nodeId("n1"),
+      voters: [nodeId("n1")],
+      dataDirectory: directory,
+      httpAddress: "127.0.0.1:0",
+      peerHttp: new Map(),
+      heartbeatMs: 10,
+      missedHeartbeats: 3,
+      durability: "majority",
+      wal,
+      store,
+      log: () => {},
+      onFatal: (error) => fatal.push(error),
+      transport: (handlers) =>
+        new InMemoryTransport({ network, selfId: nodeId("n1"), peers: [], ...handlers }),
+    },
+    {
+      entries: recovered.entries,
+      hardState: recovered.hardState,
+      snapshotIndex: recovered.compactionPoint.index,
+      snapshotTerm: recovered.compactionPoint.term,
+    },
+  );
+  await node.start();
+  const service = new DatabaseService(node);
+  const deadline = Date.now() + 5_000;
+  while (node.core.status().role !== "leader" && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(node.core.status().role, "leader", "a single voter elects itself");
+  return { node, service, failSync: () => (failing = true), fatal };
+}
+
+test("a failing fsync stops the node: the write in flight is not acknowledged and later writes are refused", async () => {
+  const { node, service, failSync, fatal } = await singleNode("fsync");
+  await service.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY)"));
+  const applied = node.store.appliedIndex;
+  failSync();
+  await assert.rejects(service.execute(write("INSERT INTO t VALUES (1)")), (error: unknown) =>
+    isBatonError(error, "SHUTTING_DOWN"),
+  );
+  assert.equal(fatal.length, 1, "onFatal was called once");
+  assert.ok(isBatonError(fatal[0], "WAL_IO"));
+  await assert.rejects(service.execute(write("INSERT INTO t VALUES (2)")), (error: unknown) =>
+    isBatonError(error, "SHUTTING_DOWN"),
+  );
+  assert.equal(node.store.appliedIndex, applied, "nothing past the failure was applied");
+  await node.stop();
+  node.store.close();
+});
+
+test("a single node executes, answers a retried requestId from the request log, and reads linearizably", async () => {
+  const { node, service } = await singleNode("basic");
+  await service.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)"));
+  const first = await service.execute({ ...write("INSERT INTO t(v) VALUES ('a')"), requestId: "r1" });
+  const retried = await service.execute({ ...write("INSERT INTO t(v) VALUES ('a')"), requestId: "r1" });
+  assert.deepEqual(retried, first);
+  const read = await service.query({
+    statements: [{ sql: "SELECT count(*) FROM t", params: [] }],
+    consistency: "linearizable",
+    minIndex: null,
+    maxLagMs: null,
+    timeoutMs: 5_000,
+  });
+  assert.deepEqual(read.results[0]?.rows, [[1]]);
+  assert.ok(read.position.index >= first.position.index);
+  await node.stop();
+  await node.wal.close();
+  node.store.close();
+});
+
+test("index waiters: resolve on advance, time out with TIMEOUT, refuse beyond their bound", async () => {
+  const waiters = new IndexWaiters("applied index", 5, 2);
+  await waiters.wait(5, 10);
+  const reached = waiters.wait(7, 5_000);
+  const timedOut = waiters.wait(100, 20);
+  await assert.rejects(waiters.wait(8, 5_000), (error: unknown) => isBatonError(error, "OVERLOADED"));
+  waiters.advance(7);
+  await reached;
+  await assert.rejects(timedOut, (error: unknown) => isBatonError(error, "TIMEOUT"));
+  assert.equal(waiters.highestTarget(), null);
+});
