@@ -11,14 +11,10 @@
  */
 import { connect } from "../src/client/index.ts";
 import { Cluster, waitFor } from "../test/e2e/cluster-harness.ts";
+import { percentile } from "./stats.ts";
 
 const phaseMs = Number(process.env.BATON_BENCH_PHASE_MS ?? 2000);
 const failoverTrials = Number(process.env.BATON_BENCH_FAILOVERS ?? 5);
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 type Figure = {
   name: string;

@@ -13,6 +13,7 @@ import path from "node:path";
 import { Store } from "../src/store/index.ts";
 import type { Statement } from "../src/store/types.ts";
 import { logIndex } from "../src/types/ids.ts";
+import { median } from "./stats.ts";
 
 const runs = 3;
 const rowsPerRun = 20_000;
@@ -56,11 +57,6 @@ function runOnce(statementsPerBatch: number, commitEveryBatches: number): RunFig
   } finally {
     fs.rmSync(directory, { recursive: true, force: true });
   }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 /** Measures and returns every figure, keyed `<path>.<batch size>.<commit>.<unit>`. */

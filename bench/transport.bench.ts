@@ -8,6 +8,7 @@
 
 import { TcpTransport } from "../src/transport/tcp-transport.ts";
 import { nodeId } from "../src/types/ids.ts";
+import { median } from "./stats.ts";
 
 export type TransportFigure = { bodyBytes: number; messagesPerSecond: number; megabytesPerSecond: number };
 
@@ -57,11 +58,6 @@ async function runOnce(bodyBytes: number, durationMs: number): Promise<Transport
     await sender.stop();
     await receiver.stop();
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 export async function benchTransport(runs = 3, durationMs = 1500): Promise<TransportFigure[]> {

@@ -9,6 +9,7 @@ import path from "node:path";
 import { logIndex, term } from "../src/types/ids.ts";
 import { EntryKind } from "../src/types/log-entry.ts";
 import { Wal } from "../src/wal/wal.ts";
+import { median } from "./stats.ts";
 
 export type WalFigure = {
   appenders: number;
@@ -49,11 +50,6 @@ async function runOnce(appenders: number, payloadBytes: number, durationMs: numb
     megabytesPerSecond: (appended * payloadBytes) / seconds / 1e6,
     fsyncsPerSecond: fsyncs / seconds,
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 export async function benchWal(runs = 3, durationMs = 1500): Promise<WalFigure[]> {

@@ -111,8 +111,14 @@ export class HttpApi {
     const path = (request.url ?? "/").split("?")[0];
     const routes: Record<string, { method: string; run: () => Promise<{ status: number; body: unknown }> }> =
       {
-        "/v1/execute": { method: "POST", run: () => this.execute(request) },
-        "/v1/query": { method: "POST", run: () => this.query(request) },
+        "/v1/execute": {
+          method: "POST",
+          run: () => this.withBody(request, normalizeExecute, (r) => this.service.execute(r)),
+        },
+        "/v1/query": {
+          method: "POST",
+          run: () => this.withBody(request, normalizeQuery, (r) => this.service.query(r)),
+        },
         "/v1/status": { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) },
         "/v1/content-hash": {
           method: "GET",
@@ -137,21 +143,16 @@ export class HttpApi {
     return { status: readiness.ready ? 200 : 503, body: readiness };
   }
 
-  private async execute(request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
+  /** Reads and validates a JSON body, runs it on the node, and forwards to the leader on NOT_LEADER. */
+  private async withBody<T>(
+    request: http.IncomingMessage,
+    normalize: (body: unknown) => T,
+    run: (normalized: T) => Promise<unknown>,
+  ): Promise<{ status: number; body: unknown }> {
     const raw = await this.readBody(request);
-    const normalized = normalizeExecute(parseJson(raw));
+    const normalized = normalize(parseJson(raw));
     try {
-      return { status: 200, body: await this.service.execute(normalized) };
-    } catch (error) {
-      return this.forwardOrThrow(error, request, raw);
-    }
-  }
-
-  private async query(request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
-    const raw = await this.readBody(request);
-    const normalized = normalizeQuery(parseJson(raw));
-    try {
-      return { status: 200, body: await this.service.query(normalized) };
+      return { status: 200, body: await run(normalized) };
     } catch (error) {
       return this.forwardOrThrow(error, request, raw);
     }
