@@ -8,7 +8,7 @@
  */
 import fs from "node:fs";
 import { parseArgs } from "node:util";
-import type { Durability } from "../client/api-types.ts";
+import type { Durability } from "../api/api-types.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 
 export type HostPort = { readonly host: string; readonly port: number };

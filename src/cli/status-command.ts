@@ -2,7 +2,7 @@
  * `baton status [--url URL]`: asks one node for the cluster's members, then every member for its
  * own view, and prints one row per node: role, term, indexes and the leader's view of its lag.
  */
-import type { StatusResponse } from "../client/api-types.ts";
+import type { StatusResponse } from "../api/api-types.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { parseFlags } from "./flags.ts";
 

@@ -8,7 +8,7 @@
  * which catches a statement added after an `await` that outlived `fn`.
  */
 import { assert } from "../lib/assert.ts";
-import type { Statement } from "./api-types.ts";
+import type { Statement } from "../api/api-types.ts";
 import { BatonClientError } from "./client-error.ts";
 import { checkStatement, statementsPerCallMax } from "./statements.ts";
 

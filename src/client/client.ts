@@ -20,7 +20,7 @@ import type {
   ResultValue,
   Statement,
   StatusResponse,
-} from "./api-types.ts";
+} from "../api/api-types.ts";
 import { Batch } from "./batch.ts";
 import { BatonClientError, ClientErrorCode } from "./client-error.ts";
 import {

@@ -6,7 +6,7 @@
  * bounded by `attemptTimeoutMs`, and waits between them within [backoffMsMin, backoffMsMax] (or the
  * server's `Retry-After`, at most `retryAfterMsMax`). Invalid options fail `connect` with `BAD_CONFIG`.
  */
-import type { Consistency, Durability } from "./api-types.ts";
+import type { Consistency, Durability } from "../api/api-types.ts";
 import { BatonClientError } from "./client-error.ts";
 import type { FetchLike } from "./http-exchange.ts";
 import { nodesKnownMax, normalizeNodeUrl } from "./node-directory.ts";

@@ -8,7 +8,7 @@
  * `fetch` in use (undici keeps them alive by default in Node).
  */
 import { assert } from "../lib/assert.ts";
-import type { ErrorBody } from "./api-types.ts";
+import type { ErrorBody } from "../api/api-types.ts";
 import { parseRetryAfterMs } from "./retry-policy.ts";
 
 /** The subset of `fetch` the client needs; inject one for tests or custom agents. */

@@ -28,7 +28,7 @@ export type {
   StatementResult,
   StatementTuple,
   StatusResponse,
-} from "./api-types.ts";
+} from "../api/api-types.ts";
 export { Batch } from "./batch.ts";
 export { Client, connect, type ExecuteResult, type QueryRows } from "./client.ts";
 export {

@@ -8,7 +8,7 @@
  * answer (`NO_LEADER` with `Retry-After`, or a forwarded write) is still useful.
  */
 import { assert } from "../lib/assert.ts";
-import type { NodeAddress, StatusResponse } from "./api-types.ts";
+import type { NodeAddress, StatusResponse } from "../api/api-types.ts";
 import { exchange, type FetchLike } from "./http-exchange.ts";
 import type { NodeDirectory } from "./node-directory.ts";
 import { isStatusResponse } from "./response-shapes.ts";

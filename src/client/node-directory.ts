@@ -7,7 +7,7 @@
  * is only a routing hint: a wrong one costs a redirect or a retry, never correctness.
  */
 import { assert } from "../lib/assert.ts";
-import type { MemberStatus, NodeAddress } from "./api-types.ts";
+import type { MemberStatus, NodeAddress } from "../api/api-types.ts";
 
 /** The most node URLs remembered (seeds plus those learned from status and redirects). */
 export const nodesKnownMax = 64;

@@ -11,7 +11,7 @@
  *   (one shared discovery for concurrent calls) and, failing that, tries nodes in turn.
  */
 import { assert } from "../lib/assert.ts";
-import type { ErrorBody } from "./api-types.ts";
+import type { ErrorBody } from "../api/api-types.ts";
 import { BatonClientError, ClientErrorCode } from "./client-error.ts";
 import { type Answer, exchange, type FetchLike } from "./http-exchange.ts";
 import { type DiscoveryContext, discoverLeader } from "./leader-discovery.ts";

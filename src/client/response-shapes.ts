@@ -5,7 +5,7 @@
  * an operating error (`BAD_RESPONSE`), not an assertion failure. The checks cover what the client and
  * its callers rely on: field types, one result per statement, one cell per column.
  */
-import type { ExecuteResponse, NodeAddress, QueryResponse, StatusResponse } from "./api-types.ts";
+import type { ExecuteResponse, NodeAddress, QueryResponse, StatusResponse } from "../api/api-types.ts";
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);

@@ -13,7 +13,7 @@
  * reads waiting for it would then see the new leader's entry at that index instead.
  */
 import { assert } from "../lib/assert.ts";
-import type { Consistency, QueryResponse, ReadPosition, ResultValue, Statement } from "./api-types.ts";
+import type { Consistency, QueryResponse, ReadPosition, ResultValue, Statement } from "../api/api-types.ts";
 import type { Batch } from "./batch.ts";
 import type { Client, ExecuteResult, QueryRows } from "./client.ts";
 import { BatonClientError } from "./client-error.ts";

@@ -10,7 +10,7 @@
  * at once with `BAD_REQUEST` instead of after a round trip; the server remains the judge of the SQL.
  */
 import { assert } from "../lib/assert.ts";
-import type { QueryStatementResult, ResultValue, SqlValue, Statement, StatementObject } from "./api-types.ts";
+import type { QueryStatementResult, ResultValue, SqlValue, Statement, StatementObject } from "../api/api-types.ts";
 import { BatonClientError } from "./client-error.ts";
 
 /** Statements in one call, at most: a guard against building an unbounded request by mistake. */

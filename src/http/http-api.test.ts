@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { ExecuteResponse, QueryResponse, StatusResponse } from "../client/api-types.ts";
+import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { HttpApi } from "./http-api.ts";
-import type { NodeService, Readiness } from "./node-service.ts";
-import type { NormalizedExecute, NormalizedQuery } from "./request-validation.ts";
+import type { NodeService, Readiness } from "../node/node-service.ts";
+import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 
 /** A node double: records what reached it and answers as scripted. */
 class FakeNode implements NodeService {

@@ -11,8 +11,8 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { BatonError, ErrorCode, httpStatusByCode, isBatonError } from "../lib/errors.ts";
 import { forwardedHeader, forwardToLeader } from "./leader-forwarding.ts";
-import type { NodeService } from "./node-service.ts";
-import { normalizeExecute, normalizeQuery } from "./request-validation.ts";
+import type { NodeService } from "../node/node-service.ts";
+import { normalizeExecute, normalizeQuery } from "../api/request-validation.ts";
 
 export type HttpApiOptions = {
   readonly host: string;

@@ -12,10 +12,10 @@
  * `any` serves local state, refusing with STALE_READ when `maxLagMs` is exceeded. `minIndex`
  * waits (bounded by `timeoutMs`) until that index is applied.
  */
-import type { ExecuteResponse, QueryResponse, StatusResponse } from "../client/api-types.ts";
+import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import type { ProposalRejectionCode } from "../consensus/index.ts";
-import type { NodeService, Readiness } from "../http/node-service.ts";
-import type { NormalizedExecute, NormalizedQuery } from "../http/request-validation.ts";
+import type { NodeService, Readiness } from "./node-service.ts";
+import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { ExecuteStatementResult } from "../store/types.ts";

@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import type { NormalizedExecute } from "../http/request-validation.ts";
+import type { NormalizedExecute } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { Store } from "../store/store.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import type { StatusResponse } from "../../src/client/api-types.ts";
+import type { StatusResponse } from "../../src/api/api-types.ts";
 
 const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
 const stopWaitMs = 10_000;

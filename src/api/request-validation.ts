@@ -6,7 +6,7 @@
  * default durability). The output is a normalized request the node can trust: statements as
  * `{sql, params}`, enums checked, numbers bounded.
  */
-import type { Consistency, Durability, SqlValue } from "../client/api-types.ts";
+import type { Consistency, Durability, SqlValue } from "./api-types.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 
 export type NormalizedStatement = {

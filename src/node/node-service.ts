@@ -5,8 +5,8 @@
  * `httpStatusByCode`); anything else is a bug and answers 500 `INTERNAL`. A `NOT_LEADER` error
  * carries `details.leader = {id, http}` when the leader is known, which the forwarding module uses.
  */
-import type { ExecuteResponse, QueryResponse, StatusResponse } from "../client/api-types.ts";
-import type { NormalizedExecute, NormalizedQuery } from "./request-validation.ts";
+import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
+import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 
 export type Readiness = { readonly ready: boolean; readonly reason: string | null };
 
