@@ -1,13 +1,14 @@
 /**
- * Validation of HTTP request bodies, up front, before anything reaches the node.
+ * The one validator of API request bodies, run up front, before anything reaches the node.
  *
  * Every malformed request gets `BAD_REQUEST` with a message that names the offending field; no
  * unknown field is silently ignored (a typo such as `durabilty` must not downgrade a payment to the
  * default durability). The output is a normalized request the node can trust: statements as
- * `{sql, params}`, enums checked, numbers bounded.
+ * `{sql, params}`, enums checked, numbers bounded by `requestLimits`, the bounds the store applies too.
  */
-import type { Consistency, Durability, SqlValue } from "./api-types.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { Consistency, Durability, SqlValue } from "./api-types.ts";
+import { requestLimits } from "./request-limits.ts";
 
 export type NormalizedStatement = {
   readonly sql: string;
@@ -28,14 +29,6 @@ export type NormalizedQuery = {
   readonly maxLagMs: number | null;
   readonly timeoutMs: number | null;
 };
-
-export const requestLimits = {
-  statementsMax: 10_000,
-  sqlBytesMax: 1024 * 1024,
-  paramsMax: 32_766,
-  requestIdLengthMax: 128,
-  timeoutMsMax: 10 * 60 * 1000,
-} as const;
 
 const durabilities: readonly Durability[] = ["local", "one", "majority", "all"];
 const consistencies: readonly Consistency[] = ["linearizable", "leader", "any"];
@@ -63,11 +56,14 @@ function checkValue(value: unknown, where: string): SqlValue {
 
 function normalizeParams(params: unknown, where: string): NormalizedStatement["params"] {
   if (params === undefined) return [];
-  if (Array.isArray(params)) {
-    if (params.length > requestLimits.paramsMax)
-      throw badRequest(`${where} has more than ${requestLimits.paramsMax} parameters`);
-    return params.map((value, i) => checkValue(value, `${where}[${i}]`));
-  }
+  const count = Array.isArray(params)
+    ? params.length
+    : isPlainObject(params)
+      ? Object.keys(params).length
+      : 0;
+  if (count > requestLimits.paramsPerStatementMax)
+    throw badRequest(`${where} has more than ${requestLimits.paramsPerStatementMax} parameters`);
+  if (Array.isArray(params)) return params.map((value, i) => checkValue(value, `${where}[${i}]`));
   if (isPlainObject(params)) {
     const named: Record<string, SqlValue> = {};
     for (const [name, value] of Object.entries(params)) {
@@ -109,8 +105,8 @@ function normalizeStatement(statement: unknown, i: number): NormalizedStatement 
 function normalizeStatements(value: unknown): NormalizedStatement[] {
   if (!Array.isArray(value)) throw badRequest("statements must be an array");
   if (value.length === 0) throw badRequest("statements is empty: a batch needs at least one statement");
-  if (value.length > requestLimits.statementsMax)
-    throw badRequest(`statements has more than ${requestLimits.statementsMax} entries`);
+  if (value.length > requestLimits.statementsPerBatchMax)
+    throw badRequest(`statements has more than ${requestLimits.statementsPerBatchMax} entries`);
   return value.map(normalizeStatement);
 }
 

@@ -7,8 +7,9 @@
  * none. If `fn` throws, nothing is sent. Once sent, the batch is sealed and refuses more statements,
  * which catches a statement added after an `await` that outlived `fn`.
  */
-import { assert } from "../lib/assert.ts";
+
 import type { Statement } from "../api/api-types.ts";
+import { assert } from "../lib/assert.ts";
 import { BatonClientError } from "./client-error.ts";
 import { checkStatement, statementsPerCallMax } from "./statements.ts";
 

@@ -10,7 +10,7 @@
  *   in it are passed through untouched (integers beyond ±2^53 stay decimal strings).
  * - After `close()` every call, running or new, fails with `CLIENT_CLOSED`.
  */
-import { assert } from "../lib/assert.ts";
+
 import type {
   ExecuteRequest,
   ExecuteResponse,
@@ -21,6 +21,8 @@ import type {
   Statement,
   StatusResponse,
 } from "../api/api-types.ts";
+import { requestLimits } from "../api/request-limits.ts";
+import { assert } from "../lib/assert.ts";
 import { Batch } from "./batch.ts";
 import { BatonClientError, ClientErrorCode } from "./client-error.ts";
 import {
@@ -52,9 +54,6 @@ export type QueryRows<Row> = {
   /** The id of the node that served the read. */
   readonly node: string;
 };
-
-/** The longest accepted request id; a UUID is 36 characters. */
-const requestIdLengthMax = 128;
 
 export class Client {
   readonly #options: ResolvedOptions;
@@ -100,6 +99,8 @@ export class Client {
     this.#checkCallOptions(options);
     checkLevels(options.durability, undefined, "BAD_REQUEST");
     const requestId = options.requestId ?? globalThis.crypto.randomUUID();
+    // The server's bound on a request id; a UUID is 36 characters.
+    const { requestIdLengthMax } = requestLimits;
     if (typeof requestId !== "string" || requestId === "" || requestId.length > requestIdLengthMax) {
       throw new BatonClientError("BAD_REQUEST", `requestId must be 1 to ${requestIdLengthMax} characters`);
     }

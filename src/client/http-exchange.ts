@@ -7,8 +7,9 @@
  * acted on it: a write must only be retried with its same request id). Connections are reused by the
  * `fetch` in use (undici keeps them alive by default in Node).
  */
-import { assert } from "../lib/assert.ts";
+
 import type { ErrorBody } from "../api/api-types.ts";
+import { assert } from "../lib/assert.ts";
 import { parseRetryAfterMs } from "./retry-policy.ts";
 
 /** The subset of `fetch` the client needs; inject one for tests or custom agents. */

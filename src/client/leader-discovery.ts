@@ -7,8 +7,9 @@
  * way, or every node is down) the result is `undefined` and the caller falls back to any node, whose
  * answer (`NO_LEADER` with `Retry-After`, or a forwarded write) is still useful.
  */
-import { assert } from "../lib/assert.ts";
+
 import type { NodeAddress, StatusResponse } from "../api/api-types.ts";
+import { assert } from "../lib/assert.ts";
 import { exchange, type FetchLike } from "./http-exchange.ts";
 import type { NodeDirectory } from "./node-directory.ts";
 import { isStatusResponse } from "./response-shapes.ts";

@@ -6,8 +6,9 @@
  * beyond `nodesKnownMax`, so a misbehaving server cannot make the client's memory grow. The belief
  * is only a routing hint: a wrong one costs a redirect or a retry, never correctness.
  */
-import { assert } from "../lib/assert.ts";
+
 import type { MemberStatus, NodeAddress } from "../api/api-types.ts";
+import { assert } from "../lib/assert.ts";
 
 /** The most node URLs remembered (seeds plus those learned from status and redirects). */
 export const nodesKnownMax = 64;

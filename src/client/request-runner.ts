@@ -10,13 +10,14 @@
  * - Writes and leader reads go to the believed leader; without a belief the runner asks every node
  *   (one shared discovery for concurrent calls) and, failing that, tries nodes in turn.
  */
-import { assert } from "../lib/assert.ts";
 import type { ErrorBody } from "../api/api-types.ts";
+import { requestLimits } from "../api/request-limits.ts";
+import { assert } from "../lib/assert.ts";
 import { BatonClientError, ClientErrorCode } from "./client-error.ts";
 import { type Answer, exchange, type FetchLike } from "./http-exchange.ts";
 import { type DiscoveryContext, discoverLeader } from "./leader-discovery.ts";
 import type { NodeDirectory } from "./node-directory.ts";
-import { backoffDelayMs, codeHandling, type RetryOptions } from "./retry-policy.ts";
+import { backoffDelayMs, codeHandling, provesNotApplied, type RetryOptions } from "./retry-policy.ts";
 
 export type RunnerConfig = {
   readonly fetch: FetchLike;
@@ -48,15 +49,9 @@ export type Call = {
 
 export type CallSuccess = { readonly body: unknown; readonly node: string; readonly attempts: number };
 
-/** Server codes that prove a write was not applied by the attempt that drew them. */
-const notAppliedCodes = new Set(["NOT_LEADER", "NO_LEADER", "OVERLOADED", "BAD_REQUEST", "STALE_READ"]);
-
-/** The largest `timeoutMs` the server accepts in a request body. */
-export const serverTimeoutMsMax = 600_000;
-
 /** The server is asked to give up a little before the client does, so it answers `TIMEOUT` cleanly. */
 export function serverTimeoutMs(attemptBudgetMs: number): number {
-  return Math.min(serverTimeoutMsMax, Math.max(1, Math.floor(attemptBudgetMs * 0.9)));
+  return Math.min(requestLimits.timeoutMsMax, Math.max(1, Math.floor(attemptBudgetMs * 0.9)));
 }
 
 type Verdict = {
@@ -219,7 +214,7 @@ export class RequestRunner {
   ): Verdict {
     const { directory, nowMs } = this.#config;
     // A follower that failed to forward says so with `outcome: "unknown"`, whatever its code.
-    if (!notAppliedCodes.has(body.code) || body.details?.outcome === "unknown") progress.maybeApplied = true;
+    if (!provesNotApplied(body.code) || body.details?.outcome === "unknown") progress.maybeApplied = true;
     const error = new BatonClientError(body.code, body.message, {
       status,
       node: url,
@@ -227,13 +222,13 @@ export class RequestRunner {
     });
     const waitMsMin = retryAfterMs ?? 0;
     const handling = codeHandling(body.code);
-    if (handling === "fatal") return { error, retryable: false, waitMsMin, redirectTo: undefined };
+    if (handling === "never") return { error, retryable: false, waitMsMin, redirectTo: undefined };
     if (handling === "redirect" && body.leader) {
       const leaderUrl = directory.learnLeader(body.leader, url, nowMs());
       if (leaderUrl !== undefined && leaderUrl !== url)
         return { error, retryable: true, waitMsMin: 0, redirectTo: leaderUrl };
     }
-    if (handling !== "retry") {
+    if (handling !== "backoff") {
       directory.forgetLeader(url);
       directory.skipPast(url);
     }

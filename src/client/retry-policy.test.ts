@@ -4,7 +4,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { backoffDelayMs, codeHandling, parseRetryAfterMs, retryAfterMsMax } from "./retry-policy.ts";
+import {
+  backoffDelayMs,
+  codeHandling,
+  parseRetryAfterMs,
+  provesNotApplied,
+  retryAfterMsMax,
+} from "./retry-policy.ts";
 
 const retryOptions = fc
   .record({
@@ -66,17 +72,34 @@ describe("which codes are retried", () => {
       "NOT_CONFIRMED",
       "INTERNAL",
       "NEW_CODE",
+      "toString",
     ]) {
-      assert.equal(codeHandling(code), "fatal", code);
+      assert.equal(codeHandling(code), "never", code);
     }
   });
 
   test("failures of the cluster's state are retried", () => {
-    for (const code of ["NO_LEADER", "SHUTTING_DOWN", "LEADERSHIP_TRANSFER", "LEADERSHIP_LOST", "TIMEOUT"]) {
-      assert.equal(codeHandling(code), "retry-rediscover", code);
+    for (const code of [
+      "NO_LEADER",
+      "SHUTTING_DOWN",
+      "LEADERSHIP_TRANSFER",
+      "LEADERSHIP_LOST",
+      "TIMEOUT",
+      "WAL_CLOSED",
+      "UNAVAILABLE",
+    ]) {
+      assert.equal(codeHandling(code), "rediscover", code);
     }
     assert.equal(codeHandling("NOT_LEADER"), "redirect");
-    assert.equal(codeHandling("OVERLOADED"), "retry");
-    assert.equal(codeHandling("STALE_READ"), "retry-elsewhere");
+    assert.equal(codeHandling("OVERLOADED"), "backoff");
+    assert.equal(codeHandling("LEADER_NOT_READY"), "backoff");
+    assert.equal(codeHandling("STALE_READ"), "elsewhere");
+  });
+
+  test("only codes the server documents as refusals prove a write was not applied", () => {
+    for (const code of ["NOT_LEADER", "NO_LEADER", "OVERLOADED", "BAD_REQUEST", "STALE_READ"])
+      assert.equal(provesNotApplied(code), true, code);
+    for (const code of ["TIMEOUT", "LEADERSHIP_LOST", "NOT_CONFIRMED", "UNAVAILABLE", "NEW_CODE", "toString"])
+      assert.equal(provesNotApplied(code), false, code);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * When to retry, and how long to wait first.
  *
- * Rules: only failures that say "try again, possibly elsewhere" are retried — an unreachable node, a
+ * Which codes are retried, and how, is not decided here: `retryByCode` in `src/lib/errors.ts` holds
+ * the rule for every server code, and the HTTP layer sends `Retry-After` from the same table. In
+ * short, only failures that say "try again, possibly elsewhere" are retried — an unreachable node, a
  * node without a leader, shutting down, overloaded, transferring leadership, a timeout, a stale read,
  * a redirect. Everything else (bad SQL, a bad request, a forbidden statement, a write that did not
  * reach its durability level) surfaces at once: retrying cannot change the answer, and for
@@ -10,6 +12,8 @@
  * never shorter than the server's `Retry-After`.
  */
 import { assert } from "../lib/assert.ts";
+import { type ErrorCode, type RetryKind, retryByCode } from "../lib/errors.ts";
+import { ClientErrorCode } from "./client-error.ts";
 
 export type RetryOptions = {
   /** Requests made for one call, at most; the first try counts. */
@@ -28,41 +32,28 @@ export const retryAfterMsMax = 60_000;
 /** The exponent stops growing here, which keeps `2 ** exponent` exact and far above any sane cap. */
 const backoffExponentMax = 30;
 
-/** What the client does with a server error code. */
-export type CodeHandling =
-  /** Try again after a backoff; the leader is still believed where it was. */
-  | "retry"
-  /** Try again after a backoff, and rediscover the leader first. */
-  | "retry-rediscover"
-  /** Try again on another node (reads served by any node). */
-  | "retry-elsewhere"
-  /** The node pointed at the leader: go there, at once when the hint is new. */
-  | "redirect"
-  /** Surface the error to the caller. */
-  | "fatal";
-
-const handlingByCode: Readonly<Record<string, CodeHandling>> = {
-  NOT_LEADER: "redirect",
-  NO_LEADER: "retry-rediscover",
-  LEADERSHIP_TRANSFER: "retry-rediscover",
-  SHUTTING_DOWN: "retry-rediscover",
-  // The leader lost its leadership before the write's durability was confirmed: outcome unknown,
-  // which is exactly what a retry with the same request id resolves.
-  LEADERSHIP_LOST: "retry-rediscover",
-  TIMEOUT: "retry-rediscover",
-  WAL_CLOSED: "retry-rediscover",
-  OVERLOADED: "retry",
-  STALE_READ: "retry-elsewhere",
-  // Gateways in front of a node (HTML 502/503/504 without our JSON body) land here too.
-  UNAVAILABLE: "retry-rediscover",
-};
+/**
+ * How a server code is handled: the server's own rule from `retryByCode`, the one table the HTTP
+ * layer also reads for `Retry-After`. `UNAVAILABLE` (no node reachable, or a gateway's 502/503/504
+ * without our JSON body) is the client's own code: find the leader again and retry. Unknown codes
+ * are never retried: retrying a failure the client does not understand could repeat a write, and
+ * the safe default for the unknown is to report it.
+ */
+export function codeHandling(code: string): RetryKind {
+  if (code === ClientErrorCode.UNAVAILABLE) return "rediscover";
+  return isServerCode(code) ? retryByCode[code].retry : "never";
+}
 
 /**
- * How a server code is handled. Unknown codes are fatal: retrying a failure the client does not
- * understand could repeat a write, and the safe default for the unknown is to report it.
+ * Whether an answer with this code proves that the attempt did not apply the write. Unknown codes
+ * and client codes do not: the safe answer is "it may have been applied".
  */
-export function codeHandling(code: string): CodeHandling {
-  return handlingByCode[code] ?? "fatal";
+export function provesNotApplied(code: string): boolean {
+  return isServerCode(code) && retryByCode[code].writeOutcome === "not-applied";
+}
+
+function isServerCode(code: string): code is ErrorCode {
+  return Object.hasOwn(retryByCode, code);
 }
 
 /** Checks user-supplied retry options; throws a descriptive message for the caller to wrap. */

@@ -12,8 +12,9 @@
  * With `durability: "local"` a write's position is not yet committed and could be lost in a failover;
  * reads waiting for it would then see the new leader's entry at that index instead.
  */
-import { assert } from "../lib/assert.ts";
+
 import type { Consistency, QueryResponse, ReadPosition, ResultValue, Statement } from "../api/api-types.ts";
+import { assert } from "../lib/assert.ts";
 import type { Batch } from "./batch.ts";
 import type { Client, ExecuteResult, QueryRows } from "./client.ts";
 import { BatonClientError } from "./client-error.ts";

@@ -9,12 +9,22 @@
  * Checks here are the cheap, certain ones (shape and JSON-ability), so that an obvious mistake fails
  * at once with `BAD_REQUEST` instead of after a round trip; the server remains the judge of the SQL.
  */
+import type {
+  QueryStatementResult,
+  ResultValue,
+  SqlValue,
+  Statement,
+  StatementObject,
+} from "../api/api-types.ts";
+import { requestLimits } from "../api/request-limits.ts";
 import { assert } from "../lib/assert.ts";
-import type { QueryStatementResult, ResultValue, SqlValue, Statement, StatementObject } from "../api/api-types.ts";
 import { BatonClientError } from "./client-error.ts";
 
-/** Statements in one call, at most: a guard against building an unbounded request by mistake. */
-export const statementsPerCallMax = 10_000;
+/**
+ * Statements in one call, at most: the server's own bound on a batch, checked here so that an
+ * oversized call fails at once with `BAD_REQUEST` instead of after a round trip.
+ */
+export const statementsPerCallMax = requestLimits.statementsPerBatchMax;
 
 /** One statement (string or object form) or a list of statements in any form. */
 export type StatementsInput = string | StatementObject | readonly Statement[];

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
-import { BatonError, ErrorCode } from "../lib/errors.ts";
-import { HttpApi } from "./http-api.ts";
-import type { NodeService, Readiness } from "../node/node-service.ts";
+import { requestLimits } from "../api/request-limits.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
+import { BatonError, ErrorCode, httpStatusByCode, retryByCode } from "../lib/errors.ts";
+import type { NodeService, Readiness } from "../node/node-service.ts";
+import { HttpApi } from "./http-api.ts";
 
 /** A node double: records what reached it and answers as scripted. */
 class FakeNode implements NodeService {
@@ -137,6 +138,29 @@ describe("HTTP API", () => {
     });
   }
 
+  test("a batch of one statement more than requestLimits allows answers 400 BAD_REQUEST", async () => {
+    // The leader above bounds bodies at 4 KiB; this API takes the default body bound, so the
+    // statement count is what refuses the batch.
+    const api = new HttpApi(leader, { host: "127.0.0.1", port: 0 });
+    const base = `http://127.0.0.1:${(await api.start()).port}`;
+    try {
+      const before = leader.executed.length;
+      const tooMany = Array.from({ length: requestLimits.statementsPerBatchMax + 1 }, () => "SELECT 1");
+      assert.equal(tooMany.length, 1_001);
+      const refused = await post(base, "/v1/execute", { statements: tooMany });
+      assert.equal(refused.status, 400);
+      assert.equal(refused.json.error.code, "BAD_REQUEST");
+      assert.ok(refused.json.error.message.includes("1000"), refused.json.error.message);
+      const query = await post(base, "/v1/query", { statements: tooMany });
+      assert.equal(query.json.error.code, "BAD_REQUEST");
+      assert.equal(leader.executed.length, before, "nothing reached the node");
+      const { status } = await post(base, "/v1/execute", { statements: tooMany.slice(1) });
+      assert.equal(status, 200, "exactly the limit is accepted");
+    } finally {
+      await api.stop();
+    }
+  });
+
   test("query validation: bad consistency, negative minIndex", async () => {
     for (const body of [
       { statements: ["SELECT 1"], consistency: "strong" },
@@ -214,6 +238,21 @@ describe("HTTP API", () => {
     assert.equal(ready.status, 200);
     const health = await fetch(`${leaderBase}/healthz`, { signal: AbortSignal.timeout(5000) });
     assert.deepEqual(await health.json(), { ok: true });
+  });
+
+  test("Retry-After is sent exactly as retryByCode says", async () => {
+    try {
+      for (const code of Object.values(ErrorCode)) {
+        leader.failWith = new BatonError(code, "scripted");
+        const { status, json, headers } = await post(leaderBase, "/v1/execute", { statements: ["SELECT 1"] });
+        assert.equal(status, httpStatusByCode[code], code);
+        assert.equal(json.error.code, code);
+        const seconds = retryByCode[code].retryAfterSeconds;
+        assert.equal(headers.get("retry-after"), seconds === null ? null : String(seconds), code);
+      }
+    } finally {
+      leader.failWith = null;
+    }
   });
 
   test("an unexpected exception answers 500 INTERNAL without details and the server keeps serving", async () => {

@@ -9,10 +9,11 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { BatonError, ErrorCode, httpStatusByCode, isBatonError } from "../lib/errors.ts";
-import { forwardedHeader, forwardToLeader } from "./leader-forwarding.ts";
-import type { NodeService } from "../node/node-service.ts";
+import { toJson } from "../api/json-encoding.ts";
 import { normalizeExecute, normalizeQuery } from "../api/request-validation.ts";
+import { BatonError, ErrorCode, httpStatusByCode, isBatonError, retryByCode } from "../lib/errors.ts";
+import type { NodeService } from "../node/node-service.ts";
+import { forwardOrThrow } from "./leader-forwarding.ts";
 
 export type HttpApiOptions = {
   readonly host: string;
@@ -34,16 +35,6 @@ const defaults = {
   drainMsMax: 10_000,
   forwardTimeoutMs: 30_000,
 };
-
-/** JSON with 64-bit integers: exact ones become numbers, larger ones decimal strings. */
-export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (typeof v !== "bigint") return v;
-    return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(v)
-      : v.toString();
-  });
-}
 
 export function errorBody(error: BatonError): { error: Record<string, unknown> } {
   const { leader, ...details } = error.details as Record<string, unknown>;
@@ -154,21 +145,8 @@ export class HttpApi {
     try {
       return { status: 200, body: await run(normalized) };
     } catch (error) {
-      return this.forwardOrThrow(error, request, raw);
+      return forwardOrThrow(error, request, raw, this.options.forwardTimeoutMs);
     }
-  }
-
-  /** A follower forwards to the leader once; a forwarded request that meets a non-leader fails with NOT_LEADER. */
-  private async forwardOrThrow(
-    error: unknown,
-    request: http.IncomingMessage,
-    raw: Buffer,
-  ): Promise<{ status: number; body: unknown }> {
-    const leader = isBatonError(error, "NOT_LEADER")
-      ? (error.details.leader as { http?: string } | undefined)
-      : undefined;
-    if (leader?.http === undefined || request.headers[forwardedHeader] !== undefined) throw error;
-    return forwardToLeader(leader.http, request.url ?? "/", raw, this.options.forwardTimeoutMs);
   }
 
   /**
@@ -227,14 +205,8 @@ export class HttpApi {
         error: String((error as Error)?.stack ?? error),
       });
     const headers: Record<string, string> = {};
-    const retryable: readonly string[] = [
-      ErrorCode.NO_LEADER,
-      ErrorCode.SHUTTING_DOWN,
-      ErrorCode.LEADERSHIP_TRANSFER,
-      ErrorCode.OVERLOADED,
-      ErrorCode.LEADERSHIP_LOST,
-    ];
-    if (retryable.includes(typed.code)) headers["retry-after"] = "1";
+    const { retryAfterSeconds } = retryByCode[typed.code];
+    if (retryAfterSeconds !== null) headers["retry-after"] = String(retryAfterSeconds);
     this.send(response, httpStatusByCode[typed.code], errorBody(typed), headers);
   }
 }

@@ -1,11 +1,15 @@
 /**
  * Forwarding of a request from a follower to the leader (one hop, bounded in time).
  *
- * The forwarded request carries `x-baton-forwarded`, and a node that receives such a request and
- * is not the leader answers NOT_LEADER instead of forwarding again, so a stale view of who leads
- * can never make requests circle. The leader's answer (status and body) is relayed unchanged.
+ * The node says where the leader is in one shape only: `NOT_LEADER` with `details.leader =
+ * {id, http}` (`notLeaderError` in `src/lib/errors.ts`); any other error, or a `NOT_LEADER` without
+ * an HTTP address, is answered as it is. The forwarded request carries `x-baton-forwarded`, and a
+ * node that receives such a request and is not the leader answers NOT_LEADER instead of forwarding
+ * again, so a stale view of who leads can never make requests circle. The leader's answer (status
+ * and body) is relayed unchanged.
  */
-import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type http from "node:http";
+import { BatonError, ErrorCode, leaderOf } from "../lib/errors.ts";
 
 export const forwardedHeader = "x-baton-forwarded";
 
@@ -36,4 +40,16 @@ export async function forwardToLeader(
     );
   }
   return { status: response.status, body: await response.text() };
+}
+
+/** Forwards a request the node refused with `NOT_LEADER` to the leader it names, once; rethrows anything else. */
+export async function forwardOrThrow(
+  error: unknown,
+  request: http.IncomingMessage,
+  body: Buffer,
+  timeoutMs: number,
+): Promise<{ status: number; body: string }> {
+  const leader = leaderOf(error);
+  if (leader === null || request.headers[forwardedHeader] !== undefined) throw error;
+  return forwardToLeader(leader.http, request.url ?? "/", body, timeoutMs);
 }

@@ -3,7 +3,8 @@
  *
  * Callers match on `.code`, never on the message: codes are part of the public contract and are
  * never renamed or reused; messages may change. Every code has exactly one HTTP status in
- * `httpStatusByCode`, an exhaustive table, so the HTTP layer never guesses.
+ * `httpStatusByCode` and one retry rule in `retryByCode`, exhaustive tables that the HTTP layer and
+ * the client both read, so neither guesses and the two can never disagree.
  */
 
 export const ErrorCode = {
@@ -84,6 +85,76 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   INTERNAL: 500,
 };
 
+/**
+ * How a caller may retry after an error with a given code:
+ * - `never`: sending the request again cannot change the answer;
+ * - `redirect`: go at once to the leader the error names (`NOT_LEADER`);
+ * - `backoff`: try the same node again after a wait;
+ * - `elsewhere`: try another node (a read that a lagging node refused);
+ * - `rediscover`: find the leader again, then try after a wait.
+ */
+export type RetryKind = "never" | "redirect" | "backoff" | "elsewhere" | "rediscover";
+
+/**
+ * What an error says about a write: `not-applied` proves that the request which drew it was not
+ * applied (so it may be sent anywhere again); `unknown` means it may have been, so it must only be
+ * sent again with the same requestId. `unknown` is the safe default for any code a node might raise
+ * after proposing a write.
+ */
+export type WriteOutcome = "not-applied" | "unknown";
+
+export type RetryRule = {
+  readonly retry: RetryKind;
+  readonly writeOutcome: WriteOutcome;
+  /** The `Retry-After` a server sends with this code, in whole seconds, or null to send none. */
+  readonly retryAfterSeconds: number | null;
+};
+
+const never: RetryRule = { retry: "never", writeOutcome: "unknown", retryAfterSeconds: null };
+const rejected: RetryRule = { retry: "never", writeOutcome: "not-applied", retryAfterSeconds: null };
+/** A node that stops, or a cluster between leaders, needs about an election timeout to recover. */
+const afterElection: RetryRule = { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: 1 };
+
+/**
+ * The one retry table. Exhaustive: adding a code without a rule fails type-checking. A code that
+ * is never retried carries no `Retry-After` (checked in `errors.test.ts`).
+ */
+export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
+  BAD_REQUEST: rejected,
+  PAYLOAD_TOO_LARGE: never,
+  SQL_ERROR: never,
+  FORBIDDEN_STATEMENT: never,
+  NOT_A_QUERY: never,
+  NOT_FOUND: never,
+  METHOD_NOT_ALLOWED: never,
+  NOT_LEADER: { retry: "redirect", writeOutcome: "not-applied", retryAfterSeconds: null },
+  NO_LEADER: { retry: "rediscover", writeOutcome: "not-applied", retryAfterSeconds: 1 },
+  LEADERSHIP_TRANSFER: afterElection,
+  // The leader is ready as soon as it commits an entry of its term, within a heartbeat or two.
+  LEADER_NOT_READY: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: null },
+  // A write that timed out may still commit: retrying with the same requestId learns its outcome.
+  TIMEOUT: { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: null },
+  // The write is in the log but short of its durability level; whether to wait longer is the caller's call.
+  NOT_CONFIRMED: never,
+  STALE_READ: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },
+  OVERLOADED: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },
+  SHUTTING_DOWN: afterElection,
+  LEADERSHIP_LOST: afterElection,
+  BAD_MESSAGE: never,
+  WAL_CORRUPT: never,
+  // The log closes only when the node stops, so this is the same condition as SHUTTING_DOWN.
+  WAL_CLOSED: afterElection,
+  WAL_IO: never,
+  SNAPSHOT_CORRUPT: never,
+  STORE_CORRUPT: never,
+  PAYLOAD_CORRUPT: never,
+  STORE_VERSION_UNSUPPORTED: never,
+  STORE_DIVERGED: never,
+  TRANSPORT_LISTEN_FAILED: never,
+  BAD_CONFIG: never,
+  INTERNAL: never,
+};
+
 export class BatonError extends Error {
   override name = "BatonError";
   readonly code: ErrorCode;
@@ -104,4 +175,29 @@ export class BatonError extends Error {
 
 export function isBatonError(error: unknown, code?: ErrorCode): error is BatonError {
   return error instanceof BatonError && (code === undefined || error.code === code);
+}
+
+/** Where the leader is, as a `NOT_LEADER` error carries it and the HTTP API serializes it. */
+export type LeaderAddress = { readonly id: string; readonly http: string };
+
+/**
+ * The one way to refuse a request that only the leader may serve: `NOT_LEADER` with
+ * `details.leader = {id, http}` when the leader is known (the HTTP layer forwards to it, the client
+ * goes to it), `NO_LEADER` otherwise. Pass `null` also when the leader's HTTP address is unknown:
+ * an id alone is no address to forward to.
+ */
+export function notLeaderError(leader: LeaderAddress | null): BatonError {
+  if (leader === null)
+    return new BatonError(ErrorCode.NO_LEADER, "no leader is known; an election may be in progress");
+  return new BatonError(ErrorCode.NOT_LEADER, `this node is not the leader; ${leader.id} is`, {
+    leader: { id: leader.id, http: leader.http },
+  });
+}
+
+/** The leader a `NOT_LEADER` error names, or null for any other error or a malformed detail. */
+export function leaderOf(error: unknown): LeaderAddress | null {
+  if (!isBatonError(error, ErrorCode.NOT_LEADER)) return null;
+  const leader = error.details.leader as Partial<LeaderAddress> | null | undefined;
+  if (typeof leader?.id !== "string" || typeof leader.http !== "string" || leader.http === "") return null;
+  return { id: leader.id, http: leader.http };
 }

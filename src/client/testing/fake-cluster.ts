@@ -12,8 +12,8 @@
 import { once } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { assert } from "../../lib/assert.ts";
 import type { ExecuteResponse, Statement, StatementResult } from "../../api/api-types.ts";
+import { assert } from "../../lib/assert.ts";
 
 export type FakeFault =
   /** Close the connection without reading on or answering: the node never acted. */
