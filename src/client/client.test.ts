@@ -40,6 +40,14 @@ async function failure(promise: Promise<unknown>): Promise<BatonClientError> {
   assert.fail("expected the call to fail");
 }
 
+/** Never settles until `signal` aborts, then rejects with its reason, as `fetch` does. */
+function pendingUntilAborted(signal: AbortSignal | null | undefined): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal?.aborted) reject(signal.reason);
+    signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+  });
+}
+
 /**
  * The nodes a path's requests went to, repeats in a row collapsed.
  */
@@ -234,6 +242,29 @@ describe("client failover and retries", () => {
       assert.ok(Number(error.details.attempts) < 1_000);
       // Generous slack: this checks that the deadline bounds the call, not how fast the machine is.
       assert.ok(Date.now() - startedMs < 300 + 3_000);
+    });
+  });
+
+  test("a connection attempt still pending at the deadline does not turn UNAVAILABLE into TIMEOUT", async () => {
+    // Under load a refused connection can take longer to report than the time left before the
+    // deadline. Here the first query is refused at once and the second never settles, so the
+    // deadline always cuts it short: that says nothing about the nodes, which refused the call.
+    await withCluster(3, async (cluster, open) => {
+      await cluster.close();
+      let queries = 0;
+      const pendingAfterFirst: typeof fetch = async (url, init) => {
+        if (String(url).endsWith("/v1/query") && ++queries > 1) await pendingUntilAborted(init?.signal);
+        return fetch(url, init);
+      };
+      const client = open({
+        fetch: pendingAfterFirst,
+        timeoutMs: 300,
+        attemptTimeoutMs: 300,
+        retry: { attemptsMax: 1_000, backoffMsMin: 1, backoffMsMax: 2 },
+      });
+      const error = await failure(client.query("SELECT 1"));
+      assert.equal(error.code, "UNAVAILABLE");
+      assert.equal(error.details.attempts, 2);
     });
   });
 

@@ -6,7 +6,8 @@
  *   `requestId` every time, so however many attempts reach the leader, the write is applied once.
  * - Nothing waits past the deadline: every request is bounded by the smaller of the attempt timeout
  *   and the time left, and a backoff (or a `Retry-After`) that would end past the deadline ends the
- *   call instead, with the last error.
+ *   call instead, with the last error. An attempt cut short by the deadline is reported only when
+ *   no earlier attempt produced an error.
  * - Writes and leader reads go to the believed leader; without a belief the runner asks every node
  *   (one shared discovery for concurrent calls) and, failing that, tries nodes in turn.
  */
@@ -107,7 +108,11 @@ export class RequestRunner {
       });
       if (answer.kind === "success") return { body: answer.body, node: url, attempts: progress.attempts };
       const verdict = this.#judge(call, answer, url, progress);
-      progress.last = verdict.error;
+      // An attempt that the call's deadline (not the attempt timeout) cut short was never a fair try
+      // of the node: it must not replace what a full attempt learned, or an all-down cluster whose
+      // refusals come slowly under load would be reported as TIMEOUT instead of UNAVAILABLE.
+      const cutByDeadline = answer.kind === "timed-out" && budgetMs < call.attemptTimeoutMs;
+      if (!cutByDeadline || progress.last === undefined) progress.last = verdict.error;
       if (!verdict.retryable || progress.attempts >= retry.attemptsMax) break;
       redirectTo = verdict.redirectTo;
       const backoffMs =
