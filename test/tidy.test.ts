@@ -42,31 +42,88 @@ function moduleOf(file: string, specifier?: string): string | null {
   return relative.split(path.sep)[0] ?? null;
 }
 
-/** For each module, the project modules it may import. */
-const allowedImports: Record<string, readonly string[]> = {
+/**
+ * For each top-level entry under `src/`, the project modules it may import (DESIGN.md §1): the pure
+ * modules import only `lib` and `types`; `node` wires them; the outer layers sit on `node`'s public
+ * interface; `api` (wire types, request validation) is shared by server and client, and the client
+ * reaches nothing of the server. `index.ts` is the package root, which must not pull in server code.
+ */
+const allowedImports: Readonly<Record<string, readonly string[]>> = {
   lib: ["lib"],
   types: ["lib", "types"],
+  api: ["lib", "api"],
   consensus: ["lib", "types", "consensus"],
   wal: ["lib", "types", "wal"],
   store: ["lib", "types", "store"],
   transport: ["lib", "types", "transport"],
-  client: ["lib", "client"],
+  node: ["lib", "types", "api", "consensus", "wal", "store", "transport", "node"],
+  http: ["lib", "api", "node", "http"],
+  client: ["lib", "api", "client"],
+  cli: ["lib", "api", "node", "http", "client", "cli"],
+  "index.ts": ["api", "client"],
 };
 
-test("modules import only what the layering allows", () => {
-  const violations: string[] = [];
-  for (const file of sourceFiles("src")) {
-    const from = moduleOf(file);
-    if (from === null || !(from in allowedImports)) continue;
-    for (const specifier of importsOf(file)) {
-      if (!specifier.startsWith(".")) continue;
+/** The import violations of one file: relative imports that land in a module its rule does not allow. */
+export function importViolations(file: string, specifiers: readonly string[]): string[] {
+  const from = moduleOf(file);
+  if (from === null) return [];
+  const allowed = allowedImports[from];
+  if (allowed === undefined) return [`${path.relative(root, file)}: module ${from} has no import rule`];
+  return specifiers
+    .filter((specifier) => specifier.startsWith("."))
+    .filter((specifier) => {
       const to = moduleOf(file, specifier);
-      if (to !== null && !allowedImports[from]!.includes(to)) {
-        violations.push(`${path.relative(root, file)} imports ${specifier}`);
-      }
-    }
-  }
-  assert.deepEqual(violations, []);
+      return to !== null && !allowed.includes(to);
+    })
+    .map((specifier) => `${path.relative(root, file)} imports ${specifier}`);
+}
+
+test("every top-level module under src has an import rule", () => {
+  const entries = fs.readdirSync(path.join(root, "src"), { withFileTypes: true });
+  const modules = entries
+    .filter((entry) => entry.isDirectory() || entry.name.endsWith(".ts"))
+    .map((entry) => entry.name);
+  assert.deepEqual(
+    modules.filter((name) => !(name in allowedImports)),
+    [],
+  );
+  assert.deepEqual(importViolations(path.join(root, "src", "newmodule", "x.ts"), []), [
+    "src/newmodule/x.ts: module newmodule has no import rule",
+  ]);
+});
+
+/**
+ * Violations being removed, each named exactly so that no new one can hide behind it: the node's
+ * launcher still builds the HTTP server (and read the CLI's config type); that wiring moves out of
+ * `src/node`. Delete an entry once it no longer occurs; the test says so.
+ */
+const violationsBeingRemoved: readonly string[] = [
+  "src/node/launch.ts imports ../cli/start-config.ts",
+  "src/node/launch.ts imports ../http/http-api.ts",
+];
+
+test("modules import only what the layering allows", (t) => {
+  const violations: string[] = [];
+  for (const file of sourceFiles("src")) violations.push(...importViolations(file, importsOf(file)));
+  assert.deepEqual(
+    violations.filter((violation) => !violationsBeingRemoved.includes(violation)),
+    [],
+  );
+  for (const fixed of violationsBeingRemoved.filter((violation) => !violations.includes(violation)))
+    t.diagnostic(`no longer occurs, delete it from violationsBeingRemoved: ${fixed}`);
+});
+
+test("the import rules catch a client that reaches into the server", () => {
+  const file = path.join(root, "src", "client", "x.ts");
+  assert.deepEqual(importViolations(file, ["../api/api-types.ts", "../lib/errors.ts", "./y.ts"]), []);
+  assert.deepEqual(importViolations(file, ["../node/node-service.ts", "../http/http-api.ts"]), [
+    "src/client/x.ts imports ../node/node-service.ts",
+    "src/client/x.ts imports ../http/http-api.ts",
+  ]);
+  const packageRoot = path.join(root, "src", "index.ts");
+  assert.deepEqual(importViolations(packageRoot, ["./store/store.ts"]), [
+    "src/index.ts imports ./store/store.ts",
+  ]);
 });
 
 test("the consensus core and lib do no I/O and read no clock or random source", () => {
@@ -95,26 +152,76 @@ test(`source files stay under ${fileLinesMax} lines and functions under ${functi
     if (isTest(file)) continue;
     const lines = fs.readFileSync(file, "utf8").split("\n");
     if (lines.length > fileLinesMax) violations.push(`${path.relative(root, file)}: ${lines.length} lines`);
-    violations.push(...longFunctions(file, lines));
+    violations.push(...longFunctions(path.relative(root, file), lines));
   }
   assert.deepEqual(violations, []);
 });
 
-/** Finds functions and methods (as the formatter lays them out) longer than the limit. */
-function longFunctions(file: string, lines: readonly string[]): string[] {
+const modifiers = String.raw`(?:(?:export|default|async|static|private|protected|public|readonly|override|get|set)\s+)*`;
+const functionName = String.raw`(?:function\s*\*?\s*)?#?[A-Za-z_$][\w$]*\s*(?:<[^>]*>)?`;
+/** `name(a: A): R {` on one line. */
+const oneLineSignature = new RegExp(String.raw`^(\s*)${modifiers}${functionName}\(.*\)[^=;]*\{\s*$`);
+/** `name(` ending its line: the formatter broke the parameter list, one parameter per line. */
+const openSignature = new RegExp(String.raw`^(\s*)${modifiers}${functionName}\($`);
+const notAFunction = /^\s*(if|for|while|switch|catch|return|await|new|typeof)\b/;
+/** A broken parameter list longer than this is not looked for further (it would fail review anyway). */
+const signatureLinesMax = 40;
+
+/** Where a signature opened on line `start` closes with `): R {` at its own indent, or -1 if it is a call. */
+function signatureEnd(lines: readonly string[], start: number, indent: string): number {
+  const last = Math.min(lines.length - 1, start + signatureLinesMax);
+  for (let j = start + 1; j <= last; j++) {
+    if (!lines[j]!.startsWith(`${indent})`)) continue;
+    return /^\s*\)[^=;]*\{\s*$/.test(lines[j]!) ? j : -1;
+  }
+  return -1;
+}
+
+/**
+ * Finds functions and methods (as the formatter lays them out, with the signature on one line or
+ * broken over several) longer than `functionLinesMax`, counting from the first line of the signature
+ * to the closing brace.
+ */
+export function longFunctions(label: string, lines: readonly string[]): string[] {
   const found: string[] = [];
-  const start =
-    /^(\s*)(?:export\s+)?(?:(?:async|static|private|protected|public|readonly|get|set)\s+)*(?:function\s*\*?\s*)?[A-Za-z_$][\w$]*\s*(?:<[^>]*>)?\(.*\)[^=;]*\{\s*$/;
   for (let i = 0; i < lines.length; i++) {
-    const match = start.exec(lines[i]!);
-    if (match === null || /^\s*(if|for|while|switch|catch|return)\b/.test(lines[i]!)) continue;
+    const line = lines[i]!;
+    if (notAFunction.test(line)) continue;
+    const match = oneLineSignature.exec(line) ?? openSignature.exec(line);
+    if (match === null) continue;
     const indent = match[1]!;
-    const end = lines.findIndex((line, j) => j > i && line.startsWith(`${indent}}`));
+    const bodyStart = match[0].endsWith("(") ? signatureEnd(lines, i, indent) : i;
+    if (bodyStart === -1) continue;
+    const end = lines.findIndex((candidate, j) => j > bodyStart && candidate.startsWith(`${indent}}`));
     if (end !== -1 && end - i + 1 > functionLinesMax)
-      found.push(`${path.relative(root, file)}:${i + 1}: function of ${end - i + 1} lines`);
+      found.push(`${label}:${i + 1}: function of ${end - i + 1} lines`);
   }
   return found;
 }
+
+test("the function-size check measures signatures broken over several lines", () => {
+  const body = (count: number): string[] => Array.from({ length: count }, (_, i) => `    step(${i});`);
+  const multiLine = [
+    "export async function long(",
+    "  first: string,",
+    "  second: number,",
+    "): Promise<void> {",
+  ];
+  const method = ["class C {", "  async #long(", "    first: string,", "  ): Promise<void> {"];
+  const callNotFunction = ["  assert(", "    condition,", "    message,", "  );", ...body(80)];
+  const within = functionLinesMax - multiLine.length - 1;
+  assert.deepEqual(longFunctions("x.ts", [...multiLine, ...body(within), "}"]), []);
+  assert.deepEqual(longFunctions("x.ts", [...multiLine, ...body(within + 1), "}"]), [
+    `x.ts:1: function of ${functionLinesMax + 1} lines`,
+  ]);
+  assert.deepEqual(longFunctions("x.ts", [...method, ...body(80), "  }", "}"]), [
+    "x.ts:2: function of 84 lines",
+  ]);
+  assert.deepEqual(longFunctions("x.ts", ["function long(a: string): void {", ...body(80), "}"]), [
+    "x.ts:1: function of 82 lines",
+  ]);
+  assert.deepEqual(longFunctions("x.ts", callNotFunction), []);
+});
 
 test("no test is focused with .only", () => {
   const violations: string[] = [];
