@@ -2,7 +2,8 @@
  * `batondb/client`: the public surface of the Baton client library.
  *
  * Everything a caller needs is exported here and nothing else is public; the wire types come from
- * `api-types.ts`, which the server's HTTP layer shares. See `README.md` beside this file.
+ * `src/api/api-types.ts`, which the server's HTTP layer shares. The package root (`src/index.ts`)
+ * re-exports all of this. See `README.md` beside this file.
  */
 export type {
   Consistency,
