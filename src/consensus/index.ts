@@ -21,5 +21,5 @@ export type { CoreEvent, CoreEventType, Role, StepDownReason } from "./events.ts
 export type { Input, ProposalId, ReadRequestId } from "./inputs.ts";
 export type * from "./messages.ts";
 export { messageTypes, sendableBeforePersist } from "./messages.ts";
-export type { CoreStatus, MemberStatus } from "./raft-core.ts";
+export type { CoreStatus, CoreSummary, MemberStatus } from "./raft-core.ts";
 export { RaftCore } from "./raft-core.ts";

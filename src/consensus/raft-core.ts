@@ -94,6 +94,32 @@ export type CoreStatus = {
   readonly members: readonly MemberStatus[];
 };
 
+/** See `RaftCore.summary`. */
+export type CoreSummary = Pick<
+  CoreStatus,
+  "role" | "term" | "leaderId" | "commitIndex" | "appliedIndex" | "applyThrough" | "lastIndex" | "transferTarget"
+>;
+
+/** What durability outcomes depend on: proposals are re-evaluated only when one of these moved. */
+type DurabilityProgress = readonly [number, number, number, number, string, number, number];
+
+function durabilityProgress(s: CoreState): DurabilityProgress {
+  return [
+    s.commitIndex,
+    s.durableIndex,
+    s.appliedIndex,
+    s.replicationVersion,
+    s.role,
+    s.log.lastIndex,
+    s.log.snapshotIndex,
+  ];
+}
+
+function sameProgress(a: DurabilityProgress, b: DurabilityProgress): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function isFromLeader(message: Message): boolean {
   return (
     message.type === "appendEntries" || message.type === "heartbeat" || message.type === "installSnapshot"
@@ -118,17 +144,12 @@ export class RaftCore {
   step(input: Input): Effects {
     const s = this.#s;
     const before = observe(s);
-    const progressKey = this.#durabilityKey();
+    const progress = durabilityProgress(s);
     const out = new EffectsBuilder();
     this.#dispatch(input, out);
-    if (this.#durabilityKey() !== progressKey) evaluateProposals(s, out);
+    if (!sameProgress(progress, durabilityProgress(s))) evaluateProposals(s, out);
     checkInvariants(s);
     return out.finish(before, observe(s));
-  }
-
-  #durabilityKey(): string {
-    const s = this.#s;
-    return `${s.commitIndex}/${s.durableIndex}/${s.appliedIndex}/${s.replicationVersion}/${s.role}/${s.log.lastIndex}/${s.log.snapshotIndex}`;
   }
 
   #dispatch(input: Input, out: EffectsBuilder): void {
@@ -313,6 +334,24 @@ export class RaftCore {
     assert(index <= s.appliedIndex, `compaction at ${index} beyond the applied index ${s.appliedIndex}`);
     onCompaction(s, index);
     s.log.compact(index, snapshotTerm);
+  }
+
+  /**
+   * The few scalars the host's request paths read on every write and read; unlike `status()` it
+   * builds no member list, so it costs nothing per request.
+   */
+  summary(): CoreSummary {
+    const s = this.#s;
+    return {
+      role: s.role,
+      term: s.term,
+      leaderId: s.leaderId,
+      commitIndex: s.commitIndex,
+      appliedIndex: s.appliedIndex,
+      applyThrough: s.applyThrough,
+      lastIndex: s.log.lastIndex,
+      transferTarget: s.transfer?.target ?? null,
+    };
   }
 
   /** A read-only view for the host's status endpoint and for tests. */

@@ -5,18 +5,21 @@
  */
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { Cancel, Timers } from "./runtime.ts";
 
-type Waiter = { target: number; resolve: () => void; reject: (error: Error) => void; timer: NodeJS.Timeout };
+type Waiter = { target: number; resolve: () => void; reject: (error: Error) => void; cancel: Cancel };
 
 export class IndexWaiters {
   private readonly waiters = new Set<Waiter>();
   private readonly waitersMax: number;
   private readonly what: string;
+  private readonly timers: Timers;
   private current: number;
 
-  constructor(what: string, initial: number, waitersMax = 10_000) {
+  constructor(what: string, initial: number, timers: Timers, waitersMax: number) {
     this.what = what;
     this.current = initial;
+    this.timers = timers;
     this.waitersMax = waitersMax;
   }
 
@@ -44,7 +47,7 @@ export class IndexWaiters {
         target,
         resolve,
         reject,
-        timer: setTimeout(() => {
+        cancel: this.timers.after(timeoutMs, () => {
           this.waiters.delete(waiter);
           reject(
             new BatonError(
@@ -56,7 +59,7 @@ export class IndexWaiters {
               },
             ),
           );
-        }, timeoutMs),
+        }),
       };
       this.waiters.add(waiter);
     });
@@ -67,7 +70,7 @@ export class IndexWaiters {
     this.current = index;
     for (const waiter of this.waiters) {
       if (waiter.target <= index) {
-        clearTimeout(waiter.timer);
+        waiter.cancel();
         this.waiters.delete(waiter);
         waiter.resolve();
       }
@@ -81,7 +84,7 @@ export class IndexWaiters {
 
   rejectAll(error: Error): void {
     for (const waiter of this.waiters) {
-      clearTimeout(waiter.timer);
+      waiter.cancel();
       waiter.reject(error);
     }
     this.waiters.clear();

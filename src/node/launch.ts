@@ -1,24 +1,50 @@
 /**
- * Opens and wires one node from its configuration: log, store, core, transport, service, HTTP.
- * Used by `baton start` and by tests that run nodes in-process.
+ * Opens and wires one node on the real machine: the system runtime (wall clock, Node's timers, a
+ * random seed, the WAL on disk, the SQLite store, TCP to the peers, the review file), the
+ * `BatonNode` on it, and its HTTP API. Used by `baton start` and by tests that run nodes in-process.
  *
  * Graceful stop: refuse new requests, hand leadership to the most up-to-date follower when this
  * node leads (bounded wait), let in-flight requests finish (bounded), stop ticking, wait for
  * pending log writes, then close the transport, the log and the store.
  */
+import fs from "node:fs";
 import path from "node:path";
-import type { StartConfig } from "../cli/start-config.ts";
+import type { Durability } from "../consensus/config.ts";
 import { HttpApi } from "../http/http-api.ts";
 import { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
+import type { LogEntry } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
-import { DatabaseService } from "./database-service.ts";
-import { type NodeLog, RaftNode } from "./raft-node.ts";
+import { BatonNode } from "./baton-node.ts";
+import { nodeDefaults } from "./node-config.ts";
+import {
+  type NodeLog,
+  type ReviewSink,
+  systemClock,
+  systemRandomSeed,
+  systemTimers,
+} from "./runtime.ts";
+
+type HostPort = { readonly host: string; readonly port: number };
+
+/** What launching a node needs; `baton start`'s resolved configuration has this shape. */
+export type LaunchConfig = {
+  readonly id: string;
+  readonly dataDirectory: string;
+  readonly http: HostPort;
+  readonly raft: HostPort;
+  readonly cluster: readonly { readonly id: string; readonly raft: HostPort; readonly http: HostPort | null }[];
+  readonly clusterId: string;
+  readonly tickMs?: number;
+  readonly heartbeatMs: number;
+  readonly missedHeartbeats: number;
+  readonly durability: Durability;
+  readonly bodyBytesMax: number;
+};
 
 export type RunningNode = {
-  readonly node: RaftNode;
-  readonly service: DatabaseService;
+  readonly node: BatonNode;
   readonly http: HttpApi;
   readonly httpPort: number;
   stop(): Promise<void>;
@@ -26,12 +52,32 @@ export type RunningNode = {
 
 const transferWaitMsMax = 3_000;
 
-function hostPort(address: { host: string; port: number }): string {
+function hostPort(address: HostPort): string {
   return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
+/** Entries a deposed leader held that the new leader overwrote: appended to `DATA/review/`. */
+export function fileReviewSink(dataDirectory: string): ReviewSink {
+  return {
+    keepDiscarded(entries: readonly LogEntry[], atMs: number): void {
+      const directory = path.join(dataDirectory, "review");
+      fs.mkdirSync(directory, { recursive: true });
+      const lines = entries.map((e) =>
+        JSON.stringify({
+          index: e.index,
+          term: e.term,
+          kind: e.kind,
+          data: Buffer.from(e.data).toString("base64"),
+          discardedAtMs: atMs,
+        }),
+      );
+      fs.appendFileSync(path.join(directory, "discarded-entries.jsonl"), `${lines.join("\n")}\n`);
+    },
+  };
+}
+
 export async function launchNode(
-  config: StartConfig,
+  config: LaunchConfig,
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<RunningNode> {
@@ -41,21 +87,28 @@ export async function launchNode(
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
   const peerHttp = new Map<NodeId, string>();
-  for (const member of peers)
-    if (member.http !== null) peerHttp.set(nodeId(member.id), hostPort(member.http));
-  const node = new RaftNode(
+  for (const member of peers) if (member.http !== null) peerHttp.set(nodeId(member.id), hostPort(member.http));
+  const node = new BatonNode(
     {
+      ...nodeDefaults,
       id: self,
       voters: config.cluster.map((m) => nodeId(m.id)),
-      dataDirectory: config.dataDirectory,
       httpAddress: hostPort(config.http),
       peerHttp,
+      tickMs: config.tickMs ?? nodeDefaults.tickMs,
       heartbeatMs: config.heartbeatMs,
       missedHeartbeats: config.missedHeartbeats,
       durability: config.durability,
-      wal,
+    },
+    {
+      clock: systemClock,
+      timers: systemTimers,
+      randomSeed: systemRandomSeed(),
+      log: wal,
+      recovered,
       store,
-      log,
+      review: fileReviewSink(config.dataDirectory),
+      logger: log,
       onFatal,
       transport: (handlers) =>
         new TcpTransport({
@@ -67,16 +120,9 @@ export async function launchNode(
           onLog: (level, event, fields) => log(level, event, { ...fields }),
         }),
     },
-    {
-      entries: recovered.entries,
-      hardState: recovered.hardState,
-      snapshotIndex: recovered.compactionPoint.index,
-      snapshotTerm: recovered.compactionPoint.term,
-    },
   );
   await node.start();
-  const service = new DatabaseService(node);
-  const http = new HttpApi(service, {
+  const http = new HttpApi(node, {
     host: config.http.host,
     port: config.http.port,
     bodyBytesMax: config.bodyBytesMax,
@@ -92,48 +138,24 @@ export async function launchNode(
   });
   let stopped: Promise<void> | null = null;
   const stop = (): Promise<void> => {
-    stopped ??= stopNode(node, service, http, log);
+    stopped ??= stopNode(node, http, wal, store, log);
     return stopped;
   };
-  return { node, service, http, httpPort: address.port, stop };
+  return { node, http, httpPort: address.port, stop };
 }
 
-async function handOver(node: RaftNode, log: NodeLog): Promise<void> {
-  const status = node.core.status();
-  if (status.role !== "leader") return;
-  const target = [...status.members]
-    .filter((m) => m.id !== node.id)
-    .sort((a, b) => b.matchIndex - a.matchIndex)[0];
-  if (target === undefined) return;
-  log("info", "node.handing-over-leadership", { target: target.id });
-  node.step({ type: "transferLeadership", target: target.id });
-  const deadline = Date.now() + transferWaitMsMax;
-  while (node.core.status().role === "leader" && Date.now() < deadline)
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  log("info", "node.hand-over-finished", {
-    role: node.core.status().role,
-    leader: node.core.status().leaderId,
-  });
-}
-
-async function stopNode(
-  node: RaftNode,
-  service: DatabaseService,
-  http: HttpApi,
-  log: NodeLog,
-): Promise<void> {
+async function stopNode(node: BatonNode, http: HttpApi, wal: Wal, store: Store, log: NodeLog): Promise<void> {
   log("info", "node.stopping", {});
-  service.beginStop();
+  node.beginStop();
   try {
-    await handOver(node, log);
+    await node.handOver(transferWaitMsMax);
+    log("info", "node.hand-over-finished", { role: node.loop.core.summary().role });
   } catch (error) {
     log("warn", "node.hand-over-failed", { error: (error as Error).message });
   }
   await http.stop();
   await node.stop();
-  await node.wal
-    .close()
-    .catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
-  node.store.close();
+  await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
+  store.close();
   log("info", "node.stopped", {});
 }

@@ -1,9 +1,12 @@
 /**
- * What the HTTP layer needs from a node: the seam between `src/http` and `src/node`.
+ * The node's public interface: what `src/http` and `src/cli` (and the simulator's clients) call.
+ * `BatonNode` implements it.
  *
  * Methods throw `BatonError`s for operating errors (the HTTP layer maps codes to statuses through
- * `httpStatusByCode`); anything else is a bug and answers 500 `INTERNAL`. A `NOT_LEADER` error
- * carries `details.leader = {id, http}` when the leader is known, which the forwarding module uses.
+ * `httpStatusByCode`). Anything else is a bug: the node takes its fatal path before the error
+ * leaves it, so the HTTP layer may answer that one request 500 `INTERNAL` but the node never
+ * carries on. A `NOT_LEADER` error carries `details.leader = {id, http}`, which the forwarding
+ * module uses.
  */
 import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
@@ -18,6 +21,6 @@ export interface NodeService {
   status(): StatusResponse;
   /** Hash of this node's committed content with the index it was taken at (divergence check). */
   contentHash(): { readonly appliedIndex: number; readonly hash: string };
-  /** Ready = caught up enough to serve reads and knows a leader. */
+  /** Ready = can serve reads within its configured lag now (see `node-status.ts`). */
   readiness(): Readiness;
 }

@@ -3,9 +3,9 @@
  * handed to the core. Each outcome the core reports settles exactly one promise; an outcome for
  * an unknown id (a request that already timed out on the HTTP side) is ignored.
  */
-import type { NotConfirmed, ProposalRejectionCode, ReadRejectionCode } from "../consensus/index.ts";
+import type { NotConfirmed } from "../consensus/index.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import type { LogIndex, NodeId, Term } from "../types/ids.ts";
+import type { LogIndex, Term } from "../types/ids.ts";
 
 export type ProposalResult = { readonly index: LogIndex; readonly term: Term };
 type Pending<T> = { resolve: (value: T) => void; reject: (error: Error) => void };
@@ -14,6 +14,11 @@ export class ProposalRegistry {
   private readonly proposals = new Map<string, Pending<ProposalResult>>();
   private readonly reads = new Map<string, Pending<LogIndex>>();
   private nextId = 1;
+
+  /** True when a proposal with this id is still waiting for its outcome. */
+  has(id: string): boolean {
+    return this.proposals.has(id) || this.reads.has(id);
+  }
 
   newId(prefix: string): string {
     return `${prefix}${this.nextId++}`;
@@ -35,10 +40,9 @@ export class ProposalRegistry {
     this.take(this.proposals, id)?.resolve(result);
   }
 
-  rejectProposal(id: string, code: ProposalRejectionCode, leaderId: NodeId | null): void {
-    this.take(this.proposals, id)?.reject(
-      new BatonError(ErrorCode[code], `the write was not accepted: ${code}`, { leaderId }),
-    );
+  /** The core refused the write; `refusal` says where to go (see `PeerDirectory.refusal`). */
+  rejectProposal(id: string, refusal: BatonError): void {
+    this.take(this.proposals, id)?.reject(refusal);
   }
 
   notConfirmed(failure: NotConfirmed): void {
@@ -75,9 +79,9 @@ export class ProposalRegistry {
     this.take(this.reads, id)?.resolve(index);
   }
 
-  readRejected(id: string, code: ReadRejectionCode, leaderId: NodeId | null): void {
-    const mapped = code === "LEADER_NOT_READY" ? ErrorCode.NO_LEADER : ErrorCode[code];
-    this.take(this.reads, id)?.reject(new BatonError(mapped, `the read was refused: ${code}`, { leaderId }));
+  /** The core refused the read index; `refusal` keeps the core's code (LEADER_NOT_READY stays itself). */
+  readRejected(id: string, refusal: BatonError): void {
+    this.take(this.reads, id)?.reject(refusal);
   }
 
   /** Forgets an id whose caller gave up (timeout); a later outcome is then ignored. */

@@ -4,12 +4,16 @@
  *   node test/sim/cli.ts --seeds 10000 [--first 1]   a campaign of runs with a summary
  *   node test/sim/cli.ts --seed N [--quiet]          replay one run with its full trace
  *   node test/sim/cli.ts --failover 1000             leader-crash failover times against the formula
- *   node test/sim/cli.ts ... --bug commitOldTermByCounting|voteWithoutLogCheck
+ *   node test/sim/cli.ts ... --bug commitOldTermByCounting|voteWithoutLogCheck      (core bugs)
+ *   node test/sim/cli.ts ... --bug ackBeforeSync|applyBeforeCommit|linearizableWithoutReadIndex|commitSpeculationEarly
+ *   node test/sim/cli.ts --seeds 10000 --jobs 2                                    split over 2 processes
  *
  * Every failure prints `SEED=n` first. The campaign exits non-zero when any run failed.
  */
+import { fork } from "node:child_process";
 import { parseArgs } from "node:util";
 import type { UnsafeTestBugs } from "../../src/consensus/config.ts";
+import type { UnsafeNodeBugs } from "../../src/node/node-config.ts";
 import { measureFailover } from "./failover.ts";
 import { describeOptions, electionBoundTicks } from "./options.ts";
 import { type RunResult, runSeed } from "./run.ts";
@@ -23,15 +27,22 @@ const { values } = parseArgs({
     first: { type: "string" },
     bug: { type: "string" },
     quiet: { type: "boolean", default: false },
+    jobs: { type: "string", default: "1" },
+    child: { type: "boolean", default: false },
   },
 });
 
-const bugs: UnsafeTestBugs = values.bug === undefined ? {} : { [values.bug]: true };
-const overrides = values.bug === undefined ? {} : { unsafeTestBugs: bugs };
+const coreBugs = new Set(["commitOldTermByCounting", "voteWithoutLogCheck"]);
+const overrides =
+  values.bug === undefined
+    ? {}
+    : coreBugs.has(values.bug)
+      ? { unsafeTestBugs: { [values.bug]: true } as UnsafeTestBugs }
+      : { unsafeNodeBugs: { [values.bug]: true } as UnsafeNodeBugs };
 
-function replay(seed: number): number {
+async function replay(seed: number): Promise<number> {
   console.log(`SEED=${seed} replay`);
-  const result = runSeed(seed, overrides, !values.quiet);
+  const result = await runSeed(seed, overrides, !values.quiet);
   if (!values.quiet) for (const line of result.trace ?? []) console.log(line);
   console.log(`SEED=${seed} ${describeOptions(result.options)}`);
   console.log(
@@ -42,22 +53,45 @@ function replay(seed: number): number {
   return result.ok ? 0 : 1;
 }
 
-function campaign(count: number, first: number): number {
+async function runSlice(count: number, first: number, each: (result: RunResult) => void): Promise<void> {
+  for (let seed = first; seed < first + count; seed++) each({ ...(await runSeed(seed, overrides)), trace: null });
+}
+
+/** One child process per job, each running a contiguous slice of the seeds and sending back its results. */
+function runInChildren(count: number, first: number, jobs: number, each: (result: RunResult) => void): Promise<void> {
+  const sliceSize = Math.ceil(count / jobs);
+  const children = Array.from({ length: jobs }, (_, job) => {
+    const sliceFirst = first + job * sliceSize;
+    const sliceCount = Math.min(sliceSize, first + count - sliceFirst);
+    const args = ["--child", "--first", String(sliceFirst), "--seeds", String(sliceCount)];
+    if (values.bug !== undefined) args.push("--bug", values.bug);
+    const child = fork(import.meta.filename, args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    child.on("message", (message) => each(message as RunResult));
+    return new Promise<void>((resolve, reject) =>
+      child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`job ${job} exited ${code}`)))),
+    );
+  });
+  return Promise.all(children).then(() => {});
+}
+
+async function campaign(count: number, first: number, jobs: number): Promise<number> {
   const results: RunResult[] = [];
   const started = performance.now();
-  for (let seed = first; seed < first + count; seed++) {
-    const result = runSeed(seed, overrides);
+  const each = (result: RunResult): void => {
     if (!result.ok) console.log(result.failure?.split("\n").slice(0, 4).join("\n"));
-    results.push({ ...result, trace: null });
+    results.push(result);
     if (results.length % 1000 === 0)
       console.error(`... ${results.length} runs, ${Math.round((performance.now() - started) / 1000)} s`);
-  }
+  };
+  if (jobs > 1) await runInChildren(count, first, jobs, each);
+  else await runSlice(count, first, each);
   console.log(formatSummary(summarize(results), performance.now() - started));
   return results.every((result) => result.ok) ? 0 : 1;
 }
 
-function failover(count: number): number {
-  const samples = Array.from({ length: count }, (_, i) => measureFailover(i + 1));
+async function failover(count: number): Promise<number> {
+  const samples: Awaited<ReturnType<typeof measureFailover>>[] = [];
+  for (let i = 1; i <= count; i++) samples.push(await measureFailover(i));
   const mean = (values: number[]): string => (values.reduce((a, b) => a + b, 0) / values.length).toFixed(1);
   const median = (values: number[]): number =>
     [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
@@ -83,6 +117,8 @@ function failover(count: number): number {
   return 0;
 }
 
-if (values.seed !== undefined) process.exitCode = replay(Number(values.seed));
-else if (values.failover !== undefined) process.exitCode = failover(Number(values.failover));
-else process.exitCode = campaign(Number(values.seeds ?? 100), Number(values.first ?? 1));
+if (values.seed !== undefined) process.exitCode = await replay(Number(values.seed));
+else if (values.failover !== undefined) process.exitCode = await failover(Number(values.failover));
+else if (values.child)
+  await runSlice(Number(values.seeds), Number(values.first), (result) => process.send?.(result));
+else process.exitCode = await campaign(Number(values.seeds ?? 100), Number(values.first ?? 1), Number(values.jobs));

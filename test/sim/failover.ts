@@ -20,30 +20,32 @@ export type FailoverSample = {
   readonly expectedTicks: number;
 };
 
-export function measureFailover(seed: number): FailoverSample {
+export async function measureFailover(seed: number): Promise<FailoverSample> {
   const cluster = new SimCluster(
     optionsFromSeed(seed, { ...quietOverrides(), preVote: true, checkQuorum: true }),
   );
   const o = cluster.options;
   const bound = electionBoundTicks(o);
+  await cluster.start();
   assert(
-    cluster.runUntil(() => cluster.stableLeader() !== null, bound) !== null,
+    (await cluster.runUntil(() => cluster.stableLeader() !== null, bound)) !== null,
     `SEED=${seed}: no first leader`,
   );
   // Let it run a while so that the crash falls at a random point of the heartbeat cycle.
-  cluster.run(cluster.prng.intBetween(10, 50));
+  await cluster.run(cluster.prng.intBetween(10, 50));
   const leader = cluster.stableLeader();
   assert(leader !== null, `SEED=${seed}: no leader before the crash`);
   cluster.crash(leader.id);
   const roundsBefore = cluster.votingRounds;
   const survivors = cluster.nodes.filter((node) => node !== leader);
   const recognised = (): boolean => {
-    const newLeader = survivors.find((node) => node.core?.status().role === "leader");
+    const newLeader = survivors.find((node) => node.core?.summary().role === "leader");
     return (
-      newLeader !== undefined && survivors.every((node) => node.core?.status().leaderId === newLeader.id)
+      newLeader !== undefined && survivors.every((node) => node.core?.summary().leaderId === newLeader.id)
     );
   };
-  const ticks = cluster.runUntil(recognised, bound);
+  const ticks = await cluster.runUntil(recognised, bound);
+  cluster.dispose();
   assert(ticks !== null, `SEED=${seed}: no failover within ${bound} ticks`);
   const { base, max } = electionTimeoutTicksOf(o);
   const roundTripTicks = 2 * ((o.delayTicksMin + o.delayTicksMax) / 2);

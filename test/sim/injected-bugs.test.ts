@@ -1,29 +1,47 @@
 /**
- * The simulator must catch a broken core. Each deliberate bug (`unsafeTestBugs`) breaks one safety
- * rule; within the CI seed budget some seed must expose it as a violation (a checker's report or a
- * core assertion), and the report must name the seed for replay.
+ * The simulator must catch a broken core and a broken node. Each deliberate bug breaks one safety
+ * rule; within the CI seed budget some seed must expose it as a violation (a checker's report, an
+ * assertion, or a node stopping), the report must name the seed for replay, and the same seed
+ * without the bug must be clean.
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { UnsafeTestBugs } from "../../src/consensus/config.ts";
+import type { UnsafeNodeBugs } from "../../src/node/node-config.ts";
+import type { SimOptions } from "./options.ts";
 import { runSeed } from "./run.ts";
 
 /** Seeds tried per bug before declaring the simulator blind to it. */
-const seedBudget = 300;
+const seedBudget = 100;
 
-const bugs: readonly (keyof UnsafeTestBugs)[] = ["commitOldTermByCounting", "voteWithoutLogCheck"];
+const coreBugs: readonly (keyof UnsafeTestBugs)[] = ["commitOldTermByCounting", "voteWithoutLogCheck"];
+const nodeBugs: readonly (keyof UnsafeNodeBugs)[] = [
+  "ackBeforeSync",
+  "applyBeforeCommit",
+  "linearizableWithoutReadIndex",
+  "commitSpeculationEarly",
+];
 
-for (const bug of bugs) {
-  test(`the simulator catches the injected bug ${bug}`, (t) => {
-    for (let seed = 1; seed <= seedBudget; seed++) {
-      const result = runSeed(seed, { unsafeTestBugs: { [bug]: true } });
-      if (result.ok) continue;
-      assert.match(result.failure ?? "", new RegExp(`^SEED=${seed} `));
-      t.diagnostic(`${bug} caught at ${result.failure?.split("\n")[0]}`);
-      // The same seed without the bug is clean: the violation is the bug's doing.
-      assert.equal(runSeed(seed).ok, true);
-      return;
-    }
-    assert.fail(`no seed in 1..${seedBudget} exposed ${bug}`);
+async function caught(name: string, overrides: Partial<SimOptions>, report: (line: string) => void): Promise<void> {
+  for (let seed = 1; seed <= seedBudget; seed++) {
+    const result = await runSeed(seed, overrides);
+    if (result.ok) continue;
+    assert.match(result.failure ?? "", new RegExp(`^SEED=${seed} `));
+    report(`${name} caught at ${result.failure?.split("\n")[0]}`);
+    assert.equal((await runSeed(seed)).ok, true, `SEED=${seed} is clean without ${name}`);
+    return;
+  }
+  assert.fail(`no seed in 1..${seedBudget} exposed ${name}`);
+}
+
+for (const bug of coreBugs) {
+  test(`the simulator catches the injected core bug ${bug}`, async (t) => {
+    await caught(bug, { unsafeTestBugs: { [bug]: true } }, (line) => t.diagnostic(line));
+  });
+}
+
+for (const bug of nodeBugs) {
+  test(`the simulator catches the injected node bug ${bug}`, async (t) => {
+    await caught(bug, { unsafeNodeBugs: { [bug]: true } }, (line) => t.diagnostic(line));
   });
 }

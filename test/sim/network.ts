@@ -7,13 +7,12 @@
  * partition starts is lost, as on a real network.
  */
 
-import type { Message } from "../../src/consensus/messages.ts";
 import { assert } from "../../src/lib/assert.ts";
 import type { Prng } from "../../src/lib/prng.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 
-/** A consensus message in flight. (Snapshot transfers are modelled by the cluster, beside the network.) */
-export type Packet = { readonly kind: "message"; readonly message: Message };
+/** A transport message body in flight, exactly as the node's transport handed it over. */
+export type Packet = { readonly from: NodeId; readonly to: NodeId; readonly body: Uint8Array };
 
 type InFlight = { readonly packet: Packet; readonly dueTick: number; readonly order: number };
 
@@ -63,7 +62,7 @@ export class SimNetwork {
     due.sort((a, b) => a.dueTick - b.dueTick || a.order - b.order);
     const delivered: Packet[] = [];
     for (const { packet } of due) {
-      if (this.isBlocked(packet.message.from, packet.message.to)) this.stats.partitionDropped++;
+      if (this.isBlocked(packet.from, packet.to)) this.stats.partitionDropped++;
       else delivered.push(packet);
     }
     return delivered;

@@ -7,6 +7,7 @@
  * meaningful when a heartbeat can arrive before followers give up on the leader.
  */
 import type { Durability, UnsafeTestBugs } from "../../src/consensus/config.ts";
+import type { UnsafeNodeBugs } from "../../src/node/node-config.ts";
 import { Prng } from "../../src/lib/prng.ts";
 
 export const simTickMs = 10;
@@ -46,11 +47,13 @@ export type SimOptions = {
   readonly pauseTicksMax: number;
   readonly proposeRate: number;
   readonly durabilityWeights: Readonly<Record<Durability, number>>;
-  readonly compactEveryEntries: number;
+  /** The leader commits its speculative SQLite transaction at least this often (the node's drain). */
+  readonly speculationAgeTicksMax: number;
   readonly safetyTicks: number;
   /** Writes proposed to the stable leader in the liveness phase; all must be acknowledged. */
   readonly livenessWrites: number;
   readonly unsafeTestBugs: UnsafeTestBugs;
+  readonly unsafeNodeBugs: UnsafeNodeBugs;
 };
 
 function pickFloat(prng: Prng, min: number, max: number): number {
@@ -107,10 +110,11 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
       majority: prng.intBetween(1, 4),
       all: prng.intBetween(0, 3),
     },
-    compactEveryEntries: prng.pick([20, 50, 1_000_000_000]),
+    speculationAgeTicksMax: prng.intBetween(1, 5),
     safetyTicks: prng.intBetween(500, 1500),
     livenessWrites: 5,
     unsafeTestBugs: {},
+    unsafeNodeBugs: {},
   };
   return { ...options, ...overrides };
 }

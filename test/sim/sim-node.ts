@@ -1,188 +1,139 @@
 /**
- * The simulated host around one consensus core: it carries out Effects in the documented order,
- * with durability decided by the simulator.
+ * One simulated machine: the production `BatonNode` on a simulated runtime, with a real SQLite
+ * `Store` in a temporary directory, a `SimLogStore` over a `SimDisk`, simulated timers and the
+ * simulated network.
  *
- * Each Effects with something to persist becomes a batch with a completion tick (batches complete
- * in order, like a WAL with group commit). Only when a batch completes is it written to the
- * durable log double, are its `afterPersist` messages released, and is `persisted` reported. A
- * crash throws away the core, the pending batches and their messages; a restart builds a new core
- * from the durable log and the state machine, exactly as the real node would recover.
+ * A crash kills the incarnation as a process death would: its timers never fire, its pending log
+ * writes are lost, its transport falls silent, and the store is closed without committing (an open
+ * speculative transaction rolls back; committed SQLite transactions stay, as they do on disk). A
+ * restart recovers exactly as `baton start` does: the log from the disk, the store from its file.
  */
-
-import type { RaftConfig } from "../../src/consensus/config.ts";
-import type { Effects } from "../../src/consensus/effects.ts";
-import type { Input } from "../../src/consensus/inputs.ts";
-import type { Message } from "../../src/consensus/messages.ts";
-import { RaftCore } from "../../src/consensus/raft-core.ts";
+import fs from "node:fs";
+import path from "node:path";
+import type { RaftCore } from "../../src/consensus/index.ts";
 import { assert } from "../../src/lib/assert.ts";
-import { Prng } from "../../src/lib/prng.ts";
-import { type LogIndex, logIndex, type NodeId, type Term } from "../../src/types/ids.ts";
+import type { Prng } from "../../src/lib/prng.ts";
+import { BatonNode } from "../../src/node/baton-node.ts";
+import type { NodeConfig } from "../../src/node/node-config.ts";
+import type { LoopObserver } from "../../src/node/runtime.ts";
+import { Store } from "../../src/store/store.ts";
+import type { NodeId } from "../../src/types/ids.ts";
 import type { LogEntry } from "../../src/types/log-entry.ts";
-import { type DurableBatch, MemoryLog } from "./memory-log.ts";
-import { MemoryStateMachine, type StateMachineSnapshot } from "./state-machine.ts";
+import type { SimNetwork } from "./network.ts";
+import { SimDisk, SimLogStore } from "./sim-log-store.ts";
+import { SimTimers, SimTransport } from "./sim-runtime.ts";
 
-type PendingBatch = DurableBatch & {
-  readonly messages: Message[];
-  readonly last: { index: LogIndex; term: Term } | null;
-  readonly dueTick: number;
+/** What a node reports to the cluster, which owns the checkers. */
+export type HostObserver = {
+  observer(host: SimNodeHost): LoopObserver;
+  discarded(host: SimNodeHost, entries: readonly LogEntry[]): void;
+  fatal(host: SimNodeHost, error: Error): void;
 };
 
-/** What the node reports to the cluster, which owns the network, the checkers and the workload. */
-export type NodeObserver = {
-  effects(node: SimNode, input: Input, effects: Effects): void;
-  send(node: SimNode, message: Message): void;
-  applied(node: SimNode, entry: LogEntry, writeId: number | null): void;
-};
+export type SimClockSource = { nowTick(): number; nowMs(): number };
 
-export type SimNodeOptions = {
-  readonly config: Omit<RaftConfig, "prng">;
-  readonly fsyncTicksMax: number;
-  /** Take a snapshot and compact once this many entries are applied past the last snapshot. */
-  readonly compactEveryEntries: number;
-};
-
-/** Entries applied per `apply` call: bounds the work of one tick. */
-const applyBatchMax = 1000;
-
-export class SimNode {
+export class SimNodeHost {
   readonly id: NodeId;
-  readonly durable = new MemoryLog();
-  readonly stateMachine = new MemoryStateMachine();
-  core: RaftCore | null;
+  readonly disk = new SimDisk();
   incarnation = 0;
   pausedUntilTick = 0;
-  private batches: PendingBatch[] = [];
-  private readonly options: SimNodeOptions;
+  node: BatonNode | null = null;
+  store: Store | null = null;
+  private log: SimLogStore | null = null;
+  private timers: SimTimers | null = null;
+  private transport: SimTransport | null = null;
+  private readonly config: NodeConfig;
+  private readonly directory: string;
   private readonly prng: Prng;
-  private readonly observer: NodeObserver;
-  private nowTick = 0;
+  private readonly fsyncTicksMax: number;
+  private readonly network: SimNetwork;
+  private readonly clock: SimClockSource;
+  private readonly hooks: HostObserver;
 
-  constructor(options: SimNodeOptions, prng: Prng, observer: NodeObserver) {
-    this.id = options.config.id;
-    this.options = options;
-    this.prng = prng;
-    this.observer = observer;
-    this.core = this.bootCore();
+  constructor(parts: {
+    config: NodeConfig;
+    directory: string;
+    prng: Prng;
+    fsyncTicksMax: number;
+    network: SimNetwork;
+    clock: SimClockSource;
+    hooks: HostObserver;
+  }) {
+    this.id = parts.config.id;
+    this.config = parts.config;
+    this.directory = parts.directory;
+    this.prng = parts.prng;
+    this.fsyncTicksMax = parts.fsyncTicksMax;
+    this.network = parts.network;
+    this.clock = parts.clock;
+    this.hooks = parts.hooks;
+    fs.mkdirSync(this.directory, { recursive: true });
   }
 
   get alive(): boolean {
-    return this.core !== null;
+    return this.node !== null;
   }
 
-  private bootCore(): RaftCore {
+  get core(): RaftCore | null {
+    return this.node?.loop.core ?? null;
+  }
+
+  /** Starts a new incarnation from what the disk and the store file hold. */
+  async boot(): Promise<void> {
+    assert(this.node === null, `boot of a live node ${this.id}`);
     this.incarnation++;
-    return new RaftCore(
-      { ...this.options.config, prng: new Prng(this.prng.nextUint32()) },
-      {
-        hardState: this.durable.hardState,
-        entries: this.durable.entriesAfterSnapshot(),
-        snapshotIndex: this.durable.snapshotIndex,
-        snapshotTerm: this.durable.snapshotTerm,
-        appliedIndex: this.stateMachine.appliedIndex,
+    const clock = this.clock;
+    this.log = new SimLogStore(this.disk, this.prng, this.fsyncTicksMax, () => clock.nowTick());
+    this.timers = new SimTimers(() => clock.nowMs());
+    this.store = Store.open({ path: path.join(this.directory, "baton.db") });
+    const node = new BatonNode(this.config, {
+      clock: { nowMs: () => clock.nowMs() },
+      timers: this.timers,
+      randomSeed: this.prng.nextUint32(),
+      log: this.log,
+      recovered: this.disk.recover(),
+      store: this.store,
+      transport: (handlers) => {
+        this.transport = new SimTransport(this.id, handlers, this.network, () => clock.nowTick());
+        return this.transport;
       },
-    );
+      review: { keepDiscarded: (entries) => this.hooks.discarded(this, entries) },
+      logger: () => {},
+      onFatal: (error) => this.hooks.fatal(this, error),
+      observer: this.hooks.observer(this),
+    });
+    this.node = node;
+    await node.start();
   }
 
   crash(): void {
-    assert(this.core !== null, "crash of a dead node");
-    this.core = null;
-    this.batches = [];
+    assert(this.node !== null, `crash of a dead node ${this.id}`);
+    this.timers?.clear();
+    this.log?.crash();
+    this.transport?.kill();
+    this.store?.close();
+    this.node = null;
+    this.store = null;
+    this.log = null;
+    this.timers = null;
+    this.transport = null;
   }
 
-  restart(): void {
-    assert(this.core === null, "restart of a live node");
-    this.core = this.bootCore();
+  /** The part of one simulated tick that belongs to this machine: fsyncs, then timers. */
+  completePersists(nowTick: number): void {
+    this.log?.completeDue(nowTick);
   }
 
-  step(input: Input, nowTick: number): Effects | null {
-    if (this.core === null) return null;
-    this.nowTick = nowTick;
-    const effects = this.core.step(input);
-    this.observer.effects(this, input, effects);
-    this.carryOut(effects);
-    return effects;
+  fireTimers(): void {
+    this.timers?.fireDue();
   }
 
-  private carryOut(effects: Effects): void {
-    const later: Message[] = [];
-    for (const { message, afterPersist } of effects.messages) {
-      if (afterPersist) later.push(message);
-      else this.observer.send(this, message);
-    }
-    const hasBatch =
-      effects.entries.length > 0 ||
-      effects.hardState !== undefined ||
-      effects.truncateAfter !== undefined ||
-      effects.snapshotRestored !== undefined;
-    const previous = this.batches.at(-1);
-    if (!hasBatch) {
-      // Messages that promise durability wait for every earlier batch, even with nothing of their own.
-      if (previous !== undefined) previous.messages.push(...later);
-      else for (const message of later) this.observer.send(this, message);
-      return;
-    }
-    const lastEntry = effects.entries.at(-1);
-    const delay = this.prng.intBetween(0, this.options.fsyncTicksMax);
-    this.batches.push({
-      snapshotRestored: effects.snapshotRestored,
-      truncateAfter: effects.truncateAfter,
-      entries: effects.entries,
-      hardState: effects.hardState,
-      messages: later,
-      last: lastEntry === undefined ? null : { index: lastEntry.index, term: lastEntry.term },
-      dueTick: Math.max(previous?.dueTick ?? 0, this.nowTick + delay),
-    });
+  deliver(from: NodeId, body: Uint8Array): void {
+    this.transport?.handlers.onMessage(from, body);
   }
 
-  /** Completes every batch whose fsync is due (all of them with `force`), in order. */
-  completePersists(nowTick: number, force = false): void {
-    while (this.core !== null) {
-      const batch = this.batches[0];
-      if (batch === undefined || (!force && batch.dueTick > nowTick)) return;
-      this.batches.shift();
-      this.durable.write(batch);
-      for (const message of batch.messages) this.observer.send(this, message);
-      if (batch.last !== null)
-        this.step({ type: "persisted", index: batch.last.index, term: batch.last.term }, nowTick);
-    }
-  }
-
-  /** Applies committed, locally durable entries to the state machine, then reports them applied. */
-  apply(nowTick: number): void {
-    if (this.core === null) return;
-    const target = Math.min(this.core.status().applyThrough, this.stateMachine.appliedIndex + applyBatchMax);
-    if (target <= this.stateMachine.appliedIndex) return;
-    for (let index = this.stateMachine.appliedIndex + 1; index <= target; index++) {
-      const entry = this.durable.entryAt(index);
-      assert(entry !== undefined, `node ${this.id} must apply ${index} but it is not durable`);
-      const writeId = this.stateMachine.apply(entry);
-      this.observer.applied(this, entry, writeId);
-    }
-    this.step({ type: "applied", index: logIndex(target) }, nowTick);
-    this.maybeCompact(nowTick);
-  }
-
-  private maybeCompact(nowTick: number): void {
-    const applied = this.stateMachine.appliedIndex;
-    if (this.core === null || applied - this.durable.snapshotIndex < this.options.compactEveryEntries) return;
-    const appliedTerm = this.durable.termAt(applied);
-    assert(appliedTerm !== undefined, "applied entry missing from the durable log");
-    this.durable.compact(this.stateMachine.snapshot(appliedTerm));
-    this.step({ type: "compact", index: applied, term: appliedTerm }, nowTick);
-  }
-
-  /** A snapshot arrived: drain the write queue, restore the data durably, then tell the core. */
-  receiveSnapshot(snapshot: StateMachineSnapshot, message: Message, nowTick: number): void {
-    if (this.core === null) return;
-    this.completePersists(nowTick, true);
-    if (snapshot.index > this.stateMachine.appliedIndex) {
-      this.stateMachine.restore(snapshot);
-      this.durable.installSnapshot(snapshot);
-    }
-    this.step({ type: "message", message }, nowTick);
-  }
-
-  get pendingBatchCount(): number {
-    return this.batches.length;
+  /** Closes the store for good (end of run). */
+  dispose(): void {
+    if (this.node !== null) this.crash();
   }
 }

@@ -24,6 +24,7 @@ export type CampaignSummary = {
   ticksToElectBoundShareMax: number;
   writes: Record<Durability, { acknowledged: number; lost: number }>;
   discardedEntries: number;
+  reads: number;
 };
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -59,6 +60,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
       all: { acknowledged: 0, lost: 0 },
     },
     discardedEntries: 0,
+    reads: 0,
   };
   const electTimes: number[] = [];
   let elections = 0;
@@ -84,6 +86,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
       summary.writes[level].lost += result.losses?.[level].lost ?? 0;
     }
     summary.discardedEntries += result.discardedEntries;
+    summary.reads += result.reads;
   }
   electTimes.sort((a, b) => a - b);
   summary.electionsPerRunMean = results.length === 0 ? 0 : elections / results.length;
@@ -108,6 +111,7 @@ export function formatSummary(summary: CampaignSummary, elapsedMs: number): stri
       (level) => `  ${level.padEnd(8)} ${summary.writes[level].acknowledged} / ${summary.writes[level].lost}`,
     ),
     `divergent entries discarded by followers: ${summary.discardedEntries}`,
+    `client reads checked against the final lists (linearizable ones also in real-time order): ${summary.reads}`,
   ];
   return lines.join("\n");
 }

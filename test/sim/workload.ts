@@ -1,41 +1,80 @@
 /**
- * The simulated clients: they propose writes with mixed durability levels and record what the
- * cluster told them about each write.
+ * The simulated clients: real `execute` and `query` calls on the nodes' public interface (the
+ * same `NodeService` the HTTP layer calls), recorded as a list-append history for
+ * `list-append-checker.ts`.
  *
- * Every write carries a unique write id in its data, so the checkers can find it in any log or
- * state machine. Clients look for the leader like real ones: they try the node they last heard was
- * the leader, follow NOT_LEADER hints, and otherwise pick a live node at random. A write is never
- * retried under the same id, so applying any id twice is a bug.
+ * Each append adds a unique value to one of a few keys' lists and, in the same batch, inserts an
+ * AUTOINCREMENT row with `random()` and `datetime('now')` whose trigger writes an audit row, so
+ * the replicas' content hashes also cover nondeterminism, counters and triggers. Every append
+ * carries a request id; an attempt whose outcome is unknown (timeout, leadership lost, not
+ * confirmed, its node crashed) or refused is retried with the same id, up to `attemptsMax`, at the
+ * node the client believes leads. Reads pick a consistency level and a node (the leader for
+ * `linearizable` and `leader`), like the client library would.
  */
-import type { Durability } from "../../src/consensus/config.ts";
-import type { Effects } from "../../src/consensus/effects.ts";
+import type { Consistency, Durability } from "../../src/api/api-types.ts";
+import type { NormalizedExecute, NormalizedQuery } from "../../src/api/request-validation.ts";
+import { isBatonError } from "../../src/lib/errors.ts";
 import type { Prng } from "../../src/lib/prng.ts";
-import type { LogIndex, NodeId, Term } from "../../src/types/ids.ts";
+import type { NodeId } from "../../src/types/ids.ts";
+import type { AppendOp, ListAppendOp, Outcome, ReadOp } from "./list-append-checker.ts";
+import type { SimNodeHost } from "./sim-node.ts";
 
-export type WriteRecord = {
-  readonly writeId: number;
-  readonly durability: Durability;
-  readonly proposedAtTick: number;
-  node: NodeId;
-  state: "proposed" | "rejected" | "accepted" | "acknowledged" | "notConfirmed";
-  index: LogIndex | null;
-  term: Term | null;
-  acknowledgedAtTick: number | null;
-  notConfirmedReason: string | null;
+export const schemaStatements = [
+  "CREATE TABLE lists(key INTEGER PRIMARY KEY, items TEXT NOT NULL)",
+  "CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT, key INTEGER NOT NULL, value INTEGER NOT NULL, noise INTEGER NOT NULL, at TEXT NOT NULL)",
+  "CREATE TABLE audit(id INTEGER PRIMARY KEY AUTOINCREMENT, event INTEGER NOT NULL)",
+  "CREATE TRIGGER events_audit AFTER INSERT ON events BEGIN INSERT INTO audit(event) VALUES (new.id); END",
+];
+
+const keyCount = 4;
+/** Attempts per append value (the first and its retries). */
+export const attemptsMax = 4;
+/** Client operations in flight at once; beyond it new ones wait for a later tick. */
+export const operationsInFlightMax = 24;
+
+/** Codes that say the batch never ran: the attempt definitely did not apply. */
+const refusedCodes = new Set([
+  "NOT_LEADER",
+  "NO_LEADER",
+  "LEADERSHIP_TRANSFER",
+  "LEADER_NOT_READY",
+  "OVERLOADED",
+  "BAD_REQUEST",
+  "SQL_ERROR",
+]);
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type Running = {
+  readonly node: NodeId;
+  readonly op: Mutable<ListAppendOp>;
+  /** Runs when the operation settles, or with `unknown` when its node crashes first. */
+  readonly then: (outcome: Outcome) => void;
+  settled: boolean;
 };
 
 export type DurabilityWeights = Readonly<Record<Durability, number>>;
 
+export type WorkloadClock = { nowTick(): number };
+
 export class Workload {
-  readonly writes = new Map<number, WriteRecord>();
-  private nextWriteId = 1;
-  private leaderHint: NodeId | null = null;
+  readonly history: Mutable<ListAppendOp>[] = [];
+  leaderHint: NodeId | null = null;
+  private readonly running = new Set<Running>();
   private readonly prng: Prng;
   private readonly weights: DurabilityWeights;
+  private readonly clock: WorkloadClock;
+  private readonly timeoutMs: number;
+  private nextValue = 1;
 
-  constructor(prng: Prng, weights: DurabilityWeights) {
+  constructor(prng: Prng, weights: DurabilityWeights, clock: WorkloadClock, timeoutMs: number) {
     this.prng = prng;
     this.weights = weights;
+    this.clock = clock;
+    this.timeoutMs = timeoutMs;
+  }
+
+  get inFlight(): number {
+    return this.running.size;
   }
 
   chooseDurability(): Durability {
@@ -48,68 +87,150 @@ export class Workload {
     return "majority";
   }
 
-  chooseTarget(alive: readonly NodeId[]): NodeId | null {
-    if (alive.length === 0) return null;
-    if (this.leaderHint !== null && alive.includes(this.leaderHint) && this.prng.chance(0.9))
-      return this.leaderHint;
-    return this.prng.pick(alive);
+  /** Starts one random operation on one of `live` (nodes that answer now). */
+  startRandom(live: readonly SimNodeHost[]): void {
+    if (live.length === 0 || this.running.size >= operationsInFlightMax) return;
+    if (this.prng.chance(0.65)) this.append(this.leaderOr(live), this.chooseDurability());
+    else {
+      const consistency = this.prng.pick<Consistency>(["linearizable", "linearizable", "leader", "any"]);
+      const node = consistency === "any" ? this.prng.pick(live) : this.leaderOr(live);
+      this.read(node, consistency);
+    }
   }
 
-  /** Registers a new write to propose on `node`; returns its id (also its proposal id suffix). */
-  begin(node: NodeId, durability: Durability, nowTick: number): WriteRecord {
-    const record: WriteRecord = {
-      writeId: this.nextWriteId++,
+  /** Appends a new value to a random key at `node`; retried as described in the module header. */
+  append(node: SimNodeHost, durability: Durability, attempt = 1, value = this.nextValue++): Mutable<AppendOp> {
+    const key = value % keyCount;
+    const op: Mutable<AppendOp> = {
+      kind: "append",
+      client: value,
+      key,
+      value,
       durability,
-      proposedAtTick: nowTick,
-      node,
-      state: "proposed",
-      index: null,
-      term: null,
-      acknowledgedAtTick: null,
-      notConfirmedReason: null,
+      invokedAt: this.clock.nowTick(),
+      completedAt: null,
+      outcome: "unknown",
     };
-    this.writes.set(record.writeId, record);
-    return record;
+    const request: NormalizedExecute = {
+      statements: [
+        {
+          sql: "INSERT INTO lists(key, items) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET items = items || ',' || excluded.items",
+          params: [key, String(value)],
+        },
+        {
+          sql: "INSERT INTO events(key, value, noise, at) VALUES (?, ?, random(), datetime('now'))",
+          params: [key, value],
+        },
+      ],
+      durability,
+      requestId: `v${value}`,
+      timeoutMs: this.timeoutMs,
+    };
+    this.track(node, op, node.node?.execute(request), (outcome) => {
+      if (outcome !== "ok" && attempt < attemptsMax) this.retryLater(value, durability, attempt + 1);
+    });
+    return op;
   }
 
-  /** Records every client-visible outcome in one node's Effects. */
-  observe(node: NodeId, effects: Effects, nowTick: number): void {
-    for (const outcome of effects.proposals) {
-      const record = this.writes.get(writeIdOf(outcome.proposalId));
-      if (record === undefined) continue;
-      if (outcome.accepted) {
-        record.state = "accepted";
-        record.index = outcome.index;
-        record.term = outcome.term;
-        this.leaderHint = node;
-      } else {
-        record.state = "rejected";
-        this.leaderHint = outcome.leaderId;
-      }
-    }
-    for (const ack of effects.acknowledged) {
-      const record = this.writes.get(writeIdOf(ack.proposalId));
-      if (record === undefined) continue;
-      record.state = "acknowledged";
-      record.acknowledgedAtTick = nowTick;
-    }
-    for (const failure of effects.notConfirmed) {
-      const record = this.writes.get(writeIdOf(failure.proposalId));
-      if (record === undefined) continue;
-      record.state = "notConfirmed";
-      record.notConfirmedReason = failure.reason;
+  read(node: SimNodeHost, consistency: Consistency): Mutable<ReadOp> {
+    const key = this.prng.intBetween(0, keyCount - 1);
+    const op: Mutable<ReadOp> = {
+      kind: "read",
+      client: 0,
+      key,
+      consistency,
+      node: node.id,
+      invokedAt: this.clock.nowTick(),
+      completedAt: null,
+      outcome: "unknown",
+      values: null,
+    };
+    const request: NormalizedQuery = {
+      statements: [{ sql: "SELECT items FROM lists WHERE key = ?", params: [key] }],
+      consistency,
+      minIndex: null,
+      maxLagMs: null,
+      timeoutMs: this.timeoutMs,
+    };
+    const answer = node.node?.query(request).then((response) => {
+      const items = response.results[0]?.rows[0]?.[0];
+      op.values = typeof items === "string" ? items.split(",").map(Number) : [];
+      return response;
+    });
+    this.track(node, op, answer, () => {});
+    return op;
+  }
+
+  /** One attempt, never retried (scripted scenarios watch its outcome). */
+  appendOnce(node: SimNodeHost, durability: Durability): Mutable<AppendOp> {
+    return this.append(node, durability, attemptsMax);
+  }
+
+  /** A node crashed: its operations in flight will never answer; their outcome stays unknown. */
+  nodeCrashed(node: NodeId): void {
+    for (const running of [...this.running]) {
+      if (running.node !== node) continue;
+      this.running.delete(running);
+      running.settled = true;
+      running.op.completedAt = null;
+      running.then("unknown");
     }
   }
 
-  acknowledged(): WriteRecord[] {
-    return [...this.writes.values()].filter((write) => write.state === "acknowledged");
+  private readonly retries: { value: number; durability: Durability; attempt: number }[] = [];
+
+  /** Retries queued by failed attempts, started at the leader the client now believes in. */
+  startRetries(live: readonly SimNodeHost[]): void {
+    if (live.length === 0) return;
+    for (const retry of this.retries.splice(0)) this.append(this.leaderOr(live), retry.durability, retry.attempt, retry.value);
+  }
+
+  private retryLater(value: number, durability: Durability, attempt: number): void {
+    this.retries.push({ value, durability, attempt });
+  }
+
+  private leaderOr(live: readonly SimNodeHost[]): SimNodeHost {
+    const hinted = live.find((node) => node.id === this.leaderHint);
+    if (hinted !== undefined && this.prng.chance(0.9)) return hinted;
+    return this.prng.pick(live);
+  }
+
+  private track(
+    node: SimNodeHost,
+    op: Mutable<ListAppendOp>,
+    answer: Promise<unknown> | undefined,
+    then: (outcome: Outcome) => void,
+  ): void {
+    this.history.push(op);
+    if (answer === undefined) {
+      op.outcome = "failed";
+      op.completedAt = this.clock.nowTick();
+      return;
+    }
+    const running: Running = { node: node.id, op, then, settled: false };
+    this.running.add(running);
+    answer.then(
+      () => this.settle(running, "ok", null),
+      (error: unknown) => this.settle(running, outcomeOf(error), error),
+    );
+  }
+
+  private settle(running: Running, outcome: Outcome, error: unknown): void {
+    if (running.settled) return;
+    running.settled = true;
+    this.running.delete(running);
+    running.op.outcome = outcome;
+    running.op.completedAt = this.clock.nowTick();
+    if (outcome === "ok") this.leaderHint = running.node;
+    if (isBatonError(error, "NOT_LEADER")) {
+      const leader = error.details.leader as { id?: string } | undefined;
+      if (leader?.id !== undefined) this.leaderHint = leader.id as NodeId;
+    }
+    running.then(outcome);
   }
 }
 
-export function proposalIdOf(writeId: number): string {
-  return `w${writeId}`;
-}
-
-export function writeIdOf(proposalId: string): number {
-  return Number(proposalId.slice(1));
+function outcomeOf(error: unknown): Outcome {
+  if (isBatonError(error) && refusedCodes.has(error.code)) return "failed";
+  return "unknown";
 }

@@ -1,0 +1,169 @@
+/**
+ * BatonNode: one node, assembled from components with one job each, behind the `NodeService`
+ * interface that HTTP, the CLI and the simulator's clients use.
+ *
+ *   ReplicaLoop        feeds the core, carries out Effects (persist → send → apply → answer)
+ *   LeaderSpeculation  the leader's open SQLite transaction: run, commit when covered, roll back
+ *   CommittedApplier   committed entries into SQLite, exactly once, in order
+ *   WritePath          gate, request-id replay, propose, wait for the durability level
+ *   ReadPath           consistency levels, read index, minIndex, maxLagMs
+ *   NodeStatusView     /v1/status and honest readiness
+ *
+ * Everything outside the process reaches it through the `NodeRuntime` (clock, timers, seed, log
+ * store, store, transport), so the simulator runs this very class on simulated time and disks.
+ *
+ * Bugs crash: a non-`BatonError` thrown by any request path takes the loop's fatal path before it
+ * propagates; a `BatonError` is an operating error and leaves the node running.
+ */
+import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
+import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
+import type { RoleChange } from "../consensus/index.ts";
+import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
+import type { NodeId } from "../types/ids.ts";
+import { CommittedApplier } from "./committed-applier.ts";
+import { IndexWaiters } from "./index-waiters.ts";
+import { LeaderSpeculation } from "./leader-speculation.ts";
+import { checkNodeConfig, type NodeConfig } from "./node-config.ts";
+import type { NodeService, Readiness } from "./node-service.ts";
+import { NodeStatusView } from "./node-status.ts";
+import { PeerDirectory } from "./peer-directory.ts";
+import { ReadPath } from "./read-path.ts";
+import { ReplicaLoop } from "./replica-loop.ts";
+import type { NodeRuntime } from "./runtime.ts";
+import { WritePath } from "./write-path.ts";
+
+/** How often a stopping leader checks whether its hand-over finished. */
+const handOverPollMs = 10;
+
+export class BatonNode implements NodeService {
+  readonly id: NodeId;
+  readonly config: NodeConfig;
+  readonly runtime: NodeRuntime;
+  readonly loop: ReplicaLoop;
+  readonly peers: PeerDirectory;
+  readonly applied: IndexWaiters;
+  readonly speculation: LeaderSpeculation;
+  private readonly writes: WritePath;
+  private readonly reads: ReadPath;
+  private readonly statusView: NodeStatusView;
+  private stopping = false;
+
+  constructor(config: NodeConfig, runtime: NodeRuntime) {
+    this.config = checkNodeConfig(config);
+    this.id = config.id;
+    this.runtime = runtime;
+    const { store, timers, clock, logger } = runtime;
+    this.peers = new PeerDirectory(config.id, config.httpAddress, config.peerHttp);
+    this.loop = new ReplicaLoop(config, runtime, this.peers);
+    this.applied = new IndexWaiters("applied index", store.appliedIndex, timers, config.indexWaitersMax);
+    this.speculation = new LeaderSpeculation(store, clock, config, this.applied, logger);
+    const applier = new CommittedApplier({
+      store,
+      core: this.loop.core,
+      speculation: this.speculation,
+      applied: this.applied,
+      observer: runtime.observer,
+      reportApplied: (index) => this.loop.reportApplied(index),
+    });
+    this.loop.attach({
+      applyCommitted: (through) => applier.applyCommitted(through),
+      roleChanged: (change) => this.roleChanged(change),
+    });
+    const isStopping = (): boolean => this.stopping;
+    this.writes = new WritePath({ ...this.parts(), speculation: this.speculation, isStopping });
+    this.reads = new ReadPath({ ...this.parts(), requireLeader: () => this.writes.requireLeader() });
+    this.statusView = new NodeStatusView(this.loop, store, this.peers, config);
+    this.loop.onStateChange(() => this.afterStep());
+  }
+
+  private parts() {
+    return { loop: this.loop, applied: this.applied, peers: this.peers, config: this.config, runtime: this.runtime };
+  }
+
+  start(): Promise<void> {
+    return this.loop.start();
+  }
+
+  execute(request: NormalizedExecute): Promise<ExecuteResponse> {
+    return this.guard(() => this.writes.execute(request));
+  }
+
+  query(request: NormalizedQuery): Promise<QueryResponse> {
+    return this.guard(() => this.reads.query(request));
+  }
+
+  status(): StatusResponse {
+    return this.statusView.status();
+  }
+
+  readiness(): Readiness {
+    return this.statusView.readiness(this.stopping);
+  }
+
+  contentHash(): { appliedIndex: number; hash: string } {
+    return { appliedIndex: this.runtime.store.appliedIndex, hash: this.runtime.store.contentHash() };
+  }
+
+  /** Refuses new work from now on; writes waiting at the gate fail with SHUTTING_DOWN. */
+  beginStop(): void {
+    this.stopping = true;
+    this.writes.gate.refuseAll(() => new BatonError(ErrorCode.SHUTTING_DOWN, "the node is shutting down"));
+  }
+
+  /**
+   * A leader hands leadership to its most up-to-date follower and waits (bounded) until it has;
+   * any other node returns at once. Used on graceful stop.
+   */
+  async handOver(waitMsMax: number): Promise<void> {
+    const status = this.loop.core.status();
+    if (status.role !== "leader") return;
+    const target = [...status.members].sort((a, b) => b.matchIndex - a.matchIndex)[0];
+    if (target === undefined) return;
+    this.runtime.logger("info", "node.handing-over-leadership", { target: target.id });
+    this.loop.step({ type: "transferLeadership", target: target.id });
+    const deadlineMs = this.runtime.clock.nowMs() + waitMsMax;
+    while (this.loop.core.summary().role === "leader" && this.runtime.clock.nowMs() < deadlineMs)
+      await new Promise<void>((resolve) => this.runtime.timers.after(handOverPollMs, resolve));
+  }
+
+  /** Stops ticking and the transport, and waits for pending log writes. Closing files is the caller's. */
+  async stop(): Promise<void> {
+    this.beginStop();
+    await this.loop.stop();
+    this.applied.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping"));
+  }
+
+  private roleChanged(change: RoleChange): void {
+    if (change.role !== "leader") this.speculation.rollback(`became ${change.role}`);
+  }
+
+  /** After every step (and on the fatal path): refuse or release the writes at the gate. */
+  private afterStep(): void {
+    const gate = this.writes.gate;
+    if (this.loop.fatal !== null) {
+      const stopped = () => new BatonError(ErrorCode.SHUTTING_DOWN, "the node stopped after a failure");
+      gate.refuseAll(stopped);
+      this.applied.rejectAll(stopped());
+      return;
+    }
+    if (gate.size === 0) return;
+    const core = this.loop.core.summary();
+    if (core.role !== "leader") {
+      gate.refuseAll(() => this.peers.refusal("NOT_LEADER", core.leaderId));
+      return;
+    }
+    gate.release();
+  }
+
+  /** Runs a request path; an error that is not an operating error is a bug and stops the node. */
+  private async guard<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (isBatonError(error)) throw error;
+      const bug = error instanceof Error ? error : new Error(String(error));
+      this.loop.fail(bug);
+      throw new BatonError(ErrorCode.INTERNAL, `the node stopped on an internal error: ${bug.message}`, {}, { cause: bug });
+    }
+  }
+}

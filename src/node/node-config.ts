@@ -1,0 +1,88 @@
+/**
+ * What one node is told about itself and its cluster, with the node layer's own bounds.
+ *
+ * The tick period is explicit configuration (it used to be derived from the heartbeat by a
+ * formula): the core counts time in ticks, and the heartbeat must be a whole number of them.
+ */
+import type { Durability } from "../consensus/config.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { NodeId } from "../types/ids.ts";
+
+/**
+ * Deliberate bugs in the node layer, for the simulator's self-test ("does it catch a broken
+ * shell?"). Never set outside tests: each breaks one rule of the replica loop or the read path.
+ */
+export type UnsafeNodeBugs = {
+  /** Report entries durable and send durability-promising messages before the log synced them. */
+  readonly ackBeforeSync?: boolean;
+  /** Apply every entry in the log, committed or not. */
+  readonly applyBeforeCommit?: boolean;
+  /** Serve `linearizable` reads from local state without a read index round. */
+  readonly linearizableWithoutReadIndex?: boolean;
+  /** Commit the leader's speculative SQLite transaction right after each batch runs, before Raft commits it. */
+  readonly commitSpeculationEarly?: boolean;
+};
+
+export type NodeConfig = {
+  readonly id: NodeId;
+  readonly voters: readonly NodeId[];
+  /** Where this node's HTTP API listens, as peers and clients should dial it. */
+  readonly httpAddress: string;
+  /** HTTP addresses known from configuration; peers also announce theirs over the transport. */
+  readonly peerHttp: ReadonlyMap<NodeId, string>;
+  readonly tickMs: number;
+  readonly heartbeatMs: number;
+  readonly missedHeartbeats: number;
+  readonly electionJitter?: number;
+  readonly preVote?: boolean;
+  readonly checkQuorum?: boolean;
+  readonly appendEntriesInflightMax?: number;
+  readonly appendEntriesBatchEntriesMax?: number;
+  readonly appendEntriesBatchBytesMax?: number;
+  readonly durability: Durability;
+  /** Speculative batches are committed at least this often, so leader reads never lag longer. */
+  readonly speculationAgeMsMax: number;
+  /** `/readyz` says ready only when this node's state was known fresh within this time. */
+  readonly readyLagMsMax: number;
+  /** Writes waiting at the write gate; more are refused OVERLOADED. */
+  readonly gateWaitersMax: number;
+  /** Requests waiting for the applied index to reach a target; more are refused OVERLOADED. */
+  readonly indexWaitersMax: number;
+  readonly writeTimeoutMsDefault: number;
+  readonly readTimeoutMsDefault: number;
+  /** Core events kept in memory for status pages. */
+  readonly auditEventsMax: number;
+  readonly unsafeNodeBugs?: UnsafeNodeBugs;
+  readonly unsafeCoreBugs?: {
+    readonly commitOldTermByCounting?: boolean;
+    readonly voteWithoutLogCheck?: boolean;
+  };
+};
+
+export const nodeDefaults = {
+  tickMs: 10,
+  speculationAgeMsMax: 20,
+  readyLagMsMax: 5_000,
+  gateWaitersMax: 10_000,
+  indexWaitersMax: 10_000,
+  writeTimeoutMsDefault: 10_000,
+  readTimeoutMsDefault: 5_000,
+  auditEventsMax: 1_000,
+} as const;
+
+/** Checks the relations the core and the node rely on; a bad value is BAD_CONFIG, not a crash. */
+export function checkNodeConfig(config: NodeConfig): NodeConfig {
+  const positive = ["tickMs", "heartbeatMs", "missedHeartbeats", "speculationAgeMsMax"] as const;
+  for (const name of positive) {
+    if (!Number.isSafeInteger(config[name]) || config[name] <= 0)
+      throw new BatonError(ErrorCode.BAD_CONFIG, `${name} must be a positive integer, not ${config[name]}`);
+  }
+  if (config.heartbeatMs % config.tickMs !== 0)
+    throw new BatonError(
+      ErrorCode.BAD_CONFIG,
+      `the heartbeat (${config.heartbeatMs} ms) must be a whole number of ticks (${config.tickMs} ms)`,
+    );
+  if (!config.voters.includes(config.id))
+    throw new BatonError(ErrorCode.BAD_CONFIG, `${config.id} is not one of the voters`);
+  return config;
+}

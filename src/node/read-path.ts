@@ -1,0 +1,100 @@
+/**
+ * The read path: serve a query at the consistency the client chose.
+ *
+ * - `linearizable` (default): the leader confirms it still leads with a heartbeat round (read
+ *   index, Raft thesis §6.4), then serves once that index is applied here. A follower refuses
+ *   with NOT_LEADER naming the leader, which the HTTP layer forwards to.
+ * - `leader`: on the leader, serve once its known commit index is applied (no confirmation round:
+ *   a deposed leader that has not noticed may serve stale data until check-quorum fences it).
+ * - `any`: local committed state; with `maxLagMs`, refuse STALE_READ when this node's state was
+ *   last known fresh longer ago.
+ * - `minIndex` (read-your-writes across nodes): wait, bounded by `timeoutMs`, until applied.
+ * Every read sees only committed state: the store's read connection never sees open batches.
+ */
+import type { QueryResponse } from "../api/api-types.ts";
+import { jsonSafe } from "../api/json-encoding.ts";
+import type { NormalizedQuery } from "../api/request-validation.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { LogIndex } from "../types/ids.ts";
+import type { IndexWaiters } from "./index-waiters.ts";
+import type { NodeConfig } from "./node-config.ts";
+import type { ReplicaLoop } from "./replica-loop.ts";
+import type { NodeRuntime } from "./runtime.ts";
+
+export class ReadPath {
+  private readonly loop: ReplicaLoop;
+  private readonly applied: IndexWaiters;
+  private readonly config: NodeConfig;
+  private readonly runtime: NodeRuntime;
+  private readonly requireLeader: () => void;
+
+  constructor(parts: {
+    loop: ReplicaLoop;
+    applied: IndexWaiters;
+    config: NodeConfig;
+    runtime: NodeRuntime;
+    requireLeader: () => void;
+  }) {
+    this.loop = parts.loop;
+    this.applied = parts.applied;
+    this.config = parts.config;
+    this.runtime = parts.runtime;
+    this.requireLeader = parts.requireLeader;
+  }
+
+  async query(request: NormalizedQuery): Promise<QueryResponse> {
+    const timeoutMs = request.timeoutMs ?? this.config.readTimeoutMsDefault;
+    if (request.consistency === "linearizable") {
+      this.requireLeader();
+      if (this.config.unsafeNodeBugs?.linearizableWithoutReadIndex !== true)
+        await this.applied.wait(await this.confirmReadIndex(timeoutMs), timeoutMs);
+    } else if (request.consistency === "leader") {
+      this.requireLeader();
+      await this.applied.wait(this.loop.core.summary().commitIndex, timeoutMs);
+    } else if (request.maxLagMs !== null) {
+      this.checkLag(request.maxLagMs);
+    }
+    if (request.minIndex !== null) await this.applied.wait(request.minIndex, timeoutMs);
+    const result = this.runtime.store.query(request.statements);
+    return {
+      results: result.results.map((r) => ({
+        columns: r.columns,
+        rows: r.rows.map((row) => row.map(jsonSafe)) as never,
+      })),
+      position: { index: result.appliedIndex },
+      node: this.config.id,
+    };
+  }
+
+  /** One read-index round: resolves with the index to wait for, or rejects with the core's refusal. */
+  private async confirmReadIndex(timeoutMs: number): Promise<LogIndex> {
+    const outcomes = this.loop.outcomes;
+    const readId = outcomes.newId("r");
+    const ready = outcomes.registerRead(readId);
+    ready.catch(() => {});
+    this.loop.step({ type: "readIndex", requestId: readId });
+    let cancel = (): void => {};
+    const timedOut = new Promise<never>((_, reject) => {
+      cancel = this.runtime.timers.after(timeoutMs, () => {
+        outcomes.forget(readId);
+        reject(new BatonError(ErrorCode.TIMEOUT, `the read index was not confirmed within ${timeoutMs} ms`));
+      });
+    });
+    try {
+      return await Promise.race([ready, timedOut]);
+    } finally {
+      cancel();
+    }
+  }
+
+  private checkLag(maxLagMs: number): void {
+    if (this.loop.core.summary().role === "leader") return;
+    const lagMs = this.loop.lagMs();
+    if (lagMs !== null && lagMs <= maxLagMs) return;
+    throw new BatonError(
+      ErrorCode.STALE_READ,
+      `this node lags the leader by ${lagMs === null ? "an unknown time" : `${lagMs} ms`}; maxLagMs is ${maxLagMs}`,
+      { lagMs, maxLagMs },
+    );
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * The replica loop: the one implementation of the consensus core's Effects contract
+ * (`src/consensus/effects.ts`), used by production and by the simulator alike.
+ *
+ * It feeds every input to the core (ticks from the runtime's timers, peer messages from the
+ * transport, proposals and read-index requests from the write and read paths, and the loop's own
+ * "persisted" and "applied" reports) and carries out each Effects completely, in order:
+ *   persist (snapshot reset, truncate, append, hard state: one durable batch, batches in call order)
+ *   → send (now, or once this and every earlier batch is durable) → apply committed entries
+ *   → answer clients → snapshot requests → bookkeeping (role changes, review, audit).
+ *
+ * Invariants:
+ * - A message marked `afterPersist` leaves only after its own and every earlier durable batch
+ *   completed; `persisted` is reported to the core only then (one promise chain in call order).
+ * - The leader counts itself toward a write's durability only once its own batch is durable,
+ *   while followers may already have been sent the entries (Raft thesis §10.2.1).
+ * - Bugs crash: an exception from the core, from carrying out effects, or from a component the
+ *   loop calls takes `fail`, the node's single fatal path. After it nothing more is persisted,
+ *   sent, applied or acknowledged; waiting requests fail with SHUTTING_DOWN; `onFatal` is told.
+ */
+import {
+  type CoreEvent,
+  type Effects,
+  type Input,
+  type Message,
+  RaftCore,
+  type RoleChange,
+} from "../consensus/index.ts";
+import { assert } from "../lib/assert.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { Prng } from "../lib/prng.ts";
+import type { Transport } from "../transport/transport.ts";
+import type { LogIndex, NodeId } from "../types/ids.ts";
+import type { NodeConfig } from "./node-config.ts";
+import { decodePeerBody, encodeConsensus, encodeNodeInfo } from "./peer-envelope.ts";
+import type { PeerDirectory } from "./peer-directory.ts";
+import { ProposalRegistry } from "./proposal-registry.ts";
+import type { Cancel, NodeRuntime } from "./runtime.ts";
+
+/** What the loop delegates: the state machine side of "apply" and the reaction to a role change. */
+export type LoopParts = {
+  /** Applies committed entries through `through` (from the log, or by committing speculation). */
+  applyCommitted(through: LogIndex): void;
+  /** Runs before the rest of the bookkeeping when the role or leader changed. */
+  roleChanged(change: RoleChange): void;
+};
+
+export type AuditEvent = CoreEvent & { readonly atMs: number };
+
+export class ReplicaLoop {
+  readonly core: RaftCore;
+  readonly outcomes = new ProposalRegistry();
+  readonly auditEvents: AuditEvent[] = [];
+  private readonly config: NodeConfig;
+  private readonly runtime: NodeRuntime;
+  private readonly peers: PeerDirectory;
+  private parts: LoopParts | null = null;
+  private transport: Transport | null = null;
+  private persistChain: Promise<void> = Promise.resolve();
+  private cancelTicker: Cancel | null = null;
+  private fatalError: Error | null = null;
+  private readonly stateListeners = new Set<() => void>();
+  /** Last time this node's state machine was known to be as fresh as the leader's commit index. */
+  private freshAt: number | null = null;
+
+  constructor(config: NodeConfig, runtime: NodeRuntime, peers: PeerDirectory) {
+    this.config = config;
+    this.runtime = runtime;
+    this.peers = peers;
+    const { recovered, store } = runtime;
+    this.core = new RaftCore(
+      {
+        id: config.id,
+        voters: config.voters,
+        tickMs: config.tickMs,
+        heartbeatIntervalMs: config.heartbeatMs,
+        missedHeartbeats: config.missedHeartbeats,
+        defaultDurability: config.durability,
+        prng: new Prng(runtime.randomSeed),
+        ...coreTuning(config),
+      },
+      {
+        hardState: recovered.hardState,
+        entries: recovered.entries,
+        snapshotIndex: recovered.compactionPoint.index,
+        snapshotTerm: recovered.compactionPoint.term,
+        appliedIndex: store.appliedIndex,
+      },
+    );
+  }
+
+  /** Wires the state machine side; once, before `start`. */
+  attach(parts: LoopParts): void {
+    assert(this.parts === null, "the loop's parts are attached once");
+    this.parts = parts;
+  }
+
+  async start(): Promise<void> {
+    assert(this.transport === null && this.parts !== null, "start once, after attach");
+    this.transport = this.runtime.transport({
+      onMessage: (from, body) => this.receive(from, body),
+      onPeerState: (peer, state) => {
+        if (state === "connected") this.transport?.send(peer, encodeNodeInfo({ http: this.peers.selfHttp }));
+      },
+    });
+    await this.transport.start();
+    this.cancelTicker = this.runtime.timers.every(this.config.tickMs, () => {
+      if (this.fatalError === null) this.stepSafely({ type: "tick" });
+    });
+  }
+
+  get fatal(): Error | null {
+    return this.fatalError;
+  }
+
+  /** Milliseconds since this node's state was last known as fresh as the leader's commit; null if never. */
+  lagMs(): number | null {
+    return this.freshAt === null ? null : this.runtime.clock.nowMs() - this.freshAt;
+  }
+
+  /** Registers a callback run after every step (role, commit and applied changes). */
+  onStateChange(listener: () => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /**
+   * Feeds one input to the core and carries out its effects; returns them for callers that need
+   * an outcome. Throws SHUTTING_DOWN once the node has stopped (and after taking the fatal path
+   * itself when this very step failed).
+   */
+  step(input: Input): Effects {
+    if (this.fatalError !== null) throw stoppedError(this.fatalError);
+    let effects: Effects;
+    try {
+      effects = this.core.step(input);
+      this.runtime.observer?.stepped(input, effects);
+      this.carryOut(effects);
+    } catch (error) {
+      this.fail(asError(error));
+      throw stoppedError(asError(error));
+    }
+    return effects;
+  }
+
+  /** `step` for inputs nobody waits on (ticks, messages, reports): a failure is already fatal. */
+  stepSafely(input: Input): void {
+    try {
+      this.step(input);
+    } catch (error) {
+      assert(this.fatalError !== null, `a step failed without stopping the node: ${String(error)}`);
+    }
+  }
+
+  /** The node's single fatal path (see the module header). Idempotent. */
+  fail(error: Error): void {
+    if (this.fatalError !== null) return;
+    this.fatalError = error;
+    this.runtime.logger("error", "node.fatal", { error: error.message, stack: error.stack });
+    this.cancelTicker?.();
+    const stopped = stoppedError(error);
+    this.outcomes.rejectAll(stopped);
+    for (const listener of this.stateListeners) listener();
+    this.runtime.onFatal(error);
+  }
+
+  /** Stops ticking and the transport; waits for pending persistence. */
+  async stop(): Promise<void> {
+    this.cancelTicker?.();
+    this.cancelTicker = null;
+    await this.persistChain.catch(() => {});
+    await this.transport?.stop();
+    this.outcomes.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping"));
+  }
+
+  /**
+   * The state machine now holds every entry through `index`: tell the core (in a microtask, after
+   * the current step finished), then continue applying if the bounded apply left committed entries.
+   */
+  reportApplied(index: LogIndex): void {
+    queueMicrotask(() => {
+      if (this.fatalError !== null) return;
+      const summary = this.core.summary();
+      // The injected bug applies past what the core allowed; it must not also trip the core's check.
+      const reported =
+        this.config.unsafeNodeBugs?.applyBeforeCommit === true ? Math.min(index, summary.applyThrough) : index;
+      if (reported > summary.appliedIndex) this.stepSafely({ type: "applied", index: reported as LogIndex });
+      if (this.fatalError !== null) return;
+      const through = this.core.summary().applyThrough;
+      if (this.runtime.store.appliedIndex >= through) return;
+      try {
+        this.parts?.applyCommitted(through);
+      } catch (error) {
+        this.fail(asError(error));
+      }
+    });
+  }
+
+  private receive(from: NodeId, body: Uint8Array): void {
+    if (this.fatalError !== null) return;
+    let decoded: ReturnType<typeof decodePeerBody>;
+    try {
+      decoded = decodePeerBody(body);
+    } catch (error) {
+      this.runtime.logger("warn", "peer.bad-message", { from, error: asError(error).message });
+      return;
+    }
+    if (decoded.type === "nodeInfo") {
+      this.peers.learn(from, decoded.info.http);
+      return;
+    }
+    const message = decoded.message;
+    if (message.from !== from || message.to !== this.config.id) {
+      this.runtime.logger("warn", "peer.misaddressed-message", { from, claimedFrom: message.from });
+      return;
+    }
+    this.noteFreshness(message);
+    this.stepSafely({ type: "message", message });
+  }
+
+  private noteFreshness(message: Message): void {
+    if (message.type !== "appendEntries" && message.type !== "heartbeat") return;
+    if (message.leaderCommit <= this.runtime.store.appliedIndex) this.freshAt = this.runtime.clock.nowMs();
+  }
+
+  private carryOut(effects: Effects): void {
+    const durable = this.persist(effects);
+    for (const outbound of effects.messages) if (!outbound.afterPersist) this.send(outbound.message);
+    if (durable !== null) this.afterDurable(durable, effects);
+    const parts = this.parts;
+    assert(parts !== null, "parts attached before the first step");
+    const through = this.applyTarget(effects);
+    if (through !== null) parts.applyCommitted(through);
+    this.answerClients(effects);
+    for (const needed of effects.snapshotNeeded) {
+      // Log compaction is not enabled yet, so a follower never needs a snapshot; tell the core.
+      this.runtime.logger("warn", "snapshot.not-supported", { peer: needed.peer, index: needed.index });
+      queueMicrotask(() => {
+        if (this.fatalError === null) this.stepSafely({ type: "snapshotFailed", peer: needed.peer });
+      });
+    }
+    if (effects.roleChange !== undefined) parts.roleChanged(effects.roleChange);
+    this.bookkeeping(effects);
+    for (const listener of this.stateListeners) listener();
+  }
+
+  /** Starts the durable batch of these effects; returns a promise for it and every earlier one, or null. */
+  private persist(effects: Effects): Promise<void> | null {
+    const log = this.runtime.log;
+    const operations: Promise<void>[] = [];
+    if (effects.snapshotRestored !== undefined)
+      operations.push(log.resetToSnapshot(effects.snapshotRestored.index, effects.snapshotRestored.term));
+    if (effects.truncateAfter !== undefined) operations.push(log.truncateAfter(effects.truncateAfter));
+    if (effects.entries.length > 0) operations.push(log.append(effects.entries));
+    if (effects.hardState !== undefined) operations.push(log.saveHardState(effects.hardState));
+    const hasLate = effects.messages.some((m) => m.afterPersist);
+    if (operations.length === 0 && !hasLate) return null;
+    const batch = Promise.all(operations);
+    this.persistChain = this.persistChain.then(() => batch.then(() => {}));
+    return this.config.unsafeNodeBugs?.ackBeforeSync === true ? Promise.resolve() : this.persistChain;
+  }
+
+  /** Once durable: release the messages that promise durability and report the entries persisted. */
+  private afterDurable(durable: Promise<void>, effects: Effects): void {
+    const late = effects.messages.filter((m) => m.afterPersist);
+    const last = effects.entries.at(-1);
+    durable
+      .then(() => {
+        if (this.fatalError !== null) return;
+        for (const outbound of late) this.send(outbound.message);
+        if (last !== undefined) this.stepSafely({ type: "persisted", index: last.index, term: last.term });
+      })
+      .catch((error: unknown) => this.fail(asError(error)));
+  }
+
+  private applyTarget(effects: Effects): LogIndex | null {
+    if (this.config.unsafeNodeBugs?.applyBeforeCommit === true && effects.entries.length > 0) {
+      const { role } = this.core.summary();
+      if (role !== "leader") return effects.entries.at(-1)?.index ?? null;
+    }
+    return effects.applyThrough ?? null;
+  }
+
+  private send(message: Message): void {
+    this.transport?.send(message.to, encodeConsensus(message));
+  }
+
+  private answerClients(effects: Effects): void {
+    const outcomes = this.outcomes;
+    for (const outcome of effects.proposals) {
+      if (!outcome.accepted)
+        outcomes.rejectProposal(outcome.proposalId, this.peers.refusal(outcome.code, outcome.leaderId));
+    }
+    for (const ack of effects.acknowledged)
+      outcomes.acknowledge(ack.proposalId, { index: ack.index, term: ack.term });
+    for (const failed of effects.notConfirmed) outcomes.notConfirmed(failed);
+    for (const ready of effects.readReady) outcomes.readReady(ready.requestId, ready.index);
+    for (const rejected of effects.readRejected)
+      outcomes.readRejected(rejected.requestId, this.peers.refusal(rejected.code, rejected.leaderId));
+  }
+
+  private bookkeeping(effects: Effects): void {
+    const { logger, clock } = this.runtime;
+    if (effects.roleChange !== undefined) {
+      const { role, term, leaderId } = effects.roleChange;
+      logger("info", "role.changed", { role, term, leader: leaderId });
+    }
+    if (effects.discarded.length > 0) {
+      this.runtime.review.keepDiscarded(effects.discarded, clock.nowMs());
+      logger("warn", "entries.discarded-kept-for-review", {
+        count: effects.discarded.length,
+        from: effects.discarded[0]?.index,
+        to: effects.discarded.at(-1)?.index,
+      });
+    }
+    for (const event of effects.events) {
+      this.auditEvents.push({ ...event, atMs: clock.nowMs() });
+      if (this.auditEvents.length > this.config.auditEventsMax) this.auditEvents.shift();
+      logger("info", `consensus.${event.type}`, { ...event });
+    }
+  }
+}
+
+function coreTuning(config: NodeConfig): Partial<ConstructorParameters<typeof RaftCore>[0]> {
+  const tuning: Record<string, unknown> = {};
+  const keys = [
+    "electionJitter",
+    "preVote",
+    "checkQuorum",
+    "appendEntriesInflightMax",
+    "appendEntriesBatchEntriesMax",
+    "appendEntriesBatchBytesMax",
+  ] as const;
+  for (const key of keys) if (config[key] !== undefined) tuning[key] = config[key];
+  if (config.unsafeCoreBugs !== undefined) tuning.unsafeTestBugs = config.unsafeCoreBugs;
+  return tuning;
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function stoppedError(cause: Error): BatonError {
+  if (cause instanceof BatonError && cause.code === ErrorCode.SHUTTING_DOWN) return cause;
+  return new BatonError(ErrorCode.SHUTTING_DOWN, `the node stopped: ${cause.message}`, {}, { cause });
+}

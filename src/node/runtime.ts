@@ -1,0 +1,88 @@
+/**
+ * The node's runtime: the one seam through which time, timers, randomness, the durable log, the
+ * SQLite store, the network and the review file reach the node (DESIGN.md §1).
+ *
+ * `launch.ts` builds the system runtime (wall clock, Node's timers, a random seed, the WAL on disk,
+ * TCP); the simulator builds one from simulated time, a simulated network and a log store that
+ * loses what was not synced on a crash. Everything under `src/node` takes time and timers from here
+ * and never from `Date`, `setTimeout` or `randomInt` directly, so the same node code runs on both;
+ * the tidy test holds the node to that.
+ */
+import { randomInt } from "node:crypto";
+import type { Effects, Input } from "../consensus/index.ts";
+import type { Store } from "../store/store.ts";
+import type { Transport, TransportHandlers } from "../transport/transport.ts";
+import type { LogIndex, Position } from "../types/ids.ts";
+import type { HardState, LogEntry } from "../types/log-entry.ts";
+import type { LogStore } from "../wal/log-store.ts";
+
+/** Cancels a timer; calling it twice, or after the timer fired, is harmless. */
+export type Cancel = () => void;
+
+export interface Clock {
+  /** Milliseconds on a monotonic-enough scale; only differences are meaningful. */
+  nowMs(): number;
+}
+
+export interface Timers {
+  /** Runs `run` once, `delayMs` from now. */
+  after(delayMs: number, run: () => void): Cancel;
+  /** Runs `run` every `periodMs` until cancelled. */
+  every(periodMs: number, run: () => void): Cancel;
+}
+
+export type NodeLogLevel = "debug" | "info" | "warn" | "error";
+export type NodeLog = (level: NodeLogLevel, event: string, fields: Record<string, unknown>) => void;
+
+/** What the log held when the node opened it: the core is built from this. */
+export type RecoveredLog = {
+  readonly entries: readonly LogEntry[];
+  readonly hardState: HardState;
+  readonly compactionPoint: Position;
+};
+
+/** Where entries of a deposed leader's overwritten suffix go, for an operator to review. */
+export interface ReviewSink {
+  keepDiscarded(entries: readonly LogEntry[], atMs: number): void;
+}
+
+/** Sees every step of the replica loop; the simulator's checkers attach here. Never set in production. */
+export interface LoopObserver {
+  stepped(input: Input, effects: Effects): void;
+  /** The state machine now holds every entry through `index` (applied from the log or committed speculatively). */
+  applied(through: LogIndex): void;
+}
+
+export type NodeRuntime = {
+  readonly clock: Clock;
+  readonly timers: Timers;
+  /** Seeds the consensus core's generator (election jitter). */
+  readonly randomSeed: number;
+  readonly log: LogStore;
+  readonly recovered: RecoveredLog;
+  readonly store: Store;
+  readonly transport: (handlers: TransportHandlers) => Transport;
+  readonly review: ReviewSink;
+  readonly logger: NodeLog;
+  /** Called once when the node stops on a bug or a storage failure; the process should exit non-zero. */
+  readonly onFatal: (error: Error) => void;
+  readonly observer?: LoopObserver;
+};
+
+export const systemClock: Clock = { nowMs: () => Date.now() };
+
+export const systemTimers: Timers = {
+  after(delayMs, run) {
+    const timer = setTimeout(run, delayMs);
+    return () => clearTimeout(timer);
+  },
+  every(periodMs, run) {
+    const timer = setInterval(run, periodMs);
+    return () => clearInterval(timer);
+  },
+};
+
+/** A seed for the core's generator in production; the simulator passes its own. */
+export function systemRandomSeed(): number {
+  return randomInt(0, 2 ** 47);
+}

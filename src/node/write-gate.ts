@@ -1,0 +1,65 @@
+/**
+ * The write gate: writes wait here until the leader may run a batch (see `WritePath.gateOpen`).
+ *
+ * Waiters are released one at a time, each only while the gate is still open, because every batch
+ * that runs changes the state the next one's check reads. The number of waiters and each wait are
+ * bounded: past `gateWaitersMax` a write is refused OVERLOADED at once, past its deadline TIMEOUT.
+ */
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { Cancel, Timers } from "./runtime.ts";
+
+type GateWaiter = { resolve: () => void; reject: (error: Error) => void; cancel: Cancel };
+
+export class WriteGate {
+  private readonly waiters = new Set<GateWaiter>();
+  private readonly timers: Timers;
+  private readonly waitersMax: number;
+  private readonly isOpen: () => boolean;
+
+  constructor(timers: Timers, waitersMax: number, isOpen: () => boolean) {
+    this.timers = timers;
+    this.waitersMax = waitersMax;
+    this.isOpen = isOpen;
+  }
+
+  get size(): number {
+    return this.waiters.size;
+  }
+
+  /** Resolves when the gate is open (at once if it is), or rejects TIMEOUT / OVERLOADED. */
+  wait(timeoutMs: number): Promise<void> {
+    if (this.isOpen()) return Promise.resolve();
+    if (this.waiters.size >= this.waitersMax)
+      return Promise.reject(new BatonError(ErrorCode.OVERLOADED, "too many writes are waiting for the leader"));
+    return new Promise((resolve, reject) => {
+      const waiter: GateWaiter = {
+        resolve,
+        reject,
+        cancel: this.timers.after(timeoutMs, () => {
+          this.waiters.delete(waiter);
+          reject(new BatonError(ErrorCode.TIMEOUT, `the leader was not ready for writes within ${timeoutMs} ms`));
+        }),
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Lets waiters through while the gate stays open. */
+  release(): void {
+    for (const waiter of this.waiters) {
+      if (!this.isOpen()) return;
+      this.settle(waiter).resolve();
+    }
+  }
+
+  /** Fails every waiter with the error `errorFor` gives (leadership lost, node stopping). */
+  refuseAll(errorFor: () => Error): void {
+    for (const waiter of this.waiters) this.settle(waiter).reject(errorFor());
+  }
+
+  private settle(waiter: GateWaiter): GateWaiter {
+    waiter.cancel();
+    this.waiters.delete(waiter);
+    return waiter;
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The write path (leader only): gate → request-id replay → run the batch speculatively at the next
+ * log index → propose its payload → wait until its durability level is reached.
+ *
+ * - The gate is open when this node leads, no leadership transfer runs, every log entry is either
+ *   applied or one of this term's open speculative batches (true once the term's no-op is
+ *   applied), no replay is pending in the store, and no drain is due. It is checked again after
+ *   every await, because resuming is a new turn of the event loop.
+ * - A retried `requestId` answers the original response from the replicated request log once
+ *   that write is applied here, so a write is applied at most once across retries and failovers.
+ * - Every wait is bounded: the gate by the request's deadline, the outcome by the deadline plus
+ *   `outcomeGraceMs` (the core answers every proposal by its own timeout; this is the second line,
+ *   and says the outcome is unknown).
+ */
+import type { ExecuteResponse } from "../api/api-types.ts";
+import { jsonSafe } from "../api/json-encoding.ts";
+import type { NormalizedExecute } from "../api/request-validation.ts";
+import type { Durability } from "../consensus/config.ts";
+import { assert } from "../lib/assert.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { ExecuteStatementResult } from "../store/types.ts";
+import { type LogIndex, logIndex } from "../types/ids.ts";
+import { EntryKind } from "../types/log-entry.ts";
+import type { IndexWaiters } from "./index-waiters.ts";
+import type { LeaderSpeculation } from "./leader-speculation.ts";
+import type { NodeConfig } from "./node-config.ts";
+import type { PeerDirectory } from "./peer-directory.ts";
+import type { ProposalResult } from "./proposal-registry.ts";
+import type { ReplicaLoop } from "./replica-loop.ts";
+import type { NodeRuntime } from "./runtime.ts";
+import { WriteGate } from "./write-gate.ts";
+
+/** Extra time past a write's own timeout before the node stops waiting for the core's answer. */
+export const outcomeGraceMs = 1_000;
+
+export function encodeResults(results: readonly ExecuteStatementResult[]): ExecuteResponse["results"] {
+  return results.map((r) => ({
+    rowsAffected: r.rowsAffected,
+    lastInsertRowid: jsonSafe(r.lastInsertRowid) as number | string,
+    ...(r.columns === undefined
+      ? {}
+      : { columns: r.columns, rows: (r.rows ?? []).map((row) => row.map(jsonSafe)) as never }),
+  }));
+}
+
+export class WritePath {
+  readonly gate: WriteGate;
+  private readonly loop: ReplicaLoop;
+  private readonly speculation: LeaderSpeculation;
+  private readonly applied: IndexWaiters;
+  private readonly peers: PeerDirectory;
+  private readonly config: NodeConfig;
+  private readonly runtime: NodeRuntime;
+  private readonly isStopping: () => boolean;
+
+  constructor(parts: {
+    loop: ReplicaLoop;
+    speculation: LeaderSpeculation;
+    applied: IndexWaiters;
+    peers: PeerDirectory;
+    config: NodeConfig;
+    runtime: NodeRuntime;
+    isStopping: () => boolean;
+  }) {
+    this.loop = parts.loop;
+    this.speculation = parts.speculation;
+    this.applied = parts.applied;
+    this.peers = parts.peers;
+    this.config = parts.config;
+    this.runtime = parts.runtime;
+    this.isStopping = parts.isStopping;
+    this.gate = new WriteGate(parts.runtime.timers, parts.config.gateWaitersMax, () => this.gateOpen());
+  }
+
+  async execute(request: NormalizedExecute): Promise<ExecuteResponse> {
+    const { clock } = this.runtime;
+    const deadlineMs = clock.nowMs() + (request.timeoutMs ?? this.config.writeTimeoutMsDefault);
+    const remainingMs = (): number => Math.max(1, deadlineMs - clock.nowMs());
+    this.requireLeader();
+    while (!this.gateOpen()) {
+      this.requireLeader();
+      await this.gate.wait(remainingMs());
+    }
+    if (request.requestId !== null) {
+      const remembered = this.runtime.store.lookupRequest(request.requestId);
+      if (remembered !== null) {
+        await this.applied.wait(remembered.index, remainingMs());
+        return JSON.parse(remembered.response) as ExecuteResponse;
+      }
+    }
+    const { index, term, results, proposalId, outcome } = this.runAndPropose(request, remainingMs());
+    const position = await this.awaitOutcome(proposalId, outcome, index, remainingMs() + outcomeGraceMs);
+    assert(position.index === index && position.term === term, "the acknowledgement names the batch's position");
+    return { results: encodeResults(results), position: { index: position.index, term: position.term } };
+  }
+
+  /** Open when a batch may run now (see the module header). */
+  gateOpen(): boolean {
+    if (this.loop.fatal !== null || this.isStopping()) return false;
+    const core = this.loop.core.summary();
+    if (core.role !== "leader" || core.transferTarget !== null) return false;
+    const store = this.runtime.store;
+    if (store.replayRequiredThrough !== null) return false;
+    if (store.appliedIndex + this.speculation.count !== core.lastIndex) return false;
+    return !this.speculation.drainWanted();
+  }
+
+  /** Refuses the request unless this node leads; names the leader when known. */
+  requireLeader(): void {
+    if (this.loop.fatal !== null || this.isStopping())
+      throw new BatonError(ErrorCode.SHUTTING_DOWN, "the node is shutting down");
+    const core = this.loop.core.summary();
+    if (core.role !== "leader") throw this.peers.refusal("NOT_LEADER", core.leaderId);
+  }
+
+  /** Runs the batch in the open transaction at the next index and proposes it there, in one turn. */
+  private runAndPropose(request: NormalizedExecute, timeoutMs: number) {
+    const { term, lastIndex } = this.loop.core.summary();
+    const index = logIndex(lastIndex + 1);
+    const requestId = request.requestId;
+    const { results, payload } = this.speculation.execute(
+      index,
+      request.statements,
+      requestId === null
+        ? {}
+        : {
+            request: {
+              id: requestId,
+              response: (r) => JSON.stringify({ results: encodeResults(r), position: { index, term } }),
+            },
+          },
+    );
+    const proposalId = this.loop.outcomes.newId("w");
+    const outcome = this.loop.outcomes.registerProposal(proposalId);
+    // Whatever happens next (the step fails and the node stops, the core refuses), the promise is
+    // settled by the registry; this handler keeps a settlement nobody awaits from being unhandled.
+    outcome.catch(() => {});
+    const effects = this.loop.step({
+      type: "propose",
+      proposalId,
+      kind: EntryKind.command,
+      data: payload,
+      ...(request.durability === null ? {} : { durability: request.durability as Durability }),
+      timeoutTicks: Math.max(1, Math.ceil(timeoutMs / this.config.tickMs)),
+    });
+    const proposal = effects.proposals.find((p) => p.proposalId === proposalId);
+    assert(proposal !== undefined, "the core answers every proposal");
+    if (!proposal.accepted) {
+      // The core refused after the batch ran (a race the gate should prevent): undo the open
+      // batches; the accepted ones are in the log and will be applied from it.
+      this.speculation.rollback("proposal refused");
+      throw this.peers.refusal(proposal.code, proposal.leaderId);
+    }
+    assert(proposal.index === index && proposal.term === term, `proposal landed at ${proposal.index}, not ${index}`);
+    return { index, term, results, proposalId, outcome };
+  }
+
+  private async awaitOutcome(
+    proposalId: string,
+    outcome: Promise<ProposalResult>,
+    index: LogIndex,
+    waitMsMax: number,
+  ): Promise<ProposalResult> {
+    let cancel = (): void => {};
+    const timedOut = new Promise<never>((_, reject) => {
+      cancel = this.runtime.timers.after(waitMsMax, () => {
+        this.loop.outcomes.forget(proposalId);
+        reject(
+          new BatonError(
+            ErrorCode.TIMEOUT,
+            `the write at index ${index} was not confirmed within ${waitMsMax} ms (its outcome is unknown; retry with the same requestId)`,
+            { index },
+          ),
+        );
+      });
+    });
+    try {
+      return await Promise.race([outcome, timedOut]);
+    } finally {
+      cancel();
+    }
+  }
+}
