@@ -2,8 +2,9 @@
  * `baton start`: runs one node until SIGTERM or SIGINT, then stops it gracefully (exit 0). A
  * storage failure (a failed fsync) stops the process with exit code 1: it must not keep serving.
  */
-import { launchNode } from "../node/launch.ts";
+
 import { createLogger } from "./logger.ts";
+import { launchNode } from "./serve-node.ts";
 import { resolveStartConfig, startHelp } from "./start-config.ts";
 
 export async function startCommand(argv: string[]): Promise<number> {

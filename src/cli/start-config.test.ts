@@ -68,3 +68,14 @@ test("help lists every option with its environment variable", () => {
   for (const name of ["--heartbeat-ms", "BATON_MISSED_HEARTBEATS", "--cluster", "--config"])
     assert.ok(help.includes(name), name);
 });
+
+test("the tick period is explicit configuration, and the heartbeat must be a whole number of ticks", () => {
+  const base = ["--id", "n1", "--data", "/tmp/x", "--cluster", "n1=127.0.0.1:4101"];
+  assert.equal(resolveStartConfig(base, {}).tickMs, 10);
+  assert.equal(resolveStartConfig([...base, "--tick-ms", "5", "--heartbeat-ms", "15"], {}).tickMs, 5);
+  assert.throws(
+    () => resolveStartConfig([...base, "--heartbeat-ms", "15"], {}),
+    (error: unknown) =>
+      isBatonError(error, "BAD_CONFIG") && /whole number of ticks/.test((error as Error).message),
+  );
+});

@@ -21,6 +21,7 @@ export type StartConfig = {
   readonly raft: HostPort;
   readonly cluster: readonly ClusterMember[];
   readonly clusterId: string;
+  readonly tickMs: number;
   readonly heartbeatMs: number;
   readonly missedHeartbeats: number;
   readonly durability: Durability;
@@ -66,6 +67,13 @@ export const startOptions: readonly OptionSpec[] = [
     env: "BATON_CLUSTER_ID",
     help: "peers announcing another cluster id are refused",
     fallback: "baton",
+  },
+  {
+    flag: "tick-ms",
+    key: "tickMs",
+    env: "BATON_TICK_MS",
+    help: "the consensus clock's period; the heartbeat must be a whole number of ticks",
+    fallback: "10",
   },
   {
     flag: "heartbeat-ms",
@@ -238,6 +246,7 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     raft,
     cluster: cluster.map((m) => (m.id === id.value ? { ...m, http } : m)),
     clusterId: get("cluster-id").value,
+    tickMs: integer(get("tick-ms").value, get("tick-ms").source, 1, 1_000),
     heartbeatMs: integer(get("heartbeat-ms").value, get("heartbeat-ms").source, 5, 60_000),
     missedHeartbeats: integer(get("missed-heartbeats").value, get("missed-heartbeats").source, 2, 1000),
     durability: oneOf(get("durability").value, get("durability").source, [
@@ -260,6 +269,10 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     ] as const),
     logFormat: oneOf(get("log-format").value, get("log-format").source, ["json", "pretty", "auto"] as const),
   };
+  if (config.heartbeatMs % config.tickMs !== 0)
+    throw badConfig(
+      `the heartbeat (${config.heartbeatMs} ms) must be a whole number of ticks (--tick-ms ${config.tickMs})`,
+    );
   return config;
 }
 

@@ -97,7 +97,14 @@ export type CoreStatus = {
 /** See `RaftCore.summary`. */
 export type CoreSummary = Pick<
   CoreStatus,
-  "role" | "term" | "leaderId" | "commitIndex" | "appliedIndex" | "applyThrough" | "lastIndex" | "transferTarget"
+  | "role"
+  | "term"
+  | "leaderId"
+  | "commitIndex"
+  | "appliedIndex"
+  | "applyThrough"
+  | "lastIndex"
+  | "transferTarget"
 >;
 
 /** What durability outcomes depend on: proposals are re-evaluated only when one of these moved. */

@@ -77,7 +77,13 @@ export class BatonNode implements NodeService {
   }
 
   private parts() {
-    return { loop: this.loop, applied: this.applied, peers: this.peers, config: this.config, runtime: this.runtime };
+    return {
+      loop: this.loop,
+      applied: this.applied,
+      peers: this.peers,
+      config: this.config,
+      runtime: this.runtime,
+    };
   }
 
   start(): Promise<void> {
@@ -163,7 +169,12 @@ export class BatonNode implements NodeService {
       if (isBatonError(error)) throw error;
       const bug = error instanceof Error ? error : new Error(String(error));
       this.loop.fail(bug);
-      throw new BatonError(ErrorCode.INTERNAL, `the node stopped on an internal error: ${bug.message}`, {}, { cause: bug });
+      throw new BatonError(
+        ErrorCode.INTERNAL,
+        `the node stopped on an internal error: ${bug.message}`,
+        {},
+        { cause: bug },
+      );
     }
   }
 }

@@ -1,16 +1,15 @@
 /**
- * Opens and wires one node on the real machine: the system runtime (wall clock, Node's timers, a
- * random seed, the WAL on disk, the SQLite store, TCP to the peers, the review file), the
- * `BatonNode` on it, and its HTTP API. Used by `baton start` and by tests that run nodes in-process.
+ * Opens one node on the real machine: the system runtime (wall clock, Node's timers, a random
+ * seed, the WAL on disk, the SQLite store, TCP to the peers, the review file) and the `BatonNode`
+ * on it. Serving it over HTTP is the outer layer's job (`src/cli/serve-node.ts`).
  *
- * Graceful stop: refuse new requests, hand leadership to the most up-to-date follower when this
- * node leads (bounded wait), let in-flight requests finish (bounded), stop ticking, wait for
- * pending log writes, then close the transport, the log and the store.
+ * Closing: `close()` stops the node (ticking, transport, pending log writes), then closes the log
+ * and the store; the caller hands leadership over and drains HTTP before it.
  */
 import fs from "node:fs";
 import path from "node:path";
+import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
-import { HttpApi } from "../http/http-api.ts";
 import { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
@@ -18,13 +17,7 @@ import type { LogEntry } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { nodeDefaults } from "./node-config.ts";
-import {
-  type NodeLog,
-  type ReviewSink,
-  systemClock,
-  systemRandomSeed,
-  systemTimers,
-} from "./runtime.ts";
+import { type NodeLog, type ReviewSink, systemClock, systemRandomSeed, systemTimers } from "./runtime.ts";
 
 type HostPort = { readonly host: string; readonly port: number };
 
@@ -34,7 +27,11 @@ export type LaunchConfig = {
   readonly dataDirectory: string;
   readonly http: HostPort;
   readonly raft: HostPort;
-  readonly cluster: readonly { readonly id: string; readonly raft: HostPort; readonly http: HostPort | null }[];
+  readonly cluster: readonly {
+    readonly id: string;
+    readonly raft: HostPort;
+    readonly http: HostPort | null;
+  }[];
   readonly clusterId: string;
   readonly tickMs?: number;
   readonly heartbeatMs: number;
@@ -43,16 +40,15 @@ export type LaunchConfig = {
   readonly bodyBytesMax: number;
 };
 
-export type RunningNode = {
+export type OpenNode = {
   readonly node: BatonNode;
-  readonly http: HttpApi;
-  readonly httpPort: number;
-  stop(): Promise<void>;
+  /** The log's last index when the node opened (for the start-up log line). */
+  readonly lastIndexAtOpen: number;
+  /** Stops the node and closes the log and the store. */
+  close(): Promise<void>;
 };
 
-const transferWaitMsMax = 3_000;
-
-function hostPort(address: HostPort): string {
+export function hostPort(address: HostPort): string {
   return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
@@ -76,18 +72,23 @@ export function fileReviewSink(dataDirectory: string): ReviewSink {
   };
 }
 
-export async function launchNode(
+export async function openNode(
   config: LaunchConfig,
   log: NodeLog,
   onFatal: (error: Error) => void,
-): Promise<RunningNode> {
+): Promise<OpenNode> {
   const { wal, recovered } = Wal.open(path.join(config.dataDirectory, "log"));
   if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
-  const store = Store.open({ path: path.join(config.dataDirectory, "baton.db") });
+  const store = Store.open({
+    path: path.join(config.dataDirectory, "baton.db"),
+    statementsPerBatchMax: requestLimits.statementsPerBatchMax,
+    sqlBytesMax: requestLimits.sqlBytesMax,
+  });
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
   const peerHttp = new Map<NodeId, string>();
-  for (const member of peers) if (member.http !== null) peerHttp.set(nodeId(member.id), hostPort(member.http));
+  for (const member of peers)
+    if (member.http !== null) peerHttp.set(nodeId(member.id), hostPort(member.http));
   const node = new BatonNode(
     {
       ...nodeDefaults,
@@ -122,40 +123,10 @@ export async function launchNode(
     },
   );
   await node.start();
-  const http = new HttpApi(node, {
-    host: config.http.host,
-    port: config.http.port,
-    bodyBytesMax: config.bodyBytesMax,
-    onLog: (level, event, fields) => log(level, event, fields),
-  });
-  const address = await http.start();
-  log("info", "node.started", {
-    id: config.id,
-    http: hostPort({ host: config.http.host, port: address.port }),
-    raft: hostPort(config.raft),
-    appliedIndex: store.appliedIndex,
-    lastIndex: wal.lastIndex,
-  });
-  let stopped: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopped ??= stopNode(node, http, wal, store, log);
-    return stopped;
+  const close = async (): Promise<void> => {
+    await node.stop();
+    await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
+    store.close();
   };
-  return { node, http, httpPort: address.port, stop };
-}
-
-async function stopNode(node: BatonNode, http: HttpApi, wal: Wal, store: Store, log: NodeLog): Promise<void> {
-  log("info", "node.stopping", {});
-  node.beginStop();
-  try {
-    await node.handOver(transferWaitMsMax);
-    log("info", "node.hand-over-finished", { role: node.loop.core.summary().role });
-  } catch (error) {
-    log("warn", "node.hand-over-failed", { error: (error as Error).message });
-  }
-  await http.stop();
-  await node.stop();
-  await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
-  store.close();
-  log("info", "node.stopped", {});
+  return { node, lastIndexAtOpen: wal.lastIndex, close };
 }

@@ -14,8 +14,8 @@
  *   reader waits for an index; the open batches then commit and the gate reopens.
  */
 import { assert } from "../lib/assert.ts";
-import type { ExecuteOptions, ExecuteResult, Statement } from "../store/types.ts";
 import type { Store } from "../store/store.ts";
+import type { ExecuteOptions, ExecuteResult, Statement } from "../store/types.ts";
 import type { LogIndex } from "../types/ids.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { NodeConfig } from "./node-config.ts";

@@ -35,7 +35,8 @@ export class NodeStatusView {
       id: this.config.id,
       role: core.role === "leader" ? "leader" : core.role === "follower" ? "follower" : "candidate",
       term: core.term,
-      leader: core.leaderId === null ? null : { id: core.leaderId, http: this.peers.httpOf(core.leaderId) ?? "" },
+      leader:
+        core.leaderId === null ? null : { id: core.leaderId, http: this.peers.httpOf(core.leaderId) ?? "" },
       commitIndex: core.commitIndex,
       appliedIndex: this.store.appliedIndex,
       lastIndex: core.lastIndex,
@@ -50,16 +51,24 @@ export class NodeStatusView {
     if (core.leaderId === null) return { ready: false, reason: "no leader known" };
     if (core.role === "leader") {
       const termStarted = this.loop.core.termAt(core.commitIndex) === core.term;
-      return termStarted ? { ready: true, reason: null } : { ready: false, reason: "the new leader has not committed yet" };
+      return termStarted
+        ? { ready: true, reason: null }
+        : { ready: false, reason: "the new leader has not committed yet" };
     }
     const lagMs = this.loop.lagMs();
     if (lagMs === null) return { ready: false, reason: "not yet caught up with the leader" };
     if (lagMs > this.config.readyLagMsMax)
-      return { ready: false, reason: `lags the leader by ${lagMs} ms (readyLagMsMax ${this.config.readyLagMsMax})` };
+      return {
+        ready: false,
+        reason: `lags the leader by ${lagMs} ms (readyLagMsMax ${this.config.readyLagMsMax})`,
+      };
     return { ready: true, reason: null };
   }
 
-  private member(id: NodeId, core: ReturnType<ReplicaLoop["core"]["status"]>): StatusResponse["members"][number] {
+  private member(
+    id: NodeId,
+    core: ReturnType<ReplicaLoop["core"]["status"]>,
+  ): StatusResponse["members"][number] {
     const base = { id, http: this.peers.httpOf(id) ?? undefined };
     if (id === this.config.id)
       return { ...base, self: true, matchIndex: core.lastIndex, appliedIndex: this.store.appliedIndex };

@@ -2,19 +2,22 @@
  * Where each member's HTTP API listens, and the one way the node tells a client to go elsewhere.
  *
  * Addresses come from configuration and from peers' own announcements over the transport. Every
- * refusal that names a leader goes through `refusal`, so the `NOT_LEADER` shape is the same
- * whichever path refuses (the write gate, the core rejecting a proposal, the core rejecting a read
- * index): `details.leader = {id, http}`, which the HTTP layer forwards on and the client follows.
+ * refusal goes through `refusal`, so the `NOT_LEADER` shape is the same whichever path refuses
+ * (the write gate, the core rejecting a proposal, the core rejecting a read index):
+ * `details.leader = {id, http}`, which the HTTP layer forwards on and the client follows.
  */
-import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { BatonError, ErrorCode, notLeaderError } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
 
 /** Codes under which the core turns a request away; each maps to the error code of the same name. */
-export type RefusalCode = "NOT_LEADER" | "NO_LEADER" | "LEADERSHIP_TRANSFER" | "LEADER_NOT_READY" | "OVERLOADED";
+export type RefusalCode =
+  | "NOT_LEADER"
+  | "NO_LEADER"
+  | "LEADERSHIP_TRANSFER"
+  | "LEADER_NOT_READY"
+  | "OVERLOADED";
 
-const refusalMessages: Readonly<Record<RefusalCode, string>> = {
-  NOT_LEADER: "this node is not the leader",
-  NO_LEADER: "no leader is known; an election may be in progress",
+const refusalMessages: Readonly<Record<Exclude<RefusalCode, "NOT_LEADER" | "NO_LEADER">, string>> = {
   LEADERSHIP_TRANSFER: "leadership is being transferred; retry shortly",
   LEADER_NOT_READY: "the leader has not yet committed an entry of its term; retry shortly",
   OVERLOADED: "too many requests are waiting on the leader",
@@ -42,16 +45,15 @@ export class PeerDirectory {
   }
 
   /**
-   * The error that turns a request away. `NOT_LEADER` without a known leader becomes `NO_LEADER`
-   * (there is nowhere to send the client); every other code keeps its name.
+   * The error that turns a request away. `NOT_LEADER` names the leader with its HTTP address
+   * (`notLeaderError`); without a known leader, or without its address, there is nowhere to send
+   * the client and it becomes `NO_LEADER`. Every other code keeps its name, so `LEADER_NOT_READY`
+   * reaches the client as itself (it retries the same node).
    */
   refusal(code: RefusalCode, leaderId: NodeId | null): BatonError {
-    if (code === "NOT_LEADER" || (code === "NO_LEADER" && leaderId !== null && leaderId !== this.selfId)) {
-      if (leaderId === null || leaderId === this.selfId)
-        return new BatonError(ErrorCode.NO_LEADER, refusalMessages.NO_LEADER);
-      return new BatonError(ErrorCode.NOT_LEADER, `${refusalMessages.NOT_LEADER}; ${leaderId} is`, {
-        leader: { id: leaderId, http: this.httpOf(leaderId) ?? "" },
-      });
+    if (code === "NOT_LEADER" || code === "NO_LEADER") {
+      const http = leaderId === null || leaderId === this.selfId ? null : this.httpOf(leaderId);
+      return notLeaderError(leaderId === null || http === null ? null : { id: leaderId, http });
     }
     return new BatonError(ErrorCode[code], refusalMessages[code]);
   }

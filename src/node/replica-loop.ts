@@ -32,8 +32,8 @@ import { Prng } from "../lib/prng.ts";
 import type { Transport } from "../transport/transport.ts";
 import type { LogIndex, NodeId } from "../types/ids.ts";
 import type { NodeConfig } from "./node-config.ts";
-import { decodePeerBody, encodeConsensus, encodeNodeInfo } from "./peer-envelope.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
+import { decodePeerBody, encodeConsensus, encodeNodeInfo } from "./peer-envelope.ts";
 import { ProposalRegistry } from "./proposal-registry.ts";
 import type { Cancel, NodeRuntime } from "./runtime.ts";
 
@@ -183,7 +183,9 @@ export class ReplicaLoop {
       const summary = this.core.summary();
       // The injected bug applies past what the core allowed; it must not also trip the core's check.
       const reported =
-        this.config.unsafeNodeBugs?.applyBeforeCommit === true ? Math.min(index, summary.applyThrough) : index;
+        this.config.unsafeNodeBugs?.applyBeforeCommit === true
+          ? Math.min(index, summary.applyThrough)
+          : index;
       if (reported > summary.appliedIndex) this.stepSafely({ type: "applied", index: reported as LogIndex });
       if (this.fatalError !== null) return;
       const through = this.core.summary().applyThrough;

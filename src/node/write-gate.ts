@@ -30,14 +30,18 @@ export class WriteGate {
   wait(timeoutMs: number): Promise<void> {
     if (this.isOpen()) return Promise.resolve();
     if (this.waiters.size >= this.waitersMax)
-      return Promise.reject(new BatonError(ErrorCode.OVERLOADED, "too many writes are waiting for the leader"));
+      return Promise.reject(
+        new BatonError(ErrorCode.OVERLOADED, "too many writes are waiting for the leader"),
+      );
     return new Promise((resolve, reject) => {
       const waiter: GateWaiter = {
         resolve,
         reject,
         cancel: this.timers.after(timeoutMs, () => {
           this.waiters.delete(waiter);
-          reject(new BatonError(ErrorCode.TIMEOUT, `the leader was not ready for writes within ${timeoutMs} ms`));
+          reject(
+            new BatonError(ErrorCode.TIMEOUT, `the leader was not ready for writes within ${timeoutMs} ms`),
+          );
         }),
       };
       this.waiters.add(waiter);

@@ -90,7 +90,10 @@ export class WritePath {
     }
     const { index, term, results, proposalId, outcome } = this.runAndPropose(request, remainingMs());
     const position = await this.awaitOutcome(proposalId, outcome, index, remainingMs() + outcomeGraceMs);
-    assert(position.index === index && position.term === term, "the acknowledgement names the batch's position");
+    assert(
+      position.index === index && position.term === term,
+      "the acknowledgement names the batch's position",
+    );
     return { results: encodeResults(results), position: { index: position.index, term: position.term } };
   }
 
@@ -151,7 +154,10 @@ export class WritePath {
       this.speculation.rollback("proposal refused");
       throw this.peers.refusal(proposal.code, proposal.leaderId);
     }
-    assert(proposal.index === index && proposal.term === term, `proposal landed at ${proposal.index}, not ${index}`);
+    assert(
+      proposal.index === index && proposal.term === term,
+      `proposal landed at ${proposal.index}, not ${index}`,
+    );
     return { index, term, results, proposalId, outcome };
   }
 

@@ -186,7 +186,8 @@ export class SafetyChecker {
   checkLogMatching(nodes: readonly SimNodeHost[]): void {
     const live = nodes.filter((node) => node.core !== null);
     for (let a = 0; a < live.length; a++) {
-      for (let b = a + 1; b < live.length; b++) this.checkPair(live[a] as SimNodeHost, live[b] as SimNodeHost);
+      for (let b = a + 1; b < live.length; b++)
+        this.checkPair(live[a] as SimNodeHost, live[b] as SimNodeHost);
     }
   }
 

@@ -54,11 +54,17 @@ async function replay(seed: number): Promise<number> {
 }
 
 async function runSlice(count: number, first: number, each: (result: RunResult) => void): Promise<void> {
-  for (let seed = first; seed < first + count; seed++) each({ ...(await runSeed(seed, overrides)), trace: null });
+  for (let seed = first; seed < first + count; seed++)
+    each({ ...(await runSeed(seed, overrides)), trace: null });
 }
 
 /** One child process per job, each running a contiguous slice of the seeds and sending back its results. */
-function runInChildren(count: number, first: number, jobs: number, each: (result: RunResult) => void): Promise<void> {
+function runInChildren(
+  count: number,
+  first: number,
+  jobs: number,
+  each: (result: RunResult) => void,
+): Promise<void> {
   const sliceSize = Math.ceil(count / jobs);
   const children = Array.from({ length: jobs }, (_, job) => {
     const sliceFirst = first + job * sliceSize;
@@ -121,4 +127,9 @@ if (values.seed !== undefined) process.exitCode = await replay(Number(values.see
 else if (values.failover !== undefined) process.exitCode = await failover(Number(values.failover));
 else if (values.child)
   await runSlice(Number(values.seeds), Number(values.first), (result) => process.send?.(result));
-else process.exitCode = await campaign(Number(values.seeds ?? 100), Number(values.first ?? 1), Number(values.jobs));
+else
+  process.exitCode = await campaign(
+    Number(values.seeds ?? 100),
+    Number(values.first ?? 1),
+    Number(values.jobs),
+  );

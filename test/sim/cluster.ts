@@ -27,7 +27,13 @@ import { type SimOptions, simTickMs } from "./options.ts";
 import { type HostObserver, SimNodeHost } from "./sim-node.ts";
 import { Workload } from "./workload.ts";
 
-export type FaultKind = "crash" | "leader-crash" | "partition" | "leader-isolation" | "one-way-partition" | "pause";
+export type FaultKind =
+  | "crash"
+  | "leader-crash"
+  | "partition"
+  | "leader-isolation"
+  | "one-way-partition"
+  | "pause";
 
 /** `load`: random client operations and their retries; `retries` alone: only retries; `faults`: random faults. */
 export type TickOptions = { readonly load?: boolean; readonly retries?: boolean; readonly faults?: boolean };
@@ -77,7 +83,12 @@ export class SimCluster {
       delayTicksMax: options.delayTicksMax,
     });
     const timeoutMs = options.proposalTimeoutTicks * simTickMs;
-    this.workload = new Workload(this.prng, options.durabilityWeights, { nowTick: () => this.nowTick }, timeoutMs);
+    this.workload = new Workload(
+      this.prng,
+      options.durabilityWeights,
+      { nowTick: () => this.nowTick },
+      timeoutMs,
+    );
     this.directory = fs.mkdtempSync(path.join(simTempRoot(), `baton-sim-${options.seed}-`));
     const voters = Array.from({ length: options.nodeCount }, (_, i) => nodeId(`n${i + 1}`));
     for (const id of voters) this.nodes.push(this.createNode(id, voters));
@@ -134,10 +145,14 @@ export class SimCluster {
       applied: () => {},
     }),
     discarded: (host, entries) => {
-      for (const entry of entries) this.discarded.push({ node: host.id, index: entry.index, term: entry.term });
+      for (const entry of entries)
+        this.discarded.push({ node: host.id, index: entry.index, term: entry.term });
     },
     fatal: (host, error) => {
-      this.fatal ??= new SimViolation("node-fatal", `node ${host.id} stopped: ${error.stack ?? error.message}`);
+      this.fatal ??= new SimViolation(
+        "node-fatal",
+        `node ${host.id} stopped: ${error.stack ?? error.message}`,
+      );
     },
   };
 
@@ -145,7 +160,10 @@ export class SimCluster {
     if (this.trace !== null) {
       const lines = formatEffects(effects);
       if (lines.length > 0 || input.type !== "tick")
-        this.trace.push(`[${this.nowTick}] ${node.id} ${describeInput(input)}`, ...lines.map((line) => `    ${line}`));
+        this.trace.push(
+          `[${this.nowTick}] ${node.id} ${describeInput(input)}`,
+          ...lines.map((line) => `    ${line}`),
+        );
     }
     this.checker.onEffects(node, effects);
     for (const event of effects.events) {
@@ -220,7 +238,8 @@ export class SimCluster {
     if (this.partitionHealAt !== null && this.partitionHealAt <= this.nowTick) this.healPartitions();
     if (this.prng.chance(o.crashRate)) {
       const alive = this.nodes.filter((node) => node.alive);
-      if (alive.length > 0) this.crash(this.prng.pick(alive).id, this.nowTick + this.prng.intBetween(1, o.downTicksMax));
+      if (alive.length > 0)
+        this.crash(this.prng.pick(alive).id, this.nowTick + this.prng.intBetween(1, o.downTicksMax));
     }
     const leader = this.currentLeader();
     if (this.prng.chance(o.leaderCrashRate) && leader !== null) {
@@ -328,7 +347,11 @@ export class SimCluster {
   }
 
   /** Ticks until `condition` holds, at most `ticksMax`; returns the ticks taken or null on timeout. */
-  async runUntil(condition: () => boolean, ticksMax: number, options: TickOptions = {}): Promise<number | null> {
+  async runUntil(
+    condition: () => boolean,
+    ticksMax: number,
+    options: TickOptions = {},
+  ): Promise<number | null> {
     for (let ticks = 0; ticks <= ticksMax; ticks++) {
       if (condition()) return ticks;
       await this.tick(options);

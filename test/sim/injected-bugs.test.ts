@@ -22,7 +22,11 @@ const nodeBugs: readonly (keyof UnsafeNodeBugs)[] = [
   "commitSpeculationEarly",
 ];
 
-async function caught(name: string, overrides: Partial<SimOptions>, report: (line: string) => void): Promise<void> {
+async function caught(
+  name: string,
+  overrides: Partial<SimOptions>,
+  report: (line: string) => void,
+): Promise<void> {
   for (let seed = 1; seed <= seedBudget; seed++) {
     const result = await runSeed(seed, overrides);
     if (result.ok) continue;

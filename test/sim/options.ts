@@ -7,8 +7,8 @@
  * meaningful when a heartbeat can arrive before followers give up on the leader.
  */
 import type { Durability, UnsafeTestBugs } from "../../src/consensus/config.ts";
-import type { UnsafeNodeBugs } from "../../src/node/node-config.ts";
 import { Prng } from "../../src/lib/prng.ts";
+import type { UnsafeNodeBugs } from "../../src/node/node-config.ts";
 
 export const simTickMs = 10;
 /** The shortest election timeout a run may draw, in ticks. */

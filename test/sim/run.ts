@@ -13,9 +13,10 @@
  * Any exception (a checker's `SimViolation` or an assertion inside the core) fails the run; the
  * result names the seed so that `npm run sim -- --seed N` replays it exactly.
  */
-import { checkListAppend, type ListAppendLossCounts } from "./list-append-checker.ts";
+
 import { SimViolation } from "./checkers.ts";
 import { type FaultKind, SimCluster } from "./cluster.ts";
+import { checkListAppend, type ListAppendLossCounts } from "./list-append-checker.ts";
 import { electionBoundTicks, optionsFromSeed, type SimOptions } from "./options.ts";
 import { schemaStatements } from "./workload.ts";
 
@@ -96,9 +97,12 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
       values.push(cluster.workload.append(leader, "majority").value);
     }
     for (const op of cluster.workload.history)
-      if (op.kind === "append" && op.outcome === "ok" && values.includes(op.value)) acknowledgedValues.add(op.value);
+      if (op.kind === "append" && op.outcome === "ok" && values.includes(op.value))
+        acknowledgedValues.add(op.value);
     const acknowledged = acknowledgedValues.size;
-    return acknowledged >= cluster.options.livenessWrites && cluster.workload.inFlight === 0 && converged(cluster);
+    return (
+      acknowledged >= cluster.options.livenessWrites && cluster.workload.inFlight === 0 && converged(cluster)
+    );
   };
   if ((await cluster.runUntil(progressed, convergence, { load: false, retries: true })) === null) {
     throw new SimViolation(
@@ -115,9 +119,12 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
  * (acknowledged `majority`/`all` values kept, reads prefixes of the final lists, linearizable reads
  * in real-time order, retried writes applied once). Returns the losses per durability level.
  */
-export async function finalCheck(cluster: SimCluster): Promise<{ losses: ListAppendLossCounts; reads: number }> {
+export async function finalCheck(
+  cluster: SimCluster,
+): Promise<{ losses: ListAppendLossCounts; reads: number }> {
   const hashes = new Set(cluster.nodes.map((node) => node.store?.contentHash()));
-  if (hashes.size !== 1) throw new SimViolation("state-machine-safety", "replicas hold different content at the end");
+  if (hashes.size !== 1)
+    throw new SimViolation("state-machine-safety", "replicas hold different content at the end");
   const leader = cluster.stableLeader();
   const store = leader?.store;
   if (store === null || store === undefined) throw new SimViolation("liveness", "no leader at the end");
@@ -146,7 +153,11 @@ export function quietOverrides(): Partial<SimOptions> {
   };
 }
 
-export async function runSeed(seed: number, overrides: Partial<SimOptions> = {}, trace = false): Promise<RunResult> {
+export async function runSeed(
+  seed: number,
+  overrides: Partial<SimOptions> = {},
+  trace = false,
+): Promise<RunResult> {
   const options = optionsFromSeed(seed, overrides);
   const cluster = new SimCluster(options);
   if (trace) cluster.trace = [];
@@ -161,7 +172,8 @@ export async function runSeed(seed: number, overrides: Partial<SimOptions> = {},
     ticksToElect = (await livenessPhase(cluster)).ticksToElect;
     final = await finalCheck(cluster);
   } catch (error) {
-    failureKind = error instanceof SimViolation ? error.kind : error instanceof Error ? error.name : "unknown";
+    failureKind =
+      error instanceof SimViolation ? error.kind : error instanceof Error ? error.name : "unknown";
     const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
     failure = `SEED=${seed} at tick ${cluster.nowTick}: ${text}`;
   } finally {

@@ -62,7 +62,8 @@ describe("scripted scenarios on production nodes", () => {
         writes.push(cluster.workload.appendOnce(leader, levels[i % levels.length] ?? "majority"));
         await cluster.tick();
       }
-      const acknowledged = (level: string) => writes.filter((w) => w.durability === level && w.outcome === "ok").length;
+      const acknowledged = (level: string) =>
+        writes.filter((w) => w.durability === level && w.outcome === "ok").length;
       assert.equal(acknowledged("majority") + acknowledged("all"), 0, `SEED=${seed}`);
       assert.ok(acknowledged("local") > 0, `SEED=${seed}: local writes are acknowledged by the leader alone`);
       // Check-quorum fenced the old leader: it stopped accepting writes.
@@ -80,13 +81,17 @@ describe("scripted scenarios on production nodes", () => {
       cluster.network.isolate(oldLeader.id, cluster.ids);
       const orphans = [1, 2, 3].map(() => cluster.workload.appendOnce(oldLeader, "majority"));
       const rest = cluster.nodes.filter((node) => node !== oldLeader);
-      const elected = await cluster.runUntil(() => leaderAmong(rest) !== null, electionBoundTicks(cluster.options));
+      const elected = await cluster.runUntil(
+        () => leaderAmong(rest) !== null,
+        electionBoundTicks(cluster.options),
+      );
       assert.notEqual(elected, null, `SEED=${seed}`);
       const discardedBefore = cluster.discarded.length;
       await finish(cluster);
       const discarded = cluster.discarded.slice(discardedBefore).filter((d) => d.node === oldLeader.id);
       assert.ok(discarded.length >= orphans.length, `SEED=${seed}: the orphaned entries were reported`);
-      for (const orphan of orphans) assert.equal(orphan.outcome, "unknown", `SEED=${seed}: never acknowledged`);
+      for (const orphan of orphans)
+        assert.equal(orphan.outcome, "unknown", `SEED=${seed}: never acknowledged`);
     }
   });
 
@@ -97,10 +102,17 @@ describe("scripted scenarios on production nodes", () => {
       const [fresh, stale] = cluster.nodes.filter((node) => node !== leader) as [SimNodeHost, SimNodeHost];
       cluster.network.isolate(stale.id, cluster.ids);
       const writes = [1, 2, 3].map(() => cluster.workload.appendOnce(leader, "majority"));
-      assert.notEqual(await cluster.runUntil(() => writes.every((w) => w.outcome === "ok"), 400), null, `SEED=${seed}`);
+      assert.notEqual(
+        await cluster.runUntil(() => writes.every((w) => w.outcome === "ok"), 400),
+        null,
+        `SEED=${seed}`,
+      );
       cluster.crash(leader.id);
       cluster.healPartitions();
-      const elected = await cluster.runUntil(() => leaderAmong([fresh, stale]) !== null, electionBoundTicks(cluster.options));
+      const elected = await cluster.runUntil(
+        () => leaderAmong([fresh, stale]) !== null,
+        electionBoundTicks(cluster.options),
+      );
       assert.notEqual(elected, null, `SEED=${seed}`);
       assert.equal(leaderAmong([fresh, stale])?.id, fresh.id, `SEED=${seed}: the stale node won`);
       await finish(cluster);

@@ -25,7 +25,11 @@ export class SimDisk {
   }
 }
 
-type PendingOperation = { readonly dueTick: number; readonly apply: (disk: SimDisk) => void; readonly resolve: () => void };
+type PendingOperation = {
+  readonly dueTick: number;
+  readonly apply: (disk: SimDisk) => void;
+  readonly resolve: () => void;
+};
 
 /** Operations waiting for their fsync; beyond it the simulation is broken, not the disk. */
 const pendingOperationsMax = 100_000;
@@ -73,7 +77,10 @@ export class SimLogStore implements LogStore {
 
   append(entries: readonly LogEntry[]): Promise<void> {
     for (const entry of entries) {
-      assert(entry.index === this.lastIndex + 1, `append ${entry.index} continues the log at ${this.lastIndex}`);
+      assert(
+        entry.index === this.lastIndex + 1,
+        `append ${entry.index} continues the log at ${this.lastIndex}`,
+      );
       this.view.push(entry);
     }
     const last = this.lastIndex;

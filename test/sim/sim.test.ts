@@ -24,7 +24,9 @@ test(`production nodes stay safe and live across ${ciSeeds} seeds`, async (t) =>
     for (const level of ["local", "one", "majority", "all"] as const)
       acknowledged += result.losses?.[level].acknowledged ?? 0;
   }
-  t.diagnostic(`${ciSeeds} seeds, ${elections} elections, ${acknowledged} acknowledged writes, ${reads} reads`);
+  t.diagnostic(
+    `${ciSeeds} seeds, ${elections} elections, ${acknowledged} acknowledged writes, ${reads} reads`,
+  );
   assert.deepEqual(failures, []);
   // The runs must actually exercise the system, or passing means nothing.
   assert.ok(elections > ciSeeds, "too few elections");

@@ -99,7 +99,12 @@ export class Workload {
   }
 
   /** Appends a new value to a random key at `node`; retried as described in the module header. */
-  append(node: SimNodeHost, durability: Durability, attempt = 1, value = this.nextValue++): Mutable<AppendOp> {
+  append(
+    node: SimNodeHost,
+    durability: Durability,
+    attempt = 1,
+    value = this.nextValue++,
+  ): Mutable<AppendOp> {
     const key = value % keyCount;
     const op: Mutable<AppendOp> = {
       kind: "append",
@@ -182,7 +187,8 @@ export class Workload {
   /** Retries queued by failed attempts, started at the leader the client now believes in. */
   startRetries(live: readonly SimNodeHost[]): void {
     if (live.length === 0) return;
-    for (const retry of this.retries.splice(0)) this.append(this.leaderOr(live), retry.durability, retry.attempt, retry.value);
+    for (const retry of this.retries.splice(0))
+      this.append(this.leaderOr(live), retry.durability, retry.attempt, retry.value);
   }
 
   private retryLater(value: number, durability: Durability, attempt: number): void {
