@@ -68,7 +68,7 @@ export class SimCluster {
   votingRounds = 0;
   /** Verbose trace lines (for `--seed N` replays); null when not tracing. */
   trace: string[] | null = null;
-  /** A node stopped on its fatal path: in the simulator that is always a violation. */
+  /** The first violation seen inside a step, or a node that stopped on its fatal path (always a violation here). */
   fatal: SimViolation | null = null;
   private readonly restartAt = new Map<NodeId, number>();
   private partitionHealAt: number | null = null;
@@ -165,7 +165,14 @@ export class SimCluster {
           ...lines.map((line) => `    ${line}`),
         );
     }
-    this.checker.onEffects(node, effects);
+    // A violation is the run's failure, not the node's: record it for `tick` to throw, rather than
+    // let it reach the node's own fatal path through the observer.
+    try {
+      this.checker.onEffects(node, effects);
+    } catch (error) {
+      if (!(error instanceof SimViolation)) throw error;
+      this.fatal ??= error;
+    }
     for (const event of effects.events) {
       if (event.type === "election-won" && !event.preVote) this.elections++;
       if (event.type === "election-started" && !event.preVote) this.votingRounds++;
