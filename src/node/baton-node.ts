@@ -99,15 +99,16 @@ export class BatonNode implements NodeService {
   }
 
   status(): StatusResponse {
-    return this.statusView.status();
+    return this.guardSync(() => this.statusView.status());
   }
 
   readiness(): Readiness {
-    return this.statusView.readiness(this.stopping);
+    return this.guardSync(() => this.statusView.readiness(this.stopping));
   }
 
   contentHash(): { appliedIndex: number; hash: string } {
-    return { appliedIndex: this.runtime.store.appliedIndex, hash: this.runtime.store.contentHash() };
+    const store = this.runtime.store;
+    return this.guardSync(() => ({ appliedIndex: store.appliedIndex, hash: store.contentHash() }));
   }
 
   /** Refuses new work from now on; writes waiting at the gate fail with SHUTTING_DOWN. */
@@ -123,7 +124,9 @@ export class BatonNode implements NodeService {
   async handOver(waitMsMax: number): Promise<void> {
     const status = this.loop.core.status();
     if (status.role !== "leader") return;
-    const target = [...status.members].sort((a, b) => b.matchIndex - a.matchIndex)[0];
+    const target = status.members
+      .filter((member) => member.id !== this.id)
+      .sort((a, b) => b.matchIndex - a.matchIndex)[0];
     if (target === undefined) return;
     this.runtime.logger("info", "node.handing-over-leadership", { target: target.id });
     this.loop.step({ type: "transferLeadership", target: target.id });
@@ -166,15 +169,27 @@ export class BatonNode implements NodeService {
     try {
       return await run();
     } catch (error) {
-      if (isBatonError(error)) throw error;
-      const bug = error instanceof Error ? error : new Error(String(error));
-      this.loop.fail(bug);
-      throw new BatonError(
-        ErrorCode.INTERNAL,
-        `the node stopped on an internal error: ${bug.message}`,
-        {},
-        { cause: bug },
-      );
+      throw this.bugOrOperating(error);
     }
+  }
+
+  private guardSync<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      throw this.bugOrOperating(error);
+    }
+  }
+
+  private bugOrOperating(error: unknown): Error {
+    if (isBatonError(error)) return error;
+    const bug = error instanceof Error ? error : new Error(String(error));
+    this.loop.fail(bug);
+    return new BatonError(
+      ErrorCode.INTERNAL,
+      `the node stopped on an internal error: ${bug.message}`,
+      {},
+      { cause: bug },
+    );
   }
 }
