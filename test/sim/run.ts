@@ -99,6 +99,11 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
     for (const op of cluster.workload.history)
       if (op.kind === "append" && op.outcome === "ok" && values.includes(op.value))
         acknowledgedValues.add(op.value);
+    // A client keeps trying a write it needs: once its retries ran out, it starts over at the leader.
+    for (const value of values) {
+      if (leader === null || acknowledgedValues.has(value) || cluster.workload.pending(value)) continue;
+      cluster.workload.append(leader, "majority", 1, value);
+    }
     const acknowledged = acknowledgedValues.size;
     return (
       acknowledged >= cluster.options.livenessWrites && cluster.workload.inFlight === 0 && converged(cluster)
@@ -107,7 +112,7 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
   if ((await cluster.runUntil(progressed, convergence, { load: false, retries: true })) === null) {
     throw new SimViolation(
       "liveness",
-      `no convergence within ${convergence} ticks after the leader appeared (${acknowledgedValues.size} of ${values.length} liveness writes acknowledged; in flight ${cluster.workload.inFlight})`,
+      `no convergence within ${convergence} ticks after the leader appeared (liveness writes ${values.join(",")}, acknowledged ${[...acknowledgedValues].join(",")}; in flight ${cluster.workload.inFlight}; converged ${converged(cluster)})`,
     );
   }
   cluster.deepCheck();

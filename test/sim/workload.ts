@@ -29,6 +29,8 @@ export const schemaStatements = [
 const keyCount = 4;
 /** Attempts per append value (the first and its retries). */
 export const attemptsMax = 4;
+/** Back-off before a retry, per attempt already made. */
+const retryBackoffTicks = 3;
 /** Client operations in flight at once; beyond it new ones wait for a later tick. */
 export const operationsInFlightMax = 24;
 
@@ -182,17 +184,32 @@ export class Workload {
     }
   }
 
-  private readonly retries: { value: number; durability: Durability; attempt: number }[] = [];
+  private retries: { value: number; durability: Durability; attempt: number; dueTick: number }[] = [];
 
-  /** Retries queued by failed attempts, started at the leader the client now believes in. */
+  /** Retries whose back-off has passed, started at the leader the client now believes in. */
   startRetries(live: readonly SimNodeHost[]): void {
     if (live.length === 0) return;
-    for (const retry of this.retries.splice(0))
-      this.append(this.leaderOr(live), retry.durability, retry.attempt, retry.value);
+    const now = this.clock.nowTick();
+    const due = this.retries.filter((retry) => retry.dueTick <= now);
+    this.retries = this.retries.filter((retry) => retry.dueTick > now);
+    for (const retry of due) this.append(this.leaderOr(live), retry.durability, retry.attempt, retry.value);
   }
 
+  /** True while an attempt at `value` runs or waits to be retried. */
+  pending(value: number): boolean {
+    for (const running of this.running)
+      if (running.op.kind === "append" && running.op.value === value) return true;
+    return this.retries.some((retry) => retry.value === value);
+  }
+
+  /** Retries back off like the client library's: longer after each attempt. */
   private retryLater(value: number, durability: Durability, attempt: number): void {
-    this.retries.push({ value, durability, attempt });
+    this.retries.push({
+      value,
+      durability,
+      attempt,
+      dueTick: this.clock.nowTick() + retryBackoffTicks * attempt,
+    });
   }
 
   private leaderOr(live: readonly SimNodeHost[]): SimNodeHost {
