@@ -6,10 +6,17 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { Durability } from "../../src/api/api-types.ts";
+import { nodeDefaults } from "../../src/node/node-config.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import { SimCluster } from "./cluster.ts";
 import type { AppendOp } from "./list-append-checker.ts";
-import { electionBoundTicks, electionTimeoutTicksOf, optionsFromSeed, type SimOptions } from "./options.ts";
+import {
+  electionBoundTicks,
+  electionTimeoutTicksOf,
+  optionsFromSeed,
+  type SimOptions,
+  simTickMs,
+} from "./options.ts";
 import { finalCheck, livenessPhase, quietOverrides, setupPhase } from "./run.ts";
 import type { SimNodeHost } from "./sim-node.ts";
 
@@ -117,6 +124,33 @@ describe("scripted scenarios on production nodes", () => {
       assert.equal(leaderAmong([fresh, stale])?.id, fresh.id, `SEED=${seed}: the stale node won`);
       await finish(cluster);
     }
+  });
+
+  test("readiness is honest: a cut-off follower that knows a leader stops being ready once it lags past readyLagMsMax", async () => {
+    const cluster = await quietCluster(7, { nodeCount: 3 });
+    const leader = leaderOf(cluster);
+    const follower = cluster.nodes.find((node) => node !== leader) as SimNodeHost;
+    await cluster.run(20);
+    assert.deepEqual(leader.node?.readiness(), { ready: true, reason: null });
+    assert.deepEqual(follower.node?.readiness(), { ready: true, reason: null });
+    // One-way cut: the follower hears nothing, but nothing makes it give up the leader it knows
+    // until its election timeout; readiness must not wait for that to say "not fresh".
+    cluster.network.cut(leader.id, follower.id);
+    const lagTicks = Math.ceil(nodeDefaults.readyLagMsMax / simTickMs);
+    await cluster.run(lagTicks + 5);
+    const readiness = follower.node?.readiness();
+    assert.equal(readiness?.ready, false);
+    assert.match(readiness?.reason ?? "", /lags the leader|no leader known/);
+    cluster.healPartitions();
+    assert.notEqual(
+      await cluster.runUntil(
+        () => follower.node?.readiness().ready === true,
+        electionBoundTicks(cluster.options),
+      ),
+      null,
+      "ready again once it hears the leader",
+    );
+    await finish(cluster);
   });
 
   test("leadership transfer under load hands over and loses no acknowledged write (thesis §3.10)", async () => {
