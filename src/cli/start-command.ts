@@ -1,6 +1,7 @@
 /**
- * `baton start`: runs one node until SIGTERM or SIGINT, then stops it gracefully (exit 0). A
- * storage failure (a failed fsync) stops the process with exit code 1: it must not keep serving.
+ * `baton start`: runs one node until SIGTERM or SIGINT, then stops it gracefully (exit 0). The
+ * node's fatal path (a failed fsync, a committed entry that does not apply, an assertion or any
+ * other bug) stops the process with exit code 1: it must not keep serving.
  */
 
 import { createLogger } from "./logger.ts";
@@ -28,7 +29,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   let stopRunning: (() => Promise<void>) | null = null;
   let fatalBeforeStart = false;
   const running = await launchNode(config, log, (error) => {
-    logger.fatal({ error: error.message }, "node.fatal-storage-failure");
+    logger.fatal({ error: error.message }, "node.fatal");
     exitCode = 1;
     if (stopRunning === null) fatalBeforeStart = true;
     else void stopRunning().finally(finish);
