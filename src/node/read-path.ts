@@ -16,6 +16,7 @@ import { jsonSafe } from "../api/json-encoding.ts";
 import type { NormalizedQuery } from "../api/request-validation.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
+import { within } from "./bounded-wait.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { ReplicaLoop } from "./replica-loop.ts";
@@ -67,24 +68,16 @@ export class ReadPath {
   }
 
   /** One read-index round: resolves with the index to wait for, or rejects with the core's refusal. */
-  private async confirmReadIndex(timeoutMs: number): Promise<LogIndex> {
+  private confirmReadIndex(timeoutMs: number): Promise<LogIndex> {
     const outcomes = this.loop.outcomes;
     const readId = outcomes.newId("r");
     const ready = outcomes.registerRead(readId);
     ready.catch(() => {});
     this.loop.step({ type: "readIndex", requestId: readId });
-    let cancel = (): void => {};
-    const timedOut = new Promise<never>((_, reject) => {
-      cancel = this.runtime.timers.after(timeoutMs, () => {
-        outcomes.forget(readId);
-        reject(new BatonError(ErrorCode.TIMEOUT, `the read index was not confirmed within ${timeoutMs} ms`));
-      });
+    return within(this.runtime.timers, ready, timeoutMs, () => {
+      outcomes.forget(readId);
+      return new BatonError(ErrorCode.TIMEOUT, `the read index was not confirmed within ${timeoutMs} ms`);
     });
-    try {
-      return await Promise.race([ready, timedOut]);
-    } finally {
-      cancel();
-    }
   }
 
   private checkLag(maxLagMs: number): void {

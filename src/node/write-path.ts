@@ -21,6 +21,7 @@ import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { ExecuteStatementResult } from "../store/types.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
+import { within } from "./bounded-wait.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { LeaderSpeculation } from "./leader-speculation.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -161,29 +162,19 @@ export class WritePath {
     return { index, term, results, proposalId, outcome };
   }
 
-  private async awaitOutcome(
+  private awaitOutcome(
     proposalId: string,
     outcome: Promise<ProposalResult>,
     index: LogIndex,
     waitMsMax: number,
   ): Promise<ProposalResult> {
-    let cancel = (): void => {};
-    const timedOut = new Promise<never>((_, reject) => {
-      cancel = this.runtime.timers.after(waitMsMax, () => {
-        this.loop.outcomes.forget(proposalId);
-        reject(
-          new BatonError(
-            ErrorCode.TIMEOUT,
-            `the write at index ${index} was not confirmed within ${waitMsMax} ms (its outcome is unknown; retry with the same requestId)`,
-            { index },
-          ),
-        );
-      });
+    return within(this.runtime.timers, outcome, waitMsMax, () => {
+      this.loop.outcomes.forget(proposalId);
+      return new BatonError(
+        ErrorCode.TIMEOUT,
+        `the write at index ${index} was not confirmed within ${waitMsMax} ms (its outcome is unknown; retry with the same requestId)`,
+        { index },
+      );
     });
-    try {
-      return await Promise.race([outcome, timedOut]);
-    } finally {
-      cancel();
-    }
   }
 }
