@@ -5,23 +5,30 @@
  * every action, including those a PRAGMA table function takes while running); a string holding more
  * than one statement, or a statement the authorizer never saw (VACUUM), is refused before it runs;
  * every failure becomes a `BatonError` naming the statement by its 0-based index, with SQLite's own
- * message in `details.sqliteMessage` for SQL errors.
+ * message in `details.sqliteMessage` for SQL errors. A statement the connection's cache holds is
+ * reused (statement-cache.ts says why that is safe); its parameters are checked, and it runs under
+ * the guard, on every use exactly as a freshly compiled one.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import { sqlRemainderIsBlank } from "./sql-text.ts";
-import type { GuardMode, StatementClass, StatementGuard } from "./statement-guard.ts";
+import { type ClientMode, copyStatementClass, StatementCache } from "./statement-cache.ts";
+import type { StatementClass, StatementGuard } from "./statement-guard.ts";
 import type { SqlValue } from "./types.ts";
 import { type Binding, bindingOf, resultRow } from "./values.ts";
 
 /** A client statement compiled under the guard, with what the guard learned about it. */
 export type CompiledStatement = {
   readonly index: number;
+  readonly sql: string;
   readonly statement: StatementSync;
   readonly binding: Binding;
+  /** This use's classification: a fresh copy when the statement came from the cache. */
   readonly statementClass: StatementClass;
-  readonly mode: Exclude<GuardMode, "internal">;
+  readonly mode: ClientMode;
+  /** The cache that may hold the statement; a failed run drops it from there. */
+  readonly cache: StatementCache;
 };
 
 const sqliteRangeError = 25;
@@ -73,16 +80,27 @@ export function statementError(
   throw error;
 }
 
-/** Compiles statement `index` under the guard; refuses multi-statement strings and unclassifiable statements. */
+/**
+ * The compiled statement `index` of a batch or query: from the connection's cache when it holds
+ * `sql`, otherwise compiled under the guard (refusing multi-statement strings and unclassifiable
+ * statements) and kept when the cache may keep it.
+ */
 export function compileStatement(
   db: DatabaseSync,
   guard: StatementGuard,
-  mode: Exclude<GuardMode, "internal">,
+  cache: StatementCache,
   index: number,
   sql: string,
   params: unknown,
 ): CompiledStatement {
   const binding = bindingOf(params, index);
+  const mode = cache.mode;
+  const cached = cache.get(sql);
+  if (cached !== undefined) {
+    assert(cached.statementClass.denial === null, "a cached statement was approved by the guard");
+    const statementClass = copyStatementClass(cached.statementClass);
+    return { index, sql, statement: cached.statement, binding, statementClass, mode, cache };
+  }
   const statementClass = guard.newClass();
   let statement: StatementSync;
   try {
@@ -104,7 +122,8 @@ export function compileStatement(
     );
   }
   if (statementClass.callbacks === 0) refuseUnlessNoOp(db, mode, index, source);
-  return { index, statement, binding, statementClass, mode };
+  if (StatementCache.isCacheable(sql, statementClass)) cache.set(sql, { statement, statementClass });
+  return { index, sql, statement, binding, statementClass, mode, cache };
 }
 
 /** Opcodes of a program that changes nothing (`JournalMode` only when it merely reads the mode). */
@@ -116,12 +135,7 @@ const noOpOpcodes = new Set(["Init", "Halt", "Goto", "Transaction", "Noop"]);
  * (VACUUM). SQLite's own compiled program tells them apart: only a program of no-op instructions
  * may run, and only in a batch (a no-op DDL statement is no query).
  */
-function refuseUnlessNoOp(
-  db: DatabaseSync,
-  mode: Exclude<GuardMode, "internal">,
-  index: number,
-  source: string,
-): void {
+function refuseUnlessNoOp(db: DatabaseSync, mode: ClientMode, index: number, source: string): void {
   assert(source.length > 0, "a compiled statement has source text");
   if (mode === "query") {
     throw new BatonError("NOT_A_QUERY", `statement ${index} is not a query; send it as an execute`, {
@@ -165,6 +179,7 @@ export function runWithoutRows(
     );
     return { changes: BigInt(result.changes), lastInsertRowid: BigInt(result.lastInsertRowid) };
   } catch (error) {
+    compiled.cache.forget(compiled.sql, compiled.statement);
     throw statementError(error, compiled.index, compiled.statementClass);
   }
 }
@@ -193,6 +208,8 @@ export function runWithRows(
       }
     });
   } catch (error) {
+    // node:sqlite does not reset a statement whose `iterate` failed; its next use would fail again.
+    compiled.cache.forget(compiled.sql, statement);
     throw statementError(error, index, statementClass);
   }
   return rows;

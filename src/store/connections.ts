@@ -8,7 +8,8 @@
  *   open, which is exactly why leader reads never see speculative (uncommitted) batches.
  *
  * Both use `readBigInts` (no integer is ever rounded), keep extensions disabled and run in SQLite's
- * defensive mode; each has its own statement guard installed as its authorizer. Journal mode is WAL
+ * defensive mode; each has its own statement guard installed as its authorizer and its own cache of
+ * prepared client statements (which goes with the connection). Journal mode is WAL
  * with `synchronous=NORMAL`: the Raft log is the durable truth, so a commit lost to power failure is
  * re-applied from the log (the applied index rolls back with the data).
  */
@@ -17,6 +18,7 @@ import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import { initializeMeta, MetaAccess } from "./meta.ts";
 import { ensureRequestTable } from "./request-log.ts";
+import { StatementCache } from "./statement-cache.ts";
 import { StatementGuard } from "./statement-guard.ts";
 
 export type Connections = {
@@ -24,6 +26,9 @@ export type Connections = {
   readonly read: DatabaseSync;
   readonly writeGuard: StatementGuard;
   readonly readGuard: StatementGuard;
+  /** Client statements of execute batches (write connection) and of queries (read connection). */
+  readonly writeStatements: StatementCache;
+  readonly readStatements: StatementCache;
   readonly writeMeta: MetaAccess;
   readonly readMeta: MetaAccess;
 };
@@ -69,6 +74,8 @@ export function openConnections(path: string, busyTimeoutMs: number): Connection
       read,
       writeGuard,
       readGuard,
+      writeStatements: new StatementCache("execute"),
+      readStatements: new StatementCache("query"),
       writeMeta: new MetaAccess(write, true),
       readMeta: new MetaAccess(read, false),
     };

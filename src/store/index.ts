@@ -8,6 +8,7 @@ export {
   payloadFormatVersion,
   type SequenceEntry,
 } from "./payload.ts";
+export type { StatementCacheStats } from "./statement-cache.ts";
 export { resultRowsMaxDefault, Store, storeDefaults } from "./store.ts";
 export type {
   ApplyOutcome,

@@ -8,7 +8,8 @@
  * it was recorded under). A DROP TABLE runs with one session on every other table: with foreign keys
  * on, dropping a parent deletes its rows first and cascades into children (whose own triggers fire),
  * and those changes must reach replicas, which replay the DROP with foreign keys off. The batch ends
- * with the AUTOINCREMENT counters when replicas need them (see sequence-counters.ts).
+ * with the AUTOINCREMENT counters when replicas need them (see sequence-counters.ts), which are read
+ * once per batch: the counters after one batch are the counters before the next.
  *
  * Invariants: every session this opens is closed before it returns or throws; after a DDL statement
  * the schema rules hold (schema-rules.ts) or the batch fails; caches keyed on the schema are dropped
@@ -24,9 +25,11 @@ import {
   runWithoutRows,
   runWithRows,
 } from "./client-statement.ts";
+import { internalStatement } from "./internal-statements.ts";
 import type { PayloadOp } from "./payload.ts";
 import { checkReplicableTable, checkReservedNames } from "./schema-rules.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
+import type { StatementCache } from "./statement-cache.ts";
 import type { StatementGuard } from "./statement-guard.ts";
 import type { ExecuteStatementResult, Statement } from "./types.ts";
 import { exactInteger } from "./values.ts";
@@ -34,6 +37,8 @@ import { exactInteger } from "./values.ts";
 export type LeaderContext = {
   readonly db: DatabaseSync;
   readonly guard: StatementGuard;
+  /** The write connection's prepared client statements. */
+  readonly statements: StatementCache;
   readonly counters: SequenceCounters;
   /** Drops every cache derived from the schema. */
   readonly schemaChanged: () => void;
@@ -133,7 +138,7 @@ function runDml(
   const rows = runWithRows(guard, compiled, rowsMax);
   if (!compiled.statementClass.writes) return { ...noChange, columns, rows };
   // A statement with RETURNING: ask SQLite for its counts, which `iterate` does not report.
-  const counts = db.prepare("SELECT changes() AS changes, last_insert_rowid() AS rowid").get();
+  const counts = internalStatement(db, "SELECT changes() AS changes, last_insert_rowid() AS rowid").get();
   assert(
     counts !== undefined && typeof counts.changes === "bigint" && typeof counts.rowid === "bigint",
     "counts read",
@@ -149,15 +154,15 @@ export function runLeaderBatch(
   /** Runs after the statements, while the batch's session still records (the request log). */
   beforeFlush?: (results: readonly ExecuteStatementResult[]) => void,
 ): BatchOutcome {
-  const { db, guard, counters } = context;
+  const { db, guard, statements: cache, counters } = context;
   assert(db.isTransaction, "a leader batch runs inside the speculative transaction");
   const ops: PayloadOp[] = [];
   const results: ExecuteStatementResult[] = [];
   const recorder = new ChangeRecorder(db, ops);
   try {
-    const countersBefore = counters.read(db);
+    const countersBefore = counters.beforeBatch(db);
     for (const [index, { sql, params }] of statements.entries()) {
-      const compiled = compileStatement(db, guard, "execute", index, sql, params);
+      const compiled = compileStatement(db, guard, cache, index, sql, params);
       if (compiled.statementClass.ddl) {
         recorder.flush();
         runDdl(context, compiled, ops);
@@ -172,7 +177,7 @@ export function runLeaderBatch(
       beforeFlush(results);
     }
     recorder.flush();
-    const counterOp = SequenceCounters.opFor(countersBefore, counters.read(db), ops);
+    const counterOp = SequenceCounters.opFor(countersBefore, counters.afterBatch(db), ops);
     if (counterOp !== null) ops.push(counterOp);
   } finally {
     recorder.discard();

@@ -5,18 +5,36 @@
  *
  * The row is written by the leader inside the batch itself, while the batch's session records, so
  * it reaches every replica in the same changeset as the data: whichever node leads next knows the
- * request exactly when it knows the write. The window is bounded: every `pruneEveryEntries` indexes
- * the batch also deletes rows older than `windowEntries` indexes (in the same changeset, so every
- * replica prunes identically). A retry is recognised within `windowEntries` later writes.
+ * request exactly when it knows the write.
+ *
+ * The window: a request is remembered for `windowEntries` log indexes. Every batch that remembers a
+ * request also deletes, in the same changeset, every row at or below `index - windowEntries`. Rows
+ * are added only by such batches, one per batch at its own index, so right after any batch every row
+ * lies within the last `windowEntries` indexes: the table never holds more than `windowEntries` rows,
+ * and every replica holds exactly the leader's rows, because the deletions travel in the changeset
+ * rather than being decided anew on each node. Pruning at every remembering batch (rather than
+ * every so many indexes) is what makes the bound hold whatever indexes requests happen to land on;
+ * it deletes the same rows in total, spread evenly, through the index on `entry_index`.
  */
 import type { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import type { LogIndex } from "../types/ids.ts";
+import { internalStatement } from "./internal-statements.ts";
 
 export const requestTableName = "_baton_requests";
-export const requestWindow = { windowEntries: 1_000_000, pruneEveryEntries: 4096 } as const;
+
+/** The default window: a retry is recognised within this many later log indexes. */
+export const requestWindowEntriesDefault = 1_000_000;
 
 export type RememberedRequest = { readonly index: LogIndex; readonly response: string };
+
+export type RequestRecord = {
+  readonly requestId: string;
+  /** The log index of the batch that carries the write. */
+  readonly index: LogIndex;
+  readonly response: string;
+  readonly windowEntries: number;
+};
 
 /** Creates the table when missing; identical local DDL on every node, run at open. */
 export function ensureRequestTable(db: DatabaseSync): void {
@@ -27,30 +45,26 @@ export function ensureRequestTable(db: DatabaseSync): void {
   );
 }
 
-/** Records `requestId` for the batch at `index`; runs inside the batch while its session records. */
-export function rememberRequest(
-  db: DatabaseSync,
-  requestId: string,
-  index: LogIndex,
-  response: string,
-): void {
+/**
+ * Records a request for the batch at `record.index` and drops the requests that fell out of the
+ * window; runs inside the batch while its session records, so both reach replicas in its changeset.
+ */
+export function rememberRequest(db: DatabaseSync, record: RequestRecord): void {
+  const { requestId, index, response, windowEntries } = record;
   assert(db.isTransaction, "a request is remembered inside its batch");
-  db.prepare(`INSERT INTO ${requestTableName}(request_id, entry_index, response) VALUES (?, ?, ?)`).run(
-    requestId,
-    index,
-    response,
-  );
-  if (index % requestWindow.pruneEveryEntries === 0) {
-    db.prepare(`DELETE FROM ${requestTableName} WHERE entry_index <= ?`).run(
-      index - requestWindow.windowEntries,
-    );
-  }
+  assert(Number.isSafeInteger(windowEntries) && windowEntries > 0, "the request window is positive");
+  internalStatement(db, `DELETE FROM ${requestTableName} WHERE entry_index <= ?`).run(index - windowEntries);
+  internalStatement(
+    db,
+    `INSERT INTO ${requestTableName}(request_id, entry_index, response) VALUES (?, ?, ?)`,
+  ).run(requestId, index, response);
 }
 
 export function lookupRequest(db: DatabaseSync, requestId: string): RememberedRequest | null {
-  const row = db
-    .prepare(`SELECT entry_index, response FROM ${requestTableName} WHERE request_id = ?`)
-    .get(requestId);
+  const row = internalStatement(
+    db,
+    `SELECT entry_index, response FROM ${requestTableName} WHERE request_id = ?`,
+  ).get(requestId);
   if (row === undefined) return null;
   return { index: Number(row.entry_index) as LogIndex, response: String(row.response) };
 }

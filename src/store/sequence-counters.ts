@@ -11,11 +11,18 @@
  * exist, ends with a `sequence` op holding the complete contents of `sqlite_sequence`; the replica
  * replaces its own with exactly those rows after applying the batch's changesets.
  *
- * Invariants: after applying a payload, `sqlite_sequence` equals the leader's after the same batch.
- * The existence of the table is cached and the cache is dropped after any DDL or rollback.
+ * The leader reads the table once per batch, at its end: the counters after one batch are the
+ * counters before the next, as long as nothing else touched the write transaction in between. So
+ * that reading is kept, and dropped (with the cached existence of the table) after any DDL, rollback
+ * or apply, each of which may change the counters without a leader batch.
+ *
+ * Invariants: after applying a payload, `sqlite_sequence` equals the leader's after the same batch;
+ * a kept reading equals what reading the table now would return (sequence-counters.test.ts fails
+ * when a rollback or failed batch does not drop it).
  */
 import type { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
+import { internalStatement } from "./internal-statements.ts";
 import type { PayloadOp, SequenceEntry } from "./payload.ts";
 
 export type Counters = readonly SequenceEntry[];
@@ -29,24 +36,28 @@ function sameCounters(before: Counters, after: Counters): boolean {
 
 export class SequenceCounters {
   #tableExists: boolean | null = null;
+  /** The counters as the last leader batch left them; null when unknown. */
+  #afterLastBatch: Counters | null = null;
 
+  /** Forgets everything cached; call after any DDL, rollback or apply. */
   invalidate(): void {
     this.#tableExists = null;
+    this.#afterLastBatch = null;
   }
 
   #exists(db: DatabaseSync): boolean {
     this.#tableExists ??=
-      db
-        .prepare("SELECT 1 AS found FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_sequence'")
-        .get() !== undefined;
+      internalStatement(
+        db,
+        "SELECT 1 AS found FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_sequence'",
+      ).get() !== undefined;
     return this.#tableExists;
   }
 
   /** The counters now, sorted by name; empty when no AUTOINCREMENT table was ever created. */
   read(db: DatabaseSync): Counters {
     if (!this.#exists(db)) return [];
-    return db
-      .prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+    return internalStatement(db, "SELECT name, seq FROM sqlite_sequence ORDER BY name")
       .all()
       .map((row) => {
         // SQLite itself writes these rows; clients may not write this table.
@@ -56,6 +67,20 @@ export class SequenceCounters {
         );
         return { name: row.name, value: row.seq };
       });
+  }
+
+  /** The counters at the start of a leader batch: the previous batch's reading when still valid. */
+  beforeBatch(db: DatabaseSync): Counters {
+    assert(db.isTransaction, "a leader batch reads its counters inside the speculative transaction");
+    return this.#afterLastBatch ?? this.read(db);
+  }
+
+  /** The counters at the end of a leader batch, kept as the next batch's starting point. */
+  afterBatch(db: DatabaseSync): Counters {
+    assert(db.isTransaction, "a leader batch reads its counters inside the speculative transaction");
+    const counters = this.read(db);
+    this.#afterLastBatch = counters;
+    return counters;
   }
 
   /** The op that ends a batch, or null when replicas' counters will match without one. */
@@ -72,8 +97,9 @@ export class SequenceCounters {
       assert(entries.length === 0, "counters arrive only for a schema with AUTOINCREMENT tables");
       return;
     }
-    db.exec("DELETE FROM sqlite_sequence");
-    const insert = db.prepare("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)");
+    this.#afterLastBatch = null;
+    internalStatement(db, "DELETE FROM sqlite_sequence").run();
+    const insert = internalStatement(db, "INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)");
     for (const entry of entries) insert.run(entry.name, entry.value);
   }
 }

@@ -24,12 +24,19 @@ import type { LogIndex } from "../types/ids.ts";
 import { columnNames, compileStatement, runWithRows } from "./client-statement.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
+import { internalStatement } from "./internal-statements.ts";
 import { runLeaderBatch } from "./leader-batch.ts";
 import { decodePayload, encodePayload } from "./payload.ts";
 import { applyOps } from "./replica-apply.ts";
-import { lookupRequest, type RememberedRequest, rememberRequest } from "./request-log.ts";
+import {
+  lookupRequest,
+  type RememberedRequest,
+  rememberRequest,
+  requestWindowEntriesDefault,
+} from "./request-log.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import { restoreSnapshotFile, verifySnapshot, writeSnapshot } from "./snapshot-file.ts";
+import type { StatementCacheStats } from "./statement-cache.ts";
 import { TriggerSuspension } from "./trigger-suspension.ts";
 import type {
   ApplyOutcome,
@@ -50,6 +57,7 @@ export const storeDefaults = {
   sqlBytesMax: 1 << 20,
   payloadBytesMax: 16 << 20,
   busyTimeoutMs: 5000,
+  requestWindowEntries: requestWindowEntriesDefault,
 } as const;
 
 /** Rows one statement may return when the caller sets no bound. */
@@ -144,9 +152,11 @@ export class Store {
     return this.#connections;
   }
 
+  /** Drops every cache derived from the schema or from the write transaction's content. */
   #schemaChanged(): void {
     this.#triggers.invalidate();
     this.#counters.invalidate();
+    this.#open().writeStatements.clear();
   }
 
   /** Sets foreign keys and CHECK enforcement; only possible outside a transaction. */
@@ -161,6 +171,8 @@ export class Store {
     const foreignKeys = write.prepare("PRAGMA foreign_keys").get()?.foreign_keys;
     assert(foreignKeys === (leader ? 1n : 0n), `foreign keys ${leader ? "on" : "off"} for ${mode} mode`);
     this.#connectionMode = mode;
+    // Applies ran in between (DDL ops, suspended triggers): compile client statements afresh.
+    this.#open().writeStatements.clear();
   }
 
   /**
@@ -169,7 +181,7 @@ export class Store {
    * SQLite until `commitSpeculative`. A failing statement throws and leaves no trace.
    */
   execute(index: LogIndex, statements: readonly Statement[], options: ExecuteOptions = {}): ExecuteResult {
-    const { write, writeGuard } = this.#open();
+    const { write, writeGuard, writeStatements } = this.#open();
     assert(index > this.#appliedIndex, `execute at ${index} not after applied index ${this.#appliedIndex}`);
     const last = this.lastSpeculativeIndex;
     assert(last === null || index > last, `execute at ${index} not after speculative index ${last}`);
@@ -188,6 +200,7 @@ export class Store {
       const context = {
         db: write,
         guard: writeGuard,
+        statements: writeStatements,
         counters: this.#counters,
         schemaChanged: () => this.#schemaChanged(),
       };
@@ -198,7 +211,13 @@ export class Store {
         rowsMax,
         request === undefined
           ? undefined
-          : (results) => rememberRequest(write, request.id, index, request.response(results)),
+          : (results) =>
+              rememberRequest(write, {
+                requestId: request.id,
+                index,
+                response: request.response(results),
+                windowEntries: this.#limits.requestWindowEntries,
+              }),
       );
       const payload = encodePayload(outcome.ops);
       const payloadBytesMax = this.#limits.payloadBytesMax;
@@ -315,6 +334,8 @@ export class Store {
       this.#counters.invalidate();
       throw error;
     }
+    // Applied changesets and sequence ops change the counters without a leader batch.
+    this.#counters.invalidate();
     this.#appliedIndex = index;
     if (this.#replayRequiredThrough !== null && index >= this.#replayRequiredThrough)
       this.#replayRequiredThrough = null;
@@ -334,9 +355,15 @@ export class Store {
     return lookupRequest(this.#open().write, requestId);
   }
 
+  /** Hits, misses and entries of the prepared-statement caches of execute batches and of queries. */
+  get preparedStatements(): { readonly execute: StatementCacheStats; readonly query: StatementCacheStats } {
+    const { writeStatements, readStatements } = this.#open();
+    return { execute: writeStatements.stats, query: readStatements.stats };
+  }
+
   /** Runs read-only statements on the committed state, all in one read transaction. */
   query(statements: readonly Statement[], options: QueryOptions = {}): QueryResult {
-    const { read, readGuard, readMeta } = this.#open();
+    const { read, readGuard, readMeta, readStatements } = this.#open();
     const checked = checkStatements(statements, {
       statementsMax: this.#limits.statementsPerBatchMax,
       sqlBytesMax: this.#limits.sqlBytesMax,
@@ -345,8 +372,12 @@ export class Store {
     read.exec("BEGIN");
     try {
       const appliedIndex = readMeta.readAppliedIndex();
+      // The write connection changes the schema; this connection learns of it from the version.
+      const schemaVersion = internalStatement(read, "PRAGMA schema_version").get()?.schema_version;
+      assert(typeof schemaVersion === "bigint", "PRAGMA schema_version reads an integer");
+      readStatements.useSchemaVersion(schemaVersion);
       const results = checked.map(({ sql, params }, index) => {
-        const compiled = compileStatement(read, readGuard, "query", index, sql, params);
+        const compiled = compileStatement(read, readGuard, readStatements, index, sql, params);
         return { columns: columnNames(compiled), rows: runWithRows(readGuard, compiled, rowsMax) };
       });
       return { results, appliedIndex };

@@ -78,6 +78,11 @@ export type StoreOptions = {
   readonly payloadBytesMax?: number;
   /** How long a connection waits on a lock held by another connection before failing. */
   readonly busyTimeoutMs?: number;
+  /**
+   * How many log indexes back a write's `requestId` is remembered (see request-log.ts). The leader
+   * prunes as it writes, in the replicated batch, so replicas follow whatever the leader used.
+   */
+  readonly requestWindowEntries?: number;
 };
 
 export type SnapshotInfo = {
