@@ -4,17 +4,21 @@
  * A file is written to a temporary name, fsynced, renamed over the old one, and the directory is
  * fsynced, so a crash leaves either the old or the new content, never a mix. The content carries a
  * magic, a length and a CRC-32, so a damaged file is detected and refused, never silently used.
+ * Writing is asynchronous, with its fsyncs through the log's `SyncFile` (file-sync.ts); only recovery
+ * at open uses the synchronous `fsyncDirectory`, before the node runs.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { crc32 } from "node:zlib";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { closeFile, openFile, type SyncFile, syncDirectory, writeAll } from "./file-sync.ts";
 
 const magic = 0x4254_4e46; // "BTNF"
 const headerBytes = 12;
 const contentBytesMax = 64 * 1024;
 
+/** Synchronous, for recovery at open only: the running log uses `syncDirectory`. */
 export function fsyncDirectory(directory: string): void {
   const fd = fs.openSync(directory, "r");
   try {
@@ -24,7 +28,8 @@ export function fsyncDirectory(directory: string): void {
   }
 }
 
-export function writeDurableFile(filePath: string, content: Uint8Array): void {
+/** Replaces `filePath` with `content` atomically and durably: temporary file, fsync, rename, fsync dir. */
+export async function writeDurableFile(filePath: string, content: Uint8Array, sync: SyncFile): Promise<void> {
   assert(content.byteLength <= contentBytesMax, "durable file content too large");
   const buffer = Buffer.allocUnsafe(headerBytes + content.byteLength);
   buffer.writeUInt32LE(magic, 0);
@@ -32,15 +37,16 @@ export function writeDurableFile(filePath: string, content: Uint8Array): void {
   buffer.writeUInt32LE(crc32(content), 8);
   buffer.set(content, headerBytes);
   const temporaryPath = `${filePath}.tmp`;
-  const fd = fs.openSync(temporaryPath, "w");
+  const fd = await openFile(temporaryPath, "w");
   try {
-    fs.writeSync(fd, buffer, 0, buffer.byteLength, 0);
-    fs.fsyncSync(fd);
+    await writeAll(fd, buffer, 0);
+    // The content must be durable before the rename can expose it under the real name.
+    await sync(fd, "full");
   } finally {
-    fs.closeSync(fd);
+    await closeFile(fd);
   }
-  fs.renameSync(temporaryPath, filePath);
-  fsyncDirectory(path.dirname(filePath));
+  await fs.promises.rename(temporaryPath, filePath);
+  await syncDirectory(path.dirname(filePath), sync);
 }
 
 /** Reads a durable file; null when it does not exist; throws WAL_CORRUPT when it is damaged. */

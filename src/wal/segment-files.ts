@@ -1,5 +1,5 @@
 /**
- * Naming and listing of log segment files.
+ * Naming, listing and reading of log segment files.
  *
  * A segment is named by the index of its first entry, zero-padded so that lexical order is index
  * order: `00000000000000000001.wal`. Segments are contiguous: each starts right after the last
@@ -10,6 +10,8 @@ import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
+import type { LogEntry } from "../types/log-entry.ts";
+import { decodeRecordAt } from "./record-codec.ts";
 
 export const segmentSuffix = ".wal";
 const segmentNamePattern = /^(\d{20})\.wal$/;
@@ -72,4 +74,49 @@ export function findSegment(segments: readonly Segment[], index: LogIndex): Segm
     else return segment;
   }
   return null;
+}
+
+/** Reads the entries in [from, toExclusive) from the segments that hold them; damage is WAL_CORRUPT. */
+export function readSegmentEntries(
+  segments: readonly Segment[],
+  from: LogIndex,
+  toExclusive: LogIndex,
+): LogEntry[] {
+  const result: LogEntry[] = [];
+  for (let index = from; index < toExclusive; ) {
+    const segment = findSegment(segments, logIndex(index));
+    assert(segment !== null, `segment for entry ${index}`);
+    const lastInSegment = Math.min(segmentLastIndex(segment), toExclusive - 1);
+    const start = segment.offsets[index - segment.firstIndex]!;
+    const end =
+      lastInSegment === segmentLastIndex(segment)
+        ? segment.bytes
+        : segment.offsets[lastInSegment + 1 - segment.firstIndex]!;
+    const buffer = Buffer.allocUnsafe(end - start);
+    const fd = fs.openSync(segment.path, "r");
+    try {
+      const read = fs.readSync(fd, buffer, 0, buffer.byteLength, start);
+      assert(read === buffer.byteLength, "read whole records");
+    } finally {
+      fs.closeSync(fd);
+    }
+    for (let offset = 0; offset < buffer.byteLength; ) {
+      const decoded = decodeRecordAt(buffer, offset);
+      if (decoded === null) {
+        throw new BatonError(
+          ErrorCode.WAL_CORRUPT,
+          `${segment.path} at byte ${start + offset}: damaged record`,
+          {
+            file: segment.path,
+            offset: start + offset,
+          },
+        );
+      }
+      assert(decoded.entry.index === index, "read entries are in order");
+      result.push(decoded.entry);
+      offset = decoded.nextOffset;
+      index++;
+    }
+  }
+  return result;
 }

@@ -13,6 +13,10 @@
  *   fsync runs are merged into one write and one fsync (group commit).
  * - The first I/O error makes the log unusable: every pending and later call fails with `WAL_IO`,
  *   and no durability is reported for data that may not be on disk. The node must stop.
+ * - No fsync runs on the event loop once the log is open: appends, hard state, truncation,
+ *   compaction and snapshot resets all sync through the asynchronous `SyncFile` (file-sync.ts), each
+ *   awaited in the crash-safe order its method describes. An operation that awaits its I/O updates
+ *   the in-memory view first, so reads between its steps already see the log it is making.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -21,18 +25,33 @@ import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { type LogIndex, logIndex, type Position, type Term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
 import { fsyncDirectory, writeDurableFile } from "./durable-file.ts";
+import {
+  closeFile,
+  createEmptyFile,
+  defaultSyncFile,
+  openFile,
+  type SyncFile,
+  syncDirectory,
+  truncateFile,
+  unlinkFiles,
+  writeAll,
+} from "./file-sync.ts";
 import type { LogStore } from "./log-store.ts";
-import { decodeRecordAt, encodeRecords } from "./record-codec.ts";
+import { encodeRecords } from "./record-codec.ts";
 import { compactionFileName, hardStateFileName, type RecoveredLog, recoverLog } from "./recovery.ts";
-import { findSegment, type Segment, segmentFileName, segmentLastIndex } from "./segment-files.ts";
+import { readSegmentEntries, type Segment, segmentFileName, segmentLastIndex } from "./segment-files.ts";
 
 export type WalOptions = {
   /** A new segment is started once the active one reaches this size (a soft limit). */
   readonly segmentBytesMax?: number;
   /** Appends merged into one write and fsync at most; bounds latency of a single flush. */
   readonly groupCommitBytesMax?: number;
-  /** Replaceable for fault-injection tests; defaults to `fs.fdatasync`. */
-  readonly syncFile?: (fd: number) => Promise<void>;
+  /**
+   * Every fsync of the running log goes through this (replaceable for fault-injection tests):
+   * `data` for appended segment bytes (default `fdatasync`), `full` for directories, atomically
+   * replaced files and cut segments (default `fsync`). An injected function receives them all.
+   */
+  readonly syncFile?: SyncFile;
 };
 
 const defaultSegmentBytesMax = 64 * 1024 * 1024;
@@ -45,55 +64,48 @@ type AppendOp = {
   bytes: number;
   firstIndex: LogIndex;
   lastIndex: LogIndex;
+  /** `terms[i]` is the term of entry `firstIndex + i`: `termAt` answers from here until written. */
+  terms: Term[];
   waiters: Waiter[];
 };
-type BarrierOp = { type: "barrier"; run: () => void; waiter: Waiter };
+type BarrierOp = { type: "barrier"; run: () => Promise<void>; waiter: Waiter };
 type Op = AppendOp | BarrierOp;
 
-function writeAll(fd: number, buffer: Buffer, position: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const step = (offset: number): void => {
-      fs.write(fd, buffer, offset, buffer.byteLength - offset, position + offset, (error, written) => {
-        if (error) return reject(error);
-        assert(written > 0, "write made progress");
-        if (offset + written < buffer.byteLength) return step(offset + written);
-        resolve();
-      });
-    };
-    step(0);
-  });
-}
-
-function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
+/** At open only (recovery found no segment): synchronous, before the node runs. */
+function createSegmentAtOpen(directory: string, firstIndex: LogIndex): Segment {
+  const segmentPath = path.join(directory, segmentFileName(firstIndex));
+  fs.closeSync(fs.openSync(segmentPath, "w"));
+  fsyncDirectory(directory);
+  return { firstIndex, path: segmentPath, offsets: [], bytes: 0 };
 }
 
 export class Wal implements LogStore {
   readonly directory: string;
   private readonly segmentBytesMax: number;
   private readonly groupCommitBytesMax: number;
-  private readonly syncFile: (fd: number) => Promise<void>;
+  private readonly syncFile: SyncFile;
   private segments: Segment[];
-  private activeFd: number;
+  /** The active segment, open for appends; null while an operation replaces it. */
+  private activeFd: number | null;
   private hardStateValue: HardState;
   private compaction: Position;
   private last: Position;
   private writtenIndexValue: LogIndex;
   private durableIndexValue: LogIndex;
   private readonly queue: Op[] = [];
+  /** The append being written, out of the queue but not yet durable. */
+  private flushing: AppendOp | null = null;
   private working = false;
   private failure: BatonError | null = null;
   private closed = false;
   private readonly durableListeners: ((index: LogIndex) => void)[] = [];
-  /** Terms of entries not yet durable are needed to answer `lastTerm` after truncation. */
-  private readonly termsByIndex = new Map<number, Term>();
 
   private constructor(directory: string, recovered: RecoveredLog, options: WalOptions) {
     this.directory = directory;
     this.segmentBytesMax = options.segmentBytesMax ?? defaultSegmentBytesMax;
     this.groupCommitBytesMax = options.groupCommitBytesMax ?? defaultGroupCommitBytesMax;
     assert(this.segmentBytesMax >= 1024, "segmentBytesMax of at least 1 KiB");
-    this.syncFile = options.syncFile ?? fdatasync;
+    this.syncFile = options.syncFile ?? defaultSyncFile;
     this.hardStateValue = recovered.hardState;
     this.compaction = recovered.compactionPoint;
     this.segments = recovered.segments;
@@ -101,7 +113,8 @@ export class Wal implements LogStore {
     this.last = lastEntry ? { index: lastEntry.index, term: lastEntry.term } : this.compaction;
     this.writtenIndexValue = this.last.index;
     this.durableIndexValue = this.last.index;
-    if (this.segments.length === 0) this.segments.push(this.createSegment(logIndex(this.last.index + 1)));
+    if (this.segments.length === 0)
+      this.segments.push(createSegmentAtOpen(directory, logIndex(this.last.index + 1)));
     const active = this.segments.at(-1)!;
     assert(
       segmentLastIndex(active) === this.last.index || active.offsets.length === 0,
@@ -155,11 +168,12 @@ export class Wal implements LogStore {
     this.checkUsable();
     assert(entries.length > 0, "append needs entries");
     let previous = this.last;
+    const terms: Term[] = [];
     for (const entry of entries) {
       assert(entry.index === previous.index + 1, `append at ${entry.index} must follow ${previous.index}`);
       assert(entry.term >= previous.term, `entry term ${entry.term} below previous term ${previous.term}`);
       previous = { index: entry.index, term: entry.term };
-      this.termsByIndex.set(entry.index, entry.term);
+      terms.push(entry.term);
     }
     this.last = previous;
     const buffer = encodeRecords(entries);
@@ -168,9 +182,11 @@ export class Wal implements LogStore {
       const waiter = { resolve, reject };
       const tail = this.queue.at(-1);
       if (tail?.type === "append" && tail.bytes + buffer.byteLength <= this.groupCommitBytesMax) {
+        assert(tail.lastIndex + 1 === first, "merged appends are contiguous");
         tail.buffers.push(buffer);
         tail.bytes += buffer.byteLength;
         tail.lastIndex = previous.index;
+        tail.terms.push(...terms);
         tail.waiters.push(waiter);
       } else {
         const op: AppendOp = {
@@ -179,6 +195,7 @@ export class Wal implements LogStore {
           bytes: buffer.byteLength,
           firstIndex: first,
           lastIndex: previous.index,
+          terms,
           waiters: [waiter],
         };
         this.queue.push(op);
@@ -187,13 +204,13 @@ export class Wal implements LogStore {
     });
   }
 
-  /** Persists the hard state atomically; resolves when durable. */
+  /** Persists the hard state atomically (temporary file, fsync, rename, fsync dir); resolves when durable. */
   saveHardState(state: HardState): Promise<void> {
     this.checkUsable();
     assert(state.term >= this.hardStateValue.term, "hard state term never decreases");
     const content = Buffer.from(JSON.stringify({ term: state.term, votedFor: state.votedFor }));
-    return this.barrier(() => {
-      writeDurableFile(path.join(this.directory, hardStateFileName), content);
+    return this.barrier(async () => {
+      await writeDurableFile(path.join(this.directory, hardStateFileName), content, this.syncFile);
       this.hardStateValue = state;
     });
   }
@@ -217,14 +234,20 @@ export class Wal implements LogStore {
     this.checkUsable();
     assert(index <= this.durableIndexValue, "only durable entries are compacted");
     if (index <= this.compaction.index) return Promise.resolve();
-    return this.barrier(() => {
+    return this.barrier(async () => {
       const actual = this.termAt(index);
       assert(actual === entryTerm, `compaction term ${entryTerm} matches entry term ${actual}`);
-      this.writeCompactionPoint({ index, term: entryTerm });
+      // The point is durable before any segment goes: a crash in between leaves extra segments,
+      // which the next open deletes, never a log that starts after its compaction point.
+      await this.writeCompactionPoint({ index, term: entryTerm });
       const keepFrom = this.segments.findIndex((s) => segmentLastIndex(s) > index);
       const removable = this.segments.slice(0, keepFrom === -1 ? this.segments.length - 1 : keepFrom);
-      this.unlinkSegments(removable);
       this.segments = this.segments.slice(removable.length);
+      await unlinkFiles(
+        removable.map((segment) => segment.path),
+        this.directory,
+        this.syncFile,
+      );
     });
   }
 
@@ -232,15 +255,23 @@ export class Wal implements LogStore {
   resetToSnapshot(index: LogIndex, snapshotTerm: Term): Promise<void> {
     this.checkUsable();
     this.last = { index, term: snapshotTerm };
-    return this.barrier(() => {
-      this.writeCompactionPoint({ index, term: snapshotTerm });
-      fs.closeSync(this.activeFd);
-      this.unlinkSegments(this.segments);
-      this.segments = [this.createSegment(logIndex(index + 1))];
-      this.activeFd = fs.openSync(this.segments[0]!.path, "r+");
+    return this.barrier(async () => {
+      // The point first: once it is durable, a crash at any later step leaves a log that the next
+      // open recognises as replaced (recovery.ts) and discards.
+      await this.writeCompactionPoint({ index, term: snapshotTerm });
+      const replaced = this.segments;
+      this.segments = [];
       this.writtenIndexValue = index;
       this.durableIndexValue = index;
-      this.termsByIndex.clear();
+      await this.closeActive();
+      await unlinkFiles(
+        replaced.map((segment) => segment.path),
+        this.directory,
+        this.syncFile,
+      );
+      const fresh = await this.createSegment(logIndex(index + 1));
+      this.segments = [fresh];
+      this.activeFd = await openFile(fresh.path, "r+");
     });
   }
 
@@ -248,8 +279,9 @@ export class Wal implements LogStore {
   termAt(index: LogIndex): Term | null {
     if (index === this.compaction.index) return this.compaction.term;
     if (index <= this.compaction.index || index > this.last.index) return null;
-    const pending = this.termsByIndex.get(index);
-    if (pending !== undefined) return pending;
+    if (index === this.last.index) return this.last.term;
+    const pending = this.pendingTerm(index);
+    if (pending !== null) return pending;
     const entries = this.entries(index, logIndex(index + 1));
     return entries[0]?.term ?? null;
   }
@@ -259,51 +291,32 @@ export class Wal implements LogStore {
     this.checkUsable();
     assert(from > this.compaction.index, `entry ${from} was compacted`);
     assert(toExclusive <= this.writtenIndexValue + 1, "only written entries can be read");
-    const result: LogEntry[] = [];
-    for (let index = from; index < toExclusive; ) {
-      const segment = findSegment(this.segments, logIndex(index));
-      assert(segment !== null, `segment for entry ${index}`);
-      const lastInSegment = Math.min(segmentLastIndex(segment), toExclusive - 1);
-      const start = segment.offsets[index - segment.firstIndex]!;
-      const end =
-        lastInSegment === segmentLastIndex(segment)
-          ? segment.bytes
-          : segment.offsets[lastInSegment + 1 - segment.firstIndex]!;
-      const buffer = Buffer.allocUnsafe(end - start);
-      const fd = fs.openSync(segment.path, "r");
-      try {
-        const read = fs.readSync(fd, buffer, 0, buffer.byteLength, start);
-        assert(read === buffer.byteLength, "read whole records");
-      } finally {
-        fs.closeSync(fd);
-      }
-      for (let offset = 0; offset < buffer.byteLength; ) {
-        const decoded = decodeRecordAt(buffer, offset);
-        if (decoded === null) {
-          throw new BatonError(
-            ErrorCode.WAL_CORRUPT,
-            `${segment.path} at byte ${start + offset}: damaged record`,
-            {
-              file: segment.path,
-              offset: start + offset,
-            },
-          );
-        }
-        assert(decoded.entry.index === index, "read entries are in order");
-        result.push(decoded.entry);
-        offset = decoded.nextOffset;
-        index++;
-      }
-    }
-    return result;
+    return readSegmentEntries(this.segments, from, toExclusive);
   }
 
   /** Waits for queued work, then closes files. Further calls fail with WAL_CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.failure === null) await this.barrier(() => {}).catch(() => {});
+    // Refuse new calls at once: nothing may be queued behind the final barrier.
     this.closed = true;
-    fs.closeSync(this.activeFd);
+    if (this.failure === null) await this.barrier(async () => {}).catch(() => {});
+    await this.closeActive();
+  }
+
+  /**
+   * The term of `index` when it is not yet written: the newest queued (or writing) append that holds
+   * it wrote the current entry there, since a later truncation below `index` followed by a new append
+   * there would be a newer append. Null when every append holding it has been written.
+   */
+  private pendingTerm(index: LogIndex): Term | null {
+    for (let i = this.queue.length - 1; i >= -1; i--) {
+      const op = i === -1 ? this.flushing : this.queue[i]!;
+      if (op?.type !== "append" || index < op.firstIndex || index > op.lastIndex) continue;
+      const pendingTerm = op.terms[index - op.firstIndex];
+      assert(pendingTerm !== undefined, "an append holds a term for each of its entries");
+      return pendingTerm;
+    }
+    return null;
   }
 
   private checkUsable(): void {
@@ -311,7 +324,7 @@ export class Wal implements LogStore {
     if (this.closed) throw new BatonError(ErrorCode.WAL_CLOSED, "the log is closed");
   }
 
-  private barrier(run: () => void): Promise<void> {
+  private barrier(run: () => Promise<void>): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ type: "barrier", run, waiter: { resolve, reject } });
       this.kick();
@@ -328,10 +341,16 @@ export class Wal implements LogStore {
     while (this.queue.length > 0) {
       const op = this.queue.shift()!;
       try {
-        if (op.type === "append") await this.flush(op);
-        else op.run();
+        if (op.type === "append") {
+          this.flushing = op;
+          await this.flush(op);
+        } else {
+          await op.run();
+        }
       } catch (error) {
         this.fail(error);
+      } finally {
+        this.flushing = null;
       }
       if (this.failure !== null) {
         for (const waiter of op.type === "append" ? op.waiters : [op.waiter]) waiter.reject(this.failure);
@@ -356,11 +375,11 @@ export class Wal implements LogStore {
       let active = this.segments.at(-1)!;
       if (active.bytes >= this.segmentBytesMax && active.offsets.length > 0) {
         // Roll over: what this flush wrote to the old segment must be durable before it is closed.
-        if (dirty) await this.syncFile(this.activeFd);
-        fs.closeSync(this.activeFd);
-        active = this.createSegment(logIndex(index));
+        if (dirty) await this.syncFile(this.requireActiveFd(), "data");
+        await this.closeActive();
+        active = await this.createSegment(logIndex(index));
         this.segments.push(active);
-        this.activeFd = fs.openSync(active.path, "r+");
+        this.activeFd = await openFile(active.path, "r+");
         newSegment = true;
       }
       assert(index === segmentLastIndex(active) + 1, "flush continues the active segment");
@@ -375,7 +394,7 @@ export class Wal implements LogStore {
         offsets.push(filePosition + position - chunkStart);
         position += 8 + buffer.readUInt32LE(position);
       }
-      await writeAll(this.activeFd, buffer.subarray(chunkStart, position), filePosition);
+      await writeAll(this.requireActiveFd(), buffer.subarray(chunkStart, position), filePosition);
       active.offsets.push(...offsets);
       active.bytes += position - chunkStart;
       index = logIndex(index + offsets.length);
@@ -383,56 +402,62 @@ export class Wal implements LogStore {
     }
     assert(index === op.lastIndex + 1, "the flush wrote every entry of the batch");
     this.writtenIndexValue = op.lastIndex;
-    await this.syncFile(this.activeFd);
-    if (newSegment) fsyncDirectory(this.directory);
+    await this.syncFile(this.requireActiveFd(), "data");
+    if (newSegment) await syncDirectory(this.directory, this.syncFile);
     this.durableIndexValue = op.lastIndex;
-    for (let pending = op.firstIndex; pending <= op.lastIndex; pending++) this.termsByIndex.delete(pending);
     for (const listener of this.durableListeners) listener(op.lastIndex);
   }
 
-  private truncateFiles(index: LogIndex): void {
-    fs.closeSync(this.activeFd);
+  /**
+   * Cuts the log after `index`: deletes whole later segments newest first and fsyncs the directory,
+   * then cuts the segment holding `index + 1` at that record and fsyncs it, so a crash part-way
+   * leaves a longer prefix of the old log, never a gap.
+   */
+  private async truncateFiles(index: LogIndex): Promise<void> {
     const removable = this.segments.filter((s) => s.firstIndex > index);
-    this.unlinkSegments(removable);
     this.segments = this.segments.filter((s) => s.firstIndex <= index);
     const holder = this.segments.at(-1);
-    if (holder === undefined) {
-      this.segments.push(this.createSegment(logIndex(index + 1)));
-    } else if (segmentLastIndex(holder) > index) {
-      const cut = holder.offsets[index + 1 - holder.firstIndex]!;
-      const fd = fs.openSync(holder.path, "r+");
-      try {
-        fs.ftruncateSync(fd, cut);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+    let cut: number | null = null;
+    if (holder !== undefined && segmentLastIndex(holder) > index) {
+      cut = holder.offsets[index + 1 - holder.firstIndex]!;
       holder.offsets.length = index + 1 - holder.firstIndex;
       holder.bytes = cut;
     }
-    this.activeFd = fs.openSync(this.segments.at(-1)!.path, "r+");
-    assert(segmentLastIndex(this.segments.at(-1)!) <= index, "the log ends at or before the cut");
-    for (const pendingIndex of this.termsByIndex.keys())
-      if (pendingIndex > index) this.termsByIndex.delete(pendingIndex);
     this.writtenIndexValue = logIndex(Math.min(this.writtenIndexValue, index));
     this.durableIndexValue = logIndex(Math.min(this.durableIndexValue, index));
+    await this.closeActive();
+    await unlinkFiles(
+      removable.map((segment) => segment.path),
+      this.directory,
+      this.syncFile,
+    );
+    if (holder === undefined) this.segments.push(await this.createSegment(logIndex(index + 1)));
+    else if (cut !== null) await truncateFile(holder.path, cut, this.syncFile);
+    this.activeFd = await openFile(this.segments.at(-1)!.path, "r+");
+    assert(segmentLastIndex(this.segments.at(-1)!) <= index, "the log ends at or before the cut");
   }
 
-  private createSegment(firstIndex: LogIndex): Segment {
+  private async createSegment(firstIndex: LogIndex): Promise<Segment> {
     const segmentPath = path.join(this.directory, segmentFileName(firstIndex));
-    fs.closeSync(fs.openSync(segmentPath, "w"));
-    fsyncDirectory(this.directory);
+    await createEmptyFile(segmentPath, this.directory, this.syncFile);
     return { firstIndex, path: segmentPath, offsets: [], bytes: 0 };
   }
 
-  private unlinkSegments(segments: readonly Segment[]): void {
-    // Newest first, then the directory: a crash part-way leaves a contiguous prefix of the log.
-    for (let i = segments.length - 1; i >= 0; i--) fs.unlinkSync(segments[i]!.path);
-    if (segments.length > 0) fsyncDirectory(this.directory);
+  private requireActiveFd(): number {
+    assert(this.activeFd !== null, "the active segment is open");
+    return this.activeFd;
   }
 
-  private writeCompactionPoint(point: Position): void {
-    writeDurableFile(path.join(this.directory, compactionFileName), Buffer.from(JSON.stringify(point)));
+  /** Closes the active segment's descriptor, once: a number is never closed twice (it may be reused). */
+  private async closeActive(): Promise<void> {
+    const fd = this.activeFd;
+    this.activeFd = null;
+    if (fd !== null) await closeFile(fd);
+  }
+
+  private async writeCompactionPoint(point: Position): Promise<void> {
+    const content = Buffer.from(JSON.stringify(point));
+    await writeDurableFile(path.join(this.directory, compactionFileName), content, this.syncFile);
     this.compaction = point;
   }
 
