@@ -8,8 +8,10 @@
  *                         durable log start right after this position (discard older entries).
  *  2. `truncateAfter`     (follower) Durably drop every log entry after this index. Never a
  *                         committed entry; never on a leader.
- *  3. `entries`           Append these entries durably, after the truncation.
- *  4. `hardState`         Write term and vote atomically.
+ *  3. `hardState`         Write term and vote atomically, no later than the entries below: a crash
+ *                         between the two must never leave the durable log holding a term newer
+ *                         than the durable hard state (the core refuses such an initial state).
+ *  4. `entries`           Append these entries durably, after the truncation.
  *     Steps 1–4 form one durable batch; batches complete in order (group commit is fine).
  *  5. `messages`          Send those with `afterPersist: false` now. Send those with
  *                         `afterPersist: true` only once the batch of this Effects and every earlier

@@ -5,7 +5,7 @@
  * It feeds every input to the core (ticks from the runtime's timers, peer messages from the
  * transport, proposals and read-index requests from the write and read paths, and the loop's own
  * "persisted" and "applied" reports) and carries out each Effects completely, in order:
- *   persist (snapshot reset, truncate, append, hard state: one durable batch, batches in call order)
+ *   persist (snapshot reset, truncate, hard state, append: one durable batch, batches in call order)
  *   → send (now, or once this and every earlier batch is durable) → apply committed entries
  *   → answer clients → snapshot requests → bookkeeping (role changes, review, audit).
  *
@@ -253,8 +253,11 @@ export class ReplicaLoop {
     if (effects.snapshotRestored !== undefined)
       operations.push(log.resetToSnapshot(effects.snapshotRestored.index, effects.snapshotRestored.term));
     if (effects.truncateAfter !== undefined) operations.push(log.truncateAfter(effects.truncateAfter));
-    if (effects.entries.length > 0) operations.push(log.append(effects.entries));
+    // The hard state goes before the entries: the log store makes operations durable in call order,
+    // and a crash between the two must never leave entries of a term newer than the durable term
+    // (recovery refuses such a log). The simulator found this at SEED=1120.
     if (effects.hardState !== undefined) operations.push(log.saveHardState(effects.hardState));
+    if (effects.entries.length > 0) operations.push(log.append(effects.entries));
     const hasLate = effects.messages.some((m) => m.afterPersist);
     if (operations.length === 0 && !hasLate) return null;
     const batch = Promise.all(operations);
