@@ -86,6 +86,11 @@ export class WritePath {
       const remembered = this.runtime.store.lookupRequest(request.requestId);
       if (remembered !== null) {
         await this.applied.wait(remembered.index, remainingMs());
+        await this.confirmRemembered(
+          remembered.index,
+          request.durability ?? this.config.durability,
+          deadlineMs,
+        );
         return JSON.parse(remembered.response) as ExecuteResponse;
       }
     }
@@ -96,6 +101,38 @@ export class WritePath {
       "the acknowledgement names the batch's position",
     );
     return { results: encodeResults(results), position: { index: position.index, term: position.term } };
+  }
+
+  /**
+   * A retried write is answered only at the durability its client asked for, like the first try.
+   * Applied here means committed, which covers `local`, `one` and `majority`; `all` also needs every
+   * voter to have applied it, as the leader learns from their responses. Polled once a tick, bounded
+   * by the request's deadline; not reached, it is NOT_CONFIRMED (and still not undone).
+   */
+  private async confirmRemembered(
+    index: LogIndex,
+    durability: Durability,
+    deadlineMs: number,
+  ): Promise<void> {
+    if (durability !== "all") return;
+    const { clock, timers } = this.runtime;
+    for (;;) {
+      const status = this.loop.core.status();
+      const behind = status.members.filter(
+        (member) => member.id !== this.config.id && member.appliedIndex < index,
+      );
+      if (behind.length === 0) return;
+      if (clock.nowMs() >= deadlineMs) {
+        const voters = this.config.voters.length;
+        throw new BatonError(
+          ErrorCode.NOT_CONFIRMED,
+          `the retried write at index ${index} is applied on ${voters - behind.length} of ${voters} voters; all was not confirmed in time. It is not undone`,
+          { index, durability, durableOn: voters - behind.length, clusterSize: voters, reason: "timeout" },
+        );
+      }
+      await new Promise<void>((resolve) => timers.after(this.config.tickMs, resolve));
+      this.requireLeader();
+    }
   }
 
   /** Open when a batch may run now (see the module header). */

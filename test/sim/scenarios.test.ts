@@ -46,6 +46,21 @@ function leaderAmong(candidates: readonly SimNodeHost[]): SimNodeHost | null {
   return best;
 }
 
+/** Runs the cluster until `answer` settles (bounded); returns its error code, or "ok". */
+async function settled(cluster: SimCluster, answer: Promise<unknown> | undefined): Promise<{ code: string }> {
+  let outcome: { code: string } | null = null;
+  answer?.then(
+    () => {
+      outcome = { code: "ok" };
+    },
+    (error: { code?: string }) => {
+      outcome = { code: error.code ?? String(error) };
+    },
+  );
+  assert.notEqual(await cluster.runUntil(() => outcome !== null, 1_000), null, "the request was answered");
+  return outcome ?? { code: "none" };
+}
+
 async function finish(cluster: SimCluster): Promise<Awaited<ReturnType<typeof finalCheck>>["losses"]> {
   try {
     await livenessPhase(cluster);
@@ -150,6 +165,33 @@ describe("scripted scenarios on production nodes", () => {
       null,
       "ready again once it hears the leader",
     );
+    await finish(cluster);
+  });
+
+  test("a write retried with its request id is answered only at the durability it asked for", async () => {
+    const cluster = await quietCluster(3, { nodeCount: 3 });
+    const leader = leaderOf(cluster);
+    const follower = cluster.nodes.find((node) => node !== leader) as SimNodeHost;
+    const timeoutMs = 20 * simTickMs;
+    const write = () =>
+      settled(
+        cluster,
+        leader.node?.execute({
+          statements: [
+            { sql: "INSERT INTO events(key, value, noise, at) VALUES (99, 0, 0, 'scenario')", params: [] },
+          ],
+          durability: "all",
+          requestId: "needs-all",
+          timeoutMs,
+        }),
+      );
+    follower.pausedUntilTick = Number.MAX_SAFE_INTEGER;
+    const first = await write();
+    assert.equal(first.code, "NOT_CONFIRMED", "a paused voter cannot have applied it");
+    const retried = await write();
+    assert.equal(retried.code, "NOT_CONFIRMED", "the retry is not acknowledged from the request log alone");
+    follower.pausedUntilTick = 0;
+    assert.equal((await write()).code, "ok", "acknowledged once every voter applied it");
     await finish(cluster);
   });
 
