@@ -12,7 +12,7 @@ import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { fileReviewSink } from "./launch.ts";
-import { nodeDefaults } from "./node-config.ts";
+import { type NodeConfig, nodeDefaults } from "./node-config.ts";
 import { systemClock, systemTimers } from "./runtime.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-node-"));
@@ -25,6 +25,7 @@ function write(sql: string): NormalizedExecute {
 /** A single-voter node on the in-memory transport whose log fsync can be made to fail. */
 async function singleNode(
   name: string,
+  overrides: Partial<NodeConfig> = {},
 ): Promise<{ node: BatonNode; store: Store; wal: Wal; failSync: () => void; fatal: Error[] }> {
   const directory = path.join(root, name);
   let failing = false;
@@ -47,6 +48,7 @@ async function singleNode(
       heartbeatMs: 10,
       missedHeartbeats: 3,
       durability: "majority",
+      ...overrides,
     },
     {
       clock: systemClock,
@@ -136,6 +138,27 @@ test("a bug on a request path stops the node instead of answering an error and c
     }),
     (error: unknown) => isBatonError(error, "SHUTTING_DOWN"),
   );
+  await node.stop();
+  await wal.close();
+  store.close();
+});
+
+test("admission: past readsInFlightMax a read is refused OVERLOADED at once, and the node keeps serving", async () => {
+  const { node, store, wal } = await singleNode("admission", { readsInFlightMax: 1 });
+  await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY)"));
+  const read = () =>
+    node.query({
+      statements: [{ sql: "SELECT 1", params: [] }],
+      consistency: "linearizable",
+      minIndex: null,
+      maxLagMs: null,
+      timeoutMs: 1_000,
+    });
+  const first = read();
+  await assert.rejects(read(), (error: unknown) => isBatonError(error, "OVERLOADED"));
+  assert.deepEqual((await first).results[0]?.rows, [[1]]);
+  assert.deepEqual((await read()).results[0]?.rows, [[1]], "admitted again once the first finished");
+  assert.equal(node.admission.refused.read, 1);
   await node.stop();
   await wal.close();
   store.close();

@@ -8,6 +8,7 @@
  *   WritePath          gate, request-id replay, propose, wait for the durability level
  *   ReadPath           consistency levels, read index, minIndex, maxLagMs
  *   NodeStatusView     /v1/status and honest readiness
+ *   Admission          bounded reads and writes in flight (OVERLOADED beyond them)
  *
  * Everything outside the process reaches it through the `NodeRuntime` (clock, timers, seed, log
  * store, store, transport), so the simulator runs this very class on simulated time and disks.
@@ -20,6 +21,7 @@ import type { NormalizedExecute, NormalizedQuery } from "../api/request-validati
 import type { RoleChange } from "../consensus/index.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
+import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
@@ -43,6 +45,7 @@ export class BatonNode implements NodeService {
   readonly peers: PeerDirectory;
   readonly applied: IndexWaiters;
   readonly speculation: LeaderSpeculation;
+  readonly admission: Admission;
   private readonly writes: WritePath;
   private readonly reads: ReadPath;
   private readonly statusView: NodeStatusView;
@@ -73,6 +76,7 @@ export class BatonNode implements NodeService {
     this.writes = new WritePath({ ...this.parts(), speculation: this.speculation, isStopping });
     this.reads = new ReadPath({ ...this.parts(), requireLeader: () => this.writes.requireLeader() });
     this.statusView = new NodeStatusView(this.loop, store, this.peers, config);
+    this.admission = new Admission(config);
     this.loop.onStateChange(() => this.afterStep());
   }
 
@@ -91,11 +95,11 @@ export class BatonNode implements NodeService {
   }
 
   execute(request: NormalizedExecute): Promise<ExecuteResponse> {
-    return this.guard(() => this.writes.execute(request));
+    return this.guard(() => this.admission.run("write", () => this.writes.execute(request)));
   }
 
   query(request: NormalizedQuery): Promise<QueryResponse> {
-    return this.guard(() => this.reads.query(request));
+    return this.guard(() => this.admission.run("read", () => this.reads.query(request)));
   }
 
   status(): StatusResponse {

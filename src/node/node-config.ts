@@ -44,6 +44,10 @@ export type NodeConfig = {
   readonly speculationAgeMsMax: number;
   /** `/readyz` says ready only when this node's state was known fresh within this time. */
   readonly readyLagMsMax: number;
+  /** Client reads running on this node at once; more are refused OVERLOADED (`admission.ts`). */
+  readonly readsInFlightMax: number;
+  /** Client writes running or waiting on this node at once; more are refused OVERLOADED. */
+  readonly writesInFlightMax: number;
   /** Writes waiting at the write gate; more are refused OVERLOADED. */
   readonly gateWaitersMax: number;
   /** Requests waiting for the applied index to reach a target; more are refused OVERLOADED. */
@@ -63,6 +67,8 @@ export const nodeDefaults = {
   tickMs: 10,
   speculationAgeMsMax: 20,
   readyLagMsMax: 5_000,
+  readsInFlightMax: 512,
+  writesInFlightMax: 2_048,
   gateWaitersMax: 10_000,
   indexWaitersMax: 10_000,
   writeTimeoutMsDefault: 10_000,

@@ -188,7 +188,7 @@ describe("a three-node cluster", { timeout: 120_000 }, () => {
       });
       const json = (await response.json()) as any;
       assert.equal(response.status, status, `${path} ${body.slice(0, 60)}: ${JSON.stringify(json)}`);
-      assert.equal(json.error.code, code, body.slice(0, 60));
+      assert.equal(json.error.code, code, `${body.slice(0, 60)}: ${JSON.stringify(json)}`);
     }
     const client = connect({ nodes: [leader.url] });
     const result = await client.execute("CREATE TABLE IF NOT EXISTS after_bad(id INTEGER PRIMARY KEY)");
