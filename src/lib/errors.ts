@@ -14,6 +14,8 @@ export const ErrorCode = {
   SQL_ERROR: "SQL_ERROR",
   FORBIDDEN_STATEMENT: "FORBIDDEN_STATEMENT",
   NOT_A_QUERY: "NOT_A_QUERY",
+  /** A statement's result passed `resultRowsMax` rows or the request's results passed `resultBytesMax` bytes. */
+  RESULT_TOO_LARGE: "RESULT_TOO_LARGE",
   NOT_FOUND: "NOT_FOUND",
   METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
   // Cluster state.
@@ -59,6 +61,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   SQL_ERROR: 400,
   FORBIDDEN_STATEMENT: 400,
   NOT_A_QUERY: 400,
+  RESULT_TOO_LARGE: 400,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   NOT_LEADER: 409,
@@ -125,6 +128,8 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   SQL_ERROR: never,
   FORBIDDEN_STATEMENT: never,
   NOT_A_QUERY: never,
+  // The batch was refused before it could commit: nothing was applied, and the same request fails again.
+  RESULT_TOO_LARGE: rejected,
   NOT_FOUND: never,
   METHOD_NOT_ALLOWED: never,
   NOT_LEADER: { retry: "redirect", writeOutcome: "not-applied", retryAfterSeconds: null },

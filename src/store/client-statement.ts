@@ -184,12 +184,27 @@ export function runWithoutRows(
   }
 }
 
-/** Runs a statement that returns rows, at most `rowsMax` of them; more is `PAYLOAD_TOO_LARGE`. */
+/** What one request's results may still take: shared by its statements, spent as rows arrive. */
+export type ResultBudget = { readonly rowsMax: number; bytesLeft: number; readonly bytesMax: number };
+
+/** An estimate of a value's size in a response: text and blob bytes, 8 for a number. */
+function valueBytes(value: SqlValue): number {
+  if (typeof value === "string") return value.length;
+  if (value instanceof Uint8Array) return value.byteLength;
+  return 8;
+}
+
+/**
+ * Runs a statement that returns rows, at most `budget.rowsMax` of them and within the request's
+ * remaining bytes; past either the answer is `RESULT_TOO_LARGE`, as soon as the row that crosses it
+ * arrives (a hostile query cannot grow the node's memory past the bound first).
+ */
 export function runWithRows(
   guard: StatementGuard,
   compiled: CompiledStatement,
-  rowsMax: number,
+  budget: ResultBudget,
 ): SqlValue[][] {
+  const rowsMax = budget.rowsMax;
   assert(Number.isSafeInteger(rowsMax) && rowsMax >= 0, "rowsMax is a non-negative integer");
   const { statement, statementClass, index } = compiled;
   statement.setReturnArrays(true);
@@ -199,12 +214,21 @@ export function runWithRows(
     guard.judging(compiled.mode, statementClass, () => {
       for (const row of withBinding(compiled, statement.iterate.bind(statement))) {
         if (rows.length === rowsMax) {
-          throw new BatonError("PAYLOAD_TOO_LARGE", `statement ${index} returns more than ${rowsMax} rows`, {
+          throw new BatonError("RESULT_TOO_LARGE", `statement ${index} returns more than ${rowsMax} rows`, {
             statementIndex: index,
             rowsMax,
           });
         }
-        rows.push(resultRow(row));
+        const values = resultRow(row);
+        for (const value of values) budget.bytesLeft -= valueBytes(value);
+        if (budget.bytesLeft < 0) {
+          throw new BatonError(
+            "RESULT_TOO_LARGE",
+            `the results pass ${budget.bytesMax} bytes at statement ${index}, row ${rows.length}`,
+            { statementIndex: index, resultBytesMax: budget.bytesMax },
+          );
+        }
+        rows.push(values);
       }
     });
   } catch (error) {

@@ -22,6 +22,7 @@ import {
   type CompiledStatement,
   columnNames,
   compileStatement,
+  type ResultBudget,
   runWithoutRows,
   runWithRows,
 } from "./client-statement.ts";
@@ -125,7 +126,7 @@ function runDdl(context: LeaderContext, compiled: CompiledStatement, ops: Payloa
 function runDml(
   context: LeaderContext,
   compiled: CompiledStatement,
-  rowsMax: number,
+  budget: ResultBudget,
 ): ExecuteStatementResult {
   const { guard, db } = context;
   assert(!compiled.statementClass.ddl, "runDml runs a statement that is not DDL");
@@ -135,7 +136,7 @@ function runDml(
     if (!compiled.statementClass.writes) return noChange;
     return { rowsAffected: Number(result.changes), lastInsertRowid: exactInteger(result.lastInsertRowid) };
   }
-  const rows = runWithRows(guard, compiled, rowsMax);
+  const rows = runWithRows(guard, compiled, budget);
   if (!compiled.statementClass.writes) return { ...noChange, columns, rows };
   // A statement with RETURNING: ask SQLite for its counts, which `iterate` does not report.
   const counts = internalStatement(db, "SELECT changes() AS changes, last_insert_rowid() AS rowid").get();
@@ -150,7 +151,7 @@ function runDml(
 export function runLeaderBatch(
   context: LeaderContext,
   statements: readonly Statement[],
-  rowsMax: number,
+  budget: ResultBudget,
   /** Runs after the statements, while the batch's session still records (the request log). */
   beforeFlush?: (results: readonly ExecuteStatementResult[]) => void,
 ): BatchOutcome {
@@ -169,7 +170,7 @@ export function runLeaderBatch(
         results.push(noChange);
       } else {
         recorder.ensureOpen();
-        results.push(runDml(context, compiled, rowsMax));
+        results.push(runDml(context, compiled, budget));
       }
     }
     if (beforeFlush !== undefined) {

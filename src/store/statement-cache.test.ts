@@ -142,7 +142,7 @@ describe("prepared-statement cache", () => {
     assert.throws(() => log.leader.query([sql(overflow, [1])]), refusal("SQL_ERROR", /overflow/));
     assert.deepEqual(rowsOf(log.leader, overflow, [0]), [[1]]);
     const tooMany = "SELECT value FROM json_each('[1,2,3]')";
-    assert.throws(() => log.leader.query([sql(tooMany)], { resultRowsMax: 2 }), refusal("PAYLOAD_TOO_LARGE"));
+    assert.throws(() => log.leader.query([sql(tooMany)], { resultRowsMax: 2 }), refusal("RESULT_TOO_LARGE"));
     assert.deepEqual(log.leader.query([sql(tooMany)]).results[0]?.rows, [[1], [2], [3]]);
   });
 

@@ -134,7 +134,7 @@ describe("execute results", () => {
     );
     assert.throws(
       () => leader.execute(logIndex(1), batch("SELECT 1 UNION ALL SELECT 2"), { resultRowsMax: 1 }),
-      (e) => isBatonError(e, "PAYLOAD_TOO_LARGE"),
+      (e) => isBatonError(e, "RESULT_TOO_LARGE"),
     );
     leader.execute(logIndex(1), batch("CREATE TABLE b(id INTEGER PRIMARY KEY, v)"));
     assert.throws(
@@ -142,6 +142,29 @@ describe("execute results", () => {
       (e) => isBatonError(e, "PAYLOAD_TOO_LARGE"),
     );
     assert.deepEqual(leader.speculativeIndexes, [1]);
+  });
+
+  test("results are bounded in bytes across a request's statements: RESULT_TOO_LARGE, and the store serves on", (t) => {
+    const leader = openStore(t, temporaryDirectory(t), "leader.db");
+    leader.execute(logIndex(1), batch("CREATE TABLE big(id INTEGER PRIMARY KEY, v TEXT)"));
+    leader.execute(logIndex(2), [sql("INSERT INTO big(v) VALUES (printf('%.1000c', 'x'))")]);
+    leader.commitSpeculative(logIndex(2));
+    const select = sql("SELECT v FROM big");
+    assert.equal(leader.query([select], { resultBytesMax: 1_000 }).results[0]?.rows.length, 1);
+    assert.throws(
+      () => leader.query([select, select], { resultBytesMax: 1_500 }),
+      (e) => isBatonError(e, "RESULT_TOO_LARGE") && e.details.statementIndex === 1,
+      "the second statement crosses the request's budget",
+    );
+    assert.throws(
+      () =>
+        leader.execute(logIndex(3), [sql("UPDATE big SET v = v || 'y' RETURNING v")], {
+          resultBytesMax: 500,
+        }),
+      (e) => isBatonError(e, "RESULT_TOO_LARGE"),
+    );
+    assert.deepEqual(leader.speculativeIndexes, [], "the refused batch left nothing behind");
+    assert.equal(leader.query([select]).results[0]?.rows.length, 1);
   });
 });
 

@@ -21,7 +21,7 @@ import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
-import { columnNames, compileStatement, runWithRows } from "./client-statement.ts";
+import { columnNames, compileStatement, type ResultBudget, runWithRows } from "./client-statement.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
 import { internalStatement } from "./internal-statements.ts";
@@ -62,6 +62,14 @@ export const storeDefaults = {
 
 /** Rows one statement may return when the caller sets no bound. */
 export const resultRowsMaxDefault = 100_000;
+
+/** Bytes (text and blob bytes, 8 per number) one request's results may hold when the caller sets no bound. */
+export const resultBytesMaxDefault = 16 << 20;
+
+function resultBudget(options: QueryOptions): ResultBudget {
+  const bytesMax = options.resultBytesMax ?? resultBytesMaxDefault;
+  return { rowsMax: options.resultRowsMax ?? resultRowsMaxDefault, bytesMax, bytesLeft: bytesMax };
+}
 
 type Limits = Required<Omit<StoreOptions, "path">>;
 
@@ -189,7 +197,7 @@ export class Store {
       statementsMax: this.#limits.statementsPerBatchMax,
       sqlBytesMax: this.#limits.sqlBytesMax,
     });
-    const rowsMax = options.resultRowsMax ?? resultRowsMaxDefault;
+    const budget = resultBudget(options);
     this.#checkCanSpeculate();
     if (last === null) {
       this.#useMode("leader");
@@ -208,7 +216,7 @@ export class Store {
       const outcome = runLeaderBatch(
         context,
         checked,
-        rowsMax,
+        budget,
         request === undefined
           ? undefined
           : (results) =>
@@ -368,7 +376,7 @@ export class Store {
       statementsMax: this.#limits.statementsPerBatchMax,
       sqlBytesMax: this.#limits.sqlBytesMax,
     });
-    const rowsMax = options.resultRowsMax ?? resultRowsMaxDefault;
+    const budget = resultBudget(options);
     read.exec("BEGIN");
     try {
       const appliedIndex = readMeta.readAppliedIndex();
@@ -378,7 +386,7 @@ export class Store {
       readStatements.useSchemaVersion(schemaVersion);
       const results = checked.map(({ sql, params }, index) => {
         const compiled = compileStatement(read, readGuard, readStatements, index, sql, params);
-        return { columns: columnNames(compiled), rows: runWithRows(readGuard, compiled, rowsMax) };
+        return { columns: columnNames(compiled), rows: runWithRows(readGuard, compiled, budget) };
       });
       return { results, appliedIndex };
     } finally {

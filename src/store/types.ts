@@ -56,13 +56,17 @@ export type ExecuteOptions = {
     readonly id: string;
     readonly response: (results: readonly ExecuteStatementResult[]) => string;
   };
-  /** Rows one statement may return (SELECT or RETURNING); more is `PAYLOAD_TOO_LARGE`. */
+  /** Rows one statement may return (SELECT or RETURNING); more is `RESULT_TOO_LARGE`. */
   readonly resultRowsMax?: number;
+  /** Bytes the batch's results may hold together; more is `RESULT_TOO_LARGE`. */
+  readonly resultBytesMax?: number;
 };
 
 export type QueryOptions = {
-  /** Rows one statement may return; more is `PAYLOAD_TOO_LARGE`. */
+  /** Rows one statement may return; more is `RESULT_TOO_LARGE`. */
   readonly resultRowsMax?: number;
+  /** Bytes the query's results may hold together; more is `RESULT_TOO_LARGE`. */
+  readonly resultBytesMax?: number;
 };
 
 export type StoreOptions = {

@@ -174,6 +174,17 @@ describe("a three-node cluster", { timeout: 120_000 }, () => {
       ],
       ["/v1/query", JSON.stringify({ statements: ["DELETE FROM notes"] }), 400, "NOT_A_QUERY"],
       [
+        "/v1/query",
+        JSON.stringify({
+          statements: [
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 200000) SELECT x FROM c",
+          ],
+          consistency: "any",
+        }),
+        400,
+        "RESULT_TOO_LARGE",
+      ],
+      [
         "/v1/execute",
         JSON.stringify({ statements: ["x".repeat(9 * 1024 * 1024)] }),
         413,
