@@ -16,6 +16,8 @@ export const ErrorCode = {
   NOT_A_QUERY: "NOT_A_QUERY",
   /** A statement's result passed `resultRowsMax` rows or the request's results passed `resultBytesMax` bytes. */
   RESULT_TOO_LARGE: "RESULT_TOO_LARGE",
+  /** A statement produced a string or blob larger than the node allows. */
+  VALUE_TOO_LARGE: "VALUE_TOO_LARGE",
   NOT_FOUND: "NOT_FOUND",
   METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
   // Cluster state.
@@ -62,6 +64,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   FORBIDDEN_STATEMENT: 400,
   NOT_A_QUERY: 400,
   RESULT_TOO_LARGE: 400,
+  VALUE_TOO_LARGE: 400,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   NOT_LEADER: 409,
@@ -130,6 +133,7 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   NOT_A_QUERY: never,
   // The batch was refused before it could commit: nothing was applied, and the same request fails again.
   RESULT_TOO_LARGE: rejected,
+  VALUE_TOO_LARGE: rejected,
   NOT_FOUND: never,
   METHOD_NOT_ALLOWED: never,
   NOT_LEADER: { retry: "redirect", writeOutcome: "not-applied", retryAfterSeconds: null },

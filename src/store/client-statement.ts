@@ -32,6 +32,8 @@ export type CompiledStatement = {
 };
 
 const sqliteRangeError = 25;
+/** SQLITE_TOOBIG: a string or blob passed the connection's length limit. */
+const sqliteTooBig = 18;
 
 /** node:sqlite's codes for a caller's mistake: SQLITE_RANGE binding, unknown names, no statement. */
 const badRequestCodes = new Set([
@@ -59,6 +61,14 @@ export function statementError(
   if (error instanceof BatonError) return error;
   const failure = error as { code?: unknown; errcode?: unknown; message?: unknown };
   const message = typeof failure.message === "string" ? failure.message : String(error);
+  if (failure.code === "ERR_SQLITE_ERROR" && failure.errcode === sqliteTooBig) {
+    return new BatonError(
+      "VALUE_TOO_LARGE",
+      `statement ${index}: a string or blob passes the node's bound (${message})`,
+      { statementIndex: index },
+      { cause: error },
+    );
+  }
   if (failure.code === "ERR_SQLITE_ERROR" && failure.errcode !== sqliteRangeError) {
     return new BatonError(
       "SQL_ERROR",

@@ -33,9 +33,19 @@ export type Connections = {
   readonly readMeta: MetaAccess;
 };
 
+/**
+ * The largest string or blob a query may produce (SQLite's length limit on the read connection):
+ * `SELECT zeroblob(900000000)` is refused before SQLite allocates it, instead of growing the node's
+ * memory by the size a client asked for. Written values are bounded by the log payload bound
+ * (`payloadBytesMax`) once a batch ends; the write connection keeps SQLite's default limit so that
+ * internal writes (the request log's remembered responses) never meet a smaller one.
+ */
+export const queryValueBytesMax = 64 << 20;
+
 function openDatabase(path: string, readOnly: boolean, busyTimeoutMs: number): DatabaseSync {
   try {
     return new DatabaseSync(path, {
+      ...(readOnly ? { limits: { length: queryValueBytesMax } } : {}),
       readOnly,
       timeout: busyTimeoutMs,
       readBigInts: true,

@@ -5,6 +5,7 @@ import { describe, test } from "node:test";
 import { AssertionError } from "../lib/assert.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { logIndex } from "../types/ids.ts";
+import { queryValueBytesMax } from "./connections.ts";
 import { Store } from "./store.ts";
 import { batch, openStore, rowsOf, sql, TestLog, temporaryDirectory } from "./test-support.ts";
 
@@ -165,6 +166,19 @@ describe("execute results", () => {
     );
     assert.deepEqual(leader.speculativeIndexes, [], "the refused batch left nothing behind");
     assert.equal(leader.query([select]).results[0]?.rows.length, 1);
+  });
+
+  test("a query cannot make SQLite build a value past queryValueBytesMax: VALUE_TOO_LARGE before the allocation", (t) => {
+    const leader = openStore(t, temporaryDirectory(t), "leader.db");
+    const before = process.memoryUsage().rss;
+    assert.throws(
+      () => leader.query([sql(`SELECT length(zeroblob(${queryValueBytesMax + 1}))`)]),
+      (e) => isBatonError(e, "VALUE_TOO_LARGE"),
+    );
+    assert.ok(process.memoryUsage().rss - before < queryValueBytesMax, "the value was never allocated");
+    assert.deepEqual(leader.query([sql(`SELECT length(zeroblob(${queryValueBytesMax}))`)]).results[0]?.rows, [
+      [queryValueBytesMax],
+    ]);
   });
 });
 
