@@ -61,6 +61,12 @@ export type ExecuteRequest = {
   readonly durability?: Durability;
   /** Idempotency key: a retry carrying the same id is applied at most once. */
   readonly requestId?: string;
+  /**
+   * Fencing: run only if the leader's current term is exactly this one; otherwise `TERM_CHANGED`
+   * and nothing is applied. A client passes the term of an earlier answer to make sure leadership
+   * has not moved since (see "Fencing tokens" in the README).
+   */
+  readonly expectedTerm?: number;
   readonly timeoutMs?: number;
 };
 
@@ -76,6 +82,10 @@ export type StatementResult = {
 export type ExecuteResponse = {
   readonly results: readonly StatementResult[];
   readonly position: Position;
+  /** Fencing token: the term of the leadership the write was accepted under (= `position.term`). */
+  readonly term: number;
+  /** The id of the node that answered. */
+  readonly node: string;
 };
 
 /** `POST /v1/query`: read-only statements served according to `consistency`. */
@@ -98,6 +108,8 @@ export type QueryStatementResult = {
 export type QueryResponse = {
   readonly results: readonly QueryStatementResult[];
   readonly position: ReadPosition;
+  /** Fencing token: the term the serving node was in when it served the read. */
+  readonly term: number;
   /** The id of the node that served the read. */
   readonly node: string;
 };
@@ -135,6 +147,9 @@ export type ErrorBody = {
   readonly leader?: NodeAddress | null;
   /** Structured detail, for example `{durableOn, clusterSize}` with `NOT_CONFIRMED`. */
   readonly details?: { readonly [key: string]: unknown };
+  /** The term the answering node was in, and its id (present on every answer of a node). */
+  readonly term?: number;
+  readonly node?: string;
 };
 
 export type ErrorResponse = { readonly error: ErrorBody };

@@ -19,6 +19,8 @@ export type NormalizedExecute = {
   readonly statements: readonly NormalizedStatement[];
   readonly durability: Durability | null;
   readonly requestId: string | null;
+  /** Run only while the leader is in exactly this term (fencing); null: any term. */
+  readonly expectedTerm: number | null;
   readonly timeoutMs: number | null;
 };
 
@@ -128,7 +130,11 @@ function optionalEnum<T extends string>(value: unknown, field: string, allowed: 
 
 export function normalizeExecute(body: unknown): NormalizedExecute {
   if (!isPlainObject(body)) throw badRequest("the body must be a JSON object");
-  checkKnownFields(body, ["statements", "durability", "requestId", "timeoutMs"], "the execute request");
+  checkKnownFields(
+    body,
+    ["statements", "durability", "requestId", "expectedTerm", "timeoutMs"],
+    "the execute request",
+  );
   const requestId = body.requestId;
   if (requestId !== undefined && requestId !== null) {
     if (
@@ -145,6 +151,7 @@ export function normalizeExecute(body: unknown): NormalizedExecute {
     statements: normalizeStatements(body.statements),
     durability: optionalEnum(body.durability, "durability", durabilities),
     requestId: typeof requestId === "string" ? requestId : null,
+    expectedTerm: optionalInteger(body.expectedTerm, "expectedTerm", 1, Number.MAX_SAFE_INTEGER),
     timeoutMs: optionalInteger(body.timeoutMs, "timeoutMs", 1, requestLimits.timeoutMsMax),
   };
 }

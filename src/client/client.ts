@@ -43,8 +43,15 @@ import { isExecuteResponse, isQueryResponse, isStatusResponse } from "./response
 import { Session, type SessionOptions } from "./session.ts";
 import { rowsAsObjects, type StatementsInput, statementList } from "./statements.ts";
 
-/** The answer to a write: one result per statement, the log position of the write, and its request id. */
-export type ExecuteResult = ExecuteResponse & { readonly requestId: string };
+/**
+ * The answer to a write: one result per statement, the log position of the write, its request id,
+ * and the fencing token — the term it was accepted under (`term`, also `position.term`) and the node
+ * that answered (null from a server that does not say).
+ */
+export type ExecuteResult = Omit<ExecuteResponse, "node"> & {
+  readonly node: string | null;
+  readonly requestId: string;
+};
 
 /** The rows of one query as objects keyed by column name, with where and when they were read. */
 export type QueryRows<Row> = {
@@ -53,6 +60,8 @@ export type QueryRows<Row> = {
   readonly position: ReadPosition;
   /** The id of the node that served the read. */
   readonly node: string;
+  /** Fencing token: the term the node was in when it served the read (null from a server that does not say). */
+  readonly term: number | null;
 };
 
 export class Client {
@@ -110,6 +119,7 @@ export class Client {
       requestId,
       timeoutMs,
       ...(durability === undefined ? {} : { durability }),
+      ...(options.expectedTerm === undefined ? {} : { expectedTerm: options.expectedTerm }),
     });
     const success = await this.#run("POST", "/v1/execute", "leader", body, options, requestId);
     if (!isExecuteResponse(success.body, list.length)) {
@@ -118,7 +128,14 @@ export class Client {
         maybeApplied: true,
       });
     }
-    return { results: success.body.results, position: success.body.position, requestId };
+    const answer = success.body as ExecuteResponse & Partial<Pick<ExecuteResponse, "term" | "node">>;
+    return {
+      results: answer.results,
+      position: answer.position,
+      term: answer.term ?? answer.position.term,
+      node: answer.node ?? null,
+      requestId,
+    };
   }
 
   /**
@@ -137,6 +154,7 @@ export class Client {
       columns: result.columns,
       position: answer.position,
       node: answer.node,
+      term: typeof answer.term === "number" ? answer.term : null,
     };
   }
 

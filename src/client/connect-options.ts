@@ -46,6 +46,11 @@ export type ExecuteOptions = CallOptions & {
    * write whose outcome is unknown (`error.details.requestId`), so the server applies it at most once.
    */
   readonly requestId?: string;
+  /**
+   * Fencing: apply only if leadership is still in this term (from an earlier answer's `term`);
+   * otherwise the write fails `TERM_CHANGED` and nothing was applied.
+   */
+  readonly expectedTerm?: number;
 };
 
 export type QueryOptions = CallOptions & {

@@ -19,7 +19,12 @@ class FakeNode implements NodeService {
   async execute(request: NormalizedExecute): Promise<ExecuteResponse> {
     if (this.failWith) throw this.failWith;
     this.executed.push(request);
-    return { results: [{ rowsAffected: 1, lastInsertRowid: 7 }], position: { index: 42, term: 3 } };
+    return {
+      results: [{ rowsAffected: 1, lastInsertRowid: 7 }],
+      position: { index: 42, term: 3 },
+      term: 3,
+      node: this.id,
+    };
   }
   async query(request: NormalizedQuery): Promise<QueryResponse> {
     if (this.failWith) throw this.failWith;
@@ -27,6 +32,7 @@ class FakeNode implements NodeService {
     return {
       results: [{ columns: ["n"], rows: [[9007199254740993n as unknown as number]] }],
       position: { index: 42 },
+      term: 3,
       node: this.id,
     };
   }
@@ -47,6 +53,9 @@ class FakeNode implements NodeService {
   }
   readiness(): Readiness {
     return { ready: this.failWith === null, reason: this.failWith ? "no leader" : null };
+  }
+  fencing(): { node: string; term: number } {
+    return { node: this.id, term: 5 };
   }
 }
 
@@ -94,6 +103,8 @@ describe("HTTP API", () => {
     assert.deepEqual(json, {
       results: [{ rowsAffected: 1, lastInsertRowid: 7 }],
       position: { index: 42, term: 3 },
+      term: 3,
+      node: "n1",
     });
     assert.deepEqual(leader.executed.at(-1), {
       statements: [
@@ -103,6 +114,7 @@ describe("HTTP API", () => {
       ],
       durability: "all",
       requestId: "r-1",
+      expectedTerm: null,
       timeoutMs: null,
     });
   });
@@ -199,6 +211,30 @@ describe("HTTP API", () => {
       assert.equal(status, 200);
       assert.equal(json.position.index, 42);
       assert.equal(leader.executed.length, before + 1);
+    } finally {
+      follower.failWith = null;
+    }
+  });
+
+  test("every answer carries its fencing token (term and node) in the body and in headers, relayed ones the leader's", async () => {
+    const written = await post(leaderBase, "/v1/execute", { statements: ["INSERT INTO t VALUES (1)"] });
+    assert.equal(written.headers.get("baton-term"), "3", "a write: the term it was accepted under");
+    assert.equal(written.headers.get("baton-node"), "n1");
+    const read = await post(leaderBase, "/v1/query", { statements: ["SELECT 1"], consistency: "any" });
+    assert.deepEqual([read.json.term, read.json.node, read.headers.get("baton-term")], [3, "n1", "3"]);
+    const refused = await post(leaderBase, "/v1/execute", { statements: [] });
+    assert.deepEqual(
+      [refused.json.error.term, refused.json.error.node],
+      [5, "n1"],
+      "an error: the node's term now",
+    );
+    assert.deepEqual([refused.headers.get("baton-term"), refused.headers.get("baton-node")], ["5", "n1"]);
+    follower.failWith = new BatonError(ErrorCode.NOT_LEADER, "not the leader", {
+      leader: { id: "n1", http: leaderBase },
+    });
+    try {
+      const relayed = await post(followerBase, "/v1/execute", { statements: ["INSERT INTO t VALUES (2)"] });
+      assert.deepEqual([relayed.headers.get("baton-node"), relayed.headers.get("baton-term")], ["n1", "3"]);
     } finally {
       follower.failWith = null;
     }

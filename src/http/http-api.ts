@@ -13,7 +13,7 @@ import { toJson } from "../api/json-encoding.ts";
 import { normalizeExecute, normalizeQuery } from "../api/request-validation.ts";
 import { BatonError, ErrorCode, httpStatusByCode, isBatonError, retryByCode } from "../lib/errors.ts";
 import type { NodeService } from "../node/node-service.ts";
-import { forwardOrThrow } from "./leader-forwarding.ts";
+import { forwardOrThrow, nodeHeader, termHeader } from "./leader-forwarding.ts";
 
 export type HttpApiOptions = {
   readonly host: string;
@@ -36,13 +36,34 @@ const defaults = {
   forwardTimeoutMs: 30_000,
 };
 
-export function errorBody(error: BatonError): { error: Record<string, unknown> } {
+export function errorBody(
+  error: BatonError,
+  fencing?: { readonly node: string; readonly term: number },
+): { error: Record<string, unknown> } {
   const { leader, ...details } = error.details as Record<string, unknown>;
   const body: Record<string, unknown> = { code: error.code, message: error.message };
   if (leader !== undefined) body.leader = leader;
   if (Object.keys(details).length > 0) body.details = details;
+  if (fencing !== undefined) {
+    body.term = fencing.term;
+    body.node = fencing.node;
+  }
   return { error: body };
 }
+
+/** The fencing headers of an answer: the term and node the body names, or else this node's now. */
+function fencingHeaders(
+  body: unknown,
+  now: { readonly node: string; readonly term: number },
+): Record<string, string> {
+  const named = body as { term?: unknown; node?: unknown } | null;
+  const term = typeof named?.term === "number" ? named.term : now.term;
+  const node = typeof named?.node === "string" ? named.node : now.node;
+  return { [termHeader]: String(term), [nodeHeader]: node };
+}
+
+/** What a route answers; `headers` only when relayed from another node (the leader's own fencing headers). */
+type RouteAnswer = { status: number; body: unknown; headers?: Record<string, string> };
 
 export class HttpApi {
   private readonly server: http.Server;
@@ -89,8 +110,8 @@ export class HttpApi {
     this.inFlight++;
     try {
       if (this.stopping) throw new BatonError(ErrorCode.SHUTTING_DOWN, "the node is shutting down");
-      const { status, body } = await this.route(request);
-      this.send(response, status, body);
+      const { status, body, headers } = await this.route(request);
+      this.send(response, status, body, headers ?? fencingHeaders(body, this.service.fencing()));
     } catch (error) {
       this.sendError(response, error, request);
     } finally {
@@ -98,26 +119,25 @@ export class HttpApi {
     }
   }
 
-  private async route(request: http.IncomingMessage): Promise<{ status: number; body: unknown }> {
+  private async route(request: http.IncomingMessage): Promise<RouteAnswer> {
     const path = (request.url ?? "/").split("?")[0];
-    const routes: Record<string, { method: string; run: () => Promise<{ status: number; body: unknown }> }> =
-      {
-        "/v1/execute": {
-          method: "POST",
-          run: () => this.withBody(request, normalizeExecute, (r) => this.service.execute(r)),
-        },
-        "/v1/query": {
-          method: "POST",
-          run: () => this.withBody(request, normalizeQuery, (r) => this.service.query(r)),
-        },
-        "/v1/status": { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) },
-        "/v1/content-hash": {
-          method: "GET",
-          run: async () => ({ status: 200, body: this.service.contentHash() }),
-        },
-        "/healthz": { method: "GET", run: async () => ({ status: 200, body: { ok: true } }) },
-        "/readyz": { method: "GET", run: async () => this.readiness() },
-      };
+    const routes: Record<string, { method: string; run: () => Promise<RouteAnswer> }> = {
+      "/v1/execute": {
+        method: "POST",
+        run: () => this.withBody(request, normalizeExecute, (r) => this.service.execute(r)),
+      },
+      "/v1/query": {
+        method: "POST",
+        run: () => this.withBody(request, normalizeQuery, (r) => this.service.query(r)),
+      },
+      "/v1/status": { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) },
+      "/v1/content-hash": {
+        method: "GET",
+        run: async () => ({ status: 200, body: this.service.contentHash() }),
+      },
+      "/healthz": { method: "GET", run: async () => ({ status: 200, body: { ok: true } }) },
+      "/readyz": { method: "GET", run: async () => this.readiness() },
+    };
     const route = path === undefined ? undefined : routes[path];
     if (route === undefined) throw new BatonError(ErrorCode.NOT_FOUND, `no route ${request.method} ${path}`);
     if (request.method !== route.method) {
@@ -139,7 +159,7 @@ export class HttpApi {
     request: http.IncomingMessage,
     normalize: (body: unknown) => T,
     run: (normalized: T) => Promise<unknown>,
-  ): Promise<{ status: number; body: unknown }> {
+  ): Promise<RouteAnswer> {
     const raw = await this.readBody(request);
     const normalized = normalize(parseJson(raw));
     try {
@@ -204,10 +224,11 @@ export class HttpApi {
         url: request.url,
         error: String((error as Error)?.stack ?? error),
       });
-    const headers: Record<string, string> = {};
+    const fencing = this.service.fencing();
+    const headers: Record<string, string> = fencingHeaders(null, fencing);
     const { retryAfterSeconds } = retryByCode[typed.code];
     if (retryAfterSeconds !== null) headers["retry-after"] = String(retryAfterSeconds);
-    this.send(response, httpStatusByCode[typed.code], errorBody(typed), headers);
+    this.send(response, httpStatusByCode[typed.code], errorBody(typed, fencing), headers);
   }
 }
 

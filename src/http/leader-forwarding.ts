@@ -5,13 +5,18 @@
  * {id, http}` (`notLeaderError` in `src/lib/errors.ts`); any other error, or a `NOT_LEADER` without
  * an HTTP address, is answered as it is. The forwarded request carries `x-baton-forwarded`, and a
  * node that receives such a request and is not the leader answers NOT_LEADER instead of forwarding
- * again, so a stale view of who leads can never make requests circle. The leader's answer (status
- * and body) is relayed unchanged.
+ * again, so a stale view of who leads can never make requests circle. The leader's answer (status,
+ * body, and its fencing and Retry-After headers) is relayed unchanged.
  */
 import type http from "node:http";
 import { BatonError, ErrorCode, leaderOf } from "../lib/errors.ts";
 
 export const forwardedHeader = "x-baton-forwarded";
+/** Fencing token headers: the term an answer was served under, and the node that served it. */
+export const termHeader = "baton-term";
+export const nodeHeader = "baton-node";
+
+export type ForwardedAnswer = { status: number; body: string; headers: Record<string, string> };
 
 export function httpBaseUrl(address: string): string {
   return /^https?:\/\//.test(address) ? address.replace(/\/+$/, "") : `http://${address}`;
@@ -22,7 +27,7 @@ export async function forwardToLeader(
   path: string,
   body: Buffer,
   timeoutMs: number,
-): Promise<{ status: number; body: string }> {
+): Promise<ForwardedAnswer> {
   let response: Response;
   try {
     response = await fetch(`${httpBaseUrl(leaderHttp)}${path}`, {
@@ -39,7 +44,12 @@ export async function forwardToLeader(
       { leaderHttp, outcome: "unknown" },
     );
   }
-  return { status: response.status, body: await response.text() };
+  const headers: Record<string, string> = {};
+  for (const name of [termHeader, nodeHeader, "retry-after"]) {
+    const value = response.headers.get(name);
+    if (value !== null) headers[name] = value;
+  }
+  return { status: response.status, body: await response.text(), headers };
 }
 
 /** Forwards a request the node refused with `NOT_LEADER` to the leader it names, once; rethrows anything else. */
@@ -48,7 +58,7 @@ export async function forwardOrThrow(
   request: http.IncomingMessage,
   body: Buffer,
   timeoutMs: number,
-): Promise<{ status: number; body: string }> {
+): Promise<ForwardedAnswer> {
   const leader = leaderOf(error);
   if (leader === null || request.headers[forwardedHeader] !== undefined) throw error;
   return forwardToLeader(leader.http, request.url ?? "/", body, timeoutMs);

@@ -26,6 +26,8 @@ export const ErrorCode = {
   LEADERSHIP_TRANSFER: "LEADERSHIP_TRANSFER",
   /** The leader has not yet committed an entry of its term, so it cannot serve linearizable reads (thesis §6.4). */
   LEADER_NOT_READY: "LEADER_NOT_READY",
+  /** A write carried `expectedTerm` and the leader is in another term: nothing was applied. */
+  TERM_CHANGED: "TERM_CHANGED",
   TIMEOUT: "TIMEOUT",
   NOT_CONFIRMED: "NOT_CONFIRMED",
   STALE_READ: "STALE_READ",
@@ -71,6 +73,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   NO_LEADER: 503,
   LEADERSHIP_TRANSFER: 503,
   LEADER_NOT_READY: 503,
+  TERM_CHANGED: 412,
   TIMEOUT: 504,
   NOT_CONFIRMED: 504,
   STALE_READ: 503,
@@ -141,6 +144,8 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   LEADERSHIP_TRANSFER: afterElection,
   // The leader is ready as soon as it commits an entry of its term, within a heartbeat or two.
   LEADER_NOT_READY: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: null },
+  // The caller fenced on a term that is over: retrying the same request fails the same way.
+  TERM_CHANGED: rejected,
   // A write that timed out may still commit: retrying with the same requestId learns its outcome.
   TIMEOUT: { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: null },
   // The write is in the log but short of its durability level; whether to wait longer is the caller's call.

@@ -19,7 +19,13 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-node-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
 
 function write(sql: string): NormalizedExecute {
-  return { statements: [{ sql, params: [] }], durability: null, requestId: null, timeoutMs: 5_000 };
+  return {
+    statements: [{ sql, params: [] }],
+    durability: null,
+    requestId: null,
+    expectedTerm: null,
+    timeoutMs: 5_000,
+  };
 }
 
 /** A single-voter node on the in-memory transport whose log fsync can be made to fail. */
@@ -138,6 +144,33 @@ test("a bug on a request path stops the node instead of answering an error and c
     }),
     (error: unknown) => isBatonError(error, "SHUTTING_DOWN"),
   );
+  await node.stop();
+  await wal.close();
+  store.close();
+});
+
+test("fencing: answers carry the term and node; a write fenced on another term is refused and applies nothing", async () => {
+  const { node, store, wal } = await singleNode("fencing");
+  const created = await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY)"));
+  assert.equal(created.term, created.position.term);
+  assert.equal(created.node, "n1");
+  const term = created.term;
+  const fenced = await node.execute({ ...write("INSERT INTO t VALUES (1)"), expectedTerm: term });
+  assert.equal(fenced.term, term);
+  const applied = store.appliedIndex;
+  await assert.rejects(
+    node.execute({ ...write("INSERT INTO t VALUES (2)"), expectedTerm: term + 1 }),
+    (error: unknown) => isBatonError(error, "TERM_CHANGED") && error.details.term === term,
+  );
+  assert.equal(store.appliedIndex, applied, "nothing was proposed");
+  const read = await node.query({
+    statements: [{ sql: "SELECT count(*) FROM t", params: [] }],
+    consistency: "linearizable",
+    minIndex: null,
+    maxLagMs: null,
+    timeoutMs: 1_000,
+  });
+  assert.deepEqual([read.term, read.node, read.results[0]?.rows], [term, "n1", [[1]]]);
   await node.stop();
   await wal.close();
   store.close();

@@ -106,6 +106,10 @@ export class BatonNode implements NodeService {
     return this.guardSync(() => this.statusView.status());
   }
 
+  fencing(): { node: string; term: number } {
+    return { node: this.id, term: this.loop.core.summary().term };
+  }
+
   readiness(): Readiness {
     return this.guardSync(() => this.statusView.readiness(this.stopping));
   }

@@ -21,6 +21,8 @@ export interface NodeService {
   status(): StatusResponse;
   /** Hash of this node's committed content with the index it was taken at (divergence check). */
   contentHash(): { readonly appliedIndex: number; readonly hash: string };
+  /** The fencing token of this node now: its id and current term (every HTTP answer carries them). */
+  fencing(): { readonly node: string; readonly term: number };
   /** Ready = can serve reads within its configured lag now (see `node-status.ts`). */
   readiness(): Readiness;
 }

@@ -56,6 +56,7 @@ export class ReadPath {
       this.checkLag(request.maxLagMs);
     }
     if (request.minIndex !== null) await this.applied.wait(request.minIndex, timeoutMs);
+    const { term } = this.loop.core.summary();
     const result = this.runtime.store.query(request.statements);
     return {
       results: result.results.map((r) => ({
@@ -63,6 +64,7 @@ export class ReadPath {
         rows: r.rows.map((row) => row.map(jsonSafe)) as never,
       })),
       position: { index: result.appliedIndex },
+      term,
       node: this.config.id,
     };
   }

@@ -82,6 +82,7 @@ export class WritePath {
       this.requireLeader();
       await this.gate.wait(remainingMs());
     }
+    this.checkExpectedTerm(request.expectedTerm);
     if (request.requestId !== null) {
       const remembered = this.runtime.store.lookupRequest(request.requestId);
       if (remembered !== null) {
@@ -91,7 +92,8 @@ export class WritePath {
           request.durability ?? this.config.durability,
           deadlineMs,
         );
-        return JSON.parse(remembered.response) as ExecuteResponse;
+        const original = JSON.parse(remembered.response) as Pick<ExecuteResponse, "results" | "position">;
+        return { ...original, term: original.position.term, node: this.config.id };
       }
     }
     const { index, term, results, proposalId, outcome } = this.runAndPropose(request, remainingMs());
@@ -100,7 +102,12 @@ export class WritePath {
       position.index === index && position.term === term,
       "the acknowledgement names the batch's position",
     );
-    return { results: encodeResults(results), position: { index: position.index, term: position.term } };
+    return {
+      results: encodeResults(results),
+      position: { index: position.index, term: position.term },
+      term: position.term,
+      node: this.config.id,
+    };
   }
 
   /**
@@ -133,6 +140,18 @@ export class WritePath {
       await new Promise<void>((resolve) => timers.after(this.config.tickMs, resolve));
       this.requireLeader();
     }
+  }
+
+  /** Fencing: a write that names a term runs only while this leader is in that very term. */
+  private checkExpectedTerm(expectedTerm: number | null): void {
+    if (expectedTerm === null) return;
+    const { term } = this.loop.core.summary();
+    if (term === expectedTerm) return;
+    throw new BatonError(
+      ErrorCode.TERM_CHANGED,
+      `the leader is in term ${term}, not the expected term ${expectedTerm}; nothing was applied`,
+      { expectedTerm, term },
+    );
   }
 
   /** Open when a batch may run now (see the module header). */

@@ -1,8 +1,8 @@
 /**
  * End to end, real processes on loopback: the leader is killed with SIGKILL under a steady write
  * load; the client library rides through; every acknowledged write survives; the old leader
- * rejoins as a follower and catches up; a write retried with its requestId across the failover is
- * applied exactly once.
+ * rejoins as a follower and catches up; a write fenced on the old term is refused; a write retried
+ * with its requestId across the failover is applied exactly once.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -72,6 +72,22 @@ describe("failover", { timeout: 120_000 }, () => {
       assert.deepEqual(missing, [], `${node.id} lacks acknowledged writes`);
       await reader.close();
     }
+    // Fencing: a write that names the old leadership's term is refused, and nothing is applied.
+    const fenced = await client
+      .execute([["INSERT INTO payments(tag) VALUES (?)", "fenced"]], { expectedTerm: oldTerm })
+      .then(
+        () => null,
+        (error: { code: string }) => error.code,
+      );
+    assert.equal(fenced, "TERM_CHANGED");
+    const current = await client.execute([["INSERT INTO payments(tag) VALUES (?)", "current"]]);
+    assert.ok(current.term > oldTerm, "answers carry the new leadership's term");
+    assert.equal(current.node, newLeader.id);
+    const check = await client.query<{ n: number }>(
+      "SELECT count(*) AS n FROM payments WHERE tag = 'fenced'",
+    );
+    assert.equal(check.rows[0]?.n, 0);
+    assert.equal(check.term, current.term, "a linearizable read is served under the same term");
     await client.close();
   });
 

@@ -69,6 +69,7 @@ export async function setupPhase(cluster: SimCluster): Promise<void> {
       statements: schemaStatements.map((sql) => ({ sql, params: [] })),
       durability: "majority",
       requestId: "schema",
+      expectedTerm: null,
       timeoutMs: bound * 10,
     })
     .then(() => {

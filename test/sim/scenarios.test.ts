@@ -182,6 +182,7 @@ describe("scripted scenarios on production nodes", () => {
           ],
           durability: "all",
           requestId: "needs-all",
+          expectedTerm: null,
           timeoutMs,
         }),
       );

@@ -131,6 +131,7 @@ export class Workload {
       ],
       durability,
       requestId: `v${value}`,
+      expectedTerm: null,
       timeoutMs: this.timeoutMs,
     };
     this.track(node, op, node.node?.execute(request), (outcome) => {

@@ -262,7 +262,12 @@ export class FakeCluster {
     });
     this.entries.push(added);
     this.applyCount += 1;
-    const answer: ExecuteResponse = { results, position: { index: this.entries.length, term: this.term } };
+    const answer: ExecuteResponse = {
+      results,
+      position: { index: this.entries.length, term: this.term },
+      term: this.term,
+      node: "fake",
+    };
     if (requestId !== undefined) this.#answersByRequestId.set(requestId, answer);
     return answer;
   }
