@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import type { NormalizedExecute } from "../api/request-validation.ts";
+import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { Store } from "../store/store.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
@@ -17,6 +17,16 @@ import { systemClock, systemTimers } from "./runtime.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-node-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+function linearizable(sql: string): NormalizedQuery {
+  return {
+    statements: [{ sql, params: [] }],
+    consistency: "linearizable",
+    minIndex: null,
+    maxLagMs: null,
+    timeoutMs: 5_000,
+  };
+}
 
 function write(sql: string): NormalizedExecute {
   return {
@@ -103,13 +113,7 @@ test("a single node executes, answers a retried requestId from the request log, 
   const first = await node.execute({ ...write("INSERT INTO t(v) VALUES ('a')"), requestId: "r1" });
   const retried = await node.execute({ ...write("INSERT INTO t(v) VALUES ('a')"), requestId: "r1" });
   assert.deepEqual(retried, first);
-  const read = await node.query({
-    statements: [{ sql: "SELECT count(*) FROM t", params: [] }],
-    consistency: "linearizable",
-    minIndex: null,
-    maxLagMs: null,
-    timeoutMs: 5_000,
-  });
+  const read = await node.query(linearizable("SELECT count(*) FROM t"));
   assert.deepEqual(read.results[0]?.rows, [[1]]);
   assert.ok(read.position.index >= first.position.index);
   await node.stop();
@@ -134,15 +138,8 @@ test("a bug on a request path stops the node instead of answering an error and c
   await assert.rejects(node.execute(write("INSERT INTO t VALUES (2)")), (error: unknown) =>
     isBatonError(error, "SHUTTING_DOWN"),
   );
-  await assert.rejects(
-    node.query({
-      statements: [{ sql: "SELECT 1", params: [] }],
-      consistency: "linearizable",
-      minIndex: null,
-      maxLagMs: null,
-      timeoutMs: 1_000,
-    }),
-    (error: unknown) => isBatonError(error, "SHUTTING_DOWN"),
+  await assert.rejects(node.query(linearizable("SELECT 1")), (error: unknown) =>
+    isBatonError(error, "SHUTTING_DOWN"),
   );
   await node.stop();
   await wal.close();
@@ -163,13 +160,7 @@ test("fencing: answers carry the term and node; a write fenced on another term i
     (error: unknown) => isBatonError(error, "TERM_CHANGED") && error.details.term === term,
   );
   assert.equal(store.appliedIndex, applied, "nothing was proposed");
-  const read = await node.query({
-    statements: [{ sql: "SELECT count(*) FROM t", params: [] }],
-    consistency: "linearizable",
-    minIndex: null,
-    maxLagMs: null,
-    timeoutMs: 1_000,
-  });
+  const read = await node.query(linearizable("SELECT count(*) FROM t"));
   assert.deepEqual([read.term, read.node, read.results[0]?.rows], [term, "n1", [[1]]]);
   await node.stop();
   await wal.close();
@@ -179,14 +170,7 @@ test("fencing: answers carry the term and node; a write fenced on another term i
 test("admission: past readsInFlightMax a read is refused OVERLOADED at once, and the node keeps serving", async () => {
   const { node, store, wal } = await singleNode("admission", { readsInFlightMax: 1 });
   await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY)"));
-  const read = () =>
-    node.query({
-      statements: [{ sql: "SELECT 1", params: [] }],
-      consistency: "linearizable",
-      minIndex: null,
-      maxLagMs: null,
-      timeoutMs: 1_000,
-    });
+  const read = () => node.query(linearizable("SELECT 1"));
   const first = read();
   await assert.rejects(read(), (error: unknown) => isBatonError(error, "OVERLOADED"));
   assert.deepEqual((await first).results[0]?.rows, [[1]]);
