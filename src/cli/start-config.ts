@@ -26,6 +26,9 @@ export type StartConfig = {
   readonly missedHeartbeats: number;
   readonly durability: Durability;
   readonly bodyBytesMax: number;
+  readonly snapshotEntries: number;
+  readonly snapshotLogBytes: number;
+  readonly compactionTrailEntries: number;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   readonly logFormat: "json" | "pretty" | "auto";
 };
@@ -102,6 +105,27 @@ export const startOptions: readonly OptionSpec[] = [
     env: "BATON_BODY_BYTES_MAX",
     help: "largest HTTP request body",
     fallback: String(8 * 1024 * 1024),
+  },
+  {
+    flag: "snapshot-entries",
+    key: "snapshotEntries",
+    env: "BATON_SNAPSHOT_ENTRIES",
+    help: "take a snapshot after this many entries applied since the last one",
+    fallback: "10000",
+  },
+  {
+    flag: "snapshot-log-bytes",
+    key: "snapshotLogBytes",
+    env: "BATON_SNAPSHOT_LOG_BYTES",
+    help: "...or after this many log bytes appended since the last one",
+    fallback: String(64 * 1024 * 1024),
+  },
+  {
+    flag: "compaction-trail",
+    key: "compactionTrailEntries",
+    env: "BATON_COMPACTION_TRAIL",
+    help: "log entries kept behind a snapshot for followers slightly behind",
+    fallback: "1000",
   },
   {
     flag: "log-level",
@@ -261,6 +285,14 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
       1024,
       1024 * 1024 * 1024,
     ),
+    snapshotEntries: integer(get("snapshot-entries").value, get("snapshot-entries").source, 1, 1e9),
+    snapshotLogBytes: integer(
+      get("snapshot-log-bytes").value,
+      get("snapshot-log-bytes").source,
+      1024,
+      2 ** 40,
+    ),
+    compactionTrailEntries: integer(get("compaction-trail").value, get("compaction-trail").source, 0, 1e9),
     logLevel: oneOf(get("log-level").value, get("log-level").source, [
       "debug",
       "info",

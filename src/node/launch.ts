@@ -17,7 +17,15 @@ import type { LogEntry } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { nodeDefaults } from "./node-config.ts";
-import { type NodeLog, type ReviewSink, systemClock, systemRandomSeed, systemTimers } from "./runtime.ts";
+import {
+  type NodeLog,
+  type ReviewSink,
+  systemClock,
+  systemIo,
+  systemRandomSeed,
+  systemTimers,
+} from "./runtime.ts";
+import { reconcileStorage } from "./snapshot-files.ts";
 
 type HostPort = { readonly host: string; readonly port: number };
 
@@ -38,6 +46,10 @@ export type LaunchConfig = {
   readonly missedHeartbeats: number;
   readonly durability: Durability;
   readonly bodyBytesMax: number;
+  /** Snapshot policy (`--snapshot-entries`, `--snapshot-log-bytes`, `--compaction-trail`). */
+  readonly snapshotEntries?: number;
+  readonly snapshotLogBytes?: number;
+  readonly compactionTrailEntries?: number;
 };
 
 export type OpenNode = {
@@ -72,18 +84,39 @@ export function fileReviewSink(dataDirectory: string): ReviewSink {
   };
 }
 
+/** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
+async function openStorage(dataDirectory: string, log: NodeLog) {
+  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"));
+  if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
+  const store = Store.open({
+    path: path.join(dataDirectory, "baton.db"),
+    statementsPerBatchMax: requestLimits.statementsPerBatchMax,
+    sqlBytesMax: requestLimits.sqlBytesMax,
+  });
+  const snapshotDirectory = path.join(dataDirectory, "snapshots");
+  try {
+    const reconciled = await reconcileStorage({
+      directory: snapshotDirectory,
+      log: wal,
+      recovered,
+      store,
+      logger: log,
+    });
+    await reconciled.pending;
+    return { wal, store, reconciled, snapshotDirectory };
+  } catch (error) {
+    store.close();
+    await wal.close().catch(() => {});
+    throw error;
+  }
+}
+
 export async function openNode(
   config: LaunchConfig,
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
-  const { wal, recovered } = Wal.open(path.join(config.dataDirectory, "log"));
-  if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
-  const store = Store.open({
-    path: path.join(config.dataDirectory, "baton.db"),
-    statementsPerBatchMax: requestLimits.statementsPerBatchMax,
-    sqlBytesMax: requestLimits.sqlBytesMax,
-  });
+  const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
   const peerHttp = new Map<NodeId, string>();
@@ -97,6 +130,9 @@ export async function openNode(
       httpAddress: hostPort(config.http),
       peerHttp,
       tickMs: config.tickMs ?? nodeDefaults.tickMs,
+      snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
+      snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
+      compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
       heartbeatMs: config.heartbeatMs,
       missedHeartbeats: config.missedHeartbeats,
       durability: config.durability,
@@ -106,8 +142,10 @@ export async function openNode(
       timers: systemTimers,
       randomSeed: systemRandomSeed(),
       log: wal,
-      recovered,
+      recovered: reconciled.recovered,
       store,
+      snapshotDirectory,
+      io: systemIo,
       review: fileReviewSink(config.dataDirectory),
       logger: log,
       onFatal,

@@ -37,6 +37,7 @@ export type RunResult = {
   readonly losses: ListAppendLossCounts | null;
   readonly reads: number;
   readonly discardedEntries: number;
+  readonly snapshotEvents: Readonly<Record<string, number>>;
   readonly trace: string[] | null;
 };
 
@@ -183,7 +184,7 @@ export async function runSeed(
     const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
     failure = `SEED=${seed} at tick ${cluster.nowTick}: ${text}`;
   } finally {
-    cluster.dispose();
+    await cluster.dispose();
   }
   return {
     seed,
@@ -200,6 +201,7 @@ export async function runSeed(
     losses: final?.losses ?? null,
     reads: final?.reads ?? 0,
     discardedEntries: cluster.discarded.length,
+    snapshotEvents: { ...cluster.snapshotEvents },
     trace: cluster.trace,
   };
 }
