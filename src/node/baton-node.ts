@@ -25,6 +25,7 @@ import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
 import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
+import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
 import { checkNodeConfig, type NodeConfig } from "./node-config.ts";
@@ -52,6 +53,7 @@ export class BatonNode implements NodeService {
   readonly speculation: LeaderSpeculation;
   readonly admission: Admission;
   readonly snapshots: SnapshotKeeper;
+  private readonly ids: IdGuard;
   private readonly sender: SnapshotSender;
   private readonly receiver: SnapshotReceiver;
   private readonly writes: WritePath;
@@ -103,7 +105,18 @@ export class BatonNode implements NodeService {
       },
     });
     const isStopping = (): boolean => this.stopping;
-    this.writes = new WritePath({ ...this.parts(), speculation: this.speculation, isStopping });
+    this.ids = new IdGuard({
+      block: config.idReservationBlock,
+      enabled: config.unsafeNodeBugs?.noIdReservations !== true,
+      timers,
+      waitersMax: config.writesInFlightMax,
+    });
+    this.writes = new WritePath({
+      ...this.parts(),
+      speculation: this.speculation,
+      ids: this.ids,
+      isStopping,
+    });
     this.reads = new ReadPath({ ...this.parts(), requireLeader: () => this.writes.requireLeader() });
     this.statusView = new NodeStatusView(this.loop, store, this.peers, config, () => this.snapshots.status());
     this.admission = new Admission(config);
@@ -187,6 +200,7 @@ export class BatonNode implements NodeService {
     if (change.role !== "leader") {
       this.speculation.rollback(`became ${change.role}`);
       this.sender.abortAll();
+      this.ids.reset();
     }
   }
 

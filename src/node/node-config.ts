@@ -21,6 +21,8 @@ export type UnsafeNodeBugs = {
   readonly linearizableWithoutReadIndex?: boolean;
   /** Commit the leader's speculative SQLite transaction right after each batch runs, before Raft commits it. */
   readonly commitSpeculationEarly?: boolean;
+  /** Acknowledge `local`/`one` writes without AUTOINCREMENT id reservations (`id-guard.ts`). */
+  readonly noIdReservations?: boolean;
 };
 
 export type NodeConfig = {
@@ -70,6 +72,8 @@ export type NodeConfig = {
   readonly snapshotAckTimeoutMs: number;
   /** Consecutive timeouts or refusals after which a transfer is given up (the core asks again later). */
   readonly snapshotAttemptsMax: number;
+  /** AUTOINCREMENT ids reserved ahead per table and reservation (`id-guard.ts`). */
+  readonly idReservationBlock: number;
   readonly unsafeNodeBugs?: UnsafeNodeBugs;
   readonly unsafeCoreBugs?: {
     readonly commitOldTermByCounting?: boolean;
@@ -95,6 +99,7 @@ export const nodeDefaults = {
   snapshotWindowChunks: 4,
   snapshotAckTimeoutMs: 2_000,
   snapshotAttemptsMax: 5,
+  idReservationBlock: 1_024,
 } as const;
 
 /** Checks the relations the core and the node rely on; a bad value is BAD_CONFIG, not a crash. */
@@ -110,6 +115,7 @@ export function checkNodeConfig(config: NodeConfig): NodeConfig {
     "snapshotWindowChunks",
     "snapshotAckTimeoutMs",
     "snapshotAttemptsMax",
+    "idReservationBlock",
   ] as const;
   for (const name of positive) {
     if (!Number.isSafeInteger(config[name]) || config[name] <= 0)

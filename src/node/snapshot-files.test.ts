@@ -65,7 +65,7 @@ test("start-up: leftovers go, only the latest snapshot stays, and a consistent d
   applyThrough(store, 20);
   const latest = await fileSnapshot(s, store, term(1));
   fs.writeFileSync(path.join(s.snapshots, "taking-25.tmp"), "x");
-  fs.writeFileSync(path.join(s.snapshots, "incoming-40-2.part"), "x");
+  fs.writeFileSync(path.join(s.snapshots, "incoming-40-2-1.part"), "x");
   const reconciled = await reconcileStorage({
     directory: s.snapshots,
     log: wal,

@@ -8,7 +8,8 @@
  *                                   written only by a durable rename, so a complete name is a
  *                                   complete file. The latest is kept; older ones are deleted.
  *   taking-<index>.tmp              a snapshot being taken; leftovers are deleted at start.
- *   incoming-<index>-<term>.part    a snapshot being received from a leader; deleted at start.
+ *   incoming-<index>-<term>-<n>.part  a snapshot being received from a leader (n numbers the
+ *                                   transfers of this process); deleted at start.
  *
  * Invariant kept by the keeper and checked here: when the log is compacted through C > 0, a
  * snapshot at an index ≥ C exists (the log is compacted only behind a durable snapshot, and a
@@ -32,7 +33,7 @@ export type SnapshotRef = {
 };
 
 const completePattern = /^snapshot-(\d{20})-(\d{20})\.bsnap$/;
-const leftoverPattern = /^(taking-\d+\.tmp|incoming-\d+-\d+\.part)/;
+const leftoverPattern = /^(taking-\d+\.tmp|incoming-\d+-\d+-\d+\.part)$/;
 
 function pad(value: number): string {
   return String(value).padStart(20, "0");
@@ -46,8 +47,8 @@ export function takingFileName(index: LogIndex): string {
   return `taking-${index}.tmp`;
 }
 
-export function incomingFileName(index: LogIndex, snapshotTerm: Term): string {
-  return `incoming-${index}-${snapshotTerm}.part`;
+export function incomingFileName(index: LogIndex, snapshotTerm: Term, transfer: number): string {
+  return `incoming-${index}-${snapshotTerm}-${transfer}.part`;
 }
 
 /** Complete snapshots in `directory`, oldest first (none when it does not exist). */
@@ -79,10 +80,14 @@ export async function renameDurably(from: string, to: string): Promise<void> {
   }
 }
 
-/** Deletes every complete snapshot older than `keep`. */
-export async function deleteOlderSnapshots(directory: string, keep: SnapshotRef): Promise<void> {
+/** Deletes every complete snapshot older than `keep`, except those in `inUse` (being sent). */
+export async function deleteOlderSnapshots(
+  directory: string,
+  keep: SnapshotRef,
+  inUse: ReadonlySet<string>,
+): Promise<void> {
   for (const older of listSnapshots(directory)) {
-    if (older.path !== keep.path && older.index <= keep.index)
+    if (older.path !== keep.path && older.index <= keep.index && !inUse.has(older.path))
       await fs.promises.rm(older.path, { force: true });
   }
 }

@@ -45,6 +45,8 @@ export class SnapshotKeeper {
   private installed = 0;
   private lastDurationMs: number | null = null;
   private lastTakenAtMs: number | null = null;
+  /** Snapshot files being sent, with how many transfers read each: never deleted under them. */
+  private readonly inUse = new Map<string, number>();
 
   constructor(config: NodeConfig, runtime: NodeRuntime, loop: ReplicaLoop, latest: SnapshotRef | null) {
     this.config = config;
@@ -83,6 +85,22 @@ export class SnapshotKeeper {
     this.installed++;
     this.bytesMark = this.loop.appendedBytes;
     this.replaceLatest(ref);
+  }
+
+  /** A transfer reads `ref` until it calls `release`. */
+  acquire(ref: SnapshotRef): void {
+    this.inUse.set(ref.path, (this.inUse.get(ref.path) ?? 0) + 1);
+  }
+
+  release(ref: SnapshotRef): void {
+    const count = (this.inUse.get(ref.path) ?? 0) - 1;
+    if (count > 0) {
+      this.inUse.set(ref.path, count);
+      return;
+    }
+    this.inUse.delete(ref.path);
+    const latest = this.latestRef;
+    if (latest !== null && latest.path !== ref.path) this.deleteOlder(latest);
   }
 
   /** No new work after this; a take in progress drops its result. */
@@ -142,8 +160,13 @@ export class SnapshotKeeper {
   private replaceLatest(ref: SnapshotRef): void {
     assert(this.latestRef === null || ref.index > this.latestRef.index, "snapshots only move forward");
     this.latestRef = ref;
+    this.deleteOlder(ref);
+  }
+
+  private deleteOlder(keep: SnapshotRef): void {
+    const inUse = new Set(this.inUse.keys());
     this.runtime
-      .io(() => deleteOlderSnapshots(this.directory, ref))
+      .io(() => deleteOlderSnapshots(this.directory, keep, inUse))
       .catch((error: unknown) =>
         this.runtime.logger("warn", "snapshot.delete-failed", { error: String(error) }),
       );

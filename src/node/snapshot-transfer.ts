@@ -105,6 +105,7 @@ export class SnapshotSender {
       ),
     };
     this.outgoing.set(peer, transfer);
+    keeper.acquire(ref);
     runtime.logger("info", "snapshot.send-started", { peer, index: ref.index, bytes: ref.bytes });
     this.offer(transfer);
   }
@@ -237,6 +238,7 @@ export class SnapshotSender {
     if (this.outgoing.get(transfer.peer) !== transfer) return;
     this.outgoing.delete(transfer.peer);
     transfer.cancelTimer();
+    this.parts.keeper.release(transfer.ref);
   }
 }
 
@@ -256,6 +258,8 @@ type Incoming = {
 export class SnapshotReceiver {
   private readonly parts: Parts;
   private incoming: Incoming | null = null;
+  /** Numbers this process's incoming transfers, so each has a part file of its own. */
+  private transfers = 0;
 
   constructor(parts: Parts) {
     this.parts = parts;
@@ -272,8 +276,11 @@ export class SnapshotReceiver {
       return;
     }
     const current = this.incoming;
+    // Two leaders' snapshots at one position hold the same rows but not the same bytes: a transfer
+    // continues only with the leader that started it.
     if (
       current !== null &&
+      current.from === from &&
       current.install.snapshotIndex === index &&
       current.install.snapshotTerm === snapshotTerm
     ) {
@@ -281,7 +288,11 @@ export class SnapshotReceiver {
       return;
     }
     if (current !== null) this.drop(current);
-    const partPath = path.join(runtime.snapshotDirectory, incomingFileName(index, snapshotTerm));
+    this.transfers++;
+    const partPath = path.join(
+      runtime.snapshotDirectory,
+      incomingFileName(index, snapshotTerm, this.transfers),
+    );
     const created = runtime.io(async () => {
       const handle = await fs.promises.open(partPath, "w");
       await handle.close();

@@ -234,6 +234,10 @@ export class Store {
                 response: request.response(results),
                 windowEntries: this.#limits.requestWindowEntries,
               }),
+        {
+          ...(options.raiseCountersToReservations === true ? { raiseCounters: true } : {}),
+          ...(options.reserveIds === undefined ? {} : { reserve: options.reserveIds }),
+        },
       );
       const payload = encodePayload(outcome.ops);
       const payloadBytesMax = this.#limits.payloadBytesMax;
@@ -243,7 +247,12 @@ export class Store {
       }
       write.exec(`RELEASE ${batchSavepoint}`);
       this.#speculative.push(index);
-      return { results: outcome.results, payload };
+      return {
+        results: outcome.results,
+        payload,
+        counters: outcome.counters,
+        reservations: outcome.reservations,
+      };
     } catch (error) {
       throw this.#abandonBatch(error);
     }

@@ -208,7 +208,11 @@ export class SimCluster {
   async tick(options: TickOptions = {}): Promise<void> {
     this.nowTick++;
     for (const node of this.running()) node.completePersists(this.nowTick);
-    for (const node of this.running()) await node.io.deliver();
+    await settle();
+    // Background file work: wait for the real work of every machine, then hand results back in
+    // machine order, synchronously, so no real timing decides which continuation runs first.
+    await Promise.all(this.running().map((node) => node.io.ready()));
+    for (const node of this.running()) node.io.handBack();
     await settle();
     this.deliverPackets();
     for (const node of this.running()) node.fireTimers();

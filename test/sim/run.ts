@@ -122,13 +122,15 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
 }
 
 /**
- * After convergence: every node holds the same content, and the clients' history checks out
+ * After convergence: no AUTOINCREMENT id was acknowledged for two rows, every node holds the same content, and the clients' history checks out
  * (acknowledged `majority`/`all` values kept, reads prefixes of the final lists, linearizable reads
  * in real-time order, retried writes applied once). Returns the losses per durability level.
  */
 export async function finalCheck(
   cluster: SimCluster,
 ): Promise<{ losses: ListAppendLossCounts; reads: number }> {
+  const conflicts = cluster.workload.idConflicts;
+  if (conflicts.length > 0) throw new SimViolation("id-reused", conflicts.slice(0, 3).join("; "));
   const hashes = new Set(cluster.nodes.map((node) => node.store?.contentHash()));
   if (hashes.size !== 1)
     throw new SimViolation("state-machine-safety", "replicas hold different content at the end");

@@ -118,7 +118,11 @@ export class SimNodeHost {
         return this.transport;
       },
       review: { keepDiscarded: (entries) => this.hooks.discarded(this, entries) },
-      logger: (_level, event) => this.hooks.logged(this, event),
+      logger: (_level, event, fields) => {
+        if (process.env.SIM_DEBUG_LOG !== undefined && event.startsWith("snapshot"))
+          console.log(`[${clock.nowTick()}] ${this.id}`, event, JSON.stringify(fields));
+        this.hooks.logged(this, event);
+      },
       onFatal: (error) => this.hooks.fatal(this, error),
       observer: this.hooks.observer(this),
     });
