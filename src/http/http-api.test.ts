@@ -36,6 +36,21 @@ class FakeNode implements NodeService {
       node: this.id,
     };
   }
+  orphans(): unknown[] {
+    return [];
+  }
+  orphan(id: number): unknown {
+    throw new BatonError("NOT_FOUND", `no orphaned entry ${id}`);
+  }
+  orphanReplay(id: number): never {
+    throw new BatonError("NOT_FOUND", `no orphaned entry ${id}`);
+  }
+  orphanResolved(id: number): never {
+    throw new BatonError("NOT_FOUND", `no orphaned entry ${id}`);
+  }
+  orphanActions(): unknown[] {
+    return [];
+  }
   status(): StatusResponse {
     return {
       id: this.id,

@@ -20,6 +20,10 @@ export const ErrorCode = {
   VALUE_TOO_LARGE: "VALUE_TOO_LARGE",
   NOT_FOUND: "NOT_FOUND",
   METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
+  /** The request conflicts with the target's state (an orphaned entry already resolved, say). */
+  CONFLICT: "CONFLICT",
+  /** Replaying an orphaned write met rows that changed since: nothing was applied. */
+  ORPHAN_REPLAY_CONFLICT: "ORPHAN_REPLAY_CONFLICT",
   // Cluster state.
   NOT_LEADER: "NOT_LEADER",
   NO_LEADER: "NO_LEADER",
@@ -69,6 +73,8 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   VALUE_TOO_LARGE: 400,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  ORPHAN_REPLAY_CONFLICT: 409,
   NOT_LEADER: 409,
   NO_LEADER: 503,
   LEADERSHIP_TRANSFER: 503,
@@ -139,6 +145,8 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   VALUE_TOO_LARGE: rejected,
   NOT_FOUND: never,
   METHOD_NOT_ALLOWED: never,
+  CONFLICT: never,
+  ORPHAN_REPLAY_CONFLICT: never,
   NOT_LEADER: { retry: "redirect", writeOutcome: "not-applied", retryAfterSeconds: null },
   NO_LEADER: { retry: "rediscover", writeOutcome: "not-applied", retryAfterSeconds: 1 },
   LEADERSHIP_TRANSFER: afterElection,

@@ -411,6 +411,14 @@ export class Store {
     }
   }
 
+  /** Column names and primary-key positions (1-based, 0 if not in the key) of a committed table; null if none. */
+  describeTable(table: string): { columns: string[]; primaryKey: number[] } | null {
+    const { read } = this.#open();
+    const rows = internalStatement(read, "SELECT name, pk FROM pragma_table_info(?) ORDER BY cid").all(table);
+    if (rows.length === 0) return null;
+    return { columns: rows.map((row) => String(row.name)), primaryKey: rows.map((row) => Number(row.pk)) };
+  }
+
   /** The hex SHA-256 of the committed replicated content (see content-hash.ts). */
   contentHash(): string {
     const { read } = this.#open();
