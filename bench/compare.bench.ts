@@ -17,6 +17,7 @@ import {
   summarize,
 } from "./bench-report.ts";
 import { etcdVersion, startEtcdCluster } from "./etcd-cluster.ts";
+import { median } from "./stats.ts";
 import type { RunningCluster } from "./system-under-test.ts";
 import { describeWorkload, type Measurement, measure, parseWorkloads } from "./workloads.ts";
 
@@ -52,6 +53,18 @@ for (let run = 1; run <= options.runs; run++) {
     }
   }
 }
+/** The median over runs of Baton's ops/s over etcd's measured back to back in the same run. */
+function pairedRatio(workload: string): number {
+  const ratios: number[] = [];
+  for (let run = 1; run <= options.runs; run++) {
+    const of = (system: string) =>
+      measurements.find((m) => m.system === system && m.workload === workload && m.run === run);
+    const baton = of("baton");
+    const etcd = of("etcd");
+    if (baton !== undefined && etcd !== undefined) ratios.push(baton.opsPerSecond / etcd.opsPerSecond);
+  }
+  return median(ratios);
+}
 const summaries = workloads.map((workload) => {
   const of = (system: string): Summary =>
     summarize(measurements.filter((m) => m.system === system && m.workload === workload.name));
@@ -61,14 +74,18 @@ console.log(
   `\nMedians of ${options.runs} run(s); ratios are Baton/etcd of those medians (ops/s: higher is better for Baton; p50: lower is better).`,
 );
 console.log(
-  "| workload | Baton ops/s · p50 · p99 ms | etcd ops/s · p50 · p99 ms | ops/s ratio | p50 ratio |",
+  "Paired: the median over runs of each run's own Baton/etcd ops/s ratio (measured back to back), which cancels the machine's drift.",
 );
-console.log("|---|---|---|---|---|");
+console.log(
+  "| workload | Baton ops/s · p50 · p99 ms | etcd ops/s · p50 · p99 ms | ops/s ratio | p50 ratio | paired ops/s ratio |",
+);
+console.log("|---|---|---|---|---|---|");
 for (const { workload, baton, etcd } of summaries) {
   const cell = (s: Summary): string => `${rate(workload.name, s)} · ${ms(s.p50Ms)} · ${ms(s.p99Ms)}`;
   console.log(
     `| ${workload.name}: ${describeWorkload(workload)} | ${cell(baton)} | ${cell(etcd)} | ` +
-      `${(baton.opsPerSecond / etcd.opsPerSecond).toFixed(2)}× | ${(baton.p50Ms / etcd.p50Ms).toFixed(2)}× |`,
+      `${(baton.opsPerSecond / etcd.opsPerSecond).toFixed(2)}× | ${(baton.p50Ms / etcd.p50Ms).toFixed(2)}× | ` +
+      `${pairedRatio(workload.name).toFixed(2)}× |`,
   );
 }
 console.log("\nCPU µs per operation (medians): leader / follower / follower / load generator / servers' sum");

@@ -98,16 +98,8 @@ export async function measure(
         after = watched.map((p) => processCpuMs(p.pid));
       },
     });
-    if (options.windowFile !== undefined) {
-      fs.mkdirSync(path.dirname(options.windowFile), { recursive: true });
-      const roles = Object.fromEntries(cluster.processes.map((p) => [p.name, p.role]));
-      fs.writeFileSync(
-        options.windowFile,
-        JSON.stringify({ workload: workload.name, ...window, roles, ...result }),
-      );
-    }
     const operations = Math.max(1, result.okCount);
-    return {
+    const measurement: Measurement = {
       system: cluster.system,
       workload: workload.name,
       run: options.run,
@@ -123,6 +115,13 @@ export async function measure(
         cpuUsPerOperation: (((after[i] ?? 0) - (before[i] ?? 0)) * 1000) / operations,
       })),
     };
+    if (options.windowFile !== undefined) {
+      const roles = Object.fromEntries(cluster.processes.map((p) => [p.name, p.role]));
+      const cpuMs = Object.fromEntries(watched.map((p, i) => [p.name, (after[i] ?? 0) - (before[i] ?? 0)]));
+      fs.mkdirSync(path.dirname(options.windowFile), { recursive: true });
+      fs.writeFileSync(options.windowFile, JSON.stringify({ ...measurement, ...window, roles, cpuMs }));
+    }
+    return measurement;
   } finally {
     await cluster.stop();
     await sleep(settleMs);
