@@ -11,6 +11,8 @@ export type BenchOptions = {
   readonly workloads: string;
   readonly runs: number;
   readonly profileDirectory: string | null;
+  /** Extra `NODE_OPTIONS` of the node processes (for example `--perf-basic-prof` for `perf`). */
+  readonly nodeOptions: string;
 };
 
 export const optionsHelp = [
@@ -36,6 +38,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     workloads: value("workloads") ?? defaultWorkloads,
     runs: Math.round(positive("runs", 3)),
     profileDirectory: value("profile") ?? null,
+    nodeOptions: value("node-options") ?? "",
   };
 }
 

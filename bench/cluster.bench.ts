@@ -5,7 +5,8 @@
  * for batches), p50/p99 and the CPU each process used per operation, medians over `--runs`.
  *
  * `--profile DIR` starts the nodes with `--cpu-prof` (profiles in DIR/<workload>-run<N>/<node id>,
- * with `window.json` naming the roles and the measured window) for `bench/profile-summary.ts`.
+ * with `window.json` naming the roles and the measured window) for `bench/profile-summary.ts`;
+ * `--node-options S` passes other flags to the nodes (for example `--perf-basic-prof` for `perf`).
  */
 import path from "node:path";
 import { startBatonCluster } from "./baton-cluster.ts";
@@ -13,7 +14,9 @@ import { cpuCells, measurementLine, ms, optionsHelp, parseOptions, rate, summari
 import { describeWorkload, type Measurement, measure, parseWorkloads } from "./workloads.ts";
 
 if (process.argv.includes("--help")) {
-  console.log(`Usage: npm run bench -- [options]\n${optionsHelp}\n  --profile DIR    --cpu-prof every node`);
+  console.log(
+    `Usage: npm run bench -- [options]\n${optionsHelp}\n  --profile DIR    --cpu-prof every node\n  --node-options S NODE_OPTIONS of the nodes`,
+  );
   process.exit(0);
 }
 const options = parseOptions(process.argv.slice(2));
@@ -29,10 +32,8 @@ for (let run = 1; run <= options.runs; run++) {
       options.profileDirectory === null
         ? undefined
         : path.resolve(options.profileDirectory, `${workload.name}-run${run}`);
-    const start = () =>
-      startBatonCluster(
-        profileDirectory === undefined ? {} : { nodeOptions: "--cpu-prof", profileDirectory },
-      );
+    const nodeOptions = `${options.nodeOptions}${profileDirectory === undefined ? "" : " --cpu-prof"}`;
+    const start = () => startBatonCluster({ nodeOptions, profileDirectory });
     const windowFile =
       profileDirectory === undefined ? undefined : path.join(profileDirectory, "window.json");
     const measurement = await measure(start, workload, { ...options, run, windowFile });

@@ -3,7 +3,7 @@
  * every node, only the samples inside the measured window (V8 profile times and the window's edges
  * are both CLOCK_MONOTONIC microseconds), self time per function, and self time per area.
  *
- * Usage: node bench/profile-summary.ts DIR/<workload>-run<N> [--top 25]
+ * Usage: npx node bench/profile-summary.ts DIR/<workload>-run<N> [--top 25]
  *
  * Area of a sample: the garbage collector, idle and V8's own "(program)" time are their own areas;
  * a JSON or SQLite native leaf is named by what it does; otherwise the nearest frame of the
@@ -129,7 +129,7 @@ function sorted(map: Map<string, number>): [string, number][] {
 
 const directory = process.argv[2];
 if (directory === undefined) {
-  console.log("Usage: node bench/profile-summary.ts DIR/<workload>-run<N> [--top 25]");
+  console.log("Usage: npx node bench/profile-summary.ts DIR/<workload>-run<N> [--top 25]");
   process.exit(2);
 }
 const topAt = process.argv.indexOf("--top");
