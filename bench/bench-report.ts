@@ -13,6 +13,8 @@ export type BenchOptions = {
   readonly profileDirectory: string | null;
   /** Extra `NODE_OPTIONS` of the node processes (for example `--perf-basic-prof` for `perf`). */
   readonly nodeOptions: string;
+  /** Extra `baton start` flags of every node (for example `--tick-ms 50`). */
+  readonly batonArgs: readonly string[];
 };
 
 export const optionsHelp = [
@@ -20,6 +22,7 @@ export const optionsHelp = [
   "  --warmup S       seconds of load before the measured window (default 1)",
   `  --workloads L    comma-separated: wN writers, rN readers, bN 100-row batch writers (default ${defaultWorkloads})`,
   "  --runs N         fresh cluster and measurement per workload and run; figures are medians (default 3)",
+  '  --baton-args S   extra `baton start` flags of every node, e.g. "--tick-ms 50"',
 ].join("\n");
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
@@ -39,6 +42,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     runs: Math.round(positive("runs", 3)),
     profileDirectory: value("profile") ?? null,
     nodeOptions: value("node-options") ?? "",
+    batonArgs: (value("baton-args") ?? "").split(" ").filter((arg) => arg !== ""),
   };
 }
 

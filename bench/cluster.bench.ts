@@ -22,7 +22,7 @@ if (process.argv.includes("--help")) {
 const options = parseOptions(process.argv.slice(2));
 const workloads = parseWorkloads(options.workloads);
 console.log(
-  `Baton, 3 nodes on 127.0.0.1, default timing; ${options.warmupMs / 1000} s warm-up, ` +
+  `Baton, 3 nodes on 127.0.0.1, ${options.batonArgs.length > 0 ? options.batonArgs.join(" ") : "default timing"}; ${options.warmupMs / 1000} s warm-up, ` +
     `${options.durationMs / 1000} s measured, ${options.runs} run(s), fresh cluster per measurement`,
 );
 const measurements: Measurement[] = [];
@@ -33,7 +33,7 @@ for (let run = 1; run <= options.runs; run++) {
         ? undefined
         : path.resolve(options.profileDirectory, `${workload.name}-run${run}`);
     const nodeOptions = `${options.nodeOptions}${profileDirectory === undefined ? "" : " --cpu-prof"}`;
-    const start = () => startBatonCluster({ nodeOptions, profileDirectory });
+    const start = () => startBatonCluster({ nodeOptions, profileDirectory, extraArgs: options.batonArgs });
     const windowFile =
       profileDirectory === undefined ? undefined : path.join(profileDirectory, "window.json");
     const measurement = await measure(start, workload, { ...options, run, windowFile });

@@ -35,11 +35,11 @@ if (version === null) {
 const options = parseOptions(process.argv.slice(2));
 const workloads = parseWorkloads(options.workloads);
 const systems: Record<string, () => Promise<RunningCluster>> = {
-  baton: () => startBatonCluster(),
+  baton: () => startBatonCluster({ extraArgs: options.batonArgs }),
   etcd: startEtcdCluster,
 };
 console.log(
-  `Baton (3 nodes) vs ${version} (3 members), 127.0.0.1, default settings; ${options.warmupMs / 1000} s warm-up, ` +
+  `Baton (3 nodes${options.batonArgs.length > 0 ? `, ${options.batonArgs.join(" ")}` : ""}) vs ${version} (3 members), 127.0.0.1, default settings; ${options.warmupMs / 1000} s warm-up, ` +
     `${options.durationMs / 1000} s measured, ${options.runs} interleaved run(s), fresh cluster per measurement`,
 );
 const measurements: Measurement[] = [];
