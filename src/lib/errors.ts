@@ -128,7 +128,10 @@ export type RetryRule = {
 const never: RetryRule = { retry: "never", writeOutcome: "unknown", retryAfterSeconds: null };
 const rejected: RetryRule = { retry: "never", writeOutcome: "not-applied", retryAfterSeconds: null };
 /** A node that stops, or a cluster between leaders, needs about an election timeout to recover. */
-const afterElection: RetryRule = { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: 1 };
+// An election takes about one election timeout (well under a second by default): a whole-second
+// Retry-After floor would hold every client back long after a new leader serves. Clients back off
+// on their own, starting at tens of milliseconds.
+const afterElection: RetryRule = { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: null };
 
 /**
  * The one retry table. Exhaustive: adding a code without a rule fails type-checking. A code that
@@ -148,7 +151,7 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   CONFLICT: never,
   ORPHAN_REPLAY_CONFLICT: never,
   NOT_LEADER: { retry: "redirect", writeOutcome: "not-applied", retryAfterSeconds: null },
-  NO_LEADER: { retry: "rediscover", writeOutcome: "not-applied", retryAfterSeconds: 1 },
+  NO_LEADER: { retry: "rediscover", writeOutcome: "not-applied", retryAfterSeconds: null },
   LEADERSHIP_TRANSFER: afterElection,
   // The leader is ready as soon as it commits an entry of its term, within a heartbeat or two.
   LEADER_NOT_READY: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: null },
