@@ -328,30 +328,42 @@ export class Store {
 
   /** Applies committed entry `index` (replica path); a replayed index is a no-op. */
   apply(index: LogIndex, payload: Uint8Array): ApplyOutcome {
+    return this.applyBatch([{ index, payload }]);
+  }
+
+  /**
+   * Applies consecutive committed entries in ONE transaction that also records the last index
+   * (a follower's per-entry commit was its largest SQLite cost); entries at or below the applied
+   * index are skipped (replay after a crash), a gap is a bug. An entry whose payload is empty
+   * (no-op, configuration) only advances the index. Any failure rolls back the whole batch.
+   */
+  applyBatch(entries: readonly { readonly index: LogIndex; readonly payload: Uint8Array }[]): ApplyOutcome {
     const { write, writeMeta } = this.#open();
     assert(
       this.#speculative.length === 0 && !write.isTransaction,
-      `apply(${index}) while a speculative transaction is open`,
+      "apply while a speculative transaction is open",
     );
-    if (index <= this.#appliedIndex) return "already-applied";
-    assert(
-      index === this.#appliedIndex + 1,
-      `apply(${index}) leaves a gap after applied index ${this.#appliedIndex}`,
-    );
-    const ops = decodePayload(payload);
+    const fresh = entries.filter((entry) => entry.index > this.#appliedIndex);
+    const last = fresh.at(-1);
+    if (last === undefined) return "already-applied";
+    for (const [i, entry] of fresh.entries()) {
+      assert(
+        entry.index === this.#appliedIndex + 1 + i,
+        `apply(${entry.index}) leaves a gap after applied index ${this.#appliedIndex + i}`,
+      );
+    }
+    const decoded = fresh.map((entry) => decodePayload(entry.payload));
     this.#useMode("replica");
     write.exec("BEGIN IMMEDIATE");
     try {
-      applyOps(
-        {
-          db: write,
-          triggers: this.#triggers,
-          counters: this.#counters,
-          schemaChanged: () => this.#schemaChanged(),
-        },
-        ops,
-      );
-      writeMeta.writeAppliedIndex(index);
+      const context = {
+        db: write,
+        triggers: this.#triggers,
+        counters: this.#counters,
+        schemaChanged: () => this.#schemaChanged(),
+      };
+      for (const ops of decoded) if (ops.length > 0) applyOps(context, ops);
+      writeMeta.writeAppliedIndex(last.index);
       write.exec("COMMIT");
     } catch (error) {
       if (write.isTransaction) write.exec("ROLLBACK");
@@ -361,8 +373,8 @@ export class Store {
     }
     // Applied changesets and sequence ops change the counters without a leader batch.
     this.#counters.invalidate();
-    this.#appliedIndex = index;
-    if (this.#replayRequiredThrough !== null && index >= this.#replayRequiredThrough)
+    this.#appliedIndex = last.index;
+    if (this.#replayRequiredThrough !== null && last.index >= this.#replayRequiredThrough)
       this.#replayRequiredThrough = null;
     return "applied";
   }
