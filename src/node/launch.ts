@@ -14,6 +14,7 @@ import { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
 import type { LogEntry } from "../types/log-entry.ts";
+import { walFaultOptions } from "../wal/fault-injection.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { nodeDefaults } from "./node-config.ts";
@@ -77,7 +78,7 @@ export async function openNode(
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
-  const { wal, recovered } = Wal.open(path.join(config.dataDirectory, "log"));
+  const { wal, recovered } = Wal.open(path.join(config.dataDirectory, "log"), walFaultOptions(process.env));
   if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
   const store = Store.open({
     path: path.join(config.dataDirectory, "baton.db"),

@@ -1,0 +1,145 @@
+/**
+ * Damage done to a stopped node's files, and the disk-full filler. Every byte changed is chosen by
+ * the campaign's seeded generator and described in the returned note.
+ *
+ * - `tearWalTail`: appends a prefix of the last record of the newest segment: the bytes a crash in
+ *   the middle of an append leaves. Recovery must cut exactly that tail and the node must start.
+ * - `corruptWalRecord`: flips one byte in the body of a record that has a valid record after it.
+ *   Recovery must refuse to open (`WAL_CORRUPT`, naming the file and offset); nothing else is honest.
+ * - `damageDatabase`: checkpoints the SQLite WAL into the main file (as SQLite itself would when it
+ *   opens), then flips bytes in the cell content area of the `lists` table's root page, so the damage
+ *   falls on live rows. The node must not serve those rows as if they were good.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import type { Prng } from "../../src/lib/prng.ts";
+import { recordHeaderBytes } from "../../src/wal/record-codec.ts";
+
+type RecordSpan = { readonly offset: number; readonly bytes: number };
+
+function segments(logDirectory: string): string[] {
+  return fs
+    .readdirSync(logDirectory)
+    .filter((name) => name.endsWith(".wal"))
+    .sort()
+    .map((name) => path.join(logDirectory, name));
+}
+
+/** Record boundaries of a segment, up to the first record that does not fit. */
+function recordSpans(bytes: Buffer): RecordSpan[] {
+  const spans: RecordSpan[] = [];
+  let offset = 0;
+  while (bytes.byteLength - offset >= recordHeaderBytes) {
+    const bodyBytes = bytes.readUInt32LE(offset);
+    const total = recordHeaderBytes + bodyBytes;
+    if (bodyBytes === 0 || offset + total > bytes.byteLength) break;
+    spans.push({ offset, bytes: total });
+    offset += total;
+  }
+  return spans;
+}
+
+/** The newest segment holding at least `recordsMin` records, with its records. */
+function newestSegment(
+  dataDirectory: string,
+  recordsMin: number,
+): { file: string; bytes: Buffer; spans: RecordSpan[] } | null {
+  const files = segments(path.join(dataDirectory, "log")).reverse();
+  for (const file of files) {
+    const bytes = fs.readFileSync(file);
+    const spans = recordSpans(bytes);
+    if (spans.length >= recordsMin) return { file, bytes, spans };
+  }
+  return null;
+}
+
+export function tearWalTail(dataDirectory: string, prng: Prng): string | null {
+  const segment = newestSegment(dataDirectory, 1);
+  if (segment === null) return null;
+  const last = segment.spans.at(-1)!;
+  if (last.offset + last.bytes !== segment.bytes.byteLength) return null;
+  const kept = prng.intBetween(1, last.bytes - 1);
+  fs.appendFileSync(segment.file, segment.bytes.subarray(last.offset, last.offset + kept));
+  return `${path.basename(segment.file)}: appended the first ${kept} of ${last.bytes} bytes of its last record`;
+}
+
+export function corruptWalRecord(dataDirectory: string, prng: Prng): string | null {
+  const segment = newestSegment(dataDirectory, 2);
+  if (segment === null) return null;
+  const victim = segment.spans[prng.intBetween(0, segment.spans.length - 2)]!;
+  const at = victim.offset + recordHeaderBytes + prng.intBetween(0, victim.bytes - recordHeaderBytes - 1);
+  const fd = fs.openSync(segment.file, "r+");
+  try {
+    const byte = Buffer.alloc(1);
+    fs.readSync(fd, byte, 0, 1, at);
+    byte[0] = byte[0]! ^ (1 << prng.intBetween(0, 7));
+    fs.writeSync(fd, byte, 0, 1, at);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return `${path.basename(segment.file)}: flipped a bit at byte ${at}, inside the record at ${victim.offset} (${segment.spans.length} records)`;
+}
+
+export function damageDatabase(dataDirectory: string, prng: Prng): string | null {
+  const file = path.join(dataDirectory, "baton.db");
+  if (!fs.existsSync(file)) return null;
+  let pageBytes: number;
+  let rootPage: number;
+  const db = new DatabaseSync(file);
+  try {
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    pageBytes = Number((db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size);
+    const row = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'lists'").get() as
+      | { rootpage: number }
+      | undefined;
+    if (row === undefined) return null;
+    rootPage = Number(row.rootpage);
+  } finally {
+    db.close();
+  }
+  const pageStart = (rootPage - 1) * pageBytes;
+  const page = Buffer.alloc(pageBytes);
+  const fd = fs.openSync(file, "r+");
+  let note: string | null = null;
+  try {
+    fs.readSync(fd, page, 0, pageBytes, pageStart);
+    // B-tree page header: byte 0 is the page type, bytes 5-6 where the cell content area starts.
+    const headerOffset = rootPage === 1 ? 100 : 0;
+    const contentStart = page.readUInt16BE(headerOffset + 5) || 65536;
+    if (contentStart >= pageBytes - 8) return null;
+    const at = prng.intBetween(contentStart, pageBytes - 8);
+    for (let i = 0; i < 8; i++) page[at + i] = page[at + i]! ^ 0x5a;
+    fs.writeSync(fd, page, at, 8, pageStart + at);
+    note = `baton.db: xor 0x5a over 8 bytes at file offset ${pageStart + at} (page ${rootPage}, the lists table's root; cells from ${contentStart})`;
+  } finally {
+    fs.closeSync(fd);
+  }
+  return note;
+}
+
+/** Fills the file system holding `directory` until a write fails; returns the bytes written. */
+export function fillDisk(directory: string): number {
+  const file = path.join(directory, "nemesis-fill");
+  const fd = fs.openSync(file, "a");
+  let written = 0;
+  try {
+    for (let chunk = 1 << 20; chunk >= 512; chunk >>= 1) {
+      const buffer = Buffer.alloc(chunk, 0x55);
+      for (;;) {
+        try {
+          written += fs.writeSync(fd, buffer);
+        } catch {
+          break;
+        }
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return written;
+}
+
+export function unfillDisk(directory: string): void {
+  fs.rmSync(path.join(directory, "nemesis-fill"), { force: true });
+}

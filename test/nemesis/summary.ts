@@ -1,0 +1,128 @@
+/**
+ * The figures of one campaign, computed from its history and fault records, and their text form.
+ *
+ * - Operations by outcome: per kind (append, read) and client mode (library, raw).
+ * - Time to recover after a fault: from its heal to the acknowledgement of the first append invoked
+ *   after the heal.
+ * - Write availability: the run's time cut into one-second windows; a window is available when at
+ *   least one append was acknowledged in it. The share of available windows.
+ */
+import type { ListAppendLossCounts } from "../sim/list-append-checker.ts";
+import type { Anomaly, FaultRecord } from "./faults.ts";
+import type { CampaignOptions, FaultKind } from "./options.ts";
+import type { RecordedOp } from "./workload.ts";
+
+const availabilityWindowUs = 1_000_000;
+
+export type CampaignSummary = {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly durationMs: number;
+  readonly durability: string;
+  readonly reads: readonly string[];
+  readonly network: "namespaces" | "loopback";
+  readonly operations: Record<string, Record<string, number>>;
+  readonly faults: Record<string, number>;
+  readonly skipped: Record<string, string>;
+  readonly recoverMs: {
+    readonly kind: FaultKind;
+    readonly targets: string;
+    readonly recoverMs: number | null;
+    readonly notes: string;
+  }[];
+  readonly writeAvailability: number;
+  readonly lost: ListAppendLossCounts | null;
+  readonly anomalies: readonly Anomaly[];
+  readonly finalListLengths: readonly number[];
+};
+
+export function fillRecovery(faults: FaultRecord[], history: readonly RecordedOp[]): void {
+  const acknowledged = history
+    .filter((op) => op.kind === "append" && op.outcome === "ok")
+    .sort((a, b) => a.invokedAt - b.invokedAt);
+  for (const fault of faults) {
+    let best: number | null = null;
+    for (const op of acknowledged) {
+      if (op.invokedAt < fault.healUs) continue;
+      const at = op.completedAt!;
+      if (best === null || at < best) best = at;
+    }
+    fault.recoverMs = best === null ? null : Math.round((best - fault.healUs) / 1000);
+  }
+}
+
+export function writeAvailability(history: readonly RecordedOp[], fromUs: number, toUs: number): number {
+  const windows = Math.max(1, Math.floor((toUs - fromUs) / availabilityWindowUs));
+  const available = new Set<number>();
+  for (const op of history) {
+    if (op.kind !== "append" || op.outcome !== "ok" || op.completedAt === null) continue;
+    const window = Math.floor((op.completedAt - fromUs) / availabilityWindowUs);
+    if (window >= 0 && window < windows) available.add(window);
+  }
+  return available.size / windows;
+}
+
+export function operationCounts(history: readonly RecordedOp[]): Record<string, Record<string, number>> {
+  const counts: Record<string, Record<string, number>> = {};
+  for (const op of history) {
+    const row = `${op.kind} ${op.mode}`;
+    counts[row] ??= { ok: 0, failed: 0, unknown: 0 };
+    counts[row]![op.outcome] = (counts[row]![op.outcome] ?? 0) + 1;
+  }
+  return counts;
+}
+
+export function faultCounts(faults: readonly FaultRecord[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const fault of faults) counts[fault.kind] = (counts[fault.kind] ?? 0) + 1;
+  return counts;
+}
+
+function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+export function summaryText(summary: CampaignSummary, options: CampaignOptions): string {
+  const lines: string[] = [];
+  lines.push(
+    `nemesis SEED=${summary.seed}: ${summary.nodes} nodes, ${(summary.durationMs / 1000).toFixed(0)} s, durability ${summary.durability}, reads ${summary.reads.join("/")}, network ${summary.network}`,
+  );
+  lines.push("operations (ok / failed / unknown):");
+  for (const [row, counts] of Object.entries(summary.operations).sort())
+    lines.push(`  ${row.padEnd(16)} ${counts.ok} / ${counts.failed} / ${counts.unknown}`);
+  const faultLine = Object.entries(summary.faults)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ");
+  lines.push(`faults injected: ${faultLine === "" ? "none" : faultLine}`);
+  for (const [kind, why] of Object.entries(summary.skipped)) lines.push(`  skipped ${kind}: ${why}`);
+  const byKind = new Map<string, number[]>();
+  for (const r of summary.recoverMs)
+    if (r.recoverMs !== null) byKind.set(r.kind, [...(byKind.get(r.kind) ?? []), r.recoverMs]);
+  if (byKind.size > 0) {
+    lines.push("time to recover after heal, ms (median / max per kind):");
+    for (const [kind, values] of byKind)
+      lines.push(`  ${kind.padEnd(18)} ${median(values)} / ${Math.max(...values)}  (${values.length})`);
+  }
+  if (!options.quiet)
+    for (const r of summary.recoverMs)
+      lines.push(
+        `  - ${r.kind} ${r.targets}: recovered in ${r.recoverMs ?? "?"} ms${r.notes === "" ? "" : `; ${r.notes}`}`,
+      );
+  lines.push(
+    `write availability: ${(summary.writeAvailability * 100).toFixed(1)}% of 1-second windows had an acknowledged append`,
+  );
+  if (summary.lost !== null) {
+    const lost = Object.entries(summary.lost)
+      .filter(([, v]) => v.acknowledged > 0)
+      .map(([level, v]) => `${level} ${v.lost} of ${v.acknowledged}`)
+      .join(", ");
+    lines.push(`acknowledged appends lost: ${lost === "" ? "none acknowledged" : lost}`);
+  }
+  lines.push(`final list lengths: ${summary.finalListLengths.join(", ")}`);
+  lines.push(`anomalies: ${summary.anomalies.length}`);
+  for (const anomaly of summary.anomalies.slice(0, 40)) lines.push(`  [${anomaly.kind}] ${anomaly.message}`);
+  if (summary.anomalies.length > 40) lines.push(`  … ${summary.anomalies.length - 40} more in summary.json`);
+  return lines.join("\n");
+}
