@@ -129,7 +129,7 @@ async function runPhases(
   const workEndUs = cluster.nowUs();
   await Promise.race([clientsDone, sleep(clientsStopWaitMs)]);
   log(`clients stopped; ${workload.history.length} operations`);
-  await healAll(cluster, anomaly, log);
+  healAll(cluster, log);
   const finalLists = await settle(cluster, workload, anomaly, log);
   await workload.close();
   const lost = finalLists === null ? null : checkHistory(workload, finalLists, anomaly);
@@ -207,11 +207,7 @@ function restartUnexpectedlyStopped(context: FaultContext): void {
   }
 }
 
-async function healAll(
-  cluster: NemesisCluster,
-  anomaly: (k: string, m: string) => void,
-  log: (l: string) => void,
-): Promise<void> {
+function healAll(cluster: NemesisCluster, log: (l: string) => void): void {
   cluster.lab?.heal();
   for (const node of cluster.nodes) {
     node.setFsyncFault("");
@@ -221,7 +217,6 @@ async function healAll(
     fs.rmSync(path.join(cluster.diskNode.spec.dataDirectory, "nemesis-fill"), { force: true });
   for (const node of cluster.nodes) if (!node.running) cluster.start(node);
   log("healed: every cut, fsync fault and filler removed; every node running");
-  void anomaly;
 }
 
 /** Liveness and convergence; returns the final lists, or null when the cluster did not settle. */
@@ -256,9 +251,9 @@ async function settle(
       log(
         `converged: every node at applied index ${converged.appliedIndex}, content hash ${converged.hash.slice(0, 16)}`,
       );
-    const final = await readLists(client, cluster, null);
+    const final = await readLists(client, null);
     for (const node of cluster.nodes) {
-      const own = await readLists(null, cluster, node).catch((error: unknown) => String(error));
+      const own = await readLists(null, node).catch((error: unknown) => String(error));
       if (typeof own === "string" || JSON.stringify([...own]) !== JSON.stringify([...final]))
         anomaly(
           "convergence",
@@ -292,7 +287,6 @@ async function convergedHash(
 /** Every key's list: linearizable through the client, or one node's own state at `any`. */
 async function readLists(
   client: ReturnType<typeof connect> | null,
-  cluster: NemesisCluster,
   node: NodeProcess | null,
 ): Promise<Map<number, number[]>> {
   const statement = "SELECT key, items FROM lists ORDER BY key";
@@ -309,7 +303,6 @@ async function readLists(
       throw new Error(`${node!.id} answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
     rows = ((await response.json()) as { results: { rows: unknown[][] }[] }).results[0]!.rows;
   }
-  void cluster;
   return new Map(rows.map((row) => [Number(row[0]), parseItems(row[1])]));
 }
 
@@ -318,8 +311,6 @@ function checkHistory(
   finalLists: Map<number, number[]>,
   anomaly: (k: string, m: string) => void,
 ): ListAppendLossCounts {
-  const settleValues = workload.history.filter((op) => op.kind === "append" && op.value >= 1_000_000_000);
-  void settleValues;
   const result = checkListAppend(workload.history, finalLists);
   for (const violation of result.violations) anomaly(violation.kind, violation.message);
   return result.lost;

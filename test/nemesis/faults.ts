@@ -350,16 +350,11 @@ async function judgeDamagedStart(
     }
     const good = await probe(context, target, intact, "intact");
     const [badHash, goodHash] = [await bad.probe.contentHash(), await good.probe.contentHash()];
+    const [badRows, goodRows] = [await listRows(bad.probe), await listRows(good.probe)];
     await good.probe.stop();
-    const rows = await fetch(`${bad.probe.url}/v1/query`, {
-      method: "POST",
-      body: JSON.stringify({ statements: ["SELECT key, items FROM lists"], consistency: "any" }),
-      signal: AbortSignal.timeout(5_000),
-    }).then(
-      async (r) => `${r.status} ${(await r.text()).slice(0, 160)}`,
-      (e: unknown) => String(e),
-    );
-    const detail = `hash ${badHash?.hash.slice(0, 12)} at ${badHash?.appliedIndex} vs intact ${goodHash?.hash.slice(0, 12)} at ${goodHash?.appliedIndex}; a read of the damaged rows answered ${rows}`;
+    const detail =
+      `content hash ${badHash?.hash.slice(0, 12)} at index ${badHash?.appliedIndex} vs ${goodHash?.hash.slice(0, 12)} ` +
+      `at ${goodHash?.appliedIndex} on the intact copy; ${firstDifference(badRows, goodRows)}`;
     if (badHash === null || goodHash === null || badHash.hash !== goodHash.hash)
       context.anomaly(
         kind,
@@ -369,4 +364,36 @@ async function judgeDamagedStart(
   } finally {
     await bad.probe.stop();
   }
+}
+
+/** The lists as a node serves them at `any`, or the error it answers. */
+async function listRows(node: NodeProcess): Promise<string[][] | string> {
+  try {
+    const response = await fetch(`${node.url}/v1/query`, {
+      method: "POST",
+      body: JSON.stringify({ statements: ["SELECT key, items FROM lists ORDER BY key"], consistency: "any" }),
+      signal: AbortSignal.timeout(5_000),
+    });
+    const text = await response.text();
+    if (!response.ok) return `${response.status} ${text.slice(0, 200)}`;
+    return (JSON.parse(text) as { results: { rows: unknown[][] }[] }).results[0]!.rows.map((r) =>
+      r.map(String),
+    );
+  } catch (error) {
+    return String(error);
+  }
+}
+
+function firstDifference(bad: string[][] | string, good: string[][] | string): string {
+  if (typeof bad === "string") return `reading the lists answered ${bad}`;
+  if (typeof good === "string") return `the intact copy answered ${good}`;
+  for (let i = 0; i < Math.max(bad.length, good.length); i++) {
+    const [b, g] = [bad[i]?.join("=") ?? "(none)", good[i]?.join("=") ?? "(none)"];
+    if (b === g) continue;
+    let at = 0;
+    while (at < b.length && b[at] === g[at]) at++;
+    const from = Math.max(0, at - 20);
+    return `a read of the lists answers row ${i} as ${JSON.stringify(b.slice(from, at + 20))} where the intact copy holds ${JSON.stringify(g.slice(from, at + 20))}`;
+  }
+  return "the lists read the same (the damage is elsewhere)";
 }

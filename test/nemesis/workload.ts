@@ -12,7 +12,8 @@
  * completion rounded up, so a rounding can only hide an order, never invent one.
  *
  * Outcomes: `ok` with an answer; `failed` only when the error proves nothing was applied (the
- * server's `retryByCode` table, or the client's `maybeApplied: false`); `unknown` otherwise
+ * server's `retryByCode` table unless the answer says `details.outcome: "unknown"`, as a follower
+ * whose forwarding to the leader broke off does; or the client's `maybeApplied: false`); `unknown` otherwise
  * (timeouts, resets, leadership lost), with no completion time: it may take effect at any later time.
  */
 import type { Consistency, Durability } from "../../src/api/api-types.ts";
@@ -225,17 +226,24 @@ export class Workload {
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(rawRequestTimeoutMs),
     });
-    const answer = (await response.json()) as { error?: { code: string } };
-    if (!response.ok) throw new RawError(answer.error?.code ?? `HTTP_${response.status}`);
+    const answer = (await response.json()) as { error?: { code: string; details?: { outcome?: string } } };
+    if (!response.ok)
+      throw new RawError(
+        answer.error?.code ?? `HTTP_${response.status}`,
+        answer.error?.details?.outcome === "unknown",
+      );
     return answer;
   }
 }
 
 class RawError extends Error {
   readonly code: string;
-  constructor(code: string) {
+  /** A follower that failed to forward a write says `details.outcome: "unknown"`, whatever its code. */
+  readonly outcomeUnknown: boolean;
+  constructor(code: string, outcomeUnknown: boolean) {
     super(code);
     this.code = code;
+    this.outcomeUnknown = outcomeUnknown;
   }
 }
 
@@ -248,7 +256,8 @@ function errorCode(error: unknown): string {
 /** `failed` only when the error proves the write was not applied. */
 function appendOutcome(error: unknown): Outcome {
   if (isBatonClientError(error)) return error.details.maybeApplied === false ? "failed" : "unknown";
-  if (error instanceof RawError) return provesNotApplied(error.code) ? "failed" : "unknown";
+  if (error instanceof RawError)
+    return provesNotApplied(error.code) && !error.outcomeUnknown ? "failed" : "unknown";
   return "unknown";
 }
 
