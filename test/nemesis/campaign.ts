@@ -124,8 +124,12 @@ async function runPhases(
   const workStartUs = cluster.nowUs();
   const clientsDone = workload.run();
   const context: FaultContext = { cluster, prng, options, anomaly, log };
-  const faults = await faultLoop(options, context, workStartUs);
-  workload.stop();
+  let faults: FaultRecord[];
+  try {
+    faults = await faultLoop(options, context, workStartUs);
+  } finally {
+    workload.stop();
+  }
   const workEndUs = cluster.nowUs();
   await Promise.race([clientsDone, sleep(clientsStopWaitMs)]);
   log(`clients stopped; ${workload.history.length} operations`);
@@ -186,7 +190,14 @@ async function faultLoop(
     restartUnexpectedlyStopped(context);
     if (plan.length === 0) plan = shuffledRound(enabled, prng);
     const kind = plan.shift()!;
-    const record = await runFault(kind, context);
+    let record: FaultRecord;
+    try {
+      record = await runFault(kind, context);
+    } catch (error) {
+      // A fault that could not be carried out is the campaign's own failure: reported, and the run goes on.
+      context.anomaly("campaign", `the ${kind} fault failed: ${(error as Error).stack ?? String(error)}`);
+      continue;
+    }
     faults.push(record);
     context.log(
       `${kind} ${record.targets.join("+")}: ${((record.healUs - record.startUs) / 1000).toFixed(0)} ms${record.notes.length > 0 ? `; ${record.notes.join("; ")}` : ""}`,

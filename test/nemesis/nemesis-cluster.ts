@@ -53,11 +53,11 @@ export class NemesisCluster {
     const skipped = new Map<FaultKind, string>();
     const tag = (process.pid % 46656).toString(36);
     let lab: NetLab | null = null;
-    if (options.network !== "loopback" && options.faults.some((k) => networkFaultKinds.includes(k))) {
-      const why = namespaceSupport(tag);
+    if (options.faults.some((k) => networkFaultKinds.includes(k))) {
+      const why = options.network === "loopback" ? "--network loopback was given" : namespaceSupport(tag);
       if (why === null) lab = NetLab.create(tag, options.nodeCount);
       else if (options.network === "namespaces") throw new Error(why);
-      else for (const kind of networkFaultKinds) skipped.set(kind, why);
+      else for (const kind of networkFaultKinds) if (options.faults.includes(kind)) skipped.set(kind, why);
     }
     const extraArgs = [
       "--heartbeat-ms",
@@ -113,7 +113,8 @@ export class NemesisCluster {
       this.mounts.push(directory);
       return null;
     } catch (error) {
-      return `mount -t tmpfs failed (root is needed): ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`;
+      const stderr = String((error as { stderr?: Buffer }).stderr ?? error).trim();
+      return `mount -t tmpfs failed (root is needed): ${stderr.split("\n")[0]}`;
     }
   }
 
