@@ -249,14 +249,10 @@ async function walTornFault(context: FaultContext, record: FaultRecord): Promise
   record.healUs = context.cluster.nowUs();
   context.cluster.start(target);
   const up = await waitUntil(startWaitMs, async () => ((await target.status()) === null ? null : true));
-  const log = target.logTail(400);
-  const started = log.lastIndexOf("=== nemesis: starting");
+  const log = target.logTail(5_000);
   if (up === null)
-    context.anomaly(
-      "wal-torn",
-      `${target.id} did not start after a torn tail: ${log.slice(started).slice(-800)}`,
-    );
-  else if (note !== null && !log.slice(started).includes("wal.torn-tail-cut"))
+    context.anomaly("wal-torn", `${target.id} did not start after a torn tail: ${log.slice(-800)}`);
+  else if (note !== null && !log.includes("wal.torn-tail-cut"))
     context.anomaly("wal-torn", `${target.id} started without reporting the torn tail it had to cut`);
   else record.notes.push("started and reported the cut tail");
 }
@@ -294,7 +290,7 @@ async function probe(
   prober.expectExit("probe");
   const outcome = await waitUntil(startWaitMs, async () => {
     if (!prober.running) return "exited" as const;
-    return (await prober.contentHash()) === null ? null : ("running" as const);
+    return (await prober.status()) === null ? null : ("running" as const);
   });
   return { probe: prober, exited: outcome === "exited" || outcome === null, output: prober.logTail(40) };
 }
@@ -352,15 +348,25 @@ async function judgeDamagedStart(
     const [badHash, goodHash] = [await bad.probe.contentHash(), await good.probe.contentHash()];
     const [badRows, goodRows] = [await listRows(bad.probe), await listRows(good.probe)];
     await good.probe.stop();
+    const served =
+      (badHash !== null && badHash.hash !== goodHash?.hash) ||
+      (typeof badRows !== "string" && JSON.stringify(badRows) !== JSON.stringify(goodRows));
     const detail =
-      `content hash ${badHash?.hash.slice(0, 12)} at index ${badHash?.appliedIndex} vs ${goodHash?.hash.slice(0, 12)} ` +
-      `at ${goodHash?.appliedIndex} on the intact copy; ${firstDifference(badRows, goodRows)}`;
-    if (badHash === null || goodHash === null || badHash.hash !== goodHash.hash)
-      context.anomaly(
-        kind,
-        `${target.id} started on a damaged ${kind === "wal-corrupt" ? "log" : "database file"} and serves it: ${detail}`,
+      `content hash ${badHash === null ? "refused" : badHash.hash.slice(0, 12)} vs ${goodHash?.hash.slice(0, 12)} ` +
+      `on the intact copy; ${firstDifference(badRows, goodRows)}`;
+    const what = kind === "wal-corrupt" ? "log" : "database file";
+    if (served) context.anomaly(kind, `${target.id} started on a damaged ${what} and serves it: ${detail}`);
+    else if (badHash === null || typeof badRows === "string") {
+      const stopped = (await bad.probe.waitExit(2_000)) === null ? "kept running" : "then stopped";
+      const line =
+        bad.probe
+          .logTail(40)
+          .split("\n")
+          .find((l) => expected.test(l)) ?? "";
+      record.notes.push(
+        `started on the damaged ${what} without noticing; reads of the damaged data failed and it ${stopped} (${line.slice(0, 200)})`,
       );
-    else record.notes.push(`started; the damage did not change its content (${detail})`);
+    } else record.notes.push(`started; the damage did not change what it serves (${detail})`);
   } finally {
     await bad.probe.stop();
   }

@@ -16,6 +16,8 @@ import { faultInjectionOptIn, fsyncFaultFileVariable } from "../../src/wal/fault
 const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
 const exitWaitMs = 10_000;
 const statusTimeoutMs = 1_000;
+/** Written to the log file before each start, so a process's own lines can be told apart. */
+const startMarker = "=== nemesis: starting";
 
 export type NodeExit = {
   readonly atUs: number;
@@ -89,7 +91,7 @@ export class NodeProcess {
         ? [process.execPath, nodeArgs]
         : ["ip", ["netns", "exec", this.spec.namespace, process.execPath, ...nodeArgs]];
     const logFd = fs.openSync(this.spec.logPath, "a");
-    fs.writeSync(logFd, `\n=== nemesis: starting ${this.id} at ${(nowUs() / 1e6).toFixed(3)} s ===\n`);
+    fs.writeSync(logFd, `\n${startMarker} ${this.id} at ${(nowUs() / 1e6).toFixed(3)} s ===\n`);
     const child = spawn(command, args, { stdio: ["ignore", logFd, logFd], env: childEnvironment(this.spec) });
     fs.closeSync(logFd);
     this.child = child;
@@ -174,10 +176,15 @@ export class NodeProcess {
     }
   }
 
-  /** The last `lines` lines of the node's log file. */
+  /** The last `lines` lines the node's current (or last) process wrote to its log file. */
   logTail(lines: number): string {
     try {
-      return fs.readFileSync(this.spec.logPath, "utf8").split("\n").slice(-lines).join("\n");
+      const text = fs.readFileSync(this.spec.logPath, "utf8");
+      return text
+        .slice(Math.max(0, text.lastIndexOf(startMarker)))
+        .split("\n")
+        .slice(-lines)
+        .join("\n");
     } catch {
       return "";
     }

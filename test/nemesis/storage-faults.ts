@@ -98,24 +98,46 @@ export function damageDatabase(dataDirectory: string, prng: Prng): string | null
   } finally {
     db.close();
   }
-  const pageStart = (rootPage - 1) * pageBytes;
-  const page = Buffer.alloc(pageBytes);
   const fd = fs.openSync(file, "r+");
-  let note: string | null = null;
   try {
-    fs.readSync(fd, page, 0, pageBytes, pageStart);
-    // B-tree page header: byte 0 is the page type, bytes 5-6 where the cell content area starts.
-    const headerOffset = rootPage === 1 ? 100 : 0;
-    const contentStart = page.readUInt16BE(headerOffset + 5) || 65536;
+    const leaf = rightmostLeaf(fd, rootPage, pageBytes);
+    if (leaf === null) return null;
+    const { pageNumber, page } = leaf;
+    // B-tree page header: bytes 5-6 say where the cell content area starts (0 means 65536).
+    const contentStart = page.readUInt16BE(pageNumber === 1 ? 105 : 5) || 65536;
     if (contentStart >= pageBytes - 8) return null;
     const at = prng.intBetween(contentStart, pageBytes - 8);
     for (let i = 0; i < 8; i++) page[at + i] = page[at + i]! ^ 0x5a;
-    fs.writeSync(fd, page, at, 8, pageStart + at);
-    note = `baton.db: xor 0x5a over 8 bytes at file offset ${pageStart + at} (page ${rootPage}, the lists table's root; cells from ${contentStart})`;
+    fs.writeSync(fd, page, at, 8, (pageNumber - 1) * pageBytes + at);
+    return (
+      `baton.db: xor 0x5a over 8 bytes at file offset ${(pageNumber - 1) * pageBytes + at} ` +
+      `(page ${pageNumber}, a leaf of the lists table whose root is page ${rootPage}; cells from ${contentStart})`
+    );
   } finally {
     fs.closeSync(fd);
   }
-  return note;
+}
+
+/** Interior table pages are followed this deep at most. */
+const btreeDepthMax = 10;
+
+/** Follows right-most child pointers from a table b-tree's root down to a leaf page (type 13). */
+function rightmostLeaf(
+  fd: number,
+  rootPage: number,
+  pageBytes: number,
+): { pageNumber: number; page: Buffer } | null {
+  let pageNumber = rootPage;
+  for (let depth = 0; depth < btreeDepthMax; depth++) {
+    const page = Buffer.alloc(pageBytes);
+    fs.readSync(fd, page, 0, pageBytes, (pageNumber - 1) * pageBytes);
+    const header = pageNumber === 1 ? 100 : 0;
+    const type = page[header];
+    if (type === 13) return { pageNumber, page };
+    if (type !== 5) return null;
+    pageNumber = page.readUInt32BE(header + 8);
+  }
+  return null;
 }
 
 /** Fills the file system holding `directory` until a write fails; returns the bytes written. */

@@ -81,7 +81,8 @@ export function faultCounts(faults: readonly FaultRecord[]): Record<string, numb
 function median(values: readonly number[]): number | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
 }
 
 export function summaryText(summary: CampaignSummary, options: CampaignOptions): string {
