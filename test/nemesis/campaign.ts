@@ -153,6 +153,7 @@ async function runPhases(
       kind: f.kind,
       targets: f.targets.join("+"),
       recoverMs: f.recoverMs,
+      writeGapMs: f.writeGapMs,
       notes: f.notes.join("; "),
     })),
     writeAvailability: writeAvailability(workload.history, workStartUs, workEndUs),

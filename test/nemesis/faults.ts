@@ -33,8 +33,10 @@ export type FaultRecord = {
   readonly startUs: number;
   healUs: number;
   notes: string[];
-  /** Milliseconds from the heal until the first append invoked after it was acknowledged; null if none was. */
+  /** Milliseconds from the heal to the first acknowledged append after it; null if none was. */
   recoverMs: number | null;
+  /** The longest stretch without an acknowledged append, from the injection to that first one after the heal. */
+  writeGapMs: number | null;
 };
 
 export type FaultContext = {
@@ -79,6 +81,7 @@ export async function runFault(kind: FaultKind, context: FaultContext): Promise<
     healUs: 0,
     notes: [],
     recoverMs: null,
+    writeGapMs: null,
   };
   switch (kind) {
     case "kill":

@@ -2,8 +2,9 @@
  * The figures of one campaign, computed from its history and fault records, and their text form.
  *
  * - Operations by outcome: per kind (append, read) and client mode (library, raw).
- * - Time to recover after a fault: from its heal to the acknowledgement of the first append invoked
- *   after the heal.
+ * - Time to recover after a fault: from its heal to the first acknowledgement of an append after it;
+ *   and the longest stretch without any acknowledged append, from the injection to that one (for a
+ *   leader kill, about the failover time).
  * - Write availability: the run's time cut into one-second windows; a window is available when at
  *   least one append was acknowledged in it. The share of available windows.
  */
@@ -28,6 +29,7 @@ export type CampaignSummary = {
     readonly kind: FaultKind;
     readonly targets: string;
     readonly recoverMs: number | null;
+    readonly writeGapMs: number | null;
     readonly notes: string;
   }[];
   readonly writeAvailability: number;
@@ -37,17 +39,23 @@ export type CampaignSummary = {
 };
 
 export function fillRecovery(faults: FaultRecord[], history: readonly RecordedOp[]): void {
-  const acknowledged = history
-    .filter((op) => op.kind === "append" && op.outcome === "ok")
-    .sort((a, b) => a.invokedAt - b.invokedAt);
+  const acknowledgedAt = history
+    .filter((op) => op.kind === "append" && op.outcome === "ok" && op.completedAt !== null)
+    .map((op) => op.completedAt!)
+    .sort((a, b) => a - b);
   for (const fault of faults) {
-    let best: number | null = null;
-    for (const op of acknowledged) {
-      if (op.invokedAt < fault.healUs) continue;
-      const at = op.completedAt!;
-      if (best === null || at < best) best = at;
+    const after = acknowledgedAt.find((at) => at >= fault.healUs);
+    fault.recoverMs = after === undefined ? null : Math.round((after - fault.healUs) / 1000);
+    // The longest stretch without an acknowledged append, from the injection to the first one after the heal.
+    let previous = fault.startUs;
+    let gapUs = 0;
+    for (const at of acknowledgedAt) {
+      if (at < fault.startUs) continue;
+      if (after !== undefined && at > after) break;
+      gapUs = Math.max(gapUs, at - previous);
+      previous = at;
     }
-    fault.recoverMs = best === null ? null : Math.round((best - fault.healUs) / 1000);
+    fault.writeGapMs = after === undefined ? null : Math.round(gapUs / 1000);
   }
 }
 
@@ -98,18 +106,27 @@ export function summaryText(summary: CampaignSummary, options: CampaignOptions):
     .join(", ");
   lines.push(`faults injected: ${faultLine === "" ? "none" : faultLine}`);
   for (const [kind, why] of Object.entries(summary.skipped)) lines.push(`  skipped ${kind}: ${why}`);
-  const byKind = new Map<string, number[]>();
-  for (const r of summary.recoverMs)
-    if (r.recoverMs !== null) byKind.set(r.kind, [...(byKind.get(r.kind) ?? []), r.recoverMs]);
+  const byKind = new Map<string, { recover: number[]; gap: number[] }>();
+  for (const r of summary.recoverMs) {
+    if (r.recoverMs === null || r.writeGapMs === null) continue;
+    const figures = byKind.get(r.kind) ?? { recover: [], gap: [] };
+    figures.recover.push(r.recoverMs);
+    figures.gap.push(r.writeGapMs);
+    byKind.set(r.kind, figures);
+  }
   if (byKind.size > 0) {
-    lines.push("time to recover after heal, ms (median / max per kind):");
-    for (const [kind, values] of byKind)
-      lines.push(`  ${kind.padEnd(18)} ${median(values)} / ${Math.max(...values)}  (${values.length})`);
+    lines.push(
+      "per fault kind, ms: recovery after heal (median / max) · longest write gap from injection (median / max)",
+    );
+    for (const [kind, { recover, gap }] of byKind)
+      lines.push(
+        `  ${kind.padEnd(18)} ${median(recover)} / ${Math.max(...recover)} · ${median(gap)} / ${Math.max(...gap)}  (${recover.length})`,
+      );
   }
   if (!options.quiet)
     for (const r of summary.recoverMs)
       lines.push(
-        `  - ${r.kind} ${r.targets}: recovered in ${r.recoverMs ?? "?"} ms${r.notes === "" ? "" : `; ${r.notes}`}`,
+        `  - ${r.kind} ${r.targets}: recovered ${r.recoverMs ?? "?"} ms after heal, longest write gap ${r.writeGapMs ?? "?"} ms${r.notes === "" ? "" : `; ${r.notes}`}`,
       );
   lines.push(
     `write availability: ${(summary.writeAvailability * 100).toFixed(1)}% of 1-second windows had an acknowledged append`,
