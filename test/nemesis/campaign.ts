@@ -133,7 +133,7 @@ async function runPhases(
   const workEndUs = cluster.nowUs();
   await Promise.race([clientsDone, sleep(clientsStopWaitMs)]);
   log(`clients stopped; ${workload.history.length} operations`);
-  healAll(cluster, log);
+  await healAll(cluster, log);
   const finalLists = await settle(cluster, workload, anomaly, log);
   await workload.close();
   const lost = finalLists === null ? null : checkHistory(workload, finalLists, anomaly);
@@ -219,8 +219,8 @@ function restartUnexpectedlyStopped(context: FaultContext): void {
   }
 }
 
-function healAll(cluster: NemesisCluster, log: (l: string) => void): void {
-  cluster.lab?.heal();
+async function healAll(cluster: NemesisCluster, log: (l: string) => void): Promise<void> {
+  await cluster.lab?.heal();
   for (const node of cluster.nodes) {
     node.setFsyncFault("");
     node.signal("SIGCONT");

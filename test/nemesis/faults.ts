@@ -143,7 +143,7 @@ async function partitionFault(kind: FaultKind, context: FaultContext, record: Fa
   const others = [...Array(count).keys()].filter((i) => i !== leaderIndex);
   const name = (indexes: readonly number[]): string => indexes.map((i) => `n${i + 1}`).join("+");
   if (kind === "partition-leader") {
-    lab.separate([leaderIndex], others);
+    await lab.separate([leaderIndex], others);
     record.notes.push(`${name([leaderIndex])} (leader) | ${name(others)}`);
   } else if (kind === "partition-halves") {
     const minoritySize = Math.floor(count / 2);
@@ -153,7 +153,7 @@ async function partitionFault(kind: FaultKind, context: FaultContext, record: Fa
       ? [leaderIndex, ...order.slice(0, minoritySize - 1)]
       : order.slice(0, minoritySize);
     const majority = [...Array(count).keys()].filter((i) => !minority.includes(i));
-    lab.separate(minority, majority);
+    await lab.separate(minority, majority);
     record.notes.push(
       `minority ${name(minority)} | majority ${name(majority)}; leader was ${name([leaderIndex])}`,
     );
@@ -162,13 +162,15 @@ async function partitionFault(kind: FaultKind, context: FaultContext, record: Fa
     const bridge = order.pop()!;
     const sideA = order.slice(0, Math.floor(order.length / 2));
     const sideB = order.slice(Math.floor(order.length / 2));
-    lab.separate(sideA, sideB);
+    await lab.separate(sideA, sideB);
     record.notes.push(
       `${name(sideA)} | ${name(sideB)}, bridge ${name([bridge])} sees both; leader was ${name([leaderIndex])}`,
     );
   } else {
     const cannotSend = context.prng.chance(0.5);
-    for (const other of others) cannotSend ? lab.cut(leaderIndex, other) : lab.cut(other, leaderIndex);
+    await lab.cutAll(
+      others.map((other): [number, number] => (cannotSend ? [leaderIndex, other] : [other, leaderIndex])),
+    );
     record.notes.push(
       `${name([leaderIndex])} (leader) ${cannotSend ? "cannot send to" : "cannot hear from"} ${name(others)}`,
     );
@@ -176,7 +178,7 @@ async function partitionFault(kind: FaultKind, context: FaultContext, record: Fa
   record.targets.push(...[...Array(count).keys()].map((i) => `n${i + 1}`));
   await sleep(holdMs(context));
   record.healUs = context.cluster.nowUs();
-  lab.heal();
+  await lab.heal();
 }
 
 async function diskFullFault(context: FaultContext, record: FaultRecord): Promise<void> {
@@ -184,7 +186,7 @@ async function diskFullFault(context: FaultContext, record: FaultRecord): Promis
   record.targets.push(target.id);
   if (!target.running) context.cluster.start(target);
   target.expectExit("disk full");
-  const bytes = fillDisk(target.spec.dataDirectory);
+  const bytes = await fillDisk(target.spec.dataDirectory);
   const exit = await target.waitExit(Math.max(holdMs(context), 10_000));
   if (exit === null) {
     target.clearExpectation();
@@ -309,8 +311,8 @@ async function damagedCopyFault(
   const damaged = path.join(context.cluster.runDirectory, `${target.id}-damaged`);
   const intact = path.join(context.cluster.runDirectory, `${target.id}-intact`);
   try {
-    fs.cpSync(target.spec.dataDirectory, damaged, { recursive: true });
-    fs.cpSync(target.spec.dataDirectory, intact, { recursive: true });
+    await fs.promises.cp(target.spec.dataDirectory, damaged, { recursive: true });
+    await fs.promises.cp(target.spec.dataDirectory, intact, { recursive: true });
     const note =
       kind === "wal-corrupt"
         ? corruptWalRecord(damaged, context.prng)

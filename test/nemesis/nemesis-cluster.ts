@@ -134,7 +134,7 @@ export class NemesisCluster {
   /** Stops every node (by pid), removes the network and the mounts, and the run directory unless kept. */
   async teardown(keepDirectory: boolean): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop().catch(() => {})));
-    this.lab?.heal();
+    await this.lab?.heal().catch(() => {});
     this.lab?.destroy();
     for (const directory of this.mounts.splice(0).reverse()) {
       try {

@@ -11,10 +11,21 @@
  * root namespace still reach every node, so a node cut off from its peers still gets requests (the
  * interesting case: a deposed leader that does not know it yet).
  */
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 
 const commandTimeoutMs = 10_000;
 
+/**
+ * For cuts and heals while the clients run: never blocks the campaign's event loop, which carries
+ * the clients (on a loaded machine one `ip` process can take a second to start).
+ */
+function ipAsync(args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile("ip", args, { timeout: commandTimeoutMs }, (error) => (error ? reject(error) : resolve())),
+  );
+}
+
+/** For setup and teardown, while no client runs. */
 export function ip(args: readonly string[]): string {
   return execFileSync("ip", args, {
     encoding: "utf8",
@@ -94,35 +105,46 @@ export class NetLab {
   }
 
   /** Drops every packet `from` sends to `to` (one way). */
-  cut(from: number, to: number): void {
-    const namespace = this.nodes[from]!.namespace;
-    const address = this.nodes[to]!.address;
-    let set = this.cuts.get(namespace);
-    if (set === undefined) this.cuts.set(namespace, (set = new Set()));
-    if (set.has(address)) return;
-    ip(["-n", namespace, "route", "add", "blackhole", `${address}/32`]);
-    set.add(address);
+  async cut(from: number, to: number): Promise<void> {
+    await this.cutAll([[from, to]]);
+  }
+
+  /** Applies one-way cuts, all at once. */
+  async cutAll(pairs: readonly (readonly [number, number])[]): Promise<void> {
+    const commands: Promise<void>[] = [];
+    for (const [from, to] of pairs) {
+      const namespace = this.nodes[from]!.namespace;
+      const address = this.nodes[to]!.address;
+      let set = this.cuts.get(namespace);
+      if (set === undefined) this.cuts.set(namespace, (set = new Set()));
+      if (set.has(address)) continue;
+      set.add(address);
+      commands.push(ipAsync(["-n", namespace, "route", "add", "blackhole", `${address}/32`]));
+    }
+    await Promise.all(commands);
   }
 
   /** Cuts both directions between every node of `a` and every node of `b`. */
-  separate(a: readonly number[], b: readonly number[]): void {
+  async separate(a: readonly number[], b: readonly number[]): Promise<void> {
+    const pairs: [number, number][] = [];
     for (const x of a)
       for (const y of b) {
-        this.cut(x, y);
-        this.cut(y, x);
+        pairs.push([x, y]);
+        pairs.push([y, x]);
       }
+    await this.cutAll(pairs);
   }
 
-  /** Removes every cut. */
-  heal(): void {
-    for (const [namespace, addresses] of this.cuts) {
-      for (const address of addresses) {
-        try {
-          ip(["-n", namespace, "route", "del", "blackhole", `${address}/32`]);
-        } catch {}
-      }
-    }
+  /** Removes every cut, all at once. */
+  async heal(): Promise<void> {
+    const commands: Promise<void>[] = [];
+    for (const [namespace, addresses] of this.cuts)
+      for (const address of addresses)
+        commands.push(
+          ipAsync(["-n", namespace, "route", "del", "blackhole", `${address}/32`]).catch(() => {}),
+        );
     this.cuts.clear();
+    await Promise.all(commands);
   }
 
   get cutCount(): number {

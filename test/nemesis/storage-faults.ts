@@ -141,23 +141,22 @@ function rightmostLeaf(
 }
 
 /** Fills the file system holding `directory` until a write fails; returns the bytes written. */
-export function fillDisk(directory: string): number {
-  const file = path.join(directory, "nemesis-fill");
-  const fd = fs.openSync(file, "a");
+export async function fillDisk(directory: string): Promise<number> {
+  const file = await fs.promises.open(path.join(directory, "nemesis-fill"), "a");
   let written = 0;
   try {
     for (let chunk = 1 << 20; chunk >= 512; chunk >>= 1) {
       const buffer = Buffer.alloc(chunk, 0x55);
       for (;;) {
         try {
-          written += fs.writeSync(fd, buffer);
+          written += (await file.write(buffer)).bytesWritten;
         } catch {
           break;
         }
       }
     }
   } finally {
-    fs.closeSync(fd);
+    await file.close();
   }
   return written;
 }
