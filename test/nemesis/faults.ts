@@ -56,12 +56,19 @@ function holdMs(context: FaultContext): number {
 }
 
 /** The leader with probability `leaderChance` (when one is known), else any running node. */
-async function pickTarget(context: FaultContext, leaderChance = 0.5): Promise<NodeProcess> {
+async function pickTarget(
+  context: FaultContext,
+  record: FaultRecord,
+  leaderChance = 0.5,
+): Promise<NodeProcess> {
   const wantLeader = context.prng.chance(leaderChance);
   const running = context.cluster.nodes.filter((n) => n.running && !n.paused);
   const other = context.prng.pick(running.length > 0 ? running : context.cluster.nodes);
-  if (!wantLeader) return other;
-  return (await context.cluster.leader(3_000)) ?? other;
+  const leader = await context.cluster.leader(wantLeader ? 3_000 : 500);
+  const target = wantLeader ? (leader ?? other) : other;
+  record.targets.push(target.id);
+  record.notes.push(target === leader ? "the leader" : leader === null ? "no leader known" : "a follower");
+  return target;
 }
 
 function shuffled<T>(items: readonly T[], prng: Prng): T[] {
@@ -118,8 +125,7 @@ export async function runFault(kind: FaultKind, context: FaultContext): Promise<
 }
 
 async function killFault(context: FaultContext, record: FaultRecord): Promise<void> {
-  const target = await pickTarget(context);
-  record.targets.push(target.id);
+  const target = await pickTarget(context, record);
   await target.kill("kill -9 fault");
   await sleep(holdMs(context));
   record.healUs = context.cluster.nowUs();
@@ -127,8 +133,7 @@ async function killFault(context: FaultContext, record: FaultRecord): Promise<vo
 }
 
 async function pauseFault(context: FaultContext, record: FaultRecord): Promise<void> {
-  const target = await pickTarget(context);
-  record.targets.push(target.id);
+  const target = await pickTarget(context, record);
   target.signal("SIGSTOP");
   await sleep(holdMs(context));
   record.healUs = context.cluster.nowUs();
@@ -209,9 +214,8 @@ async function diskFullFault(context: FaultContext, record: FaultRecord): Promis
 }
 
 async function fsyncSlowFault(context: FaultContext, record: FaultRecord): Promise<void> {
-  const target = await pickTarget(context);
+  const target = await pickTarget(context, record);
   const delayMs = context.prng.intBetween(100, 500);
-  record.targets.push(target.id);
   record.notes.push(`every fsync delayed ${delayMs} ms`);
   target.setFsyncFault(`delay ${delayMs}`);
   await sleep(holdMs(context));
@@ -220,8 +224,7 @@ async function fsyncSlowFault(context: FaultContext, record: FaultRecord): Promi
 }
 
 async function fsyncFailFault(context: FaultContext, record: FaultRecord): Promise<void> {
-  const target = await pickTarget(context);
-  record.targets.push(target.id);
+  const target = await pickTarget(context, record);
   target.expectExit("failed fsync");
   target.setFsyncFault("fail");
   const exit = await target.waitExit(fatalWaitMs);
@@ -246,8 +249,7 @@ async function fsyncFailFault(context: FaultContext, record: FaultRecord): Promi
 }
 
 async function walTornFault(context: FaultContext, record: FaultRecord): Promise<void> {
-  const target = await pickTarget(context);
-  record.targets.push(target.id);
+  const target = await pickTarget(context, record);
   await target.kill("wal-torn fault");
   const note = tearWalTail(target.spec.dataDirectory, context.prng);
   record.notes.push(note ?? "no segment to tear");
@@ -305,8 +307,7 @@ async function damagedCopyFault(
   context: FaultContext,
   record: FaultRecord,
 ): Promise<void> {
-  const target = await pickTarget(context);
-  record.targets.push(target.id);
+  const target = await pickTarget(context, record);
   await target.kill(`${kind} fault`);
   const damaged = path.join(context.cluster.runDirectory, `${target.id}-damaged`);
   const intact = path.join(context.cluster.runDirectory, `${target.id}-intact`);
