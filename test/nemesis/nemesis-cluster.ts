@@ -137,12 +137,19 @@ export class NemesisCluster {
     await this.lab?.heal().catch(() => {});
     this.lab?.destroy();
     for (const directory of this.mounts.splice(0).reverse()) {
+      // A kept run keeps the disk node's data too: it lives on the tmpfs, which is about to go.
+      const saved = keepDirectory ? `${directory}-saved` : null;
+      if (saved !== null) fs.cpSync(directory, saved, { recursive: true });
       try {
         execFileSync("umount", [directory], { stdio: "pipe", timeout: 10_000 });
       } catch {
         try {
           execFileSync("umount", ["-l", directory], { stdio: "pipe", timeout: 10_000 });
         } catch {}
+      }
+      if (saved !== null) {
+        fs.cpSync(saved, directory, { recursive: true });
+        fs.rmSync(saved, { recursive: true, force: true });
       }
     }
     if (!keepDirectory) fs.rmSync(this.runDirectory, { recursive: true, force: true });
