@@ -111,7 +111,6 @@ async function runPhases(
   const workload = new Workload(
     {
       nodeUrls: urls,
-      nodeIds: cluster.nodes.map((n) => n.id),
       keyCount: options.keyCount,
       durability: options.durability,
       consistencies: options.consistencies,

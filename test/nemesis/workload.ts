@@ -53,7 +53,6 @@ export type RecordedOp = RecordedAppend | RecordedRead;
 
 export type WorkloadSettings = {
   readonly nodeUrls: readonly string[];
-  readonly nodeIds: readonly string[];
   readonly keyCount: number;
   readonly durability: Durability;
   readonly consistencies: readonly Consistency[];
