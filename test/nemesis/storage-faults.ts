@@ -7,8 +7,9 @@
  * - `corruptWalRecord`: flips one byte in the body of a record that has a valid record after it.
  *   Recovery must refuse to open (`WAL_CORRUPT`, naming the file and offset); nothing else is honest.
  * - `damageDatabase`: checkpoints the SQLite WAL into the main file (as SQLite itself would when it
- *   opens), then flips bytes in the cell content area of the `lists` table's root page, so the damage
- *   falls on live rows. The node must not serve those rows as if they were good.
+ *   opens), then flips bytes inside a live row of the `lists` table (a cell of its right-most leaf
+ *   page). SQLite keeps no checksum of row content (`PRAGMA integrity_check` passes), so only the
+ *   node can notice. It must not serve those rows as if they were good.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -103,15 +104,22 @@ export function damageDatabase(dataDirectory: string, prng: Prng): string | null
     const leaf = rightmostLeaf(fd, rootPage, pageBytes);
     if (leaf === null) return null;
     const { pageNumber, page } = leaf;
-    // B-tree page header: bytes 5-6 say where the cell content area starts (0 means 65536).
-    const contentStart = page.readUInt16BE(pageNumber === 1 ? 105 : 5) || 65536;
-    if (contentStart >= pageBytes - 8) return null;
-    const at = prng.intBetween(contentStart, pageBytes - 8);
+    // A table leaf's header is 8 bytes (after the 100-byte file header on page 1): byte 3-4 hold
+    // the cell count, and a 2-byte pointer per cell follows. A cell is payload size and rowid
+    // (varints), then the record: a small header and the `items` text (the key is the rowid).
+    // Twelve bytes in, a cell of this table is inside that text, so the damage hits a live row.
+    const header = pageNumber === 1 ? 100 : 0;
+    const cellCount = page.readUInt16BE(header + 3);
+    if (cellCount === 0) return null;
+    const cell = prng.intBetween(0, cellCount - 1);
+    const cellStart = page.readUInt16BE(header + 8 + 2 * cell);
+    const at = cellStart + 12 + prng.intBetween(0, 8);
+    if (at + 8 > pageBytes) return null;
     for (let i = 0; i < 8; i++) page[at + i] = page[at + i]! ^ 0x5a;
     fs.writeSync(fd, page, at, 8, (pageNumber - 1) * pageBytes + at);
     return (
       `baton.db: xor 0x5a over 8 bytes at file offset ${(pageNumber - 1) * pageBytes + at} ` +
-      `(page ${pageNumber}, a leaf of the lists table whose root is page ${rootPage}; cells from ${contentStart})`
+      `(cell ${cell} of ${cellCount} on page ${pageNumber}, a leaf of the lists table whose root is page ${rootPage})`
     );
   } finally {
     fs.closeSync(fd);
