@@ -13,6 +13,7 @@ import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
+import { walFaultOptions } from "../wal/fault-injection.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { nodeDefaults } from "./node-config.ts";
@@ -59,7 +60,7 @@ export function hostPort(address: HostPort): string {
 
 /** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
 async function openStorage(dataDirectory: string, log: NodeLog) {
-  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"));
+  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"), walFaultOptions(process.env));
   if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
   const store = Store.open({
     path: path.join(dataDirectory, "baton.db"),
