@@ -33,6 +33,8 @@ export const ErrorCode = {
   /** A write carried `expectedTerm` and the leader is in another term: nothing was applied. */
   TERM_CHANGED: "TERM_CHANGED",
   TIMEOUT: "TIMEOUT",
+  /** A follower's forward to the leader broke off after it may have been received: outcome unknown. */
+  FORWARD_FAILED: "FORWARD_FAILED",
   NOT_CONFIRMED: "NOT_CONFIRMED",
   STALE_READ: "STALE_READ",
   OVERLOADED: "OVERLOADED",
@@ -81,6 +83,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   LEADER_NOT_READY: 503,
   TERM_CHANGED: 412,
   TIMEOUT: 504,
+  FORWARD_FAILED: 502,
   NOT_CONFIRMED: 504,
   STALE_READ: 503,
   OVERLOADED: 503,
@@ -159,6 +162,7 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   TERM_CHANGED: rejected,
   // A write that timed out may still commit: retrying with the same requestId learns its outcome.
   TIMEOUT: { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: null },
+  FORWARD_FAILED: { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: null },
   // The write is in the log but short of its durability level; whether to wait longer is the caller's call.
   NOT_CONFIRMED: never,
   STALE_READ: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },
