@@ -9,6 +9,7 @@
  */
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { LogEntry } from "../types/log-entry.ts";
+import type { ClusterConfig } from "./cluster-config.ts";
 
 type Envelope = {
   readonly from: NodeId;
@@ -99,6 +100,8 @@ export type InstallSnapshotMessage = Envelope & {
   readonly type: "installSnapshot";
   readonly snapshotIndex: LogIndex;
   readonly snapshotTerm: Term;
+  /** The cluster configuration as of `snapshotIndex`; the receiver adopts it with the snapshot. */
+  readonly snapshotConfig: ClusterConfig;
 };
 
 export type Message =

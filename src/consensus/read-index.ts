@@ -2,7 +2,8 @@
  * Linearizable reads without writing to the log (ReadIndex, thesis §6.4).
  *
  * The leader records its commit index as the read's index, then confirms it is still the leader by
- * a round of heartbeats acknowledged by a majority (itself included); only then does it emit
+ * a round of heartbeats acknowledged by a majority of the voters of its configuration (itself
+ * included while it is one; learners' acknowledgements never count); only then does it emit
  * `readReady`. The host serves the read once its applied index reaches that index. A leader that
  * has not yet committed an entry of its own term does not know the full commit index (§6.4 step 1:
  * the no-op of Raft §8 fixes that quickly) and refuses with LEADER_NOT_READY.
@@ -35,7 +36,8 @@ export function handleReadIndex(s: CoreState, out: EffectsBuilder, requestId: Re
     out.readRejected.push({ requestId, code: "OVERLOADED", leaderId: s.leaderId });
     return;
   }
-  if (s.peers.length === 0) {
+  if (roundConfirmed(s, s.readRound + 1)) {
+    // A single voter that is this leader: no one else can have been elected.
     out.readReady.push({ requestId, index: s.commitIndex });
     return;
   }
@@ -45,9 +47,12 @@ export function handleReadIndex(s: CoreState, out: EffectsBuilder, requestId: Re
 }
 
 function roundConfirmed(s: CoreState, round: number): boolean {
-  let acknowledged = 1;
-  for (const progress of s.progress.values()) if (progress.readRoundAcknowledged >= round) acknowledged++;
-  return acknowledged >= quorumSize(s.config.voters.length);
+  const voters = s.log.config.voters;
+  let acknowledged = 0;
+  for (const voter of voters) {
+    if (voter === s.config.id || progressOf(s, voter).readRoundAcknowledged >= round) acknowledged++;
+  }
+  return acknowledged >= quorumSize(voters.length);
 }
 
 /** A follower echoed `round`: release every read whose round a majority has now confirmed. */
