@@ -4,6 +4,8 @@
  * scripted clusters (the golden harness).
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { AssertionError } from "../lib/assert.ts";
@@ -431,5 +433,58 @@ describe("the leader leaving (dissertation §4.2.2)", () => {
       ),
     );
     assert.deepEqual(sent(effects, "requestVote"), []);
+  });
+});
+
+/** Runs the commands of a golden script (ignoring its expected outputs) on a fresh harness. */
+function replay(file: string): GoldenHarness {
+  const harness = new GoldenHarness();
+  const lines = readFileSync(join(import.meta.dirname, "testdata", file), "utf8").split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] ?? "";
+    if (line === "----") {
+      while (i + 1 < lines.length && lines[i + 1] !== "") i++;
+    } else if (line.trim() !== "" && !line.startsWith("#")) {
+      const [command = "", ...args] = line.trim().split(/\s+/);
+      harness.run(command, args);
+    }
+  }
+  return harness;
+}
+
+/** Raft §5.4.3: any two nodes hold the same entries up to the lower of their commit indexes. */
+function assertCommittedPrefixesAgree(harness: GoldenHarness, nodes: readonly string[]): void {
+  for (const a of nodes) {
+    for (const b of nodes) {
+      const [coreA, coreB] = [harness.core(a), harness.core(b)];
+      const [statusA, statusB] = [coreA.status(), coreB.status()];
+      const from = Math.max(statusA.snapshotIndex, statusB.snapshotIndex) + 1;
+      const through = Math.min(statusA.commitIndex, statusB.commitIndex);
+      for (let index = from; index <= through; index++)
+        assert.deepEqual(
+          coreA.entryAt(index),
+          coreB.entryAt(index),
+          `${a} and ${b} disagree on committed ${index}`,
+        );
+    }
+  }
+}
+
+describe("the raft-dev single-server bug (2015)", () => {
+  test("with the fix, the scenario ends with every node agreeing on its committed prefix", () => {
+    const harness = replay("membership-raft-dev-bug.txt");
+    assert.equal(harness.core("5").summary().role, "leader");
+    assertCommittedPrefixesAgree(harness, ["1", "2", "3", "4", "5"]);
+  });
+
+  test("every membership scenario ends with committed prefixes in agreement", () => {
+    for (const [file, nodes] of [
+      ["membership.txt", ["1", "2", "3", "4"]],
+      ["membership-remove-leader.txt", ["1", "2", "3"]],
+      ["membership-disruption.txt", ["1", "2", "3"]],
+      ["membership-snapshot.txt", ["1", "2", "3", "4"]],
+      ["membership-learner-quorum.txt", ["1", "2", "3", "4"]],
+    ] as const)
+      assertCommittedPrefixesAgree(replay(file), nodes);
   });
 });
