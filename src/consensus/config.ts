@@ -77,6 +77,11 @@ export type RaftConfig = {
   readonly uncommittedEntriesMax?: number;
   /** Linearizable reads waiting for their heartbeat round; beyond it reads are rejected OVERLOADED. Default 1024. */
   readonly readsPendingMax?: number;
+  /**
+   * A follower or learner stepping `readIndex` asks its leader for the read index (thesis §6.4.1)
+   * instead of rejecting the read NOT_LEADER. Default false (the node layer forwards reads itself).
+   */
+  readonly followerReadIndex?: boolean;
   /** The seeded generator for election jitter: the core draws no randomness of its own. */
   readonly prng: Prng;
   /** Test-only deliberate bugs; see `UnsafeTestBugs`. */
@@ -103,6 +108,7 @@ export type ResolvedConfig = {
   readonly proposalsPendingMax: number;
   readonly uncommittedEntriesMax: number;
   readonly readsPendingMax: number;
+  readonly followerReadIndex: boolean;
   readonly heartbeatIntervalTicks: number;
   /** Base election timeout: `heartbeatIntervalTicks × missedHeartbeats`. */
   readonly electionTimeoutTicks: number;
@@ -221,6 +227,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     proposalsPendingMax: bound(config, "proposalsPendingMax"),
     uncommittedEntriesMax: bound(config, "uncommittedEntriesMax"),
     readsPendingMax: bound(config, "readsPendingMax"),
+    followerReadIndex: config.followerReadIndex ?? false,
     unsafeTestBugs: config.unsafeTestBugs ?? {},
   };
 }

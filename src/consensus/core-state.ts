@@ -44,10 +44,22 @@ export type InitialState = {
   readonly snapshotConfig?: ClusterConfig;
 };
 
+/** A read waiting on the leader for its heartbeat round: the leader's own, or one a member asked for. */
 export type PendingRead = {
-  readonly requestId: ReadRequestId;
+  readonly origin:
+    | { readonly from: null; readonly requestId: ReadRequestId }
+    | { readonly from: NodeId; readonly readId: number };
   readonly index: LogIndex;
   readonly round: number;
+};
+
+/** A read this follower asked its leader to confirm (thesis §6.4.1). */
+export type ForwardedRead = {
+  readonly requestId: ReadRequestId;
+  readonly readId: number;
+  readonly leaderId: NodeId;
+  /** Unanswered by then, the read is rejected NOT_LEADER: the host may still ask the leader itself. */
+  readonly deadlineTick: number;
 };
 
 export type TransferState = {
@@ -85,6 +97,10 @@ export type CoreState = {
   transfer: TransferState | null;
   readRound: number;
   readonly pendingReads: PendingRead[];
+  /** Follower only: reads asked of the leader and not answered yet (at most `readsPendingMax`). */
+  readonly forwardedReads: ForwardedRead[];
+  /** The last `readId` this node used (0 before the first; see `read-index.ts`). */
+  forwardedReadSeq: number;
   readonly pendingProposals: PendingProposal[];
   /** Bumped whenever a follower's match or applied index moves, so durability is re-evaluated. */
   replicationVersion: number;
@@ -118,6 +134,8 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     transfer: null,
     readRound: 0,
     pendingReads: [],
+    forwardedReads: [],
+    forwardedReadSeq: 0,
     pendingProposals: [],
     replicationVersion: 0,
   };

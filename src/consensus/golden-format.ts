@@ -43,6 +43,10 @@ function messageDetail(m: Message): string {
       return `round=${m.readRound} applied=${m.appliedIndex}`;
     case "timeoutNow":
       return "";
+    case "readIndex":
+      return `read=${m.readId}`;
+    case "readIndexResponse":
+      return `read=${m.readId} ${m.refusal === null ? `index=${m.index}` : `refused ${m.refusal}`}`;
     case "installSnapshot":
       return `snapshot=${m.snapshotIndex}/${m.snapshotTerm} voters=[${m.snapshotConfig.voters.join(",")}] learners=[${m.snapshotConfig.learners.join(",")}]`;
   }

@@ -7,7 +7,7 @@
  * `persisted`); in `manual` mode batches wait for a `persist` command, and so do their
  * `afterPersist` messages. Committed entries are applied at once. Pure: no I/O, no clock.
  *
- * Commands: add-nodes N [pre-vote=B] [check-quorum=B] [inflight=N] [batch-entries=N]
+ * Commands: add-nodes N [pre-vote=B] [check-quorum=B] [follower-reads=B] [inflight=N] [batch-entries=N]
  *   [heartbeat-ticks=N] [missed=N] [jitter=X] [bug=NAME] | campaign ID | tick ID [COUNT] |
  *   tick-election ID | deliver-msgs [ID...] | stabilize | propose ID DURABILITY [DATA] [timeout=N] |
  *   read ID | transfer ID TARGET | partition IDS / IDS | cut FROM TO | heal | persist-mode ID auto|manual |
@@ -155,6 +155,7 @@ export class GoldenHarness {
       electionJitter: Number(options.get("jitter") ?? 0.5),
       preVote: options.get("pre-vote") !== "false",
       checkQuorum: options.get("check-quorum") !== "false",
+      followerReadIndex: options.get("follower-reads") === "true",
       appendEntriesInflightMax: Number(options.get("inflight") ?? 4),
       appendEntriesBatchEntriesMax: Number(options.get("batch-entries") ?? 16),
       proposalTimeoutMs: 10 * Number(options.get("proposal-timeout-ticks") ?? 100),

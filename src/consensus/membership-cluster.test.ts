@@ -9,12 +9,17 @@
  * The host is the simplest correct one: every Effects is durable at once, committed entries are
  * applied at once, a snapshot is "sent" as its header.
  *
+ * Reads go through the read index, on the leader and (when the seed turns `followerReadIndex` on)
+ * through it on followers and learners.
+ *
  * Checkers, after every step:
  *  - election safety (Raft §5.2): never two leaders in one term;
  *  - committed-prefix agreement (§5.4.3): every node's entries up to its commit index agree with
  *    every other node's;
  *  - leader completeness (§5.4): a node that becomes leader holds every entry committed so far;
- *  - §4.2.2: a leader is a voter of its configuration unless that configuration is uncommitted.
+ *  - §4.2.2: a leader is a voter of its configuration unless that configuration is uncommitted;
+ *  - read linearizability (thesis §6.4): a read is never ready at an index below an entry that was
+ *    committed anywhere before the read was asked.
  * The core's own assertions run too. A failure prints `SEED=…`; run with that environment variable
  * to replay one seed.
  */
@@ -37,7 +42,11 @@ const stepsPerSeed = 700;
 /** Messages in flight beyond which the oldest are dropped (a bound on the simulated network). */
 const inflightMessagesMax = 400;
 
-type Options = { readonly preVote: boolean; readonly checkQuorum: boolean };
+type Options = {
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly followerReadIndex: boolean;
+};
 
 class Cluster {
   readonly cores = new Map<NodeId, RaftCore>();
@@ -50,10 +59,17 @@ class Cluster {
   readonly options: Options;
   proposals = 0;
   changesAccepted = 0;
+  readsReady = 0;
+  /** Per read: the highest index committed anywhere when it was asked. */
+  readonly readFloors = new Map<string, number>();
 
   constructor(seed: number) {
     this.random = new Prng(seed);
-    this.options = { preVote: this.random.chance(0.7), checkQuorum: this.random.chance(0.7) };
+    this.options = {
+      preVote: this.random.chance(0.7),
+      checkQuorum: this.random.chance(0.7),
+      followerReadIndex: this.random.chance(0.5),
+    };
     for (const id of ids) this.cores.set(id, this.create(id, null));
   }
 
@@ -117,6 +133,17 @@ class Cluster {
     for (const needed of effects.snapshotNeeded) this.post(needed.message);
     for (const outcome of effects.proposals)
       if (outcome.accepted && outcome.proposalId.startsWith("c")) this.changesAccepted++;
+    for (const ready of effects.readReady) {
+      const floor = this.readFloors.get(ready.requestId);
+      assert.ok(floor !== undefined, `unknown read ${ready.requestId}`);
+      assert.ok(
+        ready.index >= floor,
+        `read ${ready.requestId} at ${ready.index} misses entry ${floor} committed before it`,
+      );
+      this.readFloors.delete(ready.requestId);
+      this.readsReady++;
+    }
+    for (const rejected of effects.readRejected) this.readFloors.delete(rejected.requestId);
     const last = effects.entries.at(-1);
     if (last !== undefined) this.step(id, { type: "persisted", index: last.index, term: last.term });
     const { applyThrough, appliedIndex } = core.summary();
@@ -150,6 +177,12 @@ class Cluster {
 
   randomChange(): MembershipChange {
     return { kind: this.random.pick(membershipChangeKinds), node: this.random.pick(ids) };
+  }
+
+  read(id: NodeId): void {
+    const requestId = `r${++this.proposals}`;
+    this.readFloors.set(requestId, Math.max(0, ...this.committed.keys()));
+    this.step(id, { type: "readIndex", requestId });
   }
 
   restart(id: NodeId): void {
@@ -218,8 +251,11 @@ function act(cluster: Cluster): void {
   const roll = random.nextFloat();
   const id = random.pick(ids);
   if (roll < 0.45 && cluster.network.length > 0) cluster.deliverOne();
-  else if (roll < 0.75) cluster.step(id, { type: "tick" });
-  else if (roll < 0.85) {
+  else if (roll < 0.7) cluster.step(id, { type: "tick" });
+  else if (roll < 0.75) {
+    const leader = ids.find((candidate) => cluster.core(candidate).summary().role === "leader");
+    cluster.read(leader !== undefined && random.chance(0.5) ? leader : id);
+  } else if (roll < 0.85) {
     const leader = ids.find((candidate) => cluster.core(candidate).summary().role === "leader") ?? id;
     const data = new TextEncoder().encode(`w${++cluster.proposals}`);
     cluster.step(leader, {
@@ -263,18 +299,21 @@ test("membership changes keep election safety, committed-prefix agreement and le
   let commits = 0;
   let changes = 0;
   let leaderTerms = 0;
+  let reads = 0;
   for (const seed of seeds) {
     const cluster = runSeed(seed);
     commits += cluster.committed.size;
     changes += cluster.changesAccepted;
     leaderTerms += cluster.leaders.size;
+    reads += cluster.readsReady;
   }
   if (process.env.MEMBERSHIP_STATS === "1")
-    console.log({ commits, changes, leaderTerms, seeds: seeds.length });
+    console.log({ commits, changes, leaderTerms, reads, seeds: seeds.length });
   // The histories must not be vacuous: leaders come and go, changes and writes commit.
   if (only === undefined) {
     assert.ok(leaderTerms > seeds.length, `only ${leaderTerms} leader terms`);
     assert.ok(changes > seeds.length, `only ${changes} membership changes accepted`);
     assert.ok(commits > seeds.length * 10, `only ${commits} committed entries`);
+    assert.ok(reads > seeds.length, `only ${reads} reads served`);
   }
 });

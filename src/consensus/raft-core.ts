@@ -62,7 +62,12 @@ import {
 import { handleChangeMembership } from "./membership.ts";
 import type { Message } from "./messages.ts";
 import type { ReplicationState } from "./progress.ts";
-import { handleReadIndex } from "./read-index.ts";
+import {
+  handleReadIndex,
+  handleReadIndexRequest,
+  handleReadIndexResponse,
+  settleForwardedReads,
+} from "./read-index.ts";
 import { becomeFollower } from "./roles.ts";
 import { startTransfer } from "./transfer.ts";
 
@@ -171,6 +176,7 @@ export class RaftCore {
     const out = new EffectsBuilder();
     this.#dispatch(input, out);
     if (s.log.config !== configBefore) this.#configChanged(out);
+    settleForwardedReads(s, out);
     if (!sameProgress(progress, durabilityProgress(s))) evaluateProposals(s, out);
     checkInvariants(s);
     return out.finish(before, observe(s));
@@ -330,6 +336,12 @@ export class RaftCore {
       case "timeoutNow":
         handleTimeoutNow(s, out, message);
         return;
+      case "readIndex":
+        handleReadIndexRequest(s, out, message);
+        return;
+      case "readIndexResponse":
+        if (s.role === "follower") handleReadIndexResponse(s, out, message);
+        return;
       default:
         unreachable(message, "unknown message");
     }
@@ -434,7 +446,7 @@ export class RaftCore {
       snapshotTerm: s.log.snapshotTerm,
       transferTarget: s.transfer?.target ?? null,
       pendingProposals: s.pendingProposals.length,
-      pendingReads: s.pendingReads.length,
+      pendingReads: s.pendingReads.length + s.forwardedReads.length,
       nowTick: s.nowTick,
       members,
       clusterConfig: s.log.config,

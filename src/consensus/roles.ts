@@ -15,6 +15,7 @@ import { onLeadershipLost } from "./durability.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import type { Role, StepDownReason } from "./events.ts";
 import { voteResult } from "./quorum.ts";
+import { rejectPendingReads } from "./read-index.ts";
 import { broadcastAppend, maybeAdvanceCommit } from "./replication.ts";
 
 function changeRole(s: CoreState, out: EffectsBuilder, role: Role): void {
@@ -22,18 +23,6 @@ function changeRole(s: CoreState, out: EffectsBuilder, role: Role): void {
   s.role = role;
   if (previousRole !== role)
     out.event({ type: "role-changed", node: s.config.id, term: s.term, role, previousRole });
-}
-
-/** Rejects every waiting read: only a leader can confirm them. */
-function rejectPendingReads(s: CoreState, out: EffectsBuilder): void {
-  for (const read of s.pendingReads) {
-    out.readRejected.push({
-      requestId: read.requestId,
-      code: s.leaderId === null ? "NO_LEADER" : "NOT_LEADER",
-      leaderId: s.leaderId,
-    });
-  }
-  s.pendingReads.length = 0;
 }
 
 /**

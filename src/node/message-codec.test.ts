@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import type { Message } from "../consensus/messages.ts";
+import { type Message, readIndexRefusals } from "../consensus/messages.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { logIndex, nodeId, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
@@ -78,6 +78,13 @@ const messageArbitrary: fc.Arbitrary<Message> = fc
       appliedIndex: safe.map(logIndex),
     }),
     fc.record({ type: fc.constant("timeoutNow" as const) }),
+    fc.record({ type: fc.constant("readIndex" as const), readId: safe }),
+    fc.record({
+      type: fc.constant("readIndexResponse" as const),
+      readId: safe,
+      index: safe.map(logIndex),
+      refusal: fc.constantFrom(null, ...readIndexRefusals),
+    }),
     fc.record({
       type: fc.constant("installSnapshot" as const),
       snapshotIndex: safe.map(logIndex),

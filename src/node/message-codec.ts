@@ -6,7 +6,8 @@
  * 32-bit halves; values are safe integers). Entries: count (u32), then per entry index (u64),
  * term (u64), kind (u8), data length (u32), data. A cluster configuration (`installSnapshot`): length
  * (u32) and the bytes of its canonical encoding (`encodeClusterConfig`, the same as a configuration
- * entry's data), validated on decode.
+ * entry's data), validated on decode. A read-index refusal: u8, 0 for none, else 1 + its position
+ * in `readIndexRefusals`.
  *
  * Invariant: `decodeMessage(encodeMessage(m))` deep-equals `m`. Decoding never trusts the input:
  * every length is checked against the remaining bytes and every enum against its table, and a
@@ -14,7 +15,7 @@
  */
 import { encodeClusterConfig, parseClusterConfig } from "../consensus/cluster-config.ts";
 import type { Message, MessageType } from "../consensus/messages.ts";
-import { messageTypes } from "../consensus/messages.ts";
+import { messageTypes, readIndexRefusals } from "../consensus/messages.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { logIndex, nodeId, term } from "../types/ids.ts";
@@ -181,6 +182,14 @@ function encodeBody(w: Writer, m: Message): void {
       return;
     case "timeoutNow":
       return;
+    case "readIndex":
+      w.u64(m.readId);
+      return;
+    case "readIndexResponse":
+      w.u64(m.readId);
+      w.u64(m.index);
+      w.u8(m.refusal === null ? 0 : readIndexRefusals.indexOf(m.refusal) + 1);
+      return;
     case "installSnapshot": {
       w.u64(m.snapshotIndex);
       w.u64(m.snapshotTerm);
@@ -238,6 +247,16 @@ function decodeBody(r: Reader, type: MessageType, e: Envelope): Message {
       return { type, ...e, readRound: r.u64(), appliedIndex: logIndex(r.u64()) };
     case "timeoutNow":
       return { type, ...e };
+    case "readIndex":
+      return { type, ...e, readId: r.u64() };
+    case "readIndexResponse": {
+      const readId = r.u64();
+      const index = logIndex(r.u64());
+      const code = r.u8();
+      const refusal = code === 0 ? null : readIndexRefusals[code - 1];
+      if (refusal === undefined) throw bad("unknown read-index refusal");
+      return { type, ...e, readId, index, refusal };
+    }
     case "installSnapshot": {
       const snapshotIndex = logIndex(r.u64());
       const snapshotTerm = term(r.u64());
