@@ -36,7 +36,7 @@ import { RaftCore } from "./raft-core.ts";
 const ids = ["1", "2", "3", "4", "5"].map(nodeId);
 const bootstrapVoters = ids.slice(0, 3);
 /** Seeds run by default; each is a whole, independent cluster history. */
-const seedCount = Number(process.env.MEMBERSHIP_SEEDS ?? 120);
+const seedCount = Number(process.env.MEMBERSHIP_SEEDS ?? 240);
 /** Actions per seed. */
 const stepsPerSeed = 700;
 /** Messages in flight beyond which the oldest are dropped (a bound on the simulated network). */
