@@ -168,11 +168,6 @@ export function observe(s: CoreState): ObservedState {
   };
 }
 
-/** The cluster configuration this node uses now (dissertation §4.1: the latest in its log). */
-export function clusterConfig(s: CoreState): ClusterConfig {
-  return s.log.config;
-}
-
 /** Whether this node is a voter of its own configuration: only then may it campaign or count itself. */
 export function selfIsVoter(s: CoreState): boolean {
   return isVoter(s.log.config, s.config.id);

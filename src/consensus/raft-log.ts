@@ -48,7 +48,8 @@ export class RaftLog {
     assertValidClusterConfig(snapshotConfig);
     this.snapshotIndexValue = snapshotIndex;
     this.snapshotTermValue = snapshotTerm;
-    this.snapshotConfigValue = snapshotConfig;
+    // A copy: the host's object must not be able to change the configuration behind the log's back.
+    this.snapshotConfigValue = { voters: [...snapshotConfig.voters], learners: [...snapshotConfig.learners] };
     this.entries = [];
     this.recountKnown();
     for (const entry of entries) this.append(entry);
@@ -222,7 +223,7 @@ export class RaftLog {
     assertValidClusterConfig(snapshotConfig);
     this.entries = [];
     this.configs = [];
-    this.snapshotConfigValue = snapshotConfig;
+    this.snapshotConfigValue = { voters: [...snapshotConfig.voters], learners: [...snapshotConfig.learners] };
     this.recountKnown();
     this.snapshotIndexValue = index;
     this.snapshotTermValue = term(snapshotTerm);
