@@ -484,6 +484,8 @@ describe("the raft-dev single-server bug (2015)", () => {
       ["membership-disruption.txt", ["1", "2", "3"]],
       ["membership-snapshot.txt", ["1", "2", "3", "4"]],
       ["membership-learner-quorum.txt", ["1", "2", "3", "4"]],
+      ["membership-truncate.txt", ["1", "2", "3", "4", "5", "6"]],
+      ["read-index-follower.txt", ["1", "2", "3", "4"]],
     ] as const)
       assertCommittedPrefixesAgree(replay(file), nodes);
   });
