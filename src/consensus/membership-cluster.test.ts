@@ -3,9 +3,10 @@
  *
  * Five cores share a lossy, reordering network. Nodes 1–3 start as the voters; 4 and 5 start
  * outside the configuration (each knows itself as a learner-to-be). Every step the seeded generator
- * picks one action: deliver or drop a message, tick a node, propose a write, ask a would-be leader
- * for a random membership change (add learner, promote, demote, remove, of any node, the leader
- * included), cut or heal a link, restart a node from its durable state, or compact a node's log.
+ * picks one action: deliver or drop a message, tick a node, read, propose a write, ask a would-be
+ * leader for a random membership change (add learner, promote, demote, remove, of any node, the
+ * leader included), transfer leadership, force a campaign, cut or heal a link, restart a node from
+ * its durable state, or compact a node's log.
  * The host is the simplest correct one: every Effects is durable at once, committed entries are
  * applied at once, a snapshot is "sent" as its header.
  *
@@ -156,6 +157,7 @@ class Cluster {
   }
 
   deliverOne(): void {
+    if (this.network.length === 0) return;
     const at = this.random.intBetween(0, this.network.length - 1);
     const [message] = this.network.splice(at, 1);
     if (message === undefined) return;
@@ -246,38 +248,60 @@ class Cluster {
   }
 }
 
+function leaderOr(cluster: Cluster, fallback: NodeId): NodeId {
+  return ids.find((candidate) => cluster.core(candidate).summary().role === "leader") ?? fallback;
+}
+
+/** The actions and their weights; `id` is a node drawn for the step. */
+const actions: readonly (readonly [number, (cluster: Cluster, id: NodeId) => void])[] = [
+  [45, (cluster) => cluster.deliverOne()],
+  [25, (cluster, id) => cluster.step(id, { type: "tick" })],
+  [5, (cluster, id) => cluster.read(cluster.random.chance(0.5) ? leaderOr(cluster, id) : id)],
+  [
+    10,
+    (cluster, id) => {
+      const data = new TextEncoder().encode(`w${++cluster.proposals}`);
+      const proposalId = `p${cluster.proposals}`;
+      cluster.step(leaderOr(cluster, id), { type: "propose", proposalId, kind: EntryKind.command, data });
+    },
+  ],
+  [
+    7,
+    (cluster, id) => {
+      const proposalId = `c${++cluster.proposals}`;
+      cluster.step(leaderOr(cluster, id), {
+        type: "changeMembership",
+        proposalId,
+        change: cluster.randomChange(),
+      });
+    },
+  ],
+  [2, (cluster, id) => cluster.step(leaderOr(cluster, id), { type: "transferLeadership", target: id })],
+  [1, (cluster, id) => cluster.step(id, { type: "campaign" })],
+  [
+    3,
+    (cluster, id) => {
+      const other = cluster.random.pick(ids);
+      const link = `${id}>${other}`;
+      if (cluster.blocked.has(link)) cluster.blocked.delete(link);
+      else if (id !== other) cluster.blocked.add(link);
+    },
+  ],
+  [1, (cluster, id) => cluster.restart(id)],
+  [1, (cluster, id) => cluster.compact(id)],
+];
+const actionWeightTotal = actions.reduce((total, [weight]) => total + weight, 0);
+
 function act(cluster: Cluster): void {
-  const random = cluster.random;
-  const roll = random.nextFloat();
-  const id = random.pick(ids);
-  if (roll < 0.45 && cluster.network.length > 0) cluster.deliverOne();
-  else if (roll < 0.7) cluster.step(id, { type: "tick" });
-  else if (roll < 0.75) {
-    const leader = ids.find((candidate) => cluster.core(candidate).summary().role === "leader");
-    cluster.read(leader !== undefined && random.chance(0.5) ? leader : id);
-  } else if (roll < 0.85) {
-    const leader = ids.find((candidate) => cluster.core(candidate).summary().role === "leader") ?? id;
-    const data = new TextEncoder().encode(`w${++cluster.proposals}`);
-    cluster.step(leader, {
-      type: "propose",
-      proposalId: `p${cluster.proposals}`,
-      kind: EntryKind.command,
-      data,
-    });
-  } else if (roll < 0.92) {
-    const leader = ids.find((candidate) => cluster.core(candidate).summary().role === "leader") ?? id;
-    cluster.step(leader, {
-      type: "changeMembership",
-      proposalId: `c${++cluster.proposals}`,
-      change: cluster.randomChange(),
-    });
-  } else if (roll < 0.96) {
-    const other = random.pick(ids);
-    const link = `${id}>${other}`;
-    if (cluster.blocked.has(link)) cluster.blocked.delete(link);
-    else if (id !== other) cluster.blocked.add(link);
-  } else if (roll < 0.98) cluster.restart(id);
-  else cluster.compact(id);
+  const id = cluster.random.pick(ids);
+  let roll = cluster.random.intBetween(0, actionWeightTotal - 1);
+  for (const [weight, action] of actions) {
+    if (roll < weight) {
+      action(cluster, id);
+      return;
+    }
+    roll -= weight;
+  }
 }
 
 function runSeed(seed: number): Cluster {
