@@ -123,7 +123,12 @@ export type SnapshotNeeded = {
   readonly term: Term;
   /** The cluster configuration as of `index` (also in `message`): the host stores it with the snapshot. */
   readonly snapshotConfig: ClusterConfig;
-  /** The header to send along with the snapshot data; the receiver steps it after restoring. */
+  /**
+   * The header to send along with the snapshot data; the receiver steps it after restoring. A host
+   * that sends a newer snapshot than `index` sets the header's `snapshotIndex`, `snapshotTerm` and
+   * `snapshotConfig` to that snapshot's (`RaftCore.configAt(itsIndex)`): the receiver adopts the
+   * configuration it is given, and asserts it matches when its own log joins the snapshot.
+   */
   readonly message: InstallSnapshotMessage;
 };
 

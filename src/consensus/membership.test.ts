@@ -307,6 +307,11 @@ describe("which configuration a node uses (dissertation §4.1)", () => {
     const summary = node.summary();
     assert.deepEqual(summary.snapshotConfig, withLearner);
     assert.deepEqual([summary.clusterConfig, summary.clusterConfigIndex], [withFour, 4]);
+    // What a host sending a snapshot newer than the compaction point puts in the header.
+    assert.deepEqual(
+      [2, 3, 4, 5].map((index) => node.configAt(index)),
+      [undefined, withLearner, withFour, undefined],
+    );
   });
 
   test("an installed snapshot's configuration replaces a log that cannot join it", () => {

@@ -464,6 +464,17 @@ export class RaftCore {
     return this.#s.log.termAt(index);
   }
 
+  /**
+   * The cluster configuration as of `index`, for any index from the snapshot index to the last index
+   * (undefined outside). A host that sends a peer a snapshot newer than the one `snapshotNeeded`
+   * names must put this configuration, for its snapshot's index, in the `installSnapshot` header.
+   */
+  configAt(index: number): ClusterConfig | undefined {
+    const log = this.#s.log;
+    if (!Number.isSafeInteger(index) || index < log.snapshotIndex || index > log.lastIndex) return undefined;
+    return log.configAt(logIndex(index));
+  }
+
   entryAt(index: number): LogEntry | undefined {
     return this.#s.log.entryAt(index);
   }
