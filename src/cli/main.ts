@@ -12,6 +12,7 @@ Commands:
   status   show the cluster's nodes           (baton status --help)
   shell    interactive SQL prompt             (baton shell --help)
   orphans  writes lost in a failover, kept for review (baton orphans --help)
+  recover  forced recovery after losing a majority (baton recover --help)
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -22,6 +23,7 @@ const commands: Record<string, () => Promise<Command>> = {
   status: async () => (await import("./status-command.ts")).statusCommand,
   shell: async () => (await import("./shell-command.ts")).shellCommand,
   orphans: async () => (await import("./orphans-command.ts")).orphansCommand,
+  recover: async () => (await import("./recover-command.ts")).recoverCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

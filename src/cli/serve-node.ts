@@ -10,6 +10,7 @@ import { HttpApi } from "../http/http-api.ts";
 import type { BatonNode } from "../node/baton-node.ts";
 import { hostPort, type LaunchConfig, openNode } from "../node/launch.ts";
 import type { NodeLog } from "../node/runtime.ts";
+import { incarnationClusterId, readRecovery, writeContacts } from "./recovery.ts";
 
 export type RunningNode = {
   readonly node: BatonNode;
@@ -21,11 +22,15 @@ export type RunningNode = {
 /** How long a stopping leader waits for its hand-over to finish. */
 const transferWaitMsMax = 3_000;
 
+/** How often the running node records when it last heard from each member (`recovery.ts`). */
+const contactsEveryMs = 5_000;
+
 export async function launchNode(
-  config: LaunchConfig & { readonly bodyBytesMax: number },
+  requested: LaunchConfig & { readonly bodyBytesMax: number },
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<RunningNode> {
+  const config = afterRecovery(requested, log);
   const opened = await openNode(config, log, onFatal);
   const { node } = opened;
   const http = new HttpApi(node, {
@@ -42,12 +47,35 @@ export async function launchNode(
     appliedIndex: node.runtime.store.appliedIndex,
     lastIndex: opened.lastIndexAtOpen,
   });
+  const contacts = setInterval(() => {
+    try {
+      writeContacts(config.dataDirectory, node.status(), Date.now());
+    } catch (error) {
+      log("warn", "node.contacts-not-recorded", { error: (error as Error).message });
+    }
+  }, contactsEveryMs);
+  contacts.unref();
   let stopped: Promise<void> | null = null;
   const stop = (): Promise<void> => {
+    clearInterval(contacts);
     stopped ??= stopServing(node, http, opened.close, log);
     return stopped;
   };
   return { node, http, httpPort: address.port, stop };
+}
+
+/** A node recovered by force serves its own incarnation, alone (`recovery.ts`). */
+function afterRecovery<T extends LaunchConfig>(config: T, log: NodeLog): T {
+  const recovery = readRecovery(config.dataDirectory);
+  if (recovery === null) return config;
+  const clusterId = incarnationClusterId(recovery.baseClusterId, recovery.incarnation);
+  log("warn", "node.recovered-incarnation", {
+    incarnation: recovery.incarnation,
+    clusterId,
+    recoveredAtMs: recovery.recoveredAtMs,
+    ignoredMembers: config.cluster.filter((m) => m.id !== config.id).map((m) => m.id),
+  });
+  return { ...config, clusterId, cluster: config.cluster.filter((m) => m.id === config.id) };
 }
 
 async function stopServing(

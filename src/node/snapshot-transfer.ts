@@ -86,10 +86,19 @@ export class SnapshotSender {
       queueMicrotask(() => loop.stepSafely({ type: "snapshotFailed", peer }));
       return;
     }
+    // The file may be newer than the index the core asked for: its header carries the
+    // configuration as of the file's own index.
+    const snapshotConfig = loop.core.configAt(ref.index);
+    if (snapshotConfig === undefined) {
+      runtime.logger("warn", "snapshot.config-unknown", { peer, index: ref.index });
+      queueMicrotask(() => loop.stepSafely({ type: "snapshotFailed", peer }));
+      return;
+    }
     const install: InstallSnapshotMessage = {
       ...needed.message,
       snapshotIndex: ref.index,
       snapshotTerm: ref.term,
+      snapshotConfig,
     };
     const transfer: Outgoing = {
       peer,

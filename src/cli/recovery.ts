@@ -1,0 +1,185 @@
+/**
+ * Forced recovery from the loss of a majority (`baton recover --force`), and what a node records so
+ * that an operator can judge one.
+ *
+ * Raft cannot elect a leader without a majority: when most voters are gone for good, the cluster
+ * stays unavailable. A forced recovery makes one surviving node the only voter of a new cluster
+ * *incarnation*: its log becomes the truth (entries it holds that were never committed become
+ * committed; entries others committed that it lacks are lost). The old members must never mix
+ * with the new cluster, so the incarnation is part of the cluster id every peer connection
+ * announces: an old member that returns is refused at the handshake (`cluster-id-mismatch`), and
+ * the recovered node refuses it in turn, both logging why.
+ *
+ * Files in the data directory:
+ *   recovery.json          the incarnation this node runs as (written atomically by `recover`);
+ *                          `baton start` then serves cluster id `<id>~r<n>` with itself as the
+ *                          only voter, whatever `--cluster` says
+ *   review/contacts.json   when this node last heard from each member (written by the running
+ *                          node every few seconds), for the loss report
+ *   review/history.jsonl   one line per forced recovery
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { StatusResponse } from "../api/api-types.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { Store } from "../store/store.ts";
+import { term } from "../types/ids.ts";
+import { Wal } from "../wal/wal.ts";
+
+export type Recovery = {
+  readonly incarnation: number;
+  /** The cluster id before the recovery, without any incarnation suffix. */
+  readonly baseClusterId: string;
+  readonly recoveredAtMs: number;
+  readonly node: string;
+};
+
+export const recoveryFileName = "recovery.json";
+const contactsFileName = path.join("review", "contacts.json");
+const historyFileName = path.join("review", "history.jsonl");
+
+export function readRecovery(dataDirectory: string): Recovery | null {
+  const file = path.join(dataDirectory, recoveryFileName);
+  if (!fs.existsSync(file)) return null;
+  let parsed: Partial<Recovery>;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, "utf8")) as Partial<Recovery>;
+  } catch (error) {
+    throw new BatonError(ErrorCode.STORE_CORRUPT, `${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!Number.isSafeInteger(parsed.incarnation) || typeof parsed.baseClusterId !== "string")
+    throw new BatonError(ErrorCode.STORE_CORRUPT, `${file} has no incarnation or cluster id`);
+  return parsed as Recovery;
+}
+
+/** The cluster id a node of incarnation `n` announces. */
+export function incarnationClusterId(baseClusterId: string, incarnation: number): string {
+  return incarnation === 0 ? baseClusterId : `${baseClusterId}~r${incarnation}`;
+}
+
+/** Records when this node last heard from each member (a running node calls it every few seconds). */
+export function writeContacts(dataDirectory: string, status: StatusResponse, nowMs: number): void {
+  const contacts: Record<string, number | null> = {};
+  for (const member of status.members) {
+    if (member.id === status.id) continue;
+    const lastContactMs = typeof member.lastContactMs === "number" ? member.lastContactMs : null;
+    const isLeader = status.leader?.id === member.id;
+    contacts[member.id] = lastContactMs !== null ? nowMs - lastContactMs : isLeader ? nowMs : null;
+  }
+  const previous = readContacts(dataDirectory);
+  for (const [id, at] of Object.entries(previous)) if (contacts[id] == null) contacts[id] = at;
+  const file = path.join(dataDirectory, contactsFileName);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(contacts));
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+function readContacts(dataDirectory: string): Record<string, number | null> {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dataDirectory, contactsFileName), "utf8")) as Record<
+      string,
+      number | null
+    >;
+  } catch {
+    return {};
+  }
+}
+
+export type LossReport = {
+  readonly node: string;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  readonly appliedIndex: number;
+  /** Entries after the applied index: not known to be committed; recovery commits them. */
+  readonly uncertain: { readonly from: number; readonly to: number; readonly count: number } | null;
+  readonly members: readonly { readonly id: string; readonly lastContactAtMs: number | null }[];
+  readonly incarnation: number;
+};
+
+/** Reads what the stopped node at `dataDirectory` holds and what a recovery would cost. */
+export function planRecovery(dataDirectory: string, node: string, members: readonly string[]): LossReport {
+  if (!fs.existsSync(path.join(dataDirectory, "baton.db")))
+    throw new BatonError(ErrorCode.BAD_CONFIG, `${dataDirectory} holds no Baton node`);
+  const { wal } = Wal.open(path.join(dataDirectory, "log"));
+  const store = Store.open({ path: path.join(dataDirectory, "baton.db") });
+  try {
+    const applied = store.appliedIndex;
+    const last = wal.lastIndex;
+    const contacts = readContacts(dataDirectory);
+    return {
+      node,
+      lastIndex: last,
+      lastTerm: wal.lastTerm,
+      appliedIndex: applied,
+      uncertain: last > applied ? { from: applied + 1, to: last, count: last - applied } : null,
+      members: members
+        .filter((id) => id !== node)
+        .map((id) => ({ id, lastContactAtMs: contacts[id] ?? null })),
+      incarnation: (readRecovery(dataDirectory)?.incarnation ?? 0) + 1,
+    };
+  } finally {
+    store.close();
+    void wal.close();
+  }
+}
+
+export function formatLossReport(report: LossReport, nowMs: number): string {
+  const lines = [
+    `Forced recovery of ${report.node}: it becomes the only voter of cluster incarnation ${report.incarnation}.`,
+    `  its log ends at index ${report.lastIndex} (term ${report.lastTerm}); its state is applied through ${report.appliedIndex}.`,
+    report.uncertain === null
+      ? "  every entry it holds is applied: none is of uncertain status."
+      : `  ${report.uncertain.count} entries (${report.uncertain.from}..${report.uncertain.to}) are not known to be committed; the recovery commits them.`,
+    "  writes the missing members committed beyond this node's log are LOST.",
+    "  last contact with each missing member:",
+    ...report.members.map(
+      (m) =>
+        `    ${m.id}: ${m.lastContactAtMs === null ? "never recorded" : `${new Date(m.lastContactAtMs).toISOString()} (${Math.round((nowMs - m.lastContactAtMs) / 1000)} s ago)`}`,
+    ),
+    "  members of the old configuration are refused if they return; add new members to the recovered node.",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/**
+ * Writes the recovery (atomically) and its history line. The hard state moves to a new term with
+ * no vote first: the vote of the old term may name a member the new incarnation does not have.
+ */
+export async function applyRecovery(
+  dataDirectory: string,
+  report: LossReport,
+  baseClusterId: string,
+  nowMs: number,
+): Promise<Recovery> {
+  const { wal } = Wal.open(path.join(dataDirectory, "log"));
+  try {
+    await wal.saveHardState({ term: term(wal.hardState.term + 1), votedFor: null });
+  } finally {
+    await wal.close();
+  }
+  const recovery: Recovery = {
+    incarnation: report.incarnation,
+    baseClusterId,
+    recoveredAtMs: nowMs,
+    node: report.node,
+  };
+  const file = path.join(dataDirectory, recoveryFileName);
+  const descriptor = fs.openSync(`${file}.tmp`, "w");
+  try {
+    fs.writeFileSync(descriptor, JSON.stringify(recovery));
+    fs.fsyncSync(descriptor);
+  } finally {
+    fs.closeSync(descriptor);
+  }
+  fs.renameSync(`${file}.tmp`, file);
+  const directory = fs.openSync(dataDirectory, "r");
+  try {
+    fs.fsyncSync(directory);
+  } finally {
+    fs.closeSync(directory);
+  }
+  const history = path.join(dataDirectory, historyFileName);
+  fs.mkdirSync(path.dirname(history), { recursive: true });
+  fs.appendFileSync(history, `${JSON.stringify({ atMs: nowMs, action: "forced-recovery", ...report })}\n`);
+  return recovery;
+}
