@@ -6,7 +6,7 @@
  */
 import readline from "node:readline/promises";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import { applyRecovery, formatLossReport, planRecovery, readRecovery } from "./recovery.ts";
+import { applyRecovery, type LossReport, planRecovery, readRecovery } from "../node/recovery.ts";
 import { resolveStartConfig } from "./start-config.ts";
 
 const help = `Usage: baton recover --force [--yes] --id ID --data DIR [--cluster ...] [--cluster-id ...]
@@ -52,4 +52,22 @@ export async function recoverCommand(argv: string[]): Promise<number> {
     `recovered: start the node again with the same flags; it serves cluster incarnation ${recovery.incarnation} alone\n`,
   );
   return 0;
+}
+
+export function formatLossReport(report: LossReport, nowMs: number): string {
+  const lines = [
+    `Forced recovery of ${report.node}: it becomes the only voter of cluster incarnation ${report.incarnation}.`,
+    `  its log ends at index ${report.lastIndex} (term ${report.lastTerm}); its state is applied through ${report.appliedIndex}.`,
+    report.uncertain === null
+      ? "  every entry it holds is applied: none is of uncertain status."
+      : `  ${report.uncertain.count} entries (${report.uncertain.from}..${report.uncertain.to}) are not known to be committed; the recovery commits them.`,
+    "  writes the missing members committed beyond this node's log are LOST.",
+    "  last contact with each missing member:",
+    ...report.members.map(
+      (m) =>
+        `    ${m.id}: ${m.lastContactAtMs === null ? "never recorded" : `${new Date(m.lastContactAtMs).toISOString()} (${Math.round((nowMs - m.lastContactAtMs) / 1000)} s ago)`}`,
+    ),
+    "  members of the old configuration are refused if they return; add new members to the recovered node.",
+  ];
+  return `${lines.join("\n")}\n`;
 }

@@ -9,8 +9,8 @@
 import { HttpApi } from "../http/http-api.ts";
 import type { BatonNode } from "../node/baton-node.ts";
 import { hostPort, type LaunchConfig, openNode } from "../node/launch.ts";
+import { incarnationClusterId, readRecovery, writeContacts } from "../node/recovery.ts";
 import type { NodeLog } from "../node/runtime.ts";
-import { incarnationClusterId, readRecovery, writeContacts } from "./recovery.ts";
 
 export type RunningNode = {
   readonly node: BatonNode;

@@ -331,12 +331,7 @@ export class Store {
     return this.applyBatch([{ index, payload }]);
   }
 
-  /**
-   * Applies consecutive committed entries in ONE transaction that also records the last index
-   * (a follower's per-entry commit was its largest SQLite cost); entries at or below the applied
-   * index are skipped (replay after a crash), a gap is a bug. An entry whose payload is empty
-   * (no-op, configuration) only advances the index. Any failure rolls back the whole batch.
-   */
+  /** Applies consecutive committed entries in ONE transaction recording the last index (skips replays). */
   applyBatch(entries: readonly { readonly index: LogIndex; readonly payload: Uint8Array }[]): ApplyOutcome {
     const { write, writeMeta } = this.#open();
     assert(
@@ -356,12 +351,8 @@ export class Store {
     this.#useMode("replica");
     write.exec("BEGIN IMMEDIATE");
     try {
-      const context = {
-        db: write,
-        triggers: this.#triggers,
-        counters: this.#counters,
-        schemaChanged: () => this.#schemaChanged(),
-      };
+      const schemaChanged = () => this.#schemaChanged();
+      const context = { db: write, triggers: this.#triggers, counters: this.#counters, schemaChanged };
       for (const ops of decoded) if (ops.length > 0) applyOps(context, ops);
       writeMeta.writeAppliedIndex(last.index);
       write.exec("COMMIT");
@@ -465,10 +456,7 @@ export class Store {
     return discardPreparedRestore(prepared);
   }
 
-  /**
-   * Swaps a prepared snapshot in, synchronously: close, rename, reopen. Nothing else can reach the
-   * store in between, and a crash leaves the old database or the new one.
-   */
+  /** Swaps a prepared snapshot in, synchronously (close, rename, reopen): old database or new. */
   installRestore(prepared: PreparedRestore): { appliedIndex: LogIndex } {
     const connections = this.#open();
     assert(this.#speculative.length === 0, "restore while a speculative transaction is open");

@@ -123,24 +123,6 @@ export function planRecovery(dataDirectory: string, node: string, members: reado
   }
 }
 
-export function formatLossReport(report: LossReport, nowMs: number): string {
-  const lines = [
-    `Forced recovery of ${report.node}: it becomes the only voter of cluster incarnation ${report.incarnation}.`,
-    `  its log ends at index ${report.lastIndex} (term ${report.lastTerm}); its state is applied through ${report.appliedIndex}.`,
-    report.uncertain === null
-      ? "  every entry it holds is applied: none is of uncertain status."
-      : `  ${report.uncertain.count} entries (${report.uncertain.from}..${report.uncertain.to}) are not known to be committed; the recovery commits them.`,
-    "  writes the missing members committed beyond this node's log are LOST.",
-    "  last contact with each missing member:",
-    ...report.members.map(
-      (m) =>
-        `    ${m.id}: ${m.lastContactAtMs === null ? "never recorded" : `${new Date(m.lastContactAtMs).toISOString()} (${Math.round((nowMs - m.lastContactAtMs) / 1000)} s ago)`}`,
-    ),
-    "  members of the old configuration are refused if they return; add new members to the recovered node.",
-  ];
-  return `${lines.join("\n")}\n`;
-}
-
 /**
  * Writes the recovery (atomically) and its history line. The hard state moves to a new term with
  * no vote first: the vote of the old term may name a member the new incarnation does not have.
