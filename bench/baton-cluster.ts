@@ -6,10 +6,13 @@
  * `nodeOptions` becomes the nodes' `NODE_OPTIONS` (for example `--cpu-prof --cpu-prof-dir=DIR`);
  * the graceful SIGTERM stop lets Node write the profile on exit.
  */
+import { freePort } from "../test/e2e/cluster-harness.ts";
+
+export { freePort };
+
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { type LoadRequest, type LoadTarget, post } from "./load.ts";
@@ -29,17 +32,6 @@ export type BatonClusterOptions = {
 };
 
 type BatonNodeProcess = { id: string; httpPort: number; raftPort: number; child: ChildProcess };
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function getJson(port: number, urlPath: string): Promise<Record<string, unknown> | null> {
   return new Promise((resolve) => {

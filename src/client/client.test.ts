@@ -258,8 +258,9 @@ describe("client failover and retries", () => {
       };
       const client = open({
         fetch: pendingAfterFirst,
-        timeoutMs: 300,
-        attemptTimeoutMs: 300,
+        // Long enough that a refused connection reports within it even on a loaded machine.
+        timeoutMs: 2_000,
+        attemptTimeoutMs: 2_000,
         retry: { attemptsMax: 1_000, backoffMsMin: 1, backoffMsMax: 2 },
       });
       const error = await failure(client.query("SELECT 1"));

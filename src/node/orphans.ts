@@ -46,6 +46,7 @@ export type OrphanView = {
   readonly discardedAtMs: number;
   readonly requestIds: readonly string[];
   readonly status: string;
+  readonly resolvedAtMs: number | null;
   readonly resolution: string | null;
   readonly ddl: readonly string[];
   readonly changes: readonly OrphanChangeView[];
@@ -152,14 +153,9 @@ function stateOf(change: RowChange, current: unknown[] | null): ChangeState {
 /** The orphan as rows, compared with this node's committed state. */
 export function viewOrphan(record: OrphanRecord, store: Store): OrphanView {
   const { ddl, changes } = decode(record);
+  const { payloadBytes: _, ...summary } = summarizeOrphan(record);
   return {
-    id: record.id,
-    index: record.index,
-    term: record.term,
-    discardedAtMs: record.discardedAtMs,
-    requestIds: record.requestIds,
-    status: record.status,
-    resolution: record.resolution,
+    ...summary,
     ddl,
     comparedAtIndex: store.appliedIndex,
     changes: changes.slice(0, orphanChangesShownMax).map((change) => {

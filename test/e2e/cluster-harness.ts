@@ -25,7 +25,8 @@ export type ClusterNode = {
   log: string[];
 };
 
-async function freePort(): Promise<number> {
+/** A free loopback port: bound on 127.0.0.1 with port 0 and released. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once("error", reject);
@@ -55,6 +56,21 @@ export async function waitFor<T>(
   throw new Error(
     `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}`,
   );
+}
+
+/** POSTs JSON to a node and returns the status and the parsed answer (5 s bound). */
+export async function postJson(
+  node: ClusterNode,
+  route: string,
+  body: unknown,
+): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${node.url}${route}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  return { status: response.status, body: await response.json() };
 }
 
 export class Cluster {

@@ -10,19 +10,11 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { Cluster, type ClusterNode, waitFor } from "./cluster-harness.ts";
+import { Cluster, type ClusterNode, postJson, waitFor } from "./cluster-harness.ts";
 
 const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
 
-async function post(node: ClusterNode, route: string, body: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${node.url}${route}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const post = postJson;
 
 async function get(node: ClusterNode, route: string): Promise<any> {
   const response = await fetch(`${node.url}${route}`, { signal: AbortSignal.timeout(5000) });

@@ -11,20 +11,12 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { Cluster, type ClusterNode, waitFor } from "./cluster-harness.ts";
+import { Cluster, postJson, waitFor } from "./cluster-harness.ts";
 
 const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
 const run = promisify(execFile);
 
-async function post(node: ClusterNode, route: string, body: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${node.url}${route}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(5000),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const post = postJson;
 
 describe("forced recovery", { timeout: 120_000 }, () => {
   let cluster: Cluster;

@@ -4,11 +4,12 @@
  * directory, and the node processes. `teardown()` undoes all of it in reverse order and is safe to
  * call twice or after a half-finished setup; the campaign calls it in a `finally` and on SIGINT/SIGTERM.
  */
+
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { freePort } from "../e2e/cluster-harness.ts";
 import { NetLab, namespaceSupport } from "./net-lab.ts";
 import { clusterFlag, findLeader, NodeProcess, type NodeSpec, waitUntil } from "./node-processes.ts";
 import { type CampaignOptions, type FaultKind, networkFaultKinds } from "./options.ts";
@@ -159,15 +160,4 @@ export class NemesisCluster {
   static freePort(): Promise<number> {
     return freePort();
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
