@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
+import { QueryProcessPool } from "../store/query-process-pool.ts";
 import { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
@@ -38,6 +39,9 @@ export type LaunchConfig = {
   readonly missedHeartbeats: number;
   readonly durability: Durability;
   readonly bodyBytesMax: number;
+  /** Query processes (default 2) and the longest a query may run (default 5 s): `query-process-pool.ts`. */
+  readonly queryProcessesMax?: number;
+  readonly queryMsMax?: number;
 };
 
 export type OpenNode = {
@@ -72,6 +76,17 @@ export function fileReviewSink(dataDirectory: string): ReviewSink {
   };
 }
 
+/** Client queries run in killable processes, so none can hold this node's event loop. */
+async function startQueryPool(store: Store, config: LaunchConfig, log: NodeLog): Promise<QueryProcessPool> {
+  const options = { queryProcessesMax: config.queryProcessesMax, queryMsMax: config.queryMsMax };
+  try {
+    return await QueryProcessPool.start({ path: store.path, limits: store.queryLimits, log, ...options });
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+}
+
 export async function openNode(
   config: LaunchConfig,
   log: NodeLog,
@@ -84,6 +99,7 @@ export async function openNode(
     statementsPerBatchMax: requestLimits.statementsPerBatchMax,
     sqlBytesMax: requestLimits.sqlBytesMax,
   });
+  const queries = await startQueryPool(store, config, log);
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
   const peerHttp = new Map<NodeId, string>();
@@ -108,6 +124,7 @@ export async function openNode(
       log: wal,
       recovered,
       store,
+      queryExecutor: queries,
       review: fileReviewSink(config.dataDirectory),
       logger: log,
       onFatal,
@@ -125,6 +142,7 @@ export async function openNode(
   await node.start();
   const close = async (): Promise<void> => {
     await node.stop();
+    await queries.close();
     await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
     store.close();
   };
