@@ -9,7 +9,8 @@
  *
  * Bounds: at most `queryProcessesMax` processes run queries, one query each; at most
  * `queuedQueriesMax` queries wait for a free process (more are `OVERLOADED` at once), each for at
- * most `queueWaitMsMax` (then `OVERLOADED`); a query runs for at most its `timeoutMs`, capped by
+ * most `queueWaitMsMax` or its own time bound, whichever is less (then `OVERLOADED`: it never ran,
+ * so a later try may succeed); a query runs for at most its `timeoutMs`, capped by
  * `queryMsMax`, counted from when it was queued (then `QUERY_TIMEOUT`, and its process is killed).
  *
  * Failures: a process that dies on its own answers its query `QUERY_ABORTED` and is replaced (after
@@ -141,6 +142,11 @@ export class QueryProcessPool implements QueryExecutor {
   /** The pids of the processes running now (killed ones that have not exited yet included). */
   get pids(): number[] {
     return [...this.#live].map((runner) => runner.pid);
+  }
+
+  /** Processes that have opened the database and are alive (idle or running a query). */
+  get readyProcesses(): number {
+    return [...this.#live].filter((runner) => runner.state === "idle" || runner.state === "busy").length;
   }
 
   get queueLength(): number {
@@ -282,24 +288,19 @@ export class QueryProcessPool implements QueryExecutor {
     const at = this.#queue.indexOf(job);
     assert(at !== -1 && job.runner === null, "a query's queue timer fires only while it waits");
     this.#queue.splice(at, 1);
+    // The query never ran: the node lacked capacity in time, which a later try may find (not
+    // QUERY_TIMEOUT, which says the query itself is too slow and must not be retried).
     const waitedMs = Math.round(performance.now() - job.queuedAtMs);
-    if (job.timeoutMs <= this.#bounds.queueWaitMsMax) {
-      settle(job, null, queryTimeout(job, `waited ${waitedMs} ms for a query process and never ran`));
-      return;
-    }
     const message = `no query process was free within ${waitedMs} ms; retry shortly`;
-    settle(
-      job,
-      null,
-      new BatonError(ErrorCode.OVERLOADED, message, { queueWaitMsMax: this.#bounds.queueWaitMsMax }),
-    );
+    const { queueWaitMsMax } = this.#bounds;
+    settle(job, null, new BatonError(ErrorCode.OVERLOADED, message, { waitedMs, queueWaitMsMax }));
   }
 
   #ranTooLong(job: Job): void {
     const runner = job.runner;
     assert(runner !== null && runner.job === job, "a query's run timer fires only while it runs");
     this.#log("warn", "query.timeout", { pid: runner.pid, timeoutMs: job.timeoutMs });
-    settle(job, null, queryTimeout(job, "was stopped"));
+    settle(job, null, queryTimeout(job));
     this.#stop(runner);
     this.#replace(0);
   }
@@ -355,12 +356,9 @@ function shuttingDown(): BatonError {
   return new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping its query processes");
 }
 
-function queryTimeout(job: Job, what: string): BatonError {
-  return new BatonError(
-    ErrorCode.QUERY_TIMEOUT,
-    `the query did not finish within ${job.timeoutMs} ms and ${what}`,
-    { timeoutMs: job.timeoutMs },
-  );
+function queryTimeout(job: Job): BatonError {
+  const message = `the query did not finish within ${job.timeoutMs} ms and was stopped; change the query rather than retry it`;
+  return new BatonError(ErrorCode.QUERY_TIMEOUT, message, { timeoutMs: job.timeoutMs });
 }
 
 /** Calls `line` for every line the child writes to stderr, each cut to `stderrLineCharsMax`. */
