@@ -20,6 +20,8 @@
  * query process whose node died kills itself (its watchdog).
  */
 import { type ChildProcess, fork } from "node:child_process";
+import os from "node:os";
+import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { QueryExecutor, QueryRunOptions } from "./query-executor.ts";
@@ -61,6 +63,14 @@ export type QueryPoolOptions = Partial<Bounds> & {
 const stderrLineCharsMax = 4_096;
 
 const entryFile = new URL("./query-process.ts", import.meta.url);
+
+/**
+ * Node's compile cache for query processes (where `module.enableCompileCache()` puts it, unless
+ * the environment names another): it keeps the stripped and compiled modules, which cuts loading
+ * the store's modules from about 0.8 s to 0.3–0.4 s on a busy 2-core machine; a replacement's start
+ * is time the pool runs one process short.
+ */
+const defaultCompileCache = path.join(os.tmpdir(), "node-compile-cache");
 
 type Job = {
   readonly id: number;
@@ -208,6 +218,7 @@ export class QueryProcessPool implements QueryExecutor {
     const child = fork(entryFile, [JSON.stringify(this.#settings)], {
       execPath: process.execPath,
       execArgv: [],
+      env: { NODE_COMPILE_CACHE: defaultCompileCache, ...process.env },
       serialization: "advanced",
       stdio: ["ignore", "ignore", "pipe", "ipc"],
     });

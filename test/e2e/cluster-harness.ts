@@ -89,7 +89,12 @@ export class Cluster {
     }
     const cluster = new Cluster(nodes, root, extraArgs);
     for (const node of nodes) cluster.startNode(node);
-    await cluster.waitForLeader();
+    try {
+      await cluster.waitForLeader();
+    } catch (error) {
+      await cluster.stop(); // The caller never gets the cluster, so it cannot stop it.
+      throw error;
+    }
     return cluster;
   }
 
