@@ -125,6 +125,21 @@ describe("query process pool", () => {
     }
   });
 
+  test("after a snapshot restore replaced the database, queries read the restored file", async (t) => {
+    const directory = temporaryDirectory(t);
+    const log = new TestLog(openStore(t, directory, "baton.db"));
+    log.write(batch("CREATE TABLE n(id INTEGER PRIMARY KEY)", "INSERT INTO n VALUES (1)"));
+    const snapshot = await log.leader.snapshot(path.join(directory, "snap"));
+    log.write(batch("INSERT INTO n VALUES (2)"));
+    const { pool } = await startPool(t, log.leader, { queryProcessesMax: 1 });
+    const count = async () =>
+      (await pool.query(batch("SELECT count(*) FROM n"), { timeoutMs: 5_000 })).results[0]?.rows;
+    assert.deepEqual(await count(), [[2]]);
+    await log.leader.restoreSnapshot(snapshot.path);
+    assert.deepEqual(await count(), [[1]], "the restored state, not the replaced file");
+    assert.deepEqual(log.leader.query(batch("SELECT count(*) FROM n")).results[0]?.rows, [[1]]);
+  });
+
   test("a runaway query is stopped at its bound: QUERY_TIMEOUT, its process killed and replaced", async (t) => {
     const store = storeWithRows(t);
     const { pool, logged } = await startPool(t, store, { queryProcessesMax: 1, queryMsMax: 400 });
