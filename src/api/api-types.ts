@@ -137,6 +137,20 @@ export type StatusResponse = {
   readonly appliedIndex: number;
   readonly lastIndex: number;
   readonly members: readonly MemberStatus[];
+  readonly snapshots: StatusSnapshots;
+};
+
+/** A node's snapshots and log compaction, in `/v1/status`. */
+export type StatusSnapshots = {
+  /** The latest snapshot this node holds (taken or installed), or null. */
+  readonly latest: { readonly index: number; readonly term: number; readonly bytes: number } | null;
+  /** Snapshots taken by this process, and snapshots received from a leader and installed. */
+  readonly taken: number;
+  readonly installed: number;
+  readonly lastDurationMs: number | null;
+  readonly lastTakenAtMs: number | null;
+  /** The first index the log still holds (everything before is compacted). */
+  readonly logFirstIndex: number;
 };
 
 /** The body of every error answer. `code` is stable; `message` may change. */

@@ -28,6 +28,9 @@ export type StartConfig = {
   readonly bodyBytesMax: number;
   readonly queryProcessesMax: number;
   readonly queryMsMax: number;
+  readonly snapshotEntries: number;
+  readonly snapshotLogBytes: number;
+  readonly compactionTrailEntries: number;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   readonly logFormat: "json" | "pretty" | "auto";
 };
@@ -118,6 +121,27 @@ export const startOptions: readonly OptionSpec[] = [
     env: "BATON_QUERY_MS_MAX",
     help: "longest a query may run, whatever timeoutMs it asks for (then QUERY_TIMEOUT)",
     fallback: "5000",
+  },
+  {
+    flag: "snapshot-entries",
+    key: "snapshotEntries",
+    env: "BATON_SNAPSHOT_ENTRIES",
+    help: "take a snapshot after this many entries applied since the last one",
+    fallback: "10000",
+  },
+  {
+    flag: "snapshot-log-bytes",
+    key: "snapshotLogBytes",
+    env: "BATON_SNAPSHOT_LOG_BYTES",
+    help: "...or after this many log bytes appended since the last one",
+    fallback: String(64 * 1024 * 1024),
+  },
+  {
+    flag: "compaction-trail",
+    key: "compactionTrailEntries",
+    env: "BATON_COMPACTION_TRAIL",
+    help: "log entries kept behind a snapshot for followers slightly behind",
+    fallback: "1000",
   },
   {
     flag: "log-level",
@@ -279,6 +303,14 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     ),
     queryProcessesMax: integer(get("query-processes").value, get("query-processes").source, 1, 64),
     queryMsMax: integer(get("query-ms-max").value, get("query-ms-max").source, 10, 3_600_000),
+    snapshotEntries: integer(get("snapshot-entries").value, get("snapshot-entries").source, 1, 1e9),
+    snapshotLogBytes: integer(
+      get("snapshot-log-bytes").value,
+      get("snapshot-log-bytes").source,
+      1024,
+      2 ** 40,
+    ),
+    compactionTrailEntries: integer(get("compaction-trail").value, get("compaction-trail").source, 0, 1e9),
     logLevel: oneOf(get("log-level").value, get("log-level").source, [
       "debug",
       "info",

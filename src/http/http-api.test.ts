@@ -46,6 +46,14 @@ class FakeNode implements NodeService {
       appliedIndex: 42,
       lastIndex: 42,
       members: [],
+      snapshots: {
+        latest: null,
+        taken: 0,
+        installed: 0,
+        lastDurationMs: null,
+        lastTakenAtMs: null,
+        logFirstIndex: 1,
+      },
     };
   }
   contentHash(): { appliedIndex: number; hash: string } {

@@ -13,7 +13,7 @@ import { BatonNode } from "./baton-node.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { fileReviewSink } from "./launch.ts";
 import { type NodeConfig, nodeDefaults } from "./node-config.ts";
-import { systemClock, systemTimers } from "./runtime.ts";
+import { systemClock, systemIo, systemTimers } from "./runtime.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-node-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -74,6 +74,8 @@ async function singleNode(
       recovered,
       store,
       review: fileReviewSink(directory),
+      snapshotDirectory: path.join(directory, "snapshots"),
+      io: systemIo,
       logger: () => {},
       onFatal: (error) => fatal.push(error),
       transport: (handlers) =>

@@ -9,6 +9,8 @@
  *   ReadPath           consistency levels, read index, minIndex, maxLagMs
  *   NodeStatusView     /v1/status and honest readiness
  *   Admission          bounded reads and writes in flight (OVERLOADED beyond them)
+ *   SnapshotKeeper     snapshots of the state, and log compaction behind them
+ *   SnapshotSender/Receiver  a leader's snapshot streamed to a follower that needs it
  *
  * Everything outside the process reaches it through the `NodeRuntime` (clock, timers, seed, log
  * store, store, transport), so the simulator runs this very class on simulated time and disks.
@@ -23,6 +25,7 @@ import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
 import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
+import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
 import { checkNodeConfig, type NodeConfig } from "./node-config.ts";
@@ -32,6 +35,9 @@ import { PeerDirectory } from "./peer-directory.ts";
 import { ReadPath } from "./read-path.ts";
 import { ReplicaLoop } from "./replica-loop.ts";
 import type { NodeRuntime } from "./runtime.ts";
+import { listSnapshots } from "./snapshot-files.ts";
+import { SnapshotKeeper } from "./snapshot-keeper.ts";
+import { SnapshotReceiver, SnapshotSender } from "./snapshot-transfer.ts";
 import { WritePath } from "./write-path.ts";
 
 /** How often a stopping leader checks whether its hand-over finished. */
@@ -46,6 +52,10 @@ export class BatonNode implements NodeService {
   readonly applied: IndexWaiters;
   readonly speculation: LeaderSpeculation;
   readonly admission: Admission;
+  readonly snapshots: SnapshotKeeper;
+  private readonly ids: IdGuard;
+  private readonly sender: SnapshotSender;
+  private readonly receiver: SnapshotReceiver;
   private readonly writes: WritePath;
   private readonly reads: ReadPath;
   private readonly statusView: NodeStatusView;
@@ -68,14 +78,47 @@ export class BatonNode implements NodeService {
       observer: runtime.observer,
       reportApplied: (index) => this.loop.reportApplied(index),
     });
+    this.snapshots = new SnapshotKeeper(
+      config,
+      runtime,
+      this.loop,
+      listSnapshots(runtime.snapshotDirectory).at(-1) ?? null,
+    );
+    const transferParts = {
+      config,
+      runtime,
+      loop: this.loop,
+      keeper: this.snapshots,
+      applied: this.applied,
+      send: (peer: NodeId, body: Uint8Array) => this.loop.sendRaw(peer, body),
+    };
+    this.sender = new SnapshotSender(transferParts);
+    this.receiver = new SnapshotReceiver(transferParts);
     this.loop.attach({
       applyCommitted: (through) => applier.applyCommitted(through),
       roleChanged: (change) => this.roleChanged(change),
+      snapshotNeeded: (needed) => this.sender.start(needed),
+      snapshotStream: (from, message) => {
+        if (message.kind === "offer") this.receiver.onOffer(from, message.totalBytes, message.install);
+        else if (message.kind === "chunk") this.receiver.onChunk(from, message);
+        else this.sender.onAck(from, message);
+      },
     });
     const isStopping = (): boolean => this.stopping;
-    this.writes = new WritePath({ ...this.parts(), speculation: this.speculation, isStopping });
+    this.ids = new IdGuard({
+      block: config.idReservationBlock,
+      enabled: config.unsafeNodeBugs?.noIdReservations !== true,
+      timers,
+      waitersMax: config.writesInFlightMax,
+    });
+    this.writes = new WritePath({
+      ...this.parts(),
+      speculation: this.speculation,
+      ids: this.ids,
+      isStopping,
+    });
     this.reads = new ReadPath({ ...this.parts(), requireLeader: () => this.writes.requireLeader() });
-    this.statusView = new NodeStatusView(this.loop, store, this.peers, config);
+    this.statusView = new NodeStatusView(this.loop, store, this.peers, config, () => this.snapshots.status());
     this.admission = new Admission(config);
     this.loop.onStateChange(() => this.afterStep());
   }
@@ -146,16 +189,24 @@ export class BatonNode implements NodeService {
   /** Stops ticking and the transport, and waits for pending log writes. Closing files is the caller's. */
   async stop(): Promise<void> {
     this.beginStop();
+    this.snapshots.stop();
+    this.sender.abortAll();
+    this.receiver.stop();
     await this.loop.stop();
     this.applied.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping"));
   }
 
   private roleChanged(change: RoleChange): void {
-    if (change.role !== "leader") this.speculation.rollback(`became ${change.role}`);
+    if (change.role !== "leader") {
+      this.speculation.rollback(`became ${change.role}`);
+      this.sender.abortAll();
+      this.ids.reset();
+    }
   }
 
   /** After every step (and on the fatal path): refuse or release the writes at the gate. */
   private afterStep(): void {
+    this.snapshots.maybeSnapshot();
     const gate = this.writes.gate;
     if (this.loop.fatal !== null) {
       const stopped = () => new BatonError(ErrorCode.SHUTTING_DOWN, "the node stopped after a failure");

@@ -18,7 +18,15 @@ import type { LogEntry } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { nodeDefaults } from "./node-config.ts";
-import { type NodeLog, type ReviewSink, systemClock, systemRandomSeed, systemTimers } from "./runtime.ts";
+import {
+  type NodeLog,
+  type ReviewSink,
+  systemClock,
+  systemIo,
+  systemRandomSeed,
+  systemTimers,
+} from "./runtime.ts";
+import { reconcileStorage } from "./snapshot-files.ts";
 
 type HostPort = { readonly host: string; readonly port: number };
 
@@ -42,6 +50,10 @@ export type LaunchConfig = {
   /** Query processes (default 2) and the longest a query may run (default 5 s): `query-process-pool.ts`. */
   readonly queryProcessesMax?: number;
   readonly queryMsMax?: number;
+  /** Snapshot policy (`--snapshot-entries`, `--snapshot-log-bytes`, `--compaction-trail`). */
+  readonly snapshotEntries?: number;
+  readonly snapshotLogBytes?: number;
+  readonly compactionTrailEntries?: number;
 };
 
 export type OpenNode = {
@@ -77,12 +89,45 @@ export function fileReviewSink(dataDirectory: string): ReviewSink {
 }
 
 /** Client queries run in killable processes, so none can hold this node's event loop. */
-async function startQueryPool(store: Store, config: LaunchConfig, log: NodeLog): Promise<QueryProcessPool> {
+async function startQueryPool(
+  storage: { store: Store; wal: Wal },
+  config: LaunchConfig,
+  log: NodeLog,
+): Promise<QueryProcessPool> {
+  const { store, wal } = storage;
   const options = { queryProcessesMax: config.queryProcessesMax, queryMsMax: config.queryMsMax };
   try {
     return await QueryProcessPool.start({ path: store.path, limits: store.queryLimits, log, ...options });
   } catch (error) {
     store.close();
+    await wal.close().catch(() => {});
+    throw error;
+  }
+}
+
+/** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
+async function openStorage(dataDirectory: string, log: NodeLog) {
+  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"));
+  if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
+  const store = Store.open({
+    path: path.join(dataDirectory, "baton.db"),
+    statementsPerBatchMax: requestLimits.statementsPerBatchMax,
+    sqlBytesMax: requestLimits.sqlBytesMax,
+  });
+  const snapshotDirectory = path.join(dataDirectory, "snapshots");
+  try {
+    const reconciled = await reconcileStorage({
+      directory: snapshotDirectory,
+      log: wal,
+      recovered,
+      store,
+      logger: log,
+    });
+    await reconciled.pending;
+    return { wal, store, reconciled, snapshotDirectory };
+  } catch (error) {
+    store.close();
+    await wal.close().catch(() => {});
     throw error;
   }
 }
@@ -92,14 +137,8 @@ export async function openNode(
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
-  const { wal, recovered } = Wal.open(path.join(config.dataDirectory, "log"));
-  if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
-  const store = Store.open({
-    path: path.join(config.dataDirectory, "baton.db"),
-    statementsPerBatchMax: requestLimits.statementsPerBatchMax,
-    sqlBytesMax: requestLimits.sqlBytesMax,
-  });
-  const queries = await startQueryPool(store, config, log);
+  const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
+  const queries = await startQueryPool({ store, wal }, config, log);
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
   const peerHttp = new Map<NodeId, string>();
@@ -113,6 +152,9 @@ export async function openNode(
       httpAddress: hostPort(config.http),
       peerHttp,
       tickMs: config.tickMs ?? nodeDefaults.tickMs,
+      snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
+      snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
+      compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
       heartbeatMs: config.heartbeatMs,
       missedHeartbeats: config.missedHeartbeats,
       durability: config.durability,
@@ -122,9 +164,11 @@ export async function openNode(
       timers: systemTimers,
       randomSeed: systemRandomSeed(),
       log: wal,
-      recovered,
+      recovered: reconciled.recovered,
       store,
       queryExecutor: queries,
+      snapshotDirectory,
+      io: systemIo,
       review: fileReviewSink(config.dataDirectory),
       logger: log,
       onFatal,

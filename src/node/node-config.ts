@@ -21,6 +21,8 @@ export type UnsafeNodeBugs = {
   readonly linearizableWithoutReadIndex?: boolean;
   /** Commit the leader's speculative SQLite transaction right after each batch runs, before Raft commits it. */
   readonly commitSpeculationEarly?: boolean;
+  /** Acknowledge `local`/`one` writes without AUTOINCREMENT id reservations (`id-guard.ts`). */
+  readonly noIdReservations?: boolean;
 };
 
 export type NodeConfig = {
@@ -56,6 +58,22 @@ export type NodeConfig = {
   readonly readTimeoutMsDefault: number;
   /** Core events kept in memory for status pages. */
   readonly auditEventsMax: number;
+  /** Take a snapshot once this many entries were applied since the latest one (`snapshot-keeper.ts`). */
+  readonly snapshotEntries: number;
+  /** ...or once this many log bytes were appended since the latest one. */
+  readonly snapshotLogBytes: number;
+  /** Entries kept in the log behind a snapshot, so a follower slightly behind needs no snapshot. */
+  readonly compactionTrailEntries: number;
+  /** Bytes per snapshot chunk sent to a follower (`snapshot-transfer.ts`). */
+  readonly snapshotChunkBytes: number;
+  /** Chunks a leader sends ahead of the follower's acknowledgement (flow control). */
+  readonly snapshotWindowChunks: number;
+  /** Without progress for this long, a leader asks the follower where to resume. */
+  readonly snapshotAckTimeoutMs: number;
+  /** Consecutive timeouts or refusals after which a transfer is given up (the core asks again later). */
+  readonly snapshotAttemptsMax: number;
+  /** AUTOINCREMENT ids reserved ahead per table and reservation (`id-guard.ts`). */
+  readonly idReservationBlock: number;
   readonly unsafeNodeBugs?: UnsafeNodeBugs;
   readonly unsafeCoreBugs?: {
     readonly commitOldTermByCounting?: boolean;
@@ -74,11 +92,31 @@ export const nodeDefaults = {
   writeTimeoutMsDefault: 10_000,
   readTimeoutMsDefault: 5_000,
   auditEventsMax: 1_000,
+  snapshotEntries: 10_000,
+  snapshotLogBytes: 64 << 20,
+  compactionTrailEntries: 1_000,
+  snapshotChunkBytes: 128 << 10,
+  snapshotWindowChunks: 4,
+  snapshotAckTimeoutMs: 2_000,
+  snapshotAttemptsMax: 5,
+  idReservationBlock: 1_024,
 } as const;
 
 /** Checks the relations the core and the node rely on; a bad value is BAD_CONFIG, not a crash. */
 export function checkNodeConfig(config: NodeConfig): NodeConfig {
-  const positive = ["tickMs", "heartbeatMs", "missedHeartbeats", "speculationAgeMsMax"] as const;
+  const positive = [
+    "tickMs",
+    "heartbeatMs",
+    "missedHeartbeats",
+    "speculationAgeMsMax",
+    "snapshotEntries",
+    "snapshotLogBytes",
+    "snapshotChunkBytes",
+    "snapshotWindowChunks",
+    "snapshotAckTimeoutMs",
+    "snapshotAttemptsMax",
+    "idReservationBlock",
+  ] as const;
   for (const name of positive) {
     if (!Number.isSafeInteger(config[name]) || config[name] <= 0)
       throw new BatonError(ErrorCode.BAD_CONFIG, `${name} must be a positive integer, not ${config[name]}`);
@@ -88,6 +126,8 @@ export function checkNodeConfig(config: NodeConfig): NodeConfig {
       ErrorCode.BAD_CONFIG,
       `the heartbeat (${config.heartbeatMs} ms) must be a whole number of ticks (${config.tickMs} ms)`,
     );
+  if (!Number.isSafeInteger(config.compactionTrailEntries) || config.compactionTrailEntries < 0)
+    throw new BatonError(ErrorCode.BAD_CONFIG, "compactionTrailEntries must be a non-negative integer");
   if (!config.voters.includes(config.id))
     throw new BatonError(ErrorCode.BAD_CONFIG, `${config.id} is not one of the voters`);
   return config;

@@ -37,7 +37,9 @@ function loopWith(state: {
 
 function readiness(state: Parameters<typeof loopWith>[0]) {
   const peers = new PeerDirectory(config.id, config.httpAddress, new Map());
-  return new NodeStatusView(loopWith(state), {} as Store, peers, config).readiness(false);
+  return new NodeStatusView(loopWith(state), {} as Store, peers, config, () => {
+    throw new Error("readiness reads no snapshot status");
+  }).readiness(false);
 }
 
 test("a follower that knows a leader but lags past readyLagMsMax is not ready", () => {

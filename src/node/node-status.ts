@@ -7,7 +7,7 @@
  * term's first entry, or a follower whose state was known as fresh as the leader's commit within
  * `readyLagMsMax`. Knowing a leader is not enough.
  */
-import type { StatusResponse } from "../api/api-types.ts";
+import type { StatusResponse, StatusSnapshots } from "../api/api-types.ts";
 import type { Store } from "../store/store.ts";
 import type { NodeId } from "../types/ids.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -20,12 +20,20 @@ export class NodeStatusView {
   private readonly store: Store;
   private readonly peers: PeerDirectory;
   private readonly config: NodeConfig;
+  private readonly snapshots: () => StatusSnapshots;
 
-  constructor(loop: ReplicaLoop, store: Store, peers: PeerDirectory, config: NodeConfig) {
+  constructor(
+    loop: ReplicaLoop,
+    store: Store,
+    peers: PeerDirectory,
+    config: NodeConfig,
+    snapshots: () => StatusSnapshots,
+  ) {
     this.loop = loop;
     this.store = store;
     this.peers = peers;
     this.config = config;
+    this.snapshots = snapshots;
   }
 
   status(): StatusResponse {
@@ -41,6 +49,7 @@ export class NodeStatusView {
       appliedIndex: this.store.appliedIndex,
       lastIndex: core.lastIndex,
       members,
+      snapshots: this.snapshots(),
     };
   }
 

@@ -5,19 +5,56 @@
  * - `nodeInfo`: JSON `{http}` — each node tells its peers where its HTTP API listens, so a
  *   follower can forward writes to the leader and `/v1/status` can name the leader's address
  *   without the operator listing every HTTP address in `--cluster`.
+ * - `snapshot`: the out-of-band snapshot stream of `snapshot-transfer.ts` (big-endian):
+ *     offer  [1][u64 total bytes][the consensus installSnapshot message]
+ *     chunk  [2][u64 index][u64 term][u64 offset][u32 CRC-32 of data][data]
+ *     ack    [3][u64 index][u64 term][u8 state: 0 receiving, 1 installed, 2 refused][u64 received]
  */
-import type { Message } from "../consensus/messages.ts";
+import { crc32 } from "node:zlib";
+import type { InstallSnapshotMessage, Message } from "../consensus/messages.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { type LogIndex, logIndex, type Term, term } from "../types/ids.ts";
 import { decodeMessage, encodeMessage } from "./message-codec.ts";
 
 const consensusClass = 1;
 const nodeInfoClass = 2;
+const snapshotClass = 3;
 const nodeInfoBytesMax = 1024;
+const offerKind = 1;
+const chunkKind = 2;
+const ackKind = 3;
+const chunkHeaderBytes = 2 + 8 + 8 + 8 + 4;
 
 export type NodeInfo = { readonly http: string };
+
+export type SnapshotAckState = "receiving" | "installed" | "refused";
+const ackStates: readonly SnapshotAckState[] = ["receiving", "installed", "refused"];
+
+export type SnapshotStreamMessage =
+  | {
+      readonly kind: "offer";
+      readonly totalBytes: number;
+      readonly install: InstallSnapshotMessage;
+    }
+  | {
+      readonly kind: "chunk";
+      readonly index: LogIndex;
+      readonly term: Term;
+      readonly offset: number;
+      readonly data: Uint8Array;
+    }
+  | {
+      readonly kind: "ack";
+      readonly index: LogIndex;
+      readonly term: Term;
+      readonly state: SnapshotAckState;
+      readonly received: number;
+    };
+
 export type PeerBody =
   | { readonly type: "consensus"; readonly message: Message }
-  | { readonly type: "nodeInfo"; readonly info: NodeInfo };
+  | { readonly type: "nodeInfo"; readonly info: NodeInfo }
+  | { readonly type: "snapshot"; readonly message: SnapshotStreamMessage };
 
 export function encodeConsensus(message: Message): Uint8Array {
   const body = encodeMessage(message);
@@ -35,9 +72,87 @@ export function encodeNodeInfo(info: NodeInfo): Uint8Array {
   return framed;
 }
 
+export function encodeSnapshotStream(message: SnapshotStreamMessage): Uint8Array {
+  switch (message.kind) {
+    case "offer": {
+      const install = encodeMessage(message.install);
+      const bytes = new Uint8Array(2 + 8 + install.byteLength);
+      bytes[0] = snapshotClass;
+      bytes[1] = offerKind;
+      new DataView(bytes.buffer).setBigUint64(2, BigInt(message.totalBytes));
+      bytes.set(install, 10);
+      return bytes;
+    }
+    case "chunk": {
+      const bytes = new Uint8Array(chunkHeaderBytes + message.data.byteLength);
+      const view = new DataView(bytes.buffer);
+      bytes[0] = snapshotClass;
+      bytes[1] = chunkKind;
+      view.setBigUint64(2, BigInt(message.index));
+      view.setBigUint64(10, BigInt(message.term));
+      view.setBigUint64(18, BigInt(message.offset));
+      view.setUint32(26, crc32(message.data));
+      bytes.set(message.data, chunkHeaderBytes);
+      return bytes;
+    }
+    case "ack": {
+      const bytes = new Uint8Array(2 + 8 + 8 + 1 + 8);
+      const view = new DataView(bytes.buffer);
+      bytes[0] = snapshotClass;
+      bytes[1] = ackKind;
+      view.setBigUint64(2, BigInt(message.index));
+      view.setBigUint64(10, BigInt(message.term));
+      bytes[18] = ackStates.indexOf(message.state);
+      view.setBigUint64(19, BigInt(message.received));
+      return bytes;
+    }
+  }
+}
+
+function safeInteger(value: bigint, what: string): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER))
+    throw new BatonError(ErrorCode.BAD_MESSAGE, `${what} out of range`);
+  return Number(value);
+}
+
+function decodeSnapshotStream(body: Uint8Array): SnapshotStreamMessage {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const kind = body[1];
+  if (kind === offerKind && body.byteLength > 10) {
+    const install = decodeMessage(body.subarray(10));
+    if (install.type !== "installSnapshot")
+      throw new BatonError(ErrorCode.BAD_MESSAGE, "a snapshot offer without an installSnapshot message");
+    return { kind: "offer", totalBytes: safeInteger(view.getBigUint64(2), "snapshot size"), install };
+  }
+  if (kind === chunkKind && body.byteLength >= chunkHeaderBytes) {
+    const data = body.subarray(chunkHeaderBytes);
+    if (crc32(data) !== view.getUint32(26))
+      throw new BatonError(ErrorCode.BAD_MESSAGE, "snapshot chunk checksum mismatch");
+    return {
+      kind: "chunk",
+      index: logIndex(safeInteger(view.getBigUint64(2), "snapshot index")),
+      term: term(safeInteger(view.getBigUint64(10), "snapshot term")),
+      offset: safeInteger(view.getBigUint64(18), "chunk offset"),
+      data,
+    };
+  }
+  const state = ackStates[body[18] ?? -1];
+  if (kind === ackKind && body.byteLength === 27 && state !== undefined) {
+    return {
+      kind: "ack",
+      index: logIndex(safeInteger(view.getBigUint64(2), "snapshot index")),
+      term: term(safeInteger(view.getBigUint64(10), "snapshot term")),
+      state,
+      received: safeInteger(view.getBigUint64(19), "received bytes"),
+    };
+  }
+  throw new BatonError(ErrorCode.BAD_MESSAGE, `malformed snapshot stream message (kind ${kind})`);
+}
+
 export function decodePeerBody(body: Uint8Array): PeerBody {
   const content = body.subarray(1);
   if (body[0] === consensusClass) return { type: "consensus", message: decodeMessage(content) };
+  if (body[0] === snapshotClass) return { type: "snapshot", message: decodeSnapshotStream(body) };
   if (body[0] === nodeInfoClass && content.byteLength <= nodeInfoBytesMax) {
     let parsed: unknown;
     try {

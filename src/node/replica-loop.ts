@@ -25,24 +25,34 @@ import {
   type Message,
   RaftCore,
   type RoleChange,
+  type SnapshotNeeded,
 } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { Prng } from "../lib/prng.ts";
 import type { Transport } from "../transport/transport.ts";
-import type { LogIndex, NodeId } from "../types/ids.ts";
+import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
-import { decodePeerBody, encodeConsensus, encodeNodeInfo } from "./peer-envelope.ts";
+import {
+  decodePeerBody,
+  encodeConsensus,
+  encodeNodeInfo,
+  type SnapshotStreamMessage,
+} from "./peer-envelope.ts";
 import { ProposalRegistry } from "./proposal-registry.ts";
 import type { Cancel, NodeRuntime } from "./runtime.ts";
 
-/** What the loop delegates: the state machine side of "apply" and the reaction to a role change. */
+/** What the loop delegates: the state machine side of "apply", snapshots, and role changes. */
 export type LoopParts = {
   /** Applies committed entries through `through` (from the log, or by committing speculation). */
   applyCommitted(through: LogIndex): void;
   /** Runs before the rest of the bookkeeping when the role or leader changed. */
   roleChanged(change: RoleChange): void;
+  /** The core asks for a snapshot to be sent to a follower (`snapshot-transfer.ts`). */
+  snapshotNeeded(needed: SnapshotNeeded): void;
+  /** A message of the snapshot stream arrived from a peer. */
+  snapshotStream(from: NodeId, message: SnapshotStreamMessage): void;
 };
 
 export type AuditEvent = CoreEvent & { readonly atMs: number };
@@ -62,12 +72,14 @@ export class ReplicaLoop {
   private readonly stateListeners = new Set<() => void>();
   /** Last time this node's state machine was known to be as fresh as the leader's commit index. */
   private freshAt: number | null = null;
+  private appendedBytesValue = 0;
 
   constructor(config: NodeConfig, runtime: NodeRuntime, peers: PeerDirectory) {
     this.config = config;
     this.runtime = runtime;
     this.peers = peers;
     const { recovered, store } = runtime;
+    for (const entry of recovered.entries) this.appendedBytesValue += entry.data.byteLength;
     this.core = new RaftCore(
       {
         id: config.id,
@@ -111,6 +123,26 @@ export class ReplicaLoop {
 
   get fatal(): Error | null {
     return this.fatalError;
+  }
+
+  /** Entry bytes this process appended to the log (recovered entries included); only grows. */
+  get appendedBytes(): number {
+    return this.appendedBytesValue;
+  }
+
+  /** Sends a body to a peer on the loop's transport (the snapshot stream uses it). */
+  sendRaw(peer: NodeId, body: Uint8Array): void {
+    if (this.fatalError === null) this.transport?.send(peer, body);
+  }
+
+  /**
+   * A snapshot covers every entry through `index` (whose term is `entryTerm`): drop them from the
+   * core's memory and from the durable log (after every log operation already started).
+   */
+  compact(index: LogIndex, entryTerm: Term): void {
+    this.stepSafely({ type: "compact", index, term: entryTerm });
+    if (this.fatalError !== null) return;
+    this.runtime.log.compact(index, entryTerm).catch((error: unknown) => this.fail(asError(error)));
   }
 
   /** Milliseconds since this node's state was last known as fresh as the leader's commit; null if never. */
@@ -211,6 +243,10 @@ export class ReplicaLoop {
       this.peers.learn(from, decoded.info.http);
       return;
     }
+    if (decoded.type === "snapshot") {
+      this.parts?.snapshotStream(from, decoded.message);
+      return;
+    }
     const message = decoded.message;
     if (message.from !== from || message.to !== this.config.id) {
       this.runtime.logger("warn", "peer.misaddressed-message", { from, claimedFrom: message.from });
@@ -234,13 +270,7 @@ export class ReplicaLoop {
     const through = this.applyTarget(effects);
     if (through !== null) parts.applyCommitted(through);
     this.answerClients(effects);
-    for (const needed of effects.snapshotNeeded) {
-      // Log compaction is not enabled yet, so a follower never needs a snapshot; tell the core.
-      this.runtime.logger("warn", "snapshot.not-supported", { peer: needed.peer, index: needed.index });
-      queueMicrotask(() => {
-        if (this.fatalError === null) this.stepSafely({ type: "snapshotFailed", peer: needed.peer });
-      });
-    }
+    for (const needed of effects.snapshotNeeded) parts.snapshotNeeded(needed);
     if (effects.roleChange !== undefined) parts.roleChanged(effects.roleChange);
     this.bookkeeping(effects);
     for (const listener of this.stateListeners) listener();
@@ -250,14 +280,25 @@ export class ReplicaLoop {
   private persist(effects: Effects): Promise<void> | null {
     const log = this.runtime.log;
     const operations: Promise<void>[] = [];
-    if (effects.snapshotRestored !== undefined)
-      operations.push(log.resetToSnapshot(effects.snapshotRestored.index, effects.snapshotRestored.term));
+    const restored = effects.snapshotRestored;
+    if (restored !== undefined) {
+      // The store already holds the snapshot's state. A log that continues the snapshot keeps its
+      // suffix (those entries may be acknowledged durable); any other log starts over at it.
+      operations.push(
+        log.termAt(restored.index) === restored.term
+          ? log.compact(restored.index, restored.term)
+          : log.resetToSnapshot(restored.index, restored.term),
+      );
+    }
     if (effects.truncateAfter !== undefined) operations.push(log.truncateAfter(effects.truncateAfter));
     // The hard state goes before the entries: the log store makes operations durable in call order,
     // and a crash between the two must never leave entries of a term newer than the durable term
     // (recovery refuses such a log). The simulator found this at SEED=1120.
     if (effects.hardState !== undefined) operations.push(log.saveHardState(effects.hardState));
-    if (effects.entries.length > 0) operations.push(log.append(effects.entries));
+    if (effects.entries.length > 0) {
+      operations.push(log.append(effects.entries));
+      for (const entry of effects.entries) this.appendedBytesValue += entry.data.byteLength;
+    }
     const hasLate = effects.messages.some((m) => m.afterPersist);
     if (operations.length === 0 && !hasLate) return null;
     const batch = Promise.all(operations);

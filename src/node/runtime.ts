@@ -73,8 +73,19 @@ export type NodeRuntime = {
   readonly logger: NodeLog;
   /** Called once when the node stops on a bug or a storage failure; the process should exit non-zero. */
   readonly onFatal: (error: Error) => void;
+  /** Where snapshot files live (`snapshot-keeper.ts`): the node's own and those received from a leader. */
+  readonly snapshotDirectory: string;
+  /**
+   * Runs asynchronous file work (taking, reading, receiving and preparing snapshots). Production
+   * runs it as it is; the simulator hands the result back at a deterministic point of simulated time.
+   */
+  readonly io: BackgroundIo;
   readonly observer?: LoopObserver;
 };
+
+export type BackgroundIo = <T>(work: () => Promise<T>) => Promise<T>;
+
+export const systemIo: BackgroundIo = (work) => work();
 
 export const systemClock: Clock = { nowMs: () => Date.now() };
 

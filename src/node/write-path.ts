@@ -18,10 +18,12 @@ import type { NormalizedExecute } from "../api/request-validation.ts";
 import type { Durability } from "../consensus/config.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { SequenceEntry } from "../store/index.ts";
 import type { ExecuteStatementResult } from "../store/types.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
 import { within } from "./bounded-wait.ts";
+import type { IdGuard } from "./id-guard.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { LeaderSpeculation } from "./leader-speculation.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -48,6 +50,7 @@ export class WritePath {
   readonly gate: WriteGate;
   private readonly loop: ReplicaLoop;
   private readonly speculation: LeaderSpeculation;
+  private readonly ids: IdGuard;
   private readonly applied: IndexWaiters;
   private readonly peers: PeerDirectory;
   private readonly config: NodeConfig;
@@ -57,6 +60,7 @@ export class WritePath {
   constructor(parts: {
     loop: ReplicaLoop;
     speculation: LeaderSpeculation;
+    ids: IdGuard;
     applied: IndexWaiters;
     peers: PeerDirectory;
     config: NodeConfig;
@@ -65,6 +69,7 @@ export class WritePath {
   }) {
     this.loop = parts.loop;
     this.speculation = parts.speculation;
+    this.ids = parts.ids;
     this.applied = parts.applied;
     this.peers = parts.peers;
     this.config = parts.config;
@@ -96,12 +101,14 @@ export class WritePath {
         return { ...original, term: original.position.term, node: this.config.id };
       }
     }
-    const { index, term, results, proposalId, outcome } = this.runAndPropose(request, remainingMs());
+    const { index, term, results, proposalId, outcome, needs } = this.runAndPropose(request, remainingMs());
     const position = await this.awaitOutcome(proposalId, outcome, index, remainingMs() + outcomeGraceMs);
     assert(
       position.index === index && position.term === term,
       "the acknowledgement names the batch's position",
     );
+    const durability = (request.durability ?? this.config.durability) as Durability;
+    if (this.ids.mustWait(durability, needs)) await this.ids.waitCovered(needs, index, remainingMs());
     return {
       results: encodeResults(results),
       position: { index: position.index, term: position.term },
@@ -178,18 +185,55 @@ export class WritePath {
     const { term, lastIndex } = this.loop.core.summary();
     const index = logIndex(lastIndex + 1);
     const requestId = request.requestId;
-    const { results, payload } = this.speculation.execute(
-      index,
-      request.statements,
-      requestId === null
+    const raise = this.ids.raisesCounters && this.speculation.count === 0;
+    const { results, payload, counters, reservations } = this.speculation.execute(index, request.statements, {
+      ...(raise ? { raiseCountersToReservations: true } : {}),
+      ...(requestId === null
         ? {}
         : {
             request: {
               id: requestId,
               response: (r) => JSON.stringify({ results: encodeResults(r), position: { index, term } }),
             },
-          },
+          }),
+    });
+    const { needs, reserve } = this.ids.afterBatch(counters, reservations);
+    const { proposalId, outcome } = this.propose(index, term, payload, request.durability, timeoutMs);
+    if (reserve !== null) this.proposeReservation(reserve);
+    return { index, term, results, proposalId, outcome, needs };
+  }
+
+  /**
+   * Reserves AUTOINCREMENT ids ahead (id-guard.ts): a batch without statements that raises the
+   * reservations, proposed at `majority` right behind the write that needed it, in the same turn.
+   */
+  private proposeReservation(reserve: SequenceEntry[]): void {
+    const { term, lastIndex } = this.loop.core.summary();
+    const index = logIndex(lastIndex + 1);
+    let payload: Uint8Array;
+    try {
+      ({ payload } = this.speculation.execute(index, [], { reserveIds: reserve }));
+    } catch (error) {
+      // A full speculation window: the next batch will ask again.
+      if (!(error instanceof BatonError)) throw error;
+      this.ids.proposalFailed(reserve);
+      return;
+    }
+    const { outcome } = this.propose(index, term, payload, "majority", this.config.writeTimeoutMsDefault);
+    outcome.then(
+      () => this.ids.committedReservation(reserve),
+      () => this.ids.proposalFailed(reserve),
     );
+  }
+
+  /** Proposes a batch that ran at `index`; refused, it undoes the open batches and throws. */
+  private propose(
+    index: LogIndex,
+    term: number,
+    payload: Uint8Array,
+    durability: Durability | null,
+    timeoutMs: number,
+  ) {
     const proposalId = this.loop.outcomes.newId("w");
     const outcome = this.loop.outcomes.registerProposal(proposalId);
     // Whatever happens next (the step fails and the node stops, the core refuses), the promise is
@@ -200,7 +244,7 @@ export class WritePath {
       proposalId,
       kind: EntryKind.command,
       data: payload,
-      ...(request.durability === null ? {} : { durability: request.durability as Durability }),
+      ...(durability === null ? {} : { durability }),
       timeoutTicks: Math.max(1, Math.ceil(timeoutMs / this.config.tickMs)),
     });
     const proposal = effects.proposals.find((p) => p.proposalId === proposalId);
@@ -215,7 +259,7 @@ export class WritePath {
       proposal.index === index && proposal.term === term,
       `proposal landed at ${proposal.index}, not ${index}`,
     );
-    return { index, term, results, proposalId, outcome };
+    return { proposalId, outcome };
   }
 
   private awaitOutcome(

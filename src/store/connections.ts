@@ -16,6 +16,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
+import { ensureReservationTable } from "./id-reservations.ts";
 import { initializeMeta, MetaAccess } from "./meta.ts";
 import { ensureRequestTable } from "./request-log.ts";
 import { StatementCache } from "./statement-cache.ts";
@@ -93,6 +94,7 @@ export function openConnections(path: string, busyTimeoutMs: number): Connection
     write.exec("PRAGMA synchronous=NORMAL");
     initializeMeta(write, path);
     ensureRequestTable(write);
+    ensureReservationTable(write);
     const writeGuard = new StatementGuard();
     write.setAuthorizer(writeGuard.authorize);
     return {

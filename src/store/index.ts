@@ -8,6 +8,7 @@ export {
   payloadFormatVersion,
   type SequenceEntry,
 } from "./payload.ts";
+export type { PreparedRestore } from "./snapshot-file.ts";
 export type { StatementCacheStats } from "./statement-cache.ts";
 export { resultRowsMaxDefault, Store, storeDefaults } from "./store.ts";
 export type {

@@ -26,8 +26,9 @@ import {
   runWithoutRows,
   runWithRows,
 } from "./client-statement.ts";
+import { raiseCountersToReservations, raiseReservations } from "./id-reservations.ts";
 import { internalStatement } from "./internal-statements.ts";
-import type { PayloadOp } from "./payload.ts";
+import type { PayloadOp, SequenceEntry } from "./payload.ts";
 import { checkReplicableTable, checkReservedNames } from "./schema-rules.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import type { StatementCache } from "./statement-cache.ts";
@@ -45,7 +46,22 @@ export type LeaderContext = {
   readonly schemaChanged: () => void;
 };
 
-export type BatchOutcome = { readonly results: ExecuteStatementResult[]; readonly ops: PayloadOp[] };
+export type BatchOutcome = {
+  readonly results: ExecuteStatementResult[];
+  readonly ops: PayloadOp[];
+  /** The AUTOINCREMENT counters after the batch. */
+  readonly counters: readonly SequenceEntry[];
+  /** The id reservations, when the batch raised the counters to them (see id-reservations.ts). */
+  readonly reservations: readonly SequenceEntry[] | null;
+};
+
+/** What a batch does besides its statements (id-reservations.ts). */
+export type BatchExtras = {
+  /** First, raise every AUTOINCREMENT counter to its reservation (a term's first batch). */
+  readonly raiseCounters?: boolean;
+  /** Last, raise these reservations. */
+  readonly reserve?: readonly SequenceEntry[];
+};
 
 const noChange: ExecuteStatementResult = { rowsAffected: 0, lastInsertRowid: 0 };
 
@@ -154,14 +170,18 @@ export function runLeaderBatch(
   budget: ResultBudget,
   /** Runs after the statements, while the batch's session still records (the request log). */
   beforeFlush?: (results: readonly ExecuteStatementResult[]) => void,
+  extras: BatchExtras = {},
 ): BatchOutcome {
   const { db, guard, statements: cache, counters } = context;
   assert(db.isTransaction, "a leader batch runs inside the speculative transaction");
   const ops: PayloadOp[] = [];
   const results: ExecuteStatementResult[] = [];
   const recorder = new ChangeRecorder(db, ops);
+  let countersAfter: readonly SequenceEntry[];
+  let reservations: readonly SequenceEntry[] | null = null;
   try {
     const countersBefore = counters.beforeBatch(db);
+    if (extras.raiseCounters === true) reservations = raiseCountersToReservations(db, counters.exists(db));
     for (const [index, { sql, params }] of statements.entries()) {
       const compiled = compileStatement(db, guard, cache, index, sql, params);
       if (compiled.statementClass.ddl) {
@@ -173,15 +193,15 @@ export function runLeaderBatch(
         results.push(runDml(context, compiled, budget));
       }
     }
-    if (beforeFlush !== undefined) {
-      recorder.ensureOpen();
-      beforeFlush(results);
-    }
+    if (beforeFlush !== undefined || extras.reserve !== undefined) recorder.ensureOpen();
+    if (beforeFlush !== undefined) beforeFlush(results);
+    if (extras.reserve !== undefined) raiseReservations(db, extras.reserve);
     recorder.flush();
-    const counterOp = SequenceCounters.opFor(countersBefore, counters.afterBatch(db), ops);
+    countersAfter = counters.afterBatch(db);
+    const counterOp = SequenceCounters.opFor(countersBefore, countersAfter, ops);
     if (counterOp !== null) ops.push(counterOp);
   } finally {
     recorder.discard();
   }
-  return { results, ops };
+  return { results, ops, counters: countersAfter, reservations };
 }

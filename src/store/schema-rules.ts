@@ -11,9 +11,11 @@
  *   after Raft has committed the entry, when refusing the batch is no longer possible.
  * - Names starting with `_baton_` belong to the store (a RENAME could otherwise reach one).
  */
+
 import type { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
+import { reservationTableName } from "./id-reservations.ts";
 import { metaTableName } from "./meta.ts";
 import { requestTableName } from "./request-log.ts";
 import { hasDeferredForeignKey } from "./sql-text.ts";
@@ -84,7 +86,7 @@ export function checkReplicableTable(db: DatabaseSync, table: string, statementI
 export function checkReservedNames(db: DatabaseSync, statementIndex: number): void {
   const row = db
     .prepare(
-      "SELECT name FROM sqlite_schema WHERE substr(lower(name), 1, ?) = ? AND name NOT IN (?, ?, ?) LIMIT 1",
+      "SELECT name FROM sqlite_schema WHERE substr(lower(name), 1, ?) = ? AND name NOT IN (?, ?, ?, ?) LIMIT 1",
     )
     .get(
       reservedPrefix.length,
@@ -92,6 +94,7 @@ export function checkReservedNames(db: DatabaseSync, statementIndex: number): vo
       metaTableName,
       requestTableName,
       `${requestTableName}_by_index`,
+      reservationTableName,
     );
   if (row !== undefined) {
     throw forbidden(

@@ -45,6 +45,11 @@ export class SequenceCounters {
     this.#afterLastBatch = null;
   }
 
+  /** Whether `sqlite_sequence` exists (some AUTOINCREMENT table was created). */
+  exists(db: DatabaseSync): boolean {
+    return this.#exists(db);
+  }
+
   #exists(db: DatabaseSync): boolean {
     this.#tableExists ??=
       internalStatement(

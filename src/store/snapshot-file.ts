@@ -135,16 +135,25 @@ function temporaryName(target: string, purpose: string): string {
   return `${target}.${purpose}-${randomUUID().slice(0, 8)}`;
 }
 
-/** Copies the committed database at `sourcePath` into a single-file copy and returns its applied index. */
+/**
+ * Copies the committed database at `sourcePath` into a single-file copy and returns its applied index.
+ * The state copied is fixed before this function first awaits: the source connection opens its read
+ * transaction synchronously, so the snapshot holds exactly what was committed when it was called.
+ */
 async function copyDatabase(sourcePath: string, copyPath: string, busyTimeoutMs: number): Promise<LogIndex> {
   const source = new DatabaseSync(sourcePath, {
     readOnly: true,
+    readBigInts: true,
     timeout: busyTimeoutMs,
     allowExtension: false,
   });
+  let pinned: LogIndex;
   try {
+    source.exec("BEGIN");
+    pinned = new MetaAccess(source, false).readAppliedIndex();
     await backup(source, copyPath, { rate: backupPagesPerStep });
   } finally {
+    if (source.isOpen && source.isTransaction) source.exec("ROLLBACK");
     source.close();
   }
   const copy = new DatabaseSync(copyPath, {
@@ -156,7 +165,9 @@ async function copyDatabase(sourcePath: string, copyPath: string, busyTimeoutMs:
     const mode = copy.prepare("PRAGMA journal_mode=DELETE").get();
     assert(mode?.journal_mode === "delete", "the snapshot copy is a single rollback-journal file");
     checkFormat(copy, copyPath);
-    return new MetaAccess(copy, false).readAppliedIndex();
+    const copied = new MetaAccess(copy, false).readAppliedIndex();
+    assert(copied === pinned, `the copy holds applied index ${copied}, the pinned read ${pinned}`);
+    return copied;
   } finally {
     copy.close();
   }
@@ -174,13 +185,16 @@ export async function writeSnapshot(
     const appliedIndex = await copyDatabase(sourcePath, copyPath, busyTimeoutMs);
     const databaseBytes = (await fs.promises.stat(copyPath)).size;
     const source = await fs.promises.open(copyPath, "r");
-    const target = await fs.promises.open(partPath, "wx");
     try {
-      const sha256 = await copyHashing(source, 0, target, snapshotHeaderBytes, databaseBytes);
-      await target.write(encodeHeader({ appliedIndex, databaseBytes, sha256 }), 0, snapshotHeaderBytes, 0);
-      await target.sync();
+      const target = await fs.promises.open(partPath, "wx");
+      try {
+        const sha256 = await copyHashing(source, 0, target, snapshotHeaderBytes, databaseBytes);
+        await target.write(encodeHeader({ appliedIndex, databaseBytes, sha256 }), 0, snapshotHeaderBytes, 0);
+        await target.sync();
+      } finally {
+        await target.close();
+      }
     } finally {
-      await target.close();
       await source.close();
     }
     await fs.promises.rename(partPath, destinationPath);
@@ -254,22 +268,55 @@ function checkExtracted(extractPath: string, snapshotPath: string, header: Snaps
   }
 }
 
+/** A snapshot verified and extracted next to the database it will replace, ready to swap in. */
+export type PreparedRestore = {
+  readonly extractPath: string;
+  readonly appliedIndex: LogIndex;
+};
+
+/**
+ * Verifies a snapshot completely and extracts its database next to `dataPath` (nothing live is
+ * touched). The caller then swaps it in with `installPreparedRestore` or drops it with
+ * `discardPreparedRestore`.
+ */
+export async function prepareRestore(snapshotPath: string, dataPath: string): Promise<PreparedRestore> {
+  const extractPath = temporaryName(dataPath, "restore");
+  try {
+    const header = await verifySnapshot(snapshotPath, extractPath);
+    checkExtracted(extractPath, snapshotPath, header);
+    return { extractPath, appliedIndex: header.appliedIndex };
+  } catch (error) {
+    await fs.promises.rm(extractPath, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Swaps a prepared database in for the one at `dataPath`, which no connection may hold open. One
+ * rename makes it atomic: a crash leaves the old database or the new one. Synchronous, so that
+ * nothing can run against the store between closing and reopening it; the stale -wal and -shm files
+ * go first, because a WAL left from the old database would be replayed onto the new one.
+ */
+export function installPreparedRestore(prepared: PreparedRestore, dataPath: string): LogIndex {
+  for (const suffix of ["-wal", "-shm", "-journal"]) fs.rmSync(`${dataPath}${suffix}`, { force: true });
+  fs.renameSync(prepared.extractPath, dataPath);
+  const directory = fs.openSync(path.dirname(dataPath), "r");
+  try {
+    fs.fsyncSync(directory);
+  } finally {
+    fs.closeSync(directory);
+  }
+  return prepared.appliedIndex;
+}
+
+export async function discardPreparedRestore(prepared: PreparedRestore): Promise<void> {
+  await fs.promises.rm(prepared.extractPath, { force: true });
+}
+
 /**
  * Replaces the database at `dataPath` (which no open store may be using) with the snapshot's, after
  * verifying it completely. Returns the applied index of the restored state.
  */
 export async function restoreSnapshotFile(snapshotPath: string, dataPath: string): Promise<LogIndex> {
-  const extractPath = temporaryName(dataPath, "restore");
-  try {
-    const header = await verifySnapshot(snapshotPath, extractPath);
-    checkExtracted(extractPath, snapshotPath, header);
-    await fs.promises.rm(`${dataPath}-wal`, { force: true });
-    await fs.promises.rm(`${dataPath}-shm`, { force: true });
-    await fs.promises.rm(`${dataPath}-journal`, { force: true });
-    await fs.promises.rename(extractPath, dataPath);
-    await fsyncDirectory(path.dirname(dataPath));
-    return header.appliedIndex;
-  } finally {
-    await fs.promises.rm(extractPath, { force: true });
-  }
+  return installPreparedRestore(await prepareRestore(snapshotPath, dataPath), dataPath);
 }

@@ -34,7 +34,8 @@ describe("snapshots", () => {
     writeRows(log, 20);
     log.leader.execute(log.nextIndex, batch("DELETE FROM row"));
     const snapshot = await pending;
-    assert.ok(snapshot.appliedIndex >= 201 && snapshot.appliedIndex <= 221, `index ${snapshot.appliedIndex}`);
+    // The copy's read transaction is pinned when the call starts: later commits are not in it.
+    assert.equal(snapshot.appliedIndex, 201);
     assert.equal(snapshot.bytes, fs.statSync(snapshot.path).size);
     assert.deepEqual(
       fs.readdirSync(directory).filter((name) => name.startsWith("snap")),

@@ -34,7 +34,15 @@ import {
   requestWindowEntriesDefault,
 } from "./request-log.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
-import { restoreSnapshotFile, verifySnapshot, writeSnapshot } from "./snapshot-file.ts";
+import {
+  discardPreparedRestore,
+  installPreparedRestore,
+  type PreparedRestore,
+  prepareRestore,
+  restoreSnapshotFile,
+  verifySnapshot,
+  writeSnapshot,
+} from "./snapshot-file.ts";
 import type { StatementCacheStats } from "./statement-cache.ts";
 import { TriggerSuspension } from "./trigger-suspension.ts";
 import type {
@@ -216,6 +224,10 @@ export class Store {
                 response: request.response(results),
                 windowEntries: this.#limits.requestWindowEntries,
               }),
+        {
+          ...(options.raiseCountersToReservations === true ? { raiseCounters: true } : {}),
+          ...(options.reserveIds === undefined ? {} : { reserve: options.reserveIds }),
+        },
       );
       const payload = encodePayload(outcome.ops);
       const payloadBytesMax = this.#limits.payloadBytesMax;
@@ -225,7 +237,12 @@ export class Store {
       }
       write.exec(`RELEASE ${batchSavepoint}`);
       this.#speculative.push(index);
-      return { results: outcome.results, payload };
+      return {
+        results: outcome.results,
+        payload,
+        counters: outcome.counters,
+        reservations: outcome.reservations,
+      };
     } catch (error) {
       throw this.#abandonBatch(error);
     }
@@ -390,12 +407,30 @@ export class Store {
 
   /** Replaces this store's database with a verified snapshot; a bad snapshot leaves it unchanged. */
   async restoreSnapshot(snapshotPath: string): Promise<{ appliedIndex: LogIndex }> {
+    return this.installRestore(await this.prepareRestore(snapshotPath));
+  }
+
+  /** Verifies a snapshot and extracts it beside the database; the live database is untouched. */
+  async prepareRestore(snapshotPath: string): Promise<PreparedRestore> {
+    this.#open();
+    return prepareRestore(snapshotPath, this.path);
+  }
+
+  discardRestore(prepared: PreparedRestore): Promise<void> {
+    return discardPreparedRestore(prepared);
+  }
+
+  /**
+   * Swaps a prepared snapshot in, synchronously: close, rename, reopen. Nothing else can reach the
+   * store in between, and a crash leaves the old database or the new one.
+   */
+  installRestore(prepared: PreparedRestore): { appliedIndex: LogIndex } {
     const connections = this.#open();
     assert(this.#speculative.length === 0, "restore while a speculative transaction is open");
     this.#connections = null;
     closeConnections(connections);
     try {
-      await restoreSnapshotFile(snapshotPath, this.path);
+      installPreparedRestore(prepared, this.path);
     } finally {
       const reopened = openConnections(this.path, this.#limits.busyTimeoutMs);
       this.#connections = reopened;

@@ -5,7 +5,9 @@
  * `bigint` beyond, so no integer is ever rounded; the HTTP layer turns such bigints into decimal
  * strings. REALs are numbers, TEXT strings, BLOBs `Uint8Array`s, NULL `null`.
  */
+
 import type { LogIndex } from "../types/ids.ts";
+import type { SequenceEntry } from "./payload.ts";
 
 /** A value as SQLite stores it and the store returns it. */
 export type SqlValue = null | number | bigint | string | Uint8Array;
@@ -37,6 +39,10 @@ export type ExecuteResult = {
   readonly results: readonly ExecuteStatementResult[];
   /** The encoded entry payload that reproduces this batch on a replica (see payload.ts). */
   readonly payload: Uint8Array;
+  /** The AUTOINCREMENT counters after the batch, sorted by table name. */
+  readonly counters: readonly SequenceEntry[];
+  /** The id reservations read when `raiseCountersToReservations` was set, else null. */
+  readonly reservations: readonly SequenceEntry[] | null;
 };
 
 export type QueryStatementResult = {
@@ -60,6 +66,10 @@ export type ExecuteOptions = {
   readonly resultRowsMax?: number;
   /** Bytes the batch's results may hold together; more is `RESULT_TOO_LARGE`. */
   readonly resultBytesMax?: number;
+  /** Before the statements, raise every AUTOINCREMENT counter to its id reservation (id-reservations.ts). */
+  readonly raiseCountersToReservations?: boolean;
+  /** After the statements, raise these id reservations (replicated with the batch). */
+  readonly reserveIds?: readonly SequenceEntry[];
 };
 
 export type QueryOptions = {

@@ -232,7 +232,8 @@ export class Wal implements LogStore {
   /** Drops entries up to `index` (covered by a snapshot at `index`, `entryTerm`). */
   compact(index: LogIndex, entryTerm: Term): Promise<void> {
     this.checkUsable();
-    assert(index <= this.durableIndexValue, "only durable entries are compacted");
+    // Entries still queued are written before this runs (operations complete in call order).
+    assert(index <= this.last.index, "only entries of the log are compacted");
     if (index <= this.compaction.index) return Promise.resolve();
     return this.barrier(async () => {
       const actual = this.termAt(index);

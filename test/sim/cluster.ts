@@ -61,6 +61,8 @@ export class SimCluster {
     pause: 0,
   };
   readonly discarded: { node: NodeId; index: number; term: number }[] = [];
+  /** Snapshot events logged by the nodes (taken, installed, sent, refused …), by name. */
+  readonly snapshotEvents: Record<string, number> = {};
   readonly directory: string;
   nowTick = 0;
   elections = 0;
@@ -101,8 +103,8 @@ export class SimCluster {
   }
 
   /** Closes every store and removes the run's files. */
-  dispose(): void {
-    for (const node of this.nodes) node.dispose();
+  async dispose(): Promise<void> {
+    for (const node of this.nodes) await node.dispose();
     fs.rmSync(this.directory, { recursive: true, force: true });
   }
 
@@ -125,6 +127,12 @@ export class SimCluster {
       appendEntriesBatchBytesMax: o.appendEntriesBatchBytesMax,
       durability: "majority",
       speculationAgeMsMax: o.speculationAgeTicksMax * simTickMs,
+      snapshotEntries: o.snapshotEntries,
+      snapshotLogBytes: nodeDefaults.snapshotLogBytes,
+      compactionTrailEntries: o.compactionTrailEntries,
+      snapshotChunkBytes: o.snapshotChunkBytes,
+      snapshotWindowChunks: o.snapshotWindowChunks,
+      snapshotAckTimeoutMs: o.snapshotAckTimeoutTicks * simTickMs,
       unsafeNodeBugs: o.unsafeNodeBugs,
       unsafeCoreBugs: o.unsafeTestBugs,
     };
@@ -147,6 +155,9 @@ export class SimCluster {
     discarded: (host, entries) => {
       for (const entry of entries)
         this.discarded.push({ node: host.id, index: entry.index, term: entry.term });
+    },
+    logged: (_host, event) => {
+      if (event.startsWith("snapshot.")) this.snapshotEvents[event] = (this.snapshotEvents[event] ?? 0) + 1;
     },
     fatal: (host, error) => {
       this.fatal ??= new SimViolation(
@@ -197,6 +208,11 @@ export class SimCluster {
   async tick(options: TickOptions = {}): Promise<void> {
     this.nowTick++;
     for (const node of this.running()) node.completePersists(this.nowTick);
+    await settle();
+    // Background file work: wait for the real work of every machine, then hand results back in
+    // machine order, synchronously, so no real timing decides which continuation runs first.
+    await Promise.all(this.running().map((node) => node.io.ready()));
+    for (const node of this.running()) node.io.handBack();
     await settle();
     this.deliverPackets();
     for (const node of this.running()) node.fireTimers();

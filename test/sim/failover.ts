@@ -45,7 +45,7 @@ export async function measureFailover(seed: number): Promise<FailoverSample> {
     );
   };
   const ticks = await cluster.runUntil(recognised, bound);
-  cluster.dispose();
+  await cluster.dispose();
   assert(ticks !== null, `SEED=${seed}: no failover within ${bound} ticks`);
   const { base, max } = electionTimeoutTicksOf(o);
   const roundTripTicks = 2 * ((o.delayTicksMin + o.delayTicksMax) / 2);

@@ -20,6 +20,7 @@ const nodeBugs: readonly (keyof UnsafeNodeBugs)[] = [
   "applyBeforeCommit",
   "linearizableWithoutReadIndex",
   "commitSpeculationEarly",
+  "noIdReservations",
 ];
 
 async function caught(

@@ -54,6 +54,12 @@ export type SimOptions = {
   readonly livenessWrites: number;
   readonly unsafeTestBugs: UnsafeTestBugs;
   readonly unsafeNodeBugs: UnsafeNodeBugs;
+  /** Snapshots and compaction: small, so that runs take many and followers need transfers. */
+  readonly snapshotEntries: number;
+  readonly compactionTrailEntries: number;
+  readonly snapshotChunkBytes: number;
+  readonly snapshotWindowChunks: number;
+  readonly snapshotAckTimeoutTicks: number;
 };
 
 function pickFloat(prng: Prng, min: number, max: number): number {
@@ -115,6 +121,11 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
     livenessWrites: 5,
     unsafeTestBugs: {},
     unsafeNodeBugs: {},
+    snapshotEntries: prng.intBetween(10, 300),
+    compactionTrailEntries: prng.pick([0, 1, 5, 30]),
+    snapshotChunkBytes: prng.pick([1024, 4096, 65536]),
+    snapshotWindowChunks: prng.intBetween(1, 4),
+    snapshotAckTimeoutTicks: electionTimeoutTicks,
   };
   return { ...options, ...overrides };
 }

@@ -37,6 +37,7 @@ export type RunResult = {
   readonly losses: ListAppendLossCounts | null;
   readonly reads: number;
   readonly discardedEntries: number;
+  readonly snapshotEvents: Readonly<Record<string, number>>;
   readonly trace: string[] | null;
 };
 
@@ -121,13 +122,15 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
 }
 
 /**
- * After convergence: every node holds the same content, and the clients' history checks out
+ * After convergence: no AUTOINCREMENT id was acknowledged for two rows, every node holds the same content, and the clients' history checks out
  * (acknowledged `majority`/`all` values kept, reads prefixes of the final lists, linearizable reads
  * in real-time order, retried writes applied once). Returns the losses per durability level.
  */
 export async function finalCheck(
   cluster: SimCluster,
 ): Promise<{ losses: ListAppendLossCounts; reads: number }> {
+  const conflicts = cluster.workload.idConflicts;
+  if (conflicts.length > 0) throw new SimViolation("id-reused", conflicts.slice(0, 3).join("; "));
   const hashes = new Set(cluster.nodes.map((node) => node.store?.contentHash()));
   if (hashes.size !== 1)
     throw new SimViolation("state-machine-safety", "replicas hold different content at the end");
@@ -183,7 +186,7 @@ export async function runSeed(
     const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
     failure = `SEED=${seed} at tick ${cluster.nowTick}: ${text}`;
   } finally {
-    cluster.dispose();
+    await cluster.dispose();
   }
   return {
     seed,
@@ -200,6 +203,7 @@ export async function runSeed(
     losses: final?.losses ?? null,
     reads: final?.reads ?? 0,
     discardedEntries: cluster.discarded.length,
+    snapshotEvents: { ...cluster.snapshotEvents },
     trace: cluster.trace,
   };
 }

@@ -66,7 +66,7 @@ async function finish(cluster: SimCluster): Promise<Awaited<ReturnType<typeof fi
     await livenessPhase(cluster);
     return (await finalCheck(cluster)).losses;
   } finally {
-    cluster.dispose();
+    await cluster.dispose();
   }
 }
 

@@ -16,10 +16,12 @@ import type { Prng } from "../../src/lib/prng.ts";
 import { BatonNode } from "../../src/node/baton-node.ts";
 import type { NodeConfig } from "../../src/node/node-config.ts";
 import type { LoopObserver } from "../../src/node/runtime.ts";
+import { reconcileStorage } from "../../src/node/snapshot-files.ts";
 import { Store } from "../../src/store/store.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import type { LogEntry } from "../../src/types/log-entry.ts";
 import type { SimNetwork } from "./network.ts";
+import { SimIo } from "./sim-io.ts";
 import { SimDisk, SimLogStore } from "./sim-log-store.ts";
 import { SimTimers, SimTransport } from "./sim-runtime.ts";
 
@@ -28,6 +30,8 @@ export type HostObserver = {
   observer(host: SimNodeHost): LoopObserver;
   discarded(host: SimNodeHost, entries: readonly LogEntry[]): void;
   fatal(host: SimNodeHost, error: Error): void;
+  /** Every event the node logs (the cluster counts snapshot events). */
+  logged(host: SimNodeHost, event: string): void;
 };
 
 export type SimClockSource = { nowTick(): number; nowMs(): number };
@@ -42,6 +46,9 @@ export class SimNodeHost {
   private log: SimLogStore | null = null;
   private timers: SimTimers | null = null;
   private transport: SimTransport | null = null;
+  io = new SimIo();
+  /** The previous incarnation's background work, which ends before the next boot. */
+  private quiescing: Promise<void> = Promise.resolve();
   private readonly config: NodeConfig;
   private readonly directory: string;
   private readonly prng: Prng;
@@ -82,23 +89,40 @@ export class SimNodeHost {
   async boot(): Promise<void> {
     assert(this.node === null, `boot of a live node ${this.id}`);
     this.incarnation++;
+    await this.quiescing;
     const clock = this.clock;
+    this.io = new SimIo();
     this.log = new SimLogStore(this.disk, this.prng, this.fsyncTicksMax, () => clock.nowTick());
     this.timers = new SimTimers(() => clock.nowMs());
     this.store = Store.open({ path: path.join(this.directory, "baton.db") });
+    const snapshotDirectory = path.join(this.directory, "snapshots");
+    const reconciled = await reconcileStorage({
+      directory: snapshotDirectory,
+      log: this.log,
+      recovered: this.disk.recover(),
+      store: this.store,
+      logger: (_level, event) => this.hooks.logged(this, event),
+    });
+    reconciled.pending.catch((error: unknown) => this.hooks.fatal(this, error as Error));
     const node = new BatonNode(this.config, {
       clock: { nowMs: () => clock.nowMs() },
       timers: this.timers,
       randomSeed: this.prng.nextUint32(),
       log: this.log,
-      recovered: this.disk.recover(),
+      recovered: reconciled.recovered,
       store: this.store,
+      snapshotDirectory,
+      io: this.io.run,
       transport: (handlers) => {
         this.transport = new SimTransport(this.id, handlers, this.network, () => clock.nowTick());
         return this.transport;
       },
       review: { keepDiscarded: (entries) => this.hooks.discarded(this, entries) },
-      logger: () => {},
+      logger: (_level, event, fields) => {
+        if (process.env.SIM_DEBUG_LOG !== undefined && event.startsWith("snapshot"))
+          console.log(`[${clock.nowTick()}] ${this.id}`, event, JSON.stringify(fields));
+        this.hooks.logged(this, event);
+      },
       onFatal: (error) => this.hooks.fatal(this, error),
       observer: this.hooks.observer(this),
     });
@@ -109,6 +133,7 @@ export class SimNodeHost {
   crash(): void {
     assert(this.node !== null, `crash of a dead node ${this.id}`);
     this.timers?.clear();
+    this.quiescing = this.io.kill();
     this.log?.crash();
     this.transport?.kill();
     this.store?.close();
@@ -132,8 +157,9 @@ export class SimNodeHost {
     this.transport?.handlers.onMessage(from, body);
   }
 
-  /** Closes the store for good (end of run). */
-  dispose(): void {
+  /** Closes the store for good (end of run), once background file work has ended. */
+  async dispose(): Promise<void> {
     if (this.node !== null) this.crash();
+    await this.quiescing;
   }
 }

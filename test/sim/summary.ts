@@ -25,6 +25,7 @@ export type CampaignSummary = {
   writes: Record<Durability, { acknowledged: number; lost: number }>;
   discardedEntries: number;
   reads: number;
+  snapshotEvents: Record<string, number>;
 };
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -61,6 +62,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     },
     discardedEntries: 0,
     reads: 0,
+    snapshotEvents: {},
   };
   const electTimes: number[] = [];
   let elections = 0;
@@ -73,6 +75,8 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     for (const kind of Object.keys(summary.faults) as FaultKind[])
       summary.faults[kind] += result.faults[kind];
     summary.messagesSent += result.messagesSent;
+    for (const [event, count] of Object.entries(result.snapshotEvents))
+      summary.snapshotEvents[event] = (summary.snapshotEvents[event] ?? 0) + count;
     summary.messagesDropped += result.messagesDropped;
     elections += result.elections;
     summary.electionsPerRunMax = Math.max(summary.electionsPerRunMax, result.elections);
@@ -111,6 +115,7 @@ export function formatSummary(summary: CampaignSummary, elapsedMs: number): stri
       (level) => `  ${level.padEnd(8)} ${summary.writes[level].acknowledged} / ${summary.writes[level].lost}`,
     ),
     `divergent entries discarded by followers: ${summary.discardedEntries}`,
+    `snapshot events: ${JSON.stringify(summary.snapshotEvents)}`,
     `client reads checked against the final lists (linearizable ones also in real-time order): ${summary.reads}`,
   ];
   return lines.join("\n");

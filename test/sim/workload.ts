@@ -60,6 +60,9 @@ export type WorkloadClock = { nowTick(): number };
 
 export class Workload {
   readonly history: Mutable<ListAppendOp>[] = [];
+  /** `events` ids acknowledged, and the value of the append that got each (see `noteEventId`). */
+  private readonly eventIds = new Map<string, number>();
+  readonly idConflicts: string[] = [];
   leaderHint: NodeId | null = null;
   private readonly running = new Set<Running>();
   private readonly prng: Prng;
@@ -134,7 +137,11 @@ export class Workload {
       expectedTerm: null,
       timeoutMs: this.timeoutMs,
     };
-    this.track(node, op, node.node?.execute(request), (outcome) => {
+    const answer = node.node?.execute(request).then((response) => {
+      this.noteEventId(response.results[1]?.lastInsertRowid, value);
+      return response;
+    });
+    this.track(node, op, answer, (outcome) => {
       if (outcome !== "ok" && attempt < attemptsMax) this.retryLater(value, durability, attempt + 1);
     });
     return op;
@@ -167,6 +174,20 @@ export class Workload {
     });
     this.track(node, op, answer, () => {});
     return op;
+  }
+
+  /**
+   * The id checker: an AUTOINCREMENT id acknowledged to a client belongs to that row for good. Two
+   * acknowledged appends of different values answered with the same `events` id is a violation
+   * (the incident of ids reused after a failover), whatever the durability.
+   */
+  private noteEventId(id: number | string | undefined, value: number): void {
+    if (id === undefined) return;
+    const key = String(id);
+    const owner = this.eventIds.get(key);
+    if (owner === undefined) this.eventIds.set(key, value);
+    else if (owner !== value && this.idConflicts.length < 10)
+      this.idConflicts.push(`events id ${key} was acknowledged for value ${owner} and for value ${value}`);
   }
 
   /** One attempt, never retried (scripted scenarios watch its outcome). */

@@ -1,0 +1,173 @@
+/**
+ * `npm run bench:soak [-- --minutes 10 --interval-s 30 --clients 16 --batch 20 --keys 200000]`
+ *
+ * A 3-node cluster (real processes, default timing and snapshot policy) under sustained writes:
+ * `--clients` closed-loop clients, each writing batches of `--batch` upserts of a 300-byte value
+ * into a table of `--keys` keys at `majority`. Every `--interval-s` it prints, per node, resident
+ * memory, the log's bytes on disk, the snapshot directory's bytes, the database file's bytes, and
+ * the snapshots taken and installed with the latest one's size and duration. At 2 minutes and at the
+ * end it kills a follower (SIGKILL), restarts it at once and measures restart-to-caught-up: from
+ * the restart to the moment its applied index reaches the leader's commit index as of the restart.
+ * The summary compares memory and restart time at the end with their values at 2 minutes.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import type { StatusResponse } from "../src/api/api-types.ts";
+import { connect } from "../src/client/index.ts";
+import { Cluster, type ClusterNode, waitFor } from "../test/e2e/cluster-harness.ts";
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: "string", default: "10" },
+    "interval-s": { type: "string", default: "30" },
+    clients: { type: "string", default: "16" },
+    batch: { type: "string", default: "20" },
+    keys: { type: "string", default: "200000" },
+    "early-restart-min": { type: "string", default: "2" },
+  },
+});
+const durationMs = Number(values.minutes) * 60_000;
+const intervalMs = Number(values["interval-s"]) * 1000;
+const clients = Number(values.clients);
+const batch = Number(values.batch);
+const keys = Number(values.keys);
+const earlyRestartMs = Number(values["early-restart-min"]) * 60_000;
+
+function rssMb(node: ClusterNode): number | null {
+  const pid = node.process?.pid;
+  if (pid === undefined) return null;
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match === null ? null : Number(match[1]) / 1024;
+  } catch {
+    return null;
+  }
+}
+
+function directoryBytes(directory: string): number {
+  let total = 0;
+  if (!fs.existsSync(directory)) return 0;
+  for (const name of fs.readdirSync(directory)) {
+    const stat = fs.statSync(path.join(directory, name), { throwIfNoEntry: false });
+    if (stat?.isFile()) total += stat.size;
+  }
+  return total;
+}
+
+function fileBytes(file: string): number {
+  return fs.statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+}
+
+const mb = (bytes: number): string => (bytes / (1 << 20)).toFixed(1);
+
+type Sample = { atMs: number; rss: Map<string, number | null> };
+
+async function printInterval(cluster: Cluster, atMs: number, rows: number, seconds: number): Promise<Sample> {
+  const rss = new Map<string, number | null>();
+  const lines: string[] = [];
+  for (const node of cluster.nodes) {
+    const status: StatusResponse | null = await cluster.status(node).catch(() => null);
+    const memory = rssMb(node);
+    rss.set(node.id, memory);
+    const s = status?.snapshots;
+    lines.push(
+      `  ${node.id} ${status?.role ?? "down"}: rss ${memory?.toFixed(0) ?? "-"} MB, log ${mb(directoryBytes(path.join(node.dataDirectory, "log")))} MB, ` +
+        `snapshots dir ${mb(directoryBytes(path.join(node.dataDirectory, "snapshots")))} MB, db ${mb(fileBytes(path.join(node.dataDirectory, "baton.db")) + fileBytes(path.join(node.dataDirectory, "baton.db-wal")))} MB, ` +
+        `snapshots taken ${s?.taken ?? "-"} installed ${s?.installed ?? "-"} latest ${s?.latest ? `${mb(s.latest.bytes)} MB @${s.latest.index}` : "-"} last ${s?.lastDurationMs ?? "-"} ms, log from ${s?.logFirstIndex ?? "-"} to ${status?.lastIndex ?? "-"}`,
+    );
+  }
+  console.log(`t=${(atMs / 1000).toFixed(0)} s: ${(rows / seconds).toFixed(0)} rows/s`);
+  for (const line of lines) console.log(line);
+  return { atMs, rss };
+}
+
+/** Kills a follower, restarts it at once, and times restart-to-caught-up. */
+async function restartFollower(cluster: Cluster): Promise<{ node: string; ms: number; behind: number }> {
+  const leader = await cluster.waitForLeader();
+  const follower = cluster.nodes.find((n) => n !== leader)!;
+  await cluster.signal(follower, "SIGKILL");
+  const target = (await cluster.status(leader)).commitIndex;
+  const started = performance.now();
+  cluster.startNode(follower);
+  await waitFor("the restarted follower to catch up", 300_000, async () => {
+    const status = await cluster.status(follower).catch(() => null);
+    return status !== null && status.appliedIndex >= target ? status : null;
+  });
+  const ms = performance.now() - started;
+  console.log(`  restart of ${follower.id}: caught up with commit index ${target} in ${ms.toFixed(0)} ms`);
+  return { node: follower.id, ms, behind: target };
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `soak: ${values.minutes} min, ${clients} clients x ${batch}-row upsert batches over ${keys} keys, majority`,
+  );
+  const cluster = await Cluster.start(3, []);
+  const client = connect({ nodes: cluster.nodes.map((n) => n.url) });
+  let running = true;
+  let rows = 0;
+  let errors = 0;
+  try {
+    await client.execute("CREATE TABLE kv(k INTEGER PRIMARY KEY, v BLOB NOT NULL)");
+    const workers = Array.from({ length: clients }, async (_, w) => {
+      let i = 0;
+      while (running) {
+        const statements = Array.from({ length: batch }, () => ({
+          sql: "INSERT INTO kv(k, v) VALUES (?, randomblob(300)) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+          params: [((w * 7919 + i++ * 104_729) % keys) + 1],
+        }));
+        try {
+          await client.execute(statements, { durability: "majority", timeoutMs: 10_000 });
+          rows += batch;
+        } catch {
+          errors++;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    });
+    const started = performance.now();
+    const samples: Sample[] = [];
+    const restarts: { atMs: number; ms: number }[] = [];
+    let early = false;
+    let lastRows = 0;
+    let lastAt = 0;
+    while (performance.now() - started < durationMs) {
+      const wait = Math.min(intervalMs, durationMs - (performance.now() - started));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, wait)));
+      const at = performance.now() - started;
+      samples.push(await printInterval(cluster, at, rows - lastRows, (at - lastAt) / 1000));
+      lastRows = rows;
+      lastAt = at;
+      if (!early && at >= earlyRestartMs) {
+        early = true;
+        restarts.push({ atMs: at, ms: (await restartFollower(cluster)).ms });
+      }
+    }
+    restarts.push({ atMs: performance.now() - started, ms: (await restartFollower(cluster)).ms });
+    running = false;
+    await Promise.all(workers);
+    console.log(`\nsummary: ${rows} rows written, ${errors} failed batches`);
+    const atEarly = samples.find((s) => s.atMs >= earlyRestartMs) ?? samples[0];
+    const last = samples.at(-1);
+    for (const node of cluster.nodes) {
+      const a = atEarly?.rss.get(node.id);
+      const b = last?.rss.get(node.id);
+      if (a != null && b != null)
+        console.log(
+          `  ${node.id} rss ${a.toFixed(0)} MB at ${((atEarly?.atMs ?? 0) / 60_000).toFixed(1)} min → ${b.toFixed(0)} MB at the end (${(b / a).toFixed(2)}x)`,
+        );
+    }
+    const [first, final] = [restarts[0], restarts.at(-1)];
+    if (first !== undefined && final !== undefined && restarts.length > 1)
+      console.log(
+        `  restart-to-caught-up ${first.ms.toFixed(0)} ms at ${(first.atMs / 60_000).toFixed(1)} min → ${final.ms.toFixed(0)} ms at the end (${(final.ms / first.ms).toFixed(2)}x)`,
+      );
+  } finally {
+    running = false;
+    await client.close().catch(() => {});
+    await cluster.stop();
+  }
+}
+
+await main();

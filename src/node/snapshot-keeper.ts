@@ -1,0 +1,184 @@
+/**
+ * The snapshot keeper: takes a node's snapshots and compacts its log behind them (Raft §7).
+ *
+ * Policy: after any step, once `snapshotEntries` entries were applied or `snapshotLogBytes` log
+ * bytes appended since the latest snapshot, take one (never two at once). Taking it is online: the
+ * store copies its committed state through a read connection of its own while writes and reads go
+ * on (the copy's read transaction is pinned when the take starts, so its content is that instant's
+ * committed state). Then, in order:
+ *   1. the file is renamed to its complete name `snapshot-<index>-<term>.bsnap` and the rename
+ *      made durable;
+ *   2. older snapshot files are deleted;
+ *   3. the log is compacted through `index − compactionTrailEntries` — in memory (the core) and on
+ *      disk (the log store) — so a follower a little behind still catches up from the log.
+ * A crash between any two steps leaves a state the start-up rules of `snapshot-files.ts` accept.
+ *
+ * The cost of a snapshot is proportional to the database, not to the log: with a large database
+ * raise `snapshotLogBytes` so that snapshots stay rare compared with the writes they cover.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { StatusSnapshots } from "../api/api-types.ts";
+import { assert } from "../lib/assert.ts";
+import { type LogIndex, logIndex } from "../types/ids.ts";
+import type { NodeConfig } from "./node-config.ts";
+import type { ReplicaLoop } from "./replica-loop.ts";
+import type { NodeRuntime } from "./runtime.ts";
+import {
+  deleteOlderSnapshots,
+  renameDurably,
+  type SnapshotRef,
+  snapshotFileName,
+  takingFileName,
+} from "./snapshot-files.ts";
+
+export class SnapshotKeeper {
+  private readonly config: NodeConfig;
+  private readonly runtime: NodeRuntime;
+  private readonly loop: ReplicaLoop;
+  private latestRef: SnapshotRef | null;
+  /** The loop's appended-bytes counter when the latest snapshot was taken or installed. */
+  private bytesMark: number;
+  private taking = false;
+  private stopped = false;
+  private taken = 0;
+  private installed = 0;
+  private lastDurationMs: number | null = null;
+  private lastTakenAtMs: number | null = null;
+  /** Snapshot files being sent, with how many transfers read each: never deleted under them. */
+  private readonly inUse = new Map<string, number>();
+
+  constructor(config: NodeConfig, runtime: NodeRuntime, loop: ReplicaLoop, latest: SnapshotRef | null) {
+    this.config = config;
+    this.runtime = runtime;
+    this.loop = loop;
+    this.latestRef = latest;
+    this.bytesMark = 0;
+  }
+
+  get latest(): SnapshotRef | null {
+    return this.latestRef;
+  }
+
+  get directory(): string {
+    return this.runtime.snapshotDirectory;
+  }
+
+  /** Called after every step: starts a snapshot when the policy says so. */
+  maybeSnapshot(): void {
+    if (this.taking || this.stopped || this.loop.fatal !== null) return;
+    const applied = this.runtime.store.appliedIndex;
+    const since = applied - (this.latestRef?.index ?? 0);
+    if (since <= 0) return;
+    const bytes = this.loop.appendedBytes - this.bytesMark;
+    if (since < this.config.snapshotEntries && bytes < this.config.snapshotLogBytes) return;
+    this.taking = true;
+    this.take()
+      .catch((error: unknown) => this.loop.fail(error instanceof Error ? error : new Error(String(error))))
+      .finally(() => {
+        this.taking = false;
+      });
+  }
+
+  /** A snapshot received from the leader was installed: it is the latest now. */
+  adoptInstalled(ref: SnapshotRef): void {
+    this.installed++;
+    this.bytesMark = this.loop.appendedBytes;
+    this.replaceLatest(ref);
+  }
+
+  /** A transfer reads `ref` until it calls `release`. */
+  acquire(ref: SnapshotRef): void {
+    this.inUse.set(ref.path, (this.inUse.get(ref.path) ?? 0) + 1);
+  }
+
+  release(ref: SnapshotRef): void {
+    const count = (this.inUse.get(ref.path) ?? 0) - 1;
+    if (count > 0) {
+      this.inUse.set(ref.path, count);
+      return;
+    }
+    this.inUse.delete(ref.path);
+    const latest = this.latestRef;
+    if (latest !== null && latest.path !== ref.path) this.deleteOlder(latest);
+  }
+
+  /** No new work after this; a take in progress drops its result. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  status(): StatusSnapshots {
+    const latest = this.latestRef;
+    const core = this.loop.core.status();
+    return {
+      latest: latest === null ? null : { index: latest.index, term: latest.term, bytes: latest.bytes },
+      taken: this.taken,
+      installed: this.installed,
+      lastDurationMs: this.lastDurationMs,
+      lastTakenAtMs: this.lastTakenAtMs,
+      logFirstIndex: core.snapshotIndex + 1,
+    };
+  }
+
+  private async take(): Promise<void> {
+    const { store, io, clock, logger } = this.runtime;
+    const started = clock.nowMs();
+    const bytesAtStart = this.loop.appendedBytes;
+    const temporary = path.join(this.directory, takingFileName(store.appliedIndex));
+    const info = await io(() => store.snapshot(temporary));
+    const index = info.appliedIndex;
+    const snapshotTerm = this.loop.core.termAt(index);
+    const stale =
+      this.stopped ||
+      this.loop.fatal !== null ||
+      snapshotTerm === undefined ||
+      (this.latestRef !== null && index <= this.latestRef.index);
+    if (stale) {
+      // The node stopped, or a leader's snapshot was installed meanwhile: this one is not needed.
+      await io(() => fs.promises.rm(temporary, { force: true }));
+      return;
+    }
+    const final = path.join(this.directory, snapshotFileName(index, snapshotTerm));
+    await io(() => renameDurably(temporary, final));
+    if (this.stopped || this.loop.fatal !== null) return;
+    const ref: SnapshotRef = { index, term: snapshotTerm, bytes: info.bytes, path: final };
+    this.taken++;
+    this.lastDurationMs = clock.nowMs() - started;
+    this.lastTakenAtMs = clock.nowMs();
+    this.bytesMark = bytesAtStart;
+    this.replaceLatest(ref);
+    this.compactBehind(index);
+    logger("info", "snapshot.taken", {
+      index,
+      term: snapshotTerm,
+      bytes: info.bytes,
+      durationMs: this.lastDurationMs,
+    });
+  }
+
+  private replaceLatest(ref: SnapshotRef): void {
+    assert(this.latestRef === null || ref.index > this.latestRef.index, "snapshots only move forward");
+    this.latestRef = ref;
+    this.deleteOlder(ref);
+  }
+
+  private deleteOlder(keep: SnapshotRef): void {
+    const inUse = new Set(this.inUse.keys());
+    this.runtime
+      .io(() => deleteOlderSnapshots(this.directory, keep, inUse))
+      .catch((error: unknown) =>
+        this.runtime.logger("warn", "snapshot.delete-failed", { error: String(error) }),
+      );
+  }
+
+  /** Compacts the log through `snapshotIndex − compactionTrailEntries`, when that moves it forward. */
+  private compactBehind(snapshotIndex: LogIndex): void {
+    const core = this.loop.core;
+    const target = logIndex(Math.max(0, snapshotIndex - this.config.compactionTrailEntries));
+    if (target <= core.status().snapshotIndex) return;
+    const targetTerm = core.termAt(target);
+    assert(targetTerm !== undefined, `the log holds entry ${target} behind snapshot ${snapshotIndex}`);
+    this.loop.compact(target, targetTerm);
+  }
+}
