@@ -233,7 +233,9 @@ export class QueryProcessPool implements QueryExecutor {
     runner.ready.promise.catch(() => {});
     this.#live.add(runner);
     child.on("message", (reply: QueryReply) => this.#onReply(runner, reply));
-    child.once("exit", (code, signal) => this.#onExit(runner, `code ${code}, signal ${signal}`));
+    // "close" rather than "exit": it comes once stderr is drained, so the log holds a dying
+    // process's last words before its exit is reported.
+    child.once("close", (code, signal) => this.#onExit(runner, `code ${code}, signal ${signal}`));
     child.on("error", (error) => {
       // No process (spawn failed) is as good as an exited one; any other failure ends the process.
       this.#log("error", "query-process.error", { pid: runner.pid, error: error.message });
