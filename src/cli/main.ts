@@ -11,6 +11,7 @@ Commands:
   dev      run a local 3-node cluster         (baton dev --help)
   status   show the cluster's nodes           (baton status --help)
   shell    interactive SQL prompt             (baton shell --help)
+  orphans  writes lost in a failover, kept for review (baton orphans --help)
 `;
 
 type Command = (argv: string[]) => Promise<number>;
@@ -20,6 +21,7 @@ const commands: Record<string, () => Promise<Command>> = {
   dev: async () => (await import("./dev-command.ts")).devCommand,
   status: async () => (await import("./status-command.ts")).statusCommand,
   shell: async () => (await import("./shell-command.ts")).shellCommand,
+  orphans: async () => (await import("./orphans-command.ts")).orphansCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

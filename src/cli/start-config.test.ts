@@ -12,7 +12,7 @@ test("flags resolve into a complete configuration with defaults", () => {
   const config = resolveStartConfig(["--id", "n1", "--data", "/tmp/d", "--cluster", cluster], {});
   assert.equal(config.id, "n1");
   assert.equal(config.heartbeatMs, 100);
-  assert.equal(config.missedHeartbeats, 10);
+  assert.equal(config.missedHeartbeats, 6);
   assert.equal(config.durability, "majority");
   assert.equal(config.queryProcessesMax, 2);
   assert.equal(config.queryMsMax, 5000);

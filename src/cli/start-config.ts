@@ -92,7 +92,7 @@ export const startOptions: readonly OptionSpec[] = [
     key: "missedHeartbeats",
     env: "BATON_MISSED_HEARTBEATS",
     help: "heartbeats missed before a follower starts an election",
-    fallback: "10",
+    fallback: "6",
   },
   {
     flag: "durability",

@@ -9,12 +9,18 @@
  * rarely time out together and split the vote (Raft §5.2).
  *
  * Invariants established here (and relied on everywhere else): every duration is a whole, positive
- * number of ticks; the election timeout is at least two heartbeat intervals; the voter list holds
- * distinct ids and includes this node; every bound is a positive integer.
+ * number of ticks; the election timeout is at least two heartbeat intervals; the bootstrap
+ * configuration (`voters`, `learners`) is valid and includes this node; every bound is a positive
+ * integer.
+ *
+ * `voters` and `learners` are only the configuration a node starts from when its snapshot names none
+ * (`InitialState.snapshotConfig`); after that the replicated configuration in the log rules (see
+ * `cluster-config.ts`).
  */
 import { BatonError } from "../lib/errors.ts";
 import type { Prng } from "../lib/prng.ts";
 import type { NodeId } from "../types/ids.ts";
+import { clusterConfigProblem, learnersMax, votersMax } from "./cluster-config.ts";
 
 /** How durable a write must be before its proposal is acknowledged. */
 export type Durability = "local" | "one" | "majority" | "all";
@@ -33,10 +39,16 @@ export type UnsafeTestBugs = {
 
 /** What the host passes to `new RaftCore(config, initial)`. Optional fields have the documented defaults. */
 export type RaftConfig = {
-  /** This node's id; must be one of `voters`. */
+  /** This node's id; must be one of `voters` or `learners`. */
   readonly id: NodeId;
-  /** Every voting member, this node included. Fixed for the life of the core (no membership changes yet). */
+  /**
+   * The voters of the bootstrap configuration: the configuration at the snapshot index when the
+   * initial state names none (`InitialState.snapshotConfig`). The replicated configuration in the log
+   * takes over from there.
+   */
   readonly voters: readonly NodeId[];
+  /** The learners of the bootstrap configuration (non-voting members). Default none. */
+  readonly learners?: readonly NodeId[];
   /** The host's tick period: one `{type:'tick'}` input every `tickMs`. Default 10. */
   readonly tickMs?: number;
   /** How often the leader sends heartbeats; a multiple of `tickMs`. Default 100. */
@@ -65,6 +77,11 @@ export type RaftConfig = {
   readonly uncommittedEntriesMax?: number;
   /** Linearizable reads waiting for their heartbeat round; beyond it reads are rejected OVERLOADED. Default 1024. */
   readonly readsPendingMax?: number;
+  /**
+   * A follower or learner stepping `readIndex` asks its leader for the read index (thesis §6.4.1)
+   * instead of rejecting the read NOT_LEADER. Default false (the node layer forwards reads itself).
+   */
+  readonly followerReadIndex?: boolean;
   /** The seeded generator for election jitter: the core draws no randomness of its own. */
   readonly prng: Prng;
   /** Test-only deliberate bugs; see `UnsafeTestBugs`. */
@@ -74,7 +91,9 @@ export type RaftConfig = {
 /** The configuration after defaults and validation, with every duration converted to ticks. */
 export type ResolvedConfig = {
   readonly id: NodeId;
+  /** The bootstrap configuration's voters and learners (see `RaftConfig.voters`). */
   readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
   readonly tickMs: number;
   readonly heartbeatIntervalMs: number;
   readonly missedHeartbeats: number;
@@ -89,6 +108,7 @@ export type ResolvedConfig = {
   readonly proposalsPendingMax: number;
   readonly uncommittedEntriesMax: number;
   readonly readsPendingMax: number;
+  readonly followerReadIndex: boolean;
   readonly heartbeatIntervalTicks: number;
   /** Base election timeout: `heartbeatIntervalTicks × missedHeartbeats`. */
   readonly electionTimeoutTicks: number;
@@ -114,8 +134,7 @@ export const configDefaults = {
   readsPendingMax: 1024,
 } as const;
 
-/** A cluster larger than this is almost certainly a configuration mistake (and quorum math is O(n log n) per ack). */
-export const votersMax = 15;
+export { learnersMax, votersMax };
 
 function bad(message: string, details: Record<string, unknown> = {}): never {
   throw new BatonError("BAD_CONFIG", message, details);
@@ -140,14 +159,19 @@ function bound(config: RaftConfig, name: BoundName): number {
   return positiveInteger(name, config[name] ?? configDefaults[name]);
 }
 
-function resolveVoters(config: RaftConfig): NodeId[] {
+function resolveMembers(config: RaftConfig): { voters: NodeId[]; learners: NodeId[] } {
   const voters = [...config.voters];
+  const learners = [...(config.learners ?? [])];
   if (voters.length === 0 || voters.length > votersMax)
     bad(`voters must list 1 to ${votersMax} nodes`, { voters });
-  if (new Set(voters).size !== voters.length) bad("voters must be distinct", { voters });
-  if (!voters.includes(config.id))
-    bad(`voters must include this node ${config.id}`, { voters, id: config.id });
-  return voters;
+  if (learners.length > learnersMax) bad(`learners must list at most ${learnersMax} nodes`, { learners });
+  if (new Set([...voters, ...learners]).size !== voters.length + learners.length)
+    bad("voters and learners must be distinct", { voters, learners });
+  const problem = clusterConfigProblem({ voters, learners });
+  if (problem !== null) bad(`bad members: ${problem}`, { voters, learners });
+  if (!voters.includes(config.id) && !learners.includes(config.id))
+    bad(`voters or learners must include this node ${config.id}`, { voters, learners, id: config.id });
+  return { voters, learners };
 }
 
 /** The timing settings, validated and converted to ticks. */
@@ -192,7 +216,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
   if (!durabilityLevels.includes(defaultDurability)) bad(`unknown durability ${defaultDurability}`);
   return {
     id: config.id,
-    voters: resolveVoters(config),
+    ...resolveMembers(config),
     ...resolveTimings(config),
     preVote: config.preVote ?? configDefaults.preVote,
     checkQuorum: config.checkQuorum ?? configDefaults.checkQuorum,
@@ -203,6 +227,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     proposalsPendingMax: bound(config, "proposalsPendingMax"),
     uncommittedEntriesMax: bound(config, "uncommittedEntriesMax"),
     readsPendingMax: bound(config, "readsPendingMax"),
+    followerReadIndex: config.followerReadIndex ?? false,
     unsafeTestBugs: config.unsafeTestBugs ?? {},
   };
 }

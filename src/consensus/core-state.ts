@@ -5,19 +5,24 @@
  * Invariants (checked by `checkInvariants` after every step):
  *  - appliedIndex ≤ applyThrough ≤ min(commitIndex, durableIndex) or a snapshot point;
  *  - snapshotIndex ≤ commitIndex ≤ lastIndex; durableIndex ≤ lastIndex;
- *  - a leader has a Progress for every peer and leaderId = self; no other role has any;
- *  - votedFor, when set, names a voter.
+ *  - a leader has a Progress for every other member (voter or learner) of its configuration and
+ *    leaderId = self; no other role has any;
+ *  - only a voter of its own configuration is a (pre-)candidate.
+ *
+ * The cluster configuration is the log's (`s.log.config`, see `raft-log.ts`): the latest
+ * configuration entry, committed or not, else the snapshot's.
  */
 import { assert } from "../lib/assert.ts";
 import type { Prng } from "../lib/prng.ts";
 import { type LogIndex, logIndex, type NodeId, type Term, term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
+import { type ClusterConfig, isVoter, membersExcept } from "./cluster-config.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { PendingProposal } from "./durability.ts";
 import type { ObservedState } from "./effects.ts";
 import type { Role } from "./events.ts";
 import type { ReadRequestId } from "./inputs.ts";
-import type { Progress } from "./progress.ts";
+import { Progress } from "./progress.ts";
 import { RaftLog } from "./raft-log.ts";
 
 /** The state the host recovered from durable storage, handed to the constructor. */
@@ -31,12 +36,30 @@ export type InitialState = {
   readonly snapshotTerm: Term;
   /** The state machine's applied index (at least the snapshot index). */
   readonly appliedIndex: LogIndex;
+  /**
+   * The cluster configuration as of the snapshot index, as the host persisted it next to its
+   * compaction point (`RaftCore.summary().snapshotConfig`). Default: the bootstrap configuration
+   * of `RaftConfig.voters` and `learners`. The configuration entries in `entries` apply on top.
+   */
+  readonly snapshotConfig?: ClusterConfig;
 };
 
+/** A read waiting on the leader for its heartbeat round: the leader's own, or one a member asked for. */
 export type PendingRead = {
-  readonly requestId: ReadRequestId;
+  readonly origin:
+    | { readonly from: null; readonly requestId: ReadRequestId }
+    | { readonly from: NodeId; readonly readId: number };
   readonly index: LogIndex;
   readonly round: number;
+};
+
+/** A read this follower asked its leader to confirm (thesis §6.4.1). */
+export type ForwardedRead = {
+  readonly requestId: ReadRequestId;
+  readonly readId: number;
+  readonly leaderId: NodeId;
+  /** Unanswered by then, the read is rejected NOT_LEADER: the host may still ask the leader itself. */
+  readonly deadlineTick: number;
 };
 
 export type TransferState = {
@@ -49,8 +72,7 @@ export type TransferState = {
 export type CoreState = {
   readonly config: ResolvedConfig;
   readonly prng: Prng;
-  /** Every voter but this node. */
-  readonly peers: readonly NodeId[];
+  /** The log, which also knows the cluster configuration (`log.config`). */
   readonly log: RaftLog;
   term: Term;
   votedFor: NodeId | null;
@@ -75,24 +97,24 @@ export type CoreState = {
   transfer: TransferState | null;
   readRound: number;
   readonly pendingReads: PendingRead[];
+  /** Follower only: reads asked of the leader and not answered yet (at most `readsPendingMax`). */
+  readonly forwardedReads: ForwardedRead[];
+  /** The last `readId` this node used (0 before the first; see `read-index.ts`). */
+  forwardedReadSeq: number;
   readonly pendingProposals: PendingProposal[];
   /** Bumped whenever a follower's match or applied index moves, so durability is re-evaluated. */
   replicationVersion: number;
 };
 
 export function createCoreState(config: ResolvedConfig, prng: Prng, initial: InitialState): CoreState {
-  const log = new RaftLog(initial.snapshotIndex, initial.snapshotTerm, initial.entries);
+  const snapshotConfig = initial.snapshotConfig ?? { voters: config.voters, learners: config.learners };
+  const log = new RaftLog(initial.snapshotIndex, initial.snapshotTerm, initial.entries, snapshotConfig);
   assert(initial.appliedIndex >= initial.snapshotIndex, "applied index below the snapshot");
   assert(initial.appliedIndex <= log.lastIndex, "applied index beyond the durable log");
   assert(log.lastTerm <= initial.hardState.term, "log holds a term newer than the hard state");
-  assert(
-    initial.hardState.votedFor === null || config.voters.includes(initial.hardState.votedFor),
-    "vote for a non-voter",
-  );
   const state: CoreState = {
     config,
     prng,
-    peers: config.voters.filter((voter) => voter !== config.id),
     log,
     term: term(initial.hardState.term),
     votedFor: initial.hardState.votedFor,
@@ -112,6 +134,8 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     transfer: null,
     readRound: 0,
     pendingReads: [],
+    forwardedReads: [],
+    forwardedReadSeq: 0,
     pendingProposals: [],
     replicationVersion: 0,
   };
@@ -142,6 +166,33 @@ export function observe(s: CoreState): ObservedState {
     role: s.role,
     leaderId: s.leaderId,
   };
+}
+
+/** Whether this node is a voter of its own configuration: only then may it campaign or count itself. */
+export function selfIsVoter(s: CoreState): boolean {
+  return isVoter(s.log.config, s.config.id);
+}
+
+/** The voters other than this node: whom a candidate asks for votes. */
+export function otherVoters(s: CoreState): NodeId[] {
+  return s.log.config.voters.filter((id) => id !== s.config.id);
+}
+
+/**
+ * Makes a leader's progress map match its configuration: a Progress (probing from the end of the
+ * log) for each new member, none for a removed one. Called when a leader takes office and whenever
+ * it appends a configuration entry (a leader's configuration changes only that way).
+ */
+export function syncProgress(s: CoreState): void {
+  assert(s.role === "leader", "only a leader tracks progress");
+  const members = membersExcept(s.log.config, s.config.id);
+  for (const peer of [...s.progress.keys()]) if (!members.includes(peer)) s.progress.delete(peer);
+  const nextIndex = logIndex(s.log.lastIndex + 1);
+  for (const peer of members) {
+    if (!s.progress.has(peer))
+      s.progress.set(peer, new Progress(nextIndex, s.nowTick, s.config.appendEntriesInflightMax));
+  }
+  assert(s.progress.size === members.length, "progress for every other member");
 }
 
 export function progressOf(s: CoreState, peer: NodeId): Progress {
@@ -178,10 +229,13 @@ export function checkInvariants(s: CoreState): void {
   assert(s.commitIndex <= s.log.lastIndex, "commit index beyond the log");
   assert(s.durableIndex <= s.log.lastIndex, "durable index beyond the log");
   assert(s.log.lastTerm <= s.term, "log term beyond the current term");
+  const members = membersExcept(s.log.config, s.config.id);
   assert(
-    s.progress.size === (s.role === "leader" ? s.peers.length : 0),
-    "progress for every peer, and only on a leader",
+    s.role === "leader"
+      ? s.progress.size === members.length && members.every((id) => s.progress.has(id))
+      : s.progress.size === 0,
+    "progress for every other member, and only on a leader",
   );
   assert(s.role !== "leader" || s.leaderId === s.config.id, "a leader knows it leads");
-  assert(s.votedFor === null || s.config.voters.includes(s.votedFor), "vote for a non-voter");
+  assert((s.role !== "candidate" && s.role !== "preCandidate") || selfIsVoter(s), "only a voter campaigns");
 }

@@ -7,6 +7,8 @@
  *                single-voter cluster).
  *  - `majority`: committed (Raft §5.3): durable on a majority, of the leader's term (§5.4.2).
  *  - `all`:      committed and applied by every voter (followers report their applied index).
+ * "Voter" means a voter of the leader's current configuration: learners never count toward any
+ * level, so `all` completes with a learner down.
  *
  * A proposal that does not reach its level before its deadline is reported `notConfirmed` with how
  * many voters hold it durably; it is NOT undone and may still commit. A proposal whose entry is
@@ -21,7 +23,7 @@
 import { assert } from "../lib/assert.ts";
 import type { LogIndex, Term } from "../types/ids.ts";
 import type { Durability } from "./config.ts";
-import type { CoreState } from "./core-state.ts";
+import { type CoreState, progressOf } from "./core-state.ts";
 import type { EffectsBuilder, NotConfirmed } from "./effects.ts";
 import type { ProposalId } from "./inputs.ts";
 
@@ -35,12 +37,35 @@ export type PendingProposal = {
   compactedAsOurs: boolean;
 };
 
-/** How many voters hold `index` durably, as far as this node knows. */
+/** How many voters of the current configuration hold `index` durably, as far as this node knows. */
 export function durableVoterCount(s: CoreState, index: LogIndex): number {
-  let count = s.durableIndex >= index ? 1 : 0;
-  if (s.role === "leader")
-    for (const progress of s.progress.values()) if (progress.matchIndex >= index) count++;
+  let count = 0;
+  for (const voter of s.log.config.voters) {
+    if (voter === s.config.id) {
+      if (s.durableIndex >= index) count++;
+    } else if (s.role === "leader" && progressOf(s, voter).matchIndex >= index) {
+      count++;
+    }
+  }
   return count;
+}
+
+/** Voters other than this node (the leader) that hold `index` durably, or have applied it. */
+function otherVotersReached(
+  s: CoreState,
+  index: LogIndex,
+  applied: boolean,
+): { reached: number; others: number } {
+  assert(s.role === "leader", "only a leader knows its peers' progress");
+  let reached = 0;
+  let others = 0;
+  for (const voter of s.log.config.voters) {
+    if (voter === s.config.id) continue;
+    others++;
+    const progress = progressOf(s, voter);
+    if ((applied ? progress.appliedIndex : progress.matchIndex) >= index) reached++;
+  }
+  return { reached, others };
 }
 
 function entryIsOurs(s: CoreState, proposal: PendingProposal): boolean {
@@ -55,16 +80,15 @@ function levelReached(s: CoreState, proposal: PendingProposal): boolean {
       return s.durableIndex >= index;
     case "one": {
       if (s.role !== "leader" || s.durableIndex < index) return false;
-      if (s.peers.length === 0) return true;
-      for (const progress of s.progress.values()) if (progress.matchIndex >= index) return true;
-      return false;
+      const { reached, others } = otherVotersReached(s, index, false);
+      return others === 0 || reached >= 1;
     }
     case "majority":
       return s.commitIndex >= index;
     case "all": {
       if (s.role !== "leader" || s.commitIndex < index || s.appliedIndex < index) return false;
-      for (const progress of s.progress.values()) if (progress.appliedIndex < index) return false;
-      return true;
+      const { reached, others } = otherVotersReached(s, index, true);
+      return reached === others;
     }
   }
 }
@@ -77,7 +101,7 @@ function notConfirmed(s: CoreState, proposal: PendingProposal, reason: NotConfir
     durability: proposal.durability,
     reason,
     durableVoters: reason === "overwritten" ? 0 : durableVoterCount(s, proposal.index),
-    voters: s.config.voters.length,
+    voters: s.log.config.voters.length,
   };
 }
 

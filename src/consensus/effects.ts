@@ -21,7 +21,8 @@
  *                         index (they are committed and durable here), then step `{type:'applied'}`.
  *                         `commitIndex` is informational (status, metrics): the cluster's commit
  *                         index as this node knows it, which may run ahead of local durability.
- *  7. `proposals`, `acknowledged`, `notConfirmed`, `readReady`, `readRejected`: answer clients.
+ *  7. `proposals`, `acknowledged`, `notConfirmed`, `membershipRejected`, `readReady`,
+ *     `readRejected`: answer clients.
  *     A `readReady` read may be served once the local applied index reaches its `index`.
  *  8. `snapshotNeeded`    (leader) Send that peer a snapshot out of band, with the given message,
  *                         then step `snapshotSent` (or `snapshotFailed`).
@@ -32,6 +33,7 @@
 import { assert } from "../lib/assert.ts";
 import type { LogIndex, NodeId, Position, Term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
+import type { ClusterConfig, MembershipRejectionCode } from "./cluster-config.ts";
 import type { Durability } from "./config.ts";
 import type { CoreEvent, Role } from "./events.ts";
 import type { ProposalId, ReadRequestId } from "./inputs.ts";
@@ -43,7 +45,17 @@ export type OutboundMessage = {
   readonly afterPersist: boolean;
 };
 
-export type ProposalRejectionCode = "NOT_LEADER" | "NO_LEADER" | "LEADERSHIP_TRANSFER" | "OVERLOADED";
+/**
+ * Why a proposal or a membership change was refused for a reason any of them can meet.
+ * `LEADER_NOT_READY` is only given to membership changes: the leader has not committed an entry of
+ * its term yet (the fix to single-server changes Ongaro posted to raft-dev in 2015).
+ */
+export type ProposalRejectionCode =
+  | "NOT_LEADER"
+  | "NO_LEADER"
+  | "LEADERSHIP_TRANSFER"
+  | "OVERLOADED"
+  | "LEADER_NOT_READY";
 
 export type ProposalOutcome =
   | {
@@ -84,6 +96,16 @@ export type NotConfirmed = {
   readonly voters: number;
 };
 
+/**
+ * A membership change refused for a reason of the configuration itself (the refusals any proposal
+ * can meet arrive in `proposals`, as for writes). Nothing was appended.
+ */
+export type MembershipRejected = {
+  readonly proposalId: ProposalId;
+  readonly code: MembershipRejectionCode;
+  readonly leaderId: NodeId | null;
+};
+
 export type ReadReady = { readonly requestId: ReadRequestId; readonly index: LogIndex };
 
 export type ReadRejectionCode = "NOT_LEADER" | "NO_LEADER" | "LEADER_NOT_READY" | "OVERLOADED";
@@ -99,7 +121,14 @@ export type SnapshotNeeded = {
   /** The snapshot must cover at least this index (the leader's first log index − 1). */
   readonly index: LogIndex;
   readonly term: Term;
-  /** The header to send along with the snapshot data; the receiver steps it after restoring. */
+  /** The cluster configuration as of `index` (also in `message`): the host stores it with the snapshot. */
+  readonly snapshotConfig: ClusterConfig;
+  /**
+   * The header to send along with the snapshot data; the receiver steps it after restoring. A host
+   * that sends a newer snapshot than `index` sets the header's `snapshotIndex`, `snapshotTerm` and
+   * `snapshotConfig` to that snapshot's (`RaftCore.configAt(itsIndex)`): the receiver adopts the
+   * configuration it is given, and asserts it matches when its own log joins the snapshot.
+   */
   readonly message: InstallSnapshotMessage;
 };
 
@@ -116,6 +145,7 @@ export type Effects = {
   readonly proposals: readonly ProposalOutcome[];
   readonly acknowledged: readonly Acknowledgement[];
   readonly notConfirmed: readonly NotConfirmed[];
+  readonly membershipRejected: readonly MembershipRejected[];
   readonly readReady: readonly ReadReady[];
   readonly readRejected: readonly ReadRejected[];
   readonly snapshotNeeded: readonly SnapshotNeeded[];
@@ -141,6 +171,7 @@ export class EffectsBuilder {
   readonly proposals: ProposalOutcome[] = [];
   readonly acknowledged: Acknowledgement[] = [];
   readonly notConfirmed: NotConfirmed[] = [];
+  readonly membershipRejected: MembershipRejected[] = [];
   readonly readReady: ReadReady[] = [];
   readonly readRejected: ReadRejected[] = [];
   readonly snapshotNeeded: SnapshotNeeded[] = [];
@@ -200,6 +231,7 @@ export class EffectsBuilder {
       proposals: this.proposals,
       acknowledged: this.acknowledged,
       notConfirmed: this.notConfirmed,
+      membershipRejected: this.membershipRejected,
       readReady: this.readReady,
       readRejected: this.readRejected,
       snapshotNeeded: this.snapshotNeeded,

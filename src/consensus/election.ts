@@ -8,12 +8,16 @@
  *  - one vote per term; the vote is part of the hard state and the grant is a message marked
  *    `afterPersist`, so it leaves only once the vote is durable;
  *  - a node that knows a leader of the current term votes for no one else in that term;
+ *  - any node answers vote requests, whatever its own configuration says of it or of the
+ *    candidate (dissertation §4.1): the candidate counts only the voters of its own configuration,
+ *    and a node still holding the configuration before its promotion may be the vote a candidate
+ *    that already holds the new one needs;
  *  - a pre-vote changes no state at the voter; it is granted only for a higher term and an
  *    up-to-date log (refusals by nodes in lease happen during term handling, in `raft-core.ts`).
  */
 
 import { assert } from "../lib/assert.ts";
-import { type CoreState, resetElectionTimer } from "./core-state.ts";
+import { type CoreState, resetElectionTimer, selfIsVoter } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import type {
   PreVoteMessage,
@@ -24,9 +28,14 @@ import type {
 } from "./messages.ts";
 import { becomeCandidate, becomePreCandidate, tallyVotes } from "./roles.ts";
 
-/** Starts an election: a pre-vote round when enabled, unless this is a leadership transfer. */
+/**
+ * Starts an election: a pre-vote round when enabled, unless this is a leadership transfer. A node
+ * that is not a voter of its own configuration (a learner, or a node removed from the cluster)
+ * never campaigns (dissertation §4.2.3): it could not count its own vote, and a removed node's
+ * higher term would only disrupt the cluster.
+ */
 export function campaign(s: CoreState, out: EffectsBuilder, transfer: boolean): void {
-  if (s.role === "leader") return;
+  if (s.role === "leader" || !selfIsVoter(s)) return;
   if (transfer || !s.config.preVote) becomeCandidate(s, out, transfer);
   else becomePreCandidate(s, out);
 }

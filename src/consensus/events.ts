@@ -6,6 +6,7 @@
  * fields. Every event is a plain serializable object with `type`, the reporting `node` and its `term`.
  */
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
+import type { MembershipChangeKind } from "./cluster-config.ts";
 
 export type Role = "follower" | "preCandidate" | "candidate" | "leader";
 
@@ -15,7 +16,9 @@ export type StepDownReason =
   | "check-quorum-lost"
   | "transfer"
   | "lost-election"
-  | "leader-found";
+  | "leader-found"
+  /** Dissertation §4.2.2: a configuration that makes this leader a non-voter committed. */
+  | "removed-from-configuration";
 
 type EventBase = { readonly node: NodeId; readonly term: Term };
 
@@ -61,6 +64,21 @@ export type CoreEvent =
       /** Indexes of this node's divergent, never-committed suffix replaced by the leader's entries. */
       readonly fromIndex: LogIndex;
       readonly toIndex: LogIndex;
+    })
+  | (EventBase & {
+      /** This node's configuration changed: an entry was appended or truncated, or a snapshot installed. */
+      readonly type: "config-changed";
+      /** The configuration's entry index (the snapshot index when it comes from a snapshot). */
+      readonly index: LogIndex;
+      readonly voters: readonly NodeId[];
+      readonly learners: readonly NodeId[];
+    })
+  | (EventBase & {
+      /** The leader appended a membership change. */
+      readonly type: "membership-change-proposed";
+      readonly index: LogIndex;
+      readonly kind: MembershipChangeKind;
+      readonly target: NodeId;
     })
   | (EventBase & {
       readonly type: "snapshot-installed";

@@ -11,6 +11,7 @@
 import { assert } from "../lib/assert.ts";
 import { type LogIndex, logIndex, type Term, term } from "../types/ids.ts";
 import type { LogEntry } from "../types/log-entry.ts";
+import { sameClusterConfig } from "./cluster-config.ts";
 import { advanceCommitIndex, type CoreState, refreshApplyThrough, resetElectionTimer } from "./core-state.ts";
 import { onSnapshotReset } from "./durability.ts";
 import type { EffectsBuilder } from "./effects.ts";
@@ -179,9 +180,14 @@ export function handleInstallSnapshot(
   }
   out.restoreSnapshot({ index: snapshotIndex, term: snapshotTerm });
   if (s.log.termAt(snapshotIndex) === snapshotTerm) {
+    // Log Matching (Raft §5.3): our log up to the snapshot is the leader's, configuration included.
+    assert(
+      sameClusterConfig(s.log.configAt(snapshotIndex), message.snapshotConfig),
+      `snapshot configuration at ${snapshotIndex} differs from the log's`,
+    );
     if (snapshotIndex > s.log.snapshotIndex) s.log.compact(snapshotIndex, snapshotTerm);
   } else {
-    resetLogToSnapshot(s, out, snapshotIndex, snapshotTerm);
+    resetLogToSnapshot(s, out, message);
   }
   s.durableIndex = logIndex(Math.max(s.durableIndex, snapshotIndex));
   s.appliedIndex = snapshotIndex;
@@ -199,12 +205,8 @@ export function handleInstallSnapshot(
 }
 
 /** Our log cannot join the snapshot: drop all of it, reporting the entries that were never committed. */
-function resetLogToSnapshot(
-  s: CoreState,
-  out: EffectsBuilder,
-  snapshotIndex: LogIndex,
-  snapshotTerm: Term,
-): void {
+function resetLogToSnapshot(s: CoreState, out: EffectsBuilder, message: InstallSnapshotMessage): void {
+  const { snapshotIndex, snapshotTerm, snapshotConfig } = message;
   // Leader Completeness (Raft §5.4): a leader holds every committed entry, so a snapshot always joins its log.
   assert(s.role !== "leader", "a snapshot would reset a leader's log");
   const uncommitted: LogEntry[] = [];
@@ -230,7 +232,8 @@ function resetLogToSnapshot(
   } else {
     out.discarded.push(...uncommitted);
   }
-  s.log.resetToSnapshot(snapshotIndex, snapshotTerm);
+  // Raft §7: the snapshot's configuration replaces whatever our discarded log said.
+  s.log.resetToSnapshot(snapshotIndex, snapshotTerm, snapshotConfig);
   s.durableIndex = snapshotIndex;
   onSnapshotReset(s, out);
 }

@@ -43,8 +43,12 @@ function messageDetail(m: Message): string {
       return `round=${m.readRound} applied=${m.appliedIndex}`;
     case "timeoutNow":
       return "";
+    case "readIndex":
+      return `read=${m.readId}`;
+    case "readIndexResponse":
+      return `read=${m.readId} ${m.refusal === null ? `index=${m.index}` : `refused ${m.refusal}`}`;
     case "installSnapshot":
-      return `snapshot=${m.snapshotIndex}/${m.snapshotTerm}`;
+      return `snapshot=${m.snapshotIndex}/${m.snapshotTerm} voters=[${m.snapshotConfig.voters.join(",")}] learners=[${m.snapshotConfig.learners.join(",")}]`;
   }
 }
 
@@ -89,6 +93,8 @@ export function formatEffects(effects: Effects): string[] {
       `not-confirmed ${n.proposalId} ${n.index}/${n.term} ${n.durability} ${n.reason} durable=${n.durableVoters}/${n.voters}`,
     );
   }
+  for (const r of effects.membershipRejected)
+    lines.push(`membership-rejected ${r.proposalId} ${r.code} leader=${r.leaderId ?? "none"}`);
   for (const r of effects.readReady) lines.push(`read-ready ${r.requestId} index=${r.index}`);
   for (const r of effects.readRejected)
     lines.push(`read-rejected ${r.requestId} ${r.code} leader=${r.leaderId ?? "none"}`);

@@ -7,16 +7,22 @@
  * `persisted`); in `manual` mode batches wait for a `persist` command, and so do their
  * `afterPersist` messages. Committed entries are applied at once. Pure: no I/O, no clock.
  *
- * Commands: add-nodes N [pre-vote=B] [check-quorum=B] [inflight=N] [batch-entries=N]
+ * Commands: add-nodes N [pre-vote=B] [check-quorum=B] [follower-reads=B] [inflight=N] [batch-entries=N]
  *   [heartbeat-ticks=N] [missed=N] [jitter=X] [bug=NAME] | campaign ID | tick ID [COUNT] |
  *   tick-election ID | deliver-msgs [ID...] | stabilize | propose ID DURABILITY [DATA] [timeout=N] |
  *   read ID | transfer ID TARGET | partition IDS / IDS | cut FROM TO | heal | persist-mode ID auto|manual |
- *   persist ID | status ID | log ID | compact ID INDEX
+ *   persist ID | status ID | log ID | compact ID INDEX | add-node ID [voters=A,B] [learners=C,D] |
+ *   change ID addLearner|promote|demote|remove NODE [timeout=N] | config ID
+ *
+ * Snapshots: a leader's `snapshotNeeded` is carried out by posting its `installSnapshot` header to
+ * the peer (the data is implicit: the harness has no state machine); on delivery the peer steps it
+ * and the leader steps `snapshotSent`, or `snapshotFailed` when the message is dropped.
  */
 import { assert } from "../lib/assert.ts";
 import { Prng } from "../lib/prng.ts";
 import { type LogIndex, logIndex, type NodeId, nodeId, type Term, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
+import { type MembershipChangeKind, membershipChangeKinds } from "./cluster-config.ts";
 import { type Durability, durabilityLevels, type RaftConfig } from "./config.ts";
 import type { Effects } from "./effects.ts";
 import { formatEffects, formatEntry, formatMessage } from "./golden-format.ts";
@@ -44,6 +50,9 @@ export class GoldenHarness {
   private readonly nodes = new Map<NodeId, HarnessNode>();
   private readonly blocked = new Set<string>();
   private output: string[] = [];
+  /** The options and voters of the last `add-nodes`, reused by `add-node`. */
+  private options = new Map<string, string>();
+  private bootstrapVoters: NodeId[] = [];
 
   run(command: string, args: readonly string[]): string {
     this.output = [];
@@ -86,6 +95,9 @@ export class GoldenHarness {
     persist: ([id]) => this.persistAll(this.node(id)),
     status: ([id]) => this.status(this.node(id)),
     log: ([id]) => this.log(this.node(id)),
+    "add-node": (args) => this.addNode(args),
+    change: (args) => this.change(args),
+    config: ([id]) => this.config(this.node(id)),
     compact: ([id, index]) => {
       const node = this.node(id);
       const at = logIndex(Number(index));
@@ -109,39 +121,90 @@ export class GoldenHarness {
   private addNodes(args: readonly string[]): void {
     const count = Number(args[0]);
     assert(Number.isInteger(count) && count >= 1, "add-nodes needs a count");
-    const options = new Map(args.slice(1).map((arg) => arg.split("=") as [string, string]));
+    this.options = new Map(args.slice(1).map((arg) => arg.split("=") as [string, string]));
     const voters = Array.from({ length: count }, (_, i) => nodeId(String(i + 1)));
+    this.bootstrapVoters = voters;
+    for (const id of voters) this.createNode(id, voters, []);
+  }
+
+  /** A node joining later: by default with the cluster's bootstrap voters and itself as a learner. */
+  private addNode(args: readonly string[]): void {
+    const [id, ...rest] = args;
+    const option = (name: string) =>
+      rest
+        .find((arg) => arg.startsWith(`${name}=`))
+        ?.slice(name.length + 1)
+        .split(",")
+        .filter((member) => member !== "")
+        .map(nodeId);
+    const self = nodeId(id ?? "?");
+    assert(!this.nodes.has(self), `node ${self} exists`);
+    this.createNode(self, option("voters") ?? this.bootstrapVoters, option("learners") ?? [self]);
+  }
+
+  private createNode(id: NodeId, voters: readonly NodeId[], learners: readonly NodeId[]): void {
+    const options = this.options;
     const bug = options.get("bug");
-    for (const id of voters) {
-      const config: RaftConfig = {
-        id,
-        voters,
-        tickMs: 10,
-        heartbeatIntervalMs: 10 * Number(options.get("heartbeat-ticks") ?? 1),
-        missedHeartbeats: Number(options.get("missed") ?? 10),
-        electionJitter: Number(options.get("jitter") ?? 0.5),
-        preVote: options.get("pre-vote") !== "false",
-        checkQuorum: options.get("check-quorum") !== "false",
-        appendEntriesInflightMax: Number(options.get("inflight") ?? 4),
-        appendEntriesBatchEntriesMax: Number(options.get("batch-entries") ?? 16),
-        proposalTimeoutMs: 10 * Number(options.get("proposal-timeout-ticks") ?? 100),
-        prng: new Prng(Number(id)),
-        ...(bug === undefined ? {} : { unsafeTestBugs: { [bug]: true } }),
-      };
-      const initial = {
-        hardState: { term: term(0), votedFor: null },
-        entries: [],
-        snapshotIndex: logIndex(0),
-        snapshotTerm: term(0),
-        appliedIndex: logIndex(0),
-      };
-      const core = new RaftCore(config, initial);
-      this.nodes.set(id, { id, core, inbox: [], autoPersist: true, batches: [], proposalSeq: 0 });
-      const { electionTimeoutTicks, electionTimeoutTicksMax, heartbeatIntervalTicks } = core.config;
-      this.output.push(
-        `node ${id} voters=[${voters.join(",")}] heartbeat=${heartbeatIntervalTicks} election-timeout=${electionTimeoutTicks}..${electionTimeoutTicksMax} ticks`,
-      );
-    }
+    const config: RaftConfig = {
+      id,
+      voters,
+      learners,
+      tickMs: 10,
+      heartbeatIntervalMs: 10 * Number(options.get("heartbeat-ticks") ?? 1),
+      missedHeartbeats: Number(options.get("missed") ?? 10),
+      electionJitter: Number(options.get("jitter") ?? 0.5),
+      preVote: options.get("pre-vote") !== "false",
+      checkQuorum: options.get("check-quorum") !== "false",
+      followerReadIndex: options.get("follower-reads") === "true",
+      appendEntriesInflightMax: Number(options.get("inflight") ?? 4),
+      appendEntriesBatchEntriesMax: Number(options.get("batch-entries") ?? 16),
+      proposalTimeoutMs: 10 * Number(options.get("proposal-timeout-ticks") ?? 100),
+      prng: new Prng(Number(id)),
+      ...(bug === undefined ? {} : { unsafeTestBugs: { [bug]: true } }),
+    };
+    const initial = {
+      hardState: { term: term(0), votedFor: null },
+      entries: [],
+      snapshotIndex: logIndex(0),
+      snapshotTerm: term(0),
+      appliedIndex: logIndex(0),
+    };
+    const core = new RaftCore(config, initial);
+    this.nodes.set(id, { id, core, inbox: [], autoPersist: true, batches: [], proposalSeq: 0 });
+    const { electionTimeoutTicks, electionTimeoutTicksMax, heartbeatIntervalTicks } = core.config;
+    const learnerList = learners.length === 0 ? "" : ` learners=[${learners.join(",")}]`;
+    this.output.push(
+      `node ${id} voters=[${voters.join(",")}]${learnerList} heartbeat=${heartbeatIntervalTicks} election-timeout=${electionTimeoutTicks}..${electionTimeoutTicksMax} ticks`,
+    );
+  }
+
+  private change(args: readonly string[]): void {
+    const [id, kind, target, ...rest] = args;
+    const node = this.node(id);
+    assert(membershipChangeKinds.includes(kind as MembershipChangeKind), `unknown change ${kind}`);
+    const timeout = rest.find((arg) => arg.startsWith("timeout="))?.slice("timeout=".length);
+    const proposalId = `p${++node.proposalSeq}`;
+    this.step(
+      node,
+      {
+        type: "changeMembership",
+        proposalId,
+        change: { kind: kind as MembershipChangeKind, node: nodeId(target ?? "?") },
+        ...(timeout === undefined ? {} : { timeoutTicks: Number(timeout) }),
+      },
+      `change ${proposalId} ${kind} ${target}`,
+    );
+  }
+
+  private config(node: HarnessNode): void {
+    const status = node.core.status();
+    const { clusterConfig, clusterConfigIndex, snapshotConfig } = status;
+    const committed = clusterConfigIndex <= status.commitIndex ? "committed" : "uncommitted";
+    this.print(
+      `${node.id} config index=${clusterConfigIndex} ${committed} voters=[${clusterConfig.voters.join(",")}] learners=[${clusterConfig.learners.join(",")}] snapshot=${status.snapshotIndex} voters=[${snapshotConfig.voters.join(",")}] learners=[${snapshotConfig.learners.join(",")}]`,
+    );
+    for (const m of status.members)
+      this.print(`  ${m.id} ${m.role} ${m.state} match=${m.matchIndex} applied=${m.appliedIndex}`);
   }
 
   /** Steps one input and carries out the Effects like a host would, printing everything. */
@@ -183,6 +246,7 @@ export class GoldenHarness {
     if (status.applyThrough > status.appliedIndex) {
       this.step(node, { type: "applied", index: status.applyThrough }, `applied ${status.applyThrough}`);
     }
+    for (const needed of effects.snapshotNeeded) this.post(needed.message);
   }
 
   private persistAll(node: HarnessNode): void {
@@ -214,9 +278,23 @@ export class GoldenHarness {
         delivered = true;
         if (this.blocked.has(`${message.from}>${message.to}`)) {
           this.print(`> ${id} drop ${formatMessage(message)}`);
+          if (message.type === "installSnapshot")
+            this.step(
+              this.node(message.from),
+              { type: "snapshotFailed", peer: message.to },
+              `snapshot-failed ${message.to}`,
+            );
           continue;
         }
         this.step(node, { type: "message", message }, `receive ${formatMessage(message)}`);
+        if (message.type === "installSnapshot") {
+          const { snapshotIndex: index, snapshotTerm } = message;
+          this.step(
+            this.node(message.from),
+            { type: "snapshotSent", peer: message.to, index, term: snapshotTerm },
+            `snapshot-sent ${message.to} ${index}/${snapshotTerm}`,
+          );
+        }
       }
     }
     return delivered;

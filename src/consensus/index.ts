@@ -1,12 +1,28 @@
 /**
  * Public surface of the consensus core. The node process imports from here only.
  */
+export type {
+  ClusterConfig,
+  MembershipChange,
+  MembershipChangeKind,
+  MembershipRejectionCode,
+} from "./cluster-config.ts";
+export {
+  clusterConfigProblem,
+  decodeClusterConfig,
+  encodeClusterConfig,
+  learnersMax,
+  membershipChangeKinds,
+  parseClusterConfig,
+  votersMax,
+} from "./cluster-config.ts";
 export type { Durability, RaftConfig, ResolvedConfig, UnsafeTestBugs } from "./config.ts";
 export { configDefaults, durabilityLevels, quorumSize, resolveConfig } from "./config.ts";
 export type { InitialState } from "./core-state.ts";
 export type {
   Acknowledgement,
   Effects,
+  MembershipRejected,
   NotConfirmed,
   OutboundMessage,
   ProposalOutcome,
@@ -18,7 +34,7 @@ export type {
   SnapshotNeeded,
 } from "./effects.ts";
 export type { CoreEvent, CoreEventType, Role, StepDownReason } from "./events.ts";
-export type { Input, ProposalId, ReadRequestId } from "./inputs.ts";
+export type { ChangeMembershipInput, Input, ProposalId, ReadRequestId } from "./inputs.ts";
 export type * from "./messages.ts";
 export { messageTypes, sendableBeforePersist } from "./messages.ts";
 export type { CoreStatus, CoreSummary, MemberStatus } from "./raft-core.ts";

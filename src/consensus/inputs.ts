@@ -7,6 +7,7 @@
  */
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { EntryKind } from "../types/log-entry.ts";
+import type { MembershipChange } from "./cluster-config.ts";
 import type { Durability } from "./config.ts";
 import type { Message } from "./messages.ts";
 
@@ -20,11 +21,27 @@ export type MessageInput = { readonly type: "message"; readonly message: Message
 export type ProposeInput = {
   readonly type: "propose";
   readonly proposalId: ProposalId;
-  /** `command` for client writes, `config` is replicated opaquely (membership changes are not implemented). */
+  /** `command` only: configuration entries are written by `changeMembership`, never proposed raw. */
   readonly kind: EntryKind;
   readonly data: Uint8Array;
   /** Defaults to the configured `defaultDurability`. */
   readonly durability?: Durability;
+  /** Defaults to `proposalTimeoutMs / tickMs`. */
+  readonly timeoutTicks?: number;
+};
+/**
+ * A single-server membership change (dissertation §4.1). The leader accepts it only when the
+ * previous configuration entry is committed and it has committed an entry of its own term; it
+ * appends the whole new configuration as an `EntryKind.config` entry, which every node uses from the
+ * moment it is in its log. Outcomes arrive as for a `majority` proposal: `proposals` (accepted, or
+ * rejected with a code any proposal can meet), `membershipRejected` (refused for a reason of the
+ * configuration), then `acknowledged` once the entry is committed under the new configuration, or
+ * `notConfirmed`.
+ */
+export type ChangeMembershipInput = {
+  readonly type: "changeMembership";
+  readonly proposalId: ProposalId;
+  readonly change: MembershipChange;
   /** Defaults to `proposalTimeoutMs / tickMs`. */
   readonly timeoutTicks?: number;
 };
@@ -52,6 +69,7 @@ export type Input =
   | TickInput
   | MessageInput
   | ProposeInput
+  | ChangeMembershipInput
   | PersistedInput
   | AppliedInput
   | ReadIndexInput

@@ -8,12 +8,12 @@
  * timeout it stops taking writes at any level.
  */
 import { assert } from "../lib/assert.ts";
-import { logIndex, type NodeId } from "../types/ids.ts";
+import { type LogIndex, logIndex, type NodeId } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
-import { quorumSize } from "./config.ts";
-import { type CoreState, progressOf } from "./core-state.ts";
-import type { EffectsBuilder } from "./effects.ts";
-import type { ProposeInput } from "./inputs.ts";
+import { type Durability, quorumSize } from "./config.ts";
+import { type CoreState, progressOf, selfIsVoter } from "./core-state.ts";
+import type { EffectsBuilder, ProposalRejectionCode } from "./effects.ts";
+import type { ProposalId, ProposeInput } from "./inputs.ts";
 import type { AppendEntriesResponseMessage, HeartbeatResponseMessage } from "./messages.ts";
 import type { Progress } from "./progress.ts";
 import { acknowledgeReadRound } from "./read-index.ts";
@@ -28,37 +28,41 @@ import {
 import { becomeFollower } from "./roles.ts";
 import { maybeSendTimeoutNow, tickTransfer } from "./transfer.ts";
 
-export function handlePropose(s: CoreState, out: EffectsBuilder, input: ProposeInput): void {
-  const { proposalId } = input;
-  assert(
-    input.kind === EntryKind.command || input.kind === EntryKind.config,
-    "only commands and config are proposed",
-  );
-  const timeoutTicks = input.timeoutTicks ?? s.config.proposalTimeoutTicks;
+/** The refusal any proposal meets on this node now (not leader, transfer, bounds), or null. */
+export function proposalRefusal(s: CoreState): ProposalRejectionCode | null {
+  if (s.role !== "leader") return s.leaderId === null ? "NO_LEADER" : "NOT_LEADER";
+  if (s.transfer !== null) return "LEADERSHIP_TRANSFER";
+  const overloaded =
+    s.pendingProposals.length >= s.config.proposalsPendingMax ||
+    s.log.lastIndex - s.commitIndex >= s.config.uncommittedEntriesMax;
+  return overloaded ? "OVERLOADED" : null;
+}
+
+export function rejectProposal(
+  s: CoreState,
+  out: EffectsBuilder,
+  proposalId: ProposalId,
+  code: ProposalRejectionCode,
+): void {
+  out.proposals.push({ proposalId, accepted: false, code, leaderId: s.leaderId });
+}
+
+/** Appends a proposal's entry, tracks it for its durability level and reports it accepted. */
+export function appendProposal(
+  s: CoreState,
+  out: EffectsBuilder,
+  proposal: { proposalId: ProposalId; kind: EntryKind; data: Uint8Array; durability: Durability },
+  timeoutTicks: number,
+): LogIndex {
+  assert(s.role === "leader" && s.transfer === null, "only a leader that is not transferring appends");
   assert(
     Number.isSafeInteger(timeoutTicks) && timeoutTicks >= 1,
     "proposal timeout must be a positive tick count",
   );
-  if (s.role !== "leader") {
-    const code = s.leaderId === null ? "NO_LEADER" : "NOT_LEADER";
-    out.proposals.push({ proposalId, accepted: false, code, leaderId: s.leaderId });
-    return;
-  }
-  if (s.transfer !== null) {
-    out.proposals.push({ proposalId, accepted: false, code: "LEADERSHIP_TRANSFER", leaderId: s.leaderId });
-    return;
-  }
-  const overloaded =
-    s.pendingProposals.length >= s.config.proposalsPendingMax ||
-    s.log.lastIndex - s.commitIndex >= s.config.uncommittedEntriesMax;
-  if (overloaded) {
-    out.proposals.push({ proposalId, accepted: false, code: "OVERLOADED", leaderId: s.leaderId });
-    return;
-  }
-  const entry = { index: logIndex(s.log.lastIndex + 1), term: s.term, kind: input.kind, data: input.data };
+  const { proposalId, kind, data, durability } = proposal;
+  const entry = { index: logIndex(s.log.lastIndex + 1), term: s.term, kind, data };
   s.log.append(entry);
   out.append(entry);
-  const durability = input.durability ?? s.config.defaultDurability;
   s.pendingProposals.push({
     proposalId,
     index: entry.index,
@@ -68,6 +72,20 @@ export function handlePropose(s: CoreState, out: EffectsBuilder, input: ProposeI
     compactedAsOurs: false,
   });
   out.proposals.push({ proposalId, accepted: true, index: entry.index, term: entry.term, durability });
+  return entry.index;
+}
+
+export function handlePropose(s: CoreState, out: EffectsBuilder, input: ProposeInput): void {
+  // Configuration entries carry the safety rules of membership changes: only `changeMembership` writes them.
+  assert(input.kind === EntryKind.command, "only commands are proposed");
+  const refusal = proposalRefusal(s);
+  if (refusal !== null) {
+    rejectProposal(s, out, input.proposalId, refusal);
+    return;
+  }
+  const durability = input.durability ?? s.config.defaultDurability;
+  const timeoutTicks = input.timeoutTicks ?? s.config.proposalTimeoutTicks;
+  appendProposal(s, out, { ...input, durability }, timeoutTicks);
   broadcastAppend(s, out, false);
 }
 
@@ -79,9 +97,16 @@ function heard(s: CoreState, progress: Progress, appliedIndex: number): void {
   }
 }
 
-/** After the commit index moved, tell every follower (an empty AppendEntries carries it). */
+/**
+ * After the commit index moved, tell every follower (an empty AppendEntries carries it). A leader
+ * whose committed configuration no longer makes it a voter then steps down (dissertation §4.2.2):
+ * until that commit it kept leading a cluster it is not part of, without counting itself.
+ */
 export function afterCommitMaybeAdvanced(s: CoreState, out: EffectsBuilder): void {
-  if (maybeAdvanceCommit(s)) broadcastAppend(s, out, false);
+  if (!maybeAdvanceCommit(s)) return;
+  broadcastAppend(s, out, false);
+  if (!selfIsVoter(s) && s.log.configIndex <= s.commitIndex)
+    becomeFollower(s, out, s.term, null, "removed-from-configuration", null);
 }
 
 export function handleAppendEntriesResponse(
@@ -89,7 +114,9 @@ export function handleAppendEntriesResponse(
   out: EffectsBuilder,
   message: AppendEntriesResponseMessage,
 ): void {
-  const progress = progressOf(s, message.from);
+  // A node removed from the configuration may still answer what it was sent before: ignore it.
+  const progress = s.progress.get(message.from);
+  if (progress === undefined) return;
   heard(s, progress, message.appliedIndex);
   if (!message.success) {
     if (progress.reject(message.rejectedIndex, nextIndexFromHint(s, message)))
@@ -108,6 +135,8 @@ export function handleAppendEntriesResponse(
   if (advanced) {
     s.replicationVersion++;
     afterCommitMaybeAdvanced(s, out);
+    // The commit may have been of a configuration that removed us (§4.2.2): we lead no more.
+    if (s.role !== "leader") return;
     if (message.from === s.transfer?.target) maybeSendTimeoutNow(s, out);
   }
   sendAppendsWhileOpen(s, out, message.from);
@@ -118,7 +147,8 @@ export function handleHeartbeatResponse(
   out: EffectsBuilder,
   message: HeartbeatResponseMessage,
 ): void {
-  const progress = progressOf(s, message.from);
+  const progress = s.progress.get(message.from);
+  if (progress === undefined) return;
   heard(s, progress, message.appliedIndex);
   // The follower is alive: unblock a probe, or free a slot whose append was probably lost.
   if (progress.state === "probe") progress.probeSent = false;
@@ -127,13 +157,18 @@ export function handleHeartbeatResponse(
   if (message.readRound > 0) acknowledgeReadRound(s, out, message.from, message.readRound);
 }
 
-/** Thesis §6.2: has a majority (counting ourselves) been heard from within an election timeout? */
+/**
+ * Thesis §6.2: has a majority of the voters (ourselves included while we are one) been heard from
+ * within an election timeout? Learners keep no leader in office.
+ */
 export function quorumActive(s: CoreState): boolean {
-  let active = 1;
-  for (const progress of s.progress.values()) {
-    if (s.nowTick - progress.lastHeardTick <= s.config.electionTimeoutTicks) active++;
+  const voters = s.log.config.voters;
+  let active = 0;
+  for (const voter of voters) {
+    if (voter === s.config.id) active++;
+    else if (s.nowTick - progressOf(s, voter).lastHeardTick <= s.config.electionTimeoutTicks) active++;
   }
-  return active >= quorumSize(s.config.voters.length);
+  return active >= quorumSize(voters.length);
 }
 
 export function tickLeader(s: CoreState, out: EffectsBuilder): void {

@@ -9,6 +9,7 @@
  */
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { LogEntry } from "../types/log-entry.ts";
+import type { ClusterConfig } from "./cluster-config.ts";
 
 type Envelope = {
   readonly from: NodeId;
@@ -99,6 +100,36 @@ export type InstallSnapshotMessage = Envelope & {
   readonly type: "installSnapshot";
   readonly snapshotIndex: LogIndex;
   readonly snapshotTerm: Term;
+  /** The cluster configuration as of `snapshotIndex`; the receiver adopts it with the snapshot. */
+  readonly snapshotConfig: ClusterConfig;
+};
+
+/**
+ * A follower or learner asks its leader for a read index (thesis §6.4.1): the leader confirms its
+ * leadership with a heartbeat round, as for its own reads, and answers with its commit index.
+ * `readId` is the asker's handle, echoed in the answer.
+ */
+export type ReadIndexMessage = Envelope & {
+  readonly type: "readIndex";
+  readonly readId: number;
+};
+
+/** Why a leader could not give a read index; the asker reports it as its own `readRejected` code. */
+export type ReadIndexRefusal = "NOT_LEADER" | "NO_LEADER" | "LEADER_NOT_READY" | "OVERLOADED";
+export const readIndexRefusals: readonly ReadIndexRefusal[] = [
+  "NOT_LEADER",
+  "NO_LEADER",
+  "LEADER_NOT_READY",
+  "OVERLOADED",
+];
+
+/** The answer to `readIndex`: the confirmed index, or (when `refusal` is set) why there is none. */
+export type ReadIndexResponseMessage = Envelope & {
+  readonly type: "readIndexResponse";
+  readonly readId: number;
+  /** The leader's commit index when the request arrived, confirmed by a heartbeat round; 0 when refused. */
+  readonly index: LogIndex;
+  readonly refusal: ReadIndexRefusal | null;
 };
 
 export type Message =
@@ -111,7 +142,9 @@ export type Message =
   | HeartbeatMessage
   | HeartbeatResponseMessage
   | TimeoutNowMessage
-  | InstallSnapshotMessage;
+  | InstallSnapshotMessage
+  | ReadIndexMessage
+  | ReadIndexResponseMessage;
 
 export type MessageType = Message["type"];
 
@@ -126,14 +159,17 @@ export const messageTypes: readonly MessageType[] = [
   "heartbeatResponse",
   "timeoutNow",
   "installSnapshot",
+  "readIndex",
+  "readIndexResponse",
 ];
 
 /**
  * Whether a message may leave before the hard state and entries of the same Effects are durable.
  *
  * A leader may ship entries before its own fsync (thesis §10.2.1) because it counts itself toward
- * a quorum only once durable. Pre-vote traffic changes no durable state. Everything else promises
- * something about durable state (a vote, a term, a matched log) and must wait.
+ * a quorum only once durable. Pre-vote traffic changes no durable state, nor does read-index
+ * traffic (the index answered is committed, so durable on a majority already). Everything else
+ * promises something about durable state (a vote, a term, a matched log) and must wait.
  */
 export function sendableBeforePersist(type: MessageType): boolean {
   return (
@@ -141,6 +177,8 @@ export function sendableBeforePersist(type: MessageType): boolean {
     type === "heartbeat" ||
     type === "timeoutNow" ||
     type === "preVote" ||
-    type === "preVoteResponse"
+    type === "preVoteResponse" ||
+    type === "readIndex" ||
+    type === "readIndexResponse"
   );
 }

@@ -24,6 +24,7 @@
 import { assert, unreachable } from "../lib/assert.ts";
 import { type LogIndex, logIndex, type NodeId, type Term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
+import { type ClusterConfig, isVoter } from "./cluster-config.ts";
 import { type RaftConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
 import {
   type CoreState,
@@ -34,6 +35,7 @@ import {
   inLease,
   observe,
   refreshApplyThrough,
+  selfIsVoter,
 } from "./core-state.ts";
 import { evaluateProposals, expireProposals, onCompaction } from "./durability.ts";
 import { type Effects, EffectsBuilder } from "./effects.ts";
@@ -57,15 +59,23 @@ import {
   handleSnapshotSent,
   tickLeader,
 } from "./leader.ts";
+import { handleChangeMembership } from "./membership.ts";
 import type { Message } from "./messages.ts";
 import type { ReplicationState } from "./progress.ts";
-import { handleReadIndex } from "./read-index.ts";
+import {
+  handleReadIndex,
+  handleReadIndexRequest,
+  handleReadIndexResponse,
+  settleForwardedReads,
+} from "./read-index.ts";
 import { becomeFollower } from "./roles.ts";
 import { startTransfer } from "./transfer.ts";
 
-/** A follower as the leader sees it (only reported by a leader). */
+/** Another member as the leader sees it (only reported by a leader): what a host needs to decide a promotion. */
 export type MemberStatus = {
   readonly id: NodeId;
+  /** Its role in the leader's current configuration. */
+  readonly role: "voter" | "learner";
   readonly state: ReplicationState;
   readonly matchIndex: LogIndex;
   readonly nextIndex: LogIndex;
@@ -91,7 +101,14 @@ export type CoreStatus = {
   readonly pendingProposals: number;
   readonly pendingReads: number;
   readonly nowTick: number;
+  /** Every other member of the leader's configuration (empty on other roles). */
   readonly members: readonly MemberStatus[];
+  /** The configuration this node uses: the latest in its log, committed or not (dissertation §4.1). */
+  readonly clusterConfig: ClusterConfig;
+  /** Index of `clusterConfig`'s entry (the snapshot index when it comes from the snapshot). */
+  readonly clusterConfigIndex: LogIndex;
+  /** The configuration as of `snapshotIndex`: persist it next to the compaction point. */
+  readonly snapshotConfig: ClusterConfig;
 };
 
 /** See `RaftCore.summary`. */
@@ -105,6 +122,9 @@ export type CoreSummary = Pick<
   | "applyThrough"
   | "lastIndex"
   | "transferTarget"
+  | "clusterConfig"
+  | "clusterConfigIndex"
+  | "snapshotConfig"
 >;
 
 /** What durability outcomes depend on: proposals are re-evaluated only when one of these moved. */
@@ -152,8 +172,11 @@ export class RaftCore {
     const s = this.#s;
     const before = observe(s);
     const progress = durabilityProgress(s);
+    const configBefore = s.log.config;
     const out = new EffectsBuilder();
     this.#dispatch(input, out);
+    if (s.log.config !== configBefore) this.#configChanged(out);
+    settleForwardedReads(s, out);
     if (!sameProgress(progress, durabilityProgress(s))) evaluateProposals(s, out);
     checkInvariants(s);
     return out.finish(before, observe(s));
@@ -173,6 +196,9 @@ export class RaftCore {
         return;
       case "propose":
         handlePropose(s, out, input);
+        return;
+      case "changeMembership":
+        handleChangeMembership(s, out, input);
         return;
       case "persisted":
         this.#persisted(input.index, input.term, out);
@@ -203,10 +229,32 @@ export class RaftCore {
     }
   }
 
-  /** Raft §5.1: terms first, then the handler for the message type and our role. */
+  /** Reports a new configuration; a (pre-)candidate that it makes a non-voter gives up its campaign. */
+  #configChanged(out: EffectsBuilder): void {
+    const s = this.#s;
+    const { voters, learners } = s.log.config;
+    out.event({
+      type: "config-changed",
+      node: s.config.id,
+      term: s.term,
+      index: s.log.configIndex,
+      voters,
+      learners,
+    });
+    if ((s.role === "candidate" || s.role === "preCandidate") && !selfIsVoter(s))
+      becomeFollower(s, out, s.term, null, "removed-from-configuration", null);
+  }
+
+  /**
+   * Raft §5.1: terms first, then the handler for the message type and our role. Messages are handled
+   * from every member of any configuration our log holds, not only the latest (dissertation §4.1):
+   * a leader that removed itself still replicates until that change commits (§4.2.2), and a node
+   * answers a candidate whatever its own configuration says. Nodes never in any are ignored. A
+   * leader ignores answers from nodes it no longer replicates to (`leader.ts`).
+   */
   #stepMessage(message: Message, out: EffectsBuilder): void {
     const s = this.#s;
-    if (message.to !== s.config.id || !s.peers.includes(message.from)) return;
+    if (message.to !== s.config.id || message.from === s.config.id || !s.log.isKnown(message.from)) return;
     if (message.type === "installSnapshot" && message.term < s.term) {
       // The host already restored this (committed) data; record it, and let our term unseat the sender.
       handleInstallSnapshot(s, out, message);
@@ -288,6 +336,12 @@ export class RaftCore {
       case "timeoutNow":
         handleTimeoutNow(s, out, message);
         return;
+      case "readIndex":
+        handleReadIndexRequest(s, out, message);
+        return;
+      case "readIndexResponse":
+        if (s.role === "follower") handleReadIndexResponse(s, out, message);
+        return;
       default:
         unreachable(message, "unknown message");
     }
@@ -358,6 +412,9 @@ export class RaftCore {
       applyThrough: s.applyThrough,
       lastIndex: s.log.lastIndex,
       transferTarget: s.transfer?.target ?? null,
+      clusterConfig: s.log.config,
+      clusterConfigIndex: s.log.configIndex,
+      snapshotConfig: s.log.snapshotConfig,
     };
   }
 
@@ -366,6 +423,7 @@ export class RaftCore {
     const s = this.#s;
     const members = [...s.progress].map(([id, progress]) => ({
       id,
+      role: isVoter(s.log.config, id) ? ("voter" as const) : ("learner" as const),
       state: progress.state,
       matchIndex: progress.matchIndex,
       nextIndex: progress.nextIndex,
@@ -388,9 +446,12 @@ export class RaftCore {
       snapshotTerm: s.log.snapshotTerm,
       transferTarget: s.transfer?.target ?? null,
       pendingProposals: s.pendingProposals.length,
-      pendingReads: s.pendingReads.length,
+      pendingReads: s.pendingReads.length + s.forwardedReads.length,
       nowTick: s.nowTick,
       members,
+      clusterConfig: s.log.config,
+      clusterConfigIndex: s.log.configIndex,
+      snapshotConfig: s.log.snapshotConfig,
     };
   }
 
@@ -401,6 +462,17 @@ export class RaftCore {
   /** The term of the entry at `index` in memory (the snapshot's term at its index), or undefined. */
   termAt(index: number): Term | undefined {
     return this.#s.log.termAt(index);
+  }
+
+  /**
+   * The cluster configuration as of `index`, for any index from the snapshot index to the last index
+   * (undefined outside). A host that sends a peer a snapshot newer than the one `snapshotNeeded`
+   * names must put this configuration, for its snapshot's index, in the `installSnapshot` header.
+   */
+  configAt(index: number): ClusterConfig | undefined {
+    const log = this.#s.log;
+    if (!Number.isSafeInteger(index) || index < log.snapshotIndex || index > log.lastIndex) return undefined;
+    return log.configAt(logIndex(index));
   }
 
   entryAt(index: number): LogEntry | undefined {

@@ -1,5 +1,6 @@
 /**
- * The in-memory Raft log: every entry after the last snapshot, plus the snapshot's position.
+ * The in-memory Raft log: every entry after the last snapshot, plus the snapshot's position and
+ * the cluster configuration at the snapshot index.
  *
  * Indexes start at 1; position (0, 0) is the empty log. After compaction the log remembers the
  * snapshot's index and term so that it can still answer "what term is at snapshotIndex?" for the
@@ -8,10 +9,20 @@
  * Invariants: entries are contiguous from `snapshotIndex + 1`; terms never decrease along the log;
  * the first entry's term is at least `snapshotTerm`. This module does not know which entries are
  * committed or durable: the callers guard truncation (never at or below the commit index).
+ *
+ * Configuration (dissertation §4.1): the log's configuration is that of its latest configuration
+ * entry, committed or not, or the snapshot's when it holds none. The log tracks its configuration
+ * entries itself, so that every append, truncation, compaction and reset keeps it right: appending
+ * a configuration entry adopts it at once, truncating it reverts to the one before, and compaction
+ * folds the configuration at the new snapshot index into `snapshotConfig`.
  */
 import { assert } from "../lib/assert.ts";
-import { type LogIndex, logIndex, type Term, term } from "../types/ids.ts";
-import type { LogEntry } from "../types/log-entry.ts";
+import { type LogIndex, logIndex, type NodeId, type Term, term } from "../types/ids.ts";
+import { EntryKind, type LogEntry } from "../types/log-entry.ts";
+import { assertValidClusterConfig, type ClusterConfig, decodeClusterConfig } from "./cluster-config.ts";
+
+/** A configuration entry held in memory. */
+type ConfigEntry = { readonly index: LogIndex; readonly config: ClusterConfig };
 
 /** Bytes charged per entry on top of its data when sizing a batch (index, term, kind, framing). */
 export const entryOverheadBytes = 24;
@@ -20,14 +31,72 @@ export class RaftLog {
   private entries: LogEntry[];
   private snapshotIndexValue: LogIndex;
   private snapshotTermValue: Term;
+  private snapshotConfigValue: ClusterConfig;
+  /** The configuration entries among `entries`, in index order. */
+  private configs: ConfigEntry[] = [];
+  /** Every member of the snapshot's configuration and of every configuration entry held. */
+  private known = new Set<NodeId>();
 
-  constructor(snapshotIndex: LogIndex, snapshotTerm: Term, entries: readonly LogEntry[]) {
+  constructor(
+    snapshotIndex: LogIndex,
+    snapshotTerm: Term,
+    entries: readonly LogEntry[],
+    snapshotConfig: ClusterConfig,
+  ) {
     assert(snapshotIndex >= 0 && snapshotTerm >= 0, "snapshot position must be non-negative");
     assert(snapshotIndex > 0 || snapshotTerm === 0, "the empty snapshot has term 0");
+    assertValidClusterConfig(snapshotConfig);
     this.snapshotIndexValue = snapshotIndex;
     this.snapshotTermValue = snapshotTerm;
+    // A copy: the host's object must not be able to change the configuration behind the log's back.
+    this.snapshotConfigValue = { voters: [...snapshotConfig.voters], learners: [...snapshotConfig.learners] };
     this.entries = [];
+    this.recountKnown();
     for (const entry of entries) this.append(entry);
+  }
+
+  /**
+   * Whether `id` is a member of any configuration this log holds (the snapshot's or an entry's,
+   * committed or not). Messages from anyone else are ignored; the members of older configurations
+   * stay known so that a leader removing itself (dissertation §4.2.2) is still heard.
+   */
+  isKnown(id: NodeId): boolean {
+    return this.known.has(id);
+  }
+
+  private recountKnown(): void {
+    this.known = new Set([...this.snapshotConfigValue.voters, ...this.snapshotConfigValue.learners]);
+    for (const { config } of this.configs)
+      for (const id of [...config.voters, ...config.learners]) this.known.add(id);
+  }
+
+  /** The configuration as of the snapshot index. */
+  get snapshotConfig(): ClusterConfig {
+    return this.snapshotConfigValue;
+  }
+
+  /** The log's configuration: its latest configuration entry's, committed or not, else the snapshot's. */
+  get config(): ClusterConfig {
+    return this.configs.at(-1)?.config ?? this.snapshotConfigValue;
+  }
+
+  /**
+   * The index of the latest configuration entry, or the snapshot index when the configuration comes
+   * from the snapshot (it is committed then, whatever index it was first written at).
+   */
+  get configIndex(): LogIndex {
+    return this.configs.at(-1)?.index ?? this.snapshotIndexValue;
+  }
+
+  /** The configuration as of `index` (at or after the snapshot index). */
+  configAt(index: LogIndex): ClusterConfig {
+    assert(index >= this.snapshotIndexValue, `configuration at ${index} below the snapshot`);
+    let config = this.snapshotConfigValue;
+    for (const entry of this.configs) {
+      if (entry.index > index) break;
+      config = entry.config;
+    }
+    return config;
   }
 
   get snapshotIndex(): LogIndex {
@@ -71,6 +140,12 @@ export class RaftLog {
   append(entry: LogEntry): void {
     assert(entry.index === this.lastIndex + 1, `append of index ${entry.index} after ${this.lastIndex}`);
     assert(entry.term >= this.lastTerm, `append of term ${entry.term} after term ${this.lastTerm}`);
+    // Dissertation §4.1: a server uses a configuration from the moment its entry is in its log.
+    if (entry.kind === EntryKind.config) {
+      const config = decodeClusterConfig(entry.data);
+      this.configs.push({ index: entry.index, config });
+      for (const id of [...config.voters, ...config.learners]) this.known.add(id);
+    }
     this.entries.push(entry);
   }
 
@@ -83,6 +158,10 @@ export class RaftLog {
     assert(index < this.lastIndex, `truncation at ${index} drops nothing (last ${this.lastIndex})`);
     const dropped = this.entries.splice(index - this.snapshotIndexValue);
     assert(this.lastIndex === index, "truncation left the wrong last index");
+    // A truncated configuration entry no longer counts: the one before it applies again.
+    const configCount = this.configs.length;
+    while ((this.configs.at(-1)?.index ?? 0) > index) this.configs.pop();
+    if (this.configs.length !== configCount) this.recountKnown();
     return dropped;
   }
 
@@ -130,15 +209,22 @@ export class RaftLog {
   compact(index: LogIndex, snapshotTerm: Term): void {
     assert(index > this.snapshotIndexValue && index <= this.lastIndex, `compaction at ${index} out of range`);
     assert(this.termAt(index) === snapshotTerm, `compaction term mismatch at ${index}`);
+    this.snapshotConfigValue = this.configAt(index);
+    this.configs = this.configs.filter((entry) => entry.index > index);
+    this.recountKnown();
     this.entries.splice(0, index - this.snapshotIndexValue);
     this.snapshotIndexValue = index;
     this.snapshotTermValue = snapshotTerm;
   }
 
   /** Replaces the whole log by a snapshot position (the follower installed a snapshot its log cannot join). */
-  resetToSnapshot(index: LogIndex, snapshotTerm: Term): void {
+  resetToSnapshot(index: LogIndex, snapshotTerm: Term, snapshotConfig: ClusterConfig): void {
     assert(index > 0 && snapshotTerm > 0, "reset to an empty snapshot");
+    assertValidClusterConfig(snapshotConfig);
     this.entries = [];
+    this.configs = [];
+    this.snapshotConfigValue = { voters: [...snapshotConfig.voters], learners: [...snapshotConfig.learners] };
+    this.recountKnown();
     this.snapshotIndexValue = index;
     this.snapshotTermValue = term(snapshotTerm);
   }

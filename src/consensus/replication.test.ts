@@ -8,7 +8,7 @@ import { Prng } from "../lib/prng.ts";
 import { logIndex, nodeId, type Term, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
 import type { RaftConfig } from "./config.ts";
-import { core, emptyState, entry, message, n1, n2, n3, sent } from "./core-fixtures.ts";
+import { core, emptyState, entry, message, n1, n2, n3, sent, voters } from "./core-fixtures.ts";
 import { RaftCore } from "./raft-core.ts";
 
 describe("replication and commit (Raft §5.3, §5.4.2)", () => {
@@ -279,6 +279,7 @@ describe("snapshots (Raft §7)", () => {
       term: term(3),
       snapshotIndex: logIndex(5),
       snapshotTerm: term(2 as number) as Term,
+      snapshotConfig: { voters, learners: [] },
     });
     assert.deepEqual(effects.snapshotRestored, { index: 5, term: 2 });
     const status = follower.status();

@@ -66,8 +66,9 @@ export function sendAppendsWhileOpen(s: CoreState, out: EffectsBuilder, peer: No
   }
 }
 
+/** To every other member, learners included (they receive the log like voters). */
 export function broadcastAppend(s: CoreState, out: EffectsBuilder, sendIfEmpty: boolean): void {
-  for (const peer of s.peers) {
+  for (const peer of s.progress.keys()) {
     if (!sendAppend(s, out, peer, sendIfEmpty)) continue;
     sendAppendsWhileOpen(s, out, peer);
   }
@@ -77,11 +78,14 @@ function requestSnapshot(s: CoreState, out: EffectsBuilder, peer: NodeId): void 
   const progress = progressOf(s, peer);
   const index = s.log.snapshotIndex;
   const snapshotTerm = s.log.snapshotTerm;
+  // Raft §7 / dissertation §5.1: the snapshot carries the configuration as of its last index.
+  const snapshotConfig = s.log.snapshotConfig;
   progress.becomeSnapshot(index);
   out.snapshotNeeded.push({
     peer,
     index,
     term: snapshotTerm,
+    snapshotConfig,
     message: {
       type: "installSnapshot",
       from: s.config.id,
@@ -89,14 +93,14 @@ function requestSnapshot(s: CoreState, out: EffectsBuilder, peer: NodeId): void 
       term: s.term,
       snapshotIndex: index,
       snapshotTerm,
+      snapshotConfig,
     },
   });
 }
 
 /** Heartbeats to every peer; the commit index sent is capped at what each follower is known to hold. */
 export function broadcastHeartbeat(s: CoreState, out: EffectsBuilder): void {
-  for (const peer of s.peers) {
-    const progress = progressOf(s, peer);
+  for (const [peer, progress] of s.progress) {
     const leaderCommit = logIndex(Math.min(progress.matchIndex, s.commitIndex));
     progress.sentCommitIndex = logIndex(Math.max(progress.sentCommitIndex, leaderCommit));
     out.send({
@@ -110,10 +114,14 @@ export function broadcastHeartbeat(s: CoreState, out: EffectsBuilder): void {
   }
 }
 
-/** Applies the commit rule (Raft §5.3, §5.4.2). Returns whether the commit index advanced. */
+/**
+ * Applies the commit rule (Raft §5.3, §5.4.2) over the voters of the leader's latest configuration,
+ * committed or not (dissertation §4.1). Learners never count; nor does the leader itself once that
+ * configuration no longer makes it a voter (§4.2.2). Returns whether the commit index advanced.
+ */
 export function maybeAdvanceCommit(s: CoreState): boolean {
   assert(s.role === "leader", "only a leader counts replicas");
-  const matchIndexes = s.config.voters.map((voter) =>
+  const matchIndexes = s.log.config.voters.map((voter) =>
     voter === s.config.id ? s.durableIndex : progressOf(s, voter).matchIndex,
   );
   const next = computeCommitIndex({

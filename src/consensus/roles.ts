@@ -10,12 +10,12 @@
 import { assert } from "../lib/assert.ts";
 import { type LogIndex, logIndex, type NodeId, type Term, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
-import { type CoreState, resetElectionTimer } from "./core-state.ts";
+import { type CoreState, otherVoters, resetElectionTimer, selfIsVoter, syncProgress } from "./core-state.ts";
 import { onLeadershipLost } from "./durability.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import type { Role, StepDownReason } from "./events.ts";
-import { Progress } from "./progress.ts";
 import { voteResult } from "./quorum.ts";
+import { rejectPendingReads } from "./read-index.ts";
 import { broadcastAppend, maybeAdvanceCommit } from "./replication.ts";
 
 function changeRole(s: CoreState, out: EffectsBuilder, role: Role): void {
@@ -23,18 +23,6 @@ function changeRole(s: CoreState, out: EffectsBuilder, role: Role): void {
   s.role = role;
   if (previousRole !== role)
     out.event({ type: "role-changed", node: s.config.id, term: s.term, role, previousRole });
-}
-
-/** Rejects every waiting read: only a leader can confirm them. */
-function rejectPendingReads(s: CoreState, out: EffectsBuilder): void {
-  for (const read of s.pendingReads) {
-    out.readRejected.push({
-      requestId: read.requestId,
-      code: s.leaderId === null ? "NO_LEADER" : "NOT_LEADER",
-      leaderId: s.leaderId,
-    });
-  }
-  s.pendingReads.length = 0;
 }
 
 /**
@@ -76,6 +64,7 @@ function lastLogPosition(s: CoreState): { lastLogIndex: LogIndex; lastLogTerm: T
 /** Thesis §9.6: ask whether we could win before disturbing anyone with a higher term. */
 export function becomePreCandidate(s: CoreState, out: EffectsBuilder): void {
   assert(s.role !== "leader", "a leader does not campaign");
+  assert(selfIsVoter(s), "only a voter campaigns");
   s.leaderId = null;
   resetElectionTimer(s);
   s.votes.clear();
@@ -89,7 +78,7 @@ export function becomePreCandidate(s: CoreState, out: EffectsBuilder): void {
     preVote: true,
     transfer: false,
   });
-  for (const peer of s.peers) {
+  for (const peer of otherVoters(s)) {
     out.send({ type: "preVote", from: s.config.id, to: peer, term: proposedTerm, ...lastLogPosition(s) });
   }
   tallyVotes(s, out);
@@ -98,6 +87,7 @@ export function becomePreCandidate(s: CoreState, out: EffectsBuilder): void {
 /** Raft §5.2: increment the term, vote for ourselves, and request votes from every peer. */
 export function becomeCandidate(s: CoreState, out: EffectsBuilder, transfer: boolean): void {
   assert(s.role !== "leader", "a leader does not campaign");
+  assert(selfIsVoter(s), "only a voter campaigns");
   s.term = term(s.term + 1);
   s.votedFor = s.config.id;
   s.leaderId = null;
@@ -106,7 +96,7 @@ export function becomeCandidate(s: CoreState, out: EffectsBuilder, transfer: boo
   s.votes.set(s.config.id, true);
   changeRole(s, out, "candidate");
   out.event({ type: "election-started", node: s.config.id, term: s.term, preVote: false, transfer });
-  for (const peer of s.peers) {
+  for (const peer of otherVoters(s)) {
     out.send({
       type: "requestVote",
       from: s.config.id,
@@ -122,7 +112,8 @@ export function becomeCandidate(s: CoreState, out: EffectsBuilder, transfer: boo
 /** Counts the votes of the current (pre-)election and acts on a decided outcome. */
 export function tallyVotes(s: CoreState, out: EffectsBuilder): void {
   assert(s.role === "preCandidate" || s.role === "candidate", "only candidates count votes");
-  const result = voteResult(s.config.voters, s.votes);
+  // Raft §5.2 with dissertation §4.1: a majority of the voters of the candidate's own configuration.
+  const result = voteResult(s.log.config.voters, s.votes);
   if (result === "pending") return;
   const preVote = s.role === "preCandidate";
   const eventTerm = preVote ? term(s.term + 1) : s.term;
@@ -148,10 +139,8 @@ export function becomeLeader(s: CoreState, out: EffectsBuilder): void {
   s.transfer = null;
   s.votes.clear();
   const nextIndex = logIndex(s.log.lastIndex + 1);
-  for (const peer of s.peers) {
-    s.progress.set(peer, new Progress(nextIndex, s.nowTick, s.config.appendEntriesInflightMax));
-  }
   changeRole(s, out, "leader");
+  syncProgress(s);
   const noop = { index: nextIndex, term: s.term, kind: EntryKind.noop, data: new Uint8Array(0) };
   s.log.append(noop);
   out.append(noop);

@@ -9,10 +9,12 @@
  * a slow catch-up does not leave the target no time to campaign), the transfer is aborted and
  * writes resume.
  *
- * Invariants: at most one transfer at a time; only a leader has one; the target is another voter.
+ * Invariants: at most one transfer at a time; only a leader has one; the target is another voter
+ * (a membership change is refused during a transfer, so it stays one until the transfer ends).
  */
 import { assert } from "../lib/assert.ts";
 import type { NodeId } from "../types/ids.ts";
+import { isVoter } from "./cluster-config.ts";
 import { type CoreState, progressOf } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import { sendAppend } from "./replication.ts";
@@ -23,7 +25,8 @@ export function startTransfer(s: CoreState, out: EffectsBuilder, target: NodeId)
     out.event({ type: "transfer-rejected", node, term: s.term, target, reason: "NOT_LEADER" });
     return;
   }
-  if (!s.config.voters.includes(target)) {
+  // Only a voter of the current configuration can win an election.
+  if (!isVoter(s.log.config, target)) {
     out.event({ type: "transfer-rejected", node, term: s.term, target, reason: "UNKNOWN_TARGET" });
     return;
   }

@@ -36,6 +36,21 @@ class FakeNode implements NodeService {
       node: this.id,
     };
   }
+  orphans(): unknown[] {
+    return [];
+  }
+  orphan(id: number): unknown {
+    throw new BatonError("NOT_FOUND", `no orphaned entry ${id}`);
+  }
+  orphanReplay(id: number): never {
+    throw new BatonError("NOT_FOUND", `no orphaned entry ${id}`);
+  }
+  orphanResolved(id: number): never {
+    throw new BatonError("NOT_FOUND", `no orphaned entry ${id}`);
+  }
+  orphanActions(): unknown[] {
+    return [];
+  }
   status(): StatusResponse {
     return {
       id: this.id,
@@ -266,13 +281,13 @@ describe("HTTP API", () => {
     }
   });
 
-  test("NO_LEADER answers 503 with Retry-After; readyz reflects readiness", async () => {
+  test("NO_LEADER answers 503 without a Retry-After floor; readyz reflects readiness", async () => {
     leader.failWith = new BatonError(ErrorCode.NO_LEADER, "no leader is known");
     try {
       const { status, json, headers } = await post(leaderBase, "/v1/execute", { statements: ["SELECT 1"] });
       assert.equal(status, 503);
       assert.equal(json.error.code, "NO_LEADER");
-      assert.equal(headers.get("retry-after"), "1");
+      assert.equal(headers.get("retry-after"), null);
       const ready = await fetch(`${leaderBase}/readyz`, { signal: AbortSignal.timeout(5000) });
       assert.equal(ready.status, 503);
     } finally {

@@ -14,6 +14,7 @@ import { normalizeExecute, normalizeQuery } from "../api/request-validation.ts";
 import { BatonError, ErrorCode, httpStatusByCode, isBatonError, retryByCode } from "../lib/errors.ts";
 import type { NodeService } from "../node/node-service.ts";
 import { forwardOrThrow, nodeHeader, termHeader } from "./leader-forwarding.ts";
+import { orphanRoute } from "./orphan-routes.ts";
 
 export type HttpApiOptions = {
   readonly host: string;
@@ -139,7 +140,16 @@ export class HttpApi {
       "/readyz": { method: "GET", run: async () => this.readiness() },
     };
     const route = path === undefined ? undefined : routes[path];
-    if (route === undefined) throw new BatonError(ErrorCode.NOT_FOUND, `no route ${request.method} ${path}`);
+    if (route === undefined) {
+      const orphans = await orphanRoute(
+        this.service,
+        request,
+        () => this.readBody(request),
+        this.options.forwardTimeoutMs,
+      );
+      if (orphans !== null) return orphans;
+      throw new BatonError(ErrorCode.NOT_FOUND, `no route ${request.method} ${path}`);
+    }
     if (request.method !== route.method) {
       throw new BatonError(
         ErrorCode.METHOD_NOT_ALLOWED,

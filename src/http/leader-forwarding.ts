@@ -38,10 +38,17 @@ export async function forwardToLeader(
     });
   } catch (error) {
     const timedOut = (error as Error).name === "TimeoutError";
+    // Refused before a byte was sent: the leader never saw the request. Any other failure may
+    // come after the leader received it, so the write's outcome is unknown (a code that says so).
+    const refused = ((error as Error).cause as { code?: string } | undefined)?.code === "ECONNREFUSED";
+    const code = timedOut ? ErrorCode.TIMEOUT : refused ? ErrorCode.NO_LEADER : ErrorCode.FORWARD_FAILED;
     throw new BatonError(
-      timedOut ? ErrorCode.TIMEOUT : ErrorCode.NO_LEADER,
+      code,
       `forwarding to the leader at ${leaderHttp} failed: ${(error as Error).message}`,
-      { leaderHttp, outcome: "unknown" },
+      {
+        leaderHttp,
+        outcome: refused ? "not-applied" : "unknown",
+      },
     );
   }
   const headers: Record<string, string> = {};

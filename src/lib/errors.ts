@@ -24,6 +24,10 @@ export const ErrorCode = {
   QUERY_ABORTED: "QUERY_ABORTED",
   NOT_FOUND: "NOT_FOUND",
   METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
+  /** The request conflicts with the target's state (an orphaned entry already resolved, say). */
+  CONFLICT: "CONFLICT",
+  /** Replaying an orphaned write met rows that changed since: nothing was applied. */
+  ORPHAN_REPLAY_CONFLICT: "ORPHAN_REPLAY_CONFLICT",
   // Cluster state.
   NOT_LEADER: "NOT_LEADER",
   NO_LEADER: "NO_LEADER",
@@ -33,6 +37,8 @@ export const ErrorCode = {
   /** A write carried `expectedTerm` and the leader is in another term: nothing was applied. */
   TERM_CHANGED: "TERM_CHANGED",
   TIMEOUT: "TIMEOUT",
+  /** A follower's forward to the leader broke off after it may have been received: outcome unknown. */
+  FORWARD_FAILED: "FORWARD_FAILED",
   NOT_CONFIRMED: "NOT_CONFIRMED",
   STALE_READ: "STALE_READ",
   OVERLOADED: "OVERLOADED",
@@ -75,12 +81,15 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   QUERY_ABORTED: 500,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  ORPHAN_REPLAY_CONFLICT: 409,
   NOT_LEADER: 409,
   NO_LEADER: 503,
   LEADERSHIP_TRANSFER: 503,
   LEADER_NOT_READY: 503,
   TERM_CHANGED: 412,
   TIMEOUT: 504,
+  FORWARD_FAILED: 502,
   NOT_CONFIRMED: 504,
   STALE_READ: 503,
   OVERLOADED: 503,
@@ -128,7 +137,10 @@ export type RetryRule = {
 const never: RetryRule = { retry: "never", writeOutcome: "unknown", retryAfterSeconds: null };
 const rejected: RetryRule = { retry: "never", writeOutcome: "not-applied", retryAfterSeconds: null };
 /** A node that stops, or a cluster between leaders, needs about an election timeout to recover. */
-const afterElection: RetryRule = { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: 1 };
+// An election takes about one election timeout (well under a second by default): a whole-second
+// Retry-After floor would hold every client back long after a new leader serves. Clients back off
+// on their own, starting at tens of milliseconds.
+const afterElection: RetryRule = { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: null };
 
 /**
  * The one retry table. Exhaustive: adding a code without a rule fails type-checking. A code that
@@ -150,8 +162,10 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   QUERY_ABORTED: rejected,
   NOT_FOUND: never,
   METHOD_NOT_ALLOWED: never,
+  CONFLICT: never,
+  ORPHAN_REPLAY_CONFLICT: never,
   NOT_LEADER: { retry: "redirect", writeOutcome: "not-applied", retryAfterSeconds: null },
-  NO_LEADER: { retry: "rediscover", writeOutcome: "not-applied", retryAfterSeconds: 1 },
+  NO_LEADER: { retry: "rediscover", writeOutcome: "not-applied", retryAfterSeconds: null },
   LEADERSHIP_TRANSFER: afterElection,
   // The leader is ready as soon as it commits an entry of its term, within a heartbeat or two.
   LEADER_NOT_READY: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: null },
@@ -159,6 +173,7 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   TERM_CHANGED: rejected,
   // A write that timed out may still commit: retrying with the same requestId learns its outcome.
   TIMEOUT: { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: null },
+  FORWARD_FAILED: { retry: "rediscover", writeOutcome: "unknown", retryAfterSeconds: null },
   // The write is in the log but short of its durability level; whether to wait longer is the caller's call.
   NOT_CONFIRMED: never,
   STALE_READ: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },

@@ -5,14 +5,15 @@ import path from "node:path";
 import { after, test } from "node:test";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
+import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { Store } from "../store/store.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
 import { nodeId } from "../types/ids.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { IndexWaiters } from "./index-waiters.ts";
-import { fileReviewSink } from "./launch.ts";
 import { type NodeConfig, nodeDefaults } from "./node-config.ts";
+import { quarantineSink } from "./orphans.ts";
 import { systemClock, systemIo, systemTimers } from "./runtime.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-node-"));
@@ -52,6 +53,8 @@ async function singleNode(
         : new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()))),
   });
   const store = Store.open({ path: path.join(directory, "baton.db") });
+  const orphans = OrphanQuarantine.open(path.join(directory, "review", "orphans.db"));
+  after(() => orphans.close());
   const fatal: Error[] = [];
   const network = new InMemoryNetwork();
   const node = new BatonNode(
@@ -73,7 +76,8 @@ async function singleNode(
       log: wal,
       recovered,
       store,
-      review: fileReviewSink(directory),
+      review: quarantineSink(orphans),
+      orphans,
       snapshotDirectory: path.join(directory, "snapshots"),
       io: systemIo,
       logger: () => {},

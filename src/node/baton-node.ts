@@ -31,6 +31,7 @@ import { LeaderSpeculation } from "./leader-speculation.ts";
 import { checkNodeConfig, type NodeConfig } from "./node-config.ts";
 import type { NodeService, Readiness } from "./node-service.ts";
 import { NodeStatusView } from "./node-status.ts";
+import { replayRequest, summarizeOrphan, viewOrphan } from "./orphans.ts";
 import { PeerDirectory } from "./peer-directory.ts";
 import { ReadPath } from "./read-path.ts";
 import { ReplicaLoop } from "./replica-loop.ts";
@@ -160,6 +161,39 @@ export class BatonNode implements NodeService {
   contentHash(): { appliedIndex: number; hash: string } {
     const store = this.runtime.store;
     return this.guardSync(() => ({ appliedIndex: store.appliedIndex, hash: store.contentHash() }));
+  }
+
+  orphans(status: string | null, limit: number): unknown[] {
+    if (status !== null && !["pending", "replayed", "discarded"].includes(status))
+      throw new BatonError(ErrorCode.BAD_REQUEST, `status must be pending, replayed or discarded`);
+    return this.guardSync(() =>
+      this.runtime.orphans.list(status as never, limit).map((record) => summarizeOrphan(record)),
+    );
+  }
+
+  orphan(id: number): unknown {
+    return this.guardSync(() => viewOrphan(this.runtime.orphans.get(id), this.runtime.store));
+  }
+
+  orphanReplay(id: number): { request: NormalizedExecute; changeOf: (number | null)[] } {
+    return this.guardSync(() =>
+      replayRequest(this.runtime.orphans.get(id), this.runtime.store, `orphan-replay-${this.id}-${id}`),
+    );
+  }
+
+  orphanResolved(id: number, status: "replayed" | "discarded" | null, detail: string): unknown {
+    const { orphans, clock } = this.runtime;
+    return this.guardSync(() => {
+      if (status === null) {
+        orphans.note(id, "replay-conflict", detail, clock.nowMs());
+        return summarizeOrphan(orphans.get(id));
+      }
+      return summarizeOrphan(orphans.resolve(id, status, detail, clock.nowMs()));
+    });
+  }
+
+  orphanActions(limit: number): unknown[] {
+    return this.guardSync(() => this.runtime.orphans.actions(limit));
   }
 
   /** Refuses new work from now on; writes waiting at the gate fail with SHUTTING_DOWN. */

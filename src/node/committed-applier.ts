@@ -55,11 +55,17 @@ export class CommittedApplier {
         if (!this.speculation.commitCovered(through)) break;
         continue;
       }
-      const next = logIndex(this.store.appliedIndex + 1);
-      const entry = this.core.entryAt(next);
-      assert(entry !== undefined, `committed entry ${next} is in the core's log`);
-      if (entry.kind === EntryKind.command) this.store.apply(next, entry.data);
-      else this.store.applyNoop(next);
+      // Committed entries go into SQLite together, in one transaction (bounded by the target).
+      const batch: { index: LogIndex; payload: Uint8Array }[] = [];
+      for (let next = this.store.appliedIndex + 1; next <= target; next++) {
+        const entry = this.core.entryAt(next);
+        assert(entry !== undefined, `committed entry ${next} is in the core's log`);
+        batch.push({
+          index: logIndex(next),
+          payload: entry.kind === EntryKind.command ? entry.data : new Uint8Array(0),
+        });
+      }
+      this.store.applyBatch(batch);
     }
     const after = this.store.appliedIndex;
     if (after === before) return;

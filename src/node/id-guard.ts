@@ -3,9 +3,10 @@
  *
  * The leader keeps, per AUTOINCREMENT table, a reservation `high` committed in the log: ids up to
  * it may have been handed out. Rules:
- * - every batch that opens a new speculative transaction first raises the counters to the
- *   reservations (so a new leader starts above every id an old one may have acknowledged), and
- *   reads them: with nothing speculative open they are exactly the committed ones;
+ * - the first batch of a leader's term first raises the counters to the reservations (so a new
+ *   leader starts above every id an old one may have acknowledged) and reads them: with nothing
+ *   speculative open they are exactly the committed ones. Should that batch be rolled back without
+ *   leadership changing (a refused proposal), the next one raises again;
  * - after a batch, a table whose counter came within half a block of what is reserved (committed
  *   or already proposed) gets a new reservation, `counter + idReservationBlock`, proposed at
  *   `majority` in the same turn;
@@ -35,6 +36,9 @@ export class IdGuard {
   private committed = new Map<string, bigint>();
   private proposed = new Map<string, bigint>();
   private readonly waiters = new Set<Waiter>();
+  /** The term whose first batch raised the counters, and that batch's index. */
+  private raisedTerm = -1;
+  private raisedIndex = 0;
 
   constructor(parts: { block: number; enabled: boolean; timers: Timers; waitersMax: number }) {
     this.block = BigInt(parts.block);
@@ -43,9 +47,17 @@ export class IdGuard {
     this.waitersMax = parts.waitersMax;
   }
 
-  /** Whether a batch opening a fresh speculative transaction must raise the counters first. */
-  get raisesCounters(): boolean {
-    return this.enabled;
+  /**
+   * Whether the batch about to run at `index` must raise the counters first: the term's first
+   * batch, or the first after that one was rolled back before it was applied.
+   */
+  mustRaise(term: number, index: number, appliedIndex: number, speculativeCount: number): boolean {
+    if (!this.enabled) return false;
+    const rolledBack = speculativeCount === 0 && appliedIndex < this.raisedIndex;
+    if (term === this.raisedTerm && !rolledBack) return false;
+    this.raisedTerm = term;
+    this.raisedIndex = index;
+    return true;
   }
 
   /**
@@ -121,6 +133,8 @@ export class IdGuard {
   reset(): void {
     this.committed = new Map();
     this.proposed = new Map();
+    this.raisedTerm = -1;
+    this.raisedIndex = 0;
     for (const waiter of [...this.waiters]) {
       waiter.cancel();
       waiter.reject(notProtected(null, "leadership was lost"));

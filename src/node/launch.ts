@@ -6,26 +6,20 @@
  * Closing: `close()` stops the node (ticking, transport, pending log writes), then closes the log
  * and the store; the caller hands leadership over and drains HTTP before it.
  */
-import fs from "node:fs";
 import path from "node:path";
 import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
+import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
 import { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
-import type { LogEntry } from "../types/log-entry.ts";
+import { walFaultOptions } from "../wal/fault-injection.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { nodeDefaults } from "./node-config.ts";
-import {
-  type NodeLog,
-  type ReviewSink,
-  systemClock,
-  systemIo,
-  systemRandomSeed,
-  systemTimers,
-} from "./runtime.ts";
+import { quarantineSink } from "./orphans.ts";
+import { type NodeLog, systemClock, systemIo, systemRandomSeed, systemTimers } from "./runtime.ts";
 import { reconcileStorage } from "./snapshot-files.ts";
 
 type HostPort = { readonly host: string; readonly port: number };
@@ -68,26 +62,6 @@ export function hostPort(address: HostPort): string {
   return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
-/** Entries a deposed leader held that the new leader overwrote: appended to `DATA/review/`. */
-export function fileReviewSink(dataDirectory: string): ReviewSink {
-  return {
-    keepDiscarded(entries: readonly LogEntry[], atMs: number): void {
-      const directory = path.join(dataDirectory, "review");
-      fs.mkdirSync(directory, { recursive: true });
-      const lines = entries.map((e) =>
-        JSON.stringify({
-          index: e.index,
-          term: e.term,
-          kind: e.kind,
-          data: Buffer.from(e.data).toString("base64"),
-          discardedAtMs: atMs,
-        }),
-      );
-      fs.appendFileSync(path.join(directory, "discarded-entries.jsonl"), `${lines.join("\n")}\n`);
-    },
-  };
-}
-
 /** Client queries run in killable processes, so none can hold this node's event loop. */
 async function startQueryPool(
   storage: { store: Store; wal: Wal },
@@ -107,7 +81,7 @@ async function startQueryPool(
 
 /** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
 async function openStorage(dataDirectory: string, log: NodeLog) {
-  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"));
+  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"), walFaultOptions(process.env));
   if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
   const store = Store.open({
     path: path.join(dataDirectory, "baton.db"),
@@ -139,6 +113,7 @@ export async function openNode(
 ): Promise<OpenNode> {
   const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
   const queries = await startQueryPool({ store, wal }, config, log);
+  const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
   const peerHttp = new Map<NodeId, string>();
@@ -169,7 +144,8 @@ export async function openNode(
       queryExecutor: queries,
       snapshotDirectory,
       io: systemIo,
-      review: fileReviewSink(config.dataDirectory),
+      review: quarantineSink(orphans),
+      orphans,
       logger: log,
       onFatal,
       transport: (handlers) =>
@@ -189,6 +165,7 @@ export async function openNode(
     await queries.close();
     await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
     store.close();
+    orphans.close();
   };
   return { node, lastIndexAtOpen: wal.lastIndex, close };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import type { Message } from "../consensus/messages.ts";
+import { type Message, readIndexRefusals } from "../consensus/messages.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { logIndex, nodeId, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
@@ -11,6 +11,18 @@ const ids = fc.constantFrom(nodeId("n1"), nodeId("node-2"), nodeId("a.b_c"));
 const safe = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
 const small = fc.integer({ min: 0, max: 1_000_000 });
 const envelope = fc.record({ from: ids, to: ids, term: safe.map(term) });
+/** Distinct ids split into at least one voter and the rest learners. */
+const clusterConfigArbitrary = fc
+  .uniqueArray(fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,8}$/).map(nodeId), {
+    minLength: 1,
+    maxLength: 12,
+  })
+  .chain((members) =>
+    fc.integer({ min: 1, max: members.length }).map((voterCount) => ({
+      voters: members.slice(0, voterCount),
+      learners: members.slice(voterCount),
+    })),
+  );
 
 const messageArbitrary: fc.Arbitrary<Message> = fc
   .oneof(
@@ -66,10 +78,18 @@ const messageArbitrary: fc.Arbitrary<Message> = fc
       appliedIndex: safe.map(logIndex),
     }),
     fc.record({ type: fc.constant("timeoutNow" as const) }),
+    fc.record({ type: fc.constant("readIndex" as const), readId: safe }),
+    fc.record({
+      type: fc.constant("readIndexResponse" as const),
+      readId: safe,
+      index: safe.map(logIndex),
+      refusal: fc.constantFrom(null, ...readIndexRefusals),
+    }),
     fc.record({
       type: fc.constant("installSnapshot" as const),
       snapshotIndex: safe.map(logIndex),
       snapshotTerm: safe.map(term),
+      snapshotConfig: clusterConfigArbitrary,
     }),
   )
   .chain((body) => envelope.map((e) => ({ ...e, ...body }) as Message));

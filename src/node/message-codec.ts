@@ -4,14 +4,18 @@
  * Layout: codec version (u8), message type (u8), term (u64), from and to (u8 length + UTF-8), then
  * the type's own fields in a fixed order. Integers are unsigned little-endian 64-bit (split in two
  * 32-bit halves; values are safe integers). Entries: count (u32), then per entry index (u64),
- * term (u64), kind (u8), data length (u32), data.
+ * term (u64), kind (u8), data length (u32), data. A cluster configuration (`installSnapshot`): length
+ * (u32) and the bytes of its canonical encoding (`encodeClusterConfig`, the same as a configuration
+ * entry's data), validated on decode. A read-index refusal: u8, 0 for none, else 1 + its position
+ * in `readIndexRefusals`.
  *
  * Invariant: `decodeMessage(encodeMessage(m))` deep-equals `m`. Decoding never trusts the input:
  * every length is checked against the remaining bytes and every enum against its table, and a
  * bad message throws `BatonError(BAD_MESSAGE)`, which the node logs and drops.
  */
+import { encodeClusterConfig, parseClusterConfig } from "../consensus/cluster-config.ts";
 import type { Message, MessageType } from "../consensus/messages.ts";
-import { messageTypes } from "../consensus/messages.ts";
+import { messageTypes, readIndexRefusals } from "../consensus/messages.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { logIndex, nodeId, term } from "../types/ids.ts";
@@ -178,10 +182,22 @@ function encodeBody(w: Writer, m: Message): void {
       return;
     case "timeoutNow":
       return;
-    case "installSnapshot":
+    case "readIndex":
+      w.u64(m.readId);
+      return;
+    case "readIndexResponse":
+      w.u64(m.readId);
+      w.u64(m.index);
+      w.u8(m.refusal === null ? 0 : readIndexRefusals.indexOf(m.refusal) + 1);
+      return;
+    case "installSnapshot": {
       w.u64(m.snapshotIndex);
       w.u64(m.snapshotTerm);
+      const config = encodeClusterConfig(m.snapshotConfig);
+      w.u32(config.byteLength);
+      w.bytes(config);
       return;
+    }
   }
 }
 
@@ -231,8 +247,23 @@ function decodeBody(r: Reader, type: MessageType, e: Envelope): Message {
       return { type, ...e, readRound: r.u64(), appliedIndex: logIndex(r.u64()) };
     case "timeoutNow":
       return { type, ...e };
-    case "installSnapshot":
-      return { type, ...e, snapshotIndex: logIndex(r.u64()), snapshotTerm: term(r.u64()) };
+    case "readIndex":
+      return { type, ...e, readId: r.u64() };
+    case "readIndexResponse": {
+      const readId = r.u64();
+      const index = logIndex(r.u64());
+      const code = r.u8();
+      const refusal = code === 0 ? null : readIndexRefusals[code - 1];
+      if (refusal === undefined) throw bad("unknown read-index refusal");
+      return { type, ...e, readId, index, refusal };
+    }
+    case "installSnapshot": {
+      const snapshotIndex = logIndex(r.u64());
+      const snapshotTerm = term(r.u64());
+      const snapshotConfig = parseClusterConfig(r.bytes(r.u32()));
+      if ("problem" in snapshotConfig) throw bad(`bad snapshot configuration: ${snapshotConfig.problem}`);
+      return { type, ...e, snapshotIndex, snapshotTerm, snapshotConfig };
+    }
   }
 }
 

@@ -25,4 +25,13 @@ export interface NodeService {
   fencing(): { readonly node: string; readonly term: number };
   /** Ready = can serve reads within its configured lag now (see `node-status.ts`). */
   readiness(): Readiness;
+  /** Orphaned entries quarantined on this node, newest first (`orphans.ts`). */
+  orphans(status: string | null, limit: number): unknown[];
+  /** One orphan as rows, compared with this node's committed state. */
+  orphan(id: number): unknown;
+  /** The replay batch of an orphan (to run through the leader), and the change of each statement. */
+  orphanReplay(id: number): { request: NormalizedExecute; changeOf: (number | null)[] };
+  /** Records the outcome of a replay or a discard; `null` status records a note (a conflict). */
+  orphanResolved(id: number, status: "replayed" | "discarded" | null, detail: string): unknown;
+  orphanActions(limit: number): unknown[];
 }

@@ -244,7 +244,11 @@ export class ReplicaLoop {
       return;
     }
     if (decoded.type === "snapshot") {
-      this.parts?.snapshotStream(from, decoded.message);
+      try {
+        this.parts?.snapshotStream(from, decoded.message);
+      } catch (error) {
+        this.fail(asError(error));
+      }
       return;
     }
     const message = decoded.message;

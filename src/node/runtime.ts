@@ -10,6 +10,7 @@
  */
 import { randomInt } from "node:crypto";
 import type { Effects, Input } from "../consensus/index.ts";
+import type { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import type { QueryExecutor } from "../store/query-executor.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport, TransportHandlers } from "../transport/transport.ts";
@@ -70,6 +71,8 @@ export type NodeRuntime = {
   readonly queryExecutor?: QueryExecutor;
   readonly transport: (handlers: TransportHandlers) => Transport;
   readonly review: ReviewSink;
+  /** Orphaned entries kept for an operator (`orphans.ts`); the review sink fills it. */
+  readonly orphans: OrphanQuarantine;
   readonly logger: NodeLog;
   /** Called once when the node stops on a bug or a storage failure; the process should exit non-zero. */
   readonly onFatal: (error: Error) => void;

@@ -136,6 +136,31 @@ test("start-up: a crash after installing a leader's snapshot but before the log 
   assert.equal(wal.termAt(logIndex(40)), 3);
 });
 
+test("start-up: a leader's snapshot received but not swapped in when the node stopped is installed", async (t) => {
+  const s = setup(t);
+  const leader = Store.open({ path: path.join(s.directory, "leader.db") });
+  applyThrough(leader, 30);
+  await fileSnapshot(s, leader, term(2));
+  leader.close();
+  const store = Store.open({ path: s.dbPath });
+  t.after(() => store.close());
+  const { wal, recovered } = await openLog(s);
+  t.after(() => wal.close());
+  await wal.append(entries(1, 12, 1));
+  applyThrough(store, 12);
+  const reconciled = await reconcileStorage({
+    directory: s.snapshots,
+    log: wal,
+    recovered,
+    store,
+    logger: quiet,
+  });
+  await reconciled.pending;
+  assert.equal(store.appliedIndex, 30);
+  assert.deepEqual(reconciled.recovered.compactionPoint, { index: 30, term: 2 });
+  assert.equal(wal.lastIndex, 30);
+});
+
 test("start-up: a log compacted with no snapshot covering it, or a database ahead of its log, is refused", async (t) => {
   const s = setup(t);
   const store = Store.open({ path: s.dbPath });

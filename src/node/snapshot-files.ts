@@ -103,8 +103,9 @@ export type ReconciledStorage = {
  * Makes the database, the log and the snapshot directory agree before the node is built:
  * 1. leftovers of interrupted takes and transfers go; only the latest complete snapshot stays;
  * 2. a log compacted through C needs a snapshot at ≥ C, else the data directory is refused;
- * 3. a database behind the compaction point (its last commits lost to a power failure, or the file
- *    replaced) is restored from the latest snapshot;
+ * 3. a database behind the latest snapshot (its last commits lost to a power failure, or a leader's
+ *    snapshot received but not yet swapped in when the node stopped) is restored from it: a
+ *    snapshot holds committed state only, so this finishes what was interrupted;
  * 4. a database at exactly the latest snapshot's index whose log does not hold that entry (a crash
  *    between installing a leader's snapshot and resetting the log) gets its log reset to the
  *    snapshot point, as the install would have done;
@@ -134,7 +135,7 @@ export async function reconcileStorage(parts: {
       { compactionIndex: compaction.index, latestSnapshot: latest?.index ?? null },
     );
   }
-  if (latest !== null && store.appliedIndex < compaction.index) {
+  if (latest !== null && store.appliedIndex < latest.index) {
     logger("warn", "store.restoring-from-snapshot", {
       appliedIndex: store.appliedIndex,
       compactionIndex: compaction.index,

@@ -378,7 +378,13 @@ export class SnapshotReceiver {
         return runtime.store.prepareRestore(finalPath);
       })
       .then(
-        (prepared) => this.install(transfer, prepared, finalPath),
+        (prepared) => {
+          try {
+            this.install(transfer, prepared, finalPath);
+          } catch (error) {
+            loop.fail(error instanceof Error ? error : new Error(String(error)));
+          }
+        },
         (error: unknown) => {
           runtime.logger("warn", "snapshot.receive-refused", {
             from: transfer.from,

@@ -185,7 +185,7 @@ export class WritePath {
     const { term, lastIndex } = this.loop.core.summary();
     const index = logIndex(lastIndex + 1);
     const requestId = request.requestId;
-    const raise = this.ids.raisesCounters && this.speculation.count === 0;
+    const raise = this.ids.mustRaise(term, index, this.runtime.store.appliedIndex, this.speculation.count);
     const { results, payload, counters, reservations } = this.speculation.execute(index, request.statements, {
       ...(raise ? { raiseCountersToReservations: true } : {}),
       ...(requestId === null

@@ -61,8 +61,8 @@ class StoreFile {
 
   constructor(settings: QueryProcessSettings) {
     this.#settings = settings;
+    this.#side = openReadSide(settings.path, settings.busyTimeoutMs); // Names a missing file clearly.
     this.#inode = this.#inodeNow();
-    this.#side = openReadSide(settings.path, settings.busyTimeoutMs);
   }
 
   current(): ReadSide {

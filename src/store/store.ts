@@ -23,6 +23,7 @@ import { BatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
+import { internalStatement } from "./internal-statements.ts";
 import { runLeaderBatch } from "./leader-batch.ts";
 import { decodePayload, encodePayload } from "./payload.ts";
 import { resultBudget, runQuery } from "./query-run.ts";
@@ -318,30 +319,42 @@ export class Store {
 
   /** Applies committed entry `index` (replica path); a replayed index is a no-op. */
   apply(index: LogIndex, payload: Uint8Array): ApplyOutcome {
+    return this.applyBatch([{ index, payload }]);
+  }
+
+  /**
+   * Applies consecutive committed entries in ONE transaction that also records the last index
+   * (a follower's per-entry commit was its largest SQLite cost); entries at or below the applied
+   * index are skipped (replay after a crash), a gap is a bug. An entry whose payload is empty
+   * (no-op, configuration) only advances the index. Any failure rolls back the whole batch.
+   */
+  applyBatch(entries: readonly { readonly index: LogIndex; readonly payload: Uint8Array }[]): ApplyOutcome {
     const { write, writeMeta } = this.#open();
     assert(
       this.#speculative.length === 0 && !write.isTransaction,
-      `apply(${index}) while a speculative transaction is open`,
+      "apply while a speculative transaction is open",
     );
-    if (index <= this.#appliedIndex) return "already-applied";
-    assert(
-      index === this.#appliedIndex + 1,
-      `apply(${index}) leaves a gap after applied index ${this.#appliedIndex}`,
-    );
-    const ops = decodePayload(payload);
+    const fresh = entries.filter((entry) => entry.index > this.#appliedIndex);
+    const last = fresh.at(-1);
+    if (last === undefined) return "already-applied";
+    for (const [i, entry] of fresh.entries()) {
+      assert(
+        entry.index === this.#appliedIndex + 1 + i,
+        `apply(${entry.index}) leaves a gap after applied index ${this.#appliedIndex + i}`,
+      );
+    }
+    const decoded = fresh.map((entry) => decodePayload(entry.payload));
     this.#useMode("replica");
     write.exec("BEGIN IMMEDIATE");
     try {
-      applyOps(
-        {
-          db: write,
-          triggers: this.#triggers,
-          counters: this.#counters,
-          schemaChanged: () => this.#schemaChanged(),
-        },
-        ops,
-      );
-      writeMeta.writeAppliedIndex(index);
+      const context = {
+        db: write,
+        triggers: this.#triggers,
+        counters: this.#counters,
+        schemaChanged: () => this.#schemaChanged(),
+      };
+      for (const ops of decoded) if (ops.length > 0) applyOps(context, ops);
+      writeMeta.writeAppliedIndex(last.index);
       write.exec("COMMIT");
     } catch (error) {
       if (write.isTransaction) write.exec("ROLLBACK");
@@ -351,8 +364,8 @@ export class Store {
     }
     // Applied changesets and sequence ops change the counters without a leader batch.
     this.#counters.invalidate();
-    this.#appliedIndex = index;
-    if (this.#replayRequiredThrough !== null && index >= this.#replayRequiredThrough)
+    this.#appliedIndex = last.index;
+    if (this.#replayRequiredThrough !== null && last.index >= this.#replayRequiredThrough)
       this.#replayRequiredThrough = null;
     return "applied";
   }
@@ -384,6 +397,14 @@ export class Store {
   /** The bounds on a query's statements, for query processes to apply alike. */
   get queryLimits(): StatementLimits {
     return { statementsMax: this.#limits.statementsPerBatchMax, sqlBytesMax: this.#limits.sqlBytesMax };
+  }
+
+  /** Column names and primary-key positions (1-based, 0 if not in the key) of a committed table; null if none. */
+  describeTable(table: string): { columns: string[]; primaryKey: number[] } | null {
+    const { read } = this.#open();
+    const rows = internalStatement(read, "SELECT name, pk FROM pragma_table_info(?) ORDER BY cid").all(table);
+    if (rows.length === 0) return null;
+    return { columns: rows.map((row) => String(row.name)), primaryKey: rows.map((row) => Number(row.pk)) };
   }
 
   /** The hex SHA-256 of the committed replicated content (see content-hash.ts). */

@@ -123,8 +123,8 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
     unsafeNodeBugs: {},
     snapshotEntries: prng.intBetween(10, 300),
     compactionTrailEntries: prng.pick([0, 1, 5, 30]),
-    snapshotChunkBytes: prng.pick([1024, 4096, 65536]),
-    snapshotWindowChunks: prng.intBetween(1, 4),
+    snapshotChunkBytes: prng.pick([4096, 16384, 65536]),
+    snapshotWindowChunks: prng.intBetween(2, 4),
     snapshotAckTimeoutTicks: electionTimeoutTicks,
   };
   return { ...options, ...overrides };

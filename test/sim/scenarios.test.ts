@@ -46,6 +46,16 @@ function leaderAmong(candidates: readonly SimNodeHost[]): SimNodeHost | null {
   return best;
 }
 
+/**
+ * One acknowledged `majority` append, so the leader holds a committed AUTOINCREMENT reservation:
+ * later `local` writes are then acknowledged on the leader alone while their ids stay within it.
+ */
+async function warmUp(cluster: SimCluster, leader: SimNodeHost): Promise<void> {
+  const write = cluster.workload.appendOnce(leader, "majority");
+  assert.notEqual(await cluster.runUntil(() => write.outcome === "ok", 400), null, "the warm-up write");
+  await cluster.run(20);
+}
+
 /** Runs the cluster until `answer` settles (bounded); returns its error code, or "ok". */
 async function settled(cluster: SimCluster, answer: Promise<unknown> | undefined): Promise<{ code: string }> {
   let outcome: { code: string } | null = null;
@@ -75,6 +85,7 @@ describe("scripted scenarios on production nodes", () => {
     for (let seed = 1; seed <= 3; seed++) {
       const cluster = await quietCluster(seed, { nodeCount: 5 });
       const leader = leaderOf(cluster);
+      await warmUp(cluster, leader);
       const others = cluster.ids.filter((id) => id !== leader.id);
       cluster.network.partition([leader.id, others[0] as NodeId], others.slice(1));
       const writes: AppendOp[] = [];
@@ -114,6 +125,76 @@ describe("scripted scenarios on production nodes", () => {
       assert.ok(discarded.length >= orphans.length, `SEED=${seed}: the orphaned entries were reported`);
       for (const orphan of orphans)
         assert.equal(orphan.outcome, "unknown", `SEED=${seed}: never acknowledged`);
+    }
+  });
+
+  test("orphaned `local` writes are quarantined with their rows on the old leader, no id is reused, and a replay restores one", async () => {
+    for (let seed = 1; seed <= 3; seed++) {
+      const cluster = await quietCluster(seed, { nodeCount: 3 });
+      const oldLeader = leaderOf(cluster);
+      await warmUp(cluster, oldLeader);
+      cluster.network.isolate(oldLeader.id, cluster.ids);
+      const writes: AppendOp[] = [];
+      for (let i = 0; i < 5; i++) {
+        writes.push(cluster.workload.appendOnce(oldLeader, "local"));
+        await cluster.tick();
+      }
+      assert.notEqual(await cluster.runUntil(() => writes.every((w) => w.outcome !== "unknown"), 200), null);
+      const acknowledged = writes.filter((w) => w.outcome === "ok");
+      assert.ok(acknowledged.length > 0, `SEED=${seed}: local writes acknowledged by the isolated leader`);
+      const rest = cluster.nodes.filter((node) => node !== oldLeader);
+      assert.notEqual(
+        await cluster.runUntil(() => leaderAmong(rest) !== null, electionBoundTicks(cluster.options)),
+        null,
+      );
+      // The new leader writes too: its ids must start above everything the old one acknowledged.
+      const newLeader = leaderAmong(rest)!;
+      const later = [1, 2, 3].map(() => cluster.workload.appendOnce(newLeader, "majority"));
+      assert.notEqual(await cluster.runUntil(() => later.every((w) => w.outcome === "ok"), 400), null);
+      cluster.healPartitions();
+      const quarantined = () =>
+        (oldLeader.node?.orphans("pending", 100) ?? []) as { id: number; requestIds: string[] }[];
+      assert.notEqual(
+        await cluster.runUntil(() => quarantined().length >= acknowledged.length, 600),
+        null,
+        `SEED=${seed}: orphans kept`,
+      );
+      const orphans = quarantined();
+      for (const write of acknowledged)
+        assert.ok(
+          orphans.some((o) => o.requestIds.includes(`v${write.value}`)),
+          `SEED=${seed}: v${write.value} is in the quarantine`,
+        );
+      // Shown as rows: the list append and the AUTOINCREMENT event insert with its acknowledged id.
+      const first = orphans.find((o) => o.requestIds.includes(`v${acknowledged[0]!.value}`))!;
+      const view = oldLeader.node?.orphan(first.id) as {
+        changes: { table: string; op: string; after: Record<string, unknown> | null; state: string }[];
+      };
+      const event = view.changes.find((c) => c.table === "events" && c.op === "insert");
+      assert.equal(event?.after?.value, acknowledged[0]!.value);
+      assert.equal(event?.state, "missing", "the orphaned event row is not in the current data");
+      // Replay it through the current leader: one atomic write; the row comes back with its id.
+      const { request } = oldLeader.node!.orphanReplay(first.id);
+      const leader = leaderAmong(cluster.nodes)!;
+      assert.equal(
+        (await settled(cluster, leader.node?.execute(request))).code,
+        "ok",
+        `SEED=${seed}: replayed`,
+      );
+      oldLeader.node!.orphanResolved(first.id, "replayed", "scenario");
+      const id = event?.after?.id;
+      const rows = leader.store?.query([
+        { sql: "SELECT value FROM events WHERE id = ?", params: [id as number] },
+      ]).results[0]?.rows;
+      assert.deepEqual(
+        rows,
+        [[acknowledged[0]!.value]],
+        `SEED=${seed}: the replayed row holds its acknowledged id`,
+      );
+      const replayed = oldLeader.node?.orphan(first.id) as { status: string } | undefined;
+      assert.equal(replayed?.status, "replayed");
+      assert.throws(() => oldLeader.node!.orphanReplay(first.id), /already replayed/);
+      await finish(cluster);
     }
   });
 

@@ -15,8 +15,10 @@ import { assert } from "../../src/lib/assert.ts";
 import type { Prng } from "../../src/lib/prng.ts";
 import { BatonNode } from "../../src/node/baton-node.ts";
 import type { NodeConfig } from "../../src/node/node-config.ts";
+import { quarantineSink } from "../../src/node/orphans.ts";
 import type { LoopObserver } from "../../src/node/runtime.ts";
 import { reconcileStorage } from "../../src/node/snapshot-files.ts";
+import { OrphanQuarantine } from "../../src/store/orphan-quarantine.ts";
 import { Store } from "../../src/store/store.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import type { LogEntry } from "../../src/types/log-entry.ts";
@@ -47,6 +49,7 @@ export class SimNodeHost {
   private timers: SimTimers | null = null;
   private transport: SimTransport | null = null;
   io = new SimIo();
+  orphans: OrphanQuarantine | null = null;
   /** The previous incarnation's background work, which ends before the next boot. */
   private quiescing: Promise<void> = Promise.resolve();
   private readonly config: NodeConfig;
@@ -104,6 +107,9 @@ export class SimNodeHost {
       logger: (_level, event) => this.hooks.logged(this, event),
     });
     reconciled.pending.catch((error: unknown) => this.hooks.fatal(this, error as Error));
+    const orphans = OrphanQuarantine.open(path.join(this.directory, "review", "orphans.db"));
+    this.orphans = orphans;
+    const sink = quarantineSink(orphans);
     const node = new BatonNode(this.config, {
       clock: { nowMs: () => clock.nowMs() },
       timers: this.timers,
@@ -117,7 +123,13 @@ export class SimNodeHost {
         this.transport = new SimTransport(this.id, handlers, this.network, () => clock.nowTick());
         return this.transport;
       },
-      review: { keepDiscarded: (entries) => this.hooks.discarded(this, entries) },
+      review: {
+        keepDiscarded: (entries, atMs) => {
+          this.hooks.discarded(this, entries);
+          sink.keepDiscarded(entries, atMs);
+        },
+      },
+      orphans,
       logger: (_level, event, fields) => {
         if (process.env.SIM_DEBUG_LOG !== undefined && event.startsWith("snapshot"))
           console.log(`[${clock.nowTick()}] ${this.id}`, event, JSON.stringify(fields));
@@ -137,6 +149,8 @@ export class SimNodeHost {
     this.log?.crash();
     this.transport?.kill();
     this.store?.close();
+    this.orphans?.close();
+    this.orphans = null;
     this.node = null;
     this.store = null;
     this.log = null;

@@ -1,0 +1,181 @@
+/**
+ * End to end, real processes on loopback: pauses like long GC stops, and an overload.
+ * - A follower stopped (SIGSTOP) for 2 s under load: the leader keeps leading (no new term), every
+ *   running node answers /healthz within 1 s throughout.
+ * - The leader stopped past the election timeout: the others elect a new leader; the old one, on
+ *   resuming, acknowledges none of the `majority` writes it received while it was stopped.
+ * - 640 closed-loop writers, ten times the largest benchmark load: the cluster keeps its leader (no
+ *   new term), every node answers /healthz within 1 s, commits go on, and anything refused is
+ *   refused OVERLOADED.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { after, before, describe, test } from "node:test";
+import { Cluster, type ClusterNode } from "./cluster-harness.ts";
+
+async function post(
+  node: ClusterNode,
+  body: unknown,
+  timeoutMs = 5000,
+): Promise<{ status: number; body: any }> {
+  const response = await fetch(`${node.url}/v1/execute`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-baton-forwarded": "1" },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** The probe runs in a process of its own, so a busy test process cannot slow its answers. */
+const probeScript = `
+const urls = JSON.parse(process.argv[1]);
+const slowest = {};
+let running = true;
+process.stdin.on("end", () => { running = false; });
+process.stdin.resume();
+(async () => {
+  for (let round = 0; running; round++) {
+    await Promise.all(Object.entries(urls).map(async ([id, url]) => {
+      const started = performance.now();
+      const ok = await fetch(url + "/healthz", { signal: AbortSignal.timeout(5000) }).then((r) => r.ok).catch(() => false);
+      const ms = ok ? performance.now() - started : 1e9;
+      // The first round warms the probe itself up (loading fetch, opening connections).
+      if (round > 0) slowest[id] = Math.max(slowest[id] ?? 0, ms);
+    }));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  process.stdout.write(JSON.stringify(slowest));
+})();
+`;
+
+/** Probes /healthz on `nodes` every 100 ms from another process; the slowest answer per node. */
+function probeHealth(nodes: ClusterNode[]) {
+  const child = spawn(
+    process.execPath,
+    ["-e", probeScript, JSON.stringify(Object.fromEntries(nodes.map((n) => [n.id, n.url])))],
+    {
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return {
+    async stop(): Promise<Map<string, number>> {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+      return new Map(Object.entries(JSON.parse(output || "{}") as Record<string, number>));
+    },
+  };
+}
+
+/** `writers` closed loops of single inserts through `leader` until stopped; counts answers by code. */
+function load(leader: ClusterNode, writers: number) {
+  const codes = new Map<string, number>();
+  let running = true;
+  const done = Promise.all(
+    Array.from({ length: writers }, async (_, w) => {
+      for (let i = 0; running; i++) {
+        const answer = await post(leader, {
+          statements: [{ sql: "INSERT INTO p(w, i) VALUES (?, ?)", params: [w, i] }],
+          durability: "majority",
+          timeoutMs: 3000,
+        }).catch(() => ({ status: 0, body: { error: { code: "UNREACHABLE" } } }));
+        const code = answer.status === 200 ? "ok" : (answer.body?.error?.code ?? `HTTP ${answer.status}`);
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+        if (code !== "ok") await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }),
+  );
+  return {
+    codes,
+    async stop() {
+      running = false;
+      await done;
+    },
+  };
+}
+
+describe("pauses and overload", { timeout: 180_000 }, () => {
+  let cluster: Cluster;
+  before(async () => {
+    cluster = await Cluster.start(3, ["--heartbeat-ms", "100", "--missed-heartbeats", "6"]);
+    const leader = await cluster.waitForLeader();
+    await post(leader, {
+      statements: [{ sql: "CREATE TABLE p(id INTEGER PRIMARY KEY, w INTEGER, i INTEGER)" }],
+    });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  test("a follower paused for 2 s under load: no election, every running node answers /healthz within 1 s", async () => {
+    const leader = await cluster.waitForLeader();
+    const term = (await cluster.status(leader)).term;
+    const follower = cluster.nodes.find((n) => n !== leader)!;
+    const health = probeHealth(cluster.nodes.filter((n) => n !== follower));
+    const writes = load(leader, 16);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await cluster.signal(follower, "SIGSTOP");
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    await cluster.signal(follower, "SIGCONT");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await writes.stop();
+    const slowest = await health.stop();
+    for (const node of cluster.nodes)
+      assert.equal((await cluster.status(node)).term, term, `${node.id}: no new term`);
+    for (const [id, ms] of slowest)
+      assert.ok(ms < 1000, `${id} answered /healthz in ${ms.toFixed(0)} ms at worst`);
+    assert.ok((writes.codes.get("ok") ?? 0) > 100, `writes went on: ${JSON.stringify([...writes.codes])}`);
+  });
+
+  test("640 writers, ten times the largest benchmark load: no election, /healthz within 1 s, commits go on", async () => {
+    const leader = await cluster.waitForLeader();
+    const term = (await cluster.status(leader)).term;
+    const health = probeHealth(cluster.nodes);
+    const writes = load(leader, 640);
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    await writes.stop();
+    const slowest = await health.stop();
+    for (const node of cluster.nodes)
+      assert.equal((await cluster.status(node)).term, term, `${node.id}: no new term`);
+    for (const [id, ms] of slowest)
+      assert.ok(ms < 1000, `${id} answered /healthz in ${ms.toFixed(0)} ms at worst`);
+    assert.ok((writes.codes.get("ok") ?? 0) > 200, `commits went on: ${JSON.stringify([...writes.codes])}`);
+    for (const code of writes.codes.keys())
+      assert.ok(["ok", "OVERLOADED"].includes(code), `answered ${code}`);
+  });
+
+  test("the leader paused past the election timeout: a new leader is elected, and the old one acknowledges none of the writes it held", async () => {
+    const oldLeader = await cluster.waitForLeader();
+    const term = (await cluster.status(oldLeader)).term;
+    await cluster.signal(oldLeader, "SIGSTOP");
+    // Writes sent to the stopped leader wait in its socket; it reads them when it resumes.
+    const held = Array.from({ length: 10 }, (_, i) =>
+      post(
+        oldLeader,
+        {
+          statements: [{ sql: "INSERT INTO p(w, i) VALUES (-1, ?)", params: [i] }],
+          durability: "majority",
+          timeoutMs: 2000,
+        },
+        10_000,
+      ).catch(() => ({ status: 0, body: null })),
+    );
+    const others = cluster.nodes.filter((n) => n !== oldLeader);
+    const newLeader = await cluster.waitForLeader(others, 10_000);
+    assert.ok((await cluster.status(newLeader)).term > term);
+    await cluster.signal(oldLeader, "SIGCONT");
+    const answers = await Promise.all(held);
+    const acknowledged = answers.filter((a) => a.status === 200);
+    for (const a of acknowledged)
+      assert.ok(a.body.term > term, `acknowledged in the stale term ${a.body.term}`);
+    assert.equal(acknowledged.length, 0, `the old leader acknowledged ${acknowledged.length} writes`);
+    await cluster.convergedHashes(cluster.nodes, 30_000);
+  });
+});
