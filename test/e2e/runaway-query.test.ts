@@ -12,7 +12,7 @@ import { connect } from "../../src/client/index.ts";
 import { Cluster, type ClusterNode, waitFor } from "./cluster-harness.ts";
 
 const runaway = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
-/** Production timing: an election would start after about a second without heartbeats. */
+/** An election would start after about a second without heartbeats: less than the query's bound. */
 const timing = ["--heartbeat-ms", "100", "--missed-heartbeats", "10"];
 const queryTimeoutMs = 1_500;
 /** What the answer may take beyond the query's bound on a shared, busy machine. */
