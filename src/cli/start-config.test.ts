@@ -14,6 +14,8 @@ test("flags resolve into a complete configuration with defaults", () => {
   assert.equal(config.heartbeatMs, 100);
   assert.equal(config.missedHeartbeats, 6);
   assert.equal(config.durability, "majority");
+  assert.equal(config.queryProcessesMax, 2);
+  assert.equal(config.queryMsMax, 5000);
   assert.deepEqual(config.http, { host: "127.0.0.1", port: 4001 });
   assert.deepEqual(
     config.cluster.map((m) => [m.id, m.raft.port, m.http?.port ?? null]),

@@ -26,6 +26,8 @@ export type StartConfig = {
   readonly missedHeartbeats: number;
   readonly durability: Durability;
   readonly bodyBytesMax: number;
+  readonly queryProcessesMax: number;
+  readonly queryMsMax: number;
   readonly snapshotEntries: number;
   readonly snapshotLogBytes: number;
   readonly compactionTrailEntries: number;
@@ -105,6 +107,20 @@ export const startOptions: readonly OptionSpec[] = [
     env: "BATON_BODY_BYTES_MAX",
     help: "largest HTTP request body",
     fallback: String(8 * 1024 * 1024),
+  },
+  {
+    flag: "query-processes",
+    key: "queryProcessesMax",
+    env: "BATON_QUERY_PROCESSES",
+    help: "child processes that run queries (a query past its bound has its process killed)",
+    fallback: "2",
+  },
+  {
+    flag: "query-ms-max",
+    key: "queryMsMax",
+    env: "BATON_QUERY_MS_MAX",
+    help: "longest a query may run, whatever timeoutMs it asks for (then QUERY_TIMEOUT)",
+    fallback: "5000",
   },
   {
     flag: "snapshot-entries",
@@ -285,6 +301,8 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
       1024,
       1024 * 1024 * 1024,
     ),
+    queryProcessesMax: integer(get("query-processes").value, get("query-processes").source, 1, 64),
+    queryMsMax: integer(get("query-ms-max").value, get("query-ms-max").source, 10, 3_600_000),
     snapshotEntries: integer(get("snapshot-entries").value, get("snapshot-entries").source, 1, 1e9),
     snapshotLogBytes: integer(
       get("snapshot-log-bytes").value,

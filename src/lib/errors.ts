@@ -18,6 +18,10 @@ export const ErrorCode = {
   RESULT_TOO_LARGE: "RESULT_TOO_LARGE",
   /** A statement produced a string or blob larger than the node allows. */
   VALUE_TOO_LARGE: "VALUE_TOO_LARGE",
+  /** A query ran past its time bound (the request's `timeoutMs`, capped by the node's `queryMsMax`) and was stopped. */
+  QUERY_TIMEOUT: "QUERY_TIMEOUT",
+  /** The process running a query died before answering (killed from outside, or out of memory); the node serves on. */
+  QUERY_ABORTED: "QUERY_ABORTED",
   NOT_FOUND: "NOT_FOUND",
   METHOD_NOT_ALLOWED: "METHOD_NOT_ALLOWED",
   /** The request conflicts with the target's state (an orphaned entry already resolved, say). */
@@ -73,6 +77,8 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   NOT_A_QUERY: 400,
   RESULT_TOO_LARGE: 400,
   VALUE_TOO_LARGE: 400,
+  QUERY_TIMEOUT: 504,
+  QUERY_ABORTED: 500,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
@@ -149,6 +155,11 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   // The batch was refused before it could commit: nothing was applied, and the same request fails again.
   RESULT_TOO_LARGE: rejected,
   VALUE_TOO_LARGE: rejected,
+  // The same query meets the same bound again, and each attempt costs the node a process for that
+  // long: a client must change the query (or raise its timeoutMs within the node's bound), not retry.
+  QUERY_TIMEOUT: rejected,
+  // The query may itself be what killed its process (memory): sending it again blindly could repeat that.
+  QUERY_ABORTED: rejected,
   NOT_FOUND: never,
   METHOD_NOT_ALLOWED: never,
   CONFLICT: never,

@@ -10,6 +10,7 @@ import path from "node:path";
 import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
+import { QueryProcessPool } from "../store/query-process-pool.ts";
 import { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
@@ -40,6 +41,9 @@ export type LaunchConfig = {
   readonly missedHeartbeats: number;
   readonly durability: Durability;
   readonly bodyBytesMax: number;
+  /** Query processes (default 2) and the longest a query may run (default 5 s): `query-process-pool.ts`. */
+  readonly queryProcessesMax?: number;
+  readonly queryMsMax?: number;
   /** Snapshot policy (`--snapshot-entries`, `--snapshot-log-bytes`, `--compaction-trail`). */
   readonly snapshotEntries?: number;
   readonly snapshotLogBytes?: number;
@@ -56,6 +60,23 @@ export type OpenNode = {
 
 export function hostPort(address: HostPort): string {
   return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/** Client queries run in killable processes, so none can hold this node's event loop. */
+async function startQueryPool(
+  storage: { store: Store; wal: Wal },
+  config: LaunchConfig,
+  log: NodeLog,
+): Promise<QueryProcessPool> {
+  const { store, wal } = storage;
+  const options = { queryProcessesMax: config.queryProcessesMax, queryMsMax: config.queryMsMax };
+  try {
+    return await QueryProcessPool.start({ path: store.path, limits: store.queryLimits, log, ...options });
+  } catch (error) {
+    store.close();
+    await wal.close().catch(() => {});
+    throw error;
+  }
 }
 
 /** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
@@ -91,6 +112,7 @@ export async function openNode(
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
   const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
+  const queries = await startQueryPool({ store, wal }, config, log);
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
@@ -119,6 +141,7 @@ export async function openNode(
       log: wal,
       recovered: reconciled.recovered,
       store,
+      queryExecutor: queries,
       snapshotDirectory,
       io: systemIo,
       review: quarantineSink(orphans),
@@ -139,6 +162,7 @@ export async function openNode(
   await node.start();
   const close = async (): Promise<void> => {
     await node.stop();
+    await queries.close();
     await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
     store.close();
     orphans.close();

@@ -15,6 +15,7 @@ import type { QueryResponse } from "../api/api-types.ts";
 import { jsonSafe } from "../api/json-encoding.ts";
 import type { NormalizedQuery } from "../api/request-validation.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { InProcessQueryExecutor, type QueryExecutor } from "../store/query-executor.ts";
 import type { LogIndex } from "../types/ids.ts";
 import { within } from "./bounded-wait.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
@@ -28,6 +29,7 @@ export class ReadPath {
   private readonly config: NodeConfig;
   private readonly runtime: NodeRuntime;
   private readonly requireLeader: () => void;
+  private readonly executor: QueryExecutor;
 
   constructor(parts: {
     loop: ReplicaLoop;
@@ -41,10 +43,12 @@ export class ReadPath {
     this.config = parts.config;
     this.runtime = parts.runtime;
     this.requireLeader = parts.requireLeader;
+    this.executor = parts.runtime.queryExecutor ?? new InProcessQueryExecutor(parts.runtime.store);
   }
 
   async query(request: NormalizedQuery): Promise<QueryResponse> {
     const timeoutMs = request.timeoutMs ?? this.config.readTimeoutMsDefault;
+    const startedMs = this.runtime.clock.nowMs();
     if (request.consistency === "linearizable") {
       this.requireLeader();
       if (this.config.unsafeNodeBugs?.linearizableWithoutReadIndex !== true)
@@ -57,7 +61,12 @@ export class ReadPath {
     }
     if (request.minIndex !== null) await this.applied.wait(request.minIndex, timeoutMs);
     const { term } = this.loop.core.summary();
-    const result = this.runtime.store.query(request.statements);
+    // Order matters: the waits above end once this node's applied index covers what the consistency
+    // level requires, and that state is already committed in SQLite; the executor opens a fresh read
+    // transaction only now (in a query process, after our message reaches it), so it reads at least
+    // that state. `position.index` reports exactly the applied index of what it read.
+    const leftMs = Math.max(1, timeoutMs - (this.runtime.clock.nowMs() - startedMs));
+    const result = await this.executor.query(request.statements, { timeoutMs: leftMs });
     return {
       results: result.results.map((r) => ({
         columns: r.columns,

@@ -11,6 +11,7 @@
 import { randomInt } from "node:crypto";
 import type { Effects, Input } from "../consensus/index.ts";
 import type { OrphanQuarantine } from "../store/orphan-quarantine.ts";
+import type { QueryExecutor } from "../store/query-executor.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport, TransportHandlers } from "../transport/transport.ts";
 import type { LogIndex, Position } from "../types/ids.ts";
@@ -62,6 +63,12 @@ export type NodeRuntime = {
   readonly log: LogStore;
   readonly recovered: RecoveredLog;
   readonly store: Store;
+  /**
+   * Where client queries run. `launch.ts` passes a pool of killable query processes, so no query
+   * can hold the event loop; left out (the simulator, unit tests) queries run in process on
+   * `store`, synchronously and without a time bound, which keeps the simulator deterministic.
+   */
+  readonly queryExecutor?: QueryExecutor;
   readonly transport: (handlers: TransportHandlers) => Transport;
   readonly review: ReviewSink;
   /** Orphaned entries kept for an operator (`orphans.ts`); the review sink fills it. */

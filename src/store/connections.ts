@@ -65,10 +65,29 @@ function openDatabase(path: string, readOnly: boolean, busyTimeoutMs: number): D
   }
 }
 
+/** What serves queries: the read connection, its guard, its statement cache and its meta access. */
+export type ReadSide = Pick<Connections, "read" | "readGuard" | "readStatements" | "readMeta">;
+
+/**
+ * Opens a read connection on an existing store database, configured exactly as the store's own:
+ * read-only, the length limit, the guard as its authorizer. A query process opens its connection
+ * here too, so a query meets the same rules in a child process as in the node's.
+ */
+export function openReadSide(path: string, busyTimeoutMs: number): ReadSide {
+  const read = openDatabase(path, true, busyTimeoutMs);
+  const readGuard = new StatementGuard();
+  read.setAuthorizer(readGuard.authorize);
+  return {
+    read,
+    readGuard,
+    readStatements: new StatementCache("query"),
+    readMeta: new MetaAccess(read, false),
+  };
+}
+
 /** Opens (creating if needed) the store database at `path` and both connections. */
 export function openConnections(path: string, busyTimeoutMs: number): Connections {
   const write = openDatabase(path, false, busyTimeoutMs);
-  let read: DatabaseSync | null = null;
   try {
     const journal = write.prepare("PRAGMA journal_mode=WAL").get();
     assert(journal?.journal_mode === "wal", `store database ${path} must run in WAL mode`);
@@ -76,23 +95,16 @@ export function openConnections(path: string, busyTimeoutMs: number): Connection
     initializeMeta(write, path);
     ensureRequestTable(write);
     ensureReservationTable(write);
-    read = openDatabase(path, true, busyTimeoutMs);
     const writeGuard = new StatementGuard();
-    const readGuard = new StatementGuard();
     write.setAuthorizer(writeGuard.authorize);
-    read.setAuthorizer(readGuard.authorize);
     return {
       write,
-      read,
       writeGuard,
-      readGuard,
       writeStatements: new StatementCache("execute"),
-      readStatements: new StatementCache("query"),
       writeMeta: new MetaAccess(write, true),
-      readMeta: new MetaAccess(read, false),
+      ...openReadSide(path, busyTimeoutMs),
     };
   } catch (error) {
-    read?.close();
     write.close();
     throw error;
   }

@@ -21,12 +21,12 @@ import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
-import { columnNames, compileStatement, type ResultBudget, runWithRows } from "./client-statement.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
 import { internalStatement } from "./internal-statements.ts";
 import { runLeaderBatch } from "./leader-batch.ts";
 import { decodePayload, encodePayload } from "./payload.ts";
+import { resultBudget, runQuery } from "./query-run.ts";
 import { applyOps } from "./replica-apply.ts";
 import {
   lookupRequest,
@@ -57,7 +57,7 @@ import type {
   Statement,
   StoreOptions,
 } from "./types.ts";
-import { checkStatements } from "./values.ts";
+import { checkStatements, type StatementLimits } from "./values.ts";
 
 export const storeDefaults = {
   speculativeBatchesMax: 1024,
@@ -68,16 +68,7 @@ export const storeDefaults = {
   requestWindowEntries: requestWindowEntriesDefault,
 } as const;
 
-/** Rows one statement may return when the caller sets no bound. */
-export const resultRowsMaxDefault = 100_000;
-
-/** Bytes (text and blob bytes, 8 per number) one request's results may hold when the caller sets no bound. */
-export const resultBytesMaxDefault = 16 << 20;
-
-function resultBudget(options: QueryOptions): ResultBudget {
-  const bytesMax = options.resultBytesMax ?? resultBytesMaxDefault;
-  return { rowsMax: options.resultRowsMax ?? resultRowsMaxDefault, bytesMax, bytesLeft: bytesMax };
-}
+export { resultBytesMaxDefault, resultRowsMaxDefault } from "./query-run.ts";
 
 type Limits = Required<Omit<StoreOptions, "path">>;
 
@@ -391,27 +382,12 @@ export class Store {
 
   /** Runs read-only statements on the committed state, all in one read transaction. */
   query(statements: readonly Statement[], options: QueryOptions = {}): QueryResult {
-    const { read, readGuard, readMeta, readStatements } = this.#open();
-    const checked = checkStatements(statements, {
-      statementsMax: this.#limits.statementsPerBatchMax,
-      sqlBytesMax: this.#limits.sqlBytesMax,
-    });
-    const budget = resultBudget(options);
-    read.exec("BEGIN");
-    try {
-      const appliedIndex = readMeta.readAppliedIndex();
-      // The write connection changes the schema; this connection learns of it from the version.
-      const schemaVersion = internalStatement(read, "PRAGMA schema_version").get()?.schema_version;
-      assert(typeof schemaVersion === "bigint", "PRAGMA schema_version reads an integer");
-      readStatements.useSchemaVersion(schemaVersion);
-      const results = checked.map(({ sql, params }, index) => {
-        const compiled = compileStatement(read, readGuard, readStatements, index, sql, params);
-        return { columns: columnNames(compiled), rows: runWithRows(readGuard, compiled, budget) };
-      });
-      return { results, appliedIndex };
-    } finally {
-      if (read.isTransaction) read.exec("ROLLBACK");
-    }
+    return runQuery(this.#open(), statements, this.queryLimits, options);
+  }
+
+  /** The bounds on a query's statements, for query processes to apply alike. */
+  get queryLimits(): StatementLimits {
+    return { statementsMax: this.#limits.statementsPerBatchMax, sqlBytesMax: this.#limits.sqlBytesMax };
   }
 
   /** Column names and primary-key positions (1-based, 0 if not in the key) of a committed table; null if none. */

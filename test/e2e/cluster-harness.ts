@@ -105,7 +105,18 @@ export class Cluster {
     }
     const cluster = new Cluster(nodes, root, extraArgs);
     for (const node of nodes) cluster.startNode(node);
-    await cluster.waitForLeader();
+    try {
+      await cluster.waitForLeader();
+      // A leader needs only a majority; tests may talk to any node at once. (A node serves HTTP
+      // once its query processes run, which can take a second or two on a busy machine.)
+      await waitFor("every node to answer", 15_000, async () => {
+        await Promise.all(nodes.map((node) => cluster.status(node)));
+        return true;
+      });
+    } catch (error) {
+      await cluster.stop(); // The caller never gets the cluster, so it cannot stop it.
+      throw error;
+    }
     return cluster;
   }
 
