@@ -11,8 +11,10 @@
  * core module at its leaf. Only the main thread is sampled: the libuv pool's fs writes and fsyncs
  * are in the process's CPU time (`cpuMs` of window.json) but not in the profile.
  */
+
 import fs from "node:fs";
 import path from "node:path";
+import { projectAreas } from "./profile-areas.ts";
 
 type CallFrame = { functionName: string; url: string; lineNumber: number };
 type ProfileNode = { id: number; callFrame: CallFrame; children?: number[] };
@@ -26,22 +28,6 @@ type Window = {
 
 const sqliteNatives = new Set(["run", "all", "get", "iterate", "prepare", "exec", "close", "open"]);
 const changesetNatives = new Set(["changeset", "applyChangeset", "createSession", "patchset"]);
-
-/** Areas by the project file of the nearest project frame; first match wins. */
-const projectAreas: readonly (readonly [RegExp, string])[] = [
-  [/\/src\/wal\//, "WAL (log write, fsync callbacks)"],
-  [
-    /\/src\/store\/(payload|leader-batch|replica-apply|trigger-suspension)\.ts/,
-    "changeset (build, encode, apply)",
-  ],
-  [/\/src\/store\//, "SQLite execute / apply (store)"],
-  [/\/src\/consensus\//, "consensus step"],
-  [/\/src\/transport\/|\/src\/node\/(message-codec|peer-envelope)\.ts/, "transport encode/decode"],
-  [/\/src\/http\/|\/src\/api\//, "HTTP handling (Baton)"],
-  [/\/src\/node\//, "node layer (loop, write/read path)"],
-  [/\/src\/cli\/|\/node_modules\/pino|\/node_modules\/sonic-boom/, "logging"],
-  [/\/src\/lib\//, "lib (assert, errors)"],
-];
 
 /** Areas of stacks with no project frame, by the Node core module at the leaf. */
 const coreAreas: readonly (readonly [RegExp, string])[] = [

@@ -53,12 +53,18 @@ async function openLog(s: Setup) {
   return { wal, recovered };
 }
 
-test("start-up: leftovers go, only the latest snapshot stays, and a consistent directory is accepted as it is", async (t) => {
-  const s = setup(t);
+/** The node's store and log, closed when the test ends. */
+function openBoth(t: TestContext, s: Setup) {
   const store = Store.open({ path: s.dbPath });
   t.after(() => store.close());
-  const { wal, recovered } = await openLog(s);
+  const { wal, recovered } = Wal.open(s.logPath);
   t.after(() => wal.close());
+  return { store, wal, recovered };
+}
+
+test("start-up: leftovers go, only the latest snapshot stays, and a consistent directory is accepted as it is", async (t) => {
+  const s = setup(t);
+  const { store, wal, recovered } = openBoth(t, s);
   await wal.append(entries(1, 30, 1));
   applyThrough(store, 10);
   await fileSnapshot(s, store, term(1));
@@ -114,10 +120,7 @@ test("start-up: a crash after installing a leader's snapshot but before the log 
   const snapshot = await fileSnapshot(s, leader, term(3));
   leader.close();
   // The follower's log holds a divergent suffix (term 1) and its database now holds the snapshot.
-  const store = Store.open({ path: s.dbPath });
-  t.after(() => store.close());
-  const { wal, recovered } = await openLog(s);
-  t.after(() => wal.close());
+  const { store, wal, recovered } = openBoth(t, s);
   await wal.append(entries(1, 25, 1));
   applyThrough(store, 10);
   await store.restoreSnapshot(snapshot);
@@ -142,10 +145,7 @@ test("start-up: a leader's snapshot received but not swapped in when the node st
   applyThrough(leader, 30);
   await fileSnapshot(s, leader, term(2));
   leader.close();
-  const store = Store.open({ path: s.dbPath });
-  t.after(() => store.close());
-  const { wal, recovered } = await openLog(s);
-  t.after(() => wal.close());
+  const { store, wal, recovered } = openBoth(t, s);
   await wal.append(entries(1, 12, 1));
   applyThrough(store, 12);
   const reconciled = await reconcileStorage({
@@ -163,10 +163,7 @@ test("start-up: a leader's snapshot received but not swapped in when the node st
 
 test("start-up: a log compacted with no snapshot covering it, or a database ahead of its log, is refused", async (t) => {
   const s = setup(t);
-  const store = Store.open({ path: s.dbPath });
-  t.after(() => store.close());
-  const { wal, recovered } = await openLog(s);
-  t.after(() => wal.close());
+  const { store, wal, recovered } = openBoth(t, s);
   await wal.append(entries(1, 10, 1));
   applyThrough(store, 12);
   await assert.rejects(

@@ -101,6 +101,14 @@ function load(leader: ClusterNode, writers: number) {
   };
 }
 
+/** No node moved to a new term, and every probed node answered /healthz within 1 s throughout. */
+async function assertSteady(cluster: Cluster, term: number, slowest: Map<string, number>): Promise<void> {
+  for (const node of cluster.nodes)
+    assert.equal((await cluster.status(node)).term, term, `${node.id}: no new term`);
+  for (const [id, ms] of slowest)
+    assert.ok(ms < 1000, `${id} answered /healthz in ${ms.toFixed(0)} ms at worst`);
+}
+
 describe("pauses and overload", { timeout: 180_000 }, () => {
   let cluster: Cluster;
   before(async () => {
@@ -126,11 +134,7 @@ describe("pauses and overload", { timeout: 180_000 }, () => {
     await cluster.signal(follower, "SIGCONT");
     await new Promise((resolve) => setTimeout(resolve, 1000));
     await writes.stop();
-    const slowest = await health.stop();
-    for (const node of cluster.nodes)
-      assert.equal((await cluster.status(node)).term, term, `${node.id}: no new term`);
-    for (const [id, ms] of slowest)
-      assert.ok(ms < 1000, `${id} answered /healthz in ${ms.toFixed(0)} ms at worst`);
+    await assertSteady(cluster, term, await health.stop());
     assert.ok((writes.codes.get("ok") ?? 0) > 100, `writes went on: ${JSON.stringify([...writes.codes])}`);
   });
 
@@ -141,11 +145,7 @@ describe("pauses and overload", { timeout: 180_000 }, () => {
     const writes = load(leader, 640);
     await new Promise((resolve) => setTimeout(resolve, 4000));
     await writes.stop();
-    const slowest = await health.stop();
-    for (const node of cluster.nodes)
-      assert.equal((await cluster.status(node)).term, term, `${node.id}: no new term`);
-    for (const [id, ms] of slowest)
-      assert.ok(ms < 1000, `${id} answered /healthz in ${ms.toFixed(0)} ms at worst`);
+    await assertSteady(cluster, term, await health.stop());
     assert.ok((writes.codes.get("ok") ?? 0) > 200, `commits went on: ${JSON.stringify([...writes.codes])}`);
     for (const code of writes.codes.keys())
       assert.ok(["ok", "OVERLOADED"].includes(code), `answered ${code}`);
