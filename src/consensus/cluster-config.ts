@@ -23,9 +23,18 @@
 import { assert } from "../lib/assert.ts";
 import type { NodeId } from "../types/ids.ts";
 
+/**
+ * Where a member listens: `raft` for peers' consensus traffic, `http` for clients and operators,
+ * each `host:port` (IPv6 hosts in brackets). Opaque to the core, which only carries them with the
+ * configuration so that every node, a new one included, learns whom to dial from the log itself.
+ */
+export type MemberAddress = { readonly raft: string; readonly http: string };
+
 export type ClusterConfig = {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /** Addresses of members (keyed by id; members without one are dialled from local configuration). */
+  readonly addresses?: Readonly<Record<string, MemberAddress>>;
 };
 
 /** A cluster larger than this is almost certainly a configuration mistake (and quorum math is O(n log n) per ack). */
@@ -42,8 +51,15 @@ export const membershipChangeKinds: readonly MembershipChangeKind[] = [
   "remove",
 ];
 
-/** One single-server change (dissertation §4.1). */
-export type MembershipChange = { readonly kind: MembershipChangeKind; readonly node: NodeId };
+/**
+ * One single-server change (dissertation §4.1). `address` is recorded for the node by `addLearner`
+ * (and replaces a recorded one on any other change of that node); `remove` forgets it.
+ */
+export type MembershipChange = {
+  readonly kind: MembershipChangeKind;
+  readonly node: NodeId;
+  readonly address?: MemberAddress;
+};
 
 /**
  * Why the leader refused a membership change for a reason of the configuration itself. Permanent
@@ -68,6 +84,25 @@ export type MembershipRejectionCode =
   | "LEARNERS_TOO_MANY";
 
 const nodeIdPattern = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** `host:port` or `[v6]:port`; the host at most 253 characters. */
+const hostPortPattern = /^(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9_.-]{1,253}):[0-9]{1,5}$/;
+
+/** Null for a well-formed address, otherwise what is wrong with it. */
+export function memberAddressProblem(address: unknown): string | null {
+  if (typeof address !== "object" || address === null) return "an address must be {raft, http}";
+  const { raft, http, ...rest } = address as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return `unknown address fields ${Object.keys(rest).join(", ")}`;
+  for (const [name, value] of [
+    ["raft", raft],
+    ["http", http],
+  ] as const) {
+    if (typeof value !== "string" || !hostPortPattern.test(value))
+      return `${name} address must be host:port, not ${JSON.stringify(value)}`;
+    const port = Number(value.slice(value.lastIndexOf(":") + 1));
+    if (port < 1 || port > 65535) return `${name} port out of range in ${value}`;
+  }
+  return null;
+}
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -83,6 +118,15 @@ export function clusterConfigProblem(config: ClusterConfig): string | null {
     if (seen.has(id)) return `node ${id} listed twice`;
     seen.add(id);
   }
+  const addresses = config.addresses;
+  if (addresses === undefined) return null;
+  if (typeof addresses !== "object" || addresses === null || Array.isArray(addresses))
+    return "addresses must be an object";
+  for (const [id, address] of Object.entries(addresses)) {
+    if (!seen.has(id)) return `address of ${JSON.stringify(id)}, which is not a member`;
+    const problem = memberAddressProblem(address);
+    if (problem !== null) return `node ${id}: ${problem}`;
+  }
   return null;
 }
 
@@ -91,8 +135,33 @@ export function assertValidClusterConfig(config: ClusterConfig): void {
   assert(problem === null, `invalid cluster configuration: ${problem}`);
 }
 
+/** Addresses in member order (voters, then learners), or undefined when there are none. */
+function orderedAddresses(config: ClusterConfig): Record<string, MemberAddress> | undefined {
+  const addresses = config.addresses;
+  if (addresses === undefined) return undefined;
+  const ordered: Record<string, MemberAddress> = {};
+  for (const id of [...config.voters, ...config.learners]) {
+    const address = addresses[id];
+    if (address !== undefined) ordered[id] = { raft: address.raft, http: address.http };
+  }
+  return Object.keys(ordered).length === 0 ? undefined : ordered;
+}
+
 function canonicalText(config: ClusterConfig): string {
-  return JSON.stringify({ v: clusterConfigVersion, voters: config.voters, learners: config.learners });
+  const addresses = orderedAddresses(config);
+  const { voters, learners } = config;
+  return JSON.stringify(
+    addresses === undefined
+      ? { v: clusterConfigVersion, voters, learners }
+      : { v: clusterConfigVersion, voters, learners, addresses },
+  );
+}
+
+/** A deep copy in canonical shape (no `addresses` key when there are none). */
+export function copyClusterConfig(config: ClusterConfig): ClusterConfig {
+  const addresses = orderedAddresses(config);
+  const copy = { voters: [...config.voters], learners: [...config.learners] };
+  return addresses === undefined ? copy : { ...copy, addresses };
 }
 
 /** The data of a configuration entry. Asserts the configuration is valid. */
@@ -112,13 +181,15 @@ export function parseClusterConfig(data: Uint8Array): ClusterConfig | { readonly
     return { problem: "not UTF-8 JSON" };
   }
   if (typeof value !== "object" || value === null) return { problem: "not an object" };
-  const { v, voters, learners } = value as Record<string, unknown>;
+  const { v, voters, learners, addresses } = value as Record<string, unknown>;
   if (v !== clusterConfigVersion) return { problem: `unknown version ${String(v)}` };
-  const config = { voters, learners } as ClusterConfig;
+  const config = (
+    addresses === undefined ? { voters, learners } : { voters, learners, addresses }
+  ) as ClusterConfig;
   const problem = clusterConfigProblem(config);
   if (problem !== null) return { problem };
   if (canonicalText(config) !== text) return { problem: "not in canonical form" };
-  return { voters: [...config.voters], learners: [...config.learners] };
+  return copyClusterConfig(config);
 }
 
 /** The configuration in a configuration entry's data. A bad one is a bug: asserts. */
@@ -182,11 +253,19 @@ export function applyMembershipChange(
   const rejection = rejectionFor(config, change);
   if (rejection !== null) return rejection;
   const { kind, node } = change;
+  if (change.address !== undefined) {
+    const problem = memberAddressProblem(change.address);
+    assert(problem === null, `bad member address: ${problem}`);
+  }
   const voters = config.voters.filter((id) => id !== node);
   const learners = config.learners.filter((id) => id !== node);
   if (kind === "addLearner" || kind === "demote") learners.push(node);
   if (kind === "promote") voters.push(node);
-  const next = { voters, learners };
+  const addresses: Record<string, MemberAddress> = { ...(config.addresses ?? {}) };
+  delete addresses[node];
+  const kept = kind === "remove" ? undefined : (change.address ?? config.addresses?.[node]);
+  if (kept !== undefined) addresses[node] = kept;
+  const next = copyClusterConfig({ voters, learners, addresses });
   assertValidClusterConfig(next);
   const added = voters.filter((id) => !config.voters.includes(id)).length;
   const removed = config.voters.filter((id) => !voters.includes(id)).length;

@@ -20,7 +20,13 @@
 import { BatonError } from "../lib/errors.ts";
 import type { Prng } from "../lib/prng.ts";
 import type { NodeId } from "../types/ids.ts";
-import { clusterConfigProblem, learnersMax, votersMax } from "./cluster-config.ts";
+import {
+  type ClusterConfig,
+  clusterConfigProblem,
+  copyClusterConfig,
+  learnersMax,
+  votersMax,
+} from "./cluster-config.ts";
 
 /** How durable a write must be before its proposal is acknowledged. */
 export type Durability = "local" | "one" | "majority" | "all";
@@ -49,6 +55,8 @@ export type RaftConfig = {
   readonly voters: readonly NodeId[];
   /** The learners of the bootstrap configuration (non-voting members). Default none. */
   readonly learners?: readonly NodeId[];
+  /** Members' addresses in the bootstrap configuration (`ClusterConfig.addresses`). Default none. */
+  readonly addresses?: ClusterConfig["addresses"];
   /** The host's tick period: one `{type:'tick'}` input every `tickMs`. Default 10. */
   readonly tickMs?: number;
   /** How often the leader sends heartbeats; a multiple of `tickMs`. Default 100. */
@@ -94,6 +102,7 @@ export type ResolvedConfig = {
   /** The bootstrap configuration's voters and learners (see `RaftConfig.voters`). */
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  readonly addresses?: ClusterConfig["addresses"];
   readonly tickMs: number;
   readonly heartbeatIntervalMs: number;
   readonly missedHeartbeats: number;
@@ -159,7 +168,7 @@ function bound(config: RaftConfig, name: BoundName): number {
   return positiveInteger(name, config[name] ?? configDefaults[name]);
 }
 
-function resolveMembers(config: RaftConfig): { voters: NodeId[]; learners: NodeId[] } {
+function resolveMembers(config: RaftConfig): ClusterConfig {
   const voters = [...config.voters];
   const learners = [...(config.learners ?? [])];
   if (voters.length === 0 || voters.length > votersMax)
@@ -167,11 +176,16 @@ function resolveMembers(config: RaftConfig): { voters: NodeId[]; learners: NodeI
   if (learners.length > learnersMax) bad(`learners must list at most ${learnersMax} nodes`, { learners });
   if (new Set([...voters, ...learners]).size !== voters.length + learners.length)
     bad("voters and learners must be distinct", { voters, learners });
-  const problem = clusterConfigProblem({ voters, learners });
+  const members = copyClusterConfig(
+    config.addresses === undefined ? { voters, learners } : { voters, learners, addresses: config.addresses },
+  );
+  const problem = clusterConfigProblem(
+    config.addresses === undefined ? members : { voters, learners, addresses: config.addresses },
+  );
   if (problem !== null) bad(`bad members: ${problem}`, { voters, learners });
   if (!voters.includes(config.id) && !learners.includes(config.id))
     bad(`voters or learners must include this node ${config.id}`, { voters, learners, id: config.id });
-  return { voters, learners };
+  return members;
 }
 
 /** The timing settings, validated and converted to ticks. */

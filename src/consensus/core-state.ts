@@ -107,7 +107,11 @@ export type CoreState = {
 };
 
 export function createCoreState(config: ResolvedConfig, prng: Prng, initial: InitialState): CoreState {
-  const snapshotConfig = initial.snapshotConfig ?? { voters: config.voters, learners: config.learners };
+  const snapshotConfig = initial.snapshotConfig ?? {
+    voters: config.voters,
+    learners: config.learners,
+    ...(config.addresses === undefined ? {} : { addresses: config.addresses }),
+  };
   const log = new RaftLog(initial.snapshotIndex, initial.snapshotTerm, initial.entries, snapshotConfig);
   assert(initial.appliedIndex >= initial.snapshotIndex, "applied index below the snapshot");
   assert(initial.appliedIndex <= log.lastIndex, "applied index beyond the durable log");

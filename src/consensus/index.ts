@@ -3,15 +3,18 @@
  */
 export type {
   ClusterConfig,
+  MemberAddress,
   MembershipChange,
   MembershipChangeKind,
   MembershipRejectionCode,
 } from "./cluster-config.ts";
 export {
   clusterConfigProblem,
+  copyClusterConfig,
   decodeClusterConfig,
   encodeClusterConfig,
   learnersMax,
+  memberAddressProblem,
   membershipChangeKinds,
   parseClusterConfig,
   votersMax,

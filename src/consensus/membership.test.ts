@@ -17,6 +17,7 @@ import {
   type ClusterConfig,
   encodeClusterConfig,
   learnersMax,
+  type MemberAddress,
   type MembershipChange,
   membershipChangeKinds,
   parseClusterConfig,
@@ -49,18 +50,40 @@ function clusterWithLeader(options = ""): GoldenHarness {
 }
 
 const ids = ["a", "b", "c", "d", "e", "f", "g"].map(nodeId);
+const addressArbitrary = fc.record(
+  {
+    raft: fc.integer({ min: 1, max: 65535 }).map((port) => `127.0.0.1:${port}`),
+    http: fc.integer({ min: 1, max: 65535 }).map((port) => `[::1]:${port}`),
+  },
+  { noNullPrototype: true },
+);
 const configArbitrary: fc.Arbitrary<ClusterConfig> = fc
   .shuffledSubarray(ids, { minLength: 1 })
   .chain((members) =>
-    fc.integer({ min: 1, max: members.length }).map((voterCount) => ({
-      voters: members.slice(0, voterCount),
-      learners: members.slice(voterCount),
-    })),
+    fc
+      .tuple(
+        fc.integer({ min: 1, max: members.length }),
+        fc.array(addressArbitrary, { minLength: members.length, maxLength: members.length }),
+        fc.array(fc.boolean(), { minLength: members.length, maxLength: members.length }),
+      )
+      .map(([voterCount, addressList, has]) => {
+        const voters = members.slice(0, voterCount);
+        const learners = members.slice(voterCount);
+        const addresses: Record<string, MemberAddress> = {};
+        members.forEach((id, i) => {
+          if (has[i] === true && addressList[i] !== undefined) addresses[id] = addressList[i];
+        });
+        return Object.keys(addresses).length === 0 ? { voters, learners } : { voters, learners, addresses };
+      }),
   );
-const changeArbitrary: fc.Arbitrary<MembershipChange> = fc.record({
-  kind: fc.constantFrom(...membershipChangeKinds),
-  node: fc.constantFrom(...ids),
-});
+const changeArbitrary: fc.Arbitrary<MembershipChange> = fc.record(
+  {
+    kind: fc.constantFrom(...membershipChangeKinds),
+    node: fc.constantFrom(...ids),
+    address: addressArbitrary,
+  },
+  { requiredKeys: ["kind", "node"], noNullPrototype: true },
+);
 
 describe("the configuration encoding", () => {
   test("decoding an encoded configuration gives it back; any other bytes are refused or canonical", () => {
@@ -88,8 +111,32 @@ describe("the configuration encoding", () => {
       '{"voters":["a"],"learners":[],"v":1}',
       "null",
       "\u00ff",
+      '{"v":1,"voters":["a"],"learners":[],"addresses":{"b":{"raft":"h:1","http":"h:2"}}}',
+      '{"v":1,"voters":["a"],"learners":[],"addresses":{"a":{"raft":"h","http":"h:2"}}}',
+      '{"v":1,"voters":["a"],"learners":[],"addresses":{"a":{"raft":"h:1","http":"h:70000"}}}',
+      '{"v":1,"voters":["a"],"learners":[],"addresses":{"a":{"raft":"h:1","http":"h:2","x":1}}}',
+      '{"v":1,"voters":["a"],"learners":[],"addresses":{}}',
+      '{"v":1,"voters":["a","b"],"learners":[],"addresses":{"b":{"raft":"h:1","http":"h:2"},"a":{"raft":"h:1","http":"h:2"}}}',
     ])
       assert.ok("problem" in parseClusterConfig(text(bad)), bad);
+  });
+
+  test("addresses travel with the configuration: added with a learner, kept across changes, dropped on removal", () => {
+    const a1 = { raft: "127.0.0.1:7001", http: "127.0.0.1:8001" };
+    const b1 = { raft: "127.0.0.1:7002", http: "127.0.0.1:8002" };
+    const start: ClusterConfig = { voters: [n1], learners: [], addresses: { [n1]: a1 } };
+    const added = applyMembershipChange(start, { kind: "addLearner", node: n2, address: b1 });
+    assert.ok(typeof added !== "string");
+    assert.deepEqual(added.addresses, { [n1]: a1, [n2]: b1 });
+    const promoted = applyMembershipChange(added, { kind: "promote", node: n2 });
+    assert.ok(typeof promoted !== "string");
+    assert.deepEqual(promoted.addresses, { [n1]: a1, [n2]: b1 });
+    assert.deepEqual(parseClusterConfig(encodeClusterConfig(promoted)), promoted);
+    const removed = applyMembershipChange(promoted, { kind: "remove", node: n1 });
+    assert.ok(typeof removed !== "string");
+    assert.deepEqual(removed, { voters: [n2], learners: [], addresses: { [n2]: b1 } });
+    const bare = applyMembershipChange(removed, { kind: "remove", node: n2 });
+    assert.equal(bare, "NO_VOTER_LEFT");
   });
 
   test("a core asserts on a configuration entry it cannot decode (a bug, not an operating error)", () => {
@@ -113,6 +160,10 @@ describe("single-server changes (dissertation §4.1)", () => {
           (id) => config.voters.includes(id) !== next.voters.includes(id) || before.has(id) !== after.has(id),
         );
         assert.deepEqual(moved, [change.node]);
+        const address = next.addresses?.[change.node];
+        if (change.kind === "remove") assert.equal(address, undefined);
+        else assert.deepEqual(address, change.address ?? config.addresses?.[change.node]);
+        assert.deepEqual(parseClusterConfig(encodeClusterConfig(next)), next);
         assert.ok(next.voters.length >= 1 && next.voters.length <= votersMax);
         assert.ok(next.learners.length <= learnersMax);
         // Two majorities of sizes q1 and q2 drawn from a union of u voters must share one when q1 + q2 > u.
