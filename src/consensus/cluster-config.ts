@@ -164,6 +164,12 @@ export function copyClusterConfig(config: ClusterConfig): ClusterConfig {
   return addresses === undefined ? copy : { ...copy, addresses };
 }
 
+/** The canonical text of a configuration (what its entry's data holds, as a string). Asserts it is valid. */
+export function clusterConfigText(config: ClusterConfig): string {
+  assertValidClusterConfig(config);
+  return canonicalText(config);
+}
+
 /** The data of a configuration entry. Asserts the configuration is valid. */
 export function encodeClusterConfig(config: ClusterConfig): Uint8Array {
   assertValidClusterConfig(config);

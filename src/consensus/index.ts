@@ -10,6 +10,7 @@ export type {
 } from "./cluster-config.ts";
 export {
   clusterConfigProblem,
+  clusterConfigText,
   copyClusterConfig,
   decodeClusterConfig,
   encodeClusterConfig,

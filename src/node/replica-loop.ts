@@ -19,10 +19,13 @@
  *   sent, applied or acknowledged; waiting requests fail with SHUTTING_DOWN; `onFatal` is told.
  */
 import {
+  type ClusterConfig,
   type CoreEvent,
+  clusterConfigText,
   type Effects,
   type Input,
   type Message,
+  parseClusterConfig,
   RaftCore,
   type RoleChange,
   type SnapshotNeeded,
@@ -32,6 +35,7 @@ import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { Prng } from "../lib/prng.ts";
 import type { Transport } from "../transport/transport.ts";
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
+import type { CompactionPoint } from "../wal/log-store.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import {
@@ -97,6 +101,7 @@ export class ReplicaLoop {
         snapshotIndex: recovered.compactionPoint.index,
         snapshotTerm: recovered.compactionPoint.term,
         appliedIndex: store.appliedIndex,
+        ...recoveredConfig(recovered.compactionPoint),
       },
     );
   }
@@ -140,9 +145,13 @@ export class ReplicaLoop {
    * core's memory and from the durable log (after every log operation already started).
    */
   compact(index: LogIndex, entryTerm: Term): void {
+    const config = this.core.configAt(index);
     this.stepSafely({ type: "compact", index, term: entryTerm });
     if (this.fatalError !== null) return;
-    this.runtime.log.compact(index, entryTerm).catch((error: unknown) => this.fail(asError(error)));
+    assert(config !== undefined, `the configuration at ${index} is known before compacting it`);
+    this.runtime.log
+      .compact(index, entryTerm, clusterConfigText(config))
+      .catch((error: unknown) => this.fail(asError(error)));
   }
 
   /** Milliseconds since this node's state was last known as fresh as the leader's commit; null if never. */
@@ -287,11 +296,13 @@ export class ReplicaLoop {
     const restored = effects.snapshotRestored;
     if (restored !== undefined) {
       // The store already holds the snapshot's state. A log that continues the snapshot keeps its
-      // suffix (those entries may be acknowledged durable); any other log starts over at it.
+      // suffix (those entries may be acknowledged durable); any other log starts over at it. The
+      // configuration as of the snapshot is the core's `snapshotConfig` now.
+      const config = clusterConfigText(this.core.summary().snapshotConfig);
       operations.push(
         log.termAt(restored.index) === restored.term
-          ? log.compact(restored.index, restored.term)
-          : log.resetToSnapshot(restored.index, restored.term),
+          ? log.compact(restored.index, restored.term, config)
+          : log.resetToSnapshot(restored.index, restored.term, config),
       );
     }
     if (effects.truncateAfter !== undefined) operations.push(log.truncateAfter(effects.truncateAfter));
@@ -384,6 +395,19 @@ function coreTuning(config: NodeConfig): Partial<ConstructorParameters<typeof Ra
   for (const key of keys) if (config[key] !== undefined) tuning[key] = config[key];
   if (config.unsafeCoreBugs !== undefined) tuning.unsafeTestBugs = config.unsafeCoreBugs;
   return tuning;
+}
+
+/** The configuration a recovered compaction point names; a damaged one refuses the start. */
+function recoveredConfig(point: CompactionPoint): { snapshotConfig?: ClusterConfig } {
+  if (point.config === undefined) return {};
+  const parsed = parseClusterConfig(new TextEncoder().encode(point.config));
+  if ("problem" in parsed)
+    throw new BatonError(
+      ErrorCode.WAL_CORRUPT,
+      `the configuration at the log's compaction point is unreadable: ${parsed.problem}`,
+      { index: point.index },
+    );
+  return { snapshotConfig: parsed };
 }
 
 function asError(error: unknown): Error {

@@ -14,9 +14,9 @@ import type { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import type { QueryExecutor } from "../store/query-executor.ts";
 import type { Store } from "../store/store.ts";
 import type { Transport, TransportHandlers } from "../transport/transport.ts";
-import type { LogIndex, Position } from "../types/ids.ts";
+import type { LogIndex } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
-import type { LogStore } from "../wal/log-store.ts";
+import type { CompactionPoint, LogStore } from "../wal/log-store.ts";
 
 /** Cancels a timer; calling it twice, or after the timer fired, is harmless. */
 export type Cancel = () => void;
@@ -40,7 +40,7 @@ export type NodeLog = (level: NodeLogLevel, event: string, fields: Record<string
 export type RecoveredLog = {
   readonly entries: readonly LogEntry[];
   readonly hardState: HardState;
-  readonly compactionPoint: Position;
+  readonly compactionPoint: CompactionPoint;
 };
 
 /** Where entries of a deposed leader's overwritten suffix go, for an operator to review. */

@@ -10,6 +10,10 @@
  *   taking-<index>.tmp              a snapshot being taken; leftovers are deleted at start.
  *   incoming-<index>-<term>-<n>.part  a snapshot being received from a leader (n numbers the
  *                                   transfers of this process); deleted at start.
+ *   snapshot-<index>-<term>.config  the cluster configuration as of a received snapshot's index
+ *                                   (the core's canonical text), written durably before the
+ *                                   snapshot's own name: a crash between installing it and
+ *                                   resetting the log (rule 4 below) resets the log with it.
  *
  * Invariant kept by the keeper and checked here: when the log is compacted through C > 0, a
  * snapshot at an index ≥ C exists (the log is compacted only behind a durable snapshot, and a
@@ -33,7 +37,38 @@ export type SnapshotRef = {
 };
 
 const completePattern = /^snapshot-(\d{20})-(\d{20})\.bsnap$/;
-const leftoverPattern = /^(taking-\d+\.tmp|incoming-\d+-\d+-\d+\.part)$/;
+const leftoverPattern = /^(taking-\d+\.tmp|incoming-\d+-\d+-\d+\.part|config-\d+\.tmp)$/;
+const configPattern = /^snapshot-\d{20}-\d{20}\.config$/;
+/** Bytes a configuration file may hold: `votersMax + learnersMax` members with their addresses. */
+const configFileBytesMax = 64 << 10;
+
+/** The configuration file that goes with a snapshot file. */
+export function snapshotConfigPath(snapshotPath: string): string {
+  return snapshotPath.replace(/\.bsnap$/, ".config");
+}
+
+/** Writes the configuration as of a received snapshot beside it, durably (before the snapshot's own name). */
+export async function writeSnapshotConfig(snapshotPath: string, config: string): Promise<void> {
+  const target = snapshotConfigPath(snapshotPath);
+  const temporary = path.join(path.dirname(target), `config-${process.pid}.tmp`);
+  const handle = await fs.promises.open(temporary, "w");
+  try {
+    await handle.writeFile(config);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await renameDurably(temporary, target);
+}
+
+/** The configuration written beside a snapshot, or undefined when there is none. */
+export function readSnapshotConfig(snapshotPath: string): string | undefined {
+  const file = snapshotConfigPath(snapshotPath);
+  if (!fs.existsSync(file)) return undefined;
+  if (fs.statSync(file).size > configFileBytesMax)
+    throw new BatonError(ErrorCode.STORE_CORRUPT, `${file} is larger than a configuration can be`, { file });
+  return fs.readFileSync(file, "utf8");
+}
 
 function pad(value: number): string {
   return String(value).padStart(20, "0");
@@ -87,8 +122,10 @@ export async function deleteOlderSnapshots(
   inUse: ReadonlySet<string>,
 ): Promise<void> {
   for (const older of listSnapshots(directory)) {
-    if (older.path !== keep.path && older.index <= keep.index && !inUse.has(older.path))
+    if (older.path !== keep.path && older.index <= keep.index && !inUse.has(older.path)) {
       await fs.promises.rm(older.path, { force: true });
+      await fs.promises.rm(snapshotConfigPath(older.path), { force: true });
+    }
   }
 }
 
@@ -126,6 +163,11 @@ export async function reconcileStorage(parts: {
   const snapshots = listSnapshots(directory);
   const latest = snapshots.at(-1) ?? null;
   for (const older of snapshots.slice(0, -1)) fs.rmSync(older.path, { force: true });
+  for (const name of fs.readdirSync(directory)) {
+    const file = path.join(directory, name);
+    if (configPattern.test(name) && (latest === null || file !== snapshotConfigPath(latest.path)))
+      fs.rmSync(file, { force: true });
+  }
 
   const compaction = recovered.compactionPoint;
   if (compaction.index > 0 && (latest === null || latest.index < compaction.index)) {
@@ -147,14 +189,20 @@ export async function reconcileStorage(parts: {
   let pending: Promise<void> = Promise.resolve();
   if (latest !== null && latest.index === applied && log.termAt(applied) !== latest.term) {
     logger("warn", "wal.reset-to-installed-snapshot", { index: applied, term: latest.term });
-    const operations: Promise<void>[] = [log.resetToSnapshot(applied, latest.term)];
+    const config = readSnapshotConfig(latest.path);
+    const operations: Promise<void>[] = [log.resetToSnapshot(applied, latest.term, config)];
     let hardState = recovered.hardState;
     if (hardState.term < latest.term) {
       hardState = { term: latest.term, votedFor: null };
       operations.push(log.saveHardState(hardState));
     }
     pending = Promise.all(operations).then(() => {});
-    recovered = { hardState, compactionPoint: { index: applied, term: latest.term }, entries: [] };
+    const point = { index: applied, term: latest.term };
+    recovered = {
+      hardState,
+      compactionPoint: config === undefined ? point : { ...point, config },
+      entries: [],
+    };
   } else if (applied > log.lastIndex) {
     throw new BatonError(
       ErrorCode.STORE_CORRUPT,

@@ -22,7 +22,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { SnapshotNeeded } from "../consensus/index.ts";
+import { clusterConfigText, type SnapshotNeeded } from "../consensus/index.ts";
 import type { InstallSnapshotMessage } from "../consensus/messages.ts";
 import type { PreparedRestore } from "../store/index.ts";
 import { Store } from "../store/store.ts";
@@ -32,7 +32,14 @@ import type { NodeConfig } from "./node-config.ts";
 import { encodeSnapshotStream, type SnapshotStreamMessage } from "./peer-envelope.ts";
 import type { ReplicaLoop } from "./replica-loop.ts";
 import type { Cancel, NodeRuntime } from "./runtime.ts";
-import { incomingFileName, renameDurably, type SnapshotRef, snapshotFileName } from "./snapshot-files.ts";
+import {
+  incomingFileName,
+  renameDurably,
+  type SnapshotRef,
+  snapshotConfigPath,
+  snapshotFileName,
+  writeSnapshotConfig,
+} from "./snapshot-files.ts";
 import type { SnapshotKeeper } from "./snapshot-keeper.ts";
 
 type Parts = {
@@ -383,6 +390,7 @@ export class SnapshotReceiver {
         const header = await Store.verifySnapshot(transfer.partPath);
         if (header.appliedIndex !== index)
           throw new Error(`the file holds applied index ${header.appliedIndex}`);
+        await writeSnapshotConfig(finalPath, clusterConfigText(transfer.install.snapshotConfig));
         await renameDurably(transfer.partPath, finalPath);
         return runtime.store.prepareRestore(finalPath);
       })
@@ -403,6 +411,9 @@ export class SnapshotReceiver {
           if (this.incoming === transfer) this.incoming = null;
           void runtime.io(() => fs.promises.rm(transfer.partPath, { force: true })).catch(() => {});
           void runtime.io(() => fs.promises.rm(finalPath, { force: true })).catch(() => {});
+          void runtime
+            .io(() => fs.promises.rm(snapshotConfigPath(finalPath), { force: true }))
+            .catch(() => {});
           if (loop.fatal === null) this.ack(transfer.from, transfer.install, "refused", 0);
         },
       );

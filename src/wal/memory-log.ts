@@ -4,13 +4,13 @@
  * restart would recover, which here is everything.
  */
 import { assert } from "../lib/assert.ts";
-import { type LogIndex, logIndex, type Position, type Term, term } from "../types/ids.ts";
+import { type LogIndex, logIndex, type Term, term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
-import type { LogStore } from "./log-store.ts";
+import type { CompactionPoint, LogStore } from "./log-store.ts";
 
 export class MemoryLog implements LogStore {
   private log: LogEntry[] = [];
-  private point: Position = { index: logIndex(0), term: term(0) };
+  private point: CompactionPoint = { index: logIndex(0), term: term(0) };
   private state: HardState = { term: term(0), votedFor: null };
   private readonly listeners: ((index: LogIndex) => void)[] = [];
 
@@ -26,7 +26,7 @@ export class MemoryLog implements LogStore {
   get durableIndex(): LogIndex {
     return this.lastIndex;
   }
-  get compactionPoint(): Position {
+  get compactionPoint(): CompactionPoint {
     return this.point;
   }
   get hardState(): HardState {
@@ -53,16 +53,16 @@ export class MemoryLog implements LogStore {
     this.log = this.log.filter((entry) => entry.index <= index);
   }
 
-  async compact(index: LogIndex, entryTerm: Term): Promise<void> {
+  async compact(index: LogIndex, entryTerm: Term, config?: string): Promise<void> {
     if (index <= this.point.index) return;
     assert(this.termAt(index) === entryTerm, "compaction term matches the entry");
     this.log = this.log.filter((entry) => entry.index > index);
-    this.point = { index, term: entryTerm };
+    this.point = config === undefined ? { index, term: entryTerm } : { index, term: entryTerm, config };
   }
 
-  async resetToSnapshot(index: LogIndex, snapshotTerm: Term): Promise<void> {
+  async resetToSnapshot(index: LogIndex, snapshotTerm: Term, config?: string): Promise<void> {
     this.log = [];
-    this.point = { index, term: snapshotTerm };
+    this.point = config === undefined ? { index, term: snapshotTerm } : { index, term: snapshotTerm, config };
   }
 
   termAt(index: LogIndex): Term | null {

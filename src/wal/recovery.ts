@@ -19,6 +19,7 @@ import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { type LogIndex, logIndex, type NodeId, nodeId, type Position, term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
 import { fsyncDirectory, readDurableFile } from "./durable-file.ts";
+import type { CompactionPoint } from "./log-store.ts";
 import { scanSegment } from "./record-codec.ts";
 import { listSegmentFiles, type Segment, segmentLastIndex } from "./segment-files.ts";
 
@@ -27,7 +28,7 @@ export const compactionFileName = "compaction";
 
 export type RecoveredLog = {
   readonly hardState: HardState;
-  readonly compactionPoint: Position;
+  readonly compactionPoint: CompactionPoint;
   /** Entries after the compaction point, in order. */
   readonly entries: LogEntry[];
   /** Segments after recovery; the last one is where appends continue. */
@@ -49,13 +50,20 @@ export function decodeHardState(content: Uint8Array | null, file: string): HardS
   return { term: term(parsed.term as number), votedFor };
 }
 
-export function decodePosition(content: Uint8Array | null, file: string): Position {
+export function decodePosition(content: Uint8Array | null, file: string): CompactionPoint {
   if (content === null) return { index: logIndex(0), term: term(0) };
-  const parsed = JSON.parse(Buffer.from(content).toString("utf8")) as { index?: unknown; term?: unknown };
+  const parsed = JSON.parse(Buffer.from(content).toString("utf8")) as {
+    index?: unknown;
+    term?: unknown;
+    config?: unknown;
+  };
   if (!Number.isSafeInteger(parsed.index) || !Number.isSafeInteger(parsed.term)) {
     throw corrupt(file, 0, "bad compaction point");
   }
-  return { index: logIndex(parsed.index as number), term: term(parsed.term as number) };
+  if (parsed.config !== undefined && typeof parsed.config !== "string")
+    throw corrupt(file, 0, "bad configuration at the compaction point");
+  const point = { index: logIndex(parsed.index as number), term: term(parsed.term as number) };
+  return parsed.config === undefined ? point : { ...point, config: parsed.config };
 }
 
 type ScannedSegment = { segment: Segment; entries: LogEntry[] };

@@ -142,6 +142,23 @@ describe("write-ahead log", () => {
     assert.deepEqual(recovered.entries, [...entriesFrom(151, 200, 1, 40), entry(201, 1)]);
   });
 
+  test("the configuration given with a compaction point or a reset is recovered with it", async () => {
+    const directory = freshDirectory();
+    const { wal } = Wal.open(directory, { segmentBytesMax: 1024 });
+    await wal.append(entriesFrom(1, 60, 1, 40));
+    await wal.compact(logIndex(30), term(1), '{"v":1,"voters":["a"],"learners":[]}');
+    await wal.close();
+    const reopened = Wal.open(directory, { segmentBytesMax: 1024 });
+    assert.deepEqual(reopened.recovered.compactionPoint, {
+      index: 30,
+      term: 1,
+      config: '{"v":1,"voters":["a"],"learners":[]}',
+    });
+    await reopened.wal.resetToSnapshot(logIndex(90), term(2), '{"v":1,"voters":["b"],"learners":[]}');
+    await reopened.wal.close();
+    assert.equal(Wal.open(directory).recovered.compactionPoint.config, '{"v":1,"voters":["b"],"learners":[]}');
+  });
+
   test("compacting every entry keeps the log appendable", async () => {
     const directory = freshDirectory();
     const { wal } = Wal.open(directory, { segmentBytesMax: 1024 });

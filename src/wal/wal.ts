@@ -36,7 +36,7 @@ import {
   unlinkFiles,
   writeAll,
 } from "./file-sync.ts";
-import type { LogStore } from "./log-store.ts";
+import type { CompactionPoint, LogStore } from "./log-store.ts";
 import { encodeRecords } from "./record-codec.ts";
 import { compactionFileName, hardStateFileName, type RecoveredLog, recoverLog } from "./recovery.ts";
 import { readSegmentEntries, type Segment, segmentFileName, segmentLastIndex } from "./segment-files.ts";
@@ -88,7 +88,7 @@ export class Wal implements LogStore {
   /** The active segment, open for appends; null while an operation replaces it. */
   private activeFd: number | null;
   private hardStateValue: HardState;
-  private compaction: Position;
+  private compaction: CompactionPoint;
   private last: Position;
   private writtenIndexValue: LogIndex;
   private durableIndexValue: LogIndex;
@@ -145,7 +145,7 @@ export class Wal implements LogStore {
   get durableIndex(): LogIndex {
     return this.durableIndexValue;
   }
-  get compactionPoint(): Position {
+  get compactionPoint(): CompactionPoint {
     return this.compaction;
   }
   get hardState(): HardState {
@@ -230,7 +230,7 @@ export class Wal implements LogStore {
   }
 
   /** Drops entries up to `index` (covered by a snapshot at `index`, `entryTerm`). */
-  compact(index: LogIndex, entryTerm: Term): Promise<void> {
+  compact(index: LogIndex, entryTerm: Term, config?: string): Promise<void> {
     this.checkUsable();
     // Entries still queued are written before this runs (operations complete in call order).
     assert(index <= this.last.index, "only entries of the log are compacted");
@@ -240,7 +240,7 @@ export class Wal implements LogStore {
       assert(actual === entryTerm, `compaction term ${entryTerm} matches entry term ${actual}`);
       // The point is durable before any segment goes: a crash in between leaves extra segments,
       // which the next open deletes, never a log that starts after its compaction point.
-      await this.writeCompactionPoint({ index, term: entryTerm });
+      await this.writeCompactionPoint(compactionPoint(index, entryTerm, config));
       const keepFrom = this.segments.findIndex((s) => segmentLastIndex(s) > index);
       const removable = this.segments.slice(0, keepFrom === -1 ? this.segments.length - 1 : keepFrom);
       this.segments = this.segments.slice(removable.length);
@@ -253,13 +253,13 @@ export class Wal implements LogStore {
   }
 
   /** Replaces the whole log by a snapshot point (a follower installing a leader's snapshot). */
-  resetToSnapshot(index: LogIndex, snapshotTerm: Term): Promise<void> {
+  resetToSnapshot(index: LogIndex, snapshotTerm: Term, config?: string): Promise<void> {
     this.checkUsable();
     this.last = { index, term: snapshotTerm };
     return this.barrier(async () => {
       // The point first: once it is durable, a crash at any later step leaves a log that the next
       // open recognises as replaced (recovery.ts) and discards.
-      await this.writeCompactionPoint({ index, term: snapshotTerm });
+      await this.writeCompactionPoint(compactionPoint(index, snapshotTerm, config));
       const replaced = this.segments;
       this.segments = [];
       this.writtenIndexValue = index;
@@ -456,7 +456,7 @@ export class Wal implements LogStore {
     if (fd !== null) await closeFile(fd);
   }
 
-  private async writeCompactionPoint(point: Position): Promise<void> {
+  private async writeCompactionPoint(point: CompactionPoint): Promise<void> {
     const content = Buffer.from(JSON.stringify(point));
     await writeDurableFile(path.join(this.directory, compactionFileName), content, this.syncFile);
     this.compaction = point;
@@ -471,4 +471,8 @@ export class Wal implements LogStore {
       { cause: error },
     );
   }
+}
+
+function compactionPoint(index: LogIndex, entryTerm: Term, config: string | undefined): CompactionPoint {
+  return config === undefined ? { index, term: entryTerm } : { index, term: entryTerm, config };
 }

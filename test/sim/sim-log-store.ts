@@ -10,15 +10,15 @@
 import { assert } from "../../src/lib/assert.ts";
 import type { Prng } from "../../src/lib/prng.ts";
 import type { RecoveredLog } from "../../src/node/runtime.ts";
-import { type LogIndex, logIndex, type Position, type Term, term } from "../../src/types/ids.ts";
+import { type LogIndex, logIndex, type Term, term } from "../../src/types/ids.ts";
 import type { HardState, LogEntry } from "../../src/types/log-entry.ts";
-import type { LogStore } from "../../src/wal/log-store.ts";
+import type { CompactionPoint, LogStore } from "../../src/wal/log-store.ts";
 
 /** The durable image of one node's log: survives crashes. */
 export class SimDisk {
   entries: LogEntry[] = [];
   hardState: HardState = { term: term(0), votedFor: null };
-  point: Position = { index: logIndex(0), term: term(0) };
+  point: CompactionPoint = { index: logIndex(0), term: term(0) };
 
   recover(): RecoveredLog {
     return { entries: [...this.entries], hardState: this.hardState, compactionPoint: this.point };
@@ -40,7 +40,7 @@ export class SimLogStore implements LogStore {
   private readonly fsyncTicksMax: number;
   private readonly nowTick: () => number;
   private view: LogEntry[];
-  private point: Position;
+  private point: CompactionPoint;
   private state: HardState;
   private pending: PendingOperation[] = [];
   private durableThrough: LogIndex;
@@ -68,7 +68,7 @@ export class SimLogStore implements LogStore {
   get durableIndex(): LogIndex {
     return this.durableThrough;
   }
-  get compactionPoint(): Position {
+  get compactionPoint(): CompactionPoint {
     return this.point;
   }
   get hardState(): HardState {
@@ -108,10 +108,10 @@ export class SimLogStore implements LogStore {
     });
   }
 
-  compact(index: LogIndex, entryTerm: Term): Promise<void> {
+  compact(index: LogIndex, entryTerm: Term, config?: string): Promise<void> {
     if (index <= this.point.index) return Promise.resolve();
     this.view = this.view.filter((entry) => entry.index > index);
-    this.point = { index, term: entryTerm };
+    this.point = config === undefined ? { index, term: entryTerm } : { index, term: entryTerm, config };
     const point = this.point;
     return this.schedule((disk) => {
       disk.entries = disk.entries.filter((entry) => entry.index > index);
@@ -119,9 +119,9 @@ export class SimLogStore implements LogStore {
     });
   }
 
-  resetToSnapshot(index: LogIndex, snapshotTerm: Term): Promise<void> {
+  resetToSnapshot(index: LogIndex, snapshotTerm: Term, config?: string): Promise<void> {
     this.view = [];
-    this.point = { index, term: snapshotTerm };
+    this.point = config === undefined ? { index, term: snapshotTerm } : { index, term: snapshotTerm, config };
     const point = this.point;
     return this.schedule((disk) => {
       disk.entries = [];
