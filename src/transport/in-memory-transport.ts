@@ -142,6 +142,7 @@ export class InMemoryTransport implements Transport {
   readonly #stats = new Map<NodeId, MutablePeerStats>();
   readonly #sendQueueMessagesMax: number;
   #state: "new" | "running" | "stopped" = "new";
+  #unknownPeerDrops = 0;
 
   constructor(options: InMemoryTransportOptions) {
     assert(!options.peers.includes(options.selfId), "peers must not contain selfId");
@@ -164,10 +165,25 @@ export class InMemoryTransport implements Transport {
     this.#network.nodeChanged(this.selfId);
   }
 
+  addPeer(peer: NodeId, _address: string | null): void {
+    assert(peer !== this.selfId, "a node is not its own peer");
+    if (this.#stats.has(peer)) return;
+    const stats = emptyStats(peer);
+    this.#stats.set(peer, stats);
+    if (this.running && this.#network.connected(this.selfId, peer)) this.peerStateChanged(peer, "connected");
+  }
+
+  removePeer(peer: NodeId): void {
+    this.#stats.delete(peer);
+  }
+
   send(to: NodeId, body: Uint8Array): boolean {
     assert(body instanceof Uint8Array, "send() needs a Uint8Array body");
     const stats = this.#stats.get(to);
-    assert(stats !== undefined, `send() to unknown peer ${to}`);
+    if (stats === undefined) {
+      this.#unknownPeerDrops += 1;
+      return false;
+    }
     const accepted =
       this.running &&
       this.#network.connected(this.selfId, to) &&
@@ -189,7 +205,7 @@ export class InMemoryTransport implements Transport {
       connected: this.#network.connected(this.selfId, s.peer),
       queuedMessages: this.#network.inFlightOn(this.selfId, s.peer),
     }));
-    return { selfId: this.selfId, peers, refusedConnections: 0 };
+    return { selfId: this.selfId, peers, refusedConnections: 0, unknownPeerDrops: this.#unknownPeerDrops };
   }
 
   async stop(): Promise<void> {
@@ -203,8 +219,8 @@ export class InMemoryTransport implements Transport {
   /** Network side: a message for this node. */
   receive(from: NodeId, body: Uint8Array): void {
     const stats = this.#stats.get(from);
-    assert(stats !== undefined, `message from unknown peer ${from}`);
     assert(this.running, "delivery to a stopped transport");
+    if (stats === undefined) return; // not (or no longer) a peer: refused, as TCP refuses its handshake
     stats.receivedMessages += 1;
     stats.receivedBytes += body.length;
     this.#options.onMessage(from, body);

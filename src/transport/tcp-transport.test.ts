@@ -242,6 +242,39 @@ describe("TcpTransport", () => {
     }
   });
 
+  test("peers added and removed at runtime: refused before, dialled once added, cut off once removed", async () => {
+    const a = makeNode("a", new Map());
+    await a.transport.start();
+    const b = makeNode("b", new Map([[nodeId("a"), a.transport.listenAddress()]]));
+    await b.transport.start();
+    const nodes = [a, b];
+    try {
+      await waitFor("a refuses b, which it does not know", () => hasLog(a, "transport.handshake.refused"));
+      assert.equal(a.transport.send(nodeId("b"), text("too early")), false);
+      assert.equal(a.transport.stats().unknownPeerDrops, 1);
+      const { host, port } = b.transport.listenAddress();
+      a.transport.addPeer(nodeId("b"), `${host}:${port}`);
+      await waitFor("a and b connected", () => isConnected(a, "b") && isConnected(b, "a"));
+      assert.equal(a.transport.send(nodeId("b"), text("hello b")), true);
+      await waitFor("b receives", () => b.received.some((r) => decode(r.body) === "hello b"));
+      a.transport.addPeer(nodeId("b"), `${host}:${port}`); // the same address again changes nothing
+      assert.ok(isConnected(a, "b"));
+      a.transport.removePeer(nodeId("b"));
+      assert.equal(a.transport.send(nodeId("b"), text("after removal")), false);
+      assert.equal(a.transport.stats().unknownPeerDrops, 2);
+      assert.deepEqual(
+        a.transport.stats().peers.map((p) => p.peer),
+        [],
+      );
+      await waitFor("b sees a gone", () => !isConnected(b, "a"));
+      b.transport.send(nodeId("a"), text("to a, no longer its peer"));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.ok(!a.received.some((r) => decode(r.body) === "to a, no longer its peer"));
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
   test("send() after stop() is refused and counted; stop() is idempotent", async () => {
     const nodes = await startCluster(["a", "b"]);
     const [a, b] = nodes as [Node, Node];

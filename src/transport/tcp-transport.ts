@@ -31,7 +31,7 @@ import {
   resolveTcpTransportOptions,
   type TcpTransportOptions,
 } from "./tcp-transport-options.ts";
-import type { PeerStats, Transport, TransportStats } from "./transport.ts";
+import { type PeerStats, parseHostPort, type Transport, type TransportStats } from "./transport.ts";
 
 /** Inbound connections that have not finished their handshake; more are closed at once. */
 const pendingHandshakesMax = 64;
@@ -49,18 +49,20 @@ export class TcpTransport implements Transport {
   #state: RunState = "new";
   #nextConnectionId = 1;
   #refusedConnections = 0;
+  #unknownPeerDrops = 0;
+  readonly #queueBounds: { readonly messagesMax: number; readonly bytesMax: number };
   #sweepTimer: NodeJS.Timeout | null = null;
   #stopped: Promise<void> | null = null;
 
   constructor(options: TcpTransportOptions) {
     this.#options = resolveTcpTransportOptions(options);
     this.selfId = this.#options.selfId;
-    const queueBounds = {
+    this.#queueBounds = {
       messagesMax: this.#options.sendQueueMessagesMax,
       bytesMax: this.#options.sendQueueBytesMax,
     };
     for (const [id, address] of this.#options.peers) {
-      this.#links.set(id, createPeerLink(id, address, queueBounds));
+      this.#links.set(id, createPeerLink(id, address, this.#queueBounds));
     }
     this.#hello = encodeHello({
       protocolVersion,
@@ -131,10 +133,48 @@ export class TcpTransport implements Transport {
     this.#dial(link);
   }
 
+  addPeer(peer: NodeId, address: string | null): void {
+    assert(peer !== this.selfId, "a node is not its own peer");
+    const parsed = address === null ? null : parseHostPort(address);
+    assert(address === null || parsed !== null, `bad peer address ${address}`);
+    const link = this.#links.get(peer);
+    if (link !== undefined) {
+      const same =
+        (link.address === null && parsed === null) ||
+        (link.address !== null &&
+          parsed !== null &&
+          link.address.host === parsed.host &&
+          link.address.port === parsed.port);
+      if (!same) this.setPeerAddress(peer, parsed);
+      return;
+    }
+    const added = createPeerLink(peer, parsed, this.#queueBounds);
+    this.#links.set(peer, added);
+    this.#log("info", "transport.peer.added", { peer, address });
+    this.#dial(added);
+  }
+
+  removePeer(peer: NodeId): void {
+    const link = this.#links.get(peer);
+    if (link === undefined) return;
+    this.#links.delete(peer);
+    if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
+    link.reconnectTimer = null;
+    link.queue.clear();
+    for (const connection of [link.active, link.dialing])
+      if (connection !== null) connection.close("peer-removed", { graceful: false });
+    link.active = null;
+    link.dialing = null;
+    this.#log("info", "transport.peer.removed", { peer });
+  }
+
   send(to: NodeId, body: Uint8Array): boolean {
     assert(body instanceof Uint8Array, "send() needs a Uint8Array body");
     const link = this.#links.get(to);
-    assert(link !== undefined, `send() to unknown peer ${to}`);
+    if (link === undefined) {
+      this.#unknownPeerDrops += 1;
+      return false;
+    }
     if (this.#state !== "running" || frameHeaderBytes + body.length > this.#options.frameBytesMax) {
       if (this.#state === "running") {
         this.#log("warn", "transport.send.too-large", {
@@ -169,7 +209,12 @@ export class TcpTransport implements Transport {
         reconnects: Math.max(0, link.counters.connects - 1),
       });
     }
-    return { selfId: this.selfId, peers, refusedConnections: this.#refusedConnections };
+    return {
+      selfId: this.selfId,
+      peers,
+      refusedConnections: this.#refusedConnections,
+      unknownPeerDrops: this.#unknownPeerDrops,
+    };
   }
 
   /** Closes the listener and every connection; resolves within about `closeTimeoutMs`. */
@@ -249,7 +294,10 @@ export class TcpTransport implements Transport {
       {
         onHello: (c, hello) => this.#onHello(c, hello),
         onMessage: (c, body) => this.#onMessage(c, body),
-        onDrain: (c) => c.peer !== null && this.#flush(this.#links.get(c.peer)!),
+        onDrain: (c) => {
+          const link = c.peer === null ? undefined : this.#links.get(c.peer);
+          if (link !== undefined) this.#flush(link);
+        },
         onClosed: (c, reason, protocolError) => this.#onClosed(c, reason, protocolError),
       },
     );
@@ -343,7 +391,8 @@ export class TcpTransport implements Transport {
   #onMessage(connection: Connection, body: Uint8Array): void {
     assert(connection.peer !== null, "message on an unattributed connection");
     const link = this.#links.get(connection.peer);
-    assert(link !== undefined, "message from an unknown peer");
+    // A peer removed while its connection closes: its last frames are not delivered.
+    if (link === undefined) return;
     link.counters.receivedMessages += 1;
     link.counters.receivedBytes += body.length;
     if (this.#state === "running") this.#options.onMessage(link.id, body);

@@ -8,7 +8,11 @@
  *   one receiver that do arrive, arrive in the order they were sent while a connection lasts.
  *   Raft tolerates loss and retransmits on its own (Raft §5.3), so the transport never retries.
  * - `send` never blocks and never throws on network conditions; it returns false when the message
- *   was not accepted, and the drop is counted in `stats()`.
+ *   was not accepted, and the drop is counted in `stats()`. A message to a node that is not a peer
+ *   (never added, or removed) is refused the same way and counted in `unknownPeerDrops`.
+ * - The peer set changes at runtime (`addPeer`, `removePeer`) as the cluster's membership does:
+ *   a removed peer's connections close, its queue is discarded, and its messages are no longer
+ *   delivered; connections from a node that is not a peer are refused at the handshake.
  * - Callbacks run on the event loop; an exception thrown by `onMessage` is a bug of the caller and
  *   is not caught.
  * The transport knows nothing of consensus messages: the node layer encodes them into bytes.
@@ -75,6 +79,8 @@ export type TransportStats = {
   readonly peers: readonly PeerStats[];
   /** Inbound connections closed before they could be attributed to a configured peer. */
   readonly refusedConnections: number;
+  /** Messages refused because their destination was not a peer. */
+  readonly unknownPeerDrops?: number;
 };
 
 export interface Transport {
@@ -83,9 +89,25 @@ export interface Transport {
   start(): Promise<void>;
   /** Queues `body` for `to`; false when it was not accepted (the drop is counted). */
   send(to: NodeId, body: Uint8Array): boolean;
+  /**
+   * Makes `peer` a peer, dialled at `address` (`host:port`, IPv6 hosts in brackets) or, with null,
+   * only accepted when it connects. For a peer already known, replaces its address when it differs.
+   */
+  addPeer(peer: NodeId, address: string | null): void;
+  /** Stops talking to `peer`: closes its connections and discards what is queued for it. */
+  removePeer(peer: NodeId): void;
   stats(): TransportStats;
   /** Closes everything; bounded in time; queued messages are discarded. Idempotent. */
   stop(): Promise<void>;
 }
 
 export function noopLog(): void {}
+
+/** `host:port` or `[v6]:port` as a host and a port; null when it is neither. */
+export function parseHostPort(text: string): { readonly host: string; readonly port: number } | null {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  if (match === null) return null;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host: match[1] ?? match[2] ?? "", port };
+}

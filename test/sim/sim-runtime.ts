@@ -83,6 +83,11 @@ export class SimTransport implements Transport {
 
   async start(): Promise<void> {}
 
+  /** The simulated network reaches every node by id; the peer set is the node layer's to keep. */
+  addPeer(_peer: NodeId, _address: string | null): void {}
+
+  removePeer(_peer: NodeId): void {}
+
   send(to: NodeId, body: Uint8Array): boolean {
     if (this.stopped) return false;
     this.network.send({ from: this.selfId, to, body }, this.nowTick());
