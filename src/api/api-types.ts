@@ -136,6 +136,9 @@ export type StatusResponse = {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly lastIndex: number;
+  /** Whether this node votes, only replicates (a read replica), or is not in the configuration. */
+  readonly membership: "voter" | "learner" | "not-a-member";
+  /** Every member of the configuration this node uses (voters, then learners). */
   readonly members: readonly MemberStatus[];
   readonly snapshots: StatusSnapshots;
 };

@@ -11,6 +11,7 @@ Commands:
   dev      run a local 3-node cluster         (baton dev --help)
   status   show the cluster's nodes           (baton status --help)
   shell    interactive SQL prompt             (baton shell --help)
+  member   list, add, remove, promote, demote members (baton member --help)
   orphans  writes lost in a failover, kept for review (baton orphans --help)
   recover  forced recovery after losing a majority (baton recover --help)
 `;
@@ -22,6 +23,7 @@ const commands: Record<string, () => Promise<Command>> = {
   dev: async () => (await import("./dev-command.ts")).devCommand,
   status: async () => (await import("./status-command.ts")).statusCommand,
   shell: async () => (await import("./shell-command.ts")).shellCommand,
+  member: async () => (await import("./member-command.ts")).memberCommand,
   orphans: async () => (await import("./orphans-command.ts")).orphansCommand,
   recover: async () => (await import("./recover-command.ts")).recoverCommand,
 };

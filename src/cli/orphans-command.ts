@@ -5,6 +5,7 @@
  */
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { parseFlags } from "./flags.ts";
+import { callNode } from "./http-call.ts";
 
 const help = `Usage:
   baton orphans list    [--url URL] [--status pending|replayed|discarded] [--json]
@@ -18,20 +19,8 @@ acknowledged at durability local or one and then lost in a failover.
 `;
 const requestTimeoutMs = 15_000;
 
-async function call(url: string, path: string, method = "GET", body?: unknown): Promise<unknown> {
-  const base = /^https?:\/\//.test(url) ? url : `http://${url}`;
-  const response = await fetch(`${base.replace(/\/+$/, "")}${path}`, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(requestTimeoutMs),
-  });
-  const parsed = (await response.json()) as { error?: { code: string; message: string } };
-  if (!response.ok) {
-    const error = parsed.error;
-    throw new BatonError((error?.code ?? "INTERNAL") as never, error?.message ?? `HTTP ${response.status}`);
-  }
-  return parsed;
+function call(url: string, path: string, method = "GET", body?: unknown): Promise<unknown> {
+  return callNode(url, path, { method, body, timeoutMs: requestTimeoutMs });
 }
 
 type Listed = {

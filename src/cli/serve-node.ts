@@ -11,6 +11,7 @@ import type { BatonNode } from "../node/baton-node.ts";
 import { hostPort, type LaunchConfig, openNode } from "../node/launch.ts";
 import { incarnationClusterId, readRecovery, writeContacts } from "../node/recovery.ts";
 import type { NodeLog } from "../node/runtime.ts";
+import { joinIfNew, promoteUntilVoter } from "./join.ts";
 
 export type RunningNode = {
   readonly node: BatonNode;
@@ -26,11 +27,19 @@ const transferWaitMsMax = 3_000;
 const contactsEveryMs = 5_000;
 
 export async function launchNode(
-  requested: LaunchConfig & { readonly bodyBytesMax: number },
+  requested: LaunchConfig & {
+    readonly bodyBytesMax: number;
+    readonly join?: string | null;
+    readonly joinAs?: "voter" | "learner";
+  },
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<RunningNode> {
-  const config = afterRecovery(requested, log);
+  const joining = await joinIfNew(
+    { ...requested, join: requested.join ?? null, joinAs: requested.joinAs ?? "voter" },
+    log,
+  );
+  const config = afterRecovery(joining.config, log);
   const opened = await openNode(config, log, onFatal);
   const { node } = opened;
   const http = new HttpApi(node, {
@@ -55,9 +64,20 @@ export async function launchNode(
     }
   }, contactsEveryMs);
   contacts.unref();
+  const stopPromoting =
+    joining.join === null
+      ? () => {}
+      : promoteUntilVoter(
+          config.dataDirectory,
+          joining.join,
+          config.id,
+          hostPort({ host: config.http.host, port: address.port }),
+          log,
+        );
   let stopped: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     clearInterval(contacts);
+    stopPromoting();
     stopped ??= stopServing(node, http, opened.close, log);
     return stopped;
   };

@@ -33,6 +33,10 @@ export type StartConfig = {
   readonly compactionTrailEntries: number;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   readonly logFormat: "json" | "pretty" | "auto";
+  /** A member's HTTP address to join through when the data directory is empty (`join.ts`), or null. */
+  readonly join: string | null;
+  /** What a joining node becomes: a voter once caught up, or a learner (read replica). */
+  readonly joinAs: "voter" | "learner";
 };
 
 type OptionSpec = {
@@ -158,6 +162,19 @@ export const startOptions: readonly OptionSpec[] = [
     fallback: "auto",
   },
   {
+    flag: "join",
+    key: "join",
+    env: "BATON_JOIN",
+    help: "join the cluster through this member's HTTP address (host:port) when the data directory is empty",
+  },
+  {
+    flag: "join-as",
+    key: "joinAs",
+    env: "BATON_JOIN_AS",
+    help: "voter|learner: what a joining node becomes (a voter is promoted once caught up)",
+    fallback: "voter",
+  },
+  {
     flag: "config",
     key: "config",
     env: "BATON_CONFIG",
@@ -276,6 +293,13 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
   const cluster = raw.has("cluster")
     ? parseCluster(get("cluster").value, get("cluster").source)
     : [{ id: id.value, raft, http }];
+  const join = raw.get("join") ?? null;
+  if (join !== null && raw.has("cluster"))
+    throw badConfig(`${join.source}: a joining node takes its members from the cluster; leave out --cluster`);
+  if (join !== null && (raft.port === 0 || http.port === 0))
+    throw badConfig(
+      `${join.source}: a joining node needs fixed --raft and --http ports (its members dial them)`,
+    );
   const self = cluster.find((m) => m.id === id.value);
   if (self === undefined)
     throw badConfig(`${get("cluster").source}: this node (${id.value}) is not a member`);
@@ -318,6 +342,8 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
       "error",
     ] as const),
     logFormat: oneOf(get("log-format").value, get("log-format").source, ["json", "pretty", "auto"] as const),
+    join: join === null ? null : join.value,
+    joinAs: oneOf(get("join-as").value, get("join-as").source, ["voter", "learner"] as const),
   };
   if (config.heartbeatMs % config.tickMs !== 0)
     throw badConfig(

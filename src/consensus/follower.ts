@@ -181,8 +181,14 @@ export function handleInstallSnapshot(
   out.restoreSnapshot({ index: snapshotIndex, term: snapshotTerm });
   if (s.log.termAt(snapshotIndex) === snapshotTerm) {
     // Log Matching (Raft §5.3): our log up to the snapshot is the leader's, configuration included.
+    // Only the members are compared: a configuration that comes from no entry (the bootstrap one)
+    // carries the addresses each node was started with, which may be spelled differently.
+    const ours = s.log.configAt(snapshotIndex);
     assert(
-      sameClusterConfig(s.log.configAt(snapshotIndex), message.snapshotConfig),
+      sameClusterConfig(
+        { voters: ours.voters, learners: ours.learners },
+        { voters: message.snapshotConfig.voters, learners: message.snapshotConfig.learners },
+      ),
       `snapshot configuration at ${snapshotIndex} differs from the log's`,
     );
     if (snapshotIndex > s.log.snapshotIndex) s.log.compact(snapshotIndex, snapshotTerm);

@@ -14,6 +14,7 @@ export {
   copyClusterConfig,
   decodeClusterConfig,
   encodeClusterConfig,
+  isVoter,
   learnersMax,
   memberAddressProblem,
   membershipChangeKinds,

@@ -48,6 +48,18 @@ class FakeNode implements NodeService {
   orphanResolved(id: number): never {
     throw new BatonError("NOT_FOUND", `no orphaned entry ${id}`);
   }
+  members(): never {
+    throw new BatonError("NOT_FOUND", "no members here");
+  }
+  memberAdd(): never {
+    throw new BatonError("NOT_FOUND", "no members here");
+  }
+  memberChange(): never {
+    throw new BatonError("NOT_FOUND", "no members here");
+  }
+  memberJoin(): never {
+    throw new BatonError("NOT_FOUND", "no members here");
+  }
   orphanActions(): unknown[] {
     return [];
   }
@@ -60,6 +72,7 @@ class FakeNode implements NodeService {
       commitIndex: 42,
       appliedIndex: 42,
       lastIndex: 42,
+      membership: "voter",
       members: [],
       snapshots: {
         latest: null,

@@ -14,6 +14,7 @@ import { normalizeExecute, normalizeQuery } from "../api/request-validation.ts";
 import { BatonError, ErrorCode, httpStatusByCode, isBatonError, retryByCode } from "../lib/errors.ts";
 import type { NodeService } from "../node/node-service.ts";
 import { forwardOrThrow, nodeHeader, termHeader } from "./leader-forwarding.ts";
+import { memberRoute } from "./member-routes.ts";
 import { orphanRoute } from "./orphan-routes.ts";
 
 export type HttpApiOptions = {
@@ -148,6 +149,8 @@ export class HttpApi {
         this.options.forwardTimeoutMs,
       );
       if (orphans !== null) return orphans;
+      const members = await memberRoute(this.service, request, () => this.readBody(request));
+      if (members !== null) return members;
       throw new BatonError(ErrorCode.NOT_FOUND, `no route ${request.method} ${path}`);
     }
     if (request.method !== route.method) {

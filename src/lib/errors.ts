@@ -47,6 +47,21 @@ export const ErrorCode = {
   LEADERSHIP_LOST: "LEADERSHIP_LOST",
   /** A peer message that does not decode; the node drops it. */
   BAD_MESSAGE: "BAD_MESSAGE",
+  // Membership changes (`src/node/member-changes.ts`; the first eight are the consensus core's refusals).
+  /** The previous membership change is not committed yet: one change at a time. */
+  MEMBERSHIP_CHANGE_PENDING: "MEMBERSHIP_CHANGE_PENDING",
+  NODE_ALREADY_MEMBER: "NODE_ALREADY_MEMBER",
+  NODE_NOT_MEMBER: "NODE_NOT_MEMBER",
+  NODE_NOT_LEARNER: "NODE_NOT_LEARNER",
+  NODE_NOT_VOTER: "NODE_NOT_VOTER",
+  /** Demoting or removing the last voter would leave nobody to elect a leader. */
+  NO_VOTER_LEFT: "NO_VOTER_LEFT",
+  VOTERS_TOO_MANY: "VOTERS_TOO_MANY",
+  LEARNERS_TOO_MANY: "LEARNERS_TOO_MANY",
+  /** A learner was not caught up with the leader within the wait, so it was not promoted (it stays a learner). */
+  MEMBER_NOT_CAUGHT_UP: "MEMBER_NOT_CAUGHT_UP",
+  /** A new node could not join its cluster (`baton start --join`). */
+  JOIN_FAILED: "JOIN_FAILED",
   // Storage.
   WAL_CORRUPT: "WAL_CORRUPT",
   WAL_CLOSED: "WAL_CLOSED",
@@ -96,6 +111,16 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   SHUTTING_DOWN: 503,
   LEADERSHIP_LOST: 503,
   BAD_MESSAGE: 400,
+  MEMBERSHIP_CHANGE_PENDING: 503,
+  NODE_ALREADY_MEMBER: 409,
+  NODE_NOT_MEMBER: 409,
+  NODE_NOT_LEARNER: 409,
+  NODE_NOT_VOTER: 409,
+  NO_VOTER_LEFT: 409,
+  VOTERS_TOO_MANY: 409,
+  LEARNERS_TOO_MANY: 409,
+  MEMBER_NOT_CAUGHT_UP: 503,
+  JOIN_FAILED: 503,
   WAL_CORRUPT: 500,
   WAL_CLOSED: 503,
   WAL_IO: 500,
@@ -181,6 +206,18 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   SHUTTING_DOWN: afterElection,
   LEADERSHIP_LOST: afterElection,
   BAD_MESSAGE: never,
+  // The change before it commits within a few heartbeats, unless the cluster lost its majority.
+  MEMBERSHIP_CHANGE_PENDING: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },
+  NODE_ALREADY_MEMBER: rejected,
+  NODE_NOT_MEMBER: rejected,
+  NODE_NOT_LEARNER: rejected,
+  NODE_NOT_VOTER: rejected,
+  NO_VOTER_LEFT: rejected,
+  VOTERS_TOO_MANY: rejected,
+  LEARNERS_TOO_MANY: rejected,
+  // The learner stays a learner; promoting it again once it has caught up may succeed.
+  MEMBER_NOT_CAUGHT_UP: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },
+  JOIN_FAILED: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },
   WAL_CORRUPT: never,
   // The log closes only when the node stops, so this is the same condition as SHUTTING_DOWN.
   WAL_CLOSED: afterElection,

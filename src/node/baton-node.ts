@@ -28,6 +28,13 @@ import { CommittedApplier } from "./committed-applier.ts";
 import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
+import {
+  type AddRequest,
+  type JoinAnswer,
+  type MemberChangeAnswer,
+  MemberChanges,
+  type MembersResponse,
+} from "./member-changes.ts";
 import { checkNodeConfig, type NodeConfig } from "./node-config.ts";
 import type { NodeService, Readiness } from "./node-service.ts";
 import { NodeStatusView } from "./node-status.ts";
@@ -60,6 +67,7 @@ export class BatonNode implements NodeService {
   private readonly writes: WritePath;
   private readonly reads: ReadPath;
   private readonly statusView: NodeStatusView;
+  private readonly memberChanges: MemberChanges;
   private stopping = false;
 
   constructor(config: NodeConfig, runtime: NodeRuntime) {
@@ -121,6 +129,14 @@ export class BatonNode implements NodeService {
     this.reads = new ReadPath({ ...this.parts(), requireLeader: () => this.writes.requireLeader() });
     this.statusView = new NodeStatusView(this.loop, store, this.peers, config, () => this.snapshots.status());
     this.admission = new Admission(config);
+    this.memberChanges = new MemberChanges({
+      loop: this.loop,
+      peers: this.peers,
+      config,
+      runtime,
+      requireLeader: () => this.writes.requireLeader(),
+      handOver: (waitMsMax) => this.handOver(waitMsMax),
+    });
     this.loop.onStateChange(() => this.afterStep());
   }
 
@@ -196,6 +212,29 @@ export class BatonNode implements NodeService {
     return this.guardSync(() => this.runtime.orphans.actions(limit));
   }
 
+  members(): MembersResponse {
+    return this.guardSync(() => this.memberChanges.list());
+  }
+
+  memberAdd(request: AddRequest): Promise<MemberChangeAnswer> {
+    return this.guard(() => this.memberChanges.add(request));
+  }
+
+  memberChange(
+    action: "promote" | "demote" | "remove",
+    id: string,
+    timeoutMs: number | null,
+  ): Promise<MemberChangeAnswer> {
+    return this.guard(() => this.memberChanges[action](id, timeoutMs));
+  }
+
+  memberJoin(
+    request: { id: string; raft: string; http: string },
+    timeoutMs: number | null,
+  ): Promise<JoinAnswer> {
+    return this.guard(() => this.memberChanges.join(request, timeoutMs));
+  }
+
   /** Refuses new work from now on; writes waiting at the gate fail with SHUTTING_DOWN. */
   beginStop(): void {
     this.stopping = true;
@@ -210,7 +249,7 @@ export class BatonNode implements NodeService {
     const status = this.loop.core.status();
     if (status.role !== "leader") return;
     const target = status.members
-      .filter((member) => member.id !== this.id)
+      .filter((member) => member.id !== this.id && member.role === "voter")
       .sort((a, b) => b.matchIndex - a.matchIndex)[0];
     if (target === undefined) return;
     this.runtime.logger("info", "node.handing-over-leadership", { target: target.id });

@@ -9,10 +9,12 @@
 import path from "node:path";
 import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
+import type { ClusterConfig, MemberAddress } from "../consensus/index.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
 import { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
+import { parseHostPort } from "../transport/transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
 import { walFaultOptions } from "../wal/fault-injection.ts";
 import { Wal } from "../wal/wal.ts";
@@ -48,6 +50,11 @@ export type LaunchConfig = {
   readonly snapshotEntries?: number;
   readonly snapshotLogBytes?: number;
   readonly compactionTrailEntries?: number;
+  /**
+   * The configuration a joined node starts from (`src/cli/join.ts`): voters, learners and their
+   * addresses, in place of `cluster`. The replicated configuration takes over as soon as it arrives.
+   */
+  readonly bootstrap?: ClusterConfig;
 };
 
 export type OpenNode = {
@@ -106,6 +113,43 @@ async function openStorage(dataDirectory: string, log: NodeLog) {
   }
 }
 
+/**
+ * The bootstrap configuration (from `cluster`, or a joined node's `bootstrap`), with the peers'
+ * raft and HTTP addresses. A member's address enters the configuration only when both are known
+ * and dialable (a port 0 is not).
+ */
+function bootstrapMembers(config: LaunchConfig): {
+  config: { voters: NodeId[]; learners: NodeId[]; addresses?: ClusterConfig["addresses"] };
+  peerHttp: Map<NodeId, string>;
+  peerRaft: Map<NodeId, { host: string; port: number } | null>;
+} {
+  const peerHttp = new Map<NodeId, string>();
+  const peerRaft = new Map<NodeId, { host: string; port: number } | null>();
+  const addresses: Record<string, MemberAddress> = {};
+  if (config.bootstrap !== undefined) {
+    const { voters, learners } = config.bootstrap;
+    for (const id of [...voters, ...learners]) {
+      const address = config.bootstrap.addresses?.[id];
+      if (address !== undefined) addresses[id] = address;
+      if (id === config.id) continue;
+      peerRaft.set(id, address === undefined ? null : parseHostPort(address.raft));
+      if (address !== undefined) peerHttp.set(id, address.http);
+    }
+    return { config: { voters: [...voters], learners: [...learners], addresses }, peerHttp, peerRaft };
+  }
+  for (const member of config.cluster) {
+    const id = nodeId(member.id);
+    const http = member.id === config.id ? config.http : member.http;
+    if (http !== null && http.port > 0 && member.raft.port > 0)
+      addresses[id] = { raft: hostPort(member.raft), http: hostPort(http) };
+    if (member.id === config.id) continue;
+    peerRaft.set(id, member.raft);
+    if (member.http !== null) peerHttp.set(id, hostPort(member.http));
+  }
+  const voters = config.cluster.map((m) => nodeId(m.id));
+  return { config: { voters, learners: [], addresses }, peerHttp, peerRaft };
+}
+
 export async function openNode(
   config: LaunchConfig,
   log: NodeLog,
@@ -115,17 +159,15 @@ export async function openNode(
   const queries = await startQueryPool({ store, wal }, config, log);
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
-  const peers = config.cluster.filter((m) => m.id !== config.id);
-  const peerHttp = new Map<NodeId, string>();
-  for (const member of peers)
-    if (member.http !== null) peerHttp.set(nodeId(member.id), hostPort(member.http));
+  const members = bootstrapMembers(config);
   const node = new BatonNode(
     {
       ...nodeDefaults,
       id: self,
-      voters: config.cluster.map((m) => nodeId(m.id)),
+      ...members.config,
+      clusterId: config.clusterId,
       httpAddress: hostPort(config.http),
-      peerHttp,
+      peerHttp: members.peerHttp,
       tickMs: config.tickMs ?? nodeDefaults.tickMs,
       snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
       snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
@@ -153,7 +195,7 @@ export async function openNode(
           clusterId: config.clusterId,
           selfId: self,
           listen: config.raft,
-          peers: new Map(peers.map((m) => [nodeId(m.id), m.raft])),
+          peers: members.peerRaft,
           ...handlers,
           onLog: (level, event, fields) => log(level, event, { ...fields }),
         }),

@@ -4,6 +4,7 @@
  * The tick period is explicit configuration (it used to be derived from the heartbeat by a
  * formula): the core counts time in ticks, and the heartbeat must be a whole number of them.
  */
+import type { ClusterConfig } from "../consensus/cluster-config.ts";
 import type { Durability } from "../consensus/config.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
@@ -27,7 +28,15 @@ export type UnsafeNodeBugs = {
 
 export type NodeConfig = {
   readonly id: NodeId;
+  /**
+   * The bootstrap configuration: voters, learners and members' addresses, used until the log (or
+   * the configuration saved with its compaction point) names another. This node is one of them.
+   */
   readonly voters: readonly NodeId[];
+  readonly learners?: readonly NodeId[];
+  readonly addresses?: ClusterConfig["addresses"];
+  /** The cluster's id, which a node joining it adopts (`member-changes.ts`). */
+  readonly clusterId?: string;
   /** Where this node's HTTP API listens, as peers and clients should dial it. */
   readonly httpAddress: string;
   /** HTTP addresses known from configuration; peers also announce theirs over the transport. */
@@ -128,7 +137,7 @@ export function checkNodeConfig(config: NodeConfig): NodeConfig {
     );
   if (!Number.isSafeInteger(config.compactionTrailEntries) || config.compactionTrailEntries < 0)
     throw new BatonError(ErrorCode.BAD_CONFIG, "compactionTrailEntries must be a non-negative integer");
-  if (!config.voters.includes(config.id))
-    throw new BatonError(ErrorCode.BAD_CONFIG, `${config.id} is not one of the voters`);
+  if (!config.voters.includes(config.id) && !(config.learners ?? []).includes(config.id))
+    throw new BatonError(ErrorCode.BAD_CONFIG, `${config.id} is not one of the voters or learners`);
   return config;
 }

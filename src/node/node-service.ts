@@ -10,6 +10,7 @@
  */
 import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
+import type { AddRequest, JoinAnswer, MemberChangeAnswer, MembersResponse } from "./member-changes.ts";
 
 export type Readiness = { readonly ready: boolean; readonly reason: string | null };
 
@@ -34,4 +35,21 @@ export interface NodeService {
   /** Records the outcome of a replay or a discard; `null` status records a note (a conflict). */
   orphanResolved(id: number, status: "replayed" | "discarded" | null, detail: string): unknown;
   orphanActions(limit: number): unknown[];
+  /** The cluster's members as this node sees them (with replication progress on the leader). */
+  members(): MembersResponse;
+  /**
+   * Membership changes (`member-changes.ts`); only the leader makes them, others throw NOT_LEADER.
+   * Each resolves once its configuration entry committed.
+   */
+  memberAdd(request: AddRequest): Promise<MemberChangeAnswer>;
+  memberChange(
+    action: "promote" | "demote" | "remove",
+    id: string,
+    timeoutMs: number | null,
+  ): Promise<MemberChangeAnswer>;
+  /** A new node with an empty data directory asks to be added (`baton start --join`). */
+  memberJoin(
+    request: { id: string; raft: string; http: string },
+    timeoutMs: number | null,
+  ): Promise<JoinAnswer>;
 }

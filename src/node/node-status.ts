@@ -38,7 +38,11 @@ export class NodeStatusView {
 
   status(): StatusResponse {
     const core = this.loop.core.status();
-    const members = this.config.voters.map((id) => this.member(id, core));
+    const { voters, learners } = core.clusterConfig;
+    const members = [...voters, ...learners].map((id) => ({
+      ...this.member(id, core),
+      membership: voters.includes(id) ? "voter" : "learner",
+    }));
     return {
       id: this.config.id,
       role: core.role === "leader" ? "leader" : core.role === "follower" ? "follower" : "candidate",
@@ -48,6 +52,11 @@ export class NodeStatusView {
       commitIndex: core.commitIndex,
       appliedIndex: this.store.appliedIndex,
       lastIndex: core.lastIndex,
+      membership: voters.includes(this.config.id)
+        ? "voter"
+        : learners.includes(this.config.id)
+          ? "learner"
+          : "not-a-member",
       members,
       snapshots: this.snapshots(),
     };

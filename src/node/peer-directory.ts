@@ -39,6 +39,11 @@ export class PeerDirectory {
     this.http.set(peer, http);
   }
 
+  /** The peers whose HTTP address is known. */
+  knownIds(): NodeId[] {
+    return [...this.http.keys()];
+  }
+
   httpOf(id: NodeId): string | null {
     if (id === this.selfId) return this.selfHttp;
     return this.http.get(id) ?? null;

@@ -3,7 +3,8 @@
  *
  * - `linearizable` (default): the leader confirms it still leads with a heartbeat round (read
  *   index, Raft thesis §6.4), then serves once that index is applied here. A follower refuses
- *   with NOT_LEADER naming the leader, which the HTTP layer forwards to.
+ *   with NOT_LEADER naming the leader, which the HTTP layer forwards to. A learner (read replica)
+ *   asks the leader for the read index instead (thesis §6.4.1) and serves once it applied it.
  * - `leader`: on the leader, serve once its known commit index is applied (no confirmation round:
  *   a deposed leader that has not noticed may serve stale data until check-quorum fences it).
  * - `any`: local committed state; with `maxLagMs`, refuse STALE_READ when this node's state was
@@ -50,7 +51,9 @@ export class ReadPath {
     const timeoutMs = request.timeoutMs ?? this.config.readTimeoutMsDefault;
     const startedMs = this.runtime.clock.nowMs();
     if (request.consistency === "linearizable") {
-      this.requireLeader();
+      // A learner (read replica) serves it itself, through a read index the leader confirms; a
+      // voting follower sends the client to the leader.
+      if (!this.isLearner()) this.requireLeader();
       if (this.config.unsafeNodeBugs?.linearizableWithoutReadIndex !== true)
         await this.applied.wait(await this.confirmReadIndex(timeoutMs), timeoutMs);
     } else if (request.consistency === "leader") {
@@ -76,6 +79,10 @@ export class ReadPath {
       term,
       node: this.config.id,
     };
+  }
+
+  private isLearner(): boolean {
+    return this.loop.core.summary().clusterConfig.learners.includes(this.config.id);
   }
 
   /** One read-index round: resolves with the index to wait for, or rejects with the core's refusal. */

@@ -21,9 +21,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { StatusResponse } from "../api/api-types.ts";
+import { encodeClusterConfig } from "../consensus/index.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { Store } from "../store/store.ts";
-import { term } from "../types/ids.ts";
+import { logIndex, nodeId, term } from "../types/ids.ts";
+import { EntryKind } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
 
 export type Recovery = {
@@ -124,8 +126,9 @@ export function planRecovery(dataDirectory: string, node: string, members: reado
 }
 
 /**
- * Writes the recovery (atomically) and its history line. The hard state moves to a new term with
- * no vote first: the vote of the old term may name a member the new incarnation does not have.
+ * Writes the recovery (atomically) and its history line, then moves the hard state to a new term
+ * with no vote (the vote of the old term may name a member the new incarnation does not have) and
+ * appends a configuration entry naming this node the only voter.
  */
 export async function applyRecovery(
   dataDirectory: string,
@@ -133,12 +136,6 @@ export async function applyRecovery(
   baseClusterId: string,
   nowMs: number,
 ): Promise<Recovery> {
-  const { wal } = Wal.open(path.join(dataDirectory, "log"));
-  try {
-    await wal.saveHardState({ term: term(wal.hardState.term + 1), votedFor: null });
-  } finally {
-    await wal.close();
-  }
   const recovery: Recovery = {
     incarnation: report.incarnation,
     baseClusterId,
@@ -159,6 +156,26 @@ export async function applyRecovery(
     fs.fsyncSync(directory);
   } finally {
     fs.closeSync(directory);
+  }
+  // Only now the log: a crash before this point leaves the old log under the new incarnation's
+  // cluster id, which no old member can reach, so the node waits harmlessly until `recover` runs
+  // again. The configuration entry makes this node the only voter whatever configuration entries
+  // the log held (they would otherwise rule over the command line); it commits with the first
+  // entry of the node's own term as leader.
+  const { wal } = Wal.open(path.join(dataDirectory, "log"));
+  try {
+    const newTerm = term(Math.max(wal.hardState.term, wal.lastTerm) + 1);
+    await wal.saveHardState({ term: newTerm, votedFor: null });
+    await wal.append([
+      {
+        index: logIndex(wal.lastIndex + 1),
+        term: newTerm,
+        kind: EntryKind.config,
+        data: encodeClusterConfig({ voters: [nodeId(report.node)], learners: [] }),
+      },
+    ]);
+  } finally {
+    await wal.close();
   }
   const history = path.join(dataDirectory, historyFileName);
   fs.mkdirSync(path.dirname(history), { recursive: true });

@@ -24,6 +24,7 @@ import {
   clusterConfigText,
   type Effects,
   type Input,
+  type MembershipRejectionCode,
   type Message,
   parseClusterConfig,
   RaftCore,
@@ -77,17 +78,28 @@ export class ReplicaLoop {
   /** Last time this node's state machine was known to be as fresh as the leader's commit index. */
   private freshAt: number | null = null;
   private appendedBytesValue = 0;
+  /** The configuration the transport's peers were last made to match. */
+  private syncedConfig: ClusterConfig | null = null;
+  /** Peers the transport knows; those it was started with are never dropped. */
+  private transportPeers = new Set<NodeId>();
+  private readonly startPeers: ReadonlySet<NodeId>;
 
   constructor(config: NodeConfig, runtime: NodeRuntime, peers: PeerDirectory) {
     this.config = config;
     this.runtime = runtime;
     this.peers = peers;
+    this.startPeers = new Set(peers.knownIds());
+    this.transportPeers = new Set(this.startPeers);
     const { recovered, store } = runtime;
     for (const entry of recovered.entries) this.appendedBytesValue += entry.data.byteLength;
     this.core = new RaftCore(
       {
         id: config.id,
         voters: config.voters,
+        ...(config.learners === undefined ? {} : { learners: config.learners }),
+        ...(config.addresses === undefined ? {} : { addresses: config.addresses }),
+        // Learners serve linearizable reads through a read index the leader confirms (read-path.ts).
+        followerReadIndex: true,
         tickMs: config.tickMs,
         heartbeatIntervalMs: config.heartbeatMs,
         missedHeartbeats: config.missedHeartbeats,
@@ -121,6 +133,7 @@ export class ReplicaLoop {
       },
     });
     await this.transport.start();
+    this.syncPeers();
     this.cancelTicker = this.runtime.timers.every(this.config.tickMs, () => {
       if (this.fatalError === null) this.stepSafely({ type: "tick" });
     });
@@ -286,7 +299,31 @@ export class ReplicaLoop {
     for (const needed of effects.snapshotNeeded) parts.snapshotNeeded(needed);
     if (effects.roleChange !== undefined) parts.roleChanged(effects.roleChange);
     this.bookkeeping(effects);
+    this.syncPeers();
     for (const listener of this.stateListeners) listener();
+  }
+
+  /**
+   * Keeps the transport's peers and the HTTP directory in step with the configuration the core
+   * uses now: every member is a peer (dialled at its recorded address, or accepted when it dials
+   * in); a node that left is dropped, unless it was given on the command line.
+   */
+  private syncPeers(): void {
+    const config = this.core.summary().clusterConfig;
+    if (config === this.syncedConfig || this.transport === null) return;
+    this.syncedConfig = config;
+    const self = this.config.id;
+    const wanted = new Set<NodeId>([...config.voters, ...config.learners].filter((id) => id !== self));
+    for (const id of wanted) {
+      const address = config.addresses?.[id];
+      if (address !== undefined) {
+        this.transport.addPeer(id, address.raft);
+        this.peers.learn(id, address.http);
+      } else if (!this.transportPeers.has(id)) this.transport.addPeer(id, null);
+    }
+    for (const id of this.transportPeers)
+      if (!wanted.has(id) && !this.startPeers.has(id)) this.transport.removePeer(id);
+    this.transportPeers = new Set([...wanted, ...this.startPeers]);
   }
 
   /** Starts the durable batch of these effects; returns a promise for it and every earlier one, or null. */
@@ -356,6 +393,11 @@ export class ReplicaLoop {
       outcomes.acknowledge(ack.proposalId, { index: ack.index, term: ack.term });
     for (const failed of effects.notConfirmed) outcomes.notConfirmed(failed);
     for (const ready of effects.readReady) outcomes.readReady(ready.requestId, ready.index);
+    for (const refused of effects.membershipRejected)
+      outcomes.rejectProposal(
+        refused.proposalId,
+        new BatonError(ErrorCode[refused.code], membershipRefusals[refused.code], { code: refused.code }),
+      );
     for (const rejected of effects.readRejected)
       outcomes.readRejected(rejected.requestId, this.peers.refusal(rejected.code, rejected.leaderId));
   }
@@ -409,6 +451,17 @@ function recoveredConfig(point: CompactionPoint): { snapshotConfig?: ClusterConf
     );
   return { snapshotConfig: parsed };
 }
+
+const membershipRefusals: Readonly<Record<MembershipRejectionCode, string>> = {
+  MEMBERSHIP_CHANGE_PENDING: "the previous membership change is not committed yet; retry shortly",
+  NODE_ALREADY_MEMBER: "the node is already a member",
+  NODE_NOT_MEMBER: "the node is not a member",
+  NODE_NOT_LEARNER: "the node is not a learner",
+  NODE_NOT_VOTER: "the node is not a voter",
+  NO_VOTER_LEFT: "the change would leave no voter",
+  VOTERS_TOO_MANY: "the cluster has as many voters as it may",
+  LEARNERS_TOO_MANY: "the cluster has as many learners as it may",
+};
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));

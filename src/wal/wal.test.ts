@@ -156,7 +156,10 @@ describe("write-ahead log", () => {
     });
     await reopened.wal.resetToSnapshot(logIndex(90), term(2), '{"v":1,"voters":["b"],"learners":[]}');
     await reopened.wal.close();
-    assert.equal(Wal.open(directory).recovered.compactionPoint.config, '{"v":1,"voters":["b"],"learners":[]}');
+    assert.equal(
+      Wal.open(directory).recovered.compactionPoint.config,
+      '{"v":1,"voters":["b"],"learners":[]}',
+    );
   });
 
   test("compacting every entry keeps the log appendable", async () => {
