@@ -15,7 +15,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { type ClusterConfig, parseClusterConfig } from "../consensus/index.ts";
+import { type ClusterConfig, clusterConfigText, parseClusterConfig } from "../consensus/index.ts";
 import { httpBaseUrl } from "../http/leader-forwarding.ts";
 import { BatonError, ErrorCode, retryByCode } from "../lib/errors.ts";
 import type { LaunchConfig } from "../node/launch.ts";
@@ -71,7 +71,8 @@ export function writeJoinState(dataDirectory: string, state: JoinState): void {
   const file = joinFile(dataDirectory);
   const descriptor = fs.openSync(`${file}.tmp`, "w");
   try {
-    fs.writeFileSync(descriptor, JSON.stringify(state));
+    const config = JSON.parse(clusterConfigText(state.config)) as unknown;
+    fs.writeFileSync(descriptor, JSON.stringify({ ...state, config }));
     fs.fsyncSync(descriptor);
   } finally {
     fs.closeSync(descriptor);

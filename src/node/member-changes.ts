@@ -24,6 +24,7 @@
  */
 import {
   type ClusterConfig,
+  clusterConfigText,
   isVoter,
   type MemberAddress,
   type MembershipChange,
@@ -198,7 +199,8 @@ export class MemberChanges {
     await this.change({ kind: "addLearner", node, address }, deadlineMs);
     return {
       clusterId,
-      config: this.loop.core.summary().clusterConfig,
+      // The canonical form, version included, so the new node can check it as it checks a log entry.
+      config: JSON.parse(clusterConfigText(this.loop.core.summary().clusterConfig)) as ClusterConfig,
       leader: { id: this.config.id, http: this.config.httpAddress },
     };
   }
@@ -266,9 +268,15 @@ export class MemberChanges {
     if (others.length === 0) return; // the core refuses with NO_VOTER_LEFT
     await this.handOver(Math.max(1, deadlineMs - this.runtime.clock.nowMs()));
     // Still the leader (no voter caught up in time): the core removes a leader safely, stepping
-    // down once the change commits.
-    const { role, leaderId } = this.loop.core.summary();
-    if (role !== "leader") throw this.peers.refusal("NOT_LEADER", leaderId);
+    // down once the change commits. Otherwise wait (bounded) to hear from the new leader, so the
+    // request can be sent on to it.
+    for (;;) {
+      const { role, leaderId } = this.loop.core.summary();
+      if (role === "leader") return;
+      if (leaderId !== null || this.runtime.clock.nowMs() >= deadlineMs)
+        throw this.peers.refusal("NOT_LEADER", leaderId);
+      await new Promise<void>((resolve) => this.runtime.timers.after(catchUpPollMs, resolve));
+    }
   }
 
   private deadline(timeoutMs: number | null): number {

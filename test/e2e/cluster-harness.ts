@@ -23,6 +23,8 @@ export type ClusterNode = {
   readonly dataDirectory: string;
   process: ChildProcess | null;
   log: string[];
+  /** A node added later: it joins through this member's URL instead of naming the cluster. */
+  readonly join?: { readonly via: string; readonly as: "voter" | "learner" };
 };
 
 /** A free loopback port: bound on 127.0.0.1 with port 0 and released. */
@@ -121,10 +123,40 @@ export class Cluster {
   }
 
   get clusterFlag(): string {
-    return this.nodes.map((n) => `${n.id}=127.0.0.1:${n.raftPort}/127.0.0.1:${n.httpPort}`).join(",");
+    return this.nodes
+      .filter((n) => n.join === undefined)
+      .map((n) => `${n.id}=127.0.0.1:${n.raftPort}/127.0.0.1:${n.httpPort}`)
+      .join(",");
+  }
+
+  /**
+   * A new node (next id, fresh ports, empty data directory) that joins the running cluster
+   * through `via` (`baton start --join`); started at once.
+   */
+  async addJoiningNode(via: ClusterNode, as: "voter" | "learner" = "voter"): Promise<ClusterNode> {
+    const id = `n${this.nodes.length + 1}`;
+    const httpPort = await freePort();
+    const raftPort = await freePort();
+    const node: ClusterNode = {
+      id,
+      httpPort,
+      raftPort,
+      url: `http://127.0.0.1:${httpPort}`,
+      dataDirectory: path.join(this.root, id),
+      process: null,
+      log: [],
+      join: { via: via.url, as },
+    };
+    this.nodes.push(node);
+    this.startNode(node);
+    return node;
   }
 
   startNode(node: ClusterNode): void {
+    const members =
+      node.join === undefined
+        ? ["--cluster", this.clusterFlag]
+        : ["--join", node.join.via, "--join-as", node.join.as];
     const child = spawn(
       process.execPath,
       [
@@ -138,8 +170,7 @@ export class Cluster {
         `127.0.0.1:${node.httpPort}`,
         "--raft",
         `127.0.0.1:${node.raftPort}`,
-        "--cluster",
-        this.clusterFlag,
+        ...members,
         "--log-format",
         "json",
         ...this.extraArgs,
