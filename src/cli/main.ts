@@ -12,6 +12,8 @@ Commands:
   status   show the cluster's nodes           (baton status --help)
   shell    interactive SQL prompt             (baton shell --help)
   member   list, add, remove, promote, demote members (baton member --help)
+  switchover  hand leadership over, now or at a time (baton switchover --help)
+  history  role changes, elections and operator actions (baton history --help)
   orphans  writes lost in a failover, kept for review (baton orphans --help)
   recover  forced recovery after losing a majority (baton recover --help)
 `;
@@ -24,6 +26,8 @@ const commands: Record<string, () => Promise<Command>> = {
   status: async () => (await import("./status-command.ts")).statusCommand,
   shell: async () => (await import("./shell-command.ts")).shellCommand,
   member: async () => (await import("./member-command.ts")).memberCommand,
+  switchover: async () => (await import("./switchover-command.ts")).switchoverCommand,
+  history: async () => (await import("./history-command.ts")).historyCommand,
   orphans: async () => (await import("./orphans-command.ts")).orphansCommand,
   recover: async () => (await import("./recover-command.ts")).recoverCommand,
 };

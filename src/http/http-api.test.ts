@@ -60,6 +60,18 @@ class FakeNode implements NodeService {
   memberJoin(): never {
     throw new BatonError("NOT_FOUND", "no members here");
   }
+  switchover(): never {
+    throw new BatonError("NOT_FOUND", "no switchover here");
+  }
+  switchoverCancel(): never {
+    throw new BatonError("NOT_FOUND", "no switchover here");
+  }
+  switchoverStatus(): { scheduled: null } {
+    return { scheduled: null };
+  }
+  history(): [] {
+    return [];
+  }
   orphanActions(): unknown[] {
     return [];
   }

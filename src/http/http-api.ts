@@ -15,6 +15,7 @@ import { BatonError, ErrorCode, httpStatusByCode, isBatonError, retryByCode } fr
 import type { NodeService } from "../node/node-service.ts";
 import { forwardOrThrow, nodeHeader, termHeader } from "./leader-forwarding.ts";
 import { memberRoute } from "./member-routes.ts";
+import { operatorRoute } from "./operator-routes.ts";
 import { orphanRoute } from "./orphan-routes.ts";
 
 export type HttpApiOptions = {
@@ -151,6 +152,8 @@ export class HttpApi {
       if (orphans !== null) return orphans;
       const members = await memberRoute(this.service, request, () => this.readBody(request));
       if (members !== null) return members;
+      const operator = await operatorRoute(this.service, request, () => this.readBody(request));
+      if (operator !== null) return operator;
       throw new BatonError(ErrorCode.NOT_FOUND, `no route ${request.method} ${path}`);
     }
     if (request.method !== route.method) {

@@ -27,12 +27,13 @@ export async function forwardToLeader(
   path: string,
   body: Buffer,
   timeoutMs: number,
+  extraHeaders: Record<string, string> = {},
 ): Promise<ForwardedAnswer> {
   let response: Response;
   try {
     response = await fetch(`${httpBaseUrl(leaderHttp)}${path}`, {
       method: "POST",
-      headers: { "content-type": "application/json", [forwardedHeader]: "1" },
+      headers: { ...extraHeaders, "content-type": "application/json", [forwardedHeader]: "1" },
       body,
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -68,5 +69,8 @@ export async function forwardOrThrow(
 ): Promise<ForwardedAnswer> {
   const leader = leaderOf(error);
   if (leader === null || request.headers[forwardedHeader] !== undefined) throw error;
-  return forwardToLeader(leader.http, request.url ?? "/", body, timeoutMs);
+  // Who asked travels with the request, so the leader's history names them.
+  const actor = request.headers["x-baton-actor"];
+  const extra: Record<string, string> = typeof actor === "string" ? { "x-baton-actor": actor } : {};
+  return forwardToLeader(leader.http, request.url ?? "/", body, timeoutMs, extra);
 }

@@ -17,10 +17,21 @@ export type MemberRouteAnswer = { status: number; body: unknown; headers?: Recor
 
 /** Added to a forwarded change's own wait, for the hop and the answer. */
 const forwardGraceMs = 5_000;
+/** Who asks, for the history: the `x-baton-actor` header (the CLI sends the user's name). */
+export const actorHeader = "x-baton-actor";
+const actorPattern = /^[\w.@-]{1,64}$/;
+
+export function actorOf(request: http.IncomingMessage): string {
+  const actor = request.headers[actorHeader];
+  if (actor === undefined) return "operator";
+  if (typeof actor !== "string" || !actorPattern.test(actor))
+    throw new BatonError(ErrorCode.BAD_REQUEST, `${actorHeader} must be 1 to 64 letters, digits, or . _ @ -`);
+  return actor;
+}
 
 type Fields = Record<string, unknown>;
 
-function parseFields(raw: Buffer): Fields {
+export function parseFields(raw: Buffer): Fields {
   if (raw.byteLength === 0) return {};
   let value: unknown;
   try {
@@ -33,7 +44,7 @@ function parseFields(raw: Buffer): Fields {
   return value as Fields;
 }
 
-function timeoutOf(fields: Fields): number | null {
+export function timeoutOf(fields: Fields): number | null {
   const value = fields.timeoutMs;
   if (value === undefined || value === null) return null;
   if (typeof value !== "number") throw new BatonError(ErrorCode.BAD_REQUEST, "timeoutMs must be a number");
@@ -87,6 +98,7 @@ export async function memberRoute(
       http: text(fields, "http"),
       role,
       timeoutMs,
+      actor: actorOf(request),
     };
     return run(() => service.memberAdd(add));
   }
@@ -97,7 +109,7 @@ export async function memberRoute(
   const action = parts[3];
   if (parts.length === 4 && (action === "promote" || action === "demote" || action === "remove")) {
     const id = decodeURIComponent(parts[2] ?? "");
-    return run(() => service.memberChange(action, id, timeoutMs));
+    return run(() => service.memberChange(action, id, timeoutMs, actorOf(request)));
   }
   throw new BatonError(ErrorCode.NOT_FOUND, `no route ${method} ${url.pathname}`);
 }

@@ -25,6 +25,7 @@ import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
 import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
+import { type HistoryRecord, historyReadMax } from "./history.ts";
 import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
@@ -46,6 +47,12 @@ import type { NodeRuntime } from "./runtime.ts";
 import { listSnapshots } from "./snapshot-files.ts";
 import { SnapshotKeeper } from "./snapshot-keeper.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot-transfer.ts";
+import {
+  type ScheduledSwitchover,
+  Switchover,
+  type SwitchoverAnswer,
+  type SwitchoverRequest,
+} from "./switchover.ts";
 import { WritePath } from "./write-path.ts";
 
 /** How often a stopping leader checks whether its hand-over finished. */
@@ -68,6 +75,7 @@ export class BatonNode implements NodeService {
   private readonly reads: ReadPath;
   private readonly statusView: NodeStatusView;
   private readonly memberChanges: MemberChanges;
+  private readonly switchovers: Switchover;
   private stopping = false;
 
   constructor(config: NodeConfig, runtime: NodeRuntime) {
@@ -136,6 +144,13 @@ export class BatonNode implements NodeService {
       runtime,
       requireLeader: () => this.writes.requireLeader(),
       handOver: (waitMsMax) => this.handOver(waitMsMax),
+    });
+    this.switchovers = new Switchover({
+      loop: this.loop,
+      config,
+      runtime,
+      history: this.loop.history,
+      requireLeader: () => this.writes.requireLeader(),
     });
     this.loop.onStateChange(() => this.afterStep());
   }
@@ -217,22 +232,79 @@ export class BatonNode implements NodeService {
   }
 
   memberAdd(request: AddRequest): Promise<MemberChangeAnswer> {
-    return this.guard(() => this.memberChanges.add(request));
+    const { id, role, raft, http, actor } = request;
+    return this.operatorAction("member-add", { actor, target: id, role, raft, http }, () =>
+      this.memberChanges.add(request),
+    );
   }
 
   memberChange(
     action: "promote" | "demote" | "remove",
     id: string,
     timeoutMs: number | null,
+    actor: string,
   ): Promise<MemberChangeAnswer> {
-    return this.guard(() => this.memberChanges[action](id, timeoutMs));
+    return this.operatorAction(`member-${action}`, { actor, target: id }, () =>
+      this.memberChanges[action](id, timeoutMs),
+    );
   }
 
   memberJoin(
     request: { id: string; raft: string; http: string },
     timeoutMs: number | null,
   ): Promise<JoinAnswer> {
-    return this.guard(() => this.memberChanges.join(request, timeoutMs));
+    const { id, raft, http } = request;
+    return this.operatorAction("member-join", { actor: id, target: id, raft, http }, () =>
+      this.memberChanges.join(request, timeoutMs),
+    );
+  }
+
+  switchover(request: SwitchoverRequest): Promise<SwitchoverAnswer> {
+    return this.guard(() => this.switchovers.request(request));
+  }
+
+  switchoverCancel(actor: string): { readonly cancelled: ScheduledSwitchover } {
+    return this.guardSync(() => this.switchovers.cancel(actor));
+  }
+
+  switchoverStatus(): { readonly scheduled: ScheduledSwitchover | null } {
+    return this.guardSync(() => this.switchovers.status());
+  }
+
+  history(limit: number): HistoryRecord[] {
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > historyReadMax)
+      throw new BatonError(ErrorCode.BAD_REQUEST, `limit must be an integer from 1 to ${historyReadMax}`);
+    return this.guardSync(() => this.loop.history.recent(limit));
+  }
+
+  /**
+   * Runs an operator's request and records it in the history with its outcome. A refusal that
+   * sends the request to the leader (NOT_LEADER, NO_LEADER) is not recorded here: the leader
+   * records it.
+   */
+  private async operatorAction<T>(
+    event: string,
+    fields: Record<string, unknown>,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    const record = (outcome: Record<string, unknown>): void =>
+      this.loop.history.record({
+        atMs: this.runtime.clock.nowMs(),
+        node: this.id,
+        term: this.loop.core.summary().term,
+        event,
+        ...fields,
+        ...outcome,
+      });
+    try {
+      const result = await this.guard(run);
+      record({ outcome: "done" });
+      return result;
+    } catch (error) {
+      if (isBatonError(error) && error.code !== ErrorCode.NOT_LEADER && error.code !== ErrorCode.NO_LEADER)
+        record({ outcome: "failed", code: error.code, message: error.message });
+      throw error;
+    }
   }
 
   /** Refuses new work from now on; writes waiting at the gate fail with SHUTTING_DOWN. */
@@ -272,6 +344,7 @@ export class BatonNode implements NodeService {
   private roleChanged(change: RoleChange): void {
     if (change.role !== "leader") {
       this.speculation.rollback(`became ${change.role}`);
+      this.switchovers.leadershipLost();
       this.sender.abortAll();
       this.ids.reset();
     }

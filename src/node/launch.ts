@@ -19,6 +19,7 @@ import { type NodeId, nodeId } from "../types/ids.ts";
 import { walFaultOptions } from "../wal/fault-injection.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
+import { FileHistory } from "./history.ts";
 import { nodeDefaults } from "./node-config.ts";
 import { quarantineSink } from "./orphans.ts";
 import { type NodeLog, systemClock, systemIo, systemRandomSeed, systemTimers } from "./runtime.ts";
@@ -187,6 +188,7 @@ export async function openNode(
       snapshotDirectory,
       io: systemIo,
       review: quarantineSink(orphans),
+      history: new FileHistory(config.dataDirectory),
       orphans,
       logger: log,
       onFatal,

@@ -88,6 +88,8 @@ export type AddRequest = {
   readonly http: string;
   readonly role: "voter" | "learner";
   readonly timeoutMs: number | null;
+  /** Who asked (recorded in the history). */
+  readonly actor: string;
 };
 
 export class MemberChanges {

@@ -10,7 +10,9 @@
  */
 import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
+import type { HistoryRecord } from "./history.ts";
 import type { AddRequest, JoinAnswer, MemberChangeAnswer, MembersResponse } from "./member-changes.ts";
+import type { ScheduledSwitchover, SwitchoverAnswer, SwitchoverRequest } from "./switchover.ts";
 
 export type Readiness = { readonly ready: boolean; readonly reason: string | null };
 
@@ -46,7 +48,14 @@ export interface NodeService {
     action: "promote" | "demote" | "remove",
     id: string,
     timeoutMs: number | null,
+    actor: string,
   ): Promise<MemberChangeAnswer>;
+  /** Planned hand-over of leadership, now or at a time (`switchover.ts`); only the leader, others throw NOT_LEADER. */
+  switchover(request: SwitchoverRequest): Promise<SwitchoverAnswer>;
+  switchoverCancel(actor: string): { readonly cancelled: ScheduledSwitchover };
+  switchoverStatus(): { readonly scheduled: ScheduledSwitchover | null };
+  /** This node's history, newest first (`history.ts`). */
+  history(limit: number): HistoryRecord[];
   /** A new node with an empty data directory asks to be added (`baton start --join`). */
   memberJoin(
     request: { id: string; raft: string; http: string },

@@ -27,6 +27,7 @@ import { Store } from "../store/store.ts";
 import { logIndex, nodeId, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
+import { historyFileName } from "./history.ts";
 
 export type Recovery = {
   readonly incarnation: number;
@@ -38,7 +39,6 @@ export type Recovery = {
 
 export const recoveryFileName = "recovery.json";
 const contactsFileName = path.join("review", "contacts.json");
-const historyFileName = path.join("review", "history.jsonl");
 
 export function readRecovery(dataDirectory: string): Recovery | null {
   const file = path.join(dataDirectory, recoveryFileName);
@@ -179,6 +179,13 @@ export async function applyRecovery(
   }
   const history = path.join(dataDirectory, historyFileName);
   fs.mkdirSync(path.dirname(history), { recursive: true });
-  fs.appendFileSync(history, `${JSON.stringify({ atMs: nowMs, action: "forced-recovery", ...report })}\n`);
+  const line = {
+    atMs: nowMs,
+    term: null,
+    event: "forced-recovery",
+    actor: "operator",
+    ...report,
+  };
+  fs.appendFileSync(history, `${JSON.stringify(line)}\n`);
   return recovery;
 }

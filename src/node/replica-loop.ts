@@ -37,6 +37,7 @@ import { Prng } from "../lib/prng.ts";
 import type { Transport } from "../transport/transport.ts";
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { CompactionPoint } from "../wal/log-store.ts";
+import { type HistorySink, historyOfEvent, MemoryHistory } from "./history.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import {
@@ -83,12 +84,16 @@ export class ReplicaLoop {
   /** Peers the transport knows; those it was started with are never dropped. */
   private transportPeers = new Set<NodeId>();
   private readonly startPeers: ReadonlySet<NodeId>;
+  /** Why this node's latest real election started (its `leader-elected` record carries it). */
+  private electionCause: string | null = null;
+  readonly history: HistorySink;
 
   constructor(config: NodeConfig, runtime: NodeRuntime, peers: PeerDirectory) {
     this.config = config;
     this.runtime = runtime;
     this.peers = peers;
     this.startPeers = new Set(peers.knownIds());
+    this.history = runtime.history ?? new MemoryHistory();
     this.transportPeers = new Set(this.startPeers);
     const { recovered, store } = runtime;
     for (const entry of recovered.entries) this.appendedBytesValue += entry.data.byteLength;
@@ -303,6 +308,17 @@ export class ReplicaLoop {
     for (const listener of this.stateListeners) listener();
   }
 
+  /** Role changes and elections go to the history, an election won with the cause of its start. */
+  private recordHistory(event: CoreEvent): void {
+    if (event.type === "election-started" && !event.preVote)
+      this.electionCause = event.transfer ? "transfer" : "leader-lost";
+    const record = historyOfEvent(event, this.runtime.clock.nowMs());
+    if (record === null) return;
+    this.history.record(
+      record.event === "leader-elected" ? { ...record, cause: this.electionCause ?? "unknown" } : record,
+    );
+  }
+
   /**
    * Keeps the transport's peers and the HTTP directory in step with the configuration the core
    * uses now: every member is a peer (dialled at its recorded address, or accepted when it dials
@@ -417,6 +433,7 @@ export class ReplicaLoop {
       });
     }
     for (const event of effects.events) {
+      this.recordHistory(event);
       this.auditEvents.push({ ...event, atMs: clock.nowMs() });
       if (this.auditEvents.length > this.config.auditEventsMax) this.auditEvents.shift();
       logger("info", `consensus.${event.type}`, { ...event });

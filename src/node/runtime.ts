@@ -17,6 +17,7 @@ import type { Transport, TransportHandlers } from "../transport/transport.ts";
 import type { LogIndex } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
 import type { CompactionPoint, LogStore } from "../wal/log-store.ts";
+import type { HistorySink } from "./history.ts";
 
 /** Cancels a timer; calling it twice, or after the timer fired, is harmless. */
 export type Cancel = () => void;
@@ -84,6 +85,8 @@ export type NodeRuntime = {
    */
   readonly io: BackgroundIo;
   readonly observer?: LoopObserver;
+  /** Where role changes, elections and operator actions are recorded (`history.ts`). Default: in memory. */
+  readonly history?: HistorySink;
 };
 
 export type BackgroundIo = <T>(work: () => Promise<T>) => Promise<T>;

@@ -1,30 +1,7 @@
 /** The operator commands against a real cluster: `baton status` and `baton shell`. */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Cluster } from "./cluster-harness.ts";
-
-const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
-const commandTimeoutMs = 20_000;
-
-function runBaton(args: string[], input: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [batonBin, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`baton ${args.join(" ")} did not finish: ${output}`));
-    }, commandTimeoutMs);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, output });
-    });
-    child.stdin.end(input);
-  });
-}
+import { Cluster, runBaton } from "./cluster-harness.ts";
 
 describe("operator commands", { timeout: 60_000 }, () => {
   let cluster: Cluster;

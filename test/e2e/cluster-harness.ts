@@ -14,6 +14,8 @@ import type { StatusResponse } from "../../src/api/api-types.ts";
 
 const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
 const stopWaitMs = 10_000;
+/** Starts of a cluster tried when another process took a port first. */
+const startAttemptsMax = 3;
 
 export type ClusterNode = {
   readonly id: string;
@@ -60,6 +62,34 @@ export async function waitFor<T>(
   );
 }
 
+const commandTimeoutMs = 20_000;
+
+/** Runs the `baton` command with `args` (and `input` on stdin); bounded, killed by pid after it. */
+export function runBaton(
+  args: string[],
+  input = "",
+): Promise<{ code: number | null; output: string; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [batonBin, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString("utf8");
+      stdout += chunk.toString("utf8");
+    });
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`baton ${args.join(" ")} did not finish: ${output}`));
+    }, commandTimeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output, stdout });
+    });
+    child.stdin.end(input);
+  });
+}
+
 /** POSTs JSON to a node and returns the status and the parsed answer (5 s bound). */
 export async function postJson(
   node: ClusterNode,
@@ -86,10 +116,26 @@ export class Cluster {
     this.extraArgs = extraArgs;
   }
 
+  /**
+   * Starts `size` nodes and waits for a leader and for every node to answer. A port found free can
+   * be taken by another process before the node binds it; a start that failed that way (a node
+   * logged EADDRINUSE) is retried with fresh ports, at most `startAttemptsMax` times.
+   */
   static async start(
     size: number,
     extraArgs: string[] = ["--heartbeat-ms", "50", "--missed-heartbeats", "6"],
   ): Promise<Cluster> {
+    for (let attempt = 1; ; attempt++) {
+      const cluster = await Cluster.startOnce(size, extraArgs);
+      if (cluster instanceof Cluster) return cluster;
+      if (!cluster.portTaken || attempt >= startAttemptsMax) throw cluster.error;
+    }
+  }
+
+  private static async startOnce(
+    size: number,
+    extraArgs: string[],
+  ): Promise<Cluster | { error: unknown; portTaken: boolean }> {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-e2e-"));
     const nodes: ClusterNode[] = [];
     for (let i = 1; i <= size; i++) {
@@ -111,13 +157,16 @@ export class Cluster {
       await cluster.waitForLeader();
       // A leader needs only a majority; tests may talk to any node at once. (A node serves HTTP
       // once its query processes run, which can take a second or two on a busy machine.)
-      await waitFor("every node to answer", 15_000, async () => {
+      await waitFor("every node to answer", 30_000, async () => {
         await Promise.all(nodes.map((node) => cluster.status(node)));
         return true;
       });
     } catch (error) {
+      const portTaken = nodes.some((node) => cluster.logsOf(node).includes("EADDRINUSE"));
+      for (const node of nodes)
+        process.stderr.write(`--- ${node.id} (start failed) ---\n${cluster.logsOf(node).slice(-5_000)}\n`);
       await cluster.stop(); // The caller never gets the cluster, so it cannot stop it.
-      throw error;
+      return { error, portTaken };
     }
     return cluster;
   }

@@ -11,48 +11,12 @@ import { after, before, describe, test } from "node:test";
 import type { StatusResponse } from "../../src/api/api-types.ts";
 import { connect } from "../../src/client/index.ts";
 import { Cluster, type ClusterNode, postJson, waitFor } from "./cluster-harness.ts";
+import { startWriteLoad, type WriteLoad } from "./write-load.ts";
 
 const snapshotEntries = 200;
 const trail = 20;
 
-type Load = { acknowledged: Set<string>; failed: number; stop(): Promise<void> };
-
-/** Writers inserting unique rows at `majority` until stopped; remembers every acknowledged row. */
-function startLoad(urls: () => string[], writers: number, tag: string): Load {
-  const client = connect({ nodes: urls() });
-  let running = true;
-  const load = { acknowledged: new Set<string>(), failed: 0 };
-  const done = Promise.all(
-    Array.from({ length: writers }, async (_, w) => {
-      for (let i = 0; running; i++) {
-        const key = `${tag}-${w}-${i}`;
-        try {
-          await client.execute(
-            [{ sql: "INSERT INTO items(k, pad) VALUES (?, randomblob(100))", params: [key] }],
-            {
-              durability: "majority",
-              timeoutMs: 5000,
-            },
-          );
-          load.acknowledged.add(key);
-        } catch {
-          load.failed++;
-        }
-      }
-    }),
-  );
-  return {
-    ...load,
-    get failed() {
-      return load.failed;
-    },
-    async stop() {
-      running = false;
-      await done;
-      await client.close();
-    },
-  };
-}
+type Load = WriteLoad;
 
 async function members(node: ClusterNode): Promise<{ id: string; role: string }[]> {
   const response = await fetch(`${node.url}/v1/members`, { signal: AbortSignal.timeout(5000) });
@@ -102,7 +66,11 @@ describe("membership changes under load", { timeout: 400_000 }, () => {
 
   /** Runs `during` while writers insert; returns the load (stopped) for its counts. */
   async function underLoad(tag: string, during: () => Promise<void>): Promise<Load> {
-    const load = startLoad(() => current().map((n) => n.url), 4, tag);
+    const load = startWriteLoad(
+      current().map((n) => n.url),
+      4,
+      tag,
+    );
     loads.push(load);
     try {
       await waitFor("writes to flow", 20_000, async () => load.acknowledged.size > 50);
