@@ -5,8 +5,11 @@
  *   index, Raft thesis §6.4), then serves once that index is applied here. A follower refuses
  *   with NOT_LEADER naming the leader, which the HTTP layer forwards to. A learner (read replica)
  *   asks the leader for the read index instead (thesis §6.4.1) and serves once it applied it.
- * - `leader`: on the leader, serve once its known commit index is applied (no confirmation round:
- *   a deposed leader that has not noticed may serve stale data until check-quorum fences it).
+ * - `leader`: on the leader, serve once its known commit index is applied, without a confirmation
+ *   round but only while a majority answered it within the election timeout by the wall clock
+ *   (`ReplicaLoop.leaderLeaseHeld`): a leader resumed after a long pause refuses them at once.
+ *   Clocks that drift apart, or a pause between the check and the answer, can still let a
+ *   deposed leader serve a stale `leader` read; `linearizable` never does.
  * - `any`: local committed state; with `maxLagMs`, refuse STALE_READ when this node's state was
  *   last known fresh longer ago.
  * - `minIndex` (read-your-writes across nodes): wait, bounded by `timeoutMs`, until applied.
@@ -58,6 +61,11 @@ export class ReadPath {
         await this.applied.wait(await this.confirmReadIndex(timeoutMs), timeoutMs);
     } else if (request.consistency === "leader") {
       this.requireLeader();
+      if (!this.loop.leaderLeaseHeld())
+        throw new BatonError(
+          ErrorCode.NO_LEADER,
+          "this node has not heard from a majority within the election timeout, so it may no longer lead; retry shortly",
+        );
       await this.applied.wait(this.loop.core.summary().commitIndex, timeoutMs);
     } else if (request.maxLagMs !== null) {
       this.checkLag(request.maxLagMs);

@@ -84,6 +84,8 @@ export class ReplicaLoop {
   /** Peers the transport knows; those it was started with are never dropped. */
   private transportPeers = new Set<NodeId>();
   private readonly startPeers: ReadonlySet<NodeId>;
+  /** When each follower last answered this node's replication as leader, and in which term. */
+  private readonly followerContact = new Map<NodeId, { term: number; atMs: number }>();
   /** Why this node's latest real election started (its `leader-elected` record carries it). */
   private electionCause: string | null = null;
   readonly history: HistorySink;
@@ -285,6 +287,42 @@ export class ReplicaLoop {
     }
     this.noteFreshness(message);
     this.stepSafely({ type: "message", message });
+    this.noteFollowerContact(message);
+  }
+
+  /**
+   * A leader's wall-clock lease: whether a majority of voters (itself included) answered its
+   * replication in its current term within the shortest election timeout. Tick counts do not
+   * advance while a process is paused (SIGSTOP, a long GC), so the core's check-quorum cannot see
+   * a pause; the wall clock can. A leader resumed after a pause longer than that serves no
+   * `leader` read until a majority has answered again (or it learns it was deposed).
+   */
+  leaderLeaseHeld(): boolean {
+    const summary = this.core.summary();
+    if (summary.role !== "leader") return false;
+    const nowMs = this.runtime.clock.nowMs();
+    const boundMs = this.config.heartbeatMs * this.config.missedHeartbeats;
+    const voters = summary.clusterConfig.voters;
+    let fresh = voters.includes(this.config.id) ? 1 : 0;
+    for (const id of voters) {
+      const contact = this.followerContact.get(id);
+      if (
+        id !== this.config.id &&
+        contact !== undefined &&
+        contact.term === summary.term &&
+        nowMs - contact.atMs < boundMs
+      )
+        fresh++;
+    }
+    return fresh > voters.length / 2;
+  }
+
+  /** A follower answered this leader's replication in the leader's term: note when (wall clock). */
+  private noteFollowerContact(message: Message): void {
+    if (message.type !== "appendEntriesResponse" && message.type !== "heartbeatResponse") return;
+    const summary = this.core.summary();
+    if (summary.role !== "leader" || message.term !== summary.term) return;
+    this.followerContact.set(message.from, { term: message.term, atMs: this.runtime.clock.nowMs() });
   }
 
   private noteFreshness(message: Message): void {

@@ -154,7 +154,7 @@ export class Cluster {
     const cluster = new Cluster(nodes, root, extraArgs);
     for (const node of nodes) cluster.startNode(node);
     try {
-      await cluster.waitForLeader();
+      await cluster.waitForLeader(nodes, 30_000);
       // A leader needs only a majority; tests may talk to any node at once. (A node serves HTTP
       // once its query processes run, which can take a second or two on a busy machine.)
       await waitFor("every node to answer", 30_000, async () => {

@@ -17,8 +17,9 @@ async function post(
   node: ClusterNode,
   body: unknown,
   timeoutMs = 5000,
+  route = "/v1/execute",
 ): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${node.url}/v1/execute`, {
+  const response = await fetch(`${node.url}${route}`, {
     method: "POST",
     headers: { "content-type": "application/json", "x-baton-forwarded": "1" },
     body: JSON.stringify(body),
@@ -170,7 +171,27 @@ describe("pauses and overload", { timeout: 180_000 }, () => {
     const others = cluster.nodes.filter((n) => n !== oldLeader);
     const newLeader = await cluster.waitForLeader(others, 10_000);
     assert.ok((await cluster.status(newLeader)).term > term);
+    // Reads sent to it now are read when it resumes, before it has heard of the new leader.
+    const reads = (["leader", "linearizable"] as const).flatMap((consistency) =>
+      Array.from({ length: 5 }, () =>
+        post(
+          oldLeader,
+          { statements: ["SELECT count(*) FROM p"], consistency, timeoutMs: 2000 },
+          10_000,
+          "/v1/query",
+        )
+          .then((answer) => ({ consistency, ...answer }))
+          .catch(() => ({ consistency, status: 0, body: null })),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
     await cluster.signal(oldLeader, "SIGCONT");
+    const staleReads = (await Promise.all(reads)).filter((r) => r.status === 200 && r.body.term <= term);
+    assert.deepEqual(
+      staleReads.map((r) => r.consistency),
+      [],
+      "the resumed old leader served reads from its stale term",
+    );
     const answers = await Promise.all(held);
     const acknowledged = answers.filter((a) => a.status === 200);
     for (const a of acknowledged)

@@ -277,6 +277,35 @@ describe("scripted scenarios on production nodes", () => {
     await finish(cluster);
   });
 
+  test("a leader resumed after a pause past the election timeout serves no `leader` read from its old term", async () => {
+    const cluster = await quietCluster(5, { nodeCount: 3 });
+    const leader = leaderOf(cluster);
+    const read = () =>
+      leader.node?.query({
+        statements: [{ sql: "SELECT count(*) FROM events", params: [] }],
+        consistency: "leader",
+        minIndex: null,
+        maxLagMs: null,
+        timeoutMs: 50 * simTickMs,
+      });
+    assert.equal((await settled(cluster, read())).code, "ok", "the leader serves leader reads while it leads");
+    const term = leader.core?.summary().term ?? 0;
+    leader.pausedUntilTick = Number.MAX_SAFE_INTEGER;
+    const rest = cluster.nodes.filter((node) => node !== leader);
+    assert.notEqual(
+      await cluster.runUntil(() => leaderAmong(rest) !== null, electionBoundTicks(cluster.options)),
+      null,
+      "the others elect a leader",
+    );
+    // Resumed, it still believes it leads (it has heard nothing yet) and is asked at once.
+    leader.pausedUntilTick = 0;
+    assert.equal(leader.core?.summary().role, "leader");
+    assert.equal(leader.core?.summary().term, term);
+    const stale = await settled(cluster, read());
+    assert.notEqual(stale.code, "ok", "a resumed old leader served a leader read from its old term");
+    await finish(cluster);
+  });
+
   test("leadership transfer under load hands over and loses no acknowledged write (thesis §3.10)", async () => {
     for (let seed = 1; seed <= 3; seed++) {
       const cluster = await quietCluster(seed, {
