@@ -1,6 +1,6 @@
 /**
- * Elections: the election timer, pre-vote (thesis §9.6), RequestVote (Raft §5.2, §5.4.1) and
- * the leadership-transfer campaign (thesis §3.10).
+ * Elections: pre-vote (thesis §9.6), RequestVote (Raft §5.2, §5.4.1) and the leadership-transfer
+ * campaign (thesis §3.10). The election timer, and when it leads to a campaign, is `failover.ts`.
  *
  * Rules enforced here:
  *  - a vote goes only to a candidate whose log is at least as up-to-date as ours (§5.4.1), so only
@@ -13,7 +13,10 @@
  *    and a node still holding the configuration before its promotion may be the vote a candidate
  *    that already holds the new one needs;
  *  - a pre-vote changes no state at the voter; it is granted only for a higher term and an
- *    up-to-date log (refusals by nodes in lease happen during term handling, in `raft-core.ts`).
+ *    up-to-date log (refusals by nodes in lease happen during term handling, in `raft-core.ts`);
+ *  - the last log position every vote or pre-vote request carries is recorded before any of this,
+ *    whether the request is answered or ignored (`raft-core.ts`, `failover-view.ts`): it is what a
+ *    leaderless node knows of the voters around it. The grant rules above ignore it.
  */
 
 import { assert } from "../lib/assert.ts";
@@ -40,24 +43,20 @@ export function campaign(s: CoreState, out: EffectsBuilder, transfer: boolean): 
   else becomePreCandidate(s, out);
 }
 
-/** Non-leader tick: campaign when no leader was heard for the randomized election timeout. */
-export function tickElection(s: CoreState, out: EffectsBuilder): void {
-  assert(s.role !== "leader", "leaders do not run the election timer");
-  s.electionElapsedTicks++;
-  if (s.electionElapsedTicks >= s.randomizedElectionTimeoutTicks) campaign(s, out, false);
-}
-
 function logAcceptable(
   s: CoreState,
   lastLogIndex: RequestVoteMessage["lastLogIndex"],
   lastLogTerm: RequestVoteMessage["lastLogTerm"],
+  transfer: boolean,
 ): boolean {
-  if (s.config.unsafeTestBugs.voteWithoutLogCheck === true) return true;
+  const bugs = s.config.unsafeTestBugs;
+  if (bugs.voteWithoutLogCheck === true || (transfer && bugs.transferVoteWithoutLogCheck === true))
+    return true;
   return s.log.isUpToDate(lastLogIndex, lastLogTerm);
 }
 
 export function handlePreVote(s: CoreState, out: EffectsBuilder, message: PreVoteMessage): void {
-  const granted = message.term > s.term && logAcceptable(s, message.lastLogIndex, message.lastLogTerm);
+  const granted = message.term > s.term && logAcceptable(s, message.lastLogIndex, message.lastLogTerm, false);
   out.send({
     type: "preVoteResponse",
     from: s.config.id,
@@ -77,8 +76,11 @@ export function handlePreVote(s: CoreState, out: EffectsBuilder, message: PreVot
 
 export function handleRequestVote(s: CoreState, out: EffectsBuilder, message: RequestVoteMessage): void {
   assert(message.term === s.term, "vote requests are handled in their own term");
-  const canVote = s.votedFor === message.from || (s.votedFor === null && s.leaderId === null);
-  const granted = canVote && logAcceptable(s, message.lastLogIndex, message.lastLogTerm);
+  const canVote =
+    s.votedFor === message.from ||
+    (s.votedFor === null && s.leaderId === null) ||
+    (s.config.unsafeTestBugs.voteTwiceInTerm === true && s.role === "follower");
+  const granted = canVote && logAcceptable(s, message.lastLogIndex, message.lastLogTerm, message.transfer);
   if (granted) {
     // Raft §5.2: granting a vote resets the election timer, so we do not compete with the candidate.
     s.votedFor = message.from;

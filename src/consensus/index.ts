@@ -11,7 +11,11 @@ export {
   clusterConfigProblem,
   decodeClusterConfig,
   encodeClusterConfig,
+  failoverIsAutomatic,
+  failoverSettingsOf,
   learnersMax,
+  mayLead,
+  memberAttributesOf,
   membershipChangeKinds,
   parseClusterConfig,
   votersMax,
@@ -19,12 +23,15 @@ export {
 export type { Durability, RaftConfig, ResolvedConfig, UnsafeTestBugs } from "./config.ts";
 export { configDefaults, durabilityLevels, quorumSize, resolveConfig } from "./config.ts";
 export type { InitialState } from "./core-state.ts";
+export type { CoreStatus, CoreSummary, MemberStatus } from "./core-status.ts";
 export type {
   Acknowledgement,
   Effects,
+  FailoverChangeRejected,
   MembershipRejected,
   NotConfirmed,
   OutboundMessage,
+  PromotionOutcome,
   ProposalOutcome,
   ProposalRejectionCode,
   ReadReady,
@@ -34,8 +41,34 @@ export type {
   SnapshotNeeded,
 } from "./effects.ts";
 export type { CoreEvent, CoreEventType, Role, StepDownReason } from "./events.ts";
-export type { ChangeMembershipInput, Input, ProposalId, ReadRequestId } from "./inputs.ts";
+export type { FailoverStatus } from "./failover.ts";
+export type {
+  ApprovePolicy,
+  FailoverChange,
+  FailoverChangeRejectionCode,
+  FailoverMode,
+  FailoverSettings,
+  MemberAttributes,
+  MemberAttributesEntry,
+} from "./failover-config.ts";
+export {
+  approvePolicies,
+  approveTimeoutMsMax,
+  failoverDefaults,
+  failoverModes,
+  memberDefaults,
+  priorityMax,
+} from "./failover-config.ts";
+export type { FailoverProposal, PromoteRefusal, PromoteRefusalCode } from "./failover-view.ts";
+export type {
+  ChangeFailoverInput,
+  ChangeMembershipInput,
+  Input,
+  PromoteLeaderInput,
+  PromoteRequestId,
+  ProposalId,
+  ReadRequestId,
+} from "./inputs.ts";
 export type * from "./messages.ts";
 export { messageTypes, sendableBeforePersist } from "./messages.ts";
-export type { CoreStatus, CoreSummary, MemberStatus } from "./raft-core.ts";
 export { RaftCore } from "./raft-core.ts";

@@ -19,7 +19,12 @@
 import { assert } from "../lib/assert.ts";
 import { type LogIndex, logIndex, type NodeId, type Term, term } from "../types/ids.ts";
 import { EntryKind, type LogEntry } from "../types/log-entry.ts";
-import { assertValidClusterConfig, type ClusterConfig, decodeClusterConfig } from "./cluster-config.ts";
+import {
+  assertValidClusterConfig,
+  type ClusterConfig,
+  decodeClusterConfig,
+  normalizeClusterConfig,
+} from "./cluster-config.ts";
 
 /** A configuration entry held in memory. */
 type ConfigEntry = { readonly index: LogIndex; readonly config: ClusterConfig };
@@ -49,7 +54,7 @@ export class RaftLog {
     this.snapshotIndexValue = snapshotIndex;
     this.snapshotTermValue = snapshotTerm;
     // A copy: the host's object must not be able to change the configuration behind the log's back.
-    this.snapshotConfigValue = { voters: [...snapshotConfig.voters], learners: [...snapshotConfig.learners] };
+    this.snapshotConfigValue = normalizeClusterConfig(snapshotConfig);
     this.entries = [];
     this.recountKnown();
     for (const entry of entries) this.append(entry);
@@ -223,7 +228,7 @@ export class RaftLog {
     assertValidClusterConfig(snapshotConfig);
     this.entries = [];
     this.configs = [];
-    this.snapshotConfigValue = { voters: [...snapshotConfig.voters], learners: [...snapshotConfig.learners] };
+    this.snapshotConfigValue = normalizeClusterConfig(snapshotConfig);
     this.recountKnown();
     this.snapshotIndexValue = index;
     this.snapshotTermValue = term(snapshotTerm);

@@ -23,6 +23,7 @@
  */
 import { assert } from "../lib/assert.ts";
 import type { NodeId } from "../types/ids.ts";
+import { memberAttributesOf } from "./cluster-config.ts";
 import { quorumSize } from "./config.ts";
 import { type CoreState, type PendingRead, progressOf } from "./core-state.ts";
 import type { EffectsBuilder, ReadRejectionCode } from "./effects.ts";
@@ -43,6 +44,12 @@ function leaderReadRefusal(s: CoreState): ReadRejectionCode | null {
 }
 
 export function handleReadIndex(s: CoreState, out: EffectsBuilder, requestId: ReadRequestId): void {
+  // A witness keeps no data, so it serves no read (it still confirms read indexes its members ask for).
+  if (memberAttributesOf(s.log.config, s.config.id).witness) {
+    const leaderId = s.leaderId === s.config.id ? null : s.leaderId;
+    out.readRejected.push({ requestId, code: leaderId === null ? "NO_LEADER" : "NOT_LEADER", leaderId });
+    return;
+  }
   if (s.role !== "leader" && s.config.followerReadIndex && s.role === "follower" && s.leaderId !== null) {
     forwardRead(s, out, requestId, s.leaderId);
     return;
