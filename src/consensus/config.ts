@@ -43,6 +43,12 @@ export type UnsafeTestBugs = {
   readonly campaignWhenNotAutomatic?: boolean;
   /** A witness or never-promote leader keeps office and serves clients instead of handing over. */
   readonly ineligibleLeaderKeepsOffice?: boolean;
+  /** A leader serves a linearizable read without confirming it still leads (thesis §6.4). */
+  readonly readWithoutRound?: boolean;
+  /** A leader whose removal committed keeps leading (dissertation §4.2.2). */
+  readonly removedLeaderStays?: boolean;
+  /** A follower appends entries after a previous entry whose term differs from the leader's (no Raft §5.3 check). */
+  readonly appendWithoutLogCheck?: boolean;
 };
 
 /** What the host passes to `new RaftCore(config, initial)`. Optional fields have the documented defaults. */

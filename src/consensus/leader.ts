@@ -106,7 +106,11 @@ function heard(s: CoreState, progress: Progress, appliedIndex: number): void {
 export function afterCommitMaybeAdvanced(s: CoreState, out: EffectsBuilder): void {
   if (!maybeAdvanceCommit(s)) return;
   broadcastAppend(s, out, false);
-  if (!selfIsVoter(s) && s.log.configIndex <= s.commitIndex)
+  if (
+    !selfIsVoter(s) &&
+    s.log.configIndex <= s.commitIndex &&
+    s.config.unsafeTestBugs.removedLeaderStays !== true
+  )
     becomeFollower(s, out, s.term, null, "removed-from-configuration", null);
 }
 

@@ -24,7 +24,12 @@
 import { assert, unreachable } from "../lib/assert.ts";
 import { type LogIndex, logIndex, type Term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
-import { type ClusterConfig, failoverSettingsOf, sameFailoverPart } from "./cluster-config.ts";
+import {
+  type ClusterConfig,
+  failoverSettingsOf,
+  memberAttributesOf,
+  sameFailoverPart,
+} from "./cluster-config.ts";
 import { type RaftConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
 import {
   type CoreState,
@@ -68,6 +73,7 @@ import {
   handleReadIndex,
   handleReadIndexRequest,
   handleReadIndexResponse,
+  rejectOwnReads,
   settleForwardedReads,
 } from "./read-index.ts";
 import { becomeFollower } from "./roles.ts";
@@ -187,6 +193,9 @@ export class RaftCore {
     const { voters, learners } = config;
     const common = { node: s.config.id, term: s.term, index: s.log.configIndex };
     out.event({ type: "config-changed", ...common, voters, learners });
+    const self = s.config.id;
+    if (memberAttributesOf(config, self).witness && !memberAttributesOf(before, self).witness)
+      rejectOwnReads(s, out);
     if (!sameFailoverPart(before, config)) {
       const settings = failoverSettingsOf(config);
       out.event({ type: "failover-config-changed", ...common, settings, members: config.members ?? [] });
