@@ -35,8 +35,6 @@ export type UnsafeTestBugs = {
   readonly commitOldTermByCounting?: boolean;
   /** Grant votes without the up-to-date log check of Raft §5.4.1. */
   readonly voteWithoutLogCheck?: boolean;
-  /** Grant a vote carrying the transfer flag without the §5.4.1 check ("the leader said it is caught up"). */
-  readonly transferVoteWithoutLogCheck?: boolean;
   /** Grant a vote in a term already voted in (breaks Raft §5.2's one vote per term). */
   readonly voteTwiceInTerm?: boolean;
   /** Campaign when the election timer fires whatever the failover mode (ignores manual, approve and pause). */

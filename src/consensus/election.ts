@@ -47,16 +47,13 @@ function logAcceptable(
   s: CoreState,
   lastLogIndex: RequestVoteMessage["lastLogIndex"],
   lastLogTerm: RequestVoteMessage["lastLogTerm"],
-  transfer: boolean,
 ): boolean {
-  const bugs = s.config.unsafeTestBugs;
-  if (bugs.voteWithoutLogCheck === true || (transfer && bugs.transferVoteWithoutLogCheck === true))
-    return true;
+  if (s.config.unsafeTestBugs.voteWithoutLogCheck === true) return true;
   return s.log.isUpToDate(lastLogIndex, lastLogTerm);
 }
 
 export function handlePreVote(s: CoreState, out: EffectsBuilder, message: PreVoteMessage): void {
-  const granted = message.term > s.term && logAcceptable(s, message.lastLogIndex, message.lastLogTerm, false);
+  const granted = message.term > s.term && logAcceptable(s, message.lastLogIndex, message.lastLogTerm);
   out.send({
     type: "preVoteResponse",
     from: s.config.id,
@@ -80,7 +77,7 @@ export function handleRequestVote(s: CoreState, out: EffectsBuilder, message: Re
     s.votedFor === message.from ||
     (s.votedFor === null && s.leaderId === null) ||
     (s.config.unsafeTestBugs.voteTwiceInTerm === true && s.role === "follower");
-  const granted = canVote && logAcceptable(s, message.lastLogIndex, message.lastLogTerm, message.transfer);
+  const granted = canVote && logAcceptable(s, message.lastLogIndex, message.lastLogTerm);
   if (granted) {
     // Raft §5.2: granting a vote resets the election timer, so we do not compete with the candidate.
     s.votedFor = message.from;

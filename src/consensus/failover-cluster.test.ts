@@ -206,7 +206,6 @@ const injected: readonly (readonly [keyof UnsafeTestBugs, string])[] = [
   ["campaignWhenNotAutomatic", "operator rule"],
   ["ineligibleLeaderKeepsOffice", "witness rule"],
   ["voteTwiceInTerm", "election safety"],
-  ["transferVoteWithoutLogCheck", "leader completeness"],
   ["voteWithoutLogCheck", "leader completeness"],
   ["appendWithoutLogCheck", "committed prefix"],
   ["readWithoutRound", "read linearizability"],
