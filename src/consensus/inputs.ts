@@ -67,7 +67,7 @@ export type PromoteRequestId = string;
  * An operator promotes this node: it campaigns at once (pre-vote first when enabled) if it may win
  * safely, else the answer in `promotions` says why not (see `PromoteRefusalCode`). In mode approve,
  * stepping this on the pending failover's candidate is the approval. Unlike `campaign`, it is
- * checked, and it is the only way a node campaigns in mode manual or while failover is paused.
+ * checked: it is the operator's way to end a leaderless period in mode manual or while paused.
  */
 export type PromoteLeaderInput = { readonly type: "promoteLeader"; readonly requestId: PromoteRequestId };
 /** The host made every entry up to `index` (whose term is `term`) and every earlier hard state durable. */

@@ -1,6 +1,6 @@
 /**
  * RaftCore: the pure replication state machine (Raft with pre-vote, check-quorum, leadership
- * transfer and per-proposal durability levels).
+ * transfer, per-proposal durability levels, membership changes and failover control).
  *
  * The core performs no I/O, reads no clock and draws no random number of its own: time arrives as
  * `tick` inputs, randomness from the injected seeded `Prng`, and every input returns `Effects` that
@@ -10,7 +10,8 @@
  * `step` handles terms first (Raft §5.1: a higher term makes us a follower; a lower one is refused),
  * then delegates to the handler for the message type and our role.
  *
- * Failure detection: the leader heartbeats every H = heartbeatIntervalMs; a follower campaigns after
+ * Failure detection: the leader heartbeats every H = heartbeatIntervalMs; a follower campaigns (in
+ * failover mode auto; the other modes report instead, `failover.ts`) after
  * T = H × missedHeartbeats without hearing from it, randomized to [T, T × (1 + j)] with
  * j = electionJitter (rounded up to whole ticks). From the leader's death to a new leader, with
  * round-trip time RTT, vote fsync time F, m surviving followers and no split vote:
