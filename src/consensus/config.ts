@@ -23,8 +23,8 @@ import type { NodeId } from "../types/ids.ts";
 import {
   type ClusterConfig,
   clusterConfigProblem,
-  copyClusterConfig,
   learnersMax,
+  normalizeClusterConfig,
   votersMax,
 } from "./cluster-config.ts";
 
@@ -41,6 +41,18 @@ export type UnsafeTestBugs = {
   readonly commitOldTermByCounting?: boolean;
   /** Grant votes without the up-to-date log check of Raft §5.4.1. */
   readonly voteWithoutLogCheck?: boolean;
+  /** Grant a vote in a term already voted in (breaks Raft §5.2's one vote per term). */
+  readonly voteTwiceInTerm?: boolean;
+  /** Campaign when the election timer fires whatever the failover mode (ignores manual, approve and pause). */
+  readonly campaignWhenNotAutomatic?: boolean;
+  /** A witness or never-promote leader keeps office and serves clients instead of handing over. */
+  readonly ineligibleLeaderKeepsOffice?: boolean;
+  /** A leader serves a linearizable read without confirming it still leads (thesis §6.4). */
+  readonly readWithoutRound?: boolean;
+  /** A leader whose removal committed keeps leading (dissertation §4.2.2). */
+  readonly removedLeaderStays?: boolean;
+  /** A follower appends entries after a previous entry whose term differs from the leader's (no Raft §5.3 check). */
+  readonly appendWithoutLogCheck?: boolean;
 };
 
 /** What the host passes to `new RaftCore(config, initial)`. Optional fields have the documented defaults. */
@@ -176,7 +188,7 @@ function resolveMembers(config: RaftConfig): ClusterConfig {
   if (learners.length > learnersMax) bad(`learners must list at most ${learnersMax} nodes`, { learners });
   if (new Set([...voters, ...learners]).size !== voters.length + learners.length)
     bad("voters and learners must be distinct", { voters, learners });
-  const members = copyClusterConfig(
+  const members = normalizeClusterConfig(
     config.addresses === undefined ? { voters, learners } : { voters, learners, addresses: config.addresses },
   );
   const problem = clusterConfigProblem(

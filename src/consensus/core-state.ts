@@ -7,7 +7,8 @@
  *  - snapshotIndex ≤ commitIndex ≤ lastIndex; durableIndex ≤ lastIndex;
  *  - a leader has a Progress for every other member (voter or learner) of its configuration and
  *    leaderId = self; no other role has any;
- *  - only a voter of its own configuration is a (pre-)candidate.
+ *  - only a voter of its own configuration is a (pre-)candidate;
+ *  - a leader that is a witness or never-promote voter always has a leadership transfer under way.
  *
  * The cluster configuration is the log's (`s.log.config`, see `raft-log.ts`): the latest
  * configuration entry, committed or not, else the snapshot's.
@@ -16,7 +17,7 @@ import { assert } from "../lib/assert.ts";
 import type { Prng } from "../lib/prng.ts";
 import { type LogIndex, logIndex, type NodeId, type Term, term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
-import { type ClusterConfig, isVoter, membersExcept } from "./cluster-config.ts";
+import { type ClusterConfig, isVoter, mayLead, membersExcept } from "./cluster-config.ts";
 import type { ResolvedConfig } from "./config.ts";
 import type { PendingProposal } from "./durability.ts";
 import type { ObservedState } from "./effects.ts";
@@ -62,11 +63,44 @@ export type ForwardedRead = {
   readonly deadlineTick: number;
 };
 
+/** Why a leader transfers its office: an operator asked, a caught-up voter has a higher priority, or it may not lead. */
+export type TransferReason = "operator" | "priority" | "not-eligible";
+
 export type TransferState = {
   readonly target: NodeId;
+  readonly reason: TransferReason;
   readonly deadlineTick: number;
   /** The target was told to campaign; its deadline was then extended once. */
   readonly timeoutNowSent: boolean;
+};
+
+/** A voter's last log position, as its latest vote or pre-vote request (or failover probe) told us. */
+export type PeerPosition = {
+  readonly lastLogIndex: LogIndex;
+  readonly lastLogTerm: Term;
+  readonly heardTick: number;
+};
+
+/** What a node knows about failover (see `failover.ts`). */
+export type FailoverState = {
+  /** When this node concluded it has no leader (its election timer fired); null while it has one. */
+  leaderLostTick: number | null;
+  /** The leader this node last heard from (null if none since it started). */
+  lastLeaderId: NodeId | null;
+  /** When it last heard from a leader (null if never since it started). */
+  leaderHeardTick: number | null;
+  /** The loss was reported (`leader-lost`). */
+  lossReported: boolean;
+  /** Positions of the voters heard from since the leader was lost. */
+  readonly peers: Map<NodeId, PeerPosition>;
+  /** The candidate of the last `failover-pending` event of this loss (mode approve): only changes are reported. */
+  publishedCandidate: NodeId | null;
+  /** The approve deadline of this loss has passed and was reported. */
+  deadlineReported: boolean;
+  /** This loss's campaign was already deferred once for the zone preference. */
+  zoneDeferred: boolean;
+  /** Leader only: no priority transfer before this tick (set when one fails). */
+  priorityTransferNotBeforeTick: number;
 };
 
 export type CoreState = {
@@ -104,6 +138,7 @@ export type CoreState = {
   readonly pendingProposals: PendingProposal[];
   /** Bumped whenever a follower's match or applied index moves, so durability is re-evaluated. */
   replicationVersion: number;
+  readonly failover: FailoverState;
 };
 
 export function createCoreState(config: ResolvedConfig, prng: Prng, initial: InitialState): CoreState {
@@ -142,6 +177,17 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     forwardedReadSeq: 0,
     pendingProposals: [],
     replicationVersion: 0,
+    failover: {
+      leaderLostTick: null,
+      lastLeaderId: null,
+      leaderHeardTick: null,
+      lossReported: false,
+      peers: new Map(),
+      publishedCandidate: null,
+      deadlineReported: false,
+      zoneDeferred: false,
+      priorityTransferNotBeforeTick: 0,
+    },
   };
   resetElectionTimer(state);
   return state;
@@ -242,4 +288,12 @@ export function checkInvariants(s: CoreState): void {
   );
   assert(s.role !== "leader" || s.leaderId === s.config.id, "a leader knows it leads");
   assert((s.role !== "candidate" && s.role !== "preCandidate") || selfIsVoter(s), "only a voter campaigns");
+  assert(
+    s.role !== "leader" ||
+      !selfIsVoter(s) ||
+      mayLead(s.log.config, s.config.id) ||
+      s.transfer !== null ||
+      s.config.unsafeTestBugs.ineligibleLeaderKeepsOffice === true,
+    "a leader that may not lead is always handing its office over",
+  );
 }

@@ -21,8 +21,8 @@
  *                         index (they are committed and durable here), then step `{type:'applied'}`.
  *                         `commitIndex` is informational (status, metrics): the cluster's commit
  *                         index as this node knows it, which may run ahead of local durability.
- *  7. `proposals`, `acknowledged`, `notConfirmed`, `membershipRejected`, `readReady`,
- *     `readRejected`: answer clients.
+ *  7. `proposals`, `acknowledged`, `notConfirmed`, `membershipRejected`, `failoverChangeRejected`,
+ *     `readReady`, `readRejected`, `promotions`: answer clients and operators.
  *     A `readReady` read may be served once the local applied index reaches its `index`.
  *  8. `snapshotNeeded`    (leader) Send that peer a snapshot out of band, with the given message,
  *                         then step `snapshotSent` (or `snapshotFailed`).
@@ -36,7 +36,9 @@ import type { HardState, LogEntry } from "../types/log-entry.ts";
 import type { ClusterConfig, MembershipRejectionCode } from "./cluster-config.ts";
 import type { Durability } from "./config.ts";
 import type { CoreEvent, Role } from "./events.ts";
-import type { ProposalId, ReadRequestId } from "./inputs.ts";
+import type { FailoverChangeRejectionCode } from "./failover-config.ts";
+import type { PromoteRefusalCode } from "./failover-view.ts";
+import type { PromoteRequestId, ProposalId, ReadRequestId } from "./inputs.ts";
 import { type InstallSnapshotMessage, type Message, sendableBeforePersist } from "./messages.ts";
 
 export type OutboundMessage = {
@@ -106,6 +108,27 @@ export type MembershipRejected = {
   readonly leaderId: NodeId | null;
 };
 
+/** A failover change refused for a reason of the configuration (see `FailoverChangeRejectionCode`). Nothing was appended. */
+export type FailoverChangeRejected = {
+  readonly proposalId: ProposalId;
+  readonly code: FailoverChangeRejectionCode;
+  readonly leaderId: NodeId | null;
+};
+
+/**
+ * The answer to `promoteLeader`: the campaign started (its result shows in `roleChange` and the
+ * `election-won`/`election-lost` events), or why this node may not be promoted now.
+ */
+export type PromotionOutcome =
+  | { readonly requestId: PromoteRequestId; readonly started: true }
+  | {
+      readonly requestId: PromoteRequestId;
+      readonly started: false;
+      readonly code: PromoteRefusalCode;
+      /** The node the refusal is about (the live leader, the more up-to-date voter…), when there is one. */
+      readonly peer: NodeId | null;
+    };
+
 export type ReadReady = { readonly requestId: ReadRequestId; readonly index: LogIndex };
 
 export type ReadRejectionCode = "NOT_LEADER" | "NO_LEADER" | "LEADER_NOT_READY" | "OVERLOADED";
@@ -146,8 +169,10 @@ export type Effects = {
   readonly acknowledged: readonly Acknowledgement[];
   readonly notConfirmed: readonly NotConfirmed[];
   readonly membershipRejected: readonly MembershipRejected[];
+  readonly failoverChangeRejected: readonly FailoverChangeRejected[];
   readonly readReady: readonly ReadReady[];
   readonly readRejected: readonly ReadRejected[];
+  readonly promotions: readonly PromotionOutcome[];
   readonly snapshotNeeded: readonly SnapshotNeeded[];
   readonly roleChange?: RoleChange;
   /** Entries of this node's divergent suffix dropped by `truncateAfter`, kept for review. */
@@ -172,8 +197,10 @@ export class EffectsBuilder {
   readonly acknowledged: Acknowledgement[] = [];
   readonly notConfirmed: NotConfirmed[] = [];
   readonly membershipRejected: MembershipRejected[] = [];
+  readonly failoverChangeRejected: FailoverChangeRejected[] = [];
   readonly readReady: ReadReady[] = [];
   readonly readRejected: ReadRejected[] = [];
+  readonly promotions: PromotionOutcome[] = [];
   readonly snapshotNeeded: SnapshotNeeded[] = [];
   readonly discarded: LogEntry[] = [];
   readonly events: CoreEvent[] = [];
@@ -232,8 +259,10 @@ export class EffectsBuilder {
       acknowledged: this.acknowledged,
       notConfirmed: this.notConfirmed,
       membershipRejected: this.membershipRejected,
+      failoverChangeRejected: this.failoverChangeRejected,
       readReady: this.readReady,
       readRejected: this.readRejected,
+      promotions: this.promotions,
       snapshotNeeded: this.snapshotNeeded,
       ...(roleChanged
         ? { roleChange: { role: after.role, term: after.hardState.term, leaderId: after.leaderId } }

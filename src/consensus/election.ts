@@ -1,6 +1,6 @@
 /**
- * Elections: the election timer, pre-vote (thesis §9.6), RequestVote (Raft §5.2, §5.4.1) and
- * the leadership-transfer campaign (thesis §3.10).
+ * Elections: pre-vote (thesis §9.6), RequestVote (Raft §5.2, §5.4.1) and the leadership-transfer
+ * campaign (thesis §3.10). The election timer, and when it leads to a campaign, is `failover.ts`.
  *
  * Rules enforced here:
  *  - a vote goes only to a candidate whose log is at least as up-to-date as ours (§5.4.1), so only
@@ -13,7 +13,10 @@
  *    and a node still holding the configuration before its promotion may be the vote a candidate
  *    that already holds the new one needs;
  *  - a pre-vote changes no state at the voter; it is granted only for a higher term and an
- *    up-to-date log (refusals by nodes in lease happen during term handling, in `raft-core.ts`).
+ *    up-to-date log (refusals by nodes in lease happen during term handling, in `raft-core.ts`);
+ *  - the last log position every vote or pre-vote request carries is recorded before any of this,
+ *    whether the request is answered or ignored (`raft-core.ts`, `failover-view.ts`): it is what a
+ *    leaderless node knows of the voters around it. The grant rules above ignore it.
  */
 
 import { assert } from "../lib/assert.ts";
@@ -38,13 +41,6 @@ export function campaign(s: CoreState, out: EffectsBuilder, transfer: boolean): 
   if (s.role === "leader" || !selfIsVoter(s)) return;
   if (transfer || !s.config.preVote) becomeCandidate(s, out, transfer);
   else becomePreCandidate(s, out);
-}
-
-/** Non-leader tick: campaign when no leader was heard for the randomized election timeout. */
-export function tickElection(s: CoreState, out: EffectsBuilder): void {
-  assert(s.role !== "leader", "leaders do not run the election timer");
-  s.electionElapsedTicks++;
-  if (s.electionElapsedTicks >= s.randomizedElectionTimeoutTicks) campaign(s, out, false);
 }
 
 function logAcceptable(
@@ -77,7 +73,10 @@ export function handlePreVote(s: CoreState, out: EffectsBuilder, message: PreVot
 
 export function handleRequestVote(s: CoreState, out: EffectsBuilder, message: RequestVoteMessage): void {
   assert(message.term === s.term, "vote requests are handled in their own term");
-  const canVote = s.votedFor === message.from || (s.votedFor === null && s.leaderId === null);
+  const canVote =
+    s.votedFor === message.from ||
+    (s.votedFor === null && s.leaderId === null) ||
+    (s.config.unsafeTestBugs.voteTwiceInTerm === true && s.role === "follower");
   const granted = canVote && logAcceptable(s, message.lastLogIndex, message.lastLogTerm);
   if (granted) {
     // Raft §5.2: granting a vote resets the election timer, so we do not compete with the candidate.

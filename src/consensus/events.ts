@@ -7,6 +7,13 @@
  */
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { MembershipChangeKind } from "./cluster-config.ts";
+import type {
+  ApprovePolicy,
+  FailoverMode,
+  FailoverSettings,
+  MemberAttributesEntry,
+} from "./failover-config.ts";
+import type { PromoteRefusalCode } from "./failover-view.ts";
 
 export type Role = "follower" | "preCandidate" | "candidate" | "leader";
 
@@ -18,7 +25,9 @@ export type StepDownReason =
   | "lost-election"
   | "leader-found"
   /** Dissertation §4.2.2: a configuration that makes this leader a non-voter committed. */
-  | "removed-from-configuration";
+  | "removed-from-configuration"
+  /** A campaign ran out its election timer where failover is not automatic: it is not retried by itself. */
+  | "election-timeout";
 
 type EventBase = { readonly node: NodeId; readonly term: Term };
 
@@ -57,7 +66,8 @@ export type CoreEvent =
   | (EventBase & {
       readonly type: "transfer-rejected";
       readonly target: NodeId;
-      readonly reason: "NOT_LEADER" | "UNKNOWN_TARGET" | "IN_PROGRESS";
+      /** `NOT_ELIGIBLE`: the target is a witness or never-promote. `NO_TARGET`: no other voter may lead (`target` is then this node). */
+      readonly reason: "NOT_LEADER" | "UNKNOWN_TARGET" | "IN_PROGRESS" | "NOT_ELIGIBLE" | "NO_TARGET";
     })
   | (EventBase & {
       readonly type: "entries-discarded";
@@ -79,6 +89,63 @@ export type CoreEvent =
       readonly index: LogIndex;
       readonly kind: MembershipChangeKind;
       readonly target: NodeId;
+    })
+  | (EventBase & {
+      /** The failover settings or member attributes of this node's configuration changed (with `config-changed`). */
+      readonly type: "failover-config-changed";
+      readonly index: LogIndex;
+      readonly settings: FailoverSettings;
+      /** Members with a non-default attribute. */
+      readonly members: readonly MemberAttributesEntry[];
+    })
+  | (EventBase & {
+      /**
+       * The election timer fired and this voter does not campaign by itself (mode manual or approve,
+       * paused, or it may not lead): once per loss, until a leader is heard again.
+       */
+      readonly type: "leader-lost";
+      readonly lastLeader: NodeId | null;
+      /** When the lost leader was last heard (this node's tick), null if never. */
+      readonly leaderHeardTick: number | null;
+      readonly mode: FailoverMode;
+      readonly paused: boolean;
+    })
+  | (EventBase & {
+      /** Mode approve: this node's proposed candidate appeared or changed (see `FailoverProposal`). */
+      readonly type: "failover-pending";
+      readonly candidate: NodeId;
+      readonly lastIndex: LogIndex;
+      readonly lastTerm: Term;
+      readonly relay: boolean;
+      readonly unheardVoters: readonly NodeId[];
+      /** The tick at which `policy` applies. */
+      readonly deadlineTick: number;
+      readonly policy: ApprovePolicy;
+    })
+  | (EventBase & {
+      /** Mode approve: no approval came within the timeout; `policy` now applies (the candidate campaigns, or nobody). */
+      readonly type: "failover-timeout";
+      readonly policy: ApprovePolicy;
+      readonly candidate: NodeId | null;
+    })
+  | (EventBase & { readonly type: "promote-started" })
+  | (EventBase & {
+      readonly type: "promote-refused";
+      readonly code: PromoteRefusalCode;
+      /** The node the refusal is about (the live leader, the more up-to-date voter…), when there is one. */
+      readonly peer: NodeId | null;
+    })
+  | (EventBase & {
+      /** Mode auto: this voter is outside the lost leader's zone and gives a voter of that zone a head start. */
+      readonly type: "election-deferred";
+      readonly zone: string;
+      readonly ticks: number;
+    })
+  | (EventBase & {
+      /** The leader transfers its office by itself: a caught-up voter has a higher priority, or it may not lead. */
+      readonly type: "handoff-started";
+      readonly target: NodeId;
+      readonly reason: "priority" | "not-eligible";
     })
   | (EventBase & {
       readonly type: "snapshot-installed";

@@ -57,11 +57,15 @@ export function formatMessage(m: Message): string {
   return `${m.from}->${m.to} ${m.type} term=${m.term}${detail === "" ? "" : ` ${detail}`}`;
 }
 
+function formatValue(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(formatValue).join(",")}]`;
+  if (typeof value === "object" && value !== null) return JSON.stringify(value);
+  return String(value);
+}
+
 export function formatEvent(event: CoreEvent): string {
   const { type, node, term, ...rest } = event;
-  const fields = Object.entries(rest).map(
-    ([key, value]) => `${key}=${Array.isArray(value) ? `[${value.join(",")}]` : String(value)}`,
-  );
+  const fields = Object.entries(rest).map(([key, value]) => `${key}=${formatValue(value)}`);
   return [`event ${node} ${type} term=${term}`, ...fields].join(" ");
 }
 
@@ -95,9 +99,17 @@ export function formatEffects(effects: Effects): string[] {
   }
   for (const r of effects.membershipRejected)
     lines.push(`membership-rejected ${r.proposalId} ${r.code} leader=${r.leaderId ?? "none"}`);
+  for (const r of effects.failoverChangeRejected)
+    lines.push(`failover-change-rejected ${r.proposalId} ${r.code} leader=${r.leaderId ?? "none"}`);
   for (const r of effects.readReady) lines.push(`read-ready ${r.requestId} index=${r.index}`);
   for (const r of effects.readRejected)
     lines.push(`read-rejected ${r.requestId} ${r.code} leader=${r.leaderId ?? "none"}`);
+  for (const p of effects.promotions)
+    lines.push(
+      p.started
+        ? `promotion ${p.requestId} started`
+        : `promotion ${p.requestId} refused ${p.code} peer=${p.peer ?? "none"}`,
+    );
   for (const n of effects.snapshotNeeded)
     lines.push(`snapshot-needed peer=${n.peer} index=${n.index}/${n.term}`);
   if (effects.roleChange) {

@@ -12,7 +12,9 @@
  *   tick-election ID | deliver-msgs [ID...] | stabilize | propose ID DURABILITY [DATA] [timeout=N] |
  *   read ID | transfer ID TARGET | partition IDS / IDS | cut FROM TO | heal | persist-mode ID auto|manual |
  *   persist ID | status ID | log ID | compact ID INDEX | add-node ID [voters=A,B] [learners=C,D] |
- *   change ID addLearner|promote|demote|remove NODE [timeout=N] | config ID
+ *   change ID addLearner|promote|demote|remove NODE [timeout=N] | config ID |
+ *   failover ID [mode=M] [paused=B] [approve-timeout=MS] [policy=P] | member ID NODE [priority=N]
+ *   [zone=Z] [never-promote=B] [witness=B] | promote ID | failover-status ID (see `golden-failover.ts`)
  *
  * Snapshots: a leader's `snapshotNeeded` is carried out by posting its `installSnapshot` header to
  * the peer (the data is implicit: the harness has no state machine); on delivery the peer steps it
@@ -22,9 +24,11 @@ import { assert } from "../lib/assert.ts";
 import { Prng } from "../lib/prng.ts";
 import { type LogIndex, logIndex, type NodeId, nodeId, type Term, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
-import { type MembershipChangeKind, membershipChangeKinds } from "./cluster-config.ts";
+import { failoverSettingsOf, type MembershipChangeKind, membershipChangeKinds } from "./cluster-config.ts";
 import { type Durability, durabilityLevels, type RaftConfig } from "./config.ts";
 import type { Effects } from "./effects.ts";
+import type { FailoverChange } from "./failover-config.ts";
+import { formatFailoverStatus, memberChange, settingsChange } from "./golden-failover.ts";
 import { formatEffects, formatEntry, formatMessage } from "./golden-format.ts";
 import type { Input } from "./inputs.ts";
 import type { Message } from "./messages.ts";
@@ -82,9 +86,22 @@ export class GoldenHarness {
     transfer: ([id, target]) =>
       this.step(
         this.node(id),
-        { type: "transferLeadership", target: this.node(target).id },
-        `transfer to ${target}`,
+        target === undefined
+          ? { type: "transferLeadership" }
+          : { type: "transferLeadership", target: this.node(target).id },
+        `transfer to ${target ?? "best"}`,
       ),
+    failover: ([id, ...rest]) => this.changeFailover(this.node(id), settingsChange(rest)),
+    member: ([id, ...rest]) => this.changeFailover(this.node(id), memberChange(rest)),
+    promote: ([id]) => {
+      const node = this.node(id);
+      const requestId = `q${++node.proposalSeq}`;
+      this.step(node, { type: "promoteLeader", requestId }, `promote ${requestId}`);
+    },
+    "failover-status": ([id]) => {
+      const node = this.node(id);
+      for (const line of formatFailoverStatus(node.id, node.core.status().failover)) this.print(line);
+    },
     partition: (args) => this.partition(args),
     cut: ([from, to]) => this.blocked.add(`${this.node(from).id}>${this.node(to).id}`),
     heal: () => this.blocked.clear(),
@@ -196,6 +213,12 @@ export class GoldenHarness {
     );
   }
 
+  private changeFailover(node: HarnessNode, change: FailoverChange): void {
+    const proposalId = `p${++node.proposalSeq}`;
+    const what = change.kind === "settings" ? "settings" : `member ${change.node}`;
+    this.step(node, { type: "changeFailover", proposalId, change }, `failover ${proposalId} ${what}`);
+  }
+
   private config(node: HarnessNode): void {
     const status = node.core.status();
     const { clusterConfig, clusterConfigIndex, snapshotConfig } = status;
@@ -203,6 +226,15 @@ export class GoldenHarness {
     this.print(
       `${node.id} config index=${clusterConfigIndex} ${committed} voters=[${clusterConfig.voters.join(",")}] learners=[${clusterConfig.learners.join(",")}] snapshot=${status.snapshotIndex} voters=[${snapshotConfig.voters.join(",")}] learners=[${snapshotConfig.learners.join(",")}]`,
     );
+    for (const [name, config] of [
+      ["failover", clusterConfig],
+      ["snapshot failover", snapshotConfig],
+    ] as const) {
+      if (config.failover !== undefined || config.members !== undefined)
+        this.print(
+          `  ${name}=${JSON.stringify(failoverSettingsOf(config))} members=${JSON.stringify(config.members ?? [])}`,
+        );
+    }
     for (const m of status.members)
       this.print(`  ${m.id} ${m.role} ${m.state} match=${m.matchIndex} applied=${m.appliedIndex}`);
   }

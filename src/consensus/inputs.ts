@@ -9,6 +9,7 @@ import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { EntryKind } from "../types/log-entry.ts";
 import type { MembershipChange } from "./cluster-config.ts";
 import type { Durability } from "./config.ts";
+import type { FailoverChange } from "./failover-config.ts";
 import type { Message } from "./messages.ts";
 
 /** The host's handle for a client write; echoed in every outcome for that write. */
@@ -45,13 +46,46 @@ export type ChangeMembershipInput = {
   /** Defaults to `proposalTimeoutMs / tickMs`. */
   readonly timeoutTicks?: number;
 };
+/**
+ * A change to the failover part of the configuration (`failover-config.ts`): some of the cluster's
+ * settings (mode, pause, approve timeout and policy), or some attributes of one member (priority,
+ * zone, never-promote, witness). Fields left out keep their value. Accepted under the same rules as a
+ * membership change (one configuration change at a time, after the leader committed in its term);
+ * refusals for a reason of the configuration arrive in `failoverChangeRejected`, the others in
+ * `proposals`; then `acknowledged` once committed, or `notConfirmed`.
+ */
+export type ChangeFailoverInput = {
+  readonly type: "changeFailover";
+  readonly proposalId: ProposalId;
+  readonly change: FailoverChange;
+  /** Defaults to `proposalTimeoutMs / tickMs`. */
+  readonly timeoutTicks?: number;
+};
+/** The host's handle for an operator's promotion; echoed in its `promotions` outcome. */
+export type PromoteRequestId = string;
+/**
+ * An operator promotes this node: it campaigns at once (pre-vote first when enabled) if it may win
+ * safely, else the answer in `promotions` says why not (see `PromoteRefusalCode`). In mode approve,
+ * stepping this on the pending failover's candidate is the approval. Unlike `campaign`, it is
+ * checked: it is the operator's way to end a leaderless period in mode manual or while paused.
+ */
+export type PromoteLeaderInput = { readonly type: "promoteLeader"; readonly requestId: PromoteRequestId };
 /** The host made every entry up to `index` (whose term is `term`) and every earlier hard state durable. */
 export type PersistedInput = { readonly type: "persisted"; readonly index: LogIndex; readonly term: Term };
 /** The host applied every entry up to `index` to the state machine. */
 export type AppliedInput = { readonly type: "applied"; readonly index: LogIndex };
 export type ReadIndexInput = { readonly type: "readIndex"; readonly requestId: ReadRequestId };
-export type TransferLeadershipInput = { readonly type: "transferLeadership"; readonly target: NodeId };
-/** Start an election now, as if the election timer had fired (with pre-vote when enabled). */
+/**
+ * A switchover (thesis §3.10), stepped on the leader: to `target`, or when it is left out to the best
+ * voter that may lead (heard from lately, most caught up, highest priority, the leader's zone).
+ * Outcomes are events: `transfer-started`, `transfer-rejected`, `transfer-aborted`, then the target's
+ * election.
+ */
+export type TransferLeadershipInput = { readonly type: "transferLeadership"; readonly target?: NodeId };
+/**
+ * Start an election now, unchecked, with pre-vote when enabled: what the election timer does in mode
+ * auto. For tests and tools; an operator's command is `promoteLeader`.
+ */
 export type CampaignInput = { readonly type: "campaign" };
 /** The host took a snapshot through `index` (whose term is `term`): drop those entries from memory. */
 export type CompactInput = { readonly type: "compact"; readonly index: LogIndex; readonly term: Term };
@@ -70,6 +104,8 @@ export type Input =
   | MessageInput
   | ProposeInput
   | ChangeMembershipInput
+  | ChangeFailoverInput
+  | PromoteLeaderInput
   | PersistedInput
   | AppliedInput
   | ReadIndexInput

@@ -13,6 +13,7 @@ import { EntryKind } from "../types/log-entry.ts";
 import { type Durability, quorumSize } from "./config.ts";
 import { type CoreState, progressOf, selfIsVoter } from "./core-state.ts";
 import type { EffectsBuilder, ProposalRejectionCode } from "./effects.ts";
+import { maybeHandOff } from "./handoff.ts";
 import type { ProposalId, ProposeInput } from "./inputs.ts";
 import type { AppendEntriesResponseMessage, HeartbeatResponseMessage } from "./messages.ts";
 import type { Progress } from "./progress.ts";
@@ -105,7 +106,11 @@ function heard(s: CoreState, progress: Progress, appliedIndex: number): void {
 export function afterCommitMaybeAdvanced(s: CoreState, out: EffectsBuilder): void {
   if (!maybeAdvanceCommit(s)) return;
   broadcastAppend(s, out, false);
-  if (!selfIsVoter(s) && s.log.configIndex <= s.commitIndex)
+  if (
+    !selfIsVoter(s) &&
+    s.log.configIndex <= s.commitIndex &&
+    s.config.unsafeTestBugs.removedLeaderStays !== true
+  )
     becomeFollower(s, out, s.term, null, "removed-from-configuration", null);
 }
 
@@ -183,6 +188,7 @@ export function tickLeader(s: CoreState, out: EffectsBuilder): void {
     broadcastHeartbeat(s, out);
   }
   tickTransfer(s, out);
+  maybeHandOff(s, out);
 }
 
 export function handleSnapshotSent(s: CoreState, out: EffectsBuilder, peer: NodeId, index: number): void {

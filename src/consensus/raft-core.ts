@@ -1,6 +1,6 @@
 /**
  * RaftCore: the pure replication state machine (Raft with pre-vote, check-quorum, leadership
- * transfer and per-proposal durability levels).
+ * transfer, per-proposal durability levels, membership changes and failover control).
  *
  * The core performs no I/O, reads no clock and draws no random number of its own: time arrives as
  * `tick` inputs, randomness from the injected seeded `Prng`, and every input returns `Effects` that
@@ -10,7 +10,8 @@
  * `step` handles terms first (Raft §5.1: a higher term makes us a follower; a lower one is refused),
  * then delegates to the handler for the message type and our role.
  *
- * Failure detection: the leader heartbeats every H = heartbeatIntervalMs; a follower campaigns after
+ * Failure detection: the leader heartbeats every H = heartbeatIntervalMs; a follower campaigns (in
+ * failover mode auto; the other modes report instead, `failover.ts`) after
  * T = H × missedHeartbeats without hearing from it, randomized to [T, T × (1 + j)] with
  * j = electionJitter (rounded up to whole ticks). From the leader's death to a new leader, with
  * round-trip time RTT, vote fsync time F, m surviving followers and no split vote:
@@ -22,9 +23,14 @@
  * heartbeats, j = 0.5) in a 3-node cluster: worst ≈ 1.5 s + 2 RTT + F, expected ≈ 1.12 s + 2 RTT + F.
  */
 import { assert, unreachable } from "../lib/assert.ts";
-import { type LogIndex, logIndex, type NodeId, type Term } from "../types/ids.ts";
+import { type LogIndex, logIndex, type Term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
-import { type ClusterConfig, isVoter } from "./cluster-config.ts";
+import {
+  type ClusterConfig,
+  failoverSettingsOf,
+  memberAttributesOf,
+  sameFailoverPart,
+} from "./cluster-config.ts";
 import { type RaftConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
 import {
   type CoreState,
@@ -37,6 +43,7 @@ import {
   refreshApplyThrough,
   selfIsVoter,
 } from "./core-state.ts";
+import { type CoreStatus, type CoreSummary, statusOf, summaryOf } from "./core-status.ts";
 import { evaluateProposals, expireProposals, onCompaction } from "./durability.ts";
 import { type Effects, EffectsBuilder } from "./effects.ts";
 import {
@@ -45,10 +52,12 @@ import {
   handleRequestVote,
   handleTimeoutNow,
   handleVoteResponse,
-  tickElection,
 } from "./election.ts";
-import type { Role } from "./events.ts";
+import { handlePromoteLeader, tickElection } from "./failover.ts";
+import { handleChangeFailover } from "./failover-change.ts";
+import { leaderFound, notePeerPosition } from "./failover-view.ts";
 import { handleAppendEntries, handleHeartbeat, handleInstallSnapshot } from "./follower.ts";
+import { handleTransferLeadership } from "./handoff.ts";
 import type { Input } from "./inputs.ts";
 import {
   afterCommitMaybeAdvanced,
@@ -61,71 +70,14 @@ import {
 } from "./leader.ts";
 import { handleChangeMembership } from "./membership.ts";
 import type { Message } from "./messages.ts";
-import type { ReplicationState } from "./progress.ts";
 import {
   handleReadIndex,
   handleReadIndexRequest,
   handleReadIndexResponse,
+  rejectOwnReads,
   settleForwardedReads,
 } from "./read-index.ts";
 import { becomeFollower } from "./roles.ts";
-import { startTransfer } from "./transfer.ts";
-
-/** Another member as the leader sees it (only reported by a leader): what a host needs to decide a promotion. */
-export type MemberStatus = {
-  readonly id: NodeId;
-  /** Its role in the leader's current configuration. */
-  readonly role: "voter" | "learner";
-  readonly state: ReplicationState;
-  readonly matchIndex: LogIndex;
-  readonly nextIndex: LogIndex;
-  readonly appliedIndex: LogIndex;
-  readonly lastHeardTicksAgo: number;
-};
-
-export type CoreStatus = {
-  readonly id: NodeId;
-  readonly role: Role;
-  readonly term: Term;
-  readonly votedFor: NodeId | null;
-  readonly leaderId: NodeId | null;
-  readonly commitIndex: LogIndex;
-  readonly appliedIndex: LogIndex;
-  readonly applyThrough: LogIndex;
-  readonly durableIndex: LogIndex;
-  readonly lastIndex: LogIndex;
-  readonly lastTerm: Term;
-  readonly snapshotIndex: LogIndex;
-  readonly snapshotTerm: Term;
-  readonly transferTarget: NodeId | null;
-  readonly pendingProposals: number;
-  readonly pendingReads: number;
-  readonly nowTick: number;
-  /** Every other member of the leader's configuration (empty on other roles). */
-  readonly members: readonly MemberStatus[];
-  /** The configuration this node uses: the latest in its log, committed or not (dissertation §4.1). */
-  readonly clusterConfig: ClusterConfig;
-  /** Index of `clusterConfig`'s entry (the snapshot index when it comes from the snapshot). */
-  readonly clusterConfigIndex: LogIndex;
-  /** The configuration as of `snapshotIndex`: persist it next to the compaction point. */
-  readonly snapshotConfig: ClusterConfig;
-};
-
-/** See `RaftCore.summary`. */
-export type CoreSummary = Pick<
-  CoreStatus,
-  | "role"
-  | "term"
-  | "leaderId"
-  | "commitIndex"
-  | "appliedIndex"
-  | "applyThrough"
-  | "lastIndex"
-  | "transferTarget"
-  | "clusterConfig"
-  | "clusterConfigIndex"
-  | "snapshotConfig"
->;
 
 /** What durability outcomes depend on: proposals are re-evaluated only when one of these moved. */
 type DurabilityProgress = readonly [number, number, number, number, string, number, number];
@@ -175,7 +127,7 @@ export class RaftCore {
     const configBefore = s.log.config;
     const out = new EffectsBuilder();
     this.#dispatch(input, out);
-    if (s.log.config !== configBefore) this.#configChanged(out);
+    if (s.log.config !== configBefore) this.#configChanged(configBefore, out);
     settleForwardedReads(s, out);
     if (!sameProgress(progress, durabilityProgress(s))) evaluateProposals(s, out);
     checkInvariants(s);
@@ -200,6 +152,12 @@ export class RaftCore {
       case "changeMembership":
         handleChangeMembership(s, out, input);
         return;
+      case "changeFailover":
+        handleChangeFailover(s, out, input);
+        return;
+      case "promoteLeader":
+        handlePromoteLeader(s, out, input.requestId);
+        return;
       case "persisted":
         this.#persisted(input.index, input.term, out);
         return;
@@ -210,7 +168,7 @@ export class RaftCore {
         handleReadIndex(s, out, input.requestId);
         return;
       case "transferLeadership":
-        startTransfer(s, out, input.target);
+        handleTransferLeadership(s, out, input.target);
         return;
       case "campaign":
         campaign(s, out, false);
@@ -230,17 +188,19 @@ export class RaftCore {
   }
 
   /** Reports a new configuration; a (pre-)candidate that it makes a non-voter gives up its campaign. */
-  #configChanged(out: EffectsBuilder): void {
+  #configChanged(before: ClusterConfig, out: EffectsBuilder): void {
     const s = this.#s;
-    const { voters, learners } = s.log.config;
-    out.event({
-      type: "config-changed",
-      node: s.config.id,
-      term: s.term,
-      index: s.log.configIndex,
-      voters,
-      learners,
-    });
+    const config = s.log.config;
+    const { voters, learners } = config;
+    const common = { node: s.config.id, term: s.term, index: s.log.configIndex };
+    out.event({ type: "config-changed", ...common, voters, learners });
+    const self = s.config.id;
+    if (memberAttributesOf(config, self).witness && !memberAttributesOf(before, self).witness)
+      rejectOwnReads(s, out);
+    if (!sameFailoverPart(before, config)) {
+      const settings = failoverSettingsOf(config);
+      out.event({ type: "failover-config-changed", ...common, settings, members: config.members ?? [] });
+    }
     if ((s.role === "candidate" || s.role === "preCandidate") && !selfIsVoter(s))
       becomeFollower(s, out, s.term, null, "removed-from-configuration", null);
   }
@@ -255,6 +215,9 @@ export class RaftCore {
   #stepMessage(message: Message, out: EffectsBuilder): void {
     const s = this.#s;
     if (message.to !== s.config.id || message.from === s.config.id || !s.log.isKnown(message.from)) return;
+    // What a leaderless node knows of its peers, even from a request it ignores (`failover-view.ts`).
+    if (message.type === "preVote" || message.type === "requestVote")
+      notePeerPosition(s, message.from, message.lastLogIndex, message.lastLogTerm);
     if (message.type === "installSnapshot" && message.term < s.term) {
       // The host already restored this (committed) data; record it, and let our term unseat the sender.
       handleInstallSnapshot(s, out, message);
@@ -357,6 +320,7 @@ export class RaftCore {
     assert(s.leaderId === null || s.leaderId === message.from, `two leaders in term ${s.term}`);
     if (s.role !== "follower" || s.leaderId === null)
       becomeFollower(s, out, s.term, message.from, "leader-found", message.from);
+    leaderFound(s, message.from);
     if (message.type === "appendEntries") handleAppendEntries(s, out, message);
     else if (message.type === "heartbeat") handleHeartbeat(s, out, message);
     else handleInstallSnapshot(s, out, message);
@@ -402,57 +366,12 @@ export class RaftCore {
    * builds no member list, so it costs nothing per request.
    */
   summary(): CoreSummary {
-    const s = this.#s;
-    return {
-      role: s.role,
-      term: s.term,
-      leaderId: s.leaderId,
-      commitIndex: s.commitIndex,
-      appliedIndex: s.appliedIndex,
-      applyThrough: s.applyThrough,
-      lastIndex: s.log.lastIndex,
-      transferTarget: s.transfer?.target ?? null,
-      clusterConfig: s.log.config,
-      clusterConfigIndex: s.log.configIndex,
-      snapshotConfig: s.log.snapshotConfig,
-    };
+    return summaryOf(this.#s);
   }
 
   /** A read-only view for the host's status endpoint and for tests. */
   status(): CoreStatus {
-    const s = this.#s;
-    const members = [...s.progress].map(([id, progress]) => ({
-      id,
-      role: isVoter(s.log.config, id) ? ("voter" as const) : ("learner" as const),
-      state: progress.state,
-      matchIndex: progress.matchIndex,
-      nextIndex: progress.nextIndex,
-      appliedIndex: progress.appliedIndex,
-      lastHeardTicksAgo: s.nowTick - progress.lastHeardTick,
-    }));
-    return {
-      id: s.config.id,
-      role: s.role,
-      term: s.term,
-      votedFor: s.votedFor,
-      leaderId: s.leaderId,
-      commitIndex: s.commitIndex,
-      appliedIndex: s.appliedIndex,
-      applyThrough: s.applyThrough,
-      durableIndex: s.durableIndex,
-      lastIndex: s.log.lastIndex,
-      lastTerm: s.log.lastTerm,
-      snapshotIndex: s.log.snapshotIndex,
-      snapshotTerm: s.log.snapshotTerm,
-      transferTarget: s.transfer?.target ?? null,
-      pendingProposals: s.pendingProposals.length,
-      pendingReads: s.pendingReads.length + s.forwardedReads.length,
-      nowTick: s.nowTick,
-      members,
-      clusterConfig: s.log.config,
-      clusterConfigIndex: s.log.configIndex,
-      snapshotConfig: s.log.snapshotConfig,
-    };
+    return statusOf(this.#s);
   }
 
   hardState(): HardState {

@@ -22,8 +22,8 @@ import { EntryKind, type LogEntry } from "../types/log-entry.ts";
 import {
   assertValidClusterConfig,
   type ClusterConfig,
-  copyClusterConfig,
   decodeClusterConfig,
+  normalizeClusterConfig,
 } from "./cluster-config.ts";
 
 /** A configuration entry held in memory. */
@@ -54,7 +54,7 @@ export class RaftLog {
     this.snapshotIndexValue = snapshotIndex;
     this.snapshotTermValue = snapshotTerm;
     // A copy: the host's object must not be able to change the configuration behind the log's back.
-    this.snapshotConfigValue = copyClusterConfig(snapshotConfig);
+    this.snapshotConfigValue = normalizeClusterConfig(snapshotConfig);
     this.entries = [];
     this.recountKnown();
     for (const entry of entries) this.append(entry);
@@ -228,7 +228,7 @@ export class RaftLog {
     assertValidClusterConfig(snapshotConfig);
     this.entries = [];
     this.configs = [];
-    this.snapshotConfigValue = copyClusterConfig(snapshotConfig);
+    this.snapshotConfigValue = normalizeClusterConfig(snapshotConfig);
     this.recountKnown();
     this.snapshotIndexValue = index;
     this.snapshotTermValue = term(snapshotTerm);

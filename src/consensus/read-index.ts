@@ -23,6 +23,7 @@
  */
 import { assert } from "../lib/assert.ts";
 import type { NodeId } from "../types/ids.ts";
+import { memberAttributesOf } from "./cluster-config.ts";
 import { quorumSize } from "./config.ts";
 import { type CoreState, type PendingRead, progressOf } from "./core-state.ts";
 import type { EffectsBuilder, ReadRejectionCode } from "./effects.ts";
@@ -43,6 +44,11 @@ function leaderReadRefusal(s: CoreState): ReadRejectionCode | null {
 }
 
 export function handleReadIndex(s: CoreState, out: EffectsBuilder, requestId: ReadRequestId): void {
+  // A witness keeps no data, so it serves no read (it still confirms read indexes its members ask for).
+  if (memberAttributesOf(s.log.config, s.config.id).witness) {
+    out.readRejected.push({ requestId, ...witnessRefusal(s) });
+    return;
+  }
   if (s.role !== "leader" && s.config.followerReadIndex && s.role === "follower" && s.leaderId !== null) {
     forwardRead(s, out, requestId, s.leaderId);
     return;
@@ -68,7 +74,7 @@ export function handleReadIndexRequest(s: CoreState, out: EffectsBuilder, messag
 function startRound(s: CoreState, out: EffectsBuilder, origin: PendingRead["origin"]): void {
   assert(s.role === "leader", "only a leader runs read rounds");
   const index = s.commitIndex;
-  if (roundConfirmed(s, s.readRound + 1)) {
+  if (roundConfirmed(s, s.readRound + 1) || s.config.unsafeTestBugs.readWithoutRound === true) {
     // A single voter that is this leader: no one else can have been elected.
     release(s, out, { origin, index, round: s.readRound });
     return;
@@ -136,6 +142,29 @@ export function rejectPendingReads(s: CoreState, out: EffectsBuilder): void {
     else answer(s, out, origin.from, origin.readId, 0, code);
   }
   s.pendingReads.length = 0;
+}
+
+/** How a witness turns a read away: to the leader when another node leads, else with no leader to name. */
+function witnessRefusal(s: CoreState): { code: "NOT_LEADER" | "NO_LEADER"; leaderId: NodeId | null } {
+  const leaderId = s.leaderId === s.config.id ? null : s.leaderId;
+  return { code: leaderId === null ? "NO_LEADER" : "NOT_LEADER", leaderId };
+}
+
+/**
+ * This node just became a witness: it will keep no data, so every read of its own still waiting
+ * (on its own round, or forwarded to its leader) is turned away. Members' reads it confirms as a
+ * leader go on: they are served by the members.
+ */
+export function rejectOwnReads(s: CoreState, out: EffectsBuilder): void {
+  const refusal = witnessRefusal(s);
+  for (const read of s.forwardedReads) out.readRejected.push({ requestId: read.requestId, ...refusal });
+  s.forwardedReads.length = 0;
+  let kept = 0;
+  for (const read of s.pendingReads) {
+    if (read.origin.from === null) out.readRejected.push({ requestId: read.origin.requestId, ...refusal });
+    else s.pendingReads[kept++] = read;
+  }
+  s.pendingReads.length = kept;
 }
 
 /**

@@ -14,6 +14,8 @@ import { type CoreState, otherVoters, resetElectionTimer, selfIsVoter, syncProgr
 import { onLeadershipLost } from "./durability.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import type { Role, StepDownReason } from "./events.ts";
+import { leaderFound } from "./failover-view.ts";
+import { maybeHandOff } from "./handoff.ts";
 import { voteResult } from "./quorum.ts";
 import { rejectPendingReads } from "./read-index.ts";
 import { broadcastAppend, maybeAdvanceCommit } from "./replication.ts";
@@ -137,7 +139,9 @@ export function becomeLeader(s: CoreState, out: EffectsBuilder): void {
   s.heartbeatElapsedTicks = 0;
   s.readRound = 0;
   s.transfer = null;
+  const electedBy = [...s.votes].filter(([, granted]) => granted).map(([voter]) => voter);
   s.votes.clear();
+  leaderFound(s, s.config.id);
   const nextIndex = logIndex(s.log.lastIndex + 1);
   changeRole(s, out, "leader");
   syncProgress(s);
@@ -146,4 +150,6 @@ export function becomeLeader(s: CoreState, out: EffectsBuilder): void {
   out.append(noop);
   broadcastAppend(s, out, true);
   maybeAdvanceCommit(s);
+  // A witness or never-promote voter elected as a relay hands over at once (`handoff.ts`).
+  maybeHandOff(s, out, electedBy);
 }

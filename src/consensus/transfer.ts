@@ -9,17 +9,33 @@
  * a slow catch-up does not leave the target no time to campaign), the transfer is aborted and
  * writes resume.
  *
+ * An operator's transfer (a switchover) names its target, or lets the leader pick the best voter
+ * that may lead (`handoff.ts`: heard from lately, most caught up, highest priority, the leader's
+ * zone). A witness or never-promote voter is refused as a target (`NOT_ELIGIBLE`): it would only
+ * hand the office on. The leader also starts transfers itself (`handoff.ts`): to a caught-up voter
+ * of higher priority, and always when it may not lead; a failed priority transfer is not retried
+ * before `priorityTransferBackoffTimeouts` election timeouts, so an unreachable favourite does not
+ * stall writes over and over.
+ *
  * Invariants: at most one transfer at a time; only a leader has one; the target is another voter
  * (a membership change is refused during a transfer, so it stays one until the transfer ends).
  */
 import { assert } from "../lib/assert.ts";
 import type { NodeId } from "../types/ids.ts";
-import { isVoter } from "./cluster-config.ts";
-import { type CoreState, progressOf } from "./core-state.ts";
+import { isVoter, mayLead } from "./cluster-config.ts";
+import { type CoreState, progressOf, type TransferReason } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import { sendAppend } from "./replication.ts";
 
-export function startTransfer(s: CoreState, out: EffectsBuilder, target: NodeId): void {
+/** Election timeouts a leader waits after a failed priority transfer before it tries another. */
+export const priorityTransferBackoffTimeouts = 10;
+
+export function startTransfer(
+  s: CoreState,
+  out: EffectsBuilder,
+  target: NodeId,
+  reason: TransferReason = "operator",
+): void {
   const node = s.config.id;
   if (s.role !== "leader") {
     out.event({ type: "transfer-rejected", node, term: s.term, target, reason: "NOT_LEADER" });
@@ -31,6 +47,10 @@ export function startTransfer(s: CoreState, out: EffectsBuilder, target: NodeId)
     return;
   }
   if (target === node) return;
+  if (!mayLead(s.log.config, target)) {
+    out.event({ type: "transfer-rejected", node, term: s.term, target, reason: "NOT_ELIGIBLE" });
+    return;
+  }
   if (s.transfer !== null) {
     if (s.transfer.target === target) {
       out.event({ type: "transfer-rejected", node, term: s.term, target, reason: "IN_PROGRESS" });
@@ -44,7 +64,12 @@ export function startTransfer(s: CoreState, out: EffectsBuilder, target: NodeId)
       reason: "superseded",
     });
   }
-  s.transfer = { target, deadlineTick: s.nowTick + s.config.electionTimeoutTicks, timeoutNowSent: false };
+  s.transfer = {
+    target,
+    reason,
+    deadlineTick: s.nowTick + s.config.electionTimeoutTicks,
+    timeoutNowSent: false,
+  };
   out.event({ type: "transfer-started", node, term: s.term, target });
   if (!maybeSendTimeoutNow(s, out)) sendAppend(s, out, target, true);
 }
@@ -60,6 +85,7 @@ export function maybeSendTimeoutNow(s: CoreState, out: EffectsBuilder): boolean 
     // Catching up may have used most of the time: give the target one full election timeout to win.
     s.transfer = {
       target,
+      reason: s.transfer.reason,
       timeoutNowSent: true,
       deadlineTick: Math.max(s.transfer.deadlineTick, s.nowTick + s.config.electionTimeoutTicks),
     };
@@ -77,5 +103,8 @@ export function tickTransfer(s: CoreState, out: EffectsBuilder): void {
     target: s.transfer.target,
     reason: "timeout",
   });
+  if (s.transfer.reason === "priority")
+    s.failover.priorityTransferNotBeforeTick =
+      s.nowTick + priorityTransferBackoffTimeouts * s.config.electionTimeoutTicks;
   s.transfer = null;
 }

@@ -58,6 +58,8 @@ export const ErrorCode = {
   NO_VOTER_LEFT: "NO_VOTER_LEFT",
   VOTERS_TOO_MANY: "VOTERS_TOO_MANY",
   LEARNERS_TOO_MANY: "LEARNERS_TOO_MANY",
+  /** Demoting or removing the last voter that may lead (the others are witnesses or never-promote). */
+  NO_ELIGIBLE_VOTER: "NO_ELIGIBLE_VOTER",
   /** A learner was not caught up with the leader within the wait, so it was not promoted (it stays a learner). */
   MEMBER_NOT_CAUGHT_UP: "MEMBER_NOT_CAUGHT_UP",
   /** A new node could not join its cluster (`baton start --join`). */
@@ -119,6 +121,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   NO_VOTER_LEFT: 409,
   VOTERS_TOO_MANY: 409,
   LEARNERS_TOO_MANY: 409,
+  NO_ELIGIBLE_VOTER: 409,
   MEMBER_NOT_CAUGHT_UP: 503,
   JOIN_FAILED: 503,
   WAL_CORRUPT: 500,
@@ -215,6 +218,7 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   NO_VOTER_LEFT: rejected,
   VOTERS_TOO_MANY: rejected,
   LEARNERS_TOO_MANY: rejected,
+  NO_ELIGIBLE_VOTER: rejected,
   // The learner stays a learner; promoting it again once it has caught up may succeed.
   MEMBER_NOT_CAUGHT_UP: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },
   JOIN_FAILED: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },

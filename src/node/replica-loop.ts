@@ -516,6 +516,7 @@ const membershipRefusals: Readonly<Record<MembershipRejectionCode, string>> = {
   NO_VOTER_LEFT: "the change would leave no voter",
   VOTERS_TOO_MANY: "the cluster has as many voters as it may",
   LEARNERS_TOO_MANY: "the cluster has as many learners as it may",
+  NO_ELIGIBLE_VOTER: "the change would leave no voter that may lead",
 };
 
 function asError(error: unknown): Error {

@@ -1,0 +1,445 @@
+/**
+ * Unit tests of failover in the core, one behaviour each: the version 2 configuration encoding and
+ * its changes against oracles, the candidate ranking, the promotion check against a naive oracle,
+ * the configuration across a restart, and the priority-transfer back-off.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import { logIndex, type NodeId, nodeId, term } from "../types/ids.ts";
+import { EntryKind, type LogEntry } from "../types/log-entry.ts";
+import {
+  applyFailoverChange,
+  applyMembershipChange,
+  type ClusterConfig,
+  clusterConfigProblem,
+  encodeClusterConfig,
+  failoverSettingsOf,
+  mayLead,
+  memberAttributesOf,
+  membershipChangeKinds,
+  normalizeClusterConfig,
+  parseClusterConfig,
+} from "./cluster-config.ts";
+import { quorumSize } from "./config.ts";
+import { core, message } from "./core-fixtures.ts";
+import {
+  approvePolicies,
+  approveTimeoutMsMax,
+  type FailoverChange,
+  failoverDefaults,
+  failoverModes,
+  type MemberAttributes,
+  memberDefaults,
+  priorityMax,
+} from "./failover-config.ts";
+import { type Contender, compareContenders, moreUpToDate } from "./failover-view.ts";
+import { GoldenHarness } from "./golden-harness.ts";
+
+const ids = ["a", "b", "c", "d", "e"].map(nodeId);
+const text = (value: string) => new TextEncoder().encode(value);
+
+const settingsArbitrary = fc.record({
+  mode: fc.constantFrom(...failoverModes),
+  paused: fc.boolean(),
+  approveTimeoutMs: fc.integer({ min: 1, max: approveTimeoutMsMax }),
+  approvePolicy: fc.constantFrom(...approvePolicies),
+});
+const attributesArbitrary: fc.Arbitrary<MemberAttributes> = fc.record({
+  priority: fc.integer({ min: 0, max: priorityMax }),
+  zone: fc.constantFrom(null, "east", "west-2"),
+  neverPromote: fc.boolean(),
+  witness: fc.boolean(),
+});
+/** Valid configurations with any settings and attributes (the first voter always may lead). */
+const configArbitrary: fc.Arbitrary<ClusterConfig> = fc
+  .shuffledSubarray(ids, { minLength: 1 })
+  .chain((members) =>
+    fc
+      .record({
+        voterCount: fc.integer({ min: 1, max: members.length }),
+        failover: fc.option(settingsArbitrary, { nil: undefined }),
+        attributes: fc.array(attributesArbitrary, { minLength: members.length, maxLength: members.length }),
+      })
+      .map(({ voterCount, failover, attributes }) => ({
+        voters: members.slice(0, voterCount),
+        learners: members.slice(voterCount),
+        ...(failover === undefined ? {} : { failover }),
+        members: members.map((id, i) => {
+          const own = attributes[i] ?? memberDefaults;
+          return { id, ...(i === 0 ? { ...own, witness: false, neverPromote: false } : own) };
+        }),
+      })),
+  );
+
+describe("the version 2 configuration encoding", () => {
+  test("decoding gives the configuration back, normalized; version 1 exactly when everything is default", () => {
+    fc.assert(
+      fc.property(configArbitrary, fc.nat(), fc.integer({ min: 1, max: 255 }), (config, at, mask) => {
+        assert.equal(clusterConfigProblem(config), null);
+        const bytes = encodeClusterConfig(config);
+        const parsed = parseClusterConfig(bytes);
+        assert.deepEqual(parsed, normalizeClusterConfig(config));
+        const defaults = config.members?.every((m) => memberAttributesOf(config, m.id) === memberDefaults);
+        const version = JSON.parse(new TextDecoder().decode(bytes)).v;
+        const allDefault =
+          JSON.stringify(failoverSettingsOf(config)) === JSON.stringify(failoverDefaults) &&
+          (config.members ?? []).every(
+            (m) => !m.witness && !m.neverPromote && m.priority === 0 && m.zone === null,
+          );
+        assert.equal(version, allDefault ? 1 : 2, `defaults ${defaults}`);
+        const damaged = new Uint8Array(bytes);
+        damaged[at % damaged.byteLength] = (damaged[at % damaged.byteLength] ?? 0) ^ mask;
+        const reparsed = parseClusterConfig(damaged);
+        if (!("problem" in reparsed)) assert.deepEqual(encodeClusterConfig(reparsed), damaged);
+      }),
+    );
+  });
+
+  test("a version 1 entry reads as the default settings and attributes", () => {
+    const parsed = parseClusterConfig(text('{"v":1,"voters":["a","b"],"learners":["c"]}'));
+    assert.ok(!("problem" in parsed));
+    assert.deepEqual(failoverSettingsOf(parsed), failoverDefaults);
+    assert.deepEqual(memberAttributesOf(parsed, ids[2] as NodeId), memberDefaults);
+    assert.deepEqual(parsed, { voters: ["a", "b"], learners: ["c"] });
+  });
+
+  const settings =
+    '"failover":{"mode":"manual","paused":false,"approveTimeoutMs":30000,"approvePolicy":"promote"}';
+  const refused: readonly [string, string][] = [
+    [
+      "all defaults in version 2",
+      `{"v":2,"voters":["a"],"learners":[],"failover":${JSON.stringify(failoverDefaults)},"members":[]}`,
+    ],
+    [
+      "members out of id order",
+      `{"v":2,"voters":["a","b"],"learners":[],${settings},"members":[{"id":"b","priority":1},{"id":"a","priority":1}]}`,
+    ],
+    [
+      "a member with default attributes only",
+      `{"v":2,"voters":["a"],"learners":[],${settings},"members":[{"id":"a"}]}`,
+    ],
+    [
+      "a default attribute spelled out",
+      `{"v":2,"voters":["a"],"learners":[],${settings},"members":[{"id":"a","priority":1,"witness":false}]}`,
+    ],
+    [
+      "an unknown setting",
+      `{"v":2,"voters":["a"],"learners":[],"failover":{"mode":"manual","paused":false,"approveTimeoutMs":1,"approvePolicy":"promote","x":1},"members":[]}`,
+    ],
+    [
+      "an unknown attribute",
+      `{"v":2,"voters":["a"],"learners":[],${settings},"members":[{"id":"a","priority":1,"colour":"red"}]}`,
+    ],
+    [
+      "attributes of a non-member",
+      `{"v":2,"voters":["a"],"learners":[],${settings},"members":[{"id":"z","priority":1}]}`,
+    ],
+    [
+      "no voter that may lead",
+      `{"v":2,"voters":["a"],"learners":[],${settings},"members":[{"id":"a","witness":true}]}`,
+    ],
+    [
+      "a priority out of range",
+      `{"v":2,"voters":["a"],"learners":[],${settings},"members":[{"id":"a","priority":101}]}`,
+    ],
+    ["a bad zone", `{"v":2,"voters":["a"],"learners":[],${settings},"members":[{"id":"a","zone":"a b"}]}`],
+    [
+      "an approve timeout of 0",
+      `{"v":2,"voters":["a"],"learners":[],"failover":{"mode":"approve","paused":false,"approveTimeoutMs":0,"approvePolicy":"promote"},"members":[]}`,
+    ],
+    [
+      "an unknown mode",
+      `{"v":2,"voters":["a"],"learners":[],"failover":{"mode":"random","paused":false,"approveTimeoutMs":1,"approvePolicy":"promote"},"members":[]}`,
+    ],
+    ["version 1 carrying settings", `{"v":1,"voters":["a"],"learners":[],${settings}}`],
+  ];
+  for (const [name, value] of refused) {
+    test(`refuses ${name}`, () => {
+      assert.ok("problem" in parseClusterConfig(text(value)), value);
+    });
+  }
+});
+
+describe("configuration changes keep a voter that may lead", () => {
+  const failoverChange: fc.Arbitrary<FailoverChange> = fc.oneof(
+    fc.record({
+      kind: fc.constant("settings" as const),
+      settings: settingsArbitrary.map((s) => ({ mode: s.mode })),
+    }),
+    fc.record({
+      kind: fc.constant("member" as const),
+      node: fc.constantFrom(...ids),
+      attributes: attributesArbitrary.map((a) => ({ witness: a.witness, neverPromote: a.neverPromote })),
+    }),
+  );
+  const membershipChange = fc.record({
+    kind: fc.constantFrom(...membershipChangeKinds),
+    node: fc.constantFrom(...ids),
+  });
+
+  test("any sequence of changes leaves valid configurations; failover changes move no member", () => {
+    fc.assert(
+      fc.property(
+        configArbitrary,
+        fc.array(fc.oneof(failoverChange, membershipChange), { maxLength: 20 }),
+        (start, changes) => {
+          let config = start;
+          for (const change of changes) {
+            const next =
+              change.kind === "settings" || change.kind === "member"
+                ? applyFailoverChange(config, change)
+                : applyMembershipChange(config, change);
+            if (typeof next === "string") continue;
+            assert.equal(clusterConfigProblem(next), null);
+            // A naive oracle: some voter is neither witness nor never-promote.
+            assert.ok(
+              next.voters.some(
+                (id) => !memberAttributesOf(next, id).witness && !memberAttributesOf(next, id).neverPromote,
+              ),
+            );
+            if (change.kind === "settings" || change.kind === "member") {
+              assert.deepEqual([next.voters, next.learners], [config.voters, config.learners]);
+            } else if (change.kind === "remove") {
+              assert.equal(next.members?.some((entry) => entry.id === change.node) ?? false, false);
+            }
+            config = next;
+          }
+        },
+      ),
+    );
+  });
+
+  test("removing a member drops its attributes; demoting keeps them", () => {
+    const [a, b, c] = ids as [NodeId, NodeId, NodeId];
+    const start = normalizeClusterConfig({
+      voters: [a, b, c],
+      learners: [],
+      members: [{ id: b, ...memberDefaults, priority: 3, zone: "east" }],
+    });
+    const demoted = applyMembershipChange(start, { kind: "demote", node: b });
+    assert.ok(typeof demoted !== "string");
+    assert.equal(memberAttributesOf(demoted, b).priority, 3);
+    const removed = applyMembershipChange(start, { kind: "remove", node: b });
+    assert.ok(typeof removed !== "string");
+    assert.equal(removed.members, undefined);
+    assert.equal(
+      new TextDecoder().decode(encodeClusterConfig(removed)),
+      '{"v":1,"voters":["a","c"],"learners":[]}',
+    );
+  });
+});
+
+describe("the candidate ranking", () => {
+  const contender: fc.Arbitrary<Contender> = fc.record({
+    id: fc.constantFrom(...ids),
+    lastLogIndex: fc.integer({ min: 0, max: 6 }).map(logIndex),
+    lastLogTerm: fc.integer({ min: 0, max: 3 }).map(term),
+    mayLead: fc.boolean(),
+    priority: fc.integer({ min: 0, max: 3 }),
+    inLeaderZone: fc.boolean(),
+  });
+
+  test("being up to date always wins over eligibility, priority and zone", () => {
+    fc.assert(
+      fc.property(contender, contender, (a, b) => {
+        if (a.id === b.id) return;
+        if (moreUpToDate(a, b)) assert.ok(compareContenders(a, b) < 0);
+        if (moreUpToDate(b, a)) assert.ok(compareContenders(a, b) > 0);
+        assert.equal(Math.sign(compareContenders(a, b)), -Math.sign(compareContenders(b, a)));
+      }),
+    );
+  });
+});
+
+/** A log of `length` entries whose last term is `lastTerm` (terms rise by one from 1, then hold). */
+function logEnding(length: number, lastTerm: number): LogEntry[] {
+  return Array.from({ length }, (_, i) => ({
+    index: logIndex(i + 1),
+    term: term(Math.max(1, Math.min(lastTerm, i + 1 + lastTerm - length))),
+    kind: EntryKind.noop,
+    data: new Uint8Array(0),
+  }));
+}
+
+describe("the promotion check", () => {
+  type Peer = { readonly index: number; readonly lastTerm: number; readonly heard: boolean };
+  const position = fc.record({
+    index: fc.integer({ min: 1, max: 5 }),
+    lastTerm: fc.integer({ min: 1, max: 3 }),
+  });
+  const peer: fc.Arbitrary<Peer> = fc.record({
+    index: fc.integer({ min: 1, max: 5 }),
+    lastTerm: fc.integer({ min: 1, max: 3 }),
+    heard: fc.boolean(),
+  });
+  const flags = fc.record({ witness: fc.boolean(), neverPromote: fc.boolean() });
+
+  /** The refusal a leaderless voter `a` of voters a..e must give, computed naively. */
+  function oracle(
+    self: { index: number; lastTerm: number },
+    peers: Peer[],
+    selfMayLead: boolean,
+    peerMayLead: boolean[],
+  ) {
+    const after = (x: { index: number; lastTerm: number }, y: { index: number; lastTerm: number }) =>
+      x.lastTerm > y.lastTerm || (x.lastTerm === y.lastTerm && x.index > y.index);
+    const heard = peers
+      .map((p, i) => ({ ...p, mayLead: peerMayLead[i] ?? true, id: ids[i + 1] }))
+      .filter((p) => p.heard);
+    if (heard.length + 1 < quorumSize(ids.length)) return "QUORUM_NOT_HEARD";
+    if (heard.some((p) => after(p, self))) return "LOG_BEHIND";
+    if (selfMayLead) return null;
+    return heard.some((p) => p.mayLead) && !heard.some((p) => p.mayLead && !after(self, p))
+      ? null
+      : "NOT_ELIGIBLE";
+  }
+
+  test("a leaderless voter may be promoted exactly when the naive oracle says so", () => {
+    fc.assert(
+      fc.property(
+        position,
+        fc.array(peer, { minLength: 4, maxLength: 4 }),
+        fc.array(flags, { minLength: 5, maxLength: 5 }),
+        (self, peers, attributes) => {
+          // Some voter other than `a` may always lead, so that the configuration is valid.
+          const members = ids.map((id, i) => ({ id, ...memberDefaults, ...(i === 4 ? {} : attributes[i]) }));
+          const snapshotConfig = normalizeClusterConfig({
+            voters: ids,
+            learners: [],
+            failover: { ...failoverDefaults, mode: "manual" },
+            members,
+          });
+          const a = core(
+            ids[0] as NodeId,
+            { voters: ids },
+            {
+              hardState: { term: term(3), votedFor: null },
+              entries: logEnding(self.index, self.lastTerm),
+              snapshotConfig,
+            },
+          );
+          peers.forEach((p, i) => {
+            if (!p.heard) return;
+            message(a, {
+              type: "preVote",
+              from: ids[i + 1] as NodeId,
+              to: ids[0] as NodeId,
+              term: term(9),
+              lastLogIndex: logIndex(p.index),
+              lastLogTerm: term(p.lastTerm),
+            });
+          });
+          const refusal = a.status().failover.promoteRefusal;
+          const expected = oracle(
+            self,
+            peers,
+            mayLead(snapshotConfig, ids[0] as NodeId),
+            ids.slice(1).map((id) => mayLead(snapshotConfig, id)),
+          );
+          assert.equal(refusal?.code ?? null, expected);
+          const outcome = a.step({ type: "promoteLeader", requestId: "q" }).promotions;
+          assert.deepEqual(
+            outcome.map((o) => o.started),
+            [expected === null],
+          );
+        },
+      ),
+    );
+  });
+
+  test("a position heard longer ago than two election timeouts no longer counts", () => {
+    const a = core(
+      ids[0] as NodeId,
+      { voters: ids.slice(0, 3) },
+      {
+        snapshotConfig: {
+          voters: ids.slice(0, 3),
+          learners: [],
+          failover: { ...failoverDefaults, mode: "manual" },
+        },
+      },
+    );
+    for (const from of ids.slice(1, 3))
+      message(a, {
+        type: "preVote",
+        from,
+        to: ids[0] as NodeId,
+        term: term(1),
+        lastLogIndex: logIndex(0),
+        lastLogTerm: term(0),
+      });
+    assert.equal(a.status().failover.promoteRefusal, null);
+    const stale = 2 * a.config.electionTimeoutTicksMax + 1;
+    for (let i = 0; i < stale; i++) a.step({ type: "tick" });
+    assert.equal(a.status().failover.promoteRefusal?.code, "QUORUM_NOT_HEARD");
+  });
+});
+
+describe("failover state across a restart and a snapshot", () => {
+  test("a node restarted from a snapshot configuration and entries keeps the settings of the latest", () => {
+    const [a, b, c] = ids as [NodeId, NodeId, NodeId];
+    const snapshotConfig = {
+      voters: [a, b, c],
+      learners: [],
+      failover: { ...failoverDefaults, mode: "approve" as const },
+    };
+    const later = normalizeClusterConfig({
+      ...snapshotConfig,
+      failover: { ...failoverDefaults, mode: "manual" },
+    });
+    const restarted = core(
+      a,
+      { voters: [a, b, c] },
+      {
+        hardState: { term: term(2), votedFor: null },
+        snapshotIndex: logIndex(4),
+        snapshotTerm: term(1),
+        appliedIndex: logIndex(4),
+        entries: [
+          { index: logIndex(5), term: term(2), kind: EntryKind.config, data: encodeClusterConfig(later) },
+        ],
+        snapshotConfig,
+      },
+    );
+    assert.equal(restarted.status().failover.settings.mode, "manual");
+    assert.equal(failoverSettingsOf(restarted.summary().snapshotConfig).mode, "approve");
+    assert.equal(failoverSettingsOf(restarted.configAt(4) ?? snapshotConfig).mode, "approve");
+  });
+});
+
+describe("priority transfers", () => {
+  test("a failed priority transfer is not retried before its back-off", () => {
+    const h = new GoldenHarness();
+    for (const [command, ...args] of [
+      ["add-nodes", "3"],
+      ["campaign", "1"],
+      ["stabilize"],
+      ["cut", "1", "3"],
+    ])
+      h.run(command as string, args);
+    // 3 holds every committed entry: the handoff starts with the change, but 1 cannot reach 3.
+    assert.match(
+      h.run("member", ["1", "3", "priority=2"]),
+      /handoff-started term=1 target=3 reason=priority/,
+    );
+    h.run("stabilize", []);
+    const electionTimeout = h.core("1").config.electionTimeoutTicks;
+    let aborted = -1;
+    let retried = -1;
+    for (let tick = 1; tick <= 12 * electionTimeout && retried < 0; tick++) {
+      const output = h.run("tick", ["1"]) + h.run("stabilize", []);
+      if (output.includes("transfer-aborted")) {
+        aborted = tick;
+        // 3 is reachable, heard from and caught up again from here on.
+        h.run("heal", []);
+      } else if (aborted >= 0 && output.includes("handoff-started")) {
+        retried = tick;
+      }
+    }
+    assert.ok(aborted > 0, "the transfer aborted");
+    assert.equal(retried - aborted, 10 * electionTimeout);
+    // The retry succeeds: 3 was caught up and reachable all along since the heal.
+    assert.equal(h.core("3").summary().role, "leader");
+  });
+});
