@@ -141,6 +141,20 @@ export type StatusResponse = {
   /** Every member of the configuration this node uses (voters, then learners). */
   readonly members: readonly MemberStatus[];
   readonly snapshots: StatusSnapshots;
+  /** Whether this node is a witness (votes and keeps the log, holds no data, serves no SQL). */
+  readonly witness?: boolean;
+  /** This node's view of failover: mode, pause, since when the leader is lost, a pending proposal. */
+  readonly failover?: {
+    readonly settings: {
+      readonly mode: string;
+      readonly paused: boolean;
+      readonly approveTimeoutMs: number;
+      readonly approvePolicy: string;
+    };
+    readonly automatic: boolean;
+    readonly leaderLostMsAgo: number | null;
+    readonly [key: string]: unknown;
+  };
 };
 
 /** A node's snapshots and log compaction, in `/v1/status`. */

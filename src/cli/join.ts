@@ -5,8 +5,9 @@
  * forwards to the leader) to add it as a learner, and records the answer, the cluster id and the
  * configuration with every member's address, in `DATA/join.json` (written durably before anything
  * else). It starts from that configuration and catches up from the leader (a snapshot, then the
- * log). A node joining as a voter (`--join-as voter`, the default) then asks its leader to promote
- * it until it is a voter: the leader promotes only a learner that has caught up
+ * log). A node joining as a voter (`--join-as voter`, the default) or a witness (`--join-as
+ * witness`: marked a witness before it can vote, it keeps the log and holds no data) then asks its
+ * leader to promote it until it is a voter: the leader promotes only a learner that has caught up
  * (`src/node/member-changes.ts`), and the request is repeated after a restart until it succeeds.
  *
  * A data directory that already holds a node's state is never joined again: `--join` is ignored
@@ -35,12 +36,15 @@ const promoteRequestMs = 20_000;
 export type JoinState = {
   readonly clusterId: string;
   readonly config: ClusterConfig;
-  readonly joinAs: "voter" | "learner";
+  readonly joinAs: "voter" | "learner" | "witness";
   /** Whether the node became what it joined as (a learner at once; a voter once promoted). */
   readonly done: boolean;
 };
 
-type StartWithJoin = LaunchConfig & { readonly join: string | null; readonly joinAs: "voter" | "learner" };
+type StartWithJoin = LaunchConfig & {
+  readonly join: string | null;
+  readonly joinAs: "voter" | "learner" | "witness";
+};
 
 function joinFile(dataDirectory: string): string {
   return path.join(dataDirectory, joinFileName);
@@ -61,7 +65,7 @@ export function readJoinState(dataDirectory: string): JoinState | null {
   return {
     clusterId: parsed.clusterId,
     config,
-    joinAs: parsed.joinAs === "learner" ? "learner" : "voter",
+    joinAs: parsed.joinAs === "learner" || parsed.joinAs === "witness" ? parsed.joinAs : "voter",
     done: parsed.done === true,
   };
 }
@@ -134,6 +138,7 @@ async function askToJoin(
     id: config.id,
     raft: hostPort(config.raft),
     http: hostPort(config.http),
+    witness: config.joinAs === "witness",
     timeoutMs: joinRequestMs,
   });
   const deadlineMs = Date.now() + joinWaitMsMax;
@@ -188,7 +193,7 @@ export function promoteUntilVoter(
   selfHttp: string,
   log: NodeLog,
 ): () => void {
-  if (state.done || state.joinAs !== "voter") return () => {};
+  if (state.done || state.joinAs === "learner") return () => {};
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
   const attempt = async (): Promise<void> => {

@@ -13,6 +13,7 @@ Commands:
   shell    interactive SQL prompt             (baton shell --help)
   member   list, add, remove, promote, demote members (baton member --help)
   switchover  hand leadership over, now or at a time (baton switchover --help)
+  failover failover modes, pause, promotion and approval (baton failover --help)
   history  role changes, elections and operator actions (baton history --help)
   orphans  writes lost in a failover, kept for review (baton orphans --help)
   recover  forced recovery after losing a majority (baton recover --help)
@@ -27,6 +28,7 @@ const commands: Record<string, () => Promise<Command>> = {
   shell: async () => (await import("./shell-command.ts")).shellCommand,
   member: async () => (await import("./member-command.ts")).memberCommand,
   switchover: async () => (await import("./switchover-command.ts")).switchoverCommand,
+  failover: async () => (await import("./failover-command.ts")).failoverCommand,
   history: async () => (await import("./history-command.ts")).historyCommand,
   orphans: async () => (await import("./orphans-command.ts")).orphansCommand,
   recover: async () => (await import("./recover-command.ts")).recoverCommand,

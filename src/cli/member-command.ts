@@ -8,10 +8,11 @@ import { callNode } from "./http-call.ts";
 
 const help = `Usage:
   baton member list    [--url URL] [--json]
-  baton member add     ID --raft HOST:PORT --http HOST:PORT [--learner] [--timeout-ms N] [--url URL]
+  baton member add     ID --raft HOST:PORT --http HOST:PORT [--learner | --witness] [--timeout-ms N] [--url URL]
   baton member promote ID [--timeout-ms N] [--url URL]
   baton member demote  ID [--timeout-ms N] [--url URL]
   baton member remove  ID [--timeout-ms N] [--url URL]
+  baton member attributes ID [--priority N] [--zone Z] [--never-promote true|false] [--url URL]
 
 add records a node as a learner and, unless --learner, promotes it to voter once it has caught up
 (start the node itself with 'baton start --join URL', which adds it in the same way). Removing or
@@ -66,6 +67,10 @@ export async function memberCommand(argv: string[]): Promise<number> {
     raft: { type: "string" },
     http: { type: "string" },
     learner: { type: "boolean", default: false },
+    witness: { type: "boolean", default: false },
+    priority: { type: "string" },
+    zone: { type: "string" },
+    "never-promote": { type: "string" },
     "timeout-ms": { type: "string" },
     json: { type: "boolean", default: false },
   });
@@ -103,9 +108,21 @@ export async function memberCommand(argv: string[]): Promise<number> {
         id: positional ?? needId(),
         raft: flags.raft,
         http: flags.http,
-        role: flags.learner === true ? "learner" : "voter",
+        role: flags.learner === true ? "learner" : flags.witness === true ? "witness" : "voter",
       });
       break;
+    case "attributes": {
+      const attributes: Record<string, unknown> = {};
+      if (flags.priority !== undefined) attributes.priority = Number(flags.priority);
+      if (flags.zone !== undefined) attributes.zone = flags.zone === "" ? null : flags.zone;
+      if (flags["never-promote"] !== undefined) attributes.neverPromote = flags["never-promote"] === "true";
+      answer = await change(`/v1/members/${needId()}/attributes`, attributes);
+      if (flags.json !== true) {
+        process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+        return 0;
+      }
+      break;
+    }
     case "promote":
     case "demote":
     case "remove":

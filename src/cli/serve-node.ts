@@ -30,7 +30,7 @@ export async function launchNode(
   requested: LaunchConfig & {
     readonly bodyBytesMax: number;
     readonly join?: string | null;
-    readonly joinAs?: "voter" | "learner";
+    readonly joinAs?: "voter" | "learner" | "witness";
   },
   log: NodeLog,
   onFatal: (error: Error) => void,

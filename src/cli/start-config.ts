@@ -36,7 +36,7 @@ export type StartConfig = {
   /** A member's HTTP address to join through when the data directory is empty (`join.ts`), or null. */
   readonly join: string | null;
   /** What a joining node becomes: a voter once caught up, or a learner (read replica). */
-  readonly joinAs: "voter" | "learner";
+  readonly joinAs: "voter" | "learner" | "witness";
 };
 
 type OptionSpec = {
@@ -171,7 +171,7 @@ export const startOptions: readonly OptionSpec[] = [
     flag: "join-as",
     key: "joinAs",
     env: "BATON_JOIN_AS",
-    help: "voter|learner: what a joining node becomes (a voter is promoted once caught up)",
+    help: "voter|learner|witness: what a joining node becomes (voters and witnesses are promoted once caught up)",
     fallback: "voter",
   },
   {
@@ -343,7 +343,7 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     ] as const),
     logFormat: oneOf(get("log-format").value, get("log-format").source, ["json", "pretty", "auto"] as const),
     join: join === null ? null : join.value,
-    joinAs: oneOf(get("join-as").value, get("join-as").source, ["voter", "learner"] as const),
+    joinAs: oneOf(get("join-as").value, get("join-as").source, ["voter", "learner", "witness"] as const),
   };
   if (config.heartbeatMs % config.tickMs !== 0)
     throw badConfig(

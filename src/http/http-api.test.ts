@@ -60,6 +60,18 @@ class FakeNode implements NodeService {
   memberJoin(): never {
     throw new BatonError("NOT_FOUND", "no members here");
   }
+  failoverView(): never {
+    throw new BatonError("NOT_FOUND", "no failover here");
+  }
+  failoverSettings(): never {
+    throw new BatonError("NOT_FOUND", "no failover here");
+  }
+  memberAttributes(): never {
+    throw new BatonError("NOT_FOUND", "no failover here");
+  }
+  promote(): never {
+    throw new BatonError("NOT_FOUND", "no failover here");
+  }
   switchover(): never {
     throw new BatonError("NOT_FOUND", "no switchover here");
   }

@@ -6,6 +6,7 @@
  *   POST /v1/members        {id, raft, http, role?, timeoutMs?}   add (role "voter", the default, or "learner")
  *   POST /v1/members/join   {id, raft, http, timeoutMs?}          a new node asks to be added (`--join`)
  *   POST /v1/members/{id}/promote | demote | remove  {timeoutMs?}
+ *   POST /v1/members/{id}/attributes  {priority?, zone?, neverPromote?, witness?, timeoutMs?}
  */
 import type http from "node:http";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
@@ -90,8 +91,8 @@ export async function memberRoute(
   };
   if (parts.length === 2) {
     const role: unknown = fields.role ?? "voter";
-    if (role !== "voter" && role !== "learner")
-      throw new BatonError(ErrorCode.BAD_REQUEST, 'role must be "voter" or "learner"');
+    if (role !== "voter" && role !== "learner" && role !== "witness")
+      throw new BatonError(ErrorCode.BAD_REQUEST, 'role must be "voter", "learner" or "witness"');
     const add: AddRequest = {
       id: text(fields, "id"),
       raft: text(fields, "raft"),
@@ -103,10 +104,20 @@ export async function memberRoute(
     return run(() => service.memberAdd(add));
   }
   if (parts.length === 3 && parts[2] === "join") {
-    const join = { id: text(fields, "id"), raft: text(fields, "raft"), http: text(fields, "http") };
+    const join = {
+      id: text(fields, "id"),
+      raft: text(fields, "raft"),
+      http: text(fields, "http"),
+      witness: fields.witness === true,
+    };
     return run(() => service.memberJoin(join, timeoutMs));
   }
   const action = parts[3];
+  if (parts.length === 4 && action === "attributes") {
+    const id = decodeURIComponent(parts[2] ?? "");
+    const { timeoutMs: _timeout, ...attributes } = fields;
+    return run(() => service.memberAttributes(id, attributes, timeoutMs, actorOf(request)));
+  }
   if (parts.length === 4 && (action === "promote" || action === "demote" || action === "remove")) {
     const id = decodeURIComponent(parts[2] ?? "");
     return run(() => service.memberChange(action, id, timeoutMs, actorOf(request)));

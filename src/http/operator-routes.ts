@@ -7,6 +7,11 @@
  *   POST /v1/switchover/cancel                            cancel the scheduled one (forwarded)
  *   GET  /v1/switchover                                   what this node has scheduled (ask the leader)
  *   GET  /v1/history[?limit=N]                            this node's history, newest first
+ *   GET  /v1/failover                                     this node's view of failover
+ *   POST /v1/failover       {mode?, paused?, approveTimeoutMs?, approvePolicy?, timeoutMs?}
+ *                                                         change the cluster's settings (forwarded)
+ *   POST /v1/promote        {timeoutMs?}                  promote THIS node (manual failover, or
+ *                                                         approving the pending one); never forwarded
  */
 import type http from "node:http";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
@@ -45,6 +50,28 @@ export async function operatorRoute(
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > historyReadMax)
       throw new BatonError(ErrorCode.BAD_REQUEST, `limit must be an integer from 1 to ${historyReadMax}`);
     return { status: 200, body: { node: service.fencing().node, history: service.history(limit) } };
+  }
+  if (url.pathname === "/v1/failover" && method === "GET")
+    return { status: 200, body: service.failoverView() };
+  if (url.pathname === "/v1/promote") {
+    if (method !== "POST") throw new BatonError(ErrorCode.METHOD_NOT_ALLOWED, "/v1/promote takes POST");
+    const fields = parseFields(await body());
+    return { status: 200, body: await service.promote(timeoutOf(fields), actorOf(request)) };
+  }
+  if (url.pathname === "/v1/failover") {
+    if (method !== "POST")
+      throw new BatonError(ErrorCode.METHOD_NOT_ALLOWED, "/v1/failover takes GET or POST");
+    const raw = await body();
+    const { timeoutMs: _timeout, ...settings } = parseFields(raw);
+    try {
+      return {
+        status: 200,
+        body: await service.failoverSettings(settings, timeoutOf(parseFields(raw)), actorOf(request)),
+      };
+    } catch (error) {
+      const answer = await forwardOrThrow(error, request, raw, switchoverWaitMsMax + forwardGraceMs);
+      return { status: answer.status, body: answer.body, headers: answer.headers };
+    }
   }
   if (url.pathname !== "/v1/switchover" && url.pathname !== "/v1/switchover/cancel") return null;
   if (url.pathname === "/v1/switchover" && method === "GET")

@@ -62,6 +62,14 @@ export const ErrorCode = {
   NO_ELIGIBLE_VOTER: "NO_ELIGIBLE_VOTER",
   /** A learner was not caught up with the leader within the wait, so it was not promoted (it stays a learner). */
   MEMBER_NOT_CAUGHT_UP: "MEMBER_NOT_CAUGHT_UP",
+  /** The previous configuration change (membership or failover) is not committed yet: one at a time. */
+  CONFIG_CHANGE_PENDING: "CONFIG_CHANGE_PENDING",
+  /** A failover setting or member attribute out of its range. */
+  INVALID_FAILOVER_SETTING: "INVALID_FAILOVER_SETTING",
+  /** The node may not be promoted now (`details.reason`: LEADER_ALIVE, LOG_BEHIND, QUORUM_NOT_HEARD, …). */
+  PROMOTION_REFUSED: "PROMOTION_REFUSED",
+  /** A witness keeps the log and votes but holds no data: it serves no SQL. */
+  WITNESS_NO_SQL: "WITNESS_NO_SQL",
   /** A new node could not join its cluster (`baton start --join`). */
   JOIN_FAILED: "JOIN_FAILED",
   // Storage.
@@ -123,6 +131,10 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   LEARNERS_TOO_MANY: 409,
   NO_ELIGIBLE_VOTER: 409,
   MEMBER_NOT_CAUGHT_UP: 503,
+  CONFIG_CHANGE_PENDING: 503,
+  INVALID_FAILOVER_SETTING: 400,
+  PROMOTION_REFUSED: 409,
+  WITNESS_NO_SQL: 503,
   JOIN_FAILED: 503,
   WAL_CORRUPT: 500,
   WAL_CLOSED: 503,
@@ -222,6 +234,11 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   // The learner stays a learner; promoting it again once it has caught up may succeed.
   MEMBER_NOT_CAUGHT_UP: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },
   JOIN_FAILED: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },
+  CONFIG_CHANGE_PENDING: { retry: "backoff", writeOutcome: "not-applied", retryAfterSeconds: 1 },
+  INVALID_FAILOVER_SETTING: rejected,
+  PROMOTION_REFUSED: rejected,
+  // Another member serves it: the client sends it elsewhere.
+  WITNESS_NO_SQL: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },
   WAL_CORRUPT: never,
   // The log closes only when the node stops, so this is the same condition as SHUTTING_DOWN.
   WAL_CLOSED: afterElection,

@@ -20,11 +20,12 @@
  */
 import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
-import type { RoleChange } from "../consensus/index.ts";
+import { memberAttributesOf, type RoleChange } from "../consensus/index.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
 import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
+import { FailoverControl, type FailoverView } from "./failover-control.ts";
 import { type HistoryRecord, historyReadMax } from "./history.ts";
 import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
@@ -76,6 +77,7 @@ export class BatonNode implements NodeService {
   private readonly statusView: NodeStatusView;
   private readonly memberChanges: MemberChanges;
   private readonly switchovers: Switchover;
+  private readonly failover: FailoverControl;
   private stopping = false;
 
   constructor(config: NodeConfig, runtime: NodeRuntime) {
@@ -94,6 +96,7 @@ export class BatonNode implements NodeService {
       applied: this.applied,
       observer: runtime.observer,
       reportApplied: (index) => this.loop.reportApplied(index),
+      isWitness: () => this.isWitness(),
     });
     this.snapshots = new SnapshotKeeper(
       config,
@@ -108,6 +111,7 @@ export class BatonNode implements NodeService {
       keeper: this.snapshots,
       applied: this.applied,
       send: (peer: NodeId, body: Uint8Array) => this.loop.sendRaw(peer, body),
+      isWitness: () => this.isWitness(),
     };
     this.sender = new SnapshotSender(transferParts);
     this.receiver = new SnapshotReceiver(transferParts);
@@ -144,6 +148,13 @@ export class BatonNode implements NodeService {
       runtime,
       requireLeader: () => this.writes.requireLeader(),
       handOver: (waitMsMax) => this.handOver(waitMsMax),
+      markWitness: (node, waitMs) => this.failover.changeAttributes(node, { witness: true }, waitMs),
+    });
+    this.failover = new FailoverControl({
+      loop: this.loop,
+      config,
+      runtime,
+      requireLeader: () => this.writes.requireLeader(),
     });
     this.switchovers = new Switchover({
       loop: this.loop,
@@ -169,16 +180,32 @@ export class BatonNode implements NodeService {
     return this.loop.start();
   }
 
+  /** Whether the configuration in use makes this node a witness (votes, keeps the log, no data). */
+  isWitness(): boolean {
+    return memberAttributesOf(this.loop.core.summary().clusterConfig, this.id).witness;
+  }
+
   execute(request: NormalizedExecute): Promise<ExecuteResponse> {
     return this.guard(() => this.admission.run("write", () => this.writes.execute(request)));
   }
 
   query(request: NormalizedQuery): Promise<QueryResponse> {
-    return this.guard(() => this.admission.run("read", () => this.reads.query(request)));
+    return this.guard(() =>
+      this.admission.run("read", () => {
+        // A witness holds no data; reads it would send to the leader go there as from any follower.
+        if (this.isWitness() && request.consistency !== "linearizable" && request.consistency !== "leader")
+          throw new BatonError(ErrorCode.WITNESS_NO_SQL, `${this.id} is a witness: it holds no data to read`);
+        return this.reads.query(request);
+      }),
+    );
   }
 
   status(): StatusResponse {
-    return this.guardSync(() => this.statusView.status());
+    return this.guardSync(() => ({
+      ...this.statusView.status(),
+      witness: this.isWitness(),
+      failover: this.failover.view(),
+    }));
   }
 
   fencing(): { node: string; term: number } {
@@ -250,7 +277,7 @@ export class BatonNode implements NodeService {
   }
 
   memberJoin(
-    request: { id: string; raft: string; http: string },
+    request: { id: string; raft: string; http: string; witness?: boolean },
     timeoutMs: number | null,
   ): Promise<JoinAnswer> {
     const { id, raft, http } = request;
@@ -269,6 +296,57 @@ export class BatonNode implements NodeService {
 
   switchoverStatus(): { readonly scheduled: ScheduledSwitchover | null } {
     return this.guardSync(() => this.switchovers.status());
+  }
+
+  failoverView(): FailoverView {
+    return this.guardSync(() => this.failover.view());
+  }
+
+  failoverSettings(
+    settings: Record<string, unknown>,
+    timeoutMs: number | null,
+    actor: string,
+  ): Promise<unknown> {
+    const known = ["mode", "paused", "approveTimeoutMs", "approvePolicy"];
+    const unknown = Object.keys(settings).filter((key) => !known.includes(key));
+    if (unknown.length > 0)
+      return Promise.reject(
+        new BatonError(ErrorCode.BAD_REQUEST, `unknown failover settings ${unknown.join(", ")}`),
+      );
+    return this.operatorAction("failover-settings", { actor, settings }, async () => {
+      const result = await this.failover.changeSettings(settings as never, timeoutMs);
+      return { ...result, failover: this.failover.view().settings };
+    });
+  }
+
+  memberAttributes(
+    id: string,
+    attributes: Record<string, unknown>,
+    timeoutMs: number | null,
+    actor: string,
+  ): Promise<unknown> {
+    const known = ["priority", "zone", "neverPromote", "witness"];
+    const unknown = Object.keys(attributes).filter((key) => !known.includes(key));
+    if (unknown.length > 0)
+      return Promise.reject(
+        new BatonError(ErrorCode.BAD_REQUEST, `unknown member attributes ${unknown.join(", ")}`),
+      );
+    return this.operatorAction("member-attributes", { actor, target: id, attributes }, async () => {
+      const config = this.loop.core.summary().clusterConfig;
+      if (attributes.witness === false && memberAttributesOf(config, id as never).witness)
+        throw new BatonError(
+          ErrorCode.CONFLICT,
+          `${id} is a witness and holds no data; remove it and add it back as a data node instead`,
+        );
+      return this.failover.changeAttributes(id, attributes as never, timeoutMs);
+    });
+  }
+
+  promote(
+    timeoutMs: number | null,
+    actor: string,
+  ): Promise<{ readonly leader: string; readonly term: number }> {
+    return this.operatorAction("promote", { actor, target: this.id }, () => this.failover.promote(timeoutMs));
   }
 
   history(limit: number): HistoryRecord[] {

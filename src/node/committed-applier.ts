@@ -30,6 +30,8 @@ export class CommittedApplier {
   private readonly applied: IndexWaiters;
   private readonly observer: LoopObserver | undefined;
   private readonly reportApplied: (index: LogIndex) => void;
+  /** A witness keeps the log but holds no data: it applies every entry as an empty one. */
+  private readonly isWitness: () => boolean;
 
   constructor(parts: {
     store: Store;
@@ -38,7 +40,9 @@ export class CommittedApplier {
     applied: IndexWaiters;
     observer: LoopObserver | undefined;
     reportApplied: (index: LogIndex) => void;
+    isWitness: () => boolean;
   }) {
+    this.isWitness = parts.isWitness;
     this.store = parts.store;
     this.core = parts.core;
     this.speculation = parts.speculation;
@@ -57,12 +61,13 @@ export class CommittedApplier {
       }
       // Committed entries go into SQLite together, in one transaction (bounded by the target).
       const batch: { index: LogIndex; payload: Uint8Array }[] = [];
+      const witness = this.isWitness();
       for (let next = this.store.appliedIndex + 1; next <= target; next++) {
         const entry = this.core.entryAt(next);
         assert(entry !== undefined, `committed entry ${next} is in the core's log`);
         batch.push({
           index: logIndex(next),
-          payload: entry.kind === EntryKind.command ? entry.data : new Uint8Array(0),
+          payload: entry.kind === EntryKind.command && !witness ? entry.data : new Uint8Array(0),
         });
       }
       this.store.applyBatch(batch);

@@ -11,7 +11,9 @@
  *
  * Causes of an election won (`leader-elected`): `leader-lost` (a follower's election timer fired:
  * the leader failed or was cut off), `transfer` (the previous leader handed leadership over: a
- * switchover, a graceful stop, or a removal of the leader).
+ * switchover, a graceful stop, a removal of the leader, or a hand-off to a voter of higher
+ * priority, which the old leader records as `handoff-started reason=priority`), `operator` (a
+ * promotion: manual failover, or the approval of a pending one).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -157,6 +159,41 @@ export function historyOfEvent(event: CoreEvent, atMs: number): HistoryRecord | 
         target: event.target,
         index: event.index,
       };
+    case "failover-config-changed":
+      return {
+        ...base,
+        event: "failover-config-changed",
+        index: event.index,
+        settings: event.settings,
+        members: event.members,
+      };
+    case "leader-lost":
+      return {
+        ...base,
+        event: "leader-lost",
+        lastLeader: event.lastLeader,
+        mode: event.mode,
+        paused: event.paused,
+      };
+    case "failover-pending":
+      return {
+        ...base,
+        event: "failover-pending",
+        candidate: event.candidate,
+        lastIndex: event.lastIndex,
+        lastTerm: event.lastTerm,
+        relay: event.relay,
+        unheardVoters: event.unheardVoters,
+        policy: event.policy,
+      };
+    case "failover-timeout":
+      return { ...base, event: "failover-timeout", policy: event.policy, candidate: event.candidate };
+    case "promote-started":
+      return { ...base, event: "promote-started" };
+    case "promote-refused":
+      return { ...base, event: "promote-refused", code: event.code, peer: event.peer };
+    case "handoff-started":
+      return { ...base, event: "handoff-started", target: event.target, reason: event.reason };
     default:
       return null;
   }

@@ -86,7 +86,7 @@ export type AddRequest = {
   readonly id: string;
   readonly raft: string;
   readonly http: string;
-  readonly role: "voter" | "learner";
+  readonly role: "voter" | "learner" | "witness";
   readonly timeoutMs: number | null;
   /** Who asked (recorded in the history). */
   readonly actor: string;
@@ -99,6 +99,7 @@ export class MemberChanges {
   private readonly runtime: NodeRuntime;
   private readonly requireLeader: () => void;
   private readonly handOver: (waitMsMax: number) => Promise<void>;
+  private readonly markWitness: (node: NodeId, waitMs: number) => Promise<unknown>;
 
   constructor(parts: {
     loop: ReplicaLoop;
@@ -107,7 +108,10 @@ export class MemberChanges {
     runtime: NodeRuntime;
     requireLeader: () => void;
     handOver: (waitMsMax: number) => Promise<void>;
+    /** Sets the witness attribute of a member (a replicated failover change). */
+    markWitness: (node: NodeId, waitMs: number) => Promise<unknown>;
   }) {
+    this.markWitness = parts.markWitness;
     this.loop = parts.loop;
     this.peers = parts.peers;
     this.config = parts.config;
@@ -149,6 +153,8 @@ export class MemberChanges {
     const deadlineMs = this.deadline(request.timeoutMs);
     const added = await this.change({ kind: "addLearner", node, address }, deadlineMs);
     if (request.role === "learner") return this.answer("add", node, added);
+    // A witness is marked before it can vote, so it never counts as a data node.
+    if (request.role === "witness") await this.markWitness(node, this.remaining(deadlineMs));
     await this.waitCaughtUp(node, deadlineMs);
     return this.answer("add", node, await this.change({ kind: "promote", node }, deadlineMs));
   }
@@ -181,7 +187,7 @@ export class MemberChanges {
 
   /** A node with an empty data directory asks to be added as a learner (see the module header). */
   async join(
-    request: { id: string; raft: string; http: string },
+    request: { id: string; raft: string; http: string; witness?: boolean },
     timeoutMs: number | null,
   ): Promise<JoinAnswer> {
     const node = checkNodeId(request.id);
@@ -199,6 +205,7 @@ export class MemberChanges {
       await this.change({ kind: "remove", node }, deadlineMs);
     }
     await this.change({ kind: "addLearner", node, address }, deadlineMs);
+    if (request.witness === true) await this.markWitness(node, this.remaining(deadlineMs));
     return {
       clusterId,
       // The canonical form, version included, so the new node can check it as it checks a log entry.
@@ -279,6 +286,10 @@ export class MemberChanges {
         throw this.peers.refusal("NOT_LEADER", leaderId);
       await new Promise<void>((resolve) => this.runtime.timers.after(catchUpPollMs, resolve));
     }
+  }
+
+  private remaining(deadlineMs: number): number {
+    return Math.max(1, deadlineMs - this.runtime.clock.nowMs());
   }
 
   private deadline(timeoutMs: number | null): number {

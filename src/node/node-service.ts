@@ -10,6 +10,7 @@
  */
 import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
+import type { FailoverView } from "./failover-control.ts";
 import type { HistoryRecord } from "./history.ts";
 import type { AddRequest, JoinAnswer, MemberChangeAnswer, MembersResponse } from "./member-changes.ts";
 import type { ScheduledSwitchover, SwitchoverAnswer, SwitchoverRequest } from "./switchover.ts";
@@ -54,11 +55,31 @@ export interface NodeService {
   switchover(request: SwitchoverRequest): Promise<SwitchoverAnswer>;
   switchoverCancel(actor: string): { readonly cancelled: ScheduledSwitchover };
   switchoverStatus(): { readonly scheduled: ScheduledSwitchover | null };
+  /** This node's view of failover: settings, leader loss, the pending proposal (`failover-control.ts`). */
+  failoverView(): FailoverView;
+  /** Changes the cluster's failover settings (leader only; replicated). */
+  failoverSettings(
+    settings: Record<string, unknown>,
+    timeoutMs: number | null,
+    actor: string,
+  ): Promise<unknown>;
+  /** Changes a member's failover attributes: priority, zone, neverPromote, witness (leader only). */
+  memberAttributes(
+    id: string,
+    attributes: Record<string, unknown>,
+    timeoutMs: number | null,
+    actor: string,
+  ): Promise<unknown>;
+  /** Promotes this very node if it may win safely (manual failover, or approving a pending one). */
+  promote(
+    timeoutMs: number | null,
+    actor: string,
+  ): Promise<{ readonly leader: string; readonly term: number }>;
   /** This node's history, newest first (`history.ts`). */
   history(limit: number): HistoryRecord[];
   /** A new node with an empty data directory asks to be added (`baton start --join`). */
   memberJoin(
-    request: { id: string; raft: string; http: string },
+    request: { id: string; raft: string; http: string; witness?: boolean },
     timeoutMs: number | null,
   ): Promise<JoinAnswer>;
 }

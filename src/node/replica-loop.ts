@@ -88,6 +88,8 @@ export class ReplicaLoop {
   private readonly followerContact = new Map<NodeId, { term: number; atMs: number }>();
   /** Why this node's latest real election started (its `leader-elected` record carries it). */
   private electionCause: string | null = null;
+  /** An operator promoted this node: its next election is theirs. */
+  private promoted = false;
   readonly history: HistorySink;
 
   constructor(config: NodeConfig, runtime: NodeRuntime, peers: PeerDirectory) {
@@ -348,8 +350,11 @@ export class ReplicaLoop {
 
   /** Role changes and elections go to the history, an election won with the cause of its start. */
   private recordHistory(event: CoreEvent): void {
-    if (event.type === "election-started" && !event.preVote)
-      this.electionCause = event.transfer ? "transfer" : "leader-lost";
+    if (event.type === "promote-started") this.promoted = true;
+    if (event.type === "election-started" && !event.preVote) {
+      this.electionCause = event.transfer ? "transfer" : this.promoted ? "operator" : "leader-lost";
+      this.promoted = false;
+    }
     const record = historyOfEvent(event, this.runtime.clock.nowMs());
     if (record === null) return;
     this.history.record(
@@ -451,6 +456,13 @@ export class ReplicaLoop {
       outcomes.rejectProposal(
         refused.proposalId,
         new BatonError(ErrorCode[refused.code], membershipRefusals[refused.code], { code: refused.code }),
+      );
+    for (const refused of effects.failoverChangeRejected)
+      outcomes.rejectProposal(
+        refused.proposalId,
+        new BatonError(ErrorCode[refused.code], `the failover change was refused: ${refused.code}`, {
+          code: refused.code,
+        }),
       );
     for (const rejected of effects.readRejected)
       outcomes.readRejected(rejected.requestId, this.peers.refusal(rejected.code, rejected.leaderId));

@@ -49,6 +49,8 @@ type Parts = {
   readonly keeper: SnapshotKeeper;
   readonly applied: IndexWaiters;
   readonly send: (peer: NodeId, body: Uint8Array) => void;
+  /** Whether this node is a witness now (it never sends its snapshot). */
+  readonly isWitness: () => boolean;
 };
 
 type Outgoing = {
@@ -82,6 +84,13 @@ export class SnapshotSender {
     const { keeper, runtime, loop } = this.parts;
     const peer = needed.peer;
     if (this.outgoing.has(peer)) return;
+    if (this.parts.isWitness()) {
+      // A witness's database holds no data: its snapshot must never seed another node. The peer
+      // catches up from the next leader, which a witness hands office to at once.
+      runtime.logger("warn", "snapshot.witness-sends-none", { peer, needed: needed.index });
+      queueMicrotask(() => loop.stepSafely({ type: "snapshotFailed", peer }));
+      return;
+    }
     const ref = keeper.latest;
     if (ref === null || ref.index < needed.index) {
       // The log is compacted only behind a snapshot, so this is a bug unless the keeper lost a race.

@@ -26,7 +26,7 @@ export type ClusterNode = {
   process: ChildProcess | null;
   log: string[];
   /** A node added later: it joins through this member's URL instead of naming the cluster. */
-  readonly join?: { readonly via: string; readonly as: "voter" | "learner" };
+  readonly join?: { readonly via: string; readonly as: "voter" | "learner" | "witness" };
 };
 
 /** A free loopback port: bound on 127.0.0.1 with port 0 and released. */
@@ -182,7 +182,10 @@ export class Cluster {
    * A new node (next id, fresh ports, empty data directory) that joins the running cluster
    * through `via` (`baton start --join`); started at once.
    */
-  async addJoiningNode(via: ClusterNode, as: "voter" | "learner" = "voter"): Promise<ClusterNode> {
+  async addJoiningNode(
+    via: ClusterNode,
+    as: "voter" | "learner" | "witness" = "voter",
+  ): Promise<ClusterNode> {
     const id = `n${this.nodes.length + 1}`;
     const httpPort = await freePort();
     const raftPort = await freePort();

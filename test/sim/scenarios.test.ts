@@ -288,7 +288,11 @@ describe("scripted scenarios on production nodes", () => {
         maxLagMs: null,
         timeoutMs: 50 * simTickMs,
       });
-    assert.equal((await settled(cluster, read())).code, "ok", "the leader serves leader reads while it leads");
+    assert.equal(
+      (await settled(cluster, read())).code,
+      "ok",
+      "the leader serves leader reads while it leads",
+    );
     const term = leader.core?.summary().term ?? 0;
     leader.pausedUntilTick = Number.MAX_SAFE_INTEGER;
     const rest = cluster.nodes.filter((node) => node !== leader);
