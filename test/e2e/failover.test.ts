@@ -44,18 +44,23 @@ describe("failover", { timeout: 120_000 }, () => {
       }
     };
     const writers = Array.from({ length: 4 }, (_, w) => writer(w));
-    await waitFor("writes before the kill", 10_000, async () => acknowledged.length >= 200);
-    killedAtMs = Date.now();
-    await cluster.signal(oldLeader, "SIGKILL");
-    const survivors = cluster.running();
-    const newLeader = await cluster.waitForLeader(survivors);
-    await waitFor(
-      "writes after the failover",
-      15_000,
-      async () => firstWriteAfterKillMs !== null && acknowledged.length >= 400,
-    );
-    running = false;
-    await Promise.all(writers);
+    let newLeader: Awaited<ReturnType<Cluster["waitForLeader"]>>;
+    const survivors = cluster.nodes.filter((n) => n !== oldLeader);
+    try {
+      await waitFor("writes before the kill", 10_000, async () => acknowledged.length >= 200);
+      killedAtMs = Date.now();
+      await cluster.signal(oldLeader, "SIGKILL");
+      newLeader = await cluster.waitForLeader(survivors);
+      await waitFor(
+        "writes after the failover",
+        15_000,
+        async () => firstWriteAfterKillMs !== null && acknowledged.length >= 400,
+      );
+    } finally {
+      // Stopped whatever happened: writers left running would keep this test process alive.
+      running = false;
+      await Promise.all(writers);
+    }
     assert.deepEqual(errors, [], "the client library surfaced no error");
     assert.notEqual(newLeader.id, oldLeader.id);
     console.log(
