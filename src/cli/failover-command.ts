@@ -3,7 +3,7 @@
  * (`src/node/failover-control.ts`; the rules are the consensus core's).
  */
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import { parseFlags } from "./flags.ts";
+import { parseAction } from "./flags.ts";
 import { callNode } from "./http-call.ts";
 
 const help = `Usage:
@@ -33,19 +33,15 @@ async function httpOf(url: string, node: string): Promise<string> {
 }
 
 export async function failoverCommand(argv: string[]): Promise<number> {
-  const [action, ...rest] = argv;
-  if (action === undefined || action === "--help" || action === "-h") {
-    process.stdout.write(help);
-    return action === undefined ? 2 : 0;
-  }
-  const positional = rest[0] !== undefined && !rest[0].startsWith("--") ? rest.shift() : undefined;
-  const flags = parseFlags(rest, {
+  const parsed = parseAction(argv, help, {
     url: { type: "string", default: "http://127.0.0.1:4001" },
     mode: { type: "string" },
     "approve-timeout-ms": { type: "string" },
     "approve-policy": { type: "string" },
     "timeout-ms": { type: "string" },
   });
+  if (parsed === null) return argv.length === 0 ? 2 : 0;
+  const { action, positional, flags } = parsed;
   const url = String(flags.url);
   const timeoutMs = flags["timeout-ms"] === undefined ? requestTimeoutMs : Number(flags["timeout-ms"]);
   const post = (target: string, path: string, body: object): Promise<unknown> =>

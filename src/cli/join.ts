@@ -21,6 +21,7 @@ import { httpBaseUrl } from "../http/leader-forwarding.ts";
 import { BatonError, ErrorCode, retryByCode } from "../lib/errors.ts";
 import type { LaunchConfig } from "../node/launch.ts";
 import { hostPort } from "../node/launch.ts";
+import { writeFileDurably } from "../node/recovery.ts";
 import type { NodeLog } from "../node/runtime.ts";
 
 export const joinFileName = "join.json";
@@ -72,22 +73,8 @@ export function readJoinState(dataDirectory: string): JoinState | null {
 
 export function writeJoinState(dataDirectory: string, state: JoinState): void {
   fs.mkdirSync(dataDirectory, { recursive: true });
-  const file = joinFile(dataDirectory);
-  const descriptor = fs.openSync(`${file}.tmp`, "w");
-  try {
-    const config = JSON.parse(clusterConfigText(state.config)) as unknown;
-    fs.writeFileSync(descriptor, JSON.stringify({ ...state, config }));
-    fs.fsyncSync(descriptor);
-  } finally {
-    fs.closeSync(descriptor);
-  }
-  fs.renameSync(`${file}.tmp`, file);
-  const directory = fs.openSync(dataDirectory, "r");
-  try {
-    fs.fsyncSync(directory);
-  } finally {
-    fs.closeSync(directory);
-  }
+  const config = JSON.parse(clusterConfigText(state.config)) as unknown;
+  writeFileDurably(joinFile(dataDirectory), JSON.stringify({ ...state, config }));
 }
 
 /** Whether the data directory holds any state of a node (a log, a database or snapshots). */

@@ -3,7 +3,7 @@
  * (`src/node/member-changes.ts`). Any member's `--url` will do: changes are forwarded to the leader.
  */
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import { parseFlags } from "./flags.ts";
+import { parseAction } from "./flags.ts";
 import { callNode } from "./http-call.ts";
 
 const help = `Usage:
@@ -56,13 +56,7 @@ function table(answer: Members): string {
 }
 
 export async function memberCommand(argv: string[]): Promise<number> {
-  const [action, ...rest] = argv;
-  if (action === undefined || action === "--help" || action === "-h") {
-    process.stdout.write(help);
-    return action === undefined ? 2 : 0;
-  }
-  const positional = rest[0] !== undefined && !rest[0].startsWith("--") ? rest.shift() : undefined;
-  const flags = parseFlags(rest, {
+  const parsed = parseAction(argv, help, {
     url: { type: "string", default: "http://127.0.0.1:4001" },
     raft: { type: "string" },
     http: { type: "string" },
@@ -74,6 +68,8 @@ export async function memberCommand(argv: string[]): Promise<number> {
     "timeout-ms": { type: "string" },
     json: { type: "boolean", default: false },
   });
+  if (parsed === null) return argv.length === 0 ? 2 : 0;
+  const { action, positional, flags } = parsed;
   const url = String(flags.url);
   const timeoutMs = flags["timeout-ms"] === undefined ? changeTimeoutMsDefault : Number(flags["timeout-ms"]);
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1)

@@ -4,7 +4,7 @@
  * them, so `--url` names that node; a replay is written through the cluster's leader from there.
  */
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import { parseFlags } from "./flags.ts";
+import { parseAction } from "./flags.ts";
 import { callNode } from "./http-call.ts";
 
 const help = `Usage:
@@ -42,18 +42,14 @@ function table(rows: readonly Listed[]): string {
 }
 
 export async function orphansCommand(argv: string[]): Promise<number> {
-  const [action, ...rest] = argv;
-  if (action === undefined || action === "--help" || action === "-h") {
-    process.stdout.write(help);
-    return action === undefined ? 2 : 0;
-  }
-  const positional = rest[0] !== undefined && !rest[0].startsWith("--") ? rest.shift() : undefined;
-  const flags = parseFlags(rest, {
+  const parsed = parseAction(argv, help, {
     url: { type: "string", default: "http://127.0.0.1:4001" },
     status: { type: "string" },
     reason: { type: "string" },
     json: { type: "boolean", default: false },
   });
+  if (parsed === null) return argv.length === 0 ? 2 : 0;
+  const { action, positional, flags } = parsed;
   const url = String(flags.url);
   const needId = (): string => {
     if (positional === undefined || !/^\d+$/.test(positional))

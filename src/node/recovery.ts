@@ -40,6 +40,24 @@ export type Recovery = {
 export const recoveryFileName = "recovery.json";
 const contactsFileName = path.join("review", "contacts.json");
 
+/** Writes `text` to `file` atomically and durably: a temporary file, fsync, rename, fsync of the directory. */
+export function writeFileDurably(file: string, text: string): void {
+  const descriptor = fs.openSync(`${file}.tmp`, "w");
+  try {
+    fs.writeFileSync(descriptor, text);
+    fs.fsyncSync(descriptor);
+  } finally {
+    fs.closeSync(descriptor);
+  }
+  fs.renameSync(`${file}.tmp`, file);
+  const directory = fs.openSync(path.dirname(file), "r");
+  try {
+    fs.fsyncSync(directory);
+  } finally {
+    fs.closeSync(directory);
+  }
+}
+
 export function readRecovery(dataDirectory: string): Recovery | null {
   const file = path.join(dataDirectory, recoveryFileName);
   if (!fs.existsSync(file)) return null;
@@ -142,21 +160,7 @@ export async function applyRecovery(
     recoveredAtMs: nowMs,
     node: report.node,
   };
-  const file = path.join(dataDirectory, recoveryFileName);
-  const descriptor = fs.openSync(`${file}.tmp`, "w");
-  try {
-    fs.writeFileSync(descriptor, JSON.stringify(recovery));
-    fs.fsyncSync(descriptor);
-  } finally {
-    fs.closeSync(descriptor);
-  }
-  fs.renameSync(`${file}.tmp`, file);
-  const directory = fs.openSync(dataDirectory, "r");
-  try {
-    fs.fsyncSync(directory);
-  } finally {
-    fs.closeSync(directory);
-  }
+  writeFileDurably(path.join(dataDirectory, recoveryFileName), JSON.stringify(recovery));
   // Only now the log: a crash before this point leaves the old log under the new incarnation's
   // cluster id, which no old member can reach, so the node waits harmlessly until `recover` runs
   // again. The configuration entry makes this node the only voter whatever configuration entries
