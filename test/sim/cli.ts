@@ -50,6 +50,9 @@ async function replay(seed: number): Promise<number> {
   );
   console.log(`faults ${JSON.stringify(result.faults)} losses ${JSON.stringify(result.losses)}`);
   console.log(`snapshots ${JSON.stringify(result.snapshotEvents)}`);
+  console.log(
+    `membership ${JSON.stringify(result.membership)}; configuration entries committed ${result.configEntriesCommitted}`,
+  );
   console.log(result.ok ? "OK" : `FAILED\n${result.failure}`);
   return result.ok ? 0 : 1;
 }
