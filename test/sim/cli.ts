@@ -6,6 +6,7 @@
  *   node test/sim/cli.ts --failover 1000             leader-crash failover times against the formula
  *   node test/sim/cli.ts ... --bug commitOldTermByCounting|voteWithoutLogCheck      (core bugs)
  *   node test/sim/cli.ts ... --bug ackBeforeSync|applyBeforeCommit|linearizableWithoutReadIndex|commitSpeculationEarly
+ *   node test/sim/cli.ts ... --bug noIdReservations|rejoinWithoutRemoval           (node bugs)
  *   node test/sim/cli.ts --seeds 10000 --jobs 2                                    split over 2 processes
  *
  * Every failure prints `SEED=n` first. The campaign exits non-zero when any run failed.
