@@ -26,15 +26,14 @@ import { formatEffects } from "../../src/consensus/golden-format.ts";
 import type { Input } from "../../src/consensus/inputs.ts";
 import { assert } from "../../src/lib/assert.ts";
 import { Prng } from "../../src/lib/prng.ts";
-import { type NodeConfig, nodeDefaults } from "../../src/node/node-config.ts";
 import { listSnapshots } from "../../src/node/snapshot-files.ts";
 import { type NodeId, nodeId } from "../../src/types/ids.ts";
 import { SafetyChecker, SimViolation } from "./checkers.ts";
-import { MemberOperator, simAddress } from "./member-operator.ts";
+import { MemberOperator } from "./member-operator.ts";
 import { SimNetwork } from "./network.ts";
 import { type SimOptions, simTickMs } from "./options.ts";
 import type { DurableImage } from "./quorum-checker.ts";
-import { type HostObserver, SimNodeHost } from "./sim-node.ts";
+import { type HostObserver, SimNodeHost, simAddress, simNodeConfig } from "./sim-node.ts";
 import { Workload } from "./workload.ts";
 
 export type FaultKind =
@@ -57,8 +56,6 @@ export type TickOptions = {
   readonly members?: "schedule" | "finish";
 };
 
-/** The cluster id every simulated node is started with, and a joining node adopts. */
-const simClusterId = "sim";
 /** Every this many ticks the pairwise log-matching check and the content-hash sample run. */
 const deepCheckEveryTicks = 50;
 
@@ -144,7 +141,7 @@ export class SimCluster {
 
   private createNode(id: NodeId, bootstrap: ClusterConfig): SimNodeHost {
     return new SimNodeHost({
-      config: this.nodeConfig(id, bootstrap),
+      config: simNodeConfig(this.options, id, bootstrap),
       directory: path.join(this.directory, id),
       prng: this.prng,
       fsyncTicksMax: this.options.fsyncTicksMax,
@@ -152,49 +149,6 @@ export class SimCluster {
       clock: { nowTick: () => this.nowTick, nowMs: () => this.nowTick * simTickMs },
       hooks: this.hooks,
     });
-  }
-
-  /**
-   * A node's configuration with `bootstrap` as its starting cluster configuration, its peers those
-   * of it with an address, as `src/node/launch.ts` builds it from `--cluster` or a join answer.
-   */
-  private nodeConfig(id: NodeId, bootstrap: ClusterConfig): NodeConfig {
-    const o = this.options;
-    const peers = [...bootstrap.voters, ...bootstrap.learners].filter((peer) => peer !== id);
-    const peerHttp = new Map<NodeId, string>();
-    for (const peer of peers) {
-      const address = bootstrap.addresses?.[peer];
-      if (address !== undefined) peerHttp.set(peer, address.http);
-    }
-    return {
-      ...nodeDefaults,
-      id,
-      voters: bootstrap.voters,
-      learners: bootstrap.learners,
-      ...(bootstrap.addresses === undefined ? {} : { addresses: bootstrap.addresses }),
-      clusterId: simClusterId,
-      httpAddress: simAddress(id).http,
-      peerHttp,
-      tickMs: simTickMs,
-      heartbeatMs: o.heartbeatTicks * simTickMs,
-      missedHeartbeats: o.missedHeartbeats,
-      electionJitter: o.electionJitter,
-      preVote: o.preVote,
-      checkQuorum: o.checkQuorum,
-      appendEntriesInflightMax: o.appendEntriesInflightMax,
-      appendEntriesBatchEntriesMax: o.appendEntriesBatchEntriesMax,
-      appendEntriesBatchBytesMax: o.appendEntriesBatchBytesMax,
-      durability: "majority",
-      speculationAgeMsMax: o.speculationAgeTicksMax * simTickMs,
-      snapshotEntries: o.snapshotEntries,
-      snapshotLogBytes: nodeDefaults.snapshotLogBytes,
-      compactionTrailEntries: o.compactionTrailEntries,
-      snapshotChunkBytes: o.snapshotChunkBytes,
-      snapshotWindowChunks: o.snapshotWindowChunks,
-      snapshotAckTimeoutMs: o.snapshotAckTimeoutTicks * simTickMs,
-      unsafeNodeBugs: o.unsafeNodeBugs,
-      unsafeCoreBugs: o.unsafeTestBugs,
-    };
   }
 
   /** What a node holds durably, dead or alive: its simulated disk and its complete snapshot files. */
@@ -449,7 +403,7 @@ export class SimCluster {
   async bootJoined(id: NodeId, config: ClusterConfig): Promise<void> {
     const host = this.node(id);
     assert(!host.alive && this.held.has(id), `${id} joins while down and held`);
-    host.reconfigure(this.nodeConfig(id, config));
+    host.reconfigure(simNodeConfig(this.options, id, config));
     this.trace?.push(`[${this.nowTick}] ${id} JOINED as ${config.voters.includes(id) ? "voter" : "learner"}`);
     await this.release(id);
   }

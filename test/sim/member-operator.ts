@@ -35,7 +35,7 @@ import {
   simTickMs,
   wipeAfterCrashTicks,
 } from "./options.ts";
-import type { SimNodeHost } from "./sim-node.ts";
+import { type SimNodeHost, simAddress } from "./sim-node.ts";
 
 type RequestKind = "remove" | "demote" | "promote" | "addLearner" | "join";
 type Step =
@@ -89,11 +89,6 @@ const retryCodes = new Set([
 
 /** Beyond its `timeoutMs`, a request may take the node's poll period (50 ms) and a tick to be answered. */
 const requestSlackTicks = 10;
-
-/** Where a simulated node listens (the simulated network routes by id; the configuration carries these). */
-export function simAddress(id: string): { raft: string; http: string } {
-  return { raft: `${id}.sim:7000`, http: `${id}.sim:8000` };
-}
 
 function roleIn(view: MembersResponse, id: string): "voter" | "learner" | null {
   return view.members.find((member) => member.id === id)?.role ?? null;

@@ -10,7 +10,6 @@ import type { ClusterConfig } from "../../src/consensus/index.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import { SimViolation } from "./checkers.ts";
 import { SimCluster } from "./cluster.ts";
-import { simAddress } from "./member-operator.ts";
 import {
   electionBoundTicks,
   optionsFromSeed,
@@ -19,7 +18,7 @@ import {
   wipeAfterCrashTicks,
 } from "./options.ts";
 import { finalCheck, livenessPhase, quietOverrides, setupPhase } from "./run.ts";
-import type { SimNodeHost } from "./sim-node.ts";
+import { type SimNodeHost, simAddress } from "./sim-node.ts";
 
 const requestTimeoutMs = 2_000 * simTickMs;
 

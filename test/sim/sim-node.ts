@@ -13,11 +13,12 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import type { ClusterConfig } from "../../src/consensus/cluster-config.ts";
 import type { RaftCore } from "../../src/consensus/index.ts";
 import { assert } from "../../src/lib/assert.ts";
 import type { Prng } from "../../src/lib/prng.ts";
 import { BatonNode } from "../../src/node/baton-node.ts";
-import type { NodeConfig } from "../../src/node/node-config.ts";
+import { type NodeConfig, nodeDefaults } from "../../src/node/node-config.ts";
 import { quarantineSink } from "../../src/node/orphans.ts";
 import type { LoopObserver } from "../../src/node/runtime.ts";
 import { reconcileStorage } from "../../src/node/snapshot-files.ts";
@@ -26,9 +27,60 @@ import { Store } from "../../src/store/store.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import type { LogEntry } from "../../src/types/log-entry.ts";
 import type { SimNetwork } from "./network.ts";
+import { type SimOptions, simTickMs } from "./options.ts";
 import { SimIo } from "./sim-io.ts";
 import { SimDisk, SimLogStore } from "./sim-log-store.ts";
 import { SimTimers, SimTransport } from "./sim-runtime.ts";
+
+/** The cluster id every simulated node is started with, and a joining node adopts. */
+const simClusterId = "sim";
+
+/** Where a simulated node listens (the simulated network routes by id; the configuration carries these). */
+export function simAddress(id: string): { raft: string; http: string } {
+  return { raft: `${id}.sim:7000`, http: `${id}.sim:8000` };
+}
+
+/**
+ * A node's configuration with `bootstrap` as its starting cluster configuration, its peers those
+ * of it with an address, as `src/node/launch.ts` builds it from `--cluster` or a join answer.
+ */
+export function simNodeConfig(o: SimOptions, id: NodeId, bootstrap: ClusterConfig): NodeConfig {
+  const peers = [...bootstrap.voters, ...bootstrap.learners].filter((peer) => peer !== id);
+  const peerHttp = new Map<NodeId, string>();
+  for (const peer of peers) {
+    const address = bootstrap.addresses?.[peer];
+    if (address !== undefined) peerHttp.set(peer, address.http);
+  }
+  return {
+    ...nodeDefaults,
+    id,
+    voters: bootstrap.voters,
+    learners: bootstrap.learners,
+    ...(bootstrap.addresses === undefined ? {} : { addresses: bootstrap.addresses }),
+    clusterId: simClusterId,
+    httpAddress: simAddress(id).http,
+    peerHttp,
+    tickMs: simTickMs,
+    heartbeatMs: o.heartbeatTicks * simTickMs,
+    missedHeartbeats: o.missedHeartbeats,
+    electionJitter: o.electionJitter,
+    preVote: o.preVote,
+    checkQuorum: o.checkQuorum,
+    appendEntriesInflightMax: o.appendEntriesInflightMax,
+    appendEntriesBatchEntriesMax: o.appendEntriesBatchEntriesMax,
+    appendEntriesBatchBytesMax: o.appendEntriesBatchBytesMax,
+    durability: "majority",
+    speculationAgeMsMax: o.speculationAgeTicksMax * simTickMs,
+    snapshotEntries: o.snapshotEntries,
+    snapshotLogBytes: nodeDefaults.snapshotLogBytes,
+    compactionTrailEntries: o.compactionTrailEntries,
+    snapshotChunkBytes: o.snapshotChunkBytes,
+    snapshotWindowChunks: o.snapshotWindowChunks,
+    snapshotAckTimeoutMs: o.snapshotAckTimeoutTicks * simTickMs,
+    unsafeNodeBugs: o.unsafeNodeBugs,
+    unsafeCoreBugs: o.unsafeTestBugs,
+  };
+}
 
 /** What a node reports to the cluster, which owns the checkers. */
 export type HostObserver = {
