@@ -307,6 +307,44 @@ describe("which configuration a node uses (dissertation §4.1)", () => {
     assert.equal(removed.status().role, "follower");
   });
 
+  test("a joined node follows a leader of its bootstrap configuration that its installed snapshot does not name", () => {
+    // n4 joined (its bootstrap configuration is the join answer, which names n1) and installed a
+    // snapshot taken while n1 was out of the cluster; n1 was added back and promoted after it, and
+    // now leads. Only n1's entries can tell n4 so: ignoring n1 left n4 stuck for good (the
+    // simulator's SEED=434, a wiped node rejoining).
+    const withoutN1: ClusterConfig = { voters: [n2, n3, n4], learners: [] };
+    const follower = core(
+      n4,
+      { voters: [n1, n2, n3], learners: [n4] },
+      {
+        snapshotIndex: logIndex(5),
+        snapshotTerm: term(2),
+        appliedIndex: logIndex(5),
+        hardState: { term: term(2), votedFor: null },
+        snapshotConfig: withoutN1,
+      },
+    );
+    const backAsVoter: ClusterConfig = { voters: [n2, n3, n4, n1], learners: [] };
+    const effects = message(follower, {
+      type: "appendEntries",
+      from: n1,
+      to: n4,
+      term: term(3),
+      prevLogIndex: logIndex(5),
+      prevLogTerm: term(2),
+      entries: [
+        configEntry(6, 2, { voters: [n2, n3, n4], learners: [n1] }),
+        configEntry(7, 2, backAsVoter),
+        entry(8, 3, EntryKind.noop),
+      ],
+      leaderCommit: logIndex(8),
+    });
+    assert.deepEqual(follower.summary().clusterConfig, backAsVoter);
+    assert.equal(follower.summary().leaderId, n1);
+    const [response] = sent(effects, "appendEntriesResponse");
+    assert.ok(response?.type === "appendEntriesResponse" && response.success && response.matchIndex === 8);
+  });
+
   test("a truncated configuration entry reverts to the one before it", () => {
     const follower = core(n2, {}, { hardState: { term: term(1), votedFor: n1 } });
     message(follower, {

@@ -209,12 +209,19 @@ export class RaftCore {
    * Raft §5.1: terms first, then the handler for the message type and our role. Messages are handled
    * from every member of any configuration our log holds, not only the latest (dissertation §4.1):
    * a leader that removed itself still replicates until that change commits (§4.2.2), and a node
-   * answers a candidate whatever its own configuration says. Nodes never in any are ignored. A
-   * leader ignores answers from nodes it no longer replicates to (`leader.ts`).
+   * answers a candidate whatever its own configuration says. The members of the bootstrap
+   * configuration stay heard too (they stay the transport's peers): a node that joined can install
+   * a snapshot taken before the current leader came back to the cluster, and only that leader's
+   * entries can tell it so (the simulator's SEED=434 left such a node ignoring its leader for
+   * good). Nodes never in any are ignored. A leader ignores answers from nodes it no longer
+   * replicates to (`leader.ts`).
    */
   #stepMessage(message: Message, out: EffectsBuilder): void {
     const s = this.#s;
-    if (message.to !== s.config.id || message.from === s.config.id || !s.log.isKnown(message.from)) return;
+    if (message.to !== s.config.id || message.from === s.config.id) return;
+    const { voters, learners } = s.config;
+    if (!s.log.isKnown(message.from) && !voters.includes(message.from) && !learners.includes(message.from))
+      return;
     // What a leaderless node knows of its peers, even from a request it ignores (`failover-view.ts`).
     if (message.type === "preVote" || message.type === "requestVote")
       notePeerPosition(s, message.from, message.lastLogIndex, message.lastLogTerm);

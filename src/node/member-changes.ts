@@ -200,11 +200,17 @@ export class MemberChanges {
     if (clusterId === undefined)
       throw new BatonError(ErrorCode.BAD_CONFIG, "this node was started without a cluster id");
     const config = this.loop.core.summary().clusterConfig;
-    if ([...config.voters, ...config.learners].includes(node)) {
-      this.runtime.logger("warn", "member.rejoin-with-empty-state", { node });
-      await this.change({ kind: "remove", node }, deadlineMs);
+    const member = [...config.voters, ...config.learners].includes(node);
+    // The injected test bug keeps a wiped member's old membership: it answers with the configuration
+    // as it stands, in which the node may be a voter with progress the leader recorded before.
+    const keepOldMembership = member && this.config.unsafeNodeBugs?.rejoinWithoutRemoval === true;
+    if (!keepOldMembership) {
+      if (member) {
+        this.runtime.logger("warn", "member.rejoin-with-empty-state", { node });
+        await this.change({ kind: "remove", node }, deadlineMs);
+      }
+      await this.change({ kind: "addLearner", node, address }, deadlineMs);
     }
-    await this.change({ kind: "addLearner", node, address }, deadlineMs);
     if (request.witness === true) await this.markWitness(node, this.remaining(deadlineMs));
     return {
       clusterId,

@@ -24,6 +24,11 @@ export type UnsafeNodeBugs = {
   readonly commitSpeculationEarly?: boolean;
   /** Acknowledge `local`/`one` writes without AUTOINCREMENT id reservations (`id-guard.ts`). */
   readonly noIdReservations?: boolean;
+  /**
+   * Answer the join of a node that is already a member (its disk was wiped) with the configuration
+   * as it stands, without removing its old membership first (`member-changes.ts`).
+   */
+  readonly rejoinWithoutRemoval?: boolean;
 };
 
 export type NodeConfig = {

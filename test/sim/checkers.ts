@@ -2,11 +2,16 @@
  * Safety checkers, run continuously while the simulation runs (TigerBeetle's VOPR keeps them apart
  * from the harness the same way).
  *
- *  - Election safety (Raft §5.2): at most one leader per term.
+ *  - Election safety (Raft §5.2): at most one leader per term, across configuration changes; a
+ *    leader is a voter of its own configuration (a learner or a removed node never leads).
  *  - Leader append-only (§5.3): a leader never truncates its log while it leads.
  *  - Log matching (§5.3): the same (index, term) always holds the same entry, on every node, and two
  *    logs agreeing on an entry agree on everything before it.
- *  - Committed prefixes agree; commit index monotonic per node incarnation.
+ *  - Committed prefixes agree, snapshot installs included: a snapshot installed at (i, t) has the
+ *    committed entry's term at i, and the store it installs holds the content every replica had at
+ *    applied index i. Commit index monotonic per node incarnation.
+ *  - Commit quorums (`quorum-checker.ts`): an entry a leader commits is durable on a majority of
+ *    the voters of the configuration it uses; a write it acknowledges at `all`, on every voter.
  *  - Leader completeness (§5.4): every committed entry and every write acknowledged at `majority` or
  *    `all` is in the log of every later leader.
  *  - State machine safety (§5.4.3), at the SQL level: replicas at the same applied index have the
@@ -18,6 +23,7 @@ import { createHash } from "node:crypto";
 import type { Effects } from "../../src/consensus/effects.ts";
 import type { LogEntry } from "../../src/types/log-entry.ts";
 import { EntryKind } from "../../src/types/log-entry.ts";
+import { type DurableImage, DurableQuorumChecker } from "./quorum-checker.ts";
 import type { SimNodeHost } from "./sim-node.ts";
 
 export class SimViolation extends Error {
@@ -52,12 +58,29 @@ export class SafetyChecker {
   private readonly hashByAppliedIndex = new Map<number, { node: string; hash: string }>();
   private readonly commitByIncarnation = new Map<string, number>();
   private readonly leaderLastIndex = new Map<string, number>();
+  /** The term in which each node incarnation led, as of its last step (absent when not leading). */
+  private readonly leadingTerm = new Map<string, number>();
+  readonly quorum: DurableQuorumChecker;
+  /** Configuration entries committed (each counted once, at its index). */
+  configEntriesCommitted = 0;
+
+  /** `imageOf` gives a node's durable image (its disk and snapshot files), dead or alive. */
+  constructor(imageOf: (id: string) => DurableImage | null) {
+    this.quorum = new DurableQuorumChecker(imageOf);
+  }
 
   /** Called with every Effects, right after the step that produced it. */
   onEffects(node: SimNodeHost, effects: Effects): void {
     const core = node.core;
     if (core === null) return;
     const status = core.status();
+    const incarnation = `${node.id}#${node.incarnation}`;
+    // A leader's own count: it leads now, or led in this very term before the step (a leader that
+    // a committed change made a non-voter steps down in the step that commits it).
+    const counted = status.role === "leader" || this.leadingTerm.get(incarnation) === status.term;
+    if (status.role === "leader") this.leadingTerm.set(incarnation, status.term);
+    else this.leadingTerm.delete(incarnation);
+    if (effects.snapshotRestored !== undefined) this.onSnapshotRestored(node, effects.snapshotRestored);
     for (const entry of effects.entries) this.checkPosition(node, entry);
     if (
       status.role === "leader" &&
@@ -70,9 +93,16 @@ export class SafetyChecker {
     }
     if (status.role === "leader") this.checkLeaderGrows(node, status.term, status.lastIndex);
     if (effects.roleChange?.role === "leader") this.onNewLeader(node);
-    if (effects.commitIndex !== undefined) this.onCommit(node, effects.commitIndex, status.term);
+    if (effects.commitIndex !== undefined) {
+      this.onCommit(node, effects.commitIndex, status.term);
+      const term = core.termAt(effects.commitIndex);
+      if (counted && term !== undefined && effects.commitIndex > status.snapshotIndex)
+        this.quorum.checkCommit(node.id, status.clusterConfig.voters, effects.commitIndex, term);
+    }
     for (const ack of effects.acknowledged) {
       if (ack.durability !== "majority" && ack.durability !== "all") continue;
+      if (ack.durability === "all" && counted)
+        this.quorum.checkAllAcknowledged(node.id, status.clusterConfig.voters, ack.index, ack.term);
       const writeId = `${node.id}#${node.incarnation}/${ack.proposalId}`;
       this.acknowledgedWrites.set(writeId, {
         index: ack.index,
@@ -110,10 +140,17 @@ export class SafetyChecker {
   private onNewLeader(node: SimNodeHost): void {
     const core = node.core;
     if (core === null) return;
-    const { term, snapshotIndex } = core.status();
+    const { term, snapshotIndex, clusterConfig } = core.status();
     const previous = this.leadersByTerm.get(term);
     if (previous !== undefined && previous !== node.id) {
       throw new SimViolation("election-safety", `two leaders in term ${term}: ${previous} and ${node.id}`);
+    }
+    if (!clusterConfig.voters.includes(node.id)) {
+      const role = clusterConfig.learners.includes(node.id) ? "a learner" : "not a member";
+      throw new SimViolation(
+        "election-safety",
+        `${node.id} became leader of term ${term} while ${role} of its configuration [${clusterConfig.voters.join(",")}]`,
+      );
     }
     this.leadersByTerm.set(term, node.id);
     // Raft §5.4: an entry committed in term T is in the log of every leader of a term above T. (A
@@ -152,6 +189,7 @@ export class SafetyChecker {
       if (entry === undefined) continue;
       const key = entryKey(entry);
       const known = this.committed.get(index);
+      if (known === undefined && entry.kind === EntryKind.config) this.configEntriesCommitted++;
       if (known === undefined || known.key === key) {
         this.committed.set(index, { key, term: Math.min(known?.term ?? committingTerm, committingTerm) });
         continue;
@@ -161,6 +199,27 @@ export class SafetyChecker {
         `node ${node.id} committed ${key} at ${index}, elsewhere ${known.key}`,
       );
     }
+  }
+
+  /**
+   * A snapshot was installed at (index, term): the store holds the leader's state through it. The
+   * position must be the committed entry's (committed prefixes agree across installs), and the
+   * content the content every replica had at that applied index.
+   */
+  private onSnapshotRestored(node: SimNodeHost, restored: { index: number; term: number }): void {
+    const known = this.committed.get(restored.index);
+    if (known !== undefined && !known.key.startsWith(`${restored.term}:`))
+      throw new SimViolation(
+        "committed-prefix",
+        `node ${node.id} installed a snapshot at ${restored.index}/${restored.term}, where ${known.key} was committed`,
+      );
+    const applied = node.store?.appliedIndex;
+    if (applied !== restored.index)
+      throw new SimViolation(
+        "snapshot-install",
+        `node ${node.id} installed a snapshot at ${restored.index} but its store is at ${applied}`,
+      );
+    this.checkContent(node);
   }
 
   /**

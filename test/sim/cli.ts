@@ -6,6 +6,7 @@
  *   node test/sim/cli.ts --failover 1000             leader-crash failover times against the formula
  *   node test/sim/cli.ts ... --bug commitOldTermByCounting|voteWithoutLogCheck      (core bugs)
  *   node test/sim/cli.ts ... --bug ackBeforeSync|applyBeforeCommit|linearizableWithoutReadIndex|commitSpeculationEarly
+ *   node test/sim/cli.ts ... --bug noIdReservations|rejoinWithoutRemoval           (node bugs)
  *   node test/sim/cli.ts --seeds 10000 --jobs 2                                    split over 2 processes
  *
  * Every failure prints `SEED=n` first. The campaign exits non-zero when any run failed.
@@ -50,6 +51,9 @@ async function replay(seed: number): Promise<number> {
   );
   console.log(`faults ${JSON.stringify(result.faults)} losses ${JSON.stringify(result.losses)}`);
   console.log(`snapshots ${JSON.stringify(result.snapshotEvents)}`);
+  console.log(
+    `membership ${JSON.stringify(result.membership)}; configuration entries committed ${result.configEntriesCommitted}`,
+  );
   console.log(result.ok ? "OK" : `FAILED\n${result.failure}`);
   return result.ok ? 0 : 1;
 }

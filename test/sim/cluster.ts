@@ -9,22 +9,31 @@
  * through one `setImmediate`; nothing in the node waits on real I/O in the simulator, so that is
  * everything). Scripted scenarios call the same methods (partition, crash, transfer) instead of
  * random faults.
+ *
+ * Membership: the operator (`member-operator.ts`) changes the configuration during the run. The
+ * nodes it holds down (a removed voter it stopped, a crashed node whose disk it wipes, a new node
+ * before its join is answered) are never restarted by the fault schedule or the heal; the cluster's
+ * members are those of the leader's configuration, which a working leader, convergence and the
+ * final check are judged by.
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { ClusterConfig } from "../../src/consensus/cluster-config.ts";
 import { quorumSize } from "../../src/consensus/config.ts";
 import type { Effects } from "../../src/consensus/effects.ts";
 import { formatEffects } from "../../src/consensus/golden-format.ts";
 import type { Input } from "../../src/consensus/inputs.ts";
 import { assert } from "../../src/lib/assert.ts";
 import { Prng } from "../../src/lib/prng.ts";
-import { type NodeConfig, nodeDefaults } from "../../src/node/node-config.ts";
+import { listSnapshots } from "../../src/node/snapshot-files.ts";
 import { type NodeId, nodeId } from "../../src/types/ids.ts";
 import { SafetyChecker, SimViolation } from "./checkers.ts";
+import { MemberOperator } from "./member-operator.ts";
 import { SimNetwork } from "./network.ts";
 import { type SimOptions, simTickMs } from "./options.ts";
-import { type HostObserver, SimNodeHost } from "./sim-node.ts";
+import type { DurableImage } from "./quorum-checker.ts";
+import { type HostObserver, SimNodeHost, simAddress, simNodeConfig } from "./sim-node.ts";
 import { Workload } from "./workload.ts";
 
 export type FaultKind =
@@ -35,8 +44,17 @@ export type FaultKind =
   | "one-way-partition"
   | "pause";
 
-/** `load`: random client operations and their retries; `retries` alone: only retries; `faults`: random faults. */
-export type TickOptions = { readonly load?: boolean; readonly retries?: boolean; readonly faults?: boolean };
+/**
+ * `load`: random client operations and their retries; `retries` alone: only retries; `faults`:
+ * random faults; `members`: the operator's membership episodes (`schedule` starts new ones,
+ * `finish` only completes the current one).
+ */
+export type TickOptions = {
+  readonly load?: boolean;
+  readonly retries?: boolean;
+  readonly faults?: boolean;
+  readonly members?: "schedule" | "finish";
+};
 
 /** Every this many ticks the pairwise log-matching check and the content-hash sample run. */
 const deepCheckEveryTicks = 50;
@@ -51,7 +69,12 @@ export class SimCluster {
   readonly nodes: SimNodeHost[] = [];
   readonly network: SimNetwork;
   readonly workload: Workload;
-  readonly checker = new SafetyChecker();
+  readonly checker: SafetyChecker;
+  readonly operator: MemberOperator;
+  /** The id of the node that may join as a read replica (one past the initial voters). */
+  readonly spareId: NodeId;
+  /** Nodes the operator holds down: never restarted by the fault schedule or the heal. */
+  readonly held = new Set<NodeId>();
   readonly faults: Record<FaultKind, number> = {
     crash: 0,
     "leader-crash": 0,
@@ -93,7 +116,15 @@ export class SimCluster {
     );
     this.directory = fs.mkdtempSync(path.join(simTempRoot(), `baton-sim-${options.seed}-`));
     const voters = Array.from({ length: options.nodeCount }, (_, i) => nodeId(`n${i + 1}`));
-    for (const id of voters) this.nodes.push(this.createNode(id, voters));
+    const bootstrap: ClusterConfig = {
+      voters,
+      learners: [],
+      addresses: Object.fromEntries(voters.map((id) => [id, simAddress(id)])),
+    };
+    for (const id of voters) this.nodes.push(this.createNode(id, bootstrap));
+    this.spareId = nodeId(`n${options.nodeCount + 1}`);
+    this.checker = new SafetyChecker((id) => this.durableImage(id));
+    this.operator = new MemberOperator(this, new Prng(options.seed ^ 0x6e6d62));
   }
 
   /** Boots every node; call once before the first tick. */
@@ -108,43 +139,28 @@ export class SimCluster {
     fs.rmSync(this.directory, { recursive: true, force: true });
   }
 
-  private createNode(id: NodeId, voters: NodeId[]): SimNodeHost {
-    const o = this.options;
-    const config: NodeConfig = {
-      ...nodeDefaults,
-      id,
-      voters,
-      httpAddress: `sim://${id}`,
-      peerHttp: new Map(voters.map((voter) => [voter, `sim://${voter}`])),
-      tickMs: simTickMs,
-      heartbeatMs: o.heartbeatTicks * simTickMs,
-      missedHeartbeats: o.missedHeartbeats,
-      electionJitter: o.electionJitter,
-      preVote: o.preVote,
-      checkQuorum: o.checkQuorum,
-      appendEntriesInflightMax: o.appendEntriesInflightMax,
-      appendEntriesBatchEntriesMax: o.appendEntriesBatchEntriesMax,
-      appendEntriesBatchBytesMax: o.appendEntriesBatchBytesMax,
-      durability: "majority",
-      speculationAgeMsMax: o.speculationAgeTicksMax * simTickMs,
-      snapshotEntries: o.snapshotEntries,
-      snapshotLogBytes: nodeDefaults.snapshotLogBytes,
-      compactionTrailEntries: o.compactionTrailEntries,
-      snapshotChunkBytes: o.snapshotChunkBytes,
-      snapshotWindowChunks: o.snapshotWindowChunks,
-      snapshotAckTimeoutMs: o.snapshotAckTimeoutTicks * simTickMs,
-      unsafeNodeBugs: o.unsafeNodeBugs,
-      unsafeCoreBugs: o.unsafeTestBugs,
-    };
+  private createNode(id: NodeId, bootstrap: ClusterConfig): SimNodeHost {
     return new SimNodeHost({
-      config,
+      config: simNodeConfig(this.options, id, bootstrap),
       directory: path.join(this.directory, id),
       prng: this.prng,
-      fsyncTicksMax: o.fsyncTicksMax,
+      fsyncTicksMax: this.options.fsyncTicksMax,
       network: this.network,
       clock: { nowTick: () => this.nowTick, nowMs: () => this.nowTick * simTickMs },
       hooks: this.hooks,
     });
+  }
+
+  /** What a node holds durably, dead or alive: its simulated disk and its complete snapshot files. */
+  private durableImage(id: string): DurableImage | null {
+    const host = this.host(id);
+    if (host === undefined) return null;
+    const disk = host.disk;
+    return {
+      entries: disk.entries,
+      compactedThrough: disk.point.index,
+      snapshotIndex: () => listSnapshots(host.snapshotDirectory).at(-1)?.index ?? 0,
+    };
   }
 
   private readonly hooks: HostObserver = {
@@ -191,9 +207,13 @@ export class SimCluster {
   }
 
   node(id: string): SimNodeHost {
-    const found = this.nodes.find((node) => node.id === id);
+    const found = this.host(id);
     assert(found !== undefined, `no node ${id}`);
     return found;
+  }
+
+  host(id: string): SimNodeHost | undefined {
+    return this.nodes.find((node) => node.id === id);
   }
 
   get ids(): NodeId[] {
@@ -218,6 +238,7 @@ export class SimCluster {
     for (const node of this.running()) node.fireTimers();
     await settle();
     if (options.faults === true) await this.injectFaults();
+    if (options.members !== undefined) await this.operator.tick(options.members);
     if (options.load === true) this.clientLoad();
     else if (options.retries === true) this.workload.startRetries(this.running());
     await settle();
@@ -247,7 +268,12 @@ export class SimCluster {
   clientLoad(): void {
     const live = this.running();
     this.workload.startRetries(live);
-    if (this.prng.chance(this.options.proposeRate)) this.workload.startRandom(live);
+    if (this.prng.chance(this.options.proposeRate)) this.workload.startRandom(live, this.readReplicas(live));
+  }
+
+  /** Live nodes that are learners of their own configuration: read replicas. */
+  private readReplicas(live: readonly SimNodeHost[]): SimNodeHost[] {
+    return live.filter((node) => node.core?.summary().clusterConfig.learners.includes(node.id) === true);
   }
 
   /** The random faults of one tick (safety phase only). */
@@ -283,8 +309,15 @@ export class SimCluster {
     }
   }
 
+  /** The node that leads in the highest term (a deposed leader may not know it yet). */
   private currentLeader(): SimNodeHost | null {
-    return this.nodes.find((node) => node.core?.summary().role === "leader") ?? null;
+    let best: SimNodeHost | null = null;
+    for (const node of this.nodes) {
+      const summary = node.core?.summary();
+      if (summary?.role !== "leader") continue;
+      if (best === null || (best.core?.summary().term ?? 0) < summary.term) best = node;
+    }
+    return best;
   }
 
   private randomPartition(): void {
@@ -322,9 +355,57 @@ export class SimCluster {
 
   async restart(id: NodeId): Promise<void> {
     const node = this.node(id);
-    if (node.alive) return;
+    if (node.alive || this.held.has(id)) return;
     await node.boot();
     this.trace?.push(`[${this.nowTick}] ${id} RESTART`);
+  }
+
+  /** The operator stops a node (or keeps a crashed one down) until `release` or `bootJoined`. */
+  hold(id: NodeId): void {
+    const node = this.node(id);
+    this.held.add(id);
+    this.restartAt.delete(id);
+    if (!node.alive) return;
+    node.crash();
+    this.workload.nodeCrashed(id);
+    this.trace?.push(`[${this.nowTick}] ${id} STOP (operator)`);
+  }
+
+  /** The operator starts a node it held down, from what its disk holds. */
+  async release(id: NodeId): Promise<void> {
+    this.held.delete(id);
+    await this.restart(id);
+  }
+
+  /**
+   * The operator wipes a held node's disk: what it held is remembered for the commit oracle, and
+   * anything it sent that is still in flight is dropped (its connections died long ago).
+   */
+  async wipe(id: NodeId): Promise<void> {
+    assert(this.held.has(id), `wipe of ${id}, which the operator does not hold down`);
+    const image = this.durableImage(id);
+    if (image !== null) this.checker.quorum.rememberWiped(id, image);
+    this.network.dropFrom(id);
+    await this.node(id).wipe();
+    this.trace?.push(`[${this.nowTick}] ${id} WIPED`);
+  }
+
+  /** A new host for a node about to join (held down until its join is answered). */
+  addHost(id: NodeId): SimNodeHost {
+    assert(this.host(id) === undefined, `${id} exists`);
+    const host = this.createNode(id, { voters: [], learners: [id] });
+    this.nodes.push(host);
+    this.held.add(id);
+    return host;
+  }
+
+  /** A joined node starts, empty, from the configuration its join answer named. */
+  async bootJoined(id: NodeId, config: ClusterConfig): Promise<void> {
+    const host = this.node(id);
+    assert(!host.alive && this.held.has(id), `${id} joins while down and held`);
+    host.reconfigure(simNodeConfig(this.options, id, config));
+    this.trace?.push(`[${this.nowTick}] ${id} JOINED as ${config.voters.includes(id) ? "voter" : "learner"}`);
+    await this.release(id);
   }
 
   healPartitions(): void {
@@ -336,7 +417,7 @@ export class SimCluster {
   /** Ends every fault: restarts crashed nodes, resumes paused ones, heals partitions, stops drops. */
   async healAll(): Promise<void> {
     for (const node of this.nodes) {
-      if (!node.alive) await this.restart(node.id);
+      if (!node.alive && !this.held.has(node.id)) await this.restart(node.id);
       node.pausedUntilTick = 0;
     }
     this.restartAt.clear();
@@ -345,23 +426,37 @@ export class SimCluster {
   }
 
   /**
-   * The leader every node recognises in one term, or null while there is none. A leader only counts
-   * once it works: it heard from a majority within an election timeout and committed an entry of
-   * its term (a deposed leader whose followers have not yet noticed does not count).
+   * The leader every member recognises in one term, or null while there is none. The members are
+   * those of the leader's configuration, less the nodes the operator holds down. A leader only
+   * counts once it works: it is a voter, heard from a majority of the voters within an election
+   * timeout, and committed an entry of its term (a deposed leader whose followers have not yet
+   * noticed does not count).
    */
   stableLeader(): SimNodeHost | null {
     const leader = this.currentLeader();
     const core = leader?.core;
     if (leader === null || core === null || core === undefined) return null;
     const status = core.status();
-    const agreed = this.nodes.every((node) => {
-      const other = node.core?.summary();
+    const { voters, learners } = status.clusterConfig;
+    if (!voters.includes(leader.id)) return null;
+    const agreed = [...voters, ...learners].every((id) => {
+      if (this.held.has(id)) return true;
+      const other = this.host(id)?.core?.summary();
       return other !== undefined && other.term === status.term && other.leaderId === leader.id;
     });
     if (!agreed || core.termAt(status.commitIndex) !== status.term) return null;
     const timeout = core.config.electionTimeoutTicks;
-    const heard = status.members.filter((member) => member.lastHeardTicksAgo <= timeout).length + 1;
-    return heard >= quorumSize(this.nodes.length) ? leader : null;
+    const heard =
+      status.members.filter((member) => member.role === "voter" && member.lastHeardTicksAgo <= timeout)
+        .length + 1;
+    return heard >= quorumSize(voters.length) ? leader : null;
+  }
+
+  /** The members of the stable leader's configuration (voters and learners), or null without one. */
+  members(): SimNodeHost[] | null {
+    const config = this.stableLeader()?.core?.summary().clusterConfig;
+    if (config === undefined) return null;
+    return [...config.voters, ...config.learners].map((id) => this.node(id));
   }
 
   /** Runs `ticks` ticks (with client load and faults when asked). */

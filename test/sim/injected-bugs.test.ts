@@ -21,6 +21,7 @@ const nodeBugs: readonly (keyof UnsafeNodeBugs)[] = [
   "linearizableWithoutReadIndex",
   "commitSpeculationEarly",
   "noIdReservations",
+  "rejoinWithoutRemoval",
 ];
 
 async function caught(

@@ -68,6 +68,13 @@ export class SimNetwork {
     return delivered;
   }
 
+  /** Drops every packet `from` sent that is still in flight. */
+  dropFrom(from: NodeId): void {
+    const before = this.inFlight.length;
+    this.inFlight = this.inFlight.filter((item) => item.packet.from !== from);
+    this.stats.dropped += before - this.inFlight.length;
+  }
+
   /** Puts a packet back for a later tick (its receiver is paused). */
   postpone(packet: Packet, dueTick: number): void {
     this.inFlight.push({ packet, dueTick, order: this.prng.nextUint32() });

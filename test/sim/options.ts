@@ -16,6 +16,14 @@ const electionTimeoutTicksMin = 10;
 
 export type FaultProfile = "calm" | "normal" | "storm";
 
+/**
+ * The operator's membership episodes (`member-operator.ts`): a voter removed, stopped, started again
+ * with its disk and added back as a learner then promoted; a voter demoted and promoted; a new node
+ * joining as a read replica; a member crashed, its disk wiped, and joined again as `baton start
+ * --join` does (promoted again if it was a voter).
+ */
+export type MemberEpisodeKind = "remove-readd" | "demote-promote" | "add-replica" | "wipe-rejoin";
+
 export type SimOptions = {
   readonly seed: number;
   readonly profile: FaultProfile;
@@ -60,6 +68,15 @@ export type SimOptions = {
   readonly snapshotChunkBytes: number;
   readonly snapshotWindowChunks: number;
   readonly snapshotAckTimeoutTicks: number;
+  /** Per tick while the operator is idle in the safety phase: start a membership episode (0 in some runs). */
+  readonly memberEpisodeRate: number;
+  readonly memberEpisodeWeights: Readonly<Record<MemberEpisodeKind, number>>;
+  /** Chance that an episode's target is the leader itself (when the leader may be its target). */
+  readonly memberTargetLeaderChance: number;
+  /** How long a removed voter stays stopped, or a demoted voter a learner, before it comes back. */
+  readonly memberDwellTicksMax: number;
+  /** The `timeoutMs` of every membership request, in ticks. */
+  readonly memberRequestTimeoutTicks: number;
 };
 
 function pickFloat(prng: Prng, min: number, max: number): number {
@@ -126,6 +143,18 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
     snapshotChunkBytes: prng.pick([4096, 16384, 65536]),
     snapshotWindowChunks: prng.intBetween(2, 4),
     snapshotAckTimeoutTicks: electionTimeoutTicks,
+    // Drawn last, so that every option above keeps the value it had for this seed before membership
+    // changes joined the schedule.
+    memberEpisodeRate: prng.chance(0.15) ? 0 : pickFloat(prng, 0.003, 0.02),
+    memberEpisodeWeights: {
+      "remove-readd": prng.intBetween(1, 3),
+      "demote-promote": prng.intBetween(0, 2),
+      "add-replica": prng.intBetween(1, 3),
+      "wipe-rejoin": prng.intBetween(1, 3),
+    },
+    memberTargetLeaderChance: pickFloat(prng, 0.1, 0.5),
+    memberDwellTicksMax: prng.intBetween(10, 300),
+    memberRequestTimeoutTicks: electionTimeoutTicks * prng.intBetween(5, 15),
   };
   return { ...options, ...overrides };
 }
@@ -146,6 +175,16 @@ export function electionBoundTicks(options: SimOptions): number {
   const { max } = electionTimeoutTicksOf(options);
   const attemptTicks = max + 4 * options.delayTicksMax + 2 * options.fsyncTicksMax;
   return 10 * attemptTicks;
+}
+
+/**
+ * How long the operator waits between crashing a node and wiping its disk, as minutes pass between
+ * a crash and a disk replacement on a real cluster: longer than any message of the dead incarnation
+ * can be in flight or held back at a paused receiver, and than the fsync that could make a leader
+ * count the node's last acknowledgements. (Whatever is still in flight then is dropped with it.)
+ */
+export function wipeAfterCrashTicks(options: SimOptions): number {
+  return options.pauseTicksMax + options.fsyncTicksMax + 2 * options.delayTicksMax + 1;
 }
 
 export function describeOptions(options: SimOptions): string {

@@ -4,11 +4,14 @@
  *
  *  1. Safety phase: random client load with random faults (crashes with loss of unpersisted
  *     state, symmetric and one-way partitions, process pauses, message drops, duplicates, delays
- *     and reordering, slow fsyncs). The checkers run throughout.
- *  2. Liveness phase: every fault stops. A leader recognised by all nodes must appear within
- *     `electionBoundTicks`; then a few writes to it must all be acknowledged, and every node must
- *     converge on the same applied state and content. Finally the clients' history is checked at
- *     the SQL level (`finalCheck`); losses of `local` and `one` writes are counted.
+ *     and reordering, slow fsyncs) and the operator's membership episodes (`member-operator.ts`:
+ *     removals, demotions, promotions, a read replica joining, wiped disks rejoining). The
+ *     checkers run throughout.
+ *  2. Liveness phase: every fault stops. A leader recognised by all members must appear within
+ *     `electionBoundTicks`; the operator must finish its episode within `memberFinishBoundTicks`;
+ *     then a few writes to the leader must all be acknowledged, and every member, learners
+ *     included, must converge on the same applied state and content. Finally the clients' history
+ *     is checked at the SQL level (`finalCheck`); losses of `local` and `one` writes are counted.
  *
  * Any exception (a checker's `SimViolation` or an assertion inside the core) fails the run; the
  * result names the seed so that `npm run sim -- --seed N` replays it exactly.
@@ -17,7 +20,14 @@
 import { SimViolation } from "./checkers.ts";
 import { type FaultKind, SimCluster } from "./cluster.ts";
 import { checkListAppend, type ListAppendLossCounts } from "./list-append-checker.ts";
-import { electionBoundTicks, optionsFromSeed, type SimOptions } from "./options.ts";
+import type { OperatorStats } from "./member-operator.ts";
+import {
+  electionBoundTicks,
+  electionTimeoutTicksOf,
+  optionsFromSeed,
+  type SimOptions,
+  wipeAfterCrashTicks,
+} from "./options.ts";
 import { schemaStatements } from "./workload.ts";
 
 export type RunResult = {
@@ -38,6 +48,10 @@ export type RunResult = {
   readonly reads: number;
   readonly discardedEntries: number;
   readonly snapshotEvents: Readonly<Record<string, number>>;
+  /** The operator's membership episodes, requests and wipes. */
+  readonly membership: OperatorStats;
+  /** Configuration entries committed (each membership change is one; a join is two). */
+  readonly configEntriesCommitted: number;
   readonly trace: string[] | null;
 };
 
@@ -50,12 +64,28 @@ function convergenceBoundTicks(cluster: SimCluster): number {
   return (batchesBehind + 50) * roundTripTicks + electionBoundTicks(o) + o.proposalTimeoutTicks;
 }
 
+/**
+ * Ticks allowed, once a leader is known after the heal, for the operator to finish its episode:
+ * each step left may take two attempts of a whole request timeout and a retry pause (the first may
+ * meet a leader change, or a learner still catching up), a wipe waits its delay, and a node that
+ * joined may need the whole convergence bound to catch up before it is promoted.
+ */
+function memberFinishBoundTicks(cluster: SimCluster): number {
+  const o = cluster.options;
+  const attemptTicks = o.memberRequestTimeoutTicks + electionTimeoutTicksOf(o).base;
+  return (
+    cluster.operator.stepsLeft * 2 * attemptTicks + wipeAfterCrashTicks(o) + convergenceBoundTicks(cluster)
+  );
+}
+
+/** Every member of the leader's configuration, learners included, applied all the leader holds. */
 function converged(cluster: SimCluster): boolean {
   const leader = cluster.stableLeader();
-  if (leader === null || leader.core === null) return false;
+  const members = cluster.members();
+  if (leader === null || leader.core === null || members === null) return false;
   const { commitIndex, lastIndex } = leader.core.summary();
   if (commitIndex !== lastIndex) return false;
-  return cluster.nodes.every((node) => node.store?.appliedIndex === commitIndex);
+  return members.every((node) => node.store?.appliedIndex === commitIndex);
 }
 
 /** Before any fault: elect a leader and create the schema, as an application would at install time. */
@@ -87,6 +117,17 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
   const ticksToElect = await cluster.runUntil(() => cluster.stableLeader() !== null, bound);
   if (ticksToElect === null)
     throw new SimViolation("liveness", `no leader recognised by all nodes within ${bound} ticks after heal`);
+  const finishBound = memberFinishBoundTicks(cluster);
+  const stepsLeft = cluster.operator.stepsLeft;
+  const finished = await cluster.runUntil(() => cluster.operator.idle, finishBound, {
+    retries: true,
+    members: "finish",
+  });
+  if (finished === null)
+    throw new SimViolation(
+      "liveness",
+      `the operator did not finish its episode (${stepsLeft} steps) within ${finishBound} ticks after the heal`,
+    );
   // The backlog of the safety phase may be long on a slow configuration: give these writes the whole
   // bound. Writes that fail are retried by the workload with their request id, as a client would.
   const convergence = convergenceBoundTicks(cluster);
@@ -131,9 +172,7 @@ export async function finalCheck(
 ): Promise<{ losses: ListAppendLossCounts; reads: number }> {
   const conflicts = cluster.workload.idConflicts;
   if (conflicts.length > 0) throw new SimViolation("id-reused", conflicts.slice(0, 3).join("; "));
-  const hashes = new Set(cluster.nodes.map((node) => node.store?.contentHash()));
-  if (hashes.size !== 1)
-    throw new SimViolation("state-machine-safety", "replicas hold different content at the end");
+  checkMembersConverged(cluster);
   const leader = cluster.stableLeader();
   const store = leader?.store;
   if (store === null || store === undefined) throw new SimViolation("liveness", "no leader at the end");
@@ -148,6 +187,41 @@ export async function finalCheck(
   return { losses: result.lost, reads: result.reads };
 }
 
+/**
+ * The end state of the configuration: every live node is a member of the leader's configuration
+ * and every member (voters and learners: read replicas, rejoined nodes) is live, at the leader's
+ * commit index, with the same content hash. A removed node's state is not required to converge:
+ * the operator re-added every node it removed before the end.
+ */
+function checkMembersConverged(cluster: SimCluster): void {
+  const members = cluster.members();
+  const leader = cluster.stableLeader();
+  if (members === null || leader?.core === null || leader?.core === undefined)
+    throw new SimViolation("liveness", "no leader at the end");
+  const strays = cluster.nodes.filter((node) => node.alive && !members.includes(node));
+  const down = members.filter((node) => !node.alive);
+  if (strays.length > 0 || down.length > 0)
+    throw new SimViolation(
+      "membership",
+      `at the end, live nodes outside the configuration [${strays.map((node) => node.id).join(",")}], members down [${down.map((node) => node.id).join(",")}]`,
+    );
+  const { commitIndex, clusterConfig } = leader.core.summary();
+  const byHash = new Map<string, string[]>();
+  for (const node of members) {
+    const hash = node.store?.contentHash() ?? "none";
+    const role = clusterConfig.learners.includes(node.id) ? "learner" : "voter";
+    const label = `${node.id} (${role}, applied ${node.store?.appliedIndex})`;
+    byHash.set(hash, [...(byHash.get(hash) ?? []), label]);
+    if (node.store?.appliedIndex !== commitIndex)
+      throw new SimViolation("convergence", `${label} at the end, the leader committed ${commitIndex}`);
+  }
+  if (byHash.size !== 1)
+    throw new SimViolation(
+      "state-machine-safety",
+      `members hold different content at the end: ${[...byHash.values()].map((labels) => labels.join(", ")).join(" | ")}`,
+    );
+}
+
 /** Options with every random fault and the random client load switched off, for scripted scenarios. */
 export function quietOverrides(): Partial<SimOptions> {
   return {
@@ -159,6 +233,7 @@ export function quietOverrides(): Partial<SimOptions> {
     partitionRate: 0,
     pauseRate: 0,
     proposeRate: 0,
+    memberEpisodeRate: 0,
   };
 }
 
@@ -177,7 +252,7 @@ export async function runSeed(
   try {
     await cluster.start();
     await setupPhase(cluster);
-    await cluster.run(options.safetyTicks, { load: true, faults: true });
+    await cluster.run(options.safetyTicks, { load: true, faults: true, members: "schedule" });
     ticksToElect = (await livenessPhase(cluster)).ticksToElect;
     final = await finalCheck(cluster);
   } catch (error) {
@@ -204,6 +279,8 @@ export async function runSeed(
     reads: final?.reads ?? 0,
     discardedEntries: cluster.discarded.length,
     snapshotEvents: { ...cluster.snapshotEvents },
+    membership: structuredClone(cluster.operator.stats),
+    configEntriesCommitted: cluster.checker.configEntriesCommitted,
     trace: cluster.trace,
   };
 }

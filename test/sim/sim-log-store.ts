@@ -23,6 +23,13 @@ export class SimDisk {
   recover(): RecoveredLog {
     return { entries: [...this.entries], hardState: this.hardState, compactionPoint: this.point };
   }
+
+  /** The disk is replaced by an empty one. */
+  wipe(): void {
+    this.entries = [];
+    this.hardState = { term: term(0), votedFor: null };
+    this.point = { index: logIndex(0), term: term(0) };
+  }
 }
 
 type PendingOperation = {

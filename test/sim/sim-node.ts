@@ -7,14 +7,18 @@
  * writes are lost, its transport falls silent, and the store is closed without committing (an open
  * speculative transaction rolls back; committed SQLite transactions stay, as they do on disk). A
  * restart recovers exactly as `baton start` does: the log from the disk, the store from its file.
+ * A wipe (of a dead machine) loses everything: the log's disk, the store file, the snapshots; the
+ * next boot starts from the configuration the operator gives it, as a node started with `--join`
+ * starts from the one its join answer named.
  */
 import fs from "node:fs";
 import path from "node:path";
+import type { ClusterConfig } from "../../src/consensus/cluster-config.ts";
 import type { RaftCore } from "../../src/consensus/index.ts";
 import { assert } from "../../src/lib/assert.ts";
 import type { Prng } from "../../src/lib/prng.ts";
 import { BatonNode } from "../../src/node/baton-node.ts";
-import type { NodeConfig } from "../../src/node/node-config.ts";
+import { type NodeConfig, nodeDefaults } from "../../src/node/node-config.ts";
 import { quarantineSink } from "../../src/node/orphans.ts";
 import type { LoopObserver } from "../../src/node/runtime.ts";
 import { reconcileStorage } from "../../src/node/snapshot-files.ts";
@@ -23,9 +27,60 @@ import { Store } from "../../src/store/store.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import type { LogEntry } from "../../src/types/log-entry.ts";
 import type { SimNetwork } from "./network.ts";
+import { type SimOptions, simTickMs } from "./options.ts";
 import { SimIo } from "./sim-io.ts";
 import { SimDisk, SimLogStore } from "./sim-log-store.ts";
 import { SimTimers, SimTransport } from "./sim-runtime.ts";
+
+/** The cluster id every simulated node is started with, and a joining node adopts. */
+const simClusterId = "sim";
+
+/** Where a simulated node listens (the simulated network routes by id; the configuration carries these). */
+export function simAddress(id: string): { raft: string; http: string } {
+  return { raft: `${id}.sim:7000`, http: `${id}.sim:8000` };
+}
+
+/**
+ * A node's configuration with `bootstrap` as its starting cluster configuration, its peers those
+ * of it with an address, as `src/node/launch.ts` builds it from `--cluster` or a join answer.
+ */
+export function simNodeConfig(o: SimOptions, id: NodeId, bootstrap: ClusterConfig): NodeConfig {
+  const peers = [...bootstrap.voters, ...bootstrap.learners].filter((peer) => peer !== id);
+  const peerHttp = new Map<NodeId, string>();
+  for (const peer of peers) {
+    const address = bootstrap.addresses?.[peer];
+    if (address !== undefined) peerHttp.set(peer, address.http);
+  }
+  return {
+    ...nodeDefaults,
+    id,
+    voters: bootstrap.voters,
+    learners: bootstrap.learners,
+    ...(bootstrap.addresses === undefined ? {} : { addresses: bootstrap.addresses }),
+    clusterId: simClusterId,
+    httpAddress: simAddress(id).http,
+    peerHttp,
+    tickMs: simTickMs,
+    heartbeatMs: o.heartbeatTicks * simTickMs,
+    missedHeartbeats: o.missedHeartbeats,
+    electionJitter: o.electionJitter,
+    preVote: o.preVote,
+    checkQuorum: o.checkQuorum,
+    appendEntriesInflightMax: o.appendEntriesInflightMax,
+    appendEntriesBatchEntriesMax: o.appendEntriesBatchEntriesMax,
+    appendEntriesBatchBytesMax: o.appendEntriesBatchBytesMax,
+    durability: "majority",
+    speculationAgeMsMax: o.speculationAgeTicksMax * simTickMs,
+    snapshotEntries: o.snapshotEntries,
+    snapshotLogBytes: nodeDefaults.snapshotLogBytes,
+    compactionTrailEntries: o.compactionTrailEntries,
+    snapshotChunkBytes: o.snapshotChunkBytes,
+    snapshotWindowChunks: o.snapshotWindowChunks,
+    snapshotAckTimeoutMs: o.snapshotAckTimeoutTicks * simTickMs,
+    unsafeNodeBugs: o.unsafeNodeBugs,
+    unsafeCoreBugs: o.unsafeTestBugs,
+  };
+}
 
 /** What a node reports to the cluster, which owns the checkers. */
 export type HostObserver = {
@@ -52,7 +107,7 @@ export class SimNodeHost {
   orphans: OrphanQuarantine | null = null;
   /** The previous incarnation's background work, which ends before the next boot. */
   private quiescing: Promise<void> = Promise.resolve();
-  private readonly config: NodeConfig;
+  private nodeConfig: NodeConfig;
   private readonly directory: string;
   private readonly prng: Prng;
   private readonly fsyncTicksMax: number;
@@ -70,7 +125,7 @@ export class SimNodeHost {
     hooks: HostObserver;
   }) {
     this.id = parts.config.id;
-    this.config = parts.config;
+    this.nodeConfig = parts.config;
     this.directory = parts.directory;
     this.prng = parts.prng;
     this.fsyncTicksMax = parts.fsyncTicksMax;
@@ -88,6 +143,32 @@ export class SimNodeHost {
     return this.node?.loop.core ?? null;
   }
 
+  get config(): NodeConfig {
+    return this.nodeConfig;
+  }
+
+  get snapshotDirectory(): string {
+    return path.join(this.directory, "snapshots");
+  }
+
+  /**
+   * The disk is replaced: the log, the store file, the snapshots and the review files are gone.
+   * The machine must be down; its previous incarnation's background work ends first.
+   */
+  async wipe(): Promise<void> {
+    assert(this.node === null, `wipe of a live node ${this.id}`);
+    await this.quiescing;
+    this.disk.wipe();
+    fs.rmSync(this.directory, { recursive: true, force: true });
+    fs.mkdirSync(this.directory, { recursive: true });
+  }
+
+  /** The configuration the next boot starts from (a joined node's, from its join answer). */
+  reconfigure(config: NodeConfig): void {
+    assert(this.node === null && config.id === this.id, `reconfigure of a live node ${this.id}`);
+    this.nodeConfig = config;
+  }
+
   /** Starts a new incarnation from what the disk and the store file hold. */
   async boot(): Promise<void> {
     assert(this.node === null, `boot of a live node ${this.id}`);
@@ -98,7 +179,7 @@ export class SimNodeHost {
     this.log = new SimLogStore(this.disk, this.prng, this.fsyncTicksMax, () => clock.nowTick());
     this.timers = new SimTimers(() => clock.nowMs());
     this.store = Store.open({ path: path.join(this.directory, "baton.db") });
-    const snapshotDirectory = path.join(this.directory, "snapshots");
+    const snapshotDirectory = this.snapshotDirectory;
     const reconciled = await reconcileStorage({
       directory: snapshotDirectory,
       log: this.log,
@@ -110,7 +191,8 @@ export class SimNodeHost {
     const orphans = OrphanQuarantine.open(path.join(this.directory, "review", "orphans.db"));
     this.orphans = orphans;
     const sink = quarantineSink(orphans);
-    const node = new BatonNode(this.config, {
+    const config = this.nodeConfig;
+    const node = new BatonNode(config, {
       clock: { nowMs: () => clock.nowMs() },
       timers: this.timers,
       randomSeed: this.prng.nextUint32(),
@@ -120,7 +202,13 @@ export class SimNodeHost {
       snapshotDirectory,
       io: this.io.run,
       transport: (handlers) => {
-        this.transport = new SimTransport(this.id, handlers, this.network, () => clock.nowTick());
+        this.transport = new SimTransport({
+          selfId: this.id,
+          peers: config.peerHttp.keys(),
+          handlers,
+          network: this.network,
+          nowTick: () => clock.nowTick(),
+        });
         return this.transport;
       },
       review: {
@@ -168,7 +256,7 @@ export class SimNodeHost {
   }
 
   deliver(from: NodeId, body: Uint8Array): void {
-    this.transport?.handlers.onMessage(from, body);
+    this.transport?.receive(from, body);
   }
 
   /** Closes the store for good (end of run), once background file work has ended. */

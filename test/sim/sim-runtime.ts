@@ -66,36 +66,74 @@ export class SimTimers implements Timers {
   }
 }
 
-/** One node's transport over the simulated network. */
+/**
+ * One node's transport over the simulated network. Like the TCP transport it talks only with its
+ * peers: the peers it was started with (the bootstrap configuration's other members) and those
+ * the node layer adds as the configuration changes. A message to a node that is not a peer is
+ * refused and counted; one from a node that is not a peer is dropped on arrival, as a TCP
+ * handshake from it would be refused.
+ */
 export class SimTransport implements Transport {
   readonly selfId: NodeId;
   readonly handlers: TransportHandlers;
   private readonly network: SimNetwork;
   private readonly nowTick: () => number;
+  private readonly peers: Set<NodeId>;
   private stopped = false;
+  private unknownPeerDrops = 0;
+  private refusedFromStrangers = 0;
 
-  constructor(selfId: NodeId, handlers: TransportHandlers, network: SimNetwork, nowTick: () => number) {
-    this.selfId = selfId;
-    this.handlers = handlers;
-    this.network = network;
-    this.nowTick = nowTick;
+  constructor(parts: {
+    selfId: NodeId;
+    peers: Iterable<NodeId>;
+    handlers: TransportHandlers;
+    network: SimNetwork;
+    nowTick: () => number;
+  }) {
+    this.selfId = parts.selfId;
+    this.peers = new Set(parts.peers);
+    this.handlers = parts.handlers;
+    this.network = parts.network;
+    this.nowTick = parts.nowTick;
   }
 
   async start(): Promise<void> {}
 
-  /** The simulated network reaches every node by id; the peer set is the node layer's to keep. */
-  addPeer(_peer: NodeId, _address: string | null): void {}
+  addPeer(peer: NodeId, _address: string | null): void {
+    this.peers.add(peer);
+  }
 
-  removePeer(_peer: NodeId): void {}
+  removePeer(peer: NodeId): void {
+    this.peers.delete(peer);
+  }
 
   send(to: NodeId, body: Uint8Array): boolean {
     if (this.stopped) return false;
+    if (!this.peers.has(to)) {
+      this.unknownPeerDrops++;
+      return false;
+    }
     this.network.send({ from: this.selfId, to, body }, this.nowTick());
     return true;
   }
 
+  /** A message arrives from the network; one from a node that is not a peer is refused. */
+  receive(from: NodeId, body: Uint8Array): void {
+    if (this.stopped) return;
+    if (!this.peers.has(from)) {
+      this.refusedFromStrangers++;
+      return;
+    }
+    this.handlers.onMessage(from, body);
+  }
+
   stats(): TransportStats {
-    return { selfId: this.selfId, peers: [], refusedConnections: 0 };
+    return {
+      selfId: this.selfId,
+      peers: [],
+      refusedConnections: this.refusedFromStrangers,
+      unknownPeerDrops: this.unknownPeerDrops,
+    };
   }
 
   async stop(): Promise<void> {

@@ -38,6 +38,8 @@ test(`production nodes stay safe and live across ${ciSeeds} seeds`, async (t) =>
 const regressionSeeds = [
   1120, // the loop appended entries before saving the hard state; a crash between left a log newer than its term
   5119, // the workload's retries used up every attempt on a restarted node's NO_LEADER in three ticks
+  430, // a snapshot offer stepped into a core whose applied index lagged the store's compacted the log past every snapshot
+  434, // a rejoined node whose installed snapshot predated its leader's return ignored that leader for good
 ];
 
 test("seeds that once failed stay clean", async () => {

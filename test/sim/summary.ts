@@ -1,10 +1,12 @@
 /**
  * Aggregates a campaign of runs into the figures the CLI prints: runs and failures, faults by
- * kind, elections per run, time to elect after heal (max and p99, in ticks and milliseconds), and
- * writes acknowledged and lost per durability level.
+ * kind, elections per run, time to elect after heal (max and p99, in ticks and milliseconds),
+ * writes acknowledged and lost per durability level, and the operator's membership changes,
+ * rejoins and snapshot installs.
  */
 import type { Durability } from "../../src/consensus/config.ts";
 import type { FaultKind } from "./cluster.ts";
+import type { OperatorStats } from "./member-operator.ts";
 import { electionBoundTicks, simTickMs } from "./options.ts";
 import type { RunResult } from "./run.ts";
 
@@ -26,6 +28,18 @@ export type CampaignSummary = {
   discardedEntries: number;
   reads: number;
   snapshotEvents: Record<string, number>;
+  membership: {
+    /** Runs in which the operator made at least one change. */
+    runsWithChanges: number;
+    episodes: Record<string, number>;
+    changes: Record<string, number>;
+    requests: number;
+    wipes: number;
+    rejoins: number;
+    configEntriesCommitted: number;
+    configEntriesPerRunMax: number;
+    rejoinsPerRunMax: number;
+  };
 };
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -63,6 +77,17 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     discardedEntries: 0,
     reads: 0,
     snapshotEvents: {},
+    membership: {
+      runsWithChanges: 0,
+      episodes: {},
+      changes: {},
+      requests: 0,
+      wipes: 0,
+      rejoins: 0,
+      configEntriesCommitted: 0,
+      configEntriesPerRunMax: 0,
+      rejoinsPerRunMax: 0,
+    },
   };
   const electTimes: number[] = [];
   let elections = 0;
@@ -91,6 +116,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     }
     summary.discardedEntries += result.discardedEntries;
     summary.reads += result.reads;
+    addMembership(summary.membership, result.membership, result.configEntriesCommitted);
   }
   electTimes.sort((a, b) => a - b);
   summary.electionsPerRunMean = results.length === 0 ? 0 : elections / results.length;
@@ -99,6 +125,27 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
   summary.ticksToElectMean =
     electTimes.length === 0 ? 0 : electTimes.reduce((a, b) => a + b, 0) / electTimes.length;
   return summary;
+}
+
+function addMembership(
+  total: CampaignSummary["membership"],
+  run: OperatorStats,
+  configEntries: number,
+): void {
+  for (const [kind, count] of Object.entries(run.episodes))
+    total.episodes[kind] = (total.episodes[kind] ?? 0) + count;
+  let changes = 0;
+  for (const [kind, count] of Object.entries(run.changes)) {
+    total.changes[kind] = (total.changes[kind] ?? 0) + count;
+    changes += count;
+  }
+  if (changes > 0) total.runsWithChanges++;
+  total.requests += run.requests;
+  total.wipes += run.wipes;
+  total.rejoins += run.rejoins;
+  total.configEntriesCommitted += configEntries;
+  total.configEntriesPerRunMax = Math.max(total.configEntriesPerRunMax, configEntries);
+  total.rejoinsPerRunMax = Math.max(total.rejoinsPerRunMax, run.rejoins);
 }
 
 export function formatSummary(summary: CampaignSummary, elapsedMs: number): string {
@@ -116,7 +163,19 @@ export function formatSummary(summary: CampaignSummary, elapsedMs: number): stri
     ),
     `divergent entries discarded by followers: ${summary.discardedEntries}`,
     `snapshot events: ${JSON.stringify(summary.snapshotEvents)}`,
+    ...formatMembership(summary),
     `client reads checked against the final lists (linearizable ones also in real-time order): ${summary.reads}`,
   ];
   return lines.join("\n");
+}
+
+function formatMembership(summary: CampaignSummary): string[] {
+  const m = summary.membership;
+  const perRun = (count: number): string => (summary.runs === 0 ? "0" : (count / summary.runs).toFixed(2));
+  return [
+    `membership: runs with changes ${m.runsWithChanges} of ${summary.runs}; configuration entries committed ${m.configEntriesCommitted} (per run mean ${perRun(m.configEntriesCommitted)}, max ${m.configEntriesPerRunMax})`,
+    `  episodes completed ${JSON.stringify(m.episodes)}`,
+    `  requests ${m.requests}, acknowledged ${JSON.stringify(m.changes)}`,
+    `  disks wiped ${m.wipes}, rejoined ${m.rejoins} (per run mean ${perRun(m.rejoins)}, max ${m.rejoinsPerRunMax}); snapshots installed ${summary.snapshotEvents["snapshot.installed"] ?? 0} (per run ${perRun(summary.snapshotEvents["snapshot.installed"] ?? 0)})`,
+  ];
 }

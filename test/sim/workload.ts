@@ -31,6 +31,8 @@ const keyCount = 4;
 export const attemptsMax = 4;
 /** Back-off before a retry, per attempt already made. */
 const retryBackoffTicks = 3;
+/** The share of reads sent to a read replica while there is one. */
+const replicaReadShare = 0.4;
 /** Client operations in flight at once; beyond it new ones wait for a later tick. */
 export const operationsInFlightMax = 24;
 
@@ -92,10 +94,16 @@ export class Workload {
     return "majority";
   }
 
-  /** Starts one random operation on one of `live` (nodes that answer now). */
-  startRandom(live: readonly SimNodeHost[]): void {
+  /**
+   * Starts one random operation on one of `live` (nodes that answer now). Some reads go to a read
+   * replica among `replicas` (learners), which serves `any` reads from its copy and `linearizable`
+   * ones through the leader's read index.
+   */
+  startRandom(live: readonly SimNodeHost[], replicas: readonly SimNodeHost[] = []): void {
     if (live.length === 0 || this.running.size >= operationsInFlightMax) return;
     if (this.prng.chance(0.65)) this.append(this.leaderOr(live), this.chooseDurability());
+    else if (replicas.length > 0 && this.prng.chance(replicaReadShare))
+      this.read(this.prng.pick(replicas), this.prng.pick<Consistency>(["linearizable", "any"]));
     else {
       const consistency = this.prng.pick<Consistency>(["linearizable", "linearizable", "leader", "any"]);
       const node = consistency === "any" ? this.prng.pick(live) : this.leaderOr(live);
