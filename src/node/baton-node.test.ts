@@ -3,9 +3,11 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
+import { requestLimits } from "../api/request-limits.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
+import { requestWindowMsDefault } from "../store/request-log.ts";
 import { Store } from "../store/store.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
 import { nodeId } from "../types/ids.ts";
@@ -14,7 +16,7 @@ import { BatonNode } from "./baton-node.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { type NodeConfig, nodeDefaults } from "./node-config.ts";
 import { quarantineSink } from "./orphans.ts";
-import { systemClock, systemIo, systemTimers } from "./runtime.ts";
+import { type Clock, systemClock, systemIo, systemTimers } from "./runtime.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-node-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -43,6 +45,7 @@ function write(sql: string): NormalizedExecute {
 async function singleNode(
   name: string,
   overrides: Partial<NodeConfig> = {},
+  clock: Clock = systemClock,
 ): Promise<{ node: BatonNode; store: Store; wal: Wal; failSync: () => void; fatal: Error[] }> {
   const directory = path.join(root, name);
   let failing = false;
@@ -70,7 +73,7 @@ async function singleNode(
       ...overrides,
     },
     {
-      clock: systemClock,
+      clock,
       timers: systemTimers,
       randomSeed: 7,
       log: wal,
@@ -197,4 +200,31 @@ test("index waiters: resolve on advance, time out with TIMEOUT, refuse beyond th
   await reached;
   await assert.rejects(timedOut, (error: unknown) => isBatonError(error, "TIMEOUT"));
   assert.equal(waiters.highestTarget(), null);
+});
+
+test("a retry is answered from the request log for the longest client call, and runs anew past the window", async () => {
+  // The window's age is measured by the leader's clock; this one can be moved forward.
+  let offsetMs = 0;
+  const clock: Clock = { nowMs: () => systemClock.nowMs() + offsetMs };
+  const { node, store, wal } = await singleNode("request-window", {}, clock);
+  try {
+    await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)"));
+    const insert = { ...write("INSERT INTO t(v) VALUES ('a')"), requestId: "r1" };
+    const first = await node.execute(insert);
+    // A client call retries for at most timeoutMsMax; a remembering write at that time prunes.
+    offsetMs += requestLimits.timeoutMsMax;
+    await node.execute({ ...write("INSERT INTO t(v) VALUES ('b')"), requestId: "r2" });
+    assert.deepEqual(await node.execute(insert), first, "a retry within the window gets the first answer");
+    // Past the window's age, the next remembering write drops r1: its retry runs as a new write.
+    offsetMs += requestWindowMsDefault;
+    await node.execute({ ...write("INSERT INTO t(v) VALUES ('c')"), requestId: "r3" });
+    const again = await node.execute(insert);
+    assert.ok(again.position.index > first.position.index, "the forgotten request ran again");
+    const rows = await node.query(linearizable("SELECT count(*) FROM t WHERE v = 'a'"));
+    assert.deepEqual(rows.results[0]?.rows, [[2]]);
+  } finally {
+    await node.stop();
+    await wal.close();
+    store.close();
+  }
 });
