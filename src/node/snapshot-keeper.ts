@@ -15,6 +15,14 @@
  *
  * The cost of a snapshot is proportional to the database, not to the log: with a large database
  * raise `snapshotLogBytes` so that snapshots stay rare compared with the writes they cover.
+ *
+ * Bounds this policy gives the log (in memory, in the core, and on disk):
+ * - entries since the compaction point: `compactionTrailEntries` behind the latest snapshot, plus
+ *   what was appended since it, which reaches `snapshotEntries` entries or `snapshotLogBytes` bytes
+ *   before a take starts, plus what is appended while the take runs;
+ * - on disk, those entries and at most one WAL segment more: compaction deletes whole segments, so
+ *   the segment holding the compaction point stays. The node sizes segments from the byte threshold
+ *   (`walSegmentBytes`), so that this slack is a fixed fraction of it, never a second threshold.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -31,6 +39,29 @@ import {
   snapshotFileName,
   takingFileName,
 } from "./snapshot-files.ts";
+
+/** WAL segments per `snapshotLogBytes`: the disk's slack over the log since the compaction point. */
+export const walSegmentsPerSnapshotLog = 8;
+/** Segments never smaller than this (fewer files and directory fsyncs for small thresholds)... */
+export const walSegmentBytesMin = 1 << 20;
+/** ...nor larger than this (the slack stays bounded when the threshold is raised). */
+export const walSegmentBytesMax = 64 << 20;
+
+/**
+ * The WAL segment size for a snapshot byte threshold: an eighth of it, within
+ * [`walSegmentBytesMin`, `walSegmentBytesMax`], so the log on disk exceeds the log since the
+ * compaction point by less than one segment (8 MiB at the default 64 MiB threshold).
+ */
+export function walSegmentBytes(snapshotLogBytes: number): number {
+  assert(
+    Number.isSafeInteger(snapshotLogBytes) && snapshotLogBytes > 0,
+    "the snapshot threshold is positive",
+  );
+  const bytes = Math.ceil(snapshotLogBytes / walSegmentsPerSnapshotLog);
+  const clamped = Math.min(walSegmentBytesMax, Math.max(walSegmentBytesMin, bytes));
+  assert(clamped >= walSegmentBytesMin && clamped <= walSegmentBytesMax, "segment size within its bounds");
+  return clamped;
+}
 
 export class SnapshotKeeper {
   private readonly config: NodeConfig;
