@@ -3,6 +3,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { requestLimits } from "../api/request-limits.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
@@ -10,7 +12,7 @@ import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { requestWindowMsDefault } from "../store/request-log.ts";
 import { Store } from "../store/store.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
-import { nodeId } from "../types/ids.ts";
+import { logIndex, nodeId } from "../types/ids.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { IndexWaiters } from "./index-waiters.ts";
@@ -222,6 +224,35 @@ test("a retry is answered from the request log for the longest client call, and 
     assert.ok(again.position.index > first.position.index, "the forgotten request ran again");
     const rows = await node.query(linearizable("SELECT count(*) FROM t WHERE v = 'a'"));
     assert.deepEqual(rows.results[0]?.rows, [[2]]);
+  } finally {
+    await node.stop();
+    await wal.close();
+    store.close();
+  }
+});
+
+test("entries recovered at start are held by the core alone: compacted, they can be freed", async () => {
+  const first = await singleNode("recovered");
+  await first.node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"));
+  for (let i = 0; i < 20; i++)
+    await first.node.execute(write(`INSERT INTO t(v) VALUES ('${"x".repeat(500)}')`));
+  await first.node.stop();
+  await first.wal.close();
+  first.store.close();
+  // Reopened: the log's entries come back through the runtime's recovered log.
+  const { node, store, wal } = await singleNode("recovered");
+  try {
+    const core = node.loop.core;
+    const index = logIndex(10);
+    const entry = new WeakRef(core.entryAt(index)!);
+    node.loop.compact(index, core.termAt(index)!);
+    assert.equal(core.entryAt(index), undefined, "the core let the entry go");
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    // A WeakRef target stays alive until the end of the turn it was read in; collect after one.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    assert.equal(entry.deref(), undefined, "nothing else kept the recovered entry alive");
   } finally {
     await node.stop();
     await wal.close();
