@@ -259,3 +259,34 @@ test("entries recovered at start are held by the core alone: compacted, they can
     store.close();
   }
 });
+
+test("a restarted node does not count the log its latest snapshot covers toward the next one", async () => {
+  // The compaction trail (1,000 entries) keeps every entry here, so the log at restart holds more
+  // than the byte threshold, nearly all of it covered by the snapshot.
+  const policy = { snapshotLogBytes: 200_000, snapshotEntries: 10_000, compactionTrailEntries: 1_000 };
+  const value = "x".repeat(10_000);
+  fs.mkdirSync(path.join(root, "keeper-restart", "snapshots"), { recursive: true });
+  const first = await singleNode("keeper-restart", policy);
+  await first.node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"));
+  for (let i = 0; i < 25 && first.node.snapshots.status().taken === 0; i++)
+    await first.node.execute(write(`INSERT INTO t(v) VALUES ('${value}')`));
+  const deadline = Date.now() + 10_000;
+  while (first.node.snapshots.status().taken === 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(first.node.snapshots.status().taken, 1, "the byte threshold took a snapshot");
+  await first.node.execute(write("INSERT INTO t(v) VALUES ('after the snapshot')"));
+  await first.node.stop();
+  await first.wal.close();
+  first.store.close();
+  const { node, store, wal } = await singleNode("keeper-restart", policy);
+  try {
+    assert.ok(wal.lastIndex - wal.compactionPoint.index > 20, "the recovered log is above the threshold");
+    await node.execute(write("INSERT INTO t(v) VALUES ('after the restart')"));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // Many ticks, each a chance to snapshot.
+    assert.equal(node.snapshots.status().taken, 0, "no snapshot for a log the latest one covers");
+  } finally {
+    await node.stop();
+    await wal.close();
+    store.close();
+  }
+});

@@ -63,6 +63,22 @@ export function walSegmentBytes(snapshotLogBytes: number): number {
   return clamped;
 }
 
+/**
+ * Bytes of the entries the core holds at or below the latest snapshot. At start the loop counts
+ * every recovered entry as appended, but those the snapshot covers (the compaction trail behind it)
+ * are no log since it: without this a restarted node would take a snapshot at once, while it catches
+ * up, whenever its trail alone reaches the byte threshold.
+ */
+function coveredBytes(loop: ReplicaLoop, latest: SnapshotRef | null): number {
+  const core = loop.core;
+  const first = core.status().snapshotIndex + 1;
+  const last = Math.min(latest?.index ?? 0, core.summary().lastIndex);
+  let bytes = 0;
+  for (let index = first; index <= last; index++) bytes += core.entryAt(index)?.data.byteLength ?? 0;
+  assert(bytes <= loop.appendedBytes, "covered entries are among those the loop counted");
+  return bytes;
+}
+
 export class SnapshotKeeper {
   private readonly config: NodeConfig;
   private readonly runtime: NodeRuntime;
@@ -84,7 +100,7 @@ export class SnapshotKeeper {
     this.runtime = runtime;
     this.loop = loop;
     this.latestRef = latest;
-    this.bytesMark = 0;
+    this.bytesMark = coveredBytes(loop, latest);
   }
 
   get latest(): SnapshotRef | null {
