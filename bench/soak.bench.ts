@@ -1,5 +1,6 @@
 /**
  * `npm run bench:soak [-- --minutes 10 --interval-s 30 --clients 16 --batch 20 --keys 200000]`
+ * `[--inspect] [--baton-args "--snapshot-log-bytes 16777216"]`
  *
  * A 3-node cluster (real processes, default timing and snapshot policy) under sustained writes:
  * `--clients` closed-loop clients, each writing batches of `--batch` upserts of a 300-byte value
@@ -9,6 +10,12 @@
  * end it kills a follower (SIGKILL), restarts it at once and measures restart-to-caught-up: from
  * the restart to the moment its applied index reaches the leader's commit index as of the restart.
  * The summary compares memory and restart time at the end with their values at 2 minutes.
+ *
+ * Memory is printed as resident (RSS) with its anonymous, file-backed and shared parts; with
+ * `--inspect` each node gets an inspector on a free loopback port (started by SIGUSR1) and each
+ * line adds what `process.memoryUsage()` says inside the node: V8's heap (used of total), external
+ * memory (array buffers among it) and V8's own malloc, so growth can be told apart as V8 heap or
+ * native memory.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -16,6 +23,7 @@ import { parseArgs } from "node:util";
 import type { StatusResponse } from "../src/api/api-types.ts";
 import { connect } from "../src/client/index.ts";
 import { Cluster, type ClusterNode, waitFor } from "../test/e2e/cluster-harness.ts";
+import { inspectMemory, inspectorUrl, residentBreakdown } from "./process-memory.ts";
 
 const { values } = parseArgs({
   options: {
@@ -25,6 +33,8 @@ const { values } = parseArgs({
     batch: { type: "string", default: "20" },
     keys: { type: "string", default: "200000" },
     "early-restart-min": { type: "string", default: "2" },
+    inspect: { type: "boolean", default: false },
+    "baton-args": { type: "string", default: "" },
   },
 });
 const durationMs = Number(values.minutes) * 60_000;
@@ -33,16 +43,42 @@ const clients = Number(values.clients);
 const batch = Number(values.batch);
 const keys = Number(values.keys);
 const earlyRestartMs = Number(values["early-restart-min"]) * 60_000;
+/** Extra `baton start` flags of every node (default timing and snapshot policy without them). */
+const batonArgs = values["baton-args"].split(" ").filter((arg) => arg !== "");
 
-function rssMb(node: ClusterNode): number | null {
+// `--inspect-port` alone starts no inspector; SIGUSR1 starts one in the node it is sent to, so the
+// node's query processes (which inherit the option) never run one.
+if (values.inspect) process.env.BATON_CHILD_NODE_OPTIONS = "--inspect-port=127.0.0.1:0";
+
+/** Each node process's inspector address, by pid, read from its log after SIGUSR1 started it. */
+const inspectorUrls = new Map<number, string>();
+/** The longest a node may take to print its inspector's address after SIGUSR1. */
+const inspectorStartMsMax = 5_000;
+
+async function inspectorOf(node: ClusterNode, pid: number): Promise<string | null> {
+  const known = inspectorUrls.get(pid);
+  if (known !== undefined) return known;
+  const before = inspectorUrl(node.log.join(""));
+  process.kill(pid, "SIGUSR1");
+  const url = await waitFor("the inspector's address", inspectorStartMsMax, async () => {
+    const found = inspectorUrl(node.log.join(""));
+    return found !== null && found !== before ? found : null;
+  }).catch(() => null);
+  if (url !== null) inspectorUrls.set(pid, url);
+  return url;
+}
+
+/** Resident memory with its parts, and the V8 heap apart from native memory under `--inspect`. */
+async function memoryText(node: ClusterNode): Promise<{ rss: number | null; text: string }> {
   const pid = node.process?.pid;
-  if (pid === undefined) return null;
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-    return match === null ? null : Number(match[1]) / 1024;
-  } catch {
-    return null;
-  }
+  const resident = pid === undefined ? null : residentBreakdown(pid);
+  if (resident === null) return { rss: null, text: "rss -" };
+  let text = `rss ${mb(resident.rss)} MB (anon ${mb(resident.anonymous)}, file ${mb(resident.file)}, shm ${mb(resident.shared)})`;
+  const url = values.inspect ? await inspectorOf(node, pid!) : null;
+  const inside = url === null ? null : await inspectMemory(url);
+  if (inside !== null)
+    text += `, heap ${mb(inside.heapUsed)}/${mb(inside.heapTotal)} MB, external ${mb(inside.external)} (buffers ${mb(inside.arrayBuffers)}), v8 malloc ${mb(inside.mallocedMemory)}`;
+  return { rss: resident.rss / (1 << 20), text };
 }
 
 function directoryBytes(directory: string): number {
@@ -68,11 +104,11 @@ async function printInterval(cluster: Cluster, atMs: number, rows: number, secon
   const lines: string[] = [];
   for (const node of cluster.nodes) {
     const status: StatusResponse | null = await cluster.status(node).catch(() => null);
-    const memory = rssMb(node);
-    rss.set(node.id, memory);
+    const memory = await memoryText(node);
+    rss.set(node.id, memory.rss);
     const s = status?.snapshots;
     lines.push(
-      `  ${node.id} ${status?.role ?? "down"}: rss ${memory?.toFixed(0) ?? "-"} MB, log ${mb(directoryBytes(path.join(node.dataDirectory, "log")))} MB, ` +
+      `  ${node.id} ${status?.role ?? "down"}: ${memory.text}, log ${mb(directoryBytes(path.join(node.dataDirectory, "log")))} MB, ` +
         `snapshots dir ${mb(directoryBytes(path.join(node.dataDirectory, "snapshots")))} MB, db ${mb(fileBytes(path.join(node.dataDirectory, "baton.db")) + fileBytes(path.join(node.dataDirectory, "baton.db-wal")))} MB, ` +
         `snapshots taken ${s?.taken ?? "-"} installed ${s?.installed ?? "-"} latest ${s?.latest ? `${mb(s.latest.bytes)} MB @${s.latest.index}` : "-"} last ${s?.lastDurationMs ?? "-"} ms, log from ${s?.logFirstIndex ?? "-"} to ${status?.lastIndex ?? "-"}`,
     );
@@ -99,11 +135,30 @@ async function restartFollower(cluster: Cluster): Promise<{ node: string; ms: nu
   return { node: follower.id, ms, behind: target };
 }
 
+/**
+ * Cluster starts tried before giving up: on a loaded machine three nodes (and their query processes)
+ * can take longer than the harness's wait for a leader, and a failed start stops what it started.
+ */
+const clusterStartAttemptsMax = 3;
+
+async function startCluster(): Promise<Cluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await Cluster.start(3, batonArgs);
+    } catch (error) {
+      if (attempt >= clusterStartAttemptsMax) throw error;
+      console.log(
+        `cluster start ${attempt} of ${clusterStartAttemptsMax} failed (${String(error)}); trying again`,
+      );
+    }
+  }
+}
+
 async function main(): Promise<void> {
   console.log(
-    `soak: ${values.minutes} min, ${clients} clients x ${batch}-row upsert batches over ${keys} keys, majority`,
+    `soak: ${values.minutes} min, ${clients} clients x ${batch}-row upsert batches over ${keys} keys, majority${batonArgs.length > 0 ? `, nodes started with ${batonArgs.join(" ")}` : ""}`,
   );
-  const cluster = await Cluster.start(3, []);
+  const cluster = await startCluster();
   const client = connect({ nodes: cluster.nodes.map((n) => n.url) });
   let running = true;
   let rows = 0;

@@ -1,11 +1,15 @@
 /**
  * Write-ahead log figures: appends/s, MB/s and fsyncs/s with group commit at several levels of
  * concurrency and two payload sizes. Each appender appends one entry at a time and waits for it to
- * be durable before appending the next, as a client waiting for its write would.
+ * be durable before appending the next, as a client waiting for its write would. Segments are the
+ * size a node gives them at the default snapshot threshold (`walSegmentBytes`), so runs at 4 KiB
+ * roll segments over as a node does.
  */
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { nodeDefaults } from "../src/node/node-config.ts";
+import { walSegmentBytes } from "../src/node/snapshot-keeper.ts";
 import { logIndex, term } from "../src/types/ids.ts";
 import { EntryKind } from "../src/types/log-entry.ts";
 import { Wal } from "../src/wal/wal.ts";
@@ -27,7 +31,10 @@ async function runOnce(appenders: number, payloadBytes: number, durationMs: numb
       fsyncs++;
       fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));
     });
-  const { wal } = Wal.open(directory, { syncFile });
+  const { wal } = Wal.open(directory, {
+    syncFile,
+    segmentBytesMax: walSegmentBytes(nodeDefaults.snapshotLogBytes),
+  });
   const data = new Uint8Array(payloadBytes).fill(7);
   let next = 1;
   let appended = 0;

@@ -3,18 +3,22 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
+import { requestLimits } from "../api/request-limits.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
+import { requestWindowMsDefault } from "../store/request-log.ts";
 import { Store } from "../store/store.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
-import { nodeId } from "../types/ids.ts";
+import { logIndex, nodeId } from "../types/ids.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { type NodeConfig, nodeDefaults } from "./node-config.ts";
 import { quarantineSink } from "./orphans.ts";
-import { systemClock, systemIo, systemTimers } from "./runtime.ts";
+import { type Clock, systemClock, systemIo, systemTimers } from "./runtime.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-node-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -43,6 +47,7 @@ function write(sql: string): NormalizedExecute {
 async function singleNode(
   name: string,
   overrides: Partial<NodeConfig> = {},
+  clock: Clock = systemClock,
 ): Promise<{ node: BatonNode; store: Store; wal: Wal; failSync: () => void; fatal: Error[] }> {
   const directory = path.join(root, name);
   let failing = false;
@@ -70,7 +75,7 @@ async function singleNode(
       ...overrides,
     },
     {
-      clock: systemClock,
+      clock,
       timers: systemTimers,
       randomSeed: 7,
       log: wal,
@@ -197,4 +202,91 @@ test("index waiters: resolve on advance, time out with TIMEOUT, refuse beyond th
   await reached;
   await assert.rejects(timedOut, (error: unknown) => isBatonError(error, "TIMEOUT"));
   assert.equal(waiters.highestTarget(), null);
+});
+
+test("a retry is answered from the request log for the longest client call, and runs anew past the window", async () => {
+  // The window's age is measured by the leader's clock; this one can be moved forward.
+  let offsetMs = 0;
+  const clock: Clock = { nowMs: () => systemClock.nowMs() + offsetMs };
+  const { node, store, wal } = await singleNode("request-window", {}, clock);
+  try {
+    await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)"));
+    const insert = { ...write("INSERT INTO t(v) VALUES ('a')"), requestId: "r1" };
+    const first = await node.execute(insert);
+    // A client call retries for at most timeoutMsMax; a remembering write at that time prunes.
+    offsetMs += requestLimits.timeoutMsMax;
+    await node.execute({ ...write("INSERT INTO t(v) VALUES ('b')"), requestId: "r2" });
+    assert.deepEqual(await node.execute(insert), first, "a retry within the window gets the first answer");
+    // Past the window's age, the next remembering write drops r1: its retry runs as a new write.
+    offsetMs += requestWindowMsDefault;
+    await node.execute({ ...write("INSERT INTO t(v) VALUES ('c')"), requestId: "r3" });
+    const again = await node.execute(insert);
+    assert.ok(again.position.index > first.position.index, "the forgotten request ran again");
+    const rows = await node.query(linearizable("SELECT count(*) FROM t WHERE v = 'a'"));
+    assert.deepEqual(rows.results[0]?.rows, [[2]]);
+  } finally {
+    await node.stop();
+    await wal.close();
+    store.close();
+  }
+});
+
+test("entries recovered at start are held by the core alone: compacted, they can be freed", async () => {
+  const first = await singleNode("recovered");
+  await first.node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"));
+  for (let i = 0; i < 20; i++)
+    await first.node.execute(write(`INSERT INTO t(v) VALUES ('${"x".repeat(500)}')`));
+  await first.node.stop();
+  await first.wal.close();
+  first.store.close();
+  // Reopened: the log's entries come back through the runtime's recovered log.
+  const { node, store, wal } = await singleNode("recovered");
+  try {
+    const core = node.loop.core;
+    const index = logIndex(10);
+    const entry = new WeakRef(core.entryAt(index)!);
+    node.loop.compact(index, core.termAt(index)!);
+    assert.equal(core.entryAt(index), undefined, "the core let the entry go");
+    v8.setFlagsFromString("--expose-gc");
+    const gc = vm.runInNewContext("gc") as () => void;
+    // A WeakRef target stays alive until the end of the turn it was read in; collect after one.
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    assert.equal(entry.deref(), undefined, "nothing else kept the recovered entry alive");
+  } finally {
+    await node.stop();
+    await wal.close();
+    store.close();
+  }
+});
+
+test("a restarted node does not count the log its latest snapshot covers toward the next one", async () => {
+  // The compaction trail (1,000 entries) keeps every entry here, so the log at restart holds more
+  // than the byte threshold, nearly all of it covered by the snapshot.
+  const policy = { snapshotLogBytes: 200_000, snapshotEntries: 10_000, compactionTrailEntries: 1_000 };
+  const value = "x".repeat(10_000);
+  fs.mkdirSync(path.join(root, "keeper-restart", "snapshots"), { recursive: true });
+  const first = await singleNode("keeper-restart", policy);
+  await first.node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"));
+  for (let i = 0; i < 25 && first.node.snapshots.status().taken === 0; i++)
+    await first.node.execute(write(`INSERT INTO t(v) VALUES ('${value}')`));
+  const deadline = Date.now() + 10_000;
+  while (first.node.snapshots.status().taken === 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(first.node.snapshots.status().taken, 1, "the byte threshold took a snapshot");
+  await first.node.execute(write("INSERT INTO t(v) VALUES ('after the snapshot')"));
+  await first.node.stop();
+  await first.wal.close();
+  first.store.close();
+  const { node, store, wal } = await singleNode("keeper-restart", policy);
+  try {
+    assert.ok(wal.lastIndex - wal.compactionPoint.index > 20, "the recovered log is above the threshold");
+    await node.execute(write("INSERT INTO t(v) VALUES ('after the restart')"));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // Many ticks, each a chance to snapshot.
+    assert.equal(node.snapshots.status().taken, 0, "no snapshot for a log the latest one covers");
+  } finally {
+    await node.stop();
+    await wal.close();
+    store.close();
+  }
 });

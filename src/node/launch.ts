@@ -24,6 +24,7 @@ import { nodeDefaults } from "./node-config.ts";
 import { quarantineSink } from "./orphans.ts";
 import { type NodeLog, systemClock, systemIo, systemRandomSeed, systemTimers } from "./runtime.ts";
 import { reconcileStorage } from "./snapshot-files.ts";
+import { walSegmentBytes } from "./snapshot-keeper.ts";
 
 type HostPort = { readonly host: string; readonly port: number };
 
@@ -87,9 +88,15 @@ async function startQueryPool(
   }
 }
 
-/** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
-async function openStorage(dataDirectory: string, log: NodeLog) {
-  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"), walFaultOptions(process.env));
+/**
+ * Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). The
+ * log's segments are sized from the snapshot byte threshold (`walSegmentBytes`).
+ */
+async function openStorage(dataDirectory: string, snapshotLogBytes: number, log: NodeLog) {
+  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"), {
+    ...walFaultOptions(process.env),
+    segmentBytesMax: walSegmentBytes(snapshotLogBytes),
+  });
   if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
   const store = Store.open({
     path: path.join(dataDirectory, "baton.db"),
@@ -156,7 +163,12 @@ export async function openNode(
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
-  const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
+  const snapshotLogBytes = config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes;
+  const { wal, store, reconciled, snapshotDirectory } = await openStorage(
+    config.dataDirectory,
+    snapshotLogBytes,
+    log,
+  );
   const queries = await startQueryPool({ store, wal }, config, log);
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
@@ -171,7 +183,7 @@ export async function openNode(
       peerHttp: members.peerHttp,
       tickMs: config.tickMs ?? nodeDefaults.tickMs,
       snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
-      snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
+      snapshotLogBytes,
       compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
       heartbeatMs: config.heartbeatMs,
       missedHeartbeats: config.missedHeartbeats,

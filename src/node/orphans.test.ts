@@ -35,7 +35,7 @@ function orphanOf(t: ReturnType<typeof setup>, statements: { sql: string; params
   const { payload } = t.store.execute(
     index,
     statements.map((s) => ({ sql: s.sql, params: (s.params ?? []) as never })),
-    { request: { id: "req-7", response: () => "{}" } },
+    { request: { id: "req-7", response: () => "{}", loggedAtMs: 1_000 } },
   );
   t.store.rollbackSpeculative();
   quarantineSink(t.quarantine).keepDiscarded(

@@ -125,6 +125,10 @@ export class ReplicaLoop {
         ...recoveredConfig(recovered.compactionPoint),
       },
     );
+    // The core holds the recovered entries from here on. The runtime still refers to the list, and
+    // would keep every entry the log held at start in memory for the life of the process (after the
+    // core compacted them away); emptying it leaves the core's reference the only one.
+    recovered.entries.length = 0;
   }
 
   /** Wires the state machine side; once, before `start`. */

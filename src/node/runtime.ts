@@ -37,9 +37,13 @@ export interface Timers {
 export type NodeLogLevel = "debug" | "info" | "warn" | "error";
 export type NodeLog = (level: NodeLogLevel, event: string, fields: Record<string, unknown>) => void;
 
-/** What the log held when the node opened it: the core is built from this. */
+/**
+ * What the log held when the node opened it: the core is built from this. Handed over: the replica
+ * loop gives `entries` to the core and empties the list (`entries` must not be shared with anything
+ * else), so that the runtime does not keep every recovered entry alive after the core compacted it.
+ */
 export type RecoveredLog = {
-  readonly entries: readonly LogEntry[];
+  readonly entries: LogEntry[];
   readonly hardState: HardState;
   readonly compactionPoint: CompactionPoint;
 };

@@ -15,6 +15,14 @@
  *
  * The cost of a snapshot is proportional to the database, not to the log: with a large database
  * raise `snapshotLogBytes` so that snapshots stay rare compared with the writes they cover.
+ *
+ * Bounds this policy gives the log (in memory, in the core, and on disk):
+ * - entries since the compaction point: `compactionTrailEntries` behind the latest snapshot, plus
+ *   what was appended since it, which reaches `snapshotEntries` entries or `snapshotLogBytes` bytes
+ *   before a take starts, plus what is appended while the take runs;
+ * - on disk, those entries and at most one WAL segment more: compaction deletes whole segments, so
+ *   the segment holding the compaction point stays. The node sizes segments from the byte threshold
+ *   (`walSegmentBytes`), so that this slack is a fixed fraction of it, never a second threshold.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -31,6 +39,45 @@ import {
   snapshotFileName,
   takingFileName,
 } from "./snapshot-files.ts";
+
+/** WAL segments per `snapshotLogBytes`: the disk's slack over the log since the compaction point. */
+export const walSegmentsPerSnapshotLog = 8;
+/** Segments never smaller than this (fewer files and directory fsyncs for small thresholds)... */
+export const walSegmentBytesMin = 1 << 20;
+/** ...nor larger than this (the slack stays bounded when the threshold is raised). */
+export const walSegmentBytesMax = 64 << 20;
+
+/**
+ * The WAL segment size for a snapshot byte threshold: an eighth of it, within
+ * [`walSegmentBytesMin`, `walSegmentBytesMax`], so the log on disk exceeds the log since the
+ * compaction point by less than one segment (8 MiB at the default 64 MiB threshold).
+ */
+export function walSegmentBytes(snapshotLogBytes: number): number {
+  assert(
+    Number.isSafeInteger(snapshotLogBytes) && snapshotLogBytes > 0,
+    "the snapshot threshold is positive",
+  );
+  const bytes = Math.ceil(snapshotLogBytes / walSegmentsPerSnapshotLog);
+  const clamped = Math.min(walSegmentBytesMax, Math.max(walSegmentBytesMin, bytes));
+  assert(clamped >= walSegmentBytesMin && clamped <= walSegmentBytesMax, "segment size within its bounds");
+  return clamped;
+}
+
+/**
+ * Bytes of the entries the core holds at or below the latest snapshot. At start the loop counts
+ * every recovered entry as appended, but those the snapshot covers (the compaction trail behind it)
+ * are no log since it: without this a restarted node would take a snapshot at once, while it catches
+ * up, whenever its trail alone reaches the byte threshold.
+ */
+function coveredBytes(loop: ReplicaLoop, latest: SnapshotRef | null): number {
+  const core = loop.core;
+  const first = core.status().snapshotIndex + 1;
+  const last = Math.min(latest?.index ?? 0, core.summary().lastIndex);
+  let bytes = 0;
+  for (let index = first; index <= last; index++) bytes += core.entryAt(index)?.data.byteLength ?? 0;
+  assert(bytes <= loop.appendedBytes, "covered entries are among those the loop counted");
+  return bytes;
+}
 
 export class SnapshotKeeper {
   private readonly config: NodeConfig;
@@ -53,7 +100,7 @@ export class SnapshotKeeper {
     this.runtime = runtime;
     this.loop = loop;
     this.latestRef = latest;
-    this.bytesMark = 0;
+    this.bytesMark = coveredBytes(loop, latest);
   }
 
   get latest(): SnapshotRef | null {

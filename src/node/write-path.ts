@@ -194,6 +194,7 @@ export class WritePath {
             request: {
               id: requestId,
               response: (r) => JSON.stringify({ results: encodeResults(r), position: { index, term } }),
+              loggedAtMs: this.runtime.clock.nowMs(),
             },
           }),
     });

@@ -43,9 +43,40 @@ export type Connections = {
  */
 export const queryValueBytesMax = 64 << 20;
 
+/**
+ * SQLite's page cache per connection, in KiB (`PRAGMA cache_size = -N`). Set on every connection
+ * rather than left to the build's default: a node holds several (write, read, a snapshot's source and
+ * copy) and each query process one more, so the node's SQLite memory is this times their number.
+ * File pages beyond it are read again from the operating system's cache.
+ */
+export const pageCacheKibPerConnection = 2_048;
+
+/**
+ * No memory-mapped reads (`PRAGMA mmap_size = 0`): a mapped database counts in the process's resident
+ * memory up to the file's size, so a growing database would grow the node with it.
+ */
+export const mmapBytesMax = 0;
+
+/**
+ * The `-wal` file is cut back to this size when a checkpoint restarts it (`journal_size_limit`).
+ * It grows past it only while a reader holds an old state (a snapshot being copied, a long query),
+ * and without the limit it would keep its largest size on disk for ever.
+ */
+export const walFileBytesKept = 16 << 20;
+
+/** The memory settings every store connection runs with (the write connection also sets the limit). */
+export function boundConnectionMemory(db: DatabaseSync): void {
+  db.exec(`PRAGMA cache_size = -${pageCacheKibPerConnection}; PRAGMA mmap_size = ${mmapBytesMax}`);
+  assert(
+    db.prepare("PRAGMA cache_size").get()?.cache_size === BigInt(-pageCacheKibPerConnection),
+    "cache_size set",
+  );
+}
+
 function openDatabase(path: string, readOnly: boolean, busyTimeoutMs: number): DatabaseSync {
+  let db: DatabaseSync;
   try {
-    return new DatabaseSync(path, {
+    db = new DatabaseSync(path, {
       ...(readOnly ? { limits: { length: queryValueBytesMax } } : {}),
       readOnly,
       timeout: busyTimeoutMs,
@@ -63,6 +94,8 @@ function openDatabase(path: string, readOnly: boolean, busyTimeoutMs: number): D
       { cause: error },
     );
   }
+  boundConnectionMemory(db);
+  return db;
 }
 
 /** What serves queries: the read connection, its guard, its statement cache and its meta access. */
@@ -91,7 +124,7 @@ export function openConnections(path: string, busyTimeoutMs: number): Connection
   try {
     const journal = write.prepare("PRAGMA journal_mode=WAL").get();
     assert(journal?.journal_mode === "wal", `store database ${path} must run in WAL mode`);
-    write.exec("PRAGMA synchronous=NORMAL");
+    write.exec(`PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=${walFileBytesKept}`);
     initializeMeta(write, path);
     ensureRequestTable(write);
     ensureReservationTable(write);

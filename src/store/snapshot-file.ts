@@ -29,6 +29,7 @@ import { crc32 } from "node:zlib";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
+import { boundConnectionMemory } from "./connections.ts";
 import { checkFormat, MetaAccess } from "./meta.ts";
 
 const magic = new TextEncoder().encode("BATONSNP");
@@ -149,6 +150,7 @@ async function copyDatabase(sourcePath: string, copyPath: string, busyTimeoutMs:
   });
   let pinned: LogIndex;
   try {
+    boundConnectionMemory(source);
     source.exec("BEGIN");
     pinned = new MetaAccess(source, false).readAppliedIndex();
     await backup(source, copyPath, { rate: backupPagesPerStep });
@@ -162,6 +164,7 @@ async function copyDatabase(sourcePath: string, copyPath: string, busyTimeoutMs:
     allowExtension: false,
   });
   try {
+    boundConnectionMemory(copy);
     const mode = copy.prepare("PRAGMA journal_mode=DELETE").get();
     assert(mode?.journal_mode === "delete", "the snapshot copy is a single rollback-journal file");
     checkFormat(copy, copyPath);

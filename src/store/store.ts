@@ -33,6 +33,7 @@ import {
   type RememberedRequest,
   rememberRequest,
   requestWindowEntriesDefault,
+  requestWindowMsDefault,
 } from "./request-log.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import {
@@ -66,6 +67,7 @@ export const storeDefaults = {
   payloadBytesMax: 16 << 20,
   busyTimeoutMs: 5000,
   requestWindowEntries: requestWindowEntriesDefault,
+  requestWindowMs: requestWindowMsDefault,
 } as const;
 
 export { resultBytesMaxDefault, resultRowsMaxDefault } from "./query-run.ts";
@@ -223,7 +225,8 @@ export class Store {
                 requestId: request.id,
                 index,
                 response: request.response(results),
-                windowEntries: this.#limits.requestWindowEntries,
+                loggedAtMs: request.loggedAtMs,
+                window: { entries: this.#limits.requestWindowEntries, ms: this.#limits.requestWindowMs },
               }),
         {
           ...(options.raiseCountersToReservations === true ? { raiseCounters: true } : {}),

@@ -61,6 +61,8 @@ export type ExecuteOptions = {
   readonly request?: {
     readonly id: string;
     readonly response: (results: readonly ExecuteStatementResult[]) => string;
+    /** The leader's clock when it runs the batch (epoch milliseconds): the age bound counts from it. */
+    readonly loggedAtMs: number;
   };
   /** Rows one statement may return (SELECT or RETURNING); more is `RESULT_TOO_LARGE`. */
   readonly resultRowsMax?: number;
@@ -97,6 +99,8 @@ export type StoreOptions = {
    * prunes as it writes, in the replicated batch, so replicas follow whatever the leader used.
    */
   readonly requestWindowEntries?: number;
+  /** ...and for how long, by the leaders' clocks: a request is forgotten past either bound. */
+  readonly requestWindowMs?: number;
 };
 
 export type SnapshotInfo = {
