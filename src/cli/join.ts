@@ -16,15 +16,13 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { type ClusterConfig, clusterConfigText, parseClusterConfig } from "../consensus/index.ts";
 import { httpBaseUrl } from "../http/leader-forwarding.ts";
 import { BatonError, ErrorCode, retryByCode } from "../lib/errors.ts";
+import { type JoinState, parseConfigJson, readJoinState, writeJoinState } from "../node/join-record.ts";
 import type { LaunchConfig } from "../node/launch.ts";
 import { hostPort } from "../node/launch.ts";
-import { writeFileDurably } from "../node/recovery.ts";
 import type { NodeLog } from "../node/runtime.ts";
 
-export const joinFileName = "join.json";
 /** How long a new node keeps asking to join before it gives up (JOIN_FAILED). */
 export const joinWaitMsMax = 120_000;
 /** The leader's own bound for one join (a removal and an addition, each committed). */
@@ -34,48 +32,10 @@ const joinRetryMs = 1_000;
 const promoteEveryMs = 2_000;
 const promoteRequestMs = 20_000;
 
-export type JoinState = {
-  readonly clusterId: string;
-  readonly config: ClusterConfig;
-  readonly joinAs: "voter" | "learner" | "witness";
-  /** Whether the node became what it joined as (a learner at once; a voter once promoted). */
-  readonly done: boolean;
-};
-
 type StartWithJoin = LaunchConfig & {
   readonly join: string | null;
   readonly joinAs: "voter" | "learner" | "witness";
 };
-
-function joinFile(dataDirectory: string): string {
-  return path.join(dataDirectory, joinFileName);
-}
-
-export function readJoinState(dataDirectory: string): JoinState | null {
-  const file = joinFile(dataDirectory);
-  if (!fs.existsSync(file)) return null;
-  let parsed: Partial<JoinState> & { config?: unknown };
-  try {
-    parsed = JSON.parse(fs.readFileSync(file, "utf8")) as typeof parsed;
-  } catch (error) {
-    throw new BatonError(ErrorCode.STORE_CORRUPT, `${file} is not valid JSON: ${(error as Error).message}`);
-  }
-  const config = parseClusterConfig(new TextEncoder().encode(JSON.stringify(parsed.config)));
-  if (typeof parsed.clusterId !== "string" || "problem" in config)
-    throw new BatonError(ErrorCode.STORE_CORRUPT, `${file} has no cluster id or a bad configuration`);
-  return {
-    clusterId: parsed.clusterId,
-    config,
-    joinAs: parsed.joinAs === "learner" || parsed.joinAs === "witness" ? parsed.joinAs : "voter",
-    done: parsed.done === true,
-  };
-}
-
-export function writeJoinState(dataDirectory: string, state: JoinState): void {
-  fs.mkdirSync(dataDirectory, { recursive: true });
-  const config = JSON.parse(clusterConfigText(state.config)) as unknown;
-  writeFileDurably(joinFile(dataDirectory), JSON.stringify({ ...state, config }));
-}
 
 /** Whether the data directory holds any state of a node (a log, a database or snapshots). */
 function holdsState(dataDirectory: string): boolean {
@@ -119,7 +79,7 @@ function joined<T extends StartWithJoin>(config: T, state: JoinState): T {
 async function askToJoin(
   config: StartWithJoin,
   log: NodeLog,
-): Promise<{ clusterId: string; config: ClusterConfig }> {
+): Promise<{ clusterId: string; config: JoinState["config"] }> {
   const url = `${httpBaseUrl(config.join ?? "")}/v1/members/join`;
   const body = JSON.stringify({
     id: config.id,
@@ -144,8 +104,8 @@ async function askToJoin(
         error?: { code?: string; message?: string };
       };
       if (response.ok) {
-        const parsed = parseClusterConfig(new TextEncoder().encode(JSON.stringify(answer.config)));
-        if (typeof answer.clusterId !== "string" || "problem" in parsed)
+        const parsed = parseConfigJson(answer.config);
+        if (typeof answer.clusterId !== "string" || parsed === null)
           throw new BatonError(
             ErrorCode.JOIN_FAILED,
             `${url} answered without a cluster id or configuration`,

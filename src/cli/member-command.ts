@@ -55,6 +55,26 @@ function table(answer: Members): string {
   return `term ${answer.term}, configuration at index ${answer.configIndex}${pending}\n${lines.join("\n")}\n`;
 }
 
+type Flags = Record<string, string | boolean | undefined>;
+
+function addBody(flags: Flags): { raft: string; http: string; role: string } {
+  if (typeof flags.raft !== "string" || typeof flags.http !== "string")
+    throw new BatonError(
+      ErrorCode.BAD_CONFIG,
+      "baton member add needs --raft HOST:PORT and --http HOST:PORT",
+    );
+  const role = flags.learner === true ? "learner" : flags.witness === true ? "witness" : "voter";
+  return { raft: flags.raft, http: flags.http, role };
+}
+
+function attributesBody(flags: Flags): Record<string, unknown> {
+  const attributes: Record<string, unknown> = {};
+  if (flags.priority !== undefined) attributes.priority = Number(flags.priority);
+  if (flags.zone !== undefined) attributes.zone = flags.zone === "" ? null : flags.zone;
+  if (flags["never-promote"] !== undefined) attributes.neverPromote = flags["never-promote"] === "true";
+  return attributes;
+}
+
 export async function memberCommand(argv: string[]): Promise<number> {
   const parsed = parseAction(argv, help, {
     url: { type: "string", default: "http://127.0.0.1:4001" },
@@ -95,24 +115,10 @@ export async function memberCommand(argv: string[]): Promise<number> {
       }
       break;
     case "add":
-      if (typeof flags.raft !== "string" || typeof flags.http !== "string")
-        throw new BatonError(
-          ErrorCode.BAD_CONFIG,
-          "baton member add needs --raft HOST:PORT and --http HOST:PORT",
-        );
-      answer = await change("/v1/members", {
-        id: positional ?? needId(),
-        raft: flags.raft,
-        http: flags.http,
-        role: flags.learner === true ? "learner" : flags.witness === true ? "witness" : "voter",
-      });
+      answer = await change("/v1/members", { ...addBody(flags), id: positional ?? needId() });
       break;
     case "attributes": {
-      const attributes: Record<string, unknown> = {};
-      if (flags.priority !== undefined) attributes.priority = Number(flags.priority);
-      if (flags.zone !== undefined) attributes.zone = flags.zone === "" ? null : flags.zone;
-      if (flags["never-promote"] !== undefined) attributes.neverPromote = flags["never-promote"] === "true";
-      answer = await change(`/v1/members/${needId()}/attributes`, attributes);
+      answer = await change(`/v1/members/${needId()}/attributes`, attributesBody(flags));
       if (flags.json !== true) {
         process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
         return 0;

@@ -285,6 +285,10 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
       throw badConfig(`--${flag} is required (or ${startOptions.find((o) => o.flag === flag)?.env})`);
     return found;
   };
+  const int = (flag: string, min: number, max: number): number =>
+    integer(get(flag).value, get(flag).source, min, max);
+  const pick = <T extends string>(flag: string, options: readonly T[]): T =>
+    oneOf(get(flag).value, get(flag).source, options);
   const id = get("id");
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(id.value))
     throw badConfig(`${id.source}: bad node id ${JSON.stringify(id.value)}`);
@@ -310,40 +314,20 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     raft,
     cluster: cluster.map((m) => (m.id === id.value ? { ...m, http } : m)),
     clusterId: get("cluster-id").value,
-    tickMs: integer(get("tick-ms").value, get("tick-ms").source, 1, 1_000),
-    heartbeatMs: integer(get("heartbeat-ms").value, get("heartbeat-ms").source, 5, 60_000),
-    missedHeartbeats: integer(get("missed-heartbeats").value, get("missed-heartbeats").source, 2, 1000),
-    durability: oneOf(get("durability").value, get("durability").source, [
-      "local",
-      "one",
-      "majority",
-      "all",
-    ] as const),
-    bodyBytesMax: integer(
-      get("body-bytes-max").value,
-      get("body-bytes-max").source,
-      1024,
-      1024 * 1024 * 1024,
-    ),
-    queryProcessesMax: integer(get("query-processes").value, get("query-processes").source, 1, 64),
-    queryMsMax: integer(get("query-ms-max").value, get("query-ms-max").source, 10, 3_600_000),
-    snapshotEntries: integer(get("snapshot-entries").value, get("snapshot-entries").source, 1, 1e9),
-    snapshotLogBytes: integer(
-      get("snapshot-log-bytes").value,
-      get("snapshot-log-bytes").source,
-      1024,
-      2 ** 40,
-    ),
-    compactionTrailEntries: integer(get("compaction-trail").value, get("compaction-trail").source, 0, 1e9),
-    logLevel: oneOf(get("log-level").value, get("log-level").source, [
-      "debug",
-      "info",
-      "warn",
-      "error",
-    ] as const),
-    logFormat: oneOf(get("log-format").value, get("log-format").source, ["json", "pretty", "auto"] as const),
+    tickMs: int("tick-ms", 1, 1_000),
+    heartbeatMs: int("heartbeat-ms", 5, 60_000),
+    missedHeartbeats: int("missed-heartbeats", 2, 1000),
+    durability: pick("durability", ["local", "one", "majority", "all"] as const),
+    bodyBytesMax: int("body-bytes-max", 1024, 1024 * 1024 * 1024),
+    queryProcessesMax: int("query-processes", 1, 64),
+    queryMsMax: int("query-ms-max", 10, 3_600_000),
+    snapshotEntries: int("snapshot-entries", 1, 1e9),
+    snapshotLogBytes: int("snapshot-log-bytes", 1024, 2 ** 40),
+    compactionTrailEntries: int("compaction-trail", 0, 1e9),
+    logLevel: pick("log-level", ["debug", "info", "warn", "error"] as const),
+    logFormat: pick("log-format", ["json", "pretty", "auto"] as const),
     join: join === null ? null : join.value,
-    joinAs: oneOf(get("join-as").value, get("join-as").source, ["voter", "learner", "witness"] as const),
+    joinAs: pick("join-as", ["voter", "learner", "witness"] as const),
   };
   if (config.heartbeatMs % config.tickMs !== 0)
     throw badConfig(

@@ -115,16 +115,7 @@ export class BatonNode implements NodeService {
     };
     this.sender = new SnapshotSender(transferParts);
     this.receiver = new SnapshotReceiver(transferParts);
-    this.loop.attach({
-      applyCommitted: (through) => applier.applyCommitted(through),
-      roleChanged: (change) => this.roleChanged(change),
-      snapshotNeeded: (needed) => this.sender.start(needed),
-      snapshotStream: (from, message) => {
-        if (message.kind === "offer") this.receiver.onOffer(from, message.totalBytes, message.install);
-        else if (message.kind === "chunk") this.receiver.onChunk(from, message);
-        else this.sender.onAck(from, message);
-      },
-    });
+    this.attachLoop(applier);
     const isStopping = (): boolean => this.stopping;
     this.ids = new IdGuard({
       block: config.idReservationBlock,
@@ -164,6 +155,20 @@ export class BatonNode implements NodeService {
       requireLeader: () => this.writes.requireLeader(),
     });
     this.loop.onStateChange(() => this.afterStep());
+  }
+
+  /** Hands the replica loop what it calls: the applier, role changes and the snapshot streams. */
+  private attachLoop(applier: CommittedApplier): void {
+    this.loop.attach({
+      applyCommitted: (through) => applier.applyCommitted(through),
+      roleChanged: (change) => this.roleChanged(change),
+      snapshotNeeded: (needed) => this.sender.start(needed),
+      snapshotStream: (from, message) => {
+        if (message.kind === "offer") this.receiver.onOffer(from, message.totalBytes, message.install);
+        else if (message.kind === "chunk") this.receiver.onChunk(from, message);
+        else this.sender.onAck(from, message);
+      },
+    });
   }
 
   private parts() {

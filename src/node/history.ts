@@ -17,7 +17,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import type { CoreEvent } from "../consensus/index.ts";
+import type { CoreEvent, CoreEventType } from "../consensus/index.ts";
 
 export const historyFileName = path.join("review", "history.jsonl");
 /** Lines kept in the history file. */
@@ -123,6 +123,25 @@ function parseRecord(line: string): HistoryRecord {
 }
 
 /**
+ * Core events recorded with all their fields but ticks (a node's own clock, which means nothing to a
+ * reader of the history).
+ */
+const recordedAsTheyAre: ReadonlySet<CoreEventType> = new Set<CoreEventType>([
+  "stepped-down",
+  "transfer-started",
+  "transfer-aborted",
+  "config-changed",
+  "membership-change-proposed",
+  "failover-config-changed",
+  "leader-lost",
+  "failover-pending",
+  "failover-timeout",
+  "promote-started",
+  "promote-refused",
+  "handoff-started",
+]);
+
+/**
  * The history record of a core event, or null for events that are not history (votes granted,
  * pre-vote rounds, entries discarded: the log and the orphan quarantine keep those).
  */
@@ -137,64 +156,18 @@ export function historyOfEvent(event: CoreEvent, atMs: number): HistoryRecord | 
       return event.preVote ? null : { ...base, event: "leader-elected", votes: event.votes };
     case "election-lost":
       return event.preVote ? null : { ...base, event: "election-lost", votes: event.votes };
-    case "stepped-down":
-      return { ...base, event: "stepped-down", reason: event.reason, cause: event.cause };
-    case "transfer-started":
-      return { ...base, event: "transfer-started", target: event.target };
-    case "transfer-aborted":
-      return { ...base, event: "transfer-aborted", target: event.target, reason: event.reason };
-    case "config-changed":
-      return {
-        ...base,
-        event: "config-changed",
-        index: event.index,
-        voters: event.voters,
-        learners: event.learners,
-      };
-    case "membership-change-proposed":
-      return {
-        ...base,
-        event: "membership-change-proposed",
-        kind: event.kind,
-        target: event.target,
-        index: event.index,
-      };
-    case "failover-config-changed":
-      return {
-        ...base,
-        event: "failover-config-changed",
-        index: event.index,
-        settings: event.settings,
-        members: event.members,
-      };
-    case "leader-lost":
-      return {
-        ...base,
-        event: "leader-lost",
-        lastLeader: event.lastLeader,
-        mode: event.mode,
-        paused: event.paused,
-      };
-    case "failover-pending":
-      return {
-        ...base,
-        event: "failover-pending",
-        candidate: event.candidate,
-        lastIndex: event.lastIndex,
-        lastTerm: event.lastTerm,
-        relay: event.relay,
-        unheardVoters: event.unheardVoters,
-        policy: event.policy,
-      };
-    case "failover-timeout":
-      return { ...base, event: "failover-timeout", policy: event.policy, candidate: event.candidate };
-    case "promote-started":
-      return { ...base, event: "promote-started" };
-    case "promote-refused":
-      return { ...base, event: "promote-refused", code: event.code, peer: event.peer };
-    case "handoff-started":
-      return { ...base, event: "handoff-started", target: event.target, reason: event.reason };
-    default:
-      return null;
   }
+  if (!recordedAsTheyAre.has(event.type)) return null;
+  const {
+    type,
+    node: _node,
+    term: _term,
+    ...fields
+  } = event as CoreEvent & {
+    leaderHeardTick?: number;
+    deadlineTick?: number;
+  };
+  delete fields.leaderHeardTick;
+  delete fields.deadlineTick;
+  return { ...base, event: type, ...fields };
 }

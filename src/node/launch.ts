@@ -53,7 +53,7 @@ export type LaunchConfig = {
   readonly snapshotLogBytes?: number;
   readonly compactionTrailEntries?: number;
   /**
-   * The configuration a joined node starts from (`src/cli/join.ts`): voters, learners and their
+   * The configuration a joined node starts from (`src/cli/join.ts`, `src/node/join-record.ts`): voters, learners and their
    * addresses, in place of `cluster`. The replicated configuration takes over as soon as it arrives.
    */
   readonly bootstrap?: ClusterConfig;
