@@ -14,7 +14,7 @@
  */
 import { assert } from "../lib/assert.ts";
 import type { Prng } from "../lib/prng.ts";
-import { type LogIndex, logIndex, type NodeId, type Term, term } from "../types/ids.ts";
+import { type LogIndex, logIndex, type NodeId, type Position, type Term, term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
 import { type ClusterConfig, isVoter, membersExcept } from "./cluster-config.ts";
 import type { ResolvedConfig } from "./config.ts";
@@ -104,6 +104,10 @@ export type CoreState = {
   readonly pendingProposals: PendingProposal[];
   /** Bumped whenever a follower's match or applied index moves, so durability is re-evaluated. */
   replicationVersion: number;
+  /** What this node may have promised before its log lost entries (`lost-entries.ts`); part of the hard state. */
+  promised: Position | null;
+  /** The host holds back this node's candidacy (`lost-entries.ts`); not persisted. */
+  candidacyHeld: boolean;
 };
 
 export function createCoreState(config: ResolvedConfig, prng: Prng, initial: InitialState): CoreState {
@@ -138,6 +142,8 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     forwardedReadSeq: 0,
     pendingProposals: [],
     replicationVersion: 0,
+    promised: initial.hardState.promised ?? null,
+    candidacyHeld: false,
   };
   resetElectionTimer(state);
   return state;
@@ -155,7 +161,8 @@ export function resetElectionTimer(s: CoreState): void {
 }
 
 export function hardStateOf(s: CoreState): HardState {
-  return { term: s.term, votedFor: s.votedFor };
+  const hardState = { term: s.term, votedFor: s.votedFor };
+  return s.promised === null ? hardState : { ...hardState, promised: s.promised };
 }
 
 export function observe(s: CoreState): ObservedState {

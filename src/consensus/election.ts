@@ -13,12 +13,16 @@
  *    and a node still holding the configuration before its promotion may be the vote a candidate
  *    that already holds the new one needs;
  *  - a pre-vote changes no state at the voter; it is granted only for a higher term and an
- *    up-to-date log (refusals by nodes in lease happen during term handling, in `raft-core.ts`).
+ *    up-to-date log (refusals by nodes in lease happen during term handling, in `raft-core.ts`);
+ *  - a node that lost entries to storage damage never campaigns, and votes only for a log at least
+ *    as up-to-date as what it may have promised (`lost-entries.ts`); nor does a node whose host holds
+ *    back its candidacy campaign.
  */
 
 import { assert } from "../lib/assert.ts";
 import { type CoreState, resetElectionTimer, selfIsVoter } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
+import { mayCampaign, promiseAllowsVote } from "./lost-entries.ts";
 import type {
   PreVoteMessage,
   PreVoteResponseMessage,
@@ -35,7 +39,7 @@ import { becomeCandidate, becomePreCandidate, tallyVotes } from "./roles.ts";
  * higher term would only disrupt the cluster.
  */
 export function campaign(s: CoreState, out: EffectsBuilder, transfer: boolean): void {
-  if (s.role === "leader" || !selfIsVoter(s)) return;
+  if (s.role === "leader" || !selfIsVoter(s) || !mayCampaign(s)) return;
   if (transfer || !s.config.preVote) becomeCandidate(s, out, transfer);
   else becomePreCandidate(s, out);
 }
@@ -53,7 +57,7 @@ function logAcceptable(
   lastLogTerm: RequestVoteMessage["lastLogTerm"],
 ): boolean {
   if (s.config.unsafeTestBugs.voteWithoutLogCheck === true) return true;
-  return s.log.isUpToDate(lastLogIndex, lastLogTerm);
+  return s.log.isUpToDate(lastLogIndex, lastLogTerm) && promiseAllowsVote(s, lastLogIndex, lastLogTerm);
 }
 
 export function handlePreVote(s: CoreState, out: EffectsBuilder, message: PreVoteMessage): void {

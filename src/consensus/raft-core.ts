@@ -22,7 +22,7 @@
  * heartbeats, j = 0.5) in a 3-node cluster: worst ≈ 1.5 s + 2 RTT + F, expected ≈ 1.12 s + 2 RTT + F.
  */
 import { assert, unreachable } from "../lib/assert.ts";
-import { type LogIndex, logIndex, type NodeId, type Term } from "../types/ids.ts";
+import { type LogIndex, logIndex, type NodeId, type Position, type Term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
 import { type ClusterConfig, isVoter } from "./cluster-config.ts";
 import { type RaftConfig, type ResolvedConfig, resolveConfig } from "./config.ts";
@@ -59,6 +59,7 @@ import {
   handleSnapshotSent,
   tickLeader,
 } from "./leader.ts";
+import { settlePromise } from "./lost-entries.ts";
 import { handleChangeMembership } from "./membership.ts";
 import type { Message } from "./messages.ts";
 import type { ReplicationState } from "./progress.ts";
@@ -109,6 +110,10 @@ export type CoreStatus = {
   readonly clusterConfigIndex: LogIndex;
   /** The configuration as of `snapshotIndex`: persist it next to the compaction point. */
   readonly snapshotConfig: ClusterConfig;
+  /** What this node may have promised before its log lost entries, until it has them back (`lost-entries.ts`). */
+  readonly promised: Position | null;
+  /** Whether the host holds back this node's candidacy. */
+  readonly candidacyHeld: boolean;
 };
 
 /** See `RaftCore.summary`. */
@@ -125,6 +130,8 @@ export type CoreSummary = Pick<
   | "clusterConfig"
   | "clusterConfigIndex"
   | "snapshotConfig"
+  | "promised"
+  | "candidacyHeld"
 >;
 
 /** What durability outcomes depend on: proposals are re-evaluated only when one of these moved. */
@@ -177,6 +184,7 @@ export class RaftCore {
     this.#dispatch(input, out);
     if (s.log.config !== configBefore) this.#configChanged(out);
     settleForwardedReads(s, out);
+    settlePromise(s, out);
     if (!sameProgress(progress, durabilityProgress(s))) evaluateProposals(s, out);
     checkInvariants(s);
     return out.finish(before, observe(s));
@@ -223,6 +231,9 @@ export class RaftCore {
         return;
       case "snapshotFailed":
         handleSnapshotFailed(s, input.peer);
+        return;
+      case "holdCandidacy":
+        s.candidacyHeld = input.hold;
         return;
       default:
         unreachable(input, "unknown input");
@@ -415,6 +426,8 @@ export class RaftCore {
       clusterConfig: s.log.config,
       clusterConfigIndex: s.log.configIndex,
       snapshotConfig: s.log.snapshotConfig,
+      promised: s.promised,
+      candidacyHeld: s.candidacyHeld,
     };
   }
 
@@ -452,6 +465,8 @@ export class RaftCore {
       clusterConfig: s.log.config,
       clusterConfigIndex: s.log.configIndex,
       snapshotConfig: s.log.snapshotConfig,
+      promised: s.promised,
+      candidacyHeld: s.candidacyHeld,
     };
   }
 
