@@ -35,6 +35,8 @@ export type UnsafeTestBugs = {
   readonly commitOldTermByCounting?: boolean;
   /** Grant votes without the up-to-date log check of Raft §5.4.1. */
   readonly voteWithoutLogCheck?: boolean;
+  /** Vote and campaign as if no entries were lost, ignoring `HardState.promised` (`lost-entries.ts`). */
+  readonly ignoreLostEntries?: boolean;
 };
 
 /** What the host passes to `new RaftCore(config, initial)`. Optional fields have the documented defaults. */

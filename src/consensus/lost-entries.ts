@@ -31,12 +31,14 @@ export function atLeastAsUpToDate(lastIndex: number, lastTerm: number, position:
 
 /** Whether this node may campaign: no lost entries outstanding and candidacy not held by the host. */
 export function mayCampaign(s: CoreState): boolean {
-  return s.promised === null && !s.candidacyHeld;
+  if (s.candidacyHeld) return false;
+  return s.promised === null || s.config.unsafeTestBugs.ignoreLostEntries === true;
 }
 
 /** Whether a candidate's log (last index and term) satisfies what this node may have promised. */
 export function promiseAllowsVote(s: CoreState, lastIndex: number, lastTerm: number): boolean {
-  return s.promised === null || atLeastAsUpToDate(lastIndex, lastTerm, s.promised);
+  if (s.promised === null || s.config.unsafeTestBugs.ignoreLostEntries === true) return true;
+  return atLeastAsUpToDate(lastIndex, lastTerm, s.promised);
 }
 
 /** Drops `promised` once the durable log reaches it (run after every step). */

@@ -11,6 +11,9 @@
  *   Admission          bounded reads and writes in flight (OVERLOADED beyond them)
  *   SnapshotKeeper     snapshots of the state, and log compaction behind them
  *   SnapshotSender/Receiver  a leader's snapshot streamed to a follower that needs it
+ *   ConsistencyChecks  content hashes of the voters compared at one index (damage no checksum sees)
+ *   StorageHeal        after damage: no service from a damaged database, a snapshot from the leader,
+ *                      and the bound on waiting for intact copies
  *
  * Everything outside the process reaches it through the `NodeRuntime` (clock, timers, seed, log
  * store, store, transport), so the simulator runs this very class on simulated time and disks.
@@ -21,10 +24,12 @@
 import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import type { RoleChange } from "../consensus/index.ts";
+import { unreachable } from "../lib/assert.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
 import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
+import { ConsistencyChecks } from "./consistency-check.ts";
 import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
@@ -33,12 +38,14 @@ import type { NodeService, Readiness } from "./node-service.ts";
 import { NodeStatusView } from "./node-status.ts";
 import { replayRequest, summarizeOrphan, viewOrphan } from "./orphans.ts";
 import { PeerDirectory } from "./peer-directory.ts";
+import type { StorageMessage } from "./peer-envelope.ts";
 import { ReadPath } from "./read-path.ts";
 import { ReplicaLoop } from "./replica-loop.ts";
 import type { NodeRuntime } from "./runtime.ts";
 import { listSnapshots } from "./snapshot-files.ts";
 import { SnapshotKeeper } from "./snapshot-keeper.ts";
 import { SnapshotReceiver, SnapshotSender } from "./snapshot-transfer.ts";
+import { StorageHeal } from "./storage-heal.ts";
 import { WritePath } from "./write-path.ts";
 
 /** How often a stopping leader checks whether its hand-over finished. */
@@ -60,6 +67,8 @@ export class BatonNode implements NodeService {
   private readonly writes: WritePath;
   private readonly reads: ReadPath;
   private readonly statusView: NodeStatusView;
+  private readonly checks: ConsistencyChecks;
+  private readonly healing: StorageHeal;
   private stopping = false;
 
   constructor(config: NodeConfig, runtime: NodeRuntime) {
@@ -71,6 +80,12 @@ export class BatonNode implements NodeService {
     this.loop = new ReplicaLoop(config, runtime, this.peers);
     this.applied = new IndexWaiters("applied index", store.appliedIndex, timers, config.indexWaitersMax);
     this.speculation = new LeaderSpeculation(store, clock, config, this.applied, logger);
+    const send = (peer: NodeId, body: Uint8Array): void => this.loop.sendRaw(peer, body);
+    const speculativeCount = (): number => this.speculation.count;
+    const abortSending = (): void => this.sender.abortAll();
+    const healthParts = { config, runtime, loop: this.loop, send, speculativeCount, abortSending };
+    ({ healing: this.healing, checks: this.checks } = storageHealth(healthParts));
+    const storeDamaged = (): boolean => this.healing.damaged !== null;
     const applier = new CommittedApplier({
       store,
       core: this.loop.core,
@@ -78,33 +93,24 @@ export class BatonNode implements NodeService {
       applied: this.applied,
       observer: runtime.observer,
       reportApplied: (index) => this.loop.reportApplied(index),
+      holdIndex: () => this.checks.holdIndex,
+      paused: storeDamaged,
     });
-    this.snapshots = new SnapshotKeeper(
-      config,
-      runtime,
-      this.loop,
-      listSnapshots(runtime.snapshotDirectory).at(-1) ?? null,
-    );
+    const latest = listSnapshots(runtime.snapshotDirectory).at(-1) ?? null;
+    this.snapshots = new SnapshotKeeper(config, runtime, this.loop, latest, storeDamaged);
     const transferParts = {
       config,
       runtime,
       loop: this.loop,
       keeper: this.snapshots,
       applied: this.applied,
-      send: (peer: NodeId, body: Uint8Array) => this.loop.sendRaw(peer, body),
+      send,
+      storeDamaged,
+      installed: () => this.healing.snapshotInstalled(),
     };
     this.sender = new SnapshotSender(transferParts);
     this.receiver = new SnapshotReceiver(transferParts);
-    this.loop.attach({
-      applyCommitted: (through) => applier.applyCommitted(through),
-      roleChanged: (change) => this.roleChanged(change),
-      snapshotNeeded: (needed) => this.sender.start(needed),
-      snapshotStream: (from, message) => {
-        if (message.kind === "offer") this.receiver.onOffer(from, message.totalBytes, message.install);
-        else if (message.kind === "chunk") this.receiver.onChunk(from, message);
-        else this.sender.onAck(from, message);
-      },
-    });
+    this.attachLoop(applier);
     const isStopping = (): boolean => this.stopping;
     this.ids = new IdGuard({
       block: config.idReservationBlock,
@@ -117,11 +123,35 @@ export class BatonNode implements NodeService {
       speculation: this.speculation,
       ids: this.ids,
       isStopping,
+      damageError: () => this.healing.damageError(),
+      storeVerified: () => this.healing.verified,
     });
-    this.reads = new ReadPath({ ...this.parts(), requireLeader: () => this.writes.requireLeader() });
-    this.statusView = new NodeStatusView(this.loop, store, this.peers, config, () => this.snapshots.status());
+    this.reads = new ReadPath({
+      ...this.parts(),
+      requireLeader: () => this.writes.requireLeader(),
+      refuseRead: () => this.healing.refuseRead(),
+    });
+    this.statusView = new NodeStatusView(this.loop, store, this.peers, config, {
+      snapshots: () => this.snapshots.status(),
+      storage: () => ({ ...this.healing.status(), lastCheck: this.checks.lastCheck }),
+    });
     this.admission = new Admission(config);
     this.loop.onStateChange(() => this.afterStep());
+  }
+
+  private attachLoop(applier: CommittedApplier): void {
+    this.loop.attach({
+      applyCommitted: (through) => applier.applyCommitted(through),
+      roleChanged: (change) => this.roleChanged(change),
+      snapshotNeeded: (needed) => this.sender.start(needed),
+      snapshotStream: (from, message) => {
+        if (message.kind === "offer") this.receiver.onOffer(from, message.totalBytes, message.install);
+        else if (message.kind === "chunk") this.receiver.onChunk(from, message);
+        else this.sender.onAck(from, message);
+      },
+      storageMessage: (from, message) => this.storageMessage(from, message),
+      peerConnected: (peer) => this.checks.peerConnected(peer),
+    });
   }
 
   private parts() {
@@ -134,8 +164,9 @@ export class BatonNode implements NodeService {
     };
   }
 
-  start(): Promise<void> {
-    return this.loop.start();
+  async start(): Promise<void> {
+    await this.loop.start();
+    this.healing.start();
   }
 
   execute(request: NormalizedExecute): Promise<ExecuteResponse> {
@@ -226,11 +257,33 @@ export class BatonNode implements NodeService {
     this.snapshots.stop();
     this.sender.abortAll();
     this.receiver.stop();
+    this.checks.stop();
+    this.healing.stop();
     await this.loop.stop();
     this.applied.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping"));
   }
 
+  private storageMessage(from: NodeId, message: StorageMessage): void {
+    switch (message.kind) {
+      case "checkStart":
+        this.checks.onStart(from, message.index);
+        return;
+      case "checkReport":
+        this.checks.onReport(from, message.index, message.hash);
+        return;
+      case "checkRequest":
+        this.checks.requested(from);
+        return;
+      case "snapshotRequest":
+        this.sender.startRequested(from, message.appliedIndex);
+        return;
+      default:
+        unreachable(message, "unknown storage message");
+    }
+  }
+
   private roleChanged(change: RoleChange): void {
+    this.checks.roleChanged(change.role);
     if (change.role !== "leader") {
       this.speculation.rollback(`became ${change.role}`);
       this.sender.abortAll();
@@ -248,7 +301,15 @@ export class BatonNode implements NodeService {
       this.applied.rejectAll(stopped());
       return;
     }
+    // Before the gate lets writes in: a leader picks a check's index while no batch is open.
+    this.checks.afterStep();
+    this.healing.afterStep();
     if (gate.size === 0) return;
+    const damage = this.healing.damageError();
+    if (damage !== null) {
+      gate.refuseAll(() => damage);
+      return;
+    }
     const core = this.loop.core.summary();
     if (core.role !== "leader") {
       gate.refuseAll(() => this.peers.refusal("NOT_LEADER", core.leaderId));
@@ -285,4 +346,26 @@ export class BatonNode implements NodeService {
       { cause: bug },
     );
   }
+}
+
+/** The consistency checks and the storage healing of one node, wired to each other. */
+function storageHealth(parts: {
+  config: NodeConfig;
+  runtime: NodeRuntime;
+  loop: ReplicaLoop;
+  send: (peer: NodeId, body: Uint8Array) => void;
+  speculativeCount: () => number;
+  abortSending: () => void;
+}): { healing: StorageHeal; checks: ConsistencyChecks } {
+  const { config } = parts;
+  const healing: StorageHeal = new StorageHeal({
+    ...parts,
+    requestCheck: () => checks.requested(config.id),
+  });
+  const checks: ConsistencyChecks = new ConsistencyChecks({
+    ...parts,
+    onDamage: (found) => healing.onDamage(found),
+    onPassed: () => healing.checkPassed(),
+  });
+  return { healing, checks };
 }

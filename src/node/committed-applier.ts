@@ -7,6 +7,12 @@
  * after a crash is exactly-once). After progress, the core hears `applied` and waiters for an
  * index wake up.
  *
+ * A node whose database is damaged applies nothing until a leader's snapshot replaces it
+ * (`storage-heal.ts`): applying to it is no use, a change to a damaged row would not apply, and the
+ * snapshot must not fall behind what it is to replace. A consistency check may hold the applier at an index (`consistency-check.ts`): it applies up to
+ * it and no further until the check has begun hashing the state there, which it does before the
+ * next step (the leader's open speculative batches commit together and are never held).
+ *
  * A committed entry that does not apply (STORE_DIVERGED, a corrupt payload, an I/O error) means
  * this replica can no longer follow the log: the error propagates to the replica loop, whose
  * fatal path stops the node rather than let it serve wrong data.
@@ -30,6 +36,8 @@ export class CommittedApplier {
   private readonly applied: IndexWaiters;
   private readonly observer: LoopObserver | undefined;
   private readonly reportApplied: (index: LogIndex) => void;
+  private readonly holdIndex: () => LogIndex | null;
+  private readonly paused: () => boolean;
 
   constructor(parts: {
     store: Store;
@@ -38,6 +46,10 @@ export class CommittedApplier {
     applied: IndexWaiters;
     observer: LoopObserver | undefined;
     reportApplied: (index: LogIndex) => void;
+    /** An index not to apply past for now (a consistency check hashes the state there), or null. */
+    holdIndex?: () => LogIndex | null;
+    /** While true nothing is applied: the database is damaged and waits for a leader's snapshot. */
+    paused?: () => boolean;
   }) {
     this.store = parts.store;
     this.core = parts.core;
@@ -45,11 +57,16 @@ export class CommittedApplier {
     this.applied = parts.applied;
     this.observer = parts.observer;
     this.reportApplied = parts.reportApplied;
+    this.holdIndex = parts.holdIndex ?? (() => null);
+    this.paused = parts.paused ?? (() => false);
   }
 
   applyCommitted(through: LogIndex): void {
+    if (this.paused()) return;
     const before = this.store.appliedIndex;
-    const target = Math.min(through, before + applyBatchEntriesMax);
+    const hold = this.holdIndex();
+    const held = hold !== null && hold >= before ? hold : Number.POSITIVE_INFINITY;
+    const target = Math.min(through, before + applyBatchEntriesMax, held);
     while (this.store.appliedIndex < target) {
       if (this.speculation.count > 0) {
         if (!this.speculation.commitCovered(through)) break;

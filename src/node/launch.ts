@@ -11,16 +11,17 @@ import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
-import { Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
 import { walFaultOptions } from "../wal/fault-injection.ts";
-import { Wal } from "../wal/wal.ts";
+import type { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { nodeDefaults } from "./node-config.ts";
 import { quarantineSink } from "./orphans.ts";
 import { type NodeLog, systemClock, systemIo, systemRandomSeed, systemTimers } from "./runtime.ts";
 import { reconcileStorage } from "./snapshot-files.ts";
+import { openLog, openStoreBehindLog, repairDatabaseStructure } from "./storage-repair.ts";
 
 type HostPort = { readonly host: string; readonly port: number };
 
@@ -48,6 +49,9 @@ export type LaunchConfig = {
   readonly snapshotEntries?: number;
   readonly snapshotLogBytes?: number;
   readonly compactionTrailEntries?: number;
+  /** Storage faults (`--consistency-check-ms`, `--heal-wait-ms`; `consistency-check.ts`, `storage-heal.ts`). */
+  readonly consistencyCheckIntervalMs?: number;
+  readonly healWaitMsMax?: number;
 };
 
 export type OpenNode = {
@@ -79,16 +83,33 @@ async function startQueryPool(
   }
 }
 
-/** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
-async function openStorage(dataDirectory: string, log: NodeLog) {
-  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"), walFaultOptions(process.env));
-  if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
-  const store = Store.open({
-    path: path.join(dataDirectory, "baton.db"),
-    statementsPerBatchMax: requestLimits.statementsPerBatchMax,
-    sqlBytesMax: requestLimits.sqlBytesMax,
-  });
+/**
+ * Opens the log and the store, repairing damage from what is intact (`storage-repair.ts`), and makes
+ * them agree with the snapshots (`snapshot-files.ts`).
+ */
+async function openStorage(config: LaunchConfig, log: NodeLog) {
+  const { dataDirectory } = config;
+  const hasPeers = config.cluster.some((member) => member.id !== config.id);
   const snapshotDirectory = path.join(dataDirectory, "snapshots");
+  const paths = {
+    logDirectory: path.join(dataDirectory, "log"),
+    databasePath: path.join(dataDirectory, "baton.db"),
+    snapshotDirectory,
+  };
+  const { wal, recovered } = openLog(paths, walFaultOptions(process.env), hasPeers, log);
+  let store: Store;
+  try {
+    await repairDatabaseStructure(paths, log);
+    store = await openStoreBehindLog(
+      paths,
+      { statementsPerBatchMax: requestLimits.statementsPerBatchMax, sqlBytesMax: requestLimits.sqlBytesMax },
+      wal,
+      log,
+    );
+  } catch (error) {
+    await wal.close().catch(() => {});
+    throw error;
+  }
   try {
     const reconciled = await reconcileStorage({
       directory: snapshotDirectory,
@@ -111,7 +132,7 @@ export async function openNode(
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
-  const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
+  const { wal, store, reconciled, snapshotDirectory } = await openStorage(config, log);
   const queries = await startQueryPool({ store, wal }, config, log);
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
@@ -130,6 +151,9 @@ export async function openNode(
       snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
       snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
       compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
+      consistencyCheckIntervalMs:
+        config.consistencyCheckIntervalMs ?? nodeDefaults.consistencyCheckIntervalMs,
+      healWaitMsMax: config.healWaitMsMax ?? nodeDefaults.healWaitMsMax,
       heartbeatMs: config.heartbeatMs,
       missedHeartbeats: config.missedHeartbeats,
       durability: config.durability,

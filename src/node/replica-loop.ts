@@ -39,6 +39,7 @@ import {
   encodeConsensus,
   encodeNodeInfo,
   type SnapshotStreamMessage,
+  type StorageMessage,
 } from "./peer-envelope.ts";
 import { ProposalRegistry } from "./proposal-registry.ts";
 import type { Cancel, NodeRuntime } from "./runtime.ts";
@@ -53,6 +54,10 @@ export type LoopParts = {
   snapshotNeeded(needed: SnapshotNeeded): void;
   /** A message of the snapshot stream arrived from a peer. */
   snapshotStream(from: NodeId, message: SnapshotStreamMessage): void;
+  /** A consistency-check or storage-healing message arrived from a peer. */
+  storageMessage(from: NodeId, message: StorageMessage): void;
+  /** The transport (re)connected to a peer. */
+  peerConnected(peer: NodeId): void;
 };
 
 export type AuditEvent = CoreEvent & { readonly atMs: number };
@@ -112,7 +117,9 @@ export class ReplicaLoop {
     this.transport = this.runtime.transport({
       onMessage: (from, body) => this.receive(from, body),
       onPeerState: (peer, state) => {
-        if (state === "connected") this.transport?.send(peer, encodeNodeInfo({ http: this.peers.selfHttp }));
+        if (state !== "connected") return;
+        this.transport?.send(peer, encodeNodeInfo({ http: this.peers.selfHttp }));
+        if (this.fatalError === null) this.guarded(() => this.parts?.peerConnected(peer));
       },
     });
     await this.transport.start();
@@ -188,7 +195,8 @@ export class ReplicaLoop {
   fail(error: Error): void {
     if (this.fatalError !== null) return;
     this.fatalError = error;
-    this.runtime.logger("error", "node.fatal", { error: error.message, stack: error.stack });
+    const code = error instanceof BatonError ? error.code : null;
+    this.runtime.logger("error", "node.fatal", { error: error.message, code, stack: error.stack });
     this.cancelTicker?.();
     const stopped = stoppedError(error);
     this.outcomes.rejectAll(stopped);
@@ -244,11 +252,13 @@ export class ReplicaLoop {
       return;
     }
     if (decoded.type === "snapshot") {
-      try {
-        this.parts?.snapshotStream(from, decoded.message);
-      } catch (error) {
-        this.fail(asError(error));
-      }
+      const message = decoded.message;
+      this.guarded(() => this.parts?.snapshotStream(from, message));
+      return;
+    }
+    if (decoded.type === "storage") {
+      const message = decoded.message;
+      this.guarded(() => this.parts?.storageMessage(from, message));
       return;
     }
     const message = decoded.message;
@@ -258,6 +268,15 @@ export class ReplicaLoop {
     }
     this.noteFreshness(message);
     this.stepSafely({ type: "message", message });
+  }
+
+  /** Runs a part's handler; anything it throws is a bug and takes the fatal path. */
+  private guarded(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.fail(asError(error));
+    }
   }
 
   private noteFreshness(message: Message): void {

@@ -18,7 +18,9 @@
  * snapshot is refused. Installing is one synchronous swap of the database file followed, in the same
  * turn, by stepping the leader's installSnapshot message into the core, which makes the log start at
  * the snapshot (or keeps a suffix that continues it). A crash at any point leaves the old state or
- * the new one; `snapshot-files.ts` finishes the log reset on the next start.
+ * the new one; `snapshot-files.ts` finishes the log reset on the next start. A node whose database is
+ * damaged (`storage-heal.ts`) sends none, asks its leader for one (`startRequested`), and takes one
+ * even at its own applied index.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -26,7 +28,7 @@ import type { SnapshotNeeded } from "../consensus/index.ts";
 import type { InstallSnapshotMessage } from "../consensus/messages.ts";
 import type { PreparedRestore } from "../store/index.ts";
 import { Store } from "../store/store.ts";
-import type { NodeId } from "../types/ids.ts";
+import type { LogIndex, NodeId } from "../types/ids.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { NodeConfig } from "./node-config.ts";
 import { encodeSnapshotStream, type SnapshotStreamMessage } from "./peer-envelope.ts";
@@ -42,6 +44,10 @@ type Parts = {
   readonly keeper: SnapshotKeeper;
   readonly applied: IndexWaiters;
   readonly send: (peer: NodeId, body: Uint8Array) => void;
+  /** This node's database failed a consistency check (`storage-heal.ts`): send none of it, take a leader's. */
+  readonly storeDamaged: () => boolean;
+  /** A leader's snapshot replaced this node's database. */
+  readonly installed: () => void;
 };
 
 type Outgoing = {
@@ -76,8 +82,8 @@ export class SnapshotSender {
     const peer = needed.peer;
     if (this.outgoing.has(peer)) return;
     const ref = keeper.latest;
-    if (ref === null || ref.index < needed.index) {
-      // The log is compacted only behind a snapshot, so this is a bug unless the keeper lost a race.
+    if (ref === null || ref.index < needed.index || this.parts.storeDamaged()) {
+      // Compacted only behind a snapshot: a bug unless the keeper lost a race, or the store is damaged.
       runtime.logger("warn", "snapshot.none-to-send", {
         peer,
         needed: needed.index,
@@ -117,6 +123,31 @@ export class SnapshotSender {
     keeper.acquire(ref);
     runtime.logger("info", "snapshot.send-started", { peer, index: ref.index, bytes: ref.bytes });
     this.offer(transfer);
+  }
+
+  /**
+   * A follower with a damaged database asks for a snapshot at or after its applied index: the latest
+   * if it covers that (`start` fills in its header), else one is taken for its next request.
+   */
+  startRequested(peer: NodeId, appliedIndex: LogIndex): void {
+    const { keeper, loop } = this.parts;
+    const core = loop.core.summary();
+    if (core.role !== "leader" || this.outgoing.has(peer) || this.parts.storeDamaged()) return;
+    const ref = keeper.latest;
+    if (ref === null || ref.index < appliedIndex) {
+      keeper.requestTake();
+      return;
+    }
+    const { term, clusterConfig: snapshotConfig } = core;
+    const position = { snapshotIndex: ref.index, snapshotTerm: ref.term, snapshotConfig };
+    const message = {
+      type: "installSnapshot",
+      from: this.parts.config.id,
+      to: peer,
+      term,
+      ...position,
+    } as const;
+    this.start({ peer, index: ref.index, term: ref.term, snapshotConfig, message });
   }
 
   /** A follower's acknowledgement. */
@@ -278,7 +309,9 @@ export class SnapshotReceiver {
     const { loop, runtime } = this.parts;
     const { snapshotIndex: index, snapshotTerm } = install;
     if (install.term < loop.core.summary().term) return; // a deposed leader's offer
-    if (index <= runtime.store.appliedIndex) {
+    // A damaged database is replaced even by a snapshot of the state it claims to hold.
+    const applied = runtime.store.appliedIndex;
+    if (index < applied || (index === applied && !this.parts.storeDamaged())) {
       // Nothing to install: the core answers with where this node stands, and the transfer ends.
       loop.stepSafely({ type: "message", message: install });
       this.ack(from, install, "installed", 0);
@@ -419,7 +452,7 @@ export class SnapshotReceiver {
       summary !== null &&
       summary.role !== "leader" &&
       transfer.install.term >= summary.term &&
-      index > store.appliedIndex &&
+      (index > store.appliedIndex || (index === store.appliedIndex && this.parts.storeDamaged())) &&
       store.speculativeIndexes.length === 0;
     if (!usable) {
       void runtime.io(() => store.discardRestore(prepared)).catch(() => {});
@@ -434,6 +467,7 @@ export class SnapshotReceiver {
     applied.advance(store.appliedIndex);
     runtime.observer?.applied(store.appliedIndex);
     runtime.logger("info", "snapshot.installed", { from: transfer.from, index, term: snapshotTerm });
+    this.parts.installed();
     this.ack(transfer.from, transfer.install, "installed", transfer.totalBytes);
   }
 

@@ -163,6 +163,9 @@ export class SafetyChecker {
     }
   }
 
+  /** Nodes whose database a scenario damaged on purpose: not compared until it heals them. */
+  readonly damagedOnPurpose = new Set<string>();
+
   /**
    * State machine safety at the SQL level: two replicas at the same applied index hold the same
    * content (the store's content hash covers every replicated table, AUTOINCREMENT counters and
@@ -170,7 +173,7 @@ export class SafetyChecker {
    */
   checkContent(node: SimNodeHost): void {
     const store = node.store;
-    if (store === null) return;
+    if (store === null || this.damagedOnPurpose.has(node.id)) return;
     const index = store.appliedIndex;
     const hash = store.contentHash();
     const known = this.hashByAppliedIndex.get(index);

@@ -49,7 +49,7 @@ async function replay(seed: number): Promise<number> {
     `liveness bound ${electionBoundTicks(result.options)} ticks; elections ${result.elections}; ticks to elect after heal ${result.ticksToElectAfterHeal}`,
   );
   console.log(`faults ${JSON.stringify(result.faults)} losses ${JSON.stringify(result.losses)}`);
-  console.log(`snapshots ${JSON.stringify(result.snapshotEvents)}`);
+  console.log(`snapshot and storage events ${JSON.stringify(result.storageEvents)}`);
   console.log(result.ok ? "OK" : `FAILED\n${result.failure}`);
   return result.ok ? 0 : 1;
 }

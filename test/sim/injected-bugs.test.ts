@@ -21,6 +21,7 @@ const nodeBugs: readonly (keyof UnsafeNodeBugs)[] = [
   "linearizableWithoutReadIndex",
   "commitSpeculationEarly",
   "noIdReservations",
+  "skipConsistencyChecks",
 ];
 
 async function caught(
@@ -44,10 +45,12 @@ async function caught(
  * reservation entry each term's first write brings changes the log's shape so that figure-8
  * interleavings became rare (commitOldTermByCounting: none in 160 seeds, against seed 10 before
  * reservations existed). Reservations off and only `majority`/`all` writes (so no id can be reused
- * and the id checker stays quiet) bring them back.
+ * and the id checker stays quiet) bring them back. Consistency checks are off too: their messages
+ * and the writes a restarted leader holds back until its database is verified reshuffle the runs
+ * (commitOldTermByCounting: none in 200 seeds with them, against seed 4 without).
  */
 const coreBugOverrides: Partial<SimOptions> = {
-  unsafeNodeBugs: { noIdReservations: true },
+  unsafeNodeBugs: { noIdReservations: true, skipConsistencyChecks: true },
   durabilityWeights: { local: 0, one: 0, majority: 2, all: 1 },
 };
 

@@ -45,6 +45,12 @@ export type SimOptions = {
   readonly oneWayPartitionChance: number;
   readonly pauseRate: number;
   readonly pauseTicksMax: number;
+  /**
+   * Per restart in the safety phase: a committed row of the node's database is changed while it is
+   * down (damage no SQLite check sees); it must find it and heal (`src/node/consistency-check.ts`).
+   * Drawn from a generator of its own, so the other options and the fault schedule stay as they were.
+   */
+  readonly dbDamageRate: number;
   readonly proposeRate: number;
   readonly durabilityWeights: Readonly<Record<Durability, number>>;
   /** The leader commits its speculative SQLite transaction at least this often (the node's drain). */
@@ -126,6 +132,7 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
     snapshotChunkBytes: prng.pick([4096, 16384, 65536]),
     snapshotWindowChunks: prng.intBetween(2, 4),
     snapshotAckTimeoutTicks: electionTimeoutTicks,
+    dbDamageRate: faulty ? pickFloat(new Prng(seed ^ 0xdb), 0, 0.5) : 0,
   };
   return { ...options, ...overrides };
 }

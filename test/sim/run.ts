@@ -37,7 +37,7 @@ export type RunResult = {
   readonly losses: ListAppendLossCounts | null;
   readonly reads: number;
   readonly discardedEntries: number;
-  readonly snapshotEvents: Readonly<Record<string, number>>;
+  readonly storageEvents: Readonly<Record<string, number>>;
   readonly trace: string[] | null;
 };
 
@@ -55,7 +55,10 @@ function converged(cluster: SimCluster): boolean {
   if (leader === null || leader.core === null) return false;
   const { commitIndex, lastIndex } = leader.core.summary();
   if (commitIndex !== lastIndex) return false;
-  return cluster.nodes.every((node) => node.store?.appliedIndex === commitIndex);
+  // A node whose database was damaged has converged once it has healed: its database verified again.
+  return cluster.nodes.every(
+    (node) => node.store?.appliedIndex === commitIndex && node.node?.status().storage.verified === true,
+  );
 }
 
 /** Before any fault: elect a leader and create the schema, as an application would at install time. */
@@ -203,7 +206,7 @@ export async function runSeed(
     losses: final?.losses ?? null,
     reads: final?.reads ?? 0,
     discardedEntries: cluster.discarded.length,
-    snapshotEvents: { ...cluster.snapshotEvents },
+    storageEvents: { ...cluster.storageEvents },
     trace: cluster.trace,
   };
 }

@@ -23,6 +23,27 @@ export class SimDisk {
   recover(): RecoveredLog {
     return { entries: [...this.entries], hardState: this.hardState, compactionPoint: this.point };
   }
+
+  /**
+   * Storage damage healed as the WAL's recovery heals it (`src/wal/recovery.ts`): every entry from
+   * `firstLostIndex` on is gone, and the hard state moves to the next term with no vote and the
+   * last position held before (the WAL's bound is exact when the records after the damage are
+   * intact). A log left wholly below the compaction point is discarded, as recovery does.
+   */
+  loseEntriesFrom(firstLostIndex: number): void {
+    const last = this.entries.at(-1);
+    if (last === undefined || last.index < firstLostIndex) return;
+    const lost: Position = { index: last.index, term: this.hardState.term };
+    const earlier = this.hardState.promised;
+    const promised =
+      earlier !== undefined &&
+      (earlier.term > lost.term || (earlier.term === lost.term && earlier.index > lost.index))
+        ? earlier
+        : lost;
+    this.hardState = { term: term(this.hardState.term + 1), votedFor: null, promised };
+    this.entries = this.entries.filter((entry) => entry.index < firstLostIndex);
+    if ((this.entries.at(-1)?.index ?? 0) < this.point.index) this.entries = [];
+  }
 }
 
 type PendingOperation = {

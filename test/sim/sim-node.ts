@@ -10,6 +10,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import type { RaftCore } from "../../src/consensus/index.ts";
 import { assert } from "../../src/lib/assert.ts";
 import type { Prng } from "../../src/lib/prng.ts";
@@ -18,8 +19,9 @@ import type { NodeConfig } from "../../src/node/node-config.ts";
 import { quarantineSink } from "../../src/node/orphans.ts";
 import type { LoopObserver } from "../../src/node/runtime.ts";
 import { reconcileStorage } from "../../src/node/snapshot-files.ts";
+import { openStoreBehindLog } from "../../src/node/storage-repair.ts";
 import { OrphanQuarantine } from "../../src/store/orphan-quarantine.ts";
-import { Store } from "../../src/store/store.ts";
+import type { Store } from "../../src/store/store.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import type { LogEntry } from "../../src/types/log-entry.ts";
 import type { SimNetwork } from "./network.ts";
@@ -35,6 +37,8 @@ export type HostObserver = {
   /** Every event the node logs (the cluster counts snapshot events). */
   logged(host: SimNodeHost, event: string): void;
 };
+
+const eventsKeptMax = 2_000;
 
 export type SimClockSource = { nowTick(): number; nowMs(): number };
 
@@ -97,14 +101,20 @@ export class SimNodeHost {
     this.io = new SimIo();
     this.log = new SimLogStore(this.disk, this.prng, this.fsyncTicksMax, () => clock.nowTick());
     this.timers = new SimTimers(() => clock.nowMs());
-    this.store = Store.open({ path: path.join(this.directory, "baton.db") });
     const snapshotDirectory = path.join(this.directory, "snapshots");
+    const paths = {
+      logDirectory: path.join(this.directory, "log"),
+      databasePath: path.join(this.directory, "baton.db"),
+      snapshotDirectory,
+    };
+    // As `baton start` does: a database ahead of a log that lost entries is rewound.
+    this.store = await openStoreBehindLog(paths, {}, this.log, (_level, event) => this.logged(event));
     const reconciled = await reconcileStorage({
       directory: snapshotDirectory,
       log: this.log,
       recovered: this.disk.recover(),
       store: this.store,
-      logger: (_level, event) => this.hooks.logged(this, event),
+      logger: (_level, event) => this.logged(event),
     });
     reconciled.pending.catch((error: unknown) => this.hooks.fatal(this, error as Error));
     const orphans = OrphanQuarantine.open(path.join(this.directory, "review", "orphans.db"));
@@ -131,15 +141,47 @@ export class SimNodeHost {
       },
       orphans,
       logger: (_level, event, fields) => {
-        if (process.env.SIM_DEBUG_LOG !== undefined && event.startsWith("snapshot"))
+        if (process.env.SIM_DEBUG_LOG !== undefined && /^(snapshot|store|consistency|wal)\./.test(event))
           console.log(`[${clock.nowTick()}] ${this.id}`, event, JSON.stringify(fields));
-        this.hooks.logged(this, event);
+        this.logged(event);
       },
       onFatal: (error) => this.hooks.fatal(this, error),
       observer: this.hooks.observer(this),
     });
     this.node = node;
     await node.start();
+  }
+
+  /** Events this machine logged, the latest `eventsKeptMax` of them (scenarios look for some). */
+  readonly events: string[] = [];
+
+  private logged(event: string): void {
+    this.events.push(event);
+    if (this.events.length > eventsKeptMax) this.events.shift();
+    this.hooks.logged(this, event);
+  }
+
+  /**
+   * Changes a committed row in the (stopped) machine's database behind the store's back: damage
+   * inside a row's content, which only comparing with the other replicas can find. The row is the
+   * newest `events` row, which no write changes later (a write that did would conflict on
+   * replicas, a different fault). Returns whether there was a row to change.
+   */
+  changeRowSilently(delta = 1): boolean {
+    assert(this.node === null, `damage under a live node ${this.id}`);
+    const file = path.join(this.directory, "baton.db");
+    if (!fs.existsSync(file)) return false;
+    const db = new DatabaseSync(file);
+    try {
+      const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'events'").get() !== undefined;
+      if (!exists) return false;
+      const changed = db
+        .prepare("UPDATE events SET noise = noise + ? WHERE id = (SELECT max(id) FROM events)")
+        .run(delta);
+      return Number(changed.changes) > 0;
+    } finally {
+      db.close();
+    }
   }
 
   crash(): void {

@@ -25,7 +25,7 @@ export type CampaignSummary = {
   writes: Record<Durability, { acknowledged: number; lost: number }>;
   discardedEntries: number;
   reads: number;
-  snapshotEvents: Record<string, number>;
+  storageEvents: Record<string, number>;
 };
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -45,6 +45,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
       "leader-isolation": 0,
       "one-way-partition": 0,
       pause: 0,
+      "db-damage": 0,
     },
     messagesSent: 0,
     messagesDropped: 0,
@@ -62,7 +63,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     },
     discardedEntries: 0,
     reads: 0,
-    snapshotEvents: {},
+    storageEvents: {},
   };
   const electTimes: number[] = [];
   let elections = 0;
@@ -75,8 +76,8 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     for (const kind of Object.keys(summary.faults) as FaultKind[])
       summary.faults[kind] += result.faults[kind];
     summary.messagesSent += result.messagesSent;
-    for (const [event, count] of Object.entries(result.snapshotEvents))
-      summary.snapshotEvents[event] = (summary.snapshotEvents[event] ?? 0) + count;
+    for (const [event, count] of Object.entries(result.storageEvents))
+      summary.storageEvents[event] = (summary.storageEvents[event] ?? 0) + count;
     summary.messagesDropped += result.messagesDropped;
     elections += result.elections;
     summary.electionsPerRunMax = Math.max(summary.electionsPerRunMax, result.elections);
@@ -115,7 +116,7 @@ export function formatSummary(summary: CampaignSummary, elapsedMs: number): stri
       (level) => `  ${level.padEnd(8)} ${summary.writes[level].acknowledged} / ${summary.writes[level].lost}`,
     ),
     `divergent entries discarded by followers: ${summary.discardedEntries}`,
-    `snapshot events: ${JSON.stringify(summary.snapshotEvents)}`,
+    `snapshot and storage events: ${JSON.stringify(summary.storageEvents)}`,
     `client reads checked against the final lists (linearizable ones also in real-time order): ${summary.reads}`,
   ];
   return lines.join("\n");
