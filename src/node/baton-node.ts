@@ -95,6 +95,7 @@ export class BatonNode implements NodeService {
       reportApplied: (index) => this.loop.reportApplied(index),
       holdIndex: () => this.checks.holdIndex,
       paused: storeDamaged,
+      diverged: (error) => this.healing.onDiverged(error),
     });
     const latest = listSnapshots(runtime.snapshotDirectory).at(-1) ?? null;
     this.snapshots = new SnapshotKeeper(config, runtime, this.loop, latest, storeDamaged);
@@ -275,7 +276,10 @@ export class BatonNode implements NodeService {
         this.checks.requested(from);
         return;
       case "snapshotRequest":
-        this.sender.startRequested(from, message.appliedIndex);
+        // Only data a majority shares replaces a damaged database: check first when not yet.
+        if (this.checks.passedAtOrAfter(message.appliedIndex))
+          this.sender.startRequested(from, message.appliedIndex);
+        else this.checks.requested(from);
         return;
       default:
         unreachable(message, "unknown storage message");

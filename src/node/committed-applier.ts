@@ -15,10 +15,13 @@
  *
  * A committed entry that does not apply (STORE_DIVERGED, a corrupt payload, an I/O error) means
  * this replica can no longer follow the log: the error propagates to the replica loop, whose
- * fatal path stops the node rather than let it serve wrong data.
+ * fatal path stops the node rather than let it serve wrong data. One exception: on a node whose
+ * database has not been verified since it opened (`storage-heal.ts`), STORE_DIVERGED is taken as
+ * damage to that database, which is then replaced by a verified leader's snapshot.
  */
 import type { RaftCore } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
+import { type BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { Store } from "../store/store.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
@@ -38,6 +41,7 @@ export class CommittedApplier {
   private readonly reportApplied: (index: LogIndex) => void;
   private readonly holdIndex: () => LogIndex | null;
   private readonly paused: () => boolean;
+  private readonly diverged: (error: BatonError) => boolean;
 
   constructor(parts: {
     store: Store;
@@ -50,6 +54,8 @@ export class CommittedApplier {
     holdIndex?: () => LogIndex | null;
     /** While true nothing is applied: the database is damaged and waits for a leader's snapshot. */
     paused?: () => boolean;
+    /** A committed entry did not apply (STORE_DIVERGED): true when that is taken as this node's damage. */
+    diverged?: (error: BatonError) => boolean;
   }) {
     this.store = parts.store;
     this.core = parts.core;
@@ -59,6 +65,7 @@ export class CommittedApplier {
     this.reportApplied = parts.reportApplied;
     this.holdIndex = parts.holdIndex ?? (() => null);
     this.paused = parts.paused ?? (() => false);
+    this.diverged = parts.diverged ?? (() => false);
   }
 
   applyCommitted(through: LogIndex): void {
@@ -82,7 +89,12 @@ export class CommittedApplier {
           payload: entry.kind === EntryKind.command ? entry.data : new Uint8Array(0),
         });
       }
-      this.store.applyBatch(batch);
+      try {
+        this.store.applyBatch(batch);
+      } catch (error) {
+        if (isBatonError(error, ErrorCode.STORE_DIVERGED) && this.diverged(error)) break;
+        throw error;
+      }
     }
     const after = this.store.appliedIndex;
     if (after === before) return;

@@ -132,6 +132,8 @@ export class ConsistencyChecks {
   private lastHashMs = 0;
   private due = true;
   private last: LastCheck | null = null;
+  /** The highest index at which a check found this node's hash in the majority. */
+  private passedIndex = 0;
   private stopped = false;
 
   constructor(parts: Parts) {
@@ -145,6 +147,11 @@ export class ConsistencyChecks {
 
   get lastCheck(): LastCheck | null {
     return this.last;
+  }
+
+  /** Whether a check found this node's data in the majority at `index` or later. */
+  passedAtOrAfter(index: number): boolean {
+    return this.passedIndex >= index;
   }
 
   /** After every step: start a job at a reached index, forget old checks, and, leading, start one. */
@@ -308,6 +315,7 @@ export class ConsistencyChecks {
     const fields = { index: tracked.index, reports: Object.fromEntries(tracked.reports) };
     if (verdict.outcome === "passed") {
       logger("info", "consistency.check-passed", { index: tracked.index });
+      this.passedIndex = Math.max(this.passedIndex, tracked.index);
       this.parts.onPassed(tracked.index);
     } else if (verdict.outcome === "no-majority") logger("error", "consistency.no-majority", fields);
     else {

@@ -7,13 +7,16 @@
  *   promised, until its durable log has it back (`src/consensus/lost-entries.ts`); the leader sends
  *   what it lacks as entries or a snapshot, as to any follower behind. Here: the bound on that wait.
  * - A damaged database (a consistency check found this node's content hash in the minority,
- *   `consistency-check.ts`): the node records that durably (`<database>.damaged`, so that a restart
+ *   `consistency-check.ts`; or, on a database not verified since it opened, a committed entry did
+ *   not apply): the node records that durably (`<database>.damaged`, so that a restart
  *   does not serve it again), serves no reads or writes from it (STORE_DAMAGED), takes and sends no
  *   snapshot of it, holds back its candidacy (handing leadership to a voter whose hash was the
  *   majority's if it leads), and asks the leader for a snapshot at or after its applied index every
- *   `snapshotAckTimeoutMs`, never a leader whose own hash was in the minority. A leader's snapshot,
- *   verified whole before it is swapped in (`snapshot-transfer.ts`), replaces the database; the
- *   marker is removed and the node serves again.
+ *   `snapshotAckTimeoutMs`; a leader sends one only after a check found its own data in the majority
+ *   at or past the asker's applied index (so a leader in the minority never does). The
+ *   snapshot, verified whole before it is swapped in (`snapshot-transfer.ts`), replaces the
+ *   database; the marker is removed and the node serves again. A damaged database applies nothing
+ *   meanwhile.
  * - Either way, a node not healed within `healWaitMsMax` says so (NO_INTACT_COPY) and stops: too few
  *   intact copies could be had. Restarted later, it carries on where it stopped (the bound and the
  *   marker are durable).
@@ -36,9 +39,13 @@ import type { Cancel, NodeRuntime } from "./runtime.ts";
 
 /** A damaged database as recorded in its marker file. */
 export type DamageRecord = {
+  /** The check's index, or the committed entry that did not apply. */
   readonly index: number;
+  /** How it was found: a check's minority, or a committed entry that did not apply. */
+  readonly reason: "check" | "diverged";
   readonly ownHash: string;
   readonly majorityHash: string;
+  /** The voters whose hash was the majority's (none when found by an entry that did not apply). */
   readonly agreeing: readonly string[];
   readonly detectedAtMs: number;
 };
@@ -159,13 +166,31 @@ export class StorageHeal {
 
   /** A consistency check found this node's hash in the minority. */
   onDamage(found: DamageFound): void {
+    const detectedAtMs = this.parts.runtime.clock.nowMs();
+    this.recordDamage({ ...found, reason: "check", agreeing: [...found.agreeing], detectedAtMs });
+  }
+
+  /**
+   * A committed entry did not apply here (STORE_DIVERGED): this node's data differs from the
+   * leader's. On a database not verified since it opened, that is taken as damage to it (true);
+   * on a verified one it is left to the fatal path (false): a bug, or a leader's own damage, which
+   * this node must not adopt.
+   */
+  onDiverged(error: BatonError): boolean {
+    if (this.damage !== null) return true;
+    if (this.verifiedValue || this.stopped) return false;
+    const { runtime } = this.parts;
+    const appliedIndex = runtime.store.appliedIndex;
+    runtime.logger("error", "store.diverged-unverified", { error: error.message, appliedIndex });
+    const detectedAtMs = runtime.clock.nowMs();
+    const found = { index: appliedIndex + 1, ownHash: "", majorityHash: "", agreeing: [] };
+    this.recordDamage({ ...found, reason: "diverged", detectedAtMs });
+    return true;
+  }
+
+  private recordDamage(record: DamageRecord): void {
     const { runtime, loop } = this.parts;
     if (this.damage !== null || this.stopped) return;
-    const record: DamageRecord = {
-      ...found,
-      agreeing: [...found.agreeing],
-      detectedAtMs: runtime.clock.nowMs(),
-    };
     this.damage = record;
     this.verifiedValue = false;
     this.parts.abortSending();
@@ -246,16 +271,19 @@ export class StorageHeal {
     const { loop, runtime, send } = this.parts;
     const core = loop.core.status();
     if (core.role === "leader") {
-      // Hand over to the most up-to-date voter whose hash was the majority's.
+      // Hand over to the most up-to-date voter whose hash was the majority's (any, if none is known).
+      const trusted = (id: string): boolean => damage.agreeing.length === 0 || damage.agreeing.includes(id);
       const target = core.members
-        .filter((member) => member.role === "voter" && damage.agreeing.includes(member.id))
+        .filter((member) => member.role === "voter" && trusted(member.id))
         .sort((a, b) => b.matchIndex - a.matchIndex)[0];
       if (target !== undefined && core.transferTarget === null)
         loop.stepSafely({ type: "transferLeadership", target: target.id });
       return;
     }
+    // Any leader: it sends a snapshot only once a check found its own data in the majority at or
+    // past this node's applied index (`baton-node.ts`), so a leader in the minority never does.
     const leader = core.leaderId;
-    if (leader === null || !damage.agreeing.includes(leader)) return;
+    if (leader === null) return;
     const appliedIndex = logIndex(runtime.store.appliedIndex);
     send(leader, encodeStorage({ kind: "snapshotRequest", appliedIndex }));
     runtime.logger("info", "store.snapshot-requested", { leader, appliedIndex });

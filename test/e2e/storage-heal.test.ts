@@ -220,6 +220,42 @@ describe("storage faults heal from peers", { timeout: 240_000 }, () => {
     await converged(cluster);
   });
 
+  test("a node whose damaged row is written again before a check finds it heals too: the entry that does not apply shows the damage", async () => {
+    const leader = await cluster.waitForLeader();
+    const marker = `written-again-${Date.now()}`;
+    const key = keys + 2;
+    const first = await postJson(leader, "/v1/execute", {
+      statements: [["INSERT INTO lists(key, items) VALUES (?, ?)", key, marker]],
+    });
+    assert.equal(first.status, 200);
+    await cluster.convergedIndexes(cluster.nodes);
+    for (const n of cluster.nodes) n.log.splice(0);
+    const node = cluster.nodes.find((n) => n !== leader)!;
+    await cluster.signal(node, "SIGKILL");
+    damageRowText(node, marker);
+    // Writes to the damaged row, committed by the others while the node is down and as it comes back.
+    const writing = (async () => {
+      for (let i = 0; i < 40; i++) {
+        await postJson(leader, "/v1/execute", {
+          statements: [["UPDATE lists SET items = items || ? WHERE key = ?", `,w${i}`, key]],
+        }).catch(() => null);
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    cluster.startNode(node);
+    await writing;
+    await waitFor("the database to be replaced", 30_000, async () =>
+      logged(cluster, node, "store.healed") ? true : null,
+    );
+    assert.ok(
+      logged(cluster, node, "store.diverged-unverified") || logged(cluster, node, "consistency.damage-found"),
+      "the damage was found",
+    );
+    assert.equal(logged(cluster, node, "node.fatal"), false, "the node did not stop");
+    await healthy(cluster, node);
+    await converged(cluster);
+  });
+
   test("a node whose database has a broken b-tree page rebuilds it at start from its snapshot and log", async () => {
     await cluster.convergedIndexes(cluster.nodes);
     for (const n of cluster.nodes) n.log.splice(0);

@@ -299,7 +299,8 @@ export class SimCluster {
   damageWhileDown(id: NodeId): void {
     const node = this.node(id);
     // Damage differs from one event to the next, as independent faults do.
-    if (!node.changeRowSilently(this.damagePrng.intBetween(1, 1_000_000))) return;
+    const table = this.damagePrng.chance(0.5) ? "events" : "lists";
+    if (!node.changeRowSilently(this.damagePrng.intBetween(1_000_000, 2_000_000), table)) return;
     this.checker.damagedOnPurpose.add(id);
     this.faults["db-damage"]++;
     this.trace?.push(`[${this.nowTick}] ${id} DB-DAMAGE`);

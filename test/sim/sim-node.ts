@@ -163,22 +163,24 @@ export class SimNodeHost {
 
   /**
    * Changes a committed row in the (stopped) machine's database behind the store's back: damage
-   * inside a row's content, which only comparing with the other replicas can find. The row is the
-   * newest `events` row, which no write changes later (a write that did would conflict on
-   * replicas, a different fault). Returns whether there was a row to change.
+   * inside a row's content, which only comparing with the other replicas can find. `events`: the
+   * newest row, which no write changes later, so only a consistency check can find it; `lists`: a
+   * list gets a value no client appended, and the next write to that list does not apply here
+   * (STORE_DIVERGED) before a check may find it. Returns whether there was a row to change.
    */
-  changeRowSilently(delta = 1): boolean {
+  changeRowSilently(delta = 1, table: "events" | "lists" = "events"): boolean {
     assert(this.node === null, `damage under a live node ${this.id}`);
     const file = path.join(this.directory, "baton.db");
     if (!fs.existsSync(file)) return false;
     const db = new DatabaseSync(file);
     try {
-      const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'events'").get() !== undefined;
+      const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE name = ?").get(table) !== undefined;
       if (!exists) return false;
-      const changed = db
-        .prepare("UPDATE events SET noise = noise + ? WHERE id = (SELECT max(id) FROM events)")
-        .run(delta);
-      return Number(changed.changes) > 0;
+      const change =
+        table === "events"
+          ? "UPDATE events SET noise = noise + ? WHERE id = (SELECT max(id) FROM events)"
+          : "UPDATE lists SET items = items || ',' || ? WHERE key = (SELECT min(key) FROM lists)";
+      return Number(db.prepare(change).run(delta).changes) > 0;
     } finally {
       db.close();
     }
