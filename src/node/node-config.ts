@@ -115,7 +115,7 @@ export const nodeDefaults = {
   snapshotAttemptsMax: 5,
   idReservationBlock: 1_024,
   consistencyCheckIntervalMs: 300_000,
-  consistencyCheckRowsPerStep: 2_000,
+  consistencyCheckRowsPerStep: 1_000,
   consistencyCheckTimeoutMs: 60_000,
   healWaitMsMax: 300_000,
 } as const;

@@ -132,6 +132,7 @@ describe("storage faults heal from peers", { timeout: 240_000 }, () => {
           ? corruptWalRecord(node.dataDirectory, prng)
           : corruptLastWalRecord(node.dataDirectory, prng);
       assert.ok(note !== null, "a record to corrupt");
+      const startedMs = Date.now();
       cluster.startNode(node);
       await waitFor("the corruption to be healed at start", 20_000, async () =>
         logged(cluster, node, "wal.corruption-healed") ? true : null,
@@ -142,6 +143,7 @@ describe("storage faults heal from peers", { timeout: 240_000 }, () => {
         "corruption is never cut as a torn tail",
       );
       const status = await healthy(cluster, node);
+      console.log(`corrupted log record ${where}: healthy ${Date.now() - startedMs} ms after the restart`);
       assert.ok(logged(cluster, node, "consensus.lost-entries-refetched"), "it fetched back what it lost");
       // The loss moved it to a newer term: a leader that counted the lost entries was deposed.
       assert.ok(status.term > before.term, `term ${status.term} after ${before.term}`);
@@ -164,6 +166,7 @@ describe("storage faults heal from peers", { timeout: 240_000 }, () => {
     const intact = await listsOf(leader);
     await cluster.signal(node, "SIGKILL");
     damageRowText(node, marker);
+    const startedMs = Date.now();
     cluster.startNode(node);
     // Every answer the node gives while it heals is a refusal or the intact rows, never damaged ones.
     const answers: { status: number; code: string | null; intact: boolean }[] = [];
@@ -188,6 +191,7 @@ describe("storage faults heal from peers", { timeout: 240_000 }, () => {
         logged(cluster, node, "store.healed") ? true : null,
       );
       await healthy(cluster, node);
+      console.log(`damaged row: healthy ${Date.now() - startedMs} ms after the restart`);
       const served = await listsOf(node);
       assert.equal(served.status, 200);
       assert.deepEqual(served.rows, intact.rows);
