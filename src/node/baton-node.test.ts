@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
+import { crc32 } from "node:zlib";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
@@ -43,8 +44,11 @@ function write(sql: string): NormalizedExecute {
 async function singleNode(
   name: string,
   overrides: Partial<NodeConfig> = {},
+  setup: { prepare?: (directory: string) => void; expectLeader?: boolean } = {},
 ): Promise<{ node: BatonNode; store: Store; wal: Wal; failSync: () => void; fatal: Error[] }> {
   const directory = path.join(root, name);
+  fs.mkdirSync(directory, { recursive: true });
+  setup.prepare?.(directory);
   let failing = false;
   const { wal, recovered } = Wal.open(path.join(directory, "log"), {
     syncFile: (fd) =>
@@ -87,6 +91,7 @@ async function singleNode(
     },
   );
   await node.start();
+  if (setup.expectLeader === false) return { node, store, wal, failSync: () => (failing = true), fatal };
   const deadline = Date.now() + 5_000;
   while (node.loop.core.summary().role !== "leader" && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -197,4 +202,50 @@ test("index waiters: resolve on advance, time out with TIMEOUT, refuse beyond th
   await reached;
   await assert.rejects(timedOut, (error: unknown) => isBatonError(error, "TIMEOUT"));
   assert.equal(waiters.highestTarget(), null);
+});
+
+test("a node that finds its database marked damaged at start serves nothing, never campaigns, and with no peer to heal from says NO_INTACT_COPY and stops", async () => {
+  const marker = JSON.stringify({
+    index: 3,
+    reason: "check",
+    ownHash: "aa",
+    majorityHash: "bb",
+    agreeing: [],
+    detectedAtMs: 0,
+  });
+  for (const [name, content] of [
+    ["damaged-marker", null],
+    ["damaged-marker-garbage", Buffer.from("not a damage record")],
+  ] as const) {
+    const { node, fatal } = await singleNode(
+      name,
+      { healWaitMsMax: 300 },
+      {
+        expectLeader: false,
+        prepare: (directory) => {
+          const file = path.join(directory, "baton.db.damaged");
+          if (content === null) {
+            // The format the node writes: a durable file (magic, length, CRC-32) holding JSON.
+            const json = Buffer.from(marker);
+            const header = Buffer.alloc(12);
+            header.writeUInt32LE(0x4254_4e46, 0);
+            header.writeUInt32LE(json.byteLength, 4);
+            header.writeUInt32LE(crc32(json), 8);
+            fs.writeFileSync(file, Buffer.concat([header, json]));
+          } else fs.writeFileSync(file, content);
+        },
+      },
+    );
+    assert.equal(node.status().storage.damaged !== null, true, name);
+    await assert.rejects(node.query({ ...linearizable("SELECT 1"), consistency: "any" }), (error: unknown) =>
+      isBatonError(error, "STORE_DAMAGED"),
+    );
+    const deadline = Date.now() + 5_000;
+    while (fatal.length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(node.loop.core.summary().role, "follower", `${name}: a damaged single voter never leads`);
+    assert.equal(fatal.length, 1, `${name}: it stopped`);
+    assert.ok(isBatonError(fatal[0], "NO_INTACT_COPY"), String(fatal[0]));
+    await node.stop();
+  }
 });

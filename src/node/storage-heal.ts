@@ -65,13 +65,22 @@ export function damageMarkerPath(databasePath: string): string {
   return `${databasePath}.damaged`;
 }
 
-function readMarker(file: string): DamageRecord | null {
-  const content = readDurableFile(file);
-  if (content === null) return null;
-  const parsed = JSON.parse(Buffer.from(content).toString("utf8")) as Partial<DamageRecord>;
-  if (!Number.isSafeInteger(parsed.index) || typeof parsed.majorityHash !== "string")
-    throw new BatonError(ErrorCode.STORE_CORRUPT, `${file} is not a damage record`, { file });
-  return parsed as DamageRecord;
+/**
+ * The damage recorded in `file`, or null when there is none. A marker that is itself damaged (or
+ * not a damage record) still says the database was found damaged: it is taken as such, never
+ * ignored, and replaced when the database is.
+ */
+function readMarker(file: string, nowMs: number): DamageRecord | null {
+  let parsed: Partial<DamageRecord> | null = null;
+  try {
+    const content = readDurableFile(file);
+    if (content === null) return null;
+    parsed = JSON.parse(Buffer.from(content).toString("utf8")) as Partial<DamageRecord>;
+  } catch {}
+  if (parsed !== null && Number.isSafeInteger(parsed.index) && typeof parsed.majorityHash === "string")
+    return parsed as DamageRecord;
+  const unknown = { index: 0, ownHash: "", majorityHash: "", agreeing: [] };
+  return { ...unknown, reason: "check", detectedAtMs: nowMs };
 }
 
 export class StorageHeal {
@@ -88,7 +97,7 @@ export class StorageHeal {
   constructor(parts: Parts) {
     this.parts = parts;
     this.markerPath = damageMarkerPath(parts.runtime.store.path);
-    this.damage = readMarker(this.markerPath);
+    this.damage = readMarker(this.markerPath, parts.runtime.clock.nowMs());
     const trusting = parts.config.unsafeNodeBugs?.skipConsistencyChecks === true;
     this.verifiedValue = this.damage === null && (parts.runtime.store.appliedIndex === 0 || trusting);
   }
