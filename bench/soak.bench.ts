@@ -1,6 +1,7 @@
 /**
  * `npm run bench:soak [-- --minutes 10 --interval-s 30 --clients 16 --batch 20 --keys 200000]`
- * `[--inspect] [--baton-args "--snapshot-log-bytes 16777216"]`
+ * `[--inspect] [--baton-args="--snapshot-log-bytes 16777216"] [--node-options="--max-semi-space-size=8"]`
+ * (`=` before a value that starts with a dash). `--node-options` are Node's flags for the nodes.
  *
  * A 3-node cluster (real processes, default timing and snapshot policy) under sustained writes:
  * `--clients` closed-loop clients, each writing batches of `--batch` upserts of a 300-byte value
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     "early-restart-min": { type: "string", default: "2" },
     inspect: { type: "boolean", default: false },
     "baton-args": { type: "string", default: "" },
+    "node-options": { type: "string", default: "" },
   },
 });
 const durationMs = Number(values.minutes) * 60_000;
@@ -48,7 +50,8 @@ const batonArgs = values["baton-args"].split(" ").filter((arg) => arg !== "");
 
 // `--inspect-port` alone starts no inspector; SIGUSR1 starts one in the node it is sent to, so the
 // node's query processes (which inherit the option) never run one.
-if (values.inspect) process.env.BATON_CHILD_NODE_OPTIONS = "--inspect-port=127.0.0.1:0";
+const nodeOptions = [values["node-options"], values.inspect ? "--inspect-port=127.0.0.1:0" : ""];
+process.env.BATON_CHILD_NODE_OPTIONS = nodeOptions.filter((option) => option !== "").join(" ");
 
 /** Each node process's inspector address, by pid, read from its log after SIGUSR1 started it. */
 const inspectorUrls = new Map<number, string>();
@@ -156,7 +159,7 @@ async function startCluster(): Promise<Cluster> {
 
 async function main(): Promise<void> {
   console.log(
-    `soak: ${values.minutes} min, ${clients} clients x ${batch}-row upsert batches over ${keys} keys, majority${batonArgs.length > 0 ? `, nodes started with ${batonArgs.join(" ")}` : ""}`,
+    `soak: ${values.minutes} min, ${clients} clients x ${batch}-row upsert batches over ${keys} keys, majority${batonArgs.length > 0 ? `, nodes started with ${batonArgs.join(" ")}` : ""}${values["node-options"] === "" ? "" : `, node options ${values["node-options"]}`}`,
   );
   const cluster = await startCluster();
   const client = connect({ nodes: cluster.nodes.map((n) => n.url) });

@@ -155,6 +155,24 @@ export type StatusResponse = {
     readonly leaderLostMsAgo: number | null;
     readonly [key: string]: unknown;
   };
+  readonly storage: StatusStorage;
+};
+
+/** A node's storage health, in `/v1/status` (docs/architecture.md, "Storage faults"). */
+export type StatusStorage = {
+  /** Set while the log lacks entries it lost to damage: what this node may have promised before. */
+  readonly lostEntriesUntil: { readonly index: number; readonly term: number } | null;
+  /** Set while the database is damaged (failed a consistency check) and not yet replaced. */
+  readonly damaged: {
+    readonly index: number;
+    readonly ownHash: string;
+    readonly majorityHash: string;
+    readonly detectedAtMs: number;
+  } | null;
+  /** Whether this node's database matched a majority since it opened (an empty one needs not). */
+  readonly verified: boolean;
+  /** The last consistency check this node judged itself by: its index and outcome. */
+  readonly lastCheck: { readonly index: number; readonly outcome: string; readonly atMs: number } | null;
 };
 
 /** A node's snapshots and log compaction, in `/v1/status`. */

@@ -29,7 +29,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   let stopRunning: (() => Promise<void>) | null = null;
   let fatalBeforeStart = false;
   const running = await launchNode(config, log, (error) => {
-    logger.fatal({ error: error.message }, "node.fatal");
+    logger.fatal({ error: error.message, code: (error as { code?: unknown }).code ?? null }, "node.fatal");
     exitCode = 1;
     if (stopRunning === null) fatalBeforeStart = true;
     else void stopRunning().finally(finish);

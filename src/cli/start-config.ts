@@ -31,6 +31,8 @@ export type StartConfig = {
   readonly snapshotEntries: number;
   readonly snapshotLogBytes: number;
   readonly compactionTrailEntries: number;
+  readonly consistencyCheckIntervalMs: number;
+  readonly healWaitMsMax: number;
   readonly logLevel: "debug" | "info" | "warn" | "error";
   readonly logFormat: "json" | "pretty" | "auto";
   /** A member's HTTP address to join through when the data directory is empty (`join.ts`), or null. */
@@ -146,6 +148,20 @@ export const startOptions: readonly OptionSpec[] = [
     env: "BATON_COMPACTION_TRAIL",
     help: "log entries kept behind a snapshot for followers slightly behind",
     fallback: "1000",
+  },
+  {
+    flag: "consistency-check-ms",
+    key: "consistencyCheckIntervalMs",
+    env: "BATON_CONSISTENCY_CHECK_MS",
+    help: "the leader compares the replicas' content hashes this often (0: only at term start and when a node rejoins)",
+    fallback: "300000",
+  },
+  {
+    flag: "heal-wait-ms",
+    key: "healWaitMsMax",
+    env: "BATON_HEAL_WAIT_MS",
+    help: "a node with damaged storage not healed from its peers within this stops (NO_INTACT_COPY)",
+    fallback: "300000",
   },
   {
     flag: "log-level",
@@ -324,6 +340,7 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     snapshotEntries: int("snapshot-entries", 1, 1e9),
     snapshotLogBytes: int("snapshot-log-bytes", 1024, 2 ** 40),
     compactionTrailEntries: int("compaction-trail", 0, 1e9),
+    ...storageHealSettings(get),
     logLevel: pick("log-level", ["debug", "info", "warn", "error"] as const),
     logFormat: pick("log-format", ["json", "pretty", "auto"] as const),
     join: join === null ? null : join.value,
@@ -334,6 +351,16 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
       `the heartbeat (${config.heartbeatMs} ms) must be a whole number of ticks (--tick-ms ${config.tickMs})`,
     );
   return config;
+}
+
+/** `--consistency-check-ms` and `--heal-wait-ms` (docs/architecture.md, "Storage faults"). */
+function storageHealSettings(get: (flag: string) => { value: string; source: string }) {
+  const check = get("consistency-check-ms");
+  const wait = get("heal-wait-ms");
+  return {
+    consistencyCheckIntervalMs: integer(check.value, check.source, 0, 1e9),
+    healWaitMsMax: integer(wait.value, wait.source, 1000, 1e9),
+  };
 }
 
 export function startHelp(): string {

@@ -53,6 +53,8 @@ export type UnsafeTestBugs = {
   readonly removedLeaderStays?: boolean;
   /** A follower appends entries after a previous entry whose term differs from the leader's (no Raft §5.3 check). */
   readonly appendWithoutLogCheck?: boolean;
+  /** Vote and campaign as if no entries were lost, ignoring `HardState.promised` (`lost-entries.ts`). */
+  readonly ignoreLostEntries?: boolean;
 };
 
 /** What the host passes to `new RaftCore(config, initial)`. Optional fields have the documented defaults. */

@@ -15,7 +15,7 @@
  */
 import { assert } from "../lib/assert.ts";
 import type { Prng } from "../lib/prng.ts";
-import { type LogIndex, logIndex, type NodeId, type Term, term } from "../types/ids.ts";
+import { type LogIndex, logIndex, type NodeId, type Position, type Term, term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
 import { type ClusterConfig, isVoter, mayLead, membersExcept } from "./cluster-config.ts";
 import type { ResolvedConfig } from "./config.ts";
@@ -139,6 +139,10 @@ export type CoreState = {
   /** Bumped whenever a follower's match or applied index moves, so durability is re-evaluated. */
   replicationVersion: number;
   readonly failover: FailoverState;
+  /** What this node may have promised before its log lost entries (`lost-entries.ts`); part of the hard state. */
+  promised: Position | null;
+  /** The host holds back this node's candidacy (`lost-entries.ts`); not persisted. */
+  candidacyHeld: boolean;
 };
 
 export function createCoreState(config: ResolvedConfig, prng: Prng, initial: InitialState): CoreState {
@@ -188,6 +192,8 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
       zoneDeferred: false,
       priorityTransferNotBeforeTick: 0,
     },
+    promised: initial.hardState.promised ?? null,
+    candidacyHeld: false,
   };
   resetElectionTimer(state);
   return state;
@@ -205,7 +211,8 @@ export function resetElectionTimer(s: CoreState): void {
 }
 
 export function hardStateOf(s: CoreState): HardState {
-  return { term: s.term, votedFor: s.votedFor };
+  const hardState = { term: s.term, votedFor: s.votedFor };
+  return s.promised === null ? hardState : { ...hardState, promised: s.promised };
 }
 
 export function observe(s: CoreState): ObservedState {

@@ -3,7 +3,7 @@
  * request) and `RaftCore.status()` (everything, for status endpoints and tests). Read-only views of
  * the state; nothing here changes it.
  */
-import type { LogIndex, NodeId, Term } from "../types/ids.ts";
+import type { LogIndex, NodeId, Position, Term } from "../types/ids.ts";
 import { type ClusterConfig, isVoter } from "./cluster-config.ts";
 import type { CoreState } from "./core-state.ts";
 import type { Role } from "./events.ts";
@@ -52,6 +52,10 @@ export type CoreStatus = {
   readonly leaderLostAtTick: number | null;
   /** Failover: settings in force, the loss, voters heard, proposal, what a promotion would answer. */
   readonly failover: FailoverStatus;
+  /** What this node may have promised before its log lost entries, until it has them back (`lost-entries.ts`). */
+  readonly promised: Position | null;
+  /** Whether the host holds back this node's candidacy. */
+  readonly candidacyHeld: boolean;
 };
 
 /** See `RaftCore.summary`. */
@@ -69,6 +73,8 @@ export type CoreSummary = Pick<
   | "clusterConfigIndex"
   | "snapshotConfig"
   | "leaderLostAtTick"
+  | "promised"
+  | "candidacyHeld"
 >;
 
 export function summaryOf(s: CoreState): CoreSummary {
@@ -85,6 +91,8 @@ export function summaryOf(s: CoreState): CoreSummary {
     clusterConfigIndex: s.log.configIndex,
     snapshotConfig: s.log.snapshotConfig,
     leaderLostAtTick: s.failover.leaderLostTick,
+    promised: s.promised,
+    candidacyHeld: s.candidacyHeld,
   };
 }
 
@@ -123,5 +131,7 @@ export function statusOf(s: CoreState): CoreStatus {
     snapshotConfig: s.log.snapshotConfig,
     leaderLostAtTick: s.failover.leaderLostTick,
     failover: failoverStatus(s),
+    promised: s.promised,
+    candidacyHeld: s.candidacyHeld,
   };
 }

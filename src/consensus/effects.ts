@@ -8,9 +8,10 @@
  *                         durable log start right after this position (discard older entries).
  *  2. `truncateAfter`     (follower) Durably drop every log entry after this index. Never a
  *                         committed entry; never on a leader.
- *  3. `hardState`         Write term and vote atomically, no later than the entries below: a crash
- *                         between the two must never leave the durable log holding a term newer
- *                         than the durable hard state (the core refuses such an initial state).
+ *  3. `hardState`         Write term and vote (and `promised`, `lost-entries.ts`) atomically, no
+ *                         later than the entries below: a crash between the two must never leave
+ *                         the durable log holding a term newer than the durable hard state (the
+ *                         core refuses such an initial state).
  *  4. `entries`           Append these entries durably, after the truncation.
  *     Steps 1–4 form one durable batch; batches complete in order (group commit is fine).
  *  5. `messages`          Send those with `afterPersist: false` now. Send those with
@@ -245,7 +246,8 @@ export class EffectsBuilder {
     assert(after.commitIndex >= before.commitIndex, "commit index decreased within a step");
     const hardStateChanged =
       before.hardState.term !== after.hardState.term ||
-      before.hardState.votedFor !== after.hardState.votedFor;
+      before.hardState.votedFor !== after.hardState.votedFor ||
+      before.hardState.promised !== after.hardState.promised;
     const roleChanged = before.role !== after.role || before.leaderId !== after.leaderId;
     return {
       ...(this.snapshotRestored === undefined ? {} : { snapshotRestored: this.snapshotRestored }),

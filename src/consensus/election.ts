@@ -17,11 +17,15 @@
  *  - the last log position every vote or pre-vote request carries is recorded before any of this,
  *    whether the request is answered or ignored (`raft-core.ts`, `failover-view.ts`): it is what a
  *    leaderless node knows of the voters around it. The grant rules above ignore it.
+ *  - a node that lost entries to storage damage never campaigns, and votes only for a log at least
+ *    as up-to-date as what it may have promised (`lost-entries.ts`); nor does a node whose host holds
+ *    back its candidacy campaign.
  */
 
 import { assert } from "../lib/assert.ts";
 import { type CoreState, resetElectionTimer, selfIsVoter } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
+import { mayCampaign, promiseAllowsVote } from "./lost-entries.ts";
 import type {
   PreVoteMessage,
   PreVoteResponseMessage,
@@ -38,7 +42,7 @@ import { becomeCandidate, becomePreCandidate, tallyVotes } from "./roles.ts";
  * higher term would only disrupt the cluster.
  */
 export function campaign(s: CoreState, out: EffectsBuilder, transfer: boolean): void {
-  if (s.role === "leader" || !selfIsVoter(s)) return;
+  if (s.role === "leader" || !selfIsVoter(s) || !mayCampaign(s)) return;
   if (transfer || !s.config.preVote) becomeCandidate(s, out, transfer);
   else becomePreCandidate(s, out);
 }
@@ -49,7 +53,7 @@ function logAcceptable(
   lastLogTerm: RequestVoteMessage["lastLogTerm"],
 ): boolean {
   if (s.config.unsafeTestBugs.voteWithoutLogCheck === true) return true;
-  return s.log.isUpToDate(lastLogIndex, lastLogTerm);
+  return s.log.isUpToDate(lastLogIndex, lastLogTerm) && promiseAllowsVote(s, lastLogIndex, lastLogTerm);
 }
 
 export function handlePreVote(s: CoreState, out: EffectsBuilder, message: PreVoteMessage): void {

@@ -151,6 +151,12 @@ export type CoreEvent =
       readonly type: "snapshot-installed";
       readonly index: LogIndex;
       readonly snapshotTerm: Term;
+    })
+  | (EventBase & {
+      /** The durable log again reaches what this node may have promised before it lost entries (`lost-entries.ts`). */
+      readonly type: "lost-entries-refetched";
+      readonly index: LogIndex;
+      readonly promisedTerm: Term;
     });
 
 export type CoreEventType = CoreEvent["type"];

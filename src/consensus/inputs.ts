@@ -98,6 +98,12 @@ export type SnapshotSentInput = {
 };
 /** Leader side: sending a snapshot to `peer` failed; replication falls back to probing. */
 export type SnapshotFailedInput = { readonly type: "snapshotFailed"; readonly peer: NodeId };
+/**
+ * While `hold` is true this node never campaigns (it still votes); the host sets it while this
+ * node's state machine cannot be trusted to lead (`lost-entries.ts`). A leader is not deposed by
+ * it: the host transfers leadership first.
+ */
+export type HoldCandidacyInput = { readonly type: "holdCandidacy"; readonly hold: boolean };
 
 export type Input =
   | TickInput
@@ -113,4 +119,5 @@ export type Input =
   | CampaignInput
   | CompactInput
   | SnapshotSentInput
-  | SnapshotFailedInput;
+  | SnapshotFailedInput
+  | HoldCandidacyInput;

@@ -68,6 +68,7 @@ import {
   handleSnapshotSent,
   tickLeader,
 } from "./leader.ts";
+import { settlePromise } from "./lost-entries.ts";
 import { handleChangeMembership } from "./membership.ts";
 import type { Message } from "./messages.ts";
 import {
@@ -129,6 +130,7 @@ export class RaftCore {
     this.#dispatch(input, out);
     if (s.log.config !== configBefore) this.#configChanged(configBefore, out);
     settleForwardedReads(s, out);
+    settlePromise(s, out);
     if (!sameProgress(progress, durabilityProgress(s))) evaluateProposals(s, out);
     checkInvariants(s);
     return out.finish(before, observe(s));
@@ -181,6 +183,9 @@ export class RaftCore {
         return;
       case "snapshotFailed":
         handleSnapshotFailed(s, input.peer);
+        return;
+      case "holdCandidacy":
+        s.candidacyHeld = input.hold;
         return;
       default:
         unreachable(input, "unknown input");

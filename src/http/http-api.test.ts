@@ -106,6 +106,7 @@ class FakeNode implements NodeService {
         lastTakenAtMs: null,
         logFirstIndex: 1,
       },
+      storage: { lostEntriesUntil: null, damaged: null, verified: true, lastCheck: null },
     };
   }
   contentHash(): { appliedIndex: number; hash: string } {

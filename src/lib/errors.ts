@@ -84,6 +84,18 @@ export const ErrorCode = {
   STORE_VERSION_UNSUPPORTED: "STORE_VERSION_UNSUPPORTED",
   /** A replica could not apply a committed payload exactly: its data differs from the leader's. */
   STORE_DIVERGED: "STORE_DIVERGED",
+  /**
+   * This node's database differs from what a majority of its peers hold at the same log index: it
+   * serves nothing from it until a leader's snapshot replaces it. Another node can answer.
+   */
+  STORE_DAMAGED: "STORE_DAMAGED",
+  /**
+   * This node restarted with data and has not yet compared its database with a majority of the
+   * voters: it serves none of it until then. Another node can answer.
+   */
+  STORE_UNVERIFIED: "STORE_UNVERIFIED",
+  /** This node lost data to storage damage and cannot get an intact copy from its peers: it stops. */
+  NO_INTACT_COPY: "NO_INTACT_COPY",
   // Peer transport.
   TRANSPORT_LISTEN_FAILED: "TRANSPORT_LISTEN_FAILED",
   // Configuration.
@@ -144,6 +156,9 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   PAYLOAD_CORRUPT: 500,
   STORE_VERSION_UNSUPPORTED: 500,
   STORE_DIVERGED: 500,
+  STORE_DAMAGED: 503,
+  STORE_UNVERIFIED: 503,
+  NO_INTACT_COPY: 500,
   TRANSPORT_LISTEN_FAILED: 500,
   BAD_CONFIG: 400,
   INTERNAL: 500,
@@ -248,6 +263,10 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   PAYLOAD_CORRUPT: never,
   STORE_VERSION_UNSUPPORTED: never,
   STORE_DIVERGED: never,
+  // Refused before anything ran: another node holds intact data.
+  STORE_DAMAGED: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },
+  STORE_UNVERIFIED: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },
+  NO_INTACT_COPY: never,
   TRANSPORT_LISTEN_FAILED: never,
   BAD_CONFIG: never,
   INTERNAL: never,

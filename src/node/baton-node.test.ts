@@ -5,6 +5,7 @@ import path from "node:path";
 import { after, test } from "node:test";
 import v8 from "node:v8";
 import vm from "node:vm";
+import { crc32 } from "node:zlib";
 import { requestLimits } from "../api/request-limits.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
@@ -47,9 +48,11 @@ function write(sql: string): NormalizedExecute {
 async function singleNode(
   name: string,
   overrides: Partial<NodeConfig> = {},
-  clock: Clock = systemClock,
+  setup: { prepare?: (directory: string) => void; expectLeader?: boolean; clock?: Clock } = {},
 ): Promise<{ node: BatonNode; store: Store; wal: Wal; failSync: () => void; fatal: Error[] }> {
   const directory = path.join(root, name);
+  fs.mkdirSync(directory, { recursive: true });
+  setup.prepare?.(directory);
   let failing = false;
   const { wal, recovered } = Wal.open(path.join(directory, "log"), {
     syncFile: (fd) =>
@@ -75,7 +78,7 @@ async function singleNode(
       ...overrides,
     },
     {
-      clock,
+      clock: setup.clock ?? systemClock,
       timers: systemTimers,
       randomSeed: 7,
       log: wal,
@@ -92,6 +95,7 @@ async function singleNode(
     },
   );
   await node.start();
+  if (setup.expectLeader === false) return { node, store, wal, failSync: () => (failing = true), fatal };
   const deadline = Date.now() + 5_000;
   while (node.loop.core.summary().role !== "leader" && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -208,7 +212,7 @@ test("a retry is answered from the request log for the longest client call, and 
   // The window's age is measured by the leader's clock; this one can be moved forward.
   let offsetMs = 0;
   const clock: Clock = { nowMs: () => systemClock.nowMs() + offsetMs };
-  const { node, store, wal } = await singleNode("request-window", {}, clock);
+  const { node, store, wal } = await singleNode("request-window", {}, { clock });
   try {
     await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)"));
     const insert = { ...write("INSERT INTO t(v) VALUES ('a')"), requestId: "r1" };
@@ -288,5 +292,51 @@ test("a restarted node does not count the log its latest snapshot covers toward 
     await node.stop();
     await wal.close();
     store.close();
+  }
+});
+
+test("a node that finds its database marked damaged at start serves nothing, never campaigns, and with no peer to heal from says NO_INTACT_COPY and stops", async () => {
+  const marker = JSON.stringify({
+    index: 3,
+    reason: "check",
+    ownHash: "aa",
+    majorityHash: "bb",
+    agreeing: [],
+    detectedAtMs: 0,
+  });
+  for (const [name, content] of [
+    ["damaged-marker", null],
+    ["damaged-marker-garbage", Buffer.from("not a damage record")],
+  ] as const) {
+    const { node, fatal } = await singleNode(
+      name,
+      { healWaitMsMax: 300 },
+      {
+        expectLeader: false,
+        prepare: (directory) => {
+          const file = path.join(directory, "baton.db.damaged");
+          if (content === null) {
+            // The format the node writes: a durable file (magic, length, CRC-32) holding JSON.
+            const json = Buffer.from(marker);
+            const header = Buffer.alloc(12);
+            header.writeUInt32LE(0x4254_4e46, 0);
+            header.writeUInt32LE(json.byteLength, 4);
+            header.writeUInt32LE(crc32(json), 8);
+            fs.writeFileSync(file, Buffer.concat([header, json]));
+          } else fs.writeFileSync(file, content);
+        },
+      },
+    );
+    assert.equal(node.status().storage.damaged !== null, true, name);
+    await assert.rejects(node.query({ ...linearizable("SELECT 1"), consistency: "any" }), (error: unknown) =>
+      isBatonError(error, "STORE_DAMAGED"),
+    );
+    const deadline = Date.now() + 5_000;
+    while (fatal.length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(node.loop.core.summary().role, "follower", `${name}: a damaged single voter never leads`);
+    assert.equal(fatal.length, 1, `${name}: it stopped`);
+    assert.ok(isBatonError(fatal[0], "NO_INTACT_COPY"), String(fatal[0]));
+    await node.stop();
   }
 });

@@ -11,6 +11,10 @@
  *   Admission          bounded reads and writes in flight (OVERLOADED beyond them)
  *   SnapshotKeeper     snapshots of the state, and log compaction behind them
  *   SnapshotSender/Receiver  a leader's snapshot streamed to a follower that needs it
+ *   ConsistencyChecks  content hashes of the voters compared at one index (damage no checksum sees)
+ *   OperatorControls   membership changes, failover settings, promotion, switchover, history
+ *   StorageHeal        after damage: no service from a damaged database, a snapshot from the leader,
+ *                      and the bound on waiting for intact copies
  *
  * Everything outside the process reaches it through the `NodeRuntime` (clock, timers, seed, log
  * store, store, transport), so the simulator runs this very class on simulated time and disks.
@@ -25,21 +29,17 @@ import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
 import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
-import { FailoverControl, type FailoverView } from "./failover-control.ts";
-import { type HistoryRecord, historyReadMax } from "./history.ts";
+import type { ConsistencyChecks } from "./consistency-check.ts";
+import type { FailoverView } from "./failover-control.ts";
+import type { HistoryRecord } from "./history.ts";
 import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
-import {
-  type AddRequest,
-  type JoinAnswer,
-  type MemberChangeAnswer,
-  MemberChanges,
-  type MembersResponse,
-} from "./member-changes.ts";
+import type { AddRequest, JoinAnswer, MemberChangeAnswer, MembersResponse } from "./member-changes.ts";
 import { checkNodeConfig, type NodeConfig } from "./node-config.ts";
 import type { NodeService, Readiness } from "./node-service.ts";
 import { NodeStatusView } from "./node-status.ts";
+import { OperatorControls } from "./operator-controls.ts";
 import { replayRequest, summarizeOrphan, viewOrphan } from "./orphans.ts";
 import { PeerDirectory } from "./peer-directory.ts";
 import { ReadPath } from "./read-path.ts";
@@ -47,13 +47,11 @@ import { ReplicaLoop } from "./replica-loop.ts";
 import type { NodeRuntime } from "./runtime.ts";
 import { listSnapshots } from "./snapshot-files.ts";
 import { SnapshotKeeper } from "./snapshot-keeper.ts";
-import { SnapshotReceiver, SnapshotSender } from "./snapshot-transfer.ts";
-import {
-  type ScheduledSwitchover,
-  Switchover,
-  type SwitchoverAnswer,
-  type SwitchoverRequest,
-} from "./switchover.ts";
+import { SnapshotReceiver } from "./snapshot-receiver.ts";
+import { SnapshotSender } from "./snapshot-transfer.ts";
+import type { StorageHeal } from "./storage-heal.ts";
+import { routeStorageMessage, storageHealth } from "./storage-health.ts";
+import type { ScheduledSwitchover, SwitchoverAnswer, SwitchoverRequest } from "./switchover.ts";
 import { WritePath } from "./write-path.ts";
 
 /** How often a stopping leader checks whether its hand-over finished. */
@@ -75,9 +73,9 @@ export class BatonNode implements NodeService {
   private readonly writes: WritePath;
   private readonly reads: ReadPath;
   private readonly statusView: NodeStatusView;
-  private readonly memberChanges: MemberChanges;
-  private readonly switchovers: Switchover;
-  private readonly failover: FailoverControl;
+  private readonly operator: OperatorControls;
+  private readonly checks: ConsistencyChecks;
+  private readonly healing: StorageHeal;
   private stopping = false;
 
   constructor(config: NodeConfig, runtime: NodeRuntime) {
@@ -89,33 +87,29 @@ export class BatonNode implements NodeService {
     this.loop = new ReplicaLoop(config, runtime, this.peers);
     this.applied = new IndexWaiters("applied index", store.appliedIndex, timers, config.indexWaitersMax);
     this.speculation = new LeaderSpeculation(store, clock, config, this.applied, logger);
-    const applier = new CommittedApplier({
-      store,
-      core: this.loop.core,
-      speculation: this.speculation,
-      applied: this.applied,
-      observer: runtime.observer,
-      reportApplied: (index) => this.loop.reportApplied(index),
-      isWitness: () => this.isWitness(),
-    });
-    this.snapshots = new SnapshotKeeper(
-      config,
-      runtime,
-      this.loop,
-      listSnapshots(runtime.snapshotDirectory).at(-1) ?? null,
-    );
+    const send = (peer: NodeId, body: Uint8Array): void => this.loop.sendRaw(peer, body);
+    const speculativeCount = (): number => this.speculation.count;
+    const abortSending = (): void => this.sender.abortAll();
+    const isWitness = (): boolean => this.isWitness();
+    const healthParts = { config, runtime, loop: this.loop, send, speculativeCount, abortSending, isWitness };
+    ({ healing: this.healing, checks: this.checks } = storageHealth(healthParts));
+    const storeDamaged = (): boolean => this.healing.damaged !== null;
+    const latest = listSnapshots(runtime.snapshotDirectory).at(-1) ?? null;
+    this.snapshots = new SnapshotKeeper(config, runtime, this.loop, latest, storeDamaged);
     const transferParts = {
       config,
       runtime,
       loop: this.loop,
       keeper: this.snapshots,
       applied: this.applied,
-      send: (peer: NodeId, body: Uint8Array) => this.loop.sendRaw(peer, body),
+      send,
       isWitness: () => this.isWitness(),
+      storeDamaged,
+      installed: () => this.healing.snapshotInstalled(),
     };
     this.sender = new SnapshotSender(transferParts);
     this.receiver = new SnapshotReceiver(transferParts);
-    this.attachLoop(applier);
+    this.attachLoop(this.newApplier(storeDamaged));
     const isStopping = (): boolean => this.stopping;
     this.ids = new IdGuard({
       block: config.idReservationBlock,
@@ -128,33 +122,43 @@ export class BatonNode implements NodeService {
       speculation: this.speculation,
       ids: this.ids,
       isStopping,
+      damageError: () => this.healing.damageError(),
+      storeVerified: () => this.healing.verified,
     });
-    this.reads = new ReadPath({ ...this.parts(), requireLeader: () => this.writes.requireLeader() });
-    this.statusView = new NodeStatusView(this.loop, store, this.peers, config, () => this.snapshots.status());
+    this.reads = new ReadPath({
+      ...this.parts(),
+      requireLeader: () => this.writes.requireLeader(),
+      refuseRead: () => this.healing.refuseRead(),
+    });
+    this.statusView = new NodeStatusView(this.loop, store, this.peers, config, {
+      snapshots: () => this.snapshots.status(),
+      storage: () => ({ ...this.healing.status(), lastCheck: this.checks.lastCheck }),
+    });
     this.admission = new Admission(config);
-    this.memberChanges = new MemberChanges({
-      loop: this.loop,
-      peers: this.peers,
-      config,
-      runtime,
+    this.operator = new OperatorControls({
+      ...this.parts(),
       requireLeader: () => this.writes.requireLeader(),
       handOver: (waitMsMax) => this.handOver(waitMsMax),
-      markWitness: (node, waitMs) => this.failover.changeAttributes(node, { witness: true }, waitMs),
-    });
-    this.failover = new FailoverControl({
-      loop: this.loop,
-      config,
-      runtime,
-      requireLeader: () => this.writes.requireLeader(),
-    });
-    this.switchovers = new Switchover({
-      loop: this.loop,
-      config,
-      runtime,
-      history: this.loop.history,
-      requireLeader: () => this.writes.requireLeader(),
+      guard: (run) => this.guard(run),
+      guardSync: (run) => this.guardSync(run),
     });
     this.loop.onStateChange(() => this.afterStep());
+  }
+
+  private newApplier(storeDamaged: () => boolean): CommittedApplier {
+    const { store, observer } = this.runtime;
+    return new CommittedApplier({
+      store,
+      core: this.loop.core,
+      speculation: this.speculation,
+      applied: this.applied,
+      observer,
+      reportApplied: (index) => this.loop.reportApplied(index),
+      isWitness: () => this.isWitness(),
+      holdIndex: () => this.checks.holdIndex,
+      paused: storeDamaged,
+      diverged: (error) => this.healing.onDiverged(error),
+    });
   }
 
   /** Hands the replica loop what it calls: the applier, role changes and the snapshot streams. */
@@ -168,6 +172,14 @@ export class BatonNode implements NodeService {
         else if (message.kind === "chunk") this.receiver.onChunk(from, message);
         else this.sender.onAck(from, message);
       },
+      storageMessage: (from, message) =>
+        routeStorageMessage(
+          this.checks,
+          (peer, index) => this.sender.startRequested(peer, index),
+          from,
+          message,
+        ),
+      peerConnected: (peer) => this.checks.peerConnected(peer),
     });
   }
 
@@ -181,8 +193,9 @@ export class BatonNode implements NodeService {
     };
   }
 
-  start(): Promise<void> {
-    return this.loop.start();
+  async start(): Promise<void> {
+    await this.loop.start();
+    this.healing.start();
   }
 
   /** Whether the configuration in use makes this node a witness (votes, keeps the log, no data). */
@@ -209,7 +222,7 @@ export class BatonNode implements NodeService {
     return this.guardSync(() => ({
       ...this.statusView.status(),
       witness: this.isWitness(),
-      failover: this.failover.view(),
+      failover: this.operator.failover.view(),
     }));
   }
 
@@ -260,14 +273,11 @@ export class BatonNode implements NodeService {
   }
 
   members(): MembersResponse {
-    return this.guardSync(() => this.memberChanges.list());
+    return this.operator.members();
   }
 
   memberAdd(request: AddRequest): Promise<MemberChangeAnswer> {
-    const { id, role, raft, http, actor } = request;
-    return this.operatorAction("member-add", { actor, target: id, role, raft, http }, () =>
-      this.memberChanges.add(request),
-    );
+    return this.operator.memberAdd(request);
   }
 
   memberChange(
@@ -276,35 +286,30 @@ export class BatonNode implements NodeService {
     timeoutMs: number | null,
     actor: string,
   ): Promise<MemberChangeAnswer> {
-    return this.operatorAction(`member-${action}`, { actor, target: id }, () =>
-      this.memberChanges[action](id, timeoutMs),
-    );
+    return this.operator.memberChange(action, id, timeoutMs, actor);
   }
 
   memberJoin(
     request: { id: string; raft: string; http: string; witness?: boolean },
     timeoutMs: number | null,
   ): Promise<JoinAnswer> {
-    const { id, raft, http } = request;
-    return this.operatorAction("member-join", { actor: id, target: id, raft, http }, () =>
-      this.memberChanges.join(request, timeoutMs),
-    );
+    return this.operator.memberJoin(request, timeoutMs);
   }
 
   switchover(request: SwitchoverRequest): Promise<SwitchoverAnswer> {
-    return this.guard(() => this.switchovers.request(request));
+    return this.operator.switchover(request);
   }
 
   switchoverCancel(actor: string): { readonly cancelled: ScheduledSwitchover } {
-    return this.guardSync(() => this.switchovers.cancel(actor));
+    return this.operator.switchoverCancel(actor);
   }
 
   switchoverStatus(): { readonly scheduled: ScheduledSwitchover | null } {
-    return this.guardSync(() => this.switchovers.status());
+    return this.operator.switchoverStatus();
   }
 
   failoverView(): FailoverView {
-    return this.guardSync(() => this.failover.view());
+    return this.operator.failoverView();
   }
 
   failoverSettings(
@@ -312,16 +317,7 @@ export class BatonNode implements NodeService {
     timeoutMs: number | null,
     actor: string,
   ): Promise<unknown> {
-    const known = ["mode", "paused", "approveTimeoutMs", "approvePolicy"];
-    const unknown = Object.keys(settings).filter((key) => !known.includes(key));
-    if (unknown.length > 0)
-      return Promise.reject(
-        new BatonError(ErrorCode.BAD_REQUEST, `unknown failover settings ${unknown.join(", ")}`),
-      );
-    return this.operatorAction("failover-settings", { actor, settings }, async () => {
-      const result = await this.failover.changeSettings(settings as never, timeoutMs);
-      return { ...result, failover: this.failover.view().settings };
-    });
+    return this.operator.failoverSettings(settings, timeoutMs, actor);
   }
 
   memberAttributes(
@@ -330,64 +326,18 @@ export class BatonNode implements NodeService {
     timeoutMs: number | null,
     actor: string,
   ): Promise<unknown> {
-    const known = ["priority", "zone", "neverPromote", "witness"];
-    const unknown = Object.keys(attributes).filter((key) => !known.includes(key));
-    if (unknown.length > 0)
-      return Promise.reject(
-        new BatonError(ErrorCode.BAD_REQUEST, `unknown member attributes ${unknown.join(", ")}`),
-      );
-    return this.operatorAction("member-attributes", { actor, target: id, attributes }, async () => {
-      const config = this.loop.core.summary().clusterConfig;
-      if (attributes.witness === false && memberAttributesOf(config, id as never).witness)
-        throw new BatonError(
-          ErrorCode.CONFLICT,
-          `${id} is a witness and holds no data; remove it and add it back as a data node instead`,
-        );
-      return this.failover.changeAttributes(id, attributes as never, timeoutMs);
-    });
+    return this.operator.memberAttributes(id, attributes, timeoutMs, actor);
   }
 
   promote(
     timeoutMs: number | null,
     actor: string,
   ): Promise<{ readonly leader: string; readonly term: number }> {
-    return this.operatorAction("promote", { actor, target: this.id }, () => this.failover.promote(timeoutMs));
+    return this.operator.promote(timeoutMs, actor);
   }
 
   history(limit: number): HistoryRecord[] {
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > historyReadMax)
-      throw new BatonError(ErrorCode.BAD_REQUEST, `limit must be an integer from 1 to ${historyReadMax}`);
-    return this.guardSync(() => this.loop.history.recent(limit));
-  }
-
-  /**
-   * Runs an operator's request and records it in the history with its outcome. A refusal that
-   * sends the request to the leader (NOT_LEADER, NO_LEADER) is not recorded here: the leader
-   * records it.
-   */
-  private async operatorAction<T>(
-    event: string,
-    fields: Record<string, unknown>,
-    run: () => Promise<T>,
-  ): Promise<T> {
-    const record = (outcome: Record<string, unknown>): void =>
-      this.loop.history.record({
-        atMs: this.runtime.clock.nowMs(),
-        node: this.id,
-        term: this.loop.core.summary().term,
-        event,
-        ...fields,
-        ...outcome,
-      });
-    try {
-      const result = await this.guard(run);
-      record({ outcome: "done" });
-      return result;
-    } catch (error) {
-      if (isBatonError(error) && error.code !== ErrorCode.NOT_LEADER && error.code !== ErrorCode.NO_LEADER)
-        record({ outcome: "failed", code: error.code, message: error.message });
-      throw error;
-    }
+    return this.operator.history(limit);
   }
 
   /** Refuses new work from now on; writes waiting at the gate fail with SHUTTING_DOWN. */
@@ -420,14 +370,17 @@ export class BatonNode implements NodeService {
     this.snapshots.stop();
     this.sender.abortAll();
     this.receiver.stop();
+    this.checks.stop();
+    this.healing.stop();
     await this.loop.stop();
     this.applied.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping"));
   }
 
   private roleChanged(change: RoleChange): void {
+    this.checks.roleChanged(change.role);
     if (change.role !== "leader") {
       this.speculation.rollback(`became ${change.role}`);
-      this.switchovers.leadershipLost();
+      this.operator.switchovers.leadershipLost();
       this.sender.abortAll();
       this.ids.reset();
     }
@@ -443,7 +396,15 @@ export class BatonNode implements NodeService {
       this.applied.rejectAll(stopped());
       return;
     }
+    // Before the gate lets writes in: a leader picks a check's index while no batch is open.
+    this.checks.afterStep();
+    this.healing.afterStep();
     if (gate.size === 0) return;
+    const damage = this.healing.damageError();
+    if (damage !== null) {
+      gate.refuseAll(() => damage);
+      return;
+    }
     const core = this.loop.core.summary();
     if (core.role !== "leader") {
       gate.refuseAll(() => this.peers.refusal("NOT_LEADER", core.leaderId));
@@ -481,3 +442,5 @@ export class BatonNode implements NodeService {
     );
   }
 }
+
+/** The consistency checks and the storage healing of one node, wired to each other. */

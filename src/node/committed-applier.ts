@@ -7,12 +7,21 @@
  * after a crash is exactly-once). After progress, the core hears `applied` and waiters for an
  * index wake up.
  *
+ * A node whose database is damaged applies nothing until a leader's snapshot replaces it
+ * (`storage-heal.ts`): applying to it is no use, a change to a damaged row would not apply, and the
+ * snapshot must not fall behind what it is to replace. A consistency check may hold the applier at an index (`consistency-check.ts`): it applies up to
+ * it and no further until the check has begun hashing the state there, which it does before the
+ * next step (the leader's open speculative batches commit together and are never held).
+ *
  * A committed entry that does not apply (STORE_DIVERGED, a corrupt payload, an I/O error) means
  * this replica can no longer follow the log: the error propagates to the replica loop, whose
- * fatal path stops the node rather than let it serve wrong data.
+ * fatal path stops the node rather than let it serve wrong data. One exception: on a node whose
+ * database has not been verified since it opened (`storage-heal.ts`), STORE_DIVERGED is taken as
+ * damage to that database, which is then replaced by a verified leader's snapshot.
  */
 import type { RaftCore } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
+import { type BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { Store } from "../store/store.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
@@ -32,6 +41,9 @@ export class CommittedApplier {
   private readonly reportApplied: (index: LogIndex) => void;
   /** A witness keeps the log but holds no data: it applies every entry as an empty one. */
   private readonly isWitness: () => boolean;
+  private readonly holdIndex: () => LogIndex | null;
+  private readonly paused: () => boolean;
+  private readonly diverged: (error: BatonError) => boolean;
 
   constructor(parts: {
     store: Store;
@@ -41,6 +53,12 @@ export class CommittedApplier {
     observer: LoopObserver | undefined;
     reportApplied: (index: LogIndex) => void;
     isWitness: () => boolean;
+    /** An index not to apply past for now (a consistency check hashes the state there), or null. */
+    holdIndex?: () => LogIndex | null;
+    /** While true nothing is applied: the database is damaged and waits for a leader's snapshot. */
+    paused?: () => boolean;
+    /** A committed entry did not apply (STORE_DIVERGED): true when that is taken as this node's damage. */
+    diverged?: (error: BatonError) => boolean;
   }) {
     this.isWitness = parts.isWitness;
     this.store = parts.store;
@@ -49,11 +67,17 @@ export class CommittedApplier {
     this.applied = parts.applied;
     this.observer = parts.observer;
     this.reportApplied = parts.reportApplied;
+    this.holdIndex = parts.holdIndex ?? (() => null);
+    this.paused = parts.paused ?? (() => false);
+    this.diverged = parts.diverged ?? (() => false);
   }
 
   applyCommitted(through: LogIndex): void {
+    if (this.paused()) return;
     const before = this.store.appliedIndex;
-    const target = Math.min(through, before + applyBatchEntriesMax);
+    const hold = this.holdIndex();
+    const held = hold !== null && hold >= before ? hold : Number.POSITIVE_INFINITY;
+    const target = Math.min(through, before + applyBatchEntriesMax, held);
     while (this.store.appliedIndex < target) {
       if (this.speculation.count > 0) {
         if (!this.speculation.commitCovered(through)) break;
@@ -70,7 +94,12 @@ export class CommittedApplier {
           payload: entry.kind === EntryKind.command && !witness ? entry.data : new Uint8Array(0),
         });
       }
-      this.store.applyBatch(batch);
+      try {
+        this.store.applyBatch(batch);
+      } catch (error) {
+        if (isBatonError(error, ErrorCode.STORE_DIVERGED) && this.diverged(error)) break;
+        throw error;
+      }
     }
     const after = this.store.appliedIndex;
     if (after === before) return;

@@ -11,7 +11,12 @@
  *   answer waits (bounded) until the node leads.
  * - **Status** converts the core's ticks to milliseconds.
  */
-import type { FailoverChange, FailoverSettings, MemberAttributes } from "../consensus/index.ts";
+import {
+  type FailoverChange,
+  type FailoverSettings,
+  type MemberAttributes,
+  memberAttributesOf,
+} from "../consensus/index.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { nodeId } from "../types/ids.ts";
 import { within } from "./bounded-wait.ts";
@@ -82,16 +87,34 @@ export class FailoverControl {
     };
   }
 
-  changeSettings(settings: Partial<FailoverSettings>, timeoutMs: number | null): Promise<ProposalResult> {
-    return this.change({ kind: "settings", settings }, timeoutMs);
+  /** Changes the failover settings an operator gave (unknown keys are refused with BAD_REQUEST). */
+  async changeSettings(settings: Record<string, unknown>, timeoutMs: number | null): Promise<ProposalResult> {
+    refuseUnknown("failover settings", settings, ["mode", "paused", "approveTimeoutMs", "approvePolicy"]);
+    return this.change({ kind: "settings", settings: settings as Partial<FailoverSettings> }, timeoutMs);
   }
 
-  changeAttributes(
+  /**
+   * Changes one member's attributes an operator gave (unknown keys are refused with BAD_REQUEST). A
+   * witness holds no data: it cannot be made a data node in place (CONFLICT).
+   */
+  async changeAttributes(
     node: string,
-    attributes: Partial<MemberAttributes>,
+    attributes: Record<string, unknown>,
     timeoutMs: number | null,
   ): Promise<ProposalResult> {
-    return this.change({ kind: "member", node: nodeId(node), attributes }, timeoutMs);
+    refuseUnknown("member attributes", attributes, ["priority", "zone", "neverPromote", "witness"]);
+    const config = this.loop.core.summary().clusterConfig;
+    if (attributes.witness === false && memberAttributesOf(config, nodeId(node)).witness)
+      throw new BatonError(
+        ErrorCode.CONFLICT,
+        `${node} is a witness and holds no data; remove it and add it back as a data node instead`,
+      );
+    const change = {
+      kind: "member",
+      node: nodeId(node),
+      attributes: attributes as Partial<MemberAttributes>,
+    };
+    return this.change(change as FailoverChange, timeoutMs);
   }
 
   /** Promotes this node (see the module header); resolves once it leads. */
@@ -150,4 +173,10 @@ export class FailoverControl {
       );
     return waitMs;
   }
+}
+
+function refuseUnknown(what: string, given: Record<string, unknown>, known: readonly string[]): void {
+  const unknown = Object.keys(given).filter((key) => !known.includes(key));
+  if (unknown.length > 0)
+    throw new BatonError(ErrorCode.BAD_REQUEST, `unknown ${what} ${unknown.join(", ")}`);
 }

@@ -12,12 +12,12 @@ import type { Durability } from "../consensus/config.ts";
 import type { ClusterConfig, MemberAddress } from "../consensus/index.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
-import { Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { parseHostPort } from "../transport/transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
 import { walFaultOptions } from "../wal/fault-injection.ts";
-import { Wal } from "../wal/wal.ts";
+import type { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { FileHistory } from "./history.ts";
 import { nodeDefaults } from "./node-config.ts";
@@ -25,6 +25,7 @@ import { quarantineSink } from "./orphans.ts";
 import { type NodeLog, systemClock, systemIo, systemRandomSeed, systemTimers } from "./runtime.ts";
 import { reconcileStorage } from "./snapshot-files.ts";
 import { walSegmentBytes } from "./snapshot-keeper.ts";
+import { openLog, openStoreBehindLog, repairDatabaseStructure } from "./storage-repair.ts";
 
 type HostPort = { readonly host: string; readonly port: number };
 
@@ -57,6 +58,9 @@ export type LaunchConfig = {
    * addresses, in place of `cluster`. The replicated configuration takes over as soon as it arrives.
    */
   readonly bootstrap?: ClusterConfig;
+  /** Storage faults (`--consistency-check-ms`, `--heal-wait-ms`; `consistency-check.ts`, `storage-heal.ts`). */
+  readonly consistencyCheckIntervalMs?: number;
+  readonly healWaitMsMax?: number;
 };
 
 export type OpenNode = {
@@ -89,21 +93,39 @@ async function startQueryPool(
 }
 
 /**
- * Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). The
- * log's segments are sized from the snapshot byte threshold (`walSegmentBytes`).
+ * Opens the log and the store, repairing damage from what is intact (`storage-repair.ts`), and makes
+ * them agree with the snapshots (`snapshot-files.ts`).
  */
-async function openStorage(dataDirectory: string, snapshotLogBytes: number, log: NodeLog) {
-  const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"), {
-    ...walFaultOptions(process.env),
-    segmentBytesMax: walSegmentBytes(snapshotLogBytes),
-  });
-  if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
-  const store = Store.open({
-    path: path.join(dataDirectory, "baton.db"),
-    statementsPerBatchMax: requestLimits.statementsPerBatchMax,
-    sqlBytesMax: requestLimits.sqlBytesMax,
-  });
+async function openStorage(config: LaunchConfig, log: NodeLog) {
+  const { dataDirectory } = config;
+  // A joined node takes its members from the configuration it joined with (`join-record.ts`).
+  const members =
+    config.bootstrap === undefined
+      ? config.cluster.map((member) => member.id)
+      : [...config.bootstrap.voters, ...config.bootstrap.learners];
+  const hasPeers = members.some((member) => member !== config.id);
   const snapshotDirectory = path.join(dataDirectory, "snapshots");
+  const paths = {
+    logDirectory: path.join(dataDirectory, "log"),
+    databasePath: path.join(dataDirectory, "baton.db"),
+    snapshotDirectory,
+  };
+  const snapshotLogBytes = config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes;
+  const walOptions = { ...walFaultOptions(process.env), segmentBytesMax: walSegmentBytes(snapshotLogBytes) };
+  const { wal, recovered } = openLog(paths, walOptions, hasPeers, log);
+  let store: Store;
+  try {
+    await repairDatabaseStructure(paths, log);
+    store = await openStoreBehindLog(
+      paths,
+      { statementsPerBatchMax: requestLimits.statementsPerBatchMax, sqlBytesMax: requestLimits.sqlBytesMax },
+      wal,
+      log,
+    );
+  } catch (error) {
+    await wal.close().catch(() => {});
+    throw error;
+  }
   try {
     const reconciled = await reconcileStorage({
       directory: snapshotDirectory,
@@ -163,12 +185,7 @@ export async function openNode(
   log: NodeLog,
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
-  const snapshotLogBytes = config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes;
-  const { wal, store, reconciled, snapshotDirectory } = await openStorage(
-    config.dataDirectory,
-    snapshotLogBytes,
-    log,
-  );
+  const { wal, store, reconciled, snapshotDirectory } = await openStorage(config, log);
   const queries = await startQueryPool({ store, wal }, config, log);
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
@@ -183,8 +200,11 @@ export async function openNode(
       peerHttp: members.peerHttp,
       tickMs: config.tickMs ?? nodeDefaults.tickMs,
       snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
-      snapshotLogBytes,
+      snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
       compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
+      consistencyCheckIntervalMs:
+        config.consistencyCheckIntervalMs ?? nodeDefaults.consistencyCheckIntervalMs,
+      healWaitMsMax: config.healWaitMsMax ?? nodeDefaults.healWaitMsMax,
       heartbeatMs: config.heartbeatMs,
       missedHeartbeats: config.missedHeartbeats,
       durability: config.durability,

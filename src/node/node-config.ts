@@ -29,6 +29,8 @@ export type UnsafeNodeBugs = {
    * as it stands, without removing its old membership first (`member-changes.ts`).
    */
   readonly rejoinWithoutRemoval?: boolean;
+  /** Run no consistency checks and trust every database as verified (`consistency-check.ts`). */
+  readonly skipConsistencyChecks?: boolean;
 };
 
 export type NodeConfig = {
@@ -88,10 +90,22 @@ export type NodeConfig = {
   readonly snapshotAttemptsMax: number;
   /** AUTOINCREMENT ids reserved ahead per table and reservation (`id-guard.ts`). */
   readonly idReservationBlock: number;
+  /**
+   * How often a leader starts a consistency check (`consistency-check.ts`); 0 turns the periodic
+   * checks off (a leader still checks at the start of its term and when a voter reconnects).
+   */
+  readonly consistencyCheckIntervalMs: number;
+  /** Table rows a consistency check hashes per tick: bounds how long one step holds the event loop. */
+  readonly consistencyCheckRowsPerStep: number;
+  /** A consistency check not decided within this is forgotten. */
+  readonly consistencyCheckTimeoutMs: number;
+  /** A node that lost log entries or holds a damaged database and is not healed from its peers within this stops (NO_INTACT_COPY). */
+  readonly healWaitMsMax: number;
   readonly unsafeNodeBugs?: UnsafeNodeBugs;
   readonly unsafeCoreBugs?: {
     readonly commitOldTermByCounting?: boolean;
     readonly voteWithoutLogCheck?: boolean;
+    readonly ignoreLostEntries?: boolean;
   };
 };
 
@@ -114,6 +128,10 @@ export const nodeDefaults = {
   snapshotAckTimeoutMs: 2_000,
   snapshotAttemptsMax: 5,
   idReservationBlock: 1_024,
+  consistencyCheckIntervalMs: 300_000,
+  consistencyCheckRowsPerStep: 1_000,
+  consistencyCheckTimeoutMs: 60_000,
+  healWaitMsMax: 300_000,
 } as const;
 
 /** Checks the relations the core and the node rely on; a bad value is BAD_CONFIG, not a crash. */
@@ -130,6 +148,9 @@ export function checkNodeConfig(config: NodeConfig): NodeConfig {
     "snapshotAckTimeoutMs",
     "snapshotAttemptsMax",
     "idReservationBlock",
+    "consistencyCheckRowsPerStep",
+    "consistencyCheckTimeoutMs",
+    "healWaitMsMax",
   ] as const;
   for (const name of positive) {
     if (!Number.isSafeInteger(config[name]) || config[name] <= 0)
@@ -140,6 +161,8 @@ export function checkNodeConfig(config: NodeConfig): NodeConfig {
       ErrorCode.BAD_CONFIG,
       `the heartbeat (${config.heartbeatMs} ms) must be a whole number of ticks (${config.tickMs} ms)`,
     );
+  if (!Number.isSafeInteger(config.consistencyCheckIntervalMs) || config.consistencyCheckIntervalMs < 0)
+    throw new BatonError(ErrorCode.BAD_CONFIG, "consistencyCheckIntervalMs must be a non-negative integer");
   if (!Number.isSafeInteger(config.compactionTrailEntries) || config.compactionTrailEntries < 0)
     throw new BatonError(ErrorCode.BAD_CONFIG, "compactionTrailEntries must be a non-negative integer");
   if (!config.voters.includes(config.id) && !(config.learners ?? []).includes(config.id))

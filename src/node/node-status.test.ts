@@ -24,6 +24,8 @@ function loopWith(state: {
   leaderId: string | null;
   lagMs: number | null;
   committedInTerm?: boolean;
+  damaged?: { index: number; ownHash: string; majorityHash: string; detectedAtMs: number };
+  verified?: boolean;
 }) {
   return {
     fatal: null,
@@ -37,8 +39,16 @@ function loopWith(state: {
 
 function readiness(state: Parameters<typeof loopWith>[0]) {
   const peers = new PeerDirectory(config.id, config.httpAddress, new Map());
-  return new NodeStatusView(loopWith(state), {} as Store, peers, config, () => {
-    throw new Error("readiness reads no snapshot status");
+  return new NodeStatusView(loopWith(state), {} as Store, peers, config, {
+    snapshots: () => {
+      throw new Error("readiness reads no snapshot status");
+    },
+    storage: () => ({
+      lostEntriesUntil: null,
+      damaged: state.damaged ?? null,
+      verified: state.verified ?? true,
+      lastCheck: null,
+    }),
   }).readiness(false);
 }
 
@@ -57,4 +67,19 @@ test("a leader is ready only once it has committed an entry of its term", () => 
     readiness({ role: "leader", leaderId: "n2", lagMs: null, committedInTerm: false }).ready,
     false,
   );
+});
+
+test("a node whose database failed a consistency check is not ready, whatever its role", () => {
+  const damaged = { index: 7, ownHash: "aa", majorityHash: "bb", detectedAtMs: 0 };
+  for (const role of ["leader", "follower"]) {
+    const answer = readiness({ role, leaderId: "n1", lagMs: 0, damaged });
+    assert.equal(answer.ready, false, role);
+    assert.match(answer.reason ?? "", /database damaged/);
+  }
+});
+
+test("a node that has not verified its database since it started is not ready", () => {
+  const answer = readiness({ role: "follower", leaderId: "n1", lagMs: 0, verified: false });
+  assert.equal(answer.ready, false);
+  assert.match(answer.reason ?? "", /not verified/);
 });

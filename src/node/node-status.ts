@@ -7,7 +7,7 @@
  * term's first entry, or a follower whose state was known as fresh as the leader's commit within
  * `readyLagMsMax`. Knowing a leader is not enough.
  */
-import type { StatusResponse, StatusSnapshots } from "../api/api-types.ts";
+import type { StatusResponse, StatusSnapshots, StatusStorage } from "../api/api-types.ts";
 import type { Store } from "../store/store.ts";
 import type { NodeId } from "../types/ids.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -21,19 +21,21 @@ export class NodeStatusView {
   private readonly peers: PeerDirectory;
   private readonly config: NodeConfig;
   private readonly snapshots: () => StatusSnapshots;
+  private readonly storage: () => StatusStorage;
 
   constructor(
     loop: ReplicaLoop,
     store: Store,
     peers: PeerDirectory,
     config: NodeConfig,
-    snapshots: () => StatusSnapshots,
+    views: { snapshots: () => StatusSnapshots; storage: () => StatusStorage },
   ) {
     this.loop = loop;
     this.store = store;
     this.peers = peers;
     this.config = config;
-    this.snapshots = snapshots;
+    this.snapshots = views.snapshots;
+    this.storage = views.storage;
   }
 
   status(): StatusResponse {
@@ -59,12 +61,21 @@ export class NodeStatusView {
           : "not-a-member",
       members,
       snapshots: this.snapshots(),
+      storage: this.storage(),
     };
   }
 
   readiness(stopping: boolean): Readiness {
     if (stopping) return { ready: false, reason: "shutting down" };
     if (this.loop.fatal !== null) return { ready: false, reason: `stopped: ${this.loop.fatal.message}` };
+    const storage = this.storage();
+    if (storage.damaged !== null)
+      return {
+        ready: false,
+        reason: `database damaged (check at index ${storage.damaged.index}); waiting for a snapshot`,
+      };
+    if (!storage.verified)
+      return { ready: false, reason: "database not verified against the other replicas since it started" };
     const core = this.loop.core.summary();
     if (core.leaderId === null) return { ready: false, reason: "no leader known" };
     if (core.role === "leader") {

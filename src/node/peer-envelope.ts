@@ -9,6 +9,12 @@
  *     offer  [1][u64 total bytes][the consensus installSnapshot message]
  *     chunk  [2][u64 index][u64 term][u64 offset][u32 CRC-32 of data][data]
  *     ack    [3][u64 index][u64 term][u8 state: 0 receiving, 1 installed, 2 refused][u64 received]
+ * - `storage`: consistency checks and storage healing (`consistency-check.ts`, `storage-heal.ts`):
+ *     check start       [1][u64 index]                  "hash your state at applied index `index`"
+ *     check report      [2][u64 index][32 bytes SHA-256] "my content hash at `index`"
+ *     snapshot request  [3][u64 applied index]          "my database is damaged: send me a snapshot
+ *                                                        at or after this index"
+ *     check request     [4][u64 applied index]          "my database is not verified: start a check"
  */
 import { crc32 } from "node:zlib";
 import type { InstallSnapshotMessage, Message } from "../consensus/messages.ts";
@@ -19,6 +25,12 @@ import { decodeMessage, encodeMessage } from "./message-codec.ts";
 const consensusClass = 1;
 const nodeInfoClass = 2;
 const snapshotClass = 3;
+const storageClass = 4;
+const checkStartKind = 1;
+const checkReportKind = 2;
+const snapshotRequestKind = 3;
+const checkRequestKind = 4;
+const hashBytes = 32;
 const nodeInfoBytesMax = 1024;
 const offerKind = 1;
 const chunkKind = 2;
@@ -51,10 +63,57 @@ export type SnapshotStreamMessage =
       readonly received: number;
     };
 
+export type StorageMessage =
+  | { readonly kind: "checkStart"; readonly index: LogIndex }
+  /** `hash` is the hex SHA-256 of `content-hash.ts`. */
+  | { readonly kind: "checkReport"; readonly index: LogIndex; readonly hash: string }
+  | { readonly kind: "snapshotRequest"; readonly appliedIndex: LogIndex }
+  | { readonly kind: "checkRequest"; readonly appliedIndex: LogIndex };
+
 export type PeerBody =
   | { readonly type: "consensus"; readonly message: Message }
   | { readonly type: "nodeInfo"; readonly info: NodeInfo }
-  | { readonly type: "snapshot"; readonly message: SnapshotStreamMessage };
+  | { readonly type: "snapshot"; readonly message: SnapshotStreamMessage }
+  | { readonly type: "storage"; readonly message: StorageMessage };
+
+export function encodeStorage(message: StorageMessage): Uint8Array {
+  const report = message.kind === "checkReport";
+  const bytes = new Uint8Array(2 + 8 + (report ? hashBytes : 0));
+  bytes[0] = storageClass;
+  const view = new DataView(bytes.buffer);
+  if (message.kind === "snapshotRequest" || message.kind === "checkRequest") {
+    bytes[1] = message.kind === "snapshotRequest" ? snapshotRequestKind : checkRequestKind;
+    view.setBigUint64(2, BigInt(message.appliedIndex));
+    return bytes;
+  }
+  bytes[1] = report ? checkReportKind : checkStartKind;
+  view.setBigUint64(2, BigInt(message.index));
+  if (report) {
+    const hash = Buffer.from(message.hash, "hex");
+    if (hash.byteLength !== hashBytes)
+      throw new BatonError(ErrorCode.BAD_MESSAGE, "a content hash is 32 bytes");
+    bytes.set(hash, 10);
+  }
+  return bytes;
+}
+
+function decodeStorage(body: Uint8Array): StorageMessage {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const kind = body[1];
+  const value = body.byteLength >= 10 ? logIndex(safeInteger(view.getBigUint64(2), "index")) : null;
+  if (value !== null && kind === checkStartKind && body.byteLength === 10)
+    return { kind: "checkStart", index: value };
+  if (value !== null && kind === snapshotRequestKind && body.byteLength === 10)
+    return { kind: "snapshotRequest", appliedIndex: value };
+  if (value !== null && kind === checkRequestKind && body.byteLength === 10)
+    return { kind: "checkRequest", appliedIndex: value };
+  if (value !== null && kind === checkReportKind && body.byteLength === 10 + hashBytes)
+    return { kind: "checkReport", index: value, hash: Buffer.from(body.subarray(10)).toString("hex") };
+  throw new BatonError(
+    ErrorCode.BAD_MESSAGE,
+    `malformed storage message (kind ${kind}, ${body.byteLength} bytes)`,
+  );
+}
 
 export function encodeConsensus(message: Message): Uint8Array {
   const body = encodeMessage(message);
@@ -153,6 +212,7 @@ export function decodePeerBody(body: Uint8Array): PeerBody {
   const content = body.subarray(1);
   if (body[0] === consensusClass) return { type: "consensus", message: decodeMessage(content) };
   if (body[0] === snapshotClass) return { type: "snapshot", message: decodeSnapshotStream(body) };
+  if (body[0] === storageClass) return { type: "storage", message: decodeStorage(body) };
   if (body[0] === nodeInfoClass && content.byteLength <= nodeInfoBytesMax) {
     let parsed: unknown;
     try {

@@ -3,9 +3,10 @@
  * handed to the core. Each outcome the core reports settles exactly one promise; an outcome for
  * an unknown id (a request that already timed out on the HTTP side) is ignored.
  */
-import type { NotConfirmed } from "../consensus/index.ts";
+import type { Effects, MembershipRejectionCode, NotConfirmed } from "../consensus/index.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import type { LogIndex, Term } from "../types/ids.ts";
+import type { LogIndex, NodeId, Term } from "../types/ids.ts";
+import type { RefusalCode } from "./peer-directory.ts";
 
 export type ProposalResult = { readonly index: LogIndex; readonly term: Term };
 type Pending<T> = { resolve: (value: T) => void; reject: (error: Error) => void };
@@ -41,6 +42,30 @@ export class ProposalRegistry {
   }
 
   /** The core refused the write; `refusal` says where to go (see `PeerDirectory.refusal`). */
+  /** Settles every client outcome in one step's effects; `refusal` builds the error for a refusal naming a leader. */
+  answer(effects: Effects, refusal: (code: RefusalCode, leaderId: NodeId | null) => BatonError): void {
+    for (const outcome of effects.proposals)
+      if (!outcome.accepted) this.rejectProposal(outcome.proposalId, refusal(outcome.code, outcome.leaderId));
+    for (const ack of effects.acknowledged)
+      this.acknowledge(ack.proposalId, { index: ack.index, term: ack.term });
+    for (const failed of effects.notConfirmed) this.notConfirmed(failed);
+    for (const ready of effects.readReady) this.readReady(ready.requestId, ready.index);
+    for (const refused of effects.membershipRejected)
+      this.rejectProposal(
+        refused.proposalId,
+        new BatonError(ErrorCode[refused.code], membershipRefusals[refused.code], { code: refused.code }),
+      );
+    for (const refused of effects.failoverChangeRejected)
+      this.rejectProposal(
+        refused.proposalId,
+        new BatonError(ErrorCode[refused.code], `the failover change was refused: ${refused.code}`, {
+          code: refused.code,
+        }),
+      );
+    for (const rejected of effects.readRejected)
+      this.readRejected(rejected.requestId, refusal(rejected.code, rejected.leaderId));
+  }
+
   rejectProposal(id: string, refusal: BatonError): void {
     this.take(this.proposals, id)?.reject(refusal);
   }
@@ -102,3 +127,15 @@ export class ProposalRegistry {
     return pending;
   }
 }
+
+const membershipRefusals: Readonly<Record<MembershipRejectionCode, string>> = {
+  MEMBERSHIP_CHANGE_PENDING: "the previous membership change is not committed yet; retry shortly",
+  NODE_ALREADY_MEMBER: "the node is already a member",
+  NODE_NOT_MEMBER: "the node is not a member",
+  NODE_NOT_LEARNER: "the node is not a learner",
+  NODE_NOT_VOTER: "the node is not a voter",
+  NO_VOTER_LEFT: "the change would leave no voter",
+  VOTERS_TOO_MANY: "the cluster has as many voters as it may",
+  LEARNERS_TOO_MANY: "the cluster has as many learners as it may",
+  NO_ELIGIBLE_VOTER: "the change would leave no voter that may lead",
+};

@@ -33,6 +33,7 @@ export class ReadPath {
   private readonly config: NodeConfig;
   private readonly runtime: NodeRuntime;
   private readonly requireLeader: () => void;
+  private readonly refuseRead: () => void;
   private readonly executor: QueryExecutor;
 
   constructor(parts: {
@@ -41,12 +42,15 @@ export class ReadPath {
     config: NodeConfig;
     runtime: NodeRuntime;
     requireLeader: () => void;
+    /** Throws STORE_DAMAGED or STORE_UNVERIFIED while this node's database is not to be read (`storage-heal.ts`). */
+    refuseRead: () => void;
   }) {
     this.loop = parts.loop;
     this.applied = parts.applied;
     this.config = parts.config;
     this.runtime = parts.runtime;
     this.requireLeader = parts.requireLeader;
+    this.refuseRead = parts.refuseRead;
     this.executor = parts.runtime.queryExecutor ?? new InProcessQueryExecutor(parts.runtime.store);
   }
 
@@ -76,6 +80,8 @@ export class ReadPath {
     // level requires, and that state is already committed in SQLite; the executor opens a fresh read
     // transaction only now (in a query process, after our message reaches it), so it reads at least
     // that state. `position.index` reports exactly the applied index of what it read.
+    // Whatever the level, the query reads this node's database: never a damaged or unverified one.
+    this.refuseRead();
     const leftMs = Math.max(1, timeoutMs - (this.runtime.clock.nowMs() - startedMs));
     const result = await this.executor.query(request.statements, { timeoutMs: leftMs });
     return {

@@ -24,7 +24,6 @@ import {
   clusterConfigText,
   type Effects,
   type Input,
-  type MembershipRejectionCode,
   type Message,
   parseClusterConfig,
   RaftCore,
@@ -38,6 +37,7 @@ import type { Transport } from "../transport/transport.ts";
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { CompactionPoint } from "../wal/log-store.ts";
 import { type HistorySink, historyOfEvent, MemoryHistory } from "./history.ts";
+import { LeaderLease } from "./leader-lease.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import {
@@ -45,6 +45,7 @@ import {
   encodeConsensus,
   encodeNodeInfo,
   type SnapshotStreamMessage,
+  type StorageMessage,
 } from "./peer-envelope.ts";
 import { ProposalRegistry } from "./proposal-registry.ts";
 import type { Cancel, NodeRuntime } from "./runtime.ts";
@@ -59,6 +60,10 @@ export type LoopParts = {
   snapshotNeeded(needed: SnapshotNeeded): void;
   /** A message of the snapshot stream arrived from a peer. */
   snapshotStream(from: NodeId, message: SnapshotStreamMessage): void;
+  /** A consistency-check or storage-healing message arrived from a peer. */
+  storageMessage(from: NodeId, message: StorageMessage): void;
+  /** The transport (re)connected to a peer. */
+  peerConnected(peer: NodeId): void;
 };
 
 export type AuditEvent = CoreEvent & { readonly atMs: number };
@@ -84,8 +89,7 @@ export class ReplicaLoop {
   /** Peers the transport knows; those it was started with are never dropped. */
   private transportPeers = new Set<NodeId>();
   private readonly startPeers: ReadonlySet<NodeId>;
-  /** When each follower last answered this node's replication as leader, and in which term. */
-  private readonly followerContact = new Map<NodeId, { term: number; atMs: number }>();
+  private readonly lease: LeaderLease;
   /** Why this node's latest real election started (its `leader-elected` record carries it). */
   private electionCause: string | null = null;
   /** An operator promoted this node: its next election is theirs. */
@@ -96,6 +100,7 @@ export class ReplicaLoop {
     this.config = config;
     this.runtime = runtime;
     this.peers = peers;
+    this.lease = new LeaderLease(config.id, config.heartbeatMs * config.missedHeartbeats, runtime.clock);
     this.startPeers = new Set(peers.knownIds());
     this.history = runtime.history ?? new MemoryHistory();
     this.transportPeers = new Set(this.startPeers);
@@ -142,7 +147,9 @@ export class ReplicaLoop {
     this.transport = this.runtime.transport({
       onMessage: (from, body) => this.receive(from, body),
       onPeerState: (peer, state) => {
-        if (state === "connected") this.transport?.send(peer, encodeNodeInfo({ http: this.peers.selfHttp }));
+        if (state !== "connected") return;
+        this.transport?.send(peer, encodeNodeInfo({ http: this.peers.selfHttp }));
+        if (this.fatalError === null) this.guarded(() => this.parts?.peerConnected(peer));
       },
     });
     await this.transport.start();
@@ -223,7 +230,8 @@ export class ReplicaLoop {
   fail(error: Error): void {
     if (this.fatalError !== null) return;
     this.fatalError = error;
-    this.runtime.logger("error", "node.fatal", { error: error.message, stack: error.stack });
+    const code = error instanceof BatonError ? error.code : null;
+    this.runtime.logger("error", "node.fatal", { error: error.message, code, stack: error.stack });
     this.cancelTicker?.();
     const stopped = stoppedError(error);
     this.outcomes.rejectAll(stopped);
@@ -279,11 +287,13 @@ export class ReplicaLoop {
       return;
     }
     if (decoded.type === "snapshot") {
-      try {
-        this.parts?.snapshotStream(from, decoded.message);
-      } catch (error) {
-        this.fail(asError(error));
-      }
+      const message = decoded.message;
+      this.guarded(() => this.parts?.snapshotStream(from, message));
+      return;
+    }
+    if (decoded.type === "storage") {
+      const message = decoded.message;
+      this.guarded(() => this.parts?.storageMessage(from, message));
       return;
     }
     const message = decoded.message;
@@ -293,42 +303,21 @@ export class ReplicaLoop {
     }
     this.noteFreshness(message);
     this.stepSafely({ type: "message", message });
-    this.noteFollowerContact(message);
+    this.lease.noteContact(message, this.core.summary());
   }
 
-  /**
-   * A leader's wall-clock lease: whether a majority of voters (itself included) answered its
-   * replication in its current term within the shortest election timeout. Tick counts do not
-   * advance while a process is paused (SIGSTOP, a long GC), so the core's check-quorum cannot see
-   * a pause; the wall clock can. A leader resumed after a pause longer than that serves no
-   * `leader` read until a majority has answered again (or it learns it was deposed).
-   */
+  /** The leader's wall-clock lease (`leader-lease.ts`): whether it may serve a `leader` read now. */
   leaderLeaseHeld(): boolean {
-    const summary = this.core.summary();
-    if (summary.role !== "leader") return false;
-    const nowMs = this.runtime.clock.nowMs();
-    const boundMs = this.config.heartbeatMs * this.config.missedHeartbeats;
-    const voters = summary.clusterConfig.voters;
-    let fresh = voters.includes(this.config.id) ? 1 : 0;
-    for (const id of voters) {
-      const contact = this.followerContact.get(id);
-      if (
-        id !== this.config.id &&
-        contact !== undefined &&
-        contact.term === summary.term &&
-        nowMs - contact.atMs < boundMs
-      )
-        fresh++;
-    }
-    return fresh > voters.length / 2;
+    return this.lease.held(this.core.summary());
   }
 
-  /** A follower answered this leader's replication in the leader's term: note when (wall clock). */
-  private noteFollowerContact(message: Message): void {
-    if (message.type !== "appendEntriesResponse" && message.type !== "heartbeatResponse") return;
-    const summary = this.core.summary();
-    if (summary.role !== "leader" || message.term !== summary.term) return;
-    this.followerContact.set(message.from, { term: message.term, atMs: this.runtime.clock.nowMs() });
+  /** Runs a part's handler; anything it throws is a bug and takes the fatal path. */
+  private guarded(run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      this.fail(asError(error));
+    }
   }
 
   private noteFreshness(message: Message): void {
@@ -344,7 +333,7 @@ export class ReplicaLoop {
     assert(parts !== null, "parts attached before the first step");
     const through = this.applyTarget(effects);
     if (through !== null) parts.applyCommitted(through);
-    this.answerClients(effects);
+    this.outcomes.answer(effects, (code, leaderId) => this.peers.refusal(code, leaderId));
     for (const needed of effects.snapshotNeeded) parts.snapshotNeeded(needed);
     if (effects.roleChange !== undefined) parts.roleChanged(effects.roleChange);
     this.bookkeeping(effects);
@@ -446,32 +435,6 @@ export class ReplicaLoop {
     this.transport?.send(message.to, encodeConsensus(message));
   }
 
-  private answerClients(effects: Effects): void {
-    const outcomes = this.outcomes;
-    for (const outcome of effects.proposals) {
-      if (!outcome.accepted)
-        outcomes.rejectProposal(outcome.proposalId, this.peers.refusal(outcome.code, outcome.leaderId));
-    }
-    for (const ack of effects.acknowledged)
-      outcomes.acknowledge(ack.proposalId, { index: ack.index, term: ack.term });
-    for (const failed of effects.notConfirmed) outcomes.notConfirmed(failed);
-    for (const ready of effects.readReady) outcomes.readReady(ready.requestId, ready.index);
-    for (const refused of effects.membershipRejected)
-      outcomes.rejectProposal(
-        refused.proposalId,
-        new BatonError(ErrorCode[refused.code], membershipRefusals[refused.code], { code: refused.code }),
-      );
-    for (const refused of effects.failoverChangeRejected)
-      outcomes.rejectProposal(
-        refused.proposalId,
-        new BatonError(ErrorCode[refused.code], `the failover change was refused: ${refused.code}`, {
-          code: refused.code,
-        }),
-      );
-    for (const rejected of effects.readRejected)
-      outcomes.readRejected(rejected.requestId, this.peers.refusal(rejected.code, rejected.leaderId));
-  }
-
   private bookkeeping(effects: Effects): void {
     const { logger, clock } = this.runtime;
     if (effects.roleChange !== undefined) {
@@ -522,18 +485,6 @@ function recoveredConfig(point: CompactionPoint): { snapshotConfig?: ClusterConf
     );
   return { snapshotConfig: parsed };
 }
-
-const membershipRefusals: Readonly<Record<MembershipRejectionCode, string>> = {
-  MEMBERSHIP_CHANGE_PENDING: "the previous membership change is not committed yet; retry shortly",
-  NODE_ALREADY_MEMBER: "the node is already a member",
-  NODE_NOT_MEMBER: "the node is not a member",
-  NODE_NOT_LEARNER: "the node is not a learner",
-  NODE_NOT_VOTER: "the node is not a voter",
-  NO_VOTER_LEFT: "the change would leave no voter",
-  VOTERS_TOO_MANY: "the cluster has as many voters as it may",
-  LEARNERS_TOO_MANY: "the cluster has as many learners as it may",
-  NO_ELIGIBLE_VOTER: "the change would leave no voter that may lead",
-};
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));

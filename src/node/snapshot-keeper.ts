@@ -88,6 +88,10 @@ export class SnapshotKeeper {
   private bytesMark: number;
   private taking = false;
   private stopped = false;
+  /** A snapshot was asked for (a follower replacing a damaged database): take one at once. */
+  private wanted = false;
+  /** While true (this node's database is damaged), no snapshot is taken of it. */
+  private readonly paused: () => boolean;
   private taken = 0;
   private installed = 0;
   private lastDurationMs: number | null = null;
@@ -95,8 +99,15 @@ export class SnapshotKeeper {
   /** Snapshot files being sent, with how many transfers read each: never deleted under them. */
   private readonly inUse = new Map<string, number>();
 
-  constructor(config: NodeConfig, runtime: NodeRuntime, loop: ReplicaLoop, latest: SnapshotRef | null) {
+  constructor(
+    config: NodeConfig,
+    runtime: NodeRuntime,
+    loop: ReplicaLoop,
+    latest: SnapshotRef | null,
+    paused: () => boolean = () => false,
+  ) {
     this.config = config;
+    this.paused = paused;
     this.runtime = runtime;
     this.loop = loop;
     this.latestRef = latest;
@@ -113,18 +124,24 @@ export class SnapshotKeeper {
 
   /** Called after every step: starts a snapshot when the policy says so. */
   maybeSnapshot(): void {
-    if (this.taking || this.stopped || this.loop.fatal !== null) return;
+    if (this.taking || this.stopped || this.loop.fatal !== null || this.paused()) return;
     const applied = this.runtime.store.appliedIndex;
     const since = applied - (this.latestRef?.index ?? 0);
     if (since <= 0) return;
     const bytes = this.loop.appendedBytes - this.bytesMark;
-    if (since < this.config.snapshotEntries && bytes < this.config.snapshotLogBytes) return;
+    if (!this.wanted && since < this.config.snapshotEntries && bytes < this.config.snapshotLogBytes) return;
+    this.wanted = false;
     this.taking = true;
     this.take()
       .catch((error: unknown) => this.loop.fail(error instanceof Error ? error : new Error(String(error))))
       .finally(() => {
         this.taking = false;
       });
+  }
+
+  /** Takes a snapshot at the next step whatever the thresholds say (when there is anything new). */
+  requestTake(): void {
+    this.wanted = true;
   }
 
   /** A snapshot received from the leader was installed: it is the latest now. */
@@ -205,7 +222,8 @@ export class SnapshotKeeper {
   }
 
   private replaceLatest(ref: SnapshotRef): void {
-    assert(this.latestRef === null || ref.index > this.latestRef.index, "snapshots only move forward");
+    // A leader's snapshot at the index of this node's own replaces it (a damaged database's copy).
+    assert(this.latestRef === null || ref.index >= this.latestRef.index, "snapshots only move forward");
     this.latestRef = ref;
     this.deleteOlder(ref);
   }

@@ -18,31 +18,23 @@
  * snapshot is refused. Installing is one synchronous swap of the database file followed, in the same
  * turn, by stepping the leader's installSnapshot message into the core, which makes the log start at
  * the snapshot (or keeps a suffix that continues it). A crash at any point leaves the old state or
- * the new one; `snapshot-files.ts` finishes the log reset on the next start.
+ * the new one; `snapshot-files.ts` finishes the log reset on the next start. A node whose database is
+ * damaged (`storage-heal.ts`) sends none, asks its leader for one (`startRequested`), and takes one
+ * even at its own applied index.
  */
 import fs from "node:fs";
-import path from "node:path";
-import { clusterConfigText, type SnapshotNeeded } from "../consensus/index.ts";
+import type { SnapshotNeeded } from "../consensus/index.ts";
 import type { InstallSnapshotMessage } from "../consensus/messages.ts";
-import type { PreparedRestore } from "../store/index.ts";
-import { Store } from "../store/store.ts";
-import type { NodeId } from "../types/ids.ts";
+import type { LogIndex, NodeId } from "../types/ids.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { NodeConfig } from "./node-config.ts";
 import { encodeSnapshotStream, type SnapshotStreamMessage } from "./peer-envelope.ts";
 import type { ReplicaLoop } from "./replica-loop.ts";
 import type { Cancel, NodeRuntime } from "./runtime.ts";
-import {
-  incomingFileName,
-  renameDurably,
-  type SnapshotRef,
-  snapshotConfigPath,
-  snapshotFileName,
-  writeSnapshotConfig,
-} from "./snapshot-files.ts";
+import type { SnapshotRef } from "./snapshot-files.ts";
 import type { SnapshotKeeper } from "./snapshot-keeper.ts";
 
-type Parts = {
+export type TransferParts = {
   readonly config: NodeConfig;
   readonly runtime: NodeRuntime;
   readonly loop: ReplicaLoop;
@@ -51,6 +43,10 @@ type Parts = {
   readonly send: (peer: NodeId, body: Uint8Array) => void;
   /** Whether this node is a witness now (it never sends its snapshot). */
   readonly isWitness: () => boolean;
+  /** This node's database failed a consistency check (`storage-heal.ts`): send none of it, take a leader's. */
+  readonly storeDamaged: () => boolean;
+  /** A leader's snapshot replaced this node's database. */
+  readonly installed: () => void;
 };
 
 type Outgoing = {
@@ -67,11 +63,11 @@ type Outgoing = {
 
 /** Leader side: one outgoing transfer per follower at most. */
 export class SnapshotSender {
-  private readonly parts: Parts;
+  private readonly parts: TransferParts;
   private readonly outgoing = new Map<NodeId, Outgoing>();
   sent = 0;
 
-  constructor(parts: Parts) {
+  constructor(parts: TransferParts) {
     this.parts = parts;
   }
 
@@ -92,8 +88,8 @@ export class SnapshotSender {
       return;
     }
     const ref = keeper.latest;
-    if (ref === null || ref.index < needed.index) {
-      // The log is compacted only behind a snapshot, so this is a bug unless the keeper lost a race.
+    if (ref === null || ref.index < needed.index || this.parts.storeDamaged()) {
+      // Compacted only behind a snapshot: a bug unless the keeper lost a race, or the store is damaged.
       runtime.logger("warn", "snapshot.none-to-send", {
         peer,
         needed: needed.index,
@@ -133,6 +129,31 @@ export class SnapshotSender {
     keeper.acquire(ref);
     runtime.logger("info", "snapshot.send-started", { peer, index: ref.index, bytes: ref.bytes });
     this.offer(transfer);
+  }
+
+  /**
+   * A follower with a damaged database asks for a snapshot at or after its applied index: the latest
+   * if it covers that (`start` fills in its header), else one is taken for its next request.
+   */
+  startRequested(peer: NodeId, appliedIndex: LogIndex): void {
+    const { keeper, loop } = this.parts;
+    const core = loop.core.summary();
+    if (core.role !== "leader" || this.outgoing.has(peer) || this.parts.storeDamaged()) return;
+    const ref = keeper.latest;
+    if (ref === null || ref.index < appliedIndex) {
+      keeper.requestTake();
+      return;
+    }
+    const { term, clusterConfig: snapshotConfig } = core;
+    const position = { snapshotIndex: ref.index, snapshotTerm: ref.term, snapshotConfig };
+    const message = {
+      type: "installSnapshot",
+      from: this.parts.config.id,
+      to: peer,
+      term,
+      ...position,
+    } as const;
+    this.start({ peer, index: ref.index, term: ref.term, snapshotConfig, message });
   }
 
   /** A follower's acknowledgement. */
@@ -264,225 +285,5 @@ export class SnapshotSender {
     this.outgoing.delete(transfer.peer);
     transfer.cancelTimer();
     this.parts.keeper.release(transfer.ref);
-  }
-}
-
-type Incoming = {
-  readonly from: NodeId;
-  readonly install: InstallSnapshotMessage;
-  readonly totalBytes: number;
-  readonly partPath: string;
-  /** Created (and truncated) once; chunk writes wait for it. */
-  readonly created: Promise<void>;
-  received: number;
-  writing: boolean;
-  finishing: boolean;
-};
-
-/** Follower side: at most one incoming snapshot; a newer offer replaces it. */
-export class SnapshotReceiver {
-  private readonly parts: Parts;
-  private incoming: Incoming | null = null;
-  /** Numbers this process's incoming transfers, so each has a part file of its own. */
-  private transfers = 0;
-
-  constructor(parts: Parts) {
-    this.parts = parts;
-  }
-
-  onOffer(from: NodeId, totalBytes: number, install: InstallSnapshotMessage): void {
-    const { loop, runtime } = this.parts;
-    const { snapshotIndex: index, snapshotTerm } = install;
-    if (install.term < loop.core.summary().term) return; // a deposed leader's offer
-    if (index <= runtime.store.appliedIndex) {
-      // Nothing to install: the core answers with where this node stands, and the transfer ends.
-      // The core's applied index may still lag the store's (its "applied" report is queued behind
-      // this turn): given the message then, it would take the snapshot as restored and compact the
-      // log past every snapshot file. The ack alone tells the leader (found at simulator SEED=430).
-      if (index <= loop.core.summary().appliedIndex) loop.stepSafely({ type: "message", message: install });
-      this.ack(from, install, "installed", 0);
-      return;
-    }
-    const current = this.incoming;
-    // Two leaders' snapshots at one position hold the same rows but not the same bytes: a transfer
-    // continues only with the leader that started it.
-    if (
-      current !== null &&
-      current.from === from &&
-      current.install.snapshotIndex === index &&
-      current.install.snapshotTerm === snapshotTerm
-    ) {
-      if (!current.finishing) this.ack(from, install, "receiving", current.received);
-      return;
-    }
-    if (current !== null) this.drop(current);
-    this.transfers++;
-    const partPath = path.join(
-      runtime.snapshotDirectory,
-      incomingFileName(index, snapshotTerm, this.transfers),
-    );
-    const created = runtime.io(async () => {
-      const handle = await fs.promises.open(partPath, "w");
-      await handle.close();
-    });
-    const transfer: Incoming = {
-      from,
-      install,
-      totalBytes,
-      partPath,
-      created,
-      received: 0,
-      writing: false,
-      finishing: false,
-    };
-    this.incoming = transfer;
-    runtime.logger("info", "snapshot.receive-started", { from, index, bytes: totalBytes });
-    created.then(
-      () => {
-        if (this.incoming === transfer) this.ack(from, install, "receiving", 0);
-      },
-      (error: unknown) => loop.fail(error instanceof Error ? error : new Error(String(error))),
-    );
-  }
-
-  onChunk(from: NodeId, message: SnapshotStreamMessage & { kind: "chunk" }): void {
-    const transfer = this.incoming;
-    if (
-      transfer === null ||
-      transfer.from !== from ||
-      transfer.install.snapshotIndex !== message.index ||
-      transfer.install.snapshotTerm !== message.term ||
-      transfer.writing ||
-      transfer.finishing
-    ) {
-      return; // the leader re-offers after its timeout and learns where to resume
-    }
-    if (
-      message.offset !== transfer.received ||
-      message.offset + message.data.byteLength > transfer.totalBytes
-    ) {
-      this.ack(from, transfer.install, "receiving", transfer.received);
-      return;
-    }
-    transfer.writing = true;
-    const { runtime, loop } = this.parts;
-    runtime
-      .io(async () => {
-        const handle = await fs.promises.open(transfer.partPath, "r+");
-        try {
-          await handle.write(message.data, 0, message.data.byteLength, message.offset);
-        } finally {
-          await handle.close();
-        }
-      })
-      .then(
-        () => {
-          transfer.writing = false;
-          if (this.incoming !== transfer) return;
-          transfer.received = message.offset + message.data.byteLength;
-          if (transfer.received === transfer.totalBytes) this.finish(transfer);
-          else this.ack(from, transfer.install, "receiving", transfer.received);
-        },
-        (error: unknown) => loop.fail(error instanceof Error ? error : new Error(String(error))),
-      );
-  }
-
-  /** The node stops: an incoming snapshot is abandoned (its part file is deleted at the next start). */
-  stop(): void {
-    this.incoming = null;
-  }
-
-  private finish(transfer: Incoming): void {
-    transfer.finishing = true;
-    const { runtime, loop } = this.parts;
-    const { snapshotIndex: index, snapshotTerm } = transfer.install;
-    const finalPath = path.join(runtime.snapshotDirectory, snapshotFileName(index, snapshotTerm));
-    runtime
-      .io(async () => {
-        const header = await Store.verifySnapshot(transfer.partPath);
-        if (header.appliedIndex !== index)
-          throw new Error(`the file holds applied index ${header.appliedIndex}`);
-        await writeSnapshotConfig(finalPath, clusterConfigText(transfer.install.snapshotConfig));
-        await renameDurably(transfer.partPath, finalPath);
-        return runtime.store.prepareRestore(finalPath);
-      })
-      .then(
-        (prepared) => {
-          try {
-            this.install(transfer, prepared, finalPath);
-          } catch (error) {
-            loop.fail(error instanceof Error ? error : new Error(String(error)));
-          }
-        },
-        (error: unknown) => {
-          runtime.logger("warn", "snapshot.receive-refused", {
-            from: transfer.from,
-            index,
-            error: String(error),
-          });
-          if (this.incoming === transfer) this.incoming = null;
-          void runtime.io(() => fs.promises.rm(transfer.partPath, { force: true })).catch(() => {});
-          void runtime.io(() => fs.promises.rm(finalPath, { force: true })).catch(() => {});
-          void runtime
-            .io(() => fs.promises.rm(snapshotConfigPath(finalPath), { force: true }))
-            .catch(() => {});
-          if (loop.fatal === null) this.ack(transfer.from, transfer.install, "refused", 0);
-        },
-      );
-  }
-
-  /** The synchronous part: swap the database in and step the leader's message, in one turn. */
-  private install(transfer: Incoming, prepared: PreparedRestore, finalPath: string): void {
-    const { runtime, loop, keeper, applied } = this.parts;
-    const store = runtime.store;
-    const { snapshotIndex: index, snapshotTerm } = transfer.install;
-    if (this.incoming === transfer) this.incoming = null;
-    const summary = loop.fatal === null ? loop.core.summary() : null;
-    const usable =
-      summary !== null &&
-      summary.role !== "leader" &&
-      transfer.install.term >= summary.term &&
-      index > store.appliedIndex &&
-      store.speculativeIndexes.length === 0;
-    if (!usable) {
-      void runtime.io(() => store.discardRestore(prepared)).catch(() => {});
-      if (summary !== null && index <= store.appliedIndex)
-        this.ack(transfer.from, transfer.install, "installed", 0);
-      return;
-    }
-    store.installRestore(prepared);
-    loop.stepSafely({ type: "message", message: transfer.install });
-    if (loop.fatal !== null) return;
-    keeper.adoptInstalled({ index, term: snapshotTerm, bytes: transfer.totalBytes, path: finalPath });
-    applied.advance(store.appliedIndex);
-    runtime.observer?.applied(store.appliedIndex);
-    runtime.logger("info", "snapshot.installed", { from: transfer.from, index, term: snapshotTerm });
-    this.ack(transfer.from, transfer.install, "installed", transfer.totalBytes);
-  }
-
-  private drop(transfer: Incoming): void {
-    this.incoming = null;
-    const { runtime } = this.parts;
-    void transfer.created
-      .then(() => runtime.io(() => fs.promises.rm(transfer.partPath, { force: true })))
-      .catch(() => {});
-  }
-
-  private ack(
-    to: NodeId,
-    install: InstallSnapshotMessage,
-    state: "receiving" | "installed" | "refused",
-    received: number,
-  ): void {
-    this.parts.send(
-      to,
-      encodeSnapshotStream({
-        kind: "ack",
-        index: install.snapshotIndex,
-        term: install.snapshotTerm,
-        state,
-        received,
-      }),
-    );
   }
 }

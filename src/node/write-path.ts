@@ -56,6 +56,8 @@ export class WritePath {
   private readonly config: NodeConfig;
   private readonly runtime: NodeRuntime;
   private readonly isStopping: () => boolean;
+  private readonly damageError: () => BatonError | null;
+  private readonly storeVerified: () => boolean;
 
   constructor(parts: {
     loop: ReplicaLoop;
@@ -66,6 +68,10 @@ export class WritePath {
     config: NodeConfig;
     runtime: NodeRuntime;
     isStopping: () => boolean;
+    /** Set while this node's database is damaged (`storage-heal.ts`): no batch runs on it. */
+    damageError: () => BatonError | null;
+    /** False until this node's database matched a majority since it opened: batches wait. */
+    storeVerified: () => boolean;
   }) {
     this.loop = parts.loop;
     this.speculation = parts.speculation;
@@ -75,6 +81,8 @@ export class WritePath {
     this.config = parts.config;
     this.runtime = parts.runtime;
     this.isStopping = parts.isStopping;
+    this.damageError = parts.damageError;
+    this.storeVerified = parts.storeVerified;
     this.gate = new WriteGate(parts.runtime.timers, parts.config.gateWaitersMax, () => this.gateOpen());
   }
 
@@ -163,7 +171,7 @@ export class WritePath {
 
   /** Open when a batch may run now (see the module header). */
   gateOpen(): boolean {
-    if (this.loop.fatal !== null || this.isStopping()) return false;
+    if (this.loop.fatal !== null || this.isStopping() || !this.storeVerified()) return false;
     const core = this.loop.core.summary();
     if (core.role !== "leader" || core.transferTarget !== null) return false;
     const store = this.runtime.store;
@@ -178,6 +186,8 @@ export class WritePath {
       throw new BatonError(ErrorCode.SHUTTING_DOWN, "the node is shutting down");
     const core = this.loop.core.summary();
     if (core.role !== "leader") throw this.peers.refusal("NOT_LEADER", core.leaderId);
+    const damage = this.damageError();
+    if (damage !== null) throw damage;
   }
 
   /** Runs the batch in the open transaction at the next index and proposes it there, in one turn. */

@@ -13,6 +13,10 @@
  * Every value is framed with its storage class, so INTEGER 1, REAL 1.0, TEXT '1' and BLOB x'31'
  * hash differently; every variable-length item carries its length, so no two sequences of items
  * share an encoding. The caller runs this inside one read transaction so it sees one state.
+ *
+ * `contentHashSteps` computes the same digest a bounded number of rows at a time (a generator that
+ * yields between steps), so a node can hash a large database without holding its event loop: the
+ * read transaction stays open between steps, so every step reads the same state.
  */
 import { createHash, type Hash } from "node:crypto";
 import type { DatabaseSync, SQLOutputValue } from "node:sqlite";
@@ -82,7 +86,15 @@ function keyOrder(db: DatabaseSync, table: string): string {
   return columns.map((column) => quoteIdentifier(String(column.name))).join(", ");
 }
 
-function hashTable(db: DatabaseSync, hash: CanonicalHash, table: string): void {
+/** Rows hashed since the last yield; yields once `rowsPerStep` were hashed. */
+type StepBudget = { rows: number; readonly rowsPerStep: number };
+
+function* hashTable(
+  db: DatabaseSync,
+  hash: CanonicalHash,
+  table: string,
+  budget: StepBudget,
+): Generator<void> {
   hash.section(`table ${table}`);
   const statement = db.prepare(`SELECT * FROM ${quoteIdentifier(table)} ORDER BY ${keyOrder(db, table)}`, {
     returnArrays: true,
@@ -92,12 +104,31 @@ function hashTable(db: DatabaseSync, hash: CanonicalHash, table: string): void {
   for (const row of statement.iterate()) {
     hash.marker(tag.row);
     for (const value of row as unknown as SQLOutputValue[]) hash.value(value);
+    if (++budget.rows >= budget.rowsPerStep) {
+      budget.rows = 0;
+      yield;
+    }
   }
   hash.marker(tag.end);
 }
 
 /** The hex SHA-256 of the content of `db` (see the module comment for what is covered). */
 export function computeContentHash(db: DatabaseSync): string {
+  const steps = contentHashSteps(db, Number.POSITIVE_INFINITY);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/**
+ * The digest of `computeContentHash`, computed in steps of at most `rowsPerStep` table rows: the
+ * generator yields after each step and returns the hex digest. `db` must stay in one read
+ * transaction until it is done.
+ */
+export function* contentHashSteps(db: DatabaseSync, rowsPerStep: number): Generator<void, string> {
+  assert(rowsPerStep >= 1, "a step hashes at least one row");
+  const budget: StepBudget = { rows: 0, rowsPerStep };
   assert(db.isTransaction, "the content hash reads inside one transaction");
   const hash = new CanonicalHash();
   hash.section("schema");
@@ -113,7 +144,8 @@ export function computeContentHash(db: DatabaseSync): string {
     hash.value(object.sql as SQLOutputValue);
   }
   hash.marker(tag.end);
-  for (const object of objects) if (object.type === "table") hashTable(db, hash, String(object.name));
+  for (const object of objects)
+    if (object.type === "table") yield* hashTable(db, hash, String(object.name), budget);
   hash.section("sqlite_sequence");
   const sequenceExists =
     db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence'").get() !== undefined;
@@ -125,7 +157,8 @@ export function computeContentHash(db: DatabaseSync): string {
     }
   }
   hash.marker(tag.end);
-  hashTable(db, hash, requestTableName);
-  hashTable(db, hash, reservationTableName);
+  yield* hashTable(db, hash, requestTableName, budget);
+  yield* hashTable(db, hash, reservationTableName, budget);
+  assert(db.isTransaction, "the content hash read one state");
   return hash.digest();
 }

@@ -1,6 +1,8 @@
 /**
  * The store's public interface: the SQLite state machine a node drives (see README.md).
  */
+
+export { ContentHashJob, checkDatabaseStructure } from "./database-check.ts";
 export {
   decodePayload,
   encodePayload,

@@ -17,12 +17,14 @@
  * Invariants: applied index < every speculative index, strictly increasing; `apply` never runs while
  * a speculative transaction is open; the applied index on disk always matches the data on disk.
  */
+import fs from "node:fs";
 import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
+import { ContentHashJob } from "./database-check.ts";
 import { internalStatement } from "./internal-statements.ts";
 import { runLeaderBatch } from "./leader-batch.ts";
 import { decodePayload, encodePayload } from "./payload.ts";
@@ -115,6 +117,12 @@ export class Store {
   static async restore(snapshotPath: string, dataPath: string): Promise<{ appliedIndex: LogIndex }> {
     assert(!openPaths.has(path.resolve(dataPath)), `restore over ${dataPath} while a store has it open`);
     return { appliedIndex: await restoreSnapshotFile(snapshotPath, path.resolve(dataPath)) };
+  }
+
+  /** Deletes the database at `dataPath` (no store may have it open); the next `open` starts empty. */
+  static removeDatabase(dataPath: string): void {
+    assert(!openPaths.has(path.resolve(dataPath)), `remove ${dataPath} while a store has it open`);
+    for (const suffix of ["", "-wal", "-shm", "-journal"]) fs.rmSync(`${dataPath}${suffix}`, { force: true });
   }
 
   /** Checks a snapshot file completely (header and every byte) without installing it. */
@@ -410,6 +418,15 @@ export class Store {
     } finally {
       if (read.isTransaction) read.exec("ROLLBACK");
     }
+  }
+
+  /**
+   * Starts hashing the committed content as of now, on a connection of its own that reads this
+   * state however long the job runs; `rowsPerStep` bounds each `step` (database-check.ts).
+   */
+  beginContentHash(rowsPerStep: number): ContentHashJob {
+    this.#open();
+    return new ContentHashJob(this.path, this.#limits.busyTimeoutMs, rowsPerStep);
   }
 
   /** Writes a verified-on-restore snapshot of the committed state while writes continue. */

@@ -4,7 +4,7 @@
  * `kind` tells the core what the entry is for; `data` is opaque to the log and to the core:
  * for `command` entries it is the store's encoded payload (ordered DDL text and changesets).
  */
-import type { LogIndex, NodeId, Term } from "./ids.ts";
+import type { LogIndex, NodeId, Position, Term } from "./ids.ts";
 
 export const EntryKind = {
   /** A client write: `data` is a store payload. */
@@ -27,4 +27,11 @@ export type LogEntry = {
 export type HardState = {
   readonly term: Term;
   readonly votedFor: NodeId | null;
+  /**
+   * Set when the log lost entries to storage damage (`src/wal/recovery.ts`): an upper bound of the
+   * log position this node may have acknowledged or voted on before the loss. Until its durable log
+   * again reaches it, the node neither campaigns nor votes for a candidate whose log is behind it
+   * (`src/consensus/lost-entries.ts`). Absent on a node that never lost entries.
+   */
+  readonly promised?: Position;
 };

@@ -30,12 +30,7 @@ export function fsyncDirectory(directory: string): void {
 
 /** Replaces `filePath` with `content` atomically and durably: temporary file, fsync, rename, fsync dir. */
 export async function writeDurableFile(filePath: string, content: Uint8Array, sync: SyncFile): Promise<void> {
-  assert(content.byteLength <= contentBytesMax, "durable file content too large");
-  const buffer = Buffer.allocUnsafe(headerBytes + content.byteLength);
-  buffer.writeUInt32LE(magic, 0);
-  buffer.writeUInt32LE(content.byteLength, 4);
-  buffer.writeUInt32LE(crc32(content), 8);
-  buffer.set(content, headerBytes);
+  const buffer = encodeDurable(content);
   const temporaryPath = `${filePath}.tmp`;
   const fd = await openFile(temporaryPath, "w");
   try {
@@ -47,6 +42,34 @@ export async function writeDurableFile(filePath: string, content: Uint8Array, sy
   }
   await fs.promises.rename(temporaryPath, filePath);
   await syncDirectory(path.dirname(filePath), sync);
+}
+
+/**
+ * `writeDurableFile` for recovery at open only (synchronous, before the node runs): the same
+ * temporary file, fsync, rename and directory fsync.
+ */
+export function writeDurableFileSync(filePath: string, content: Uint8Array): void {
+  const buffer = encodeDurable(content);
+  const temporaryPath = `${filePath}.tmp`;
+  const fd = fs.openSync(temporaryPath, "w");
+  try {
+    fs.writeSync(fd, buffer, 0, buffer.byteLength, 0);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temporaryPath, filePath);
+  fsyncDirectory(path.dirname(filePath));
+}
+
+function encodeDurable(content: Uint8Array): Buffer {
+  assert(content.byteLength <= contentBytesMax, "durable file content too large");
+  const buffer = Buffer.allocUnsafe(headerBytes + content.byteLength);
+  buffer.writeUInt32LE(magic, 0);
+  buffer.writeUInt32LE(content.byteLength, 4);
+  buffer.writeUInt32LE(crc32(content), 8);
+  buffer.set(content, headerBytes);
+  return buffer;
 }
 
 /** Reads a durable file; null when it does not exist; throws WAL_CORRUPT when it is damaged. */

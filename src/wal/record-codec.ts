@@ -17,6 +17,14 @@
  * length is bounded by `recordBytesMax` so a flipped length can never make recovery allocate or
  * read gigabytes. The scan never throws on bad bytes: it reports where the valid prefix ends and
  * whether any valid record follows the damage, and recovery decides what that means.
+ *
+ * Torn or corrupt (`isTornTail`): an append that a crash interrupted leaves either a prefix of the
+ * bytes it wrote (a process that dies mid-write; the file system keeps what reached it, in order) or
+ * space the file system allocated but whose data never reached the disk, which reads back as zeros
+ * (a power failure before the fsync). It cannot leave a record whose length field says it is
+ * complete and whose bytes are all there but fail the checksum, nor non-zero bytes that are no
+ * record: those were written in full and damaged afterwards, so they may have been reported
+ * durable. The length field frames each record, which is what lets recovery tell the two apart.
  */
 import { crc32 } from "node:zlib";
 import { assert } from "../lib/assert.ts";
@@ -25,6 +33,8 @@ import { EntryKind, type LogEntry } from "../types/log-entry.ts";
 
 export const recordHeaderBytes = 8;
 const recordFixedBodyBytes = 18;
+/** The smallest a record can be (an entry with no data): what bounds how many fit in damaged bytes. */
+export const recordMinBytes = recordHeaderBytes + recordFixedBodyBytes;
 const recordVersion = 1;
 /** Upper bound of one record's body; larger lengths are treated as damage. */
 export const recordBytesMax = 64 * 1024 * 1024;
@@ -90,6 +100,53 @@ export function decodeRecordAt(bytes: Uint8Array, offset: number): DecodedRecord
     data,
   };
   return { entry, nextOffset: body + bodyBytes };
+}
+
+/**
+ * Whether the damage at `offset` (the end of the valid prefix, with no valid record after it) is what
+ * an interrupted append leaves: a record cut short, or zeros to the end. See the module comment.
+ */
+export function isTornTail(bytes: Uint8Array, offset: number): boolean {
+  assert(offset <= bytes.byteLength, "damage lies inside the buffer");
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let zeros = true;
+  for (let i = offset; i < view.byteLength && zeros; i++) zeros = view[i] === 0;
+  if (zeros) return true;
+  const remaining = view.byteLength - offset;
+  if (remaining < recordHeaderBytes) return true;
+  const bodyBytes = view.readUInt32LE(offset);
+  if (bodyBytes < recordFixedBodyBytes || bodyBytes > recordBytesMax) return false;
+  if (remaining >= recordHeaderBytes + bodyBytes) return false;
+  // Shorter than its length says: a prefix of an append, unless the bytes present are a whole body
+  // with a good checksum, in which case only the length field was damaged.
+  const present = view.subarray(offset + recordHeaderBytes);
+  return present.byteLength < recordFixedBodyBytes || crc32(present) !== view.readUInt32LE(offset + 4);
+}
+
+/**
+ * Every whole, valid record at or after `offset`, found by decoding in sequence and, past damage,
+ * by probing byte by byte; and the bytes of damage between them. Never throws on damaged input.
+ */
+export function salvageRecords(
+  bytes: Uint8Array,
+  offset: number,
+): { records: LogEntry[]; damagedRuns: number[] } {
+  const records: LogEntry[] = [];
+  const damagedRuns: number[] = [];
+  let at = offset;
+  while (at < bytes.byteLength) {
+    const decoded = decodeRecordAt(bytes, at);
+    if (decoded !== null) {
+      records.push(decoded.entry);
+      at = decoded.nextOffset;
+      continue;
+    }
+    let next = at + 1;
+    while (next < bytes.byteLength && decodeRecordAt(bytes, next) === null) next++;
+    damagedRuns.push(next - at);
+    at = next;
+  }
+  return { records, damagedRuns };
 }
 
 export type SegmentScan = {

@@ -235,24 +235,44 @@ describe("write-ahead log recovery", () => {
     }
   });
 
-  test("a flipped byte in the last record is a torn tail; anywhere earlier it is refused with file and offset", async () => {
+  test("a flipped byte in any record, the last complete one included, is corruption: refused with file and offset", async () => {
     const directory = freshDirectory();
     const file = await writeLog(directory, 12);
     const original = fs.readFileSync(file);
-    const lastRecord = original.byteLength - recordBytes;
     for (let offset = original.byteLength - 3 * recordBytes; offset < original.byteLength; offset++) {
       const damaged = Buffer.from(original);
       damaged.writeUInt8(damaged.readUInt8(offset) ^ 0x5a, offset);
       fs.writeFileSync(file, damaged);
-      if (offset >= lastRecord) {
-        const { wal, recovered } = Wal.open(directory);
-        assert.equal(recovered.entries.length, 11, `flip at ${offset}`);
-        await wal.close();
-      } else {
-        const recordStart = offset - (offset % recordBytes);
-        assertCorrupt(() => Wal.open(directory), file, recordStart);
-      }
+      const recordStart = offset - (offset % recordBytes);
+      assertCorrupt(() => Wal.open(directory), file, recordStart);
     }
+  });
+
+  test("zeros after the last record (space allocated for an append that never reached the disk) are a torn tail", async () => {
+    const directory = freshDirectory();
+    const file = await writeLog(directory, 5);
+    const original = fs.readFileSync(file);
+    for (const zeros of [1, 7, 8, recordBytes, 4096]) {
+      fs.writeFileSync(file, Buffer.concat([original, Buffer.alloc(zeros)]));
+      const { wal, recovered } = Wal.open(directory);
+      assert.equal(recovered.entries.length, 5, `${zeros} zeros`);
+      assert.equal(recovered.tornTailBytes, zeros);
+      assert.equal(recovered.damage, null);
+      await wal.close();
+      assert.equal(fs.statSync(file).size, original.byteLength, "the zeros were cut");
+    }
+  });
+
+  test("a last record cut short whose length field grew is corruption, not a tear: its body is all there", async () => {
+    const directory = freshDirectory();
+    const file = await writeLog(directory, 5);
+    const damaged = fs.readFileSync(file);
+    const last = damaged.byteLength - recordBytes;
+    // One flipped bit in the length makes the record look longer than the file: a cut-short record,
+    // but its checksum still matches the bytes present, so only the length was damaged.
+    damaged.writeUInt32LE(damaged.readUInt32LE(last) | 0x100, last);
+    fs.writeFileSync(file, damaged);
+    assertCorrupt(() => Wal.open(directory), file, last);
   });
 
   test("damage in a sealed segment, a missing segment or a gap refuses to open", async () => {

@@ -38,7 +38,13 @@ import {
 } from "./file-sync.ts";
 import type { CompactionPoint, LogStore } from "./log-store.ts";
 import { encodeRecords } from "./record-codec.ts";
-import { compactionFileName, hardStateFileName, type RecoveredLog, recoverLog } from "./recovery.ts";
+import {
+  compactionFileName,
+  encodeHardState,
+  hardStateFileName,
+  type RecoveredLog,
+  recoverLog,
+} from "./recovery.ts";
 import { readSegmentEntries, type Segment, segmentFileName, segmentLastIndex } from "./segment-files.ts";
 
 export type WalOptions = {
@@ -52,6 +58,11 @@ export type WalOptions = {
    * replaced files and cut segments (default `fsync`). An injected function receives them all.
    */
   readonly syncFile?: SyncFile;
+  /**
+   * At open, heal corruption of records written in full (keep the intact prefix, record the loss
+   * in the hard state; `recovery.ts`) instead of refusing with WAL_CORRUPT. Default false.
+   */
+  readonly heal?: boolean;
 };
 
 const defaultSegmentBytesMax = 64 * 1024 * 1024;
@@ -129,7 +140,7 @@ export class Wal implements LogStore {
    */
   static open(directory: string, options: WalOptions = {}): { wal: Wal; recovered: RecoveredLog } {
     fs.mkdirSync(directory, { recursive: true });
-    const recovered = recoverLog(directory);
+    const recovered = recoverLog(directory, { heal: options.heal === true });
     return { wal: new Wal(directory, recovered, options), recovered };
   }
 
@@ -208,7 +219,7 @@ export class Wal implements LogStore {
   saveHardState(state: HardState): Promise<void> {
     this.checkUsable();
     assert(state.term >= this.hardStateValue.term, "hard state term never decreases");
-    const content = Buffer.from(JSON.stringify({ term: state.term, votedFor: state.votedFor }));
+    const content = encodeHardState(state);
     return this.barrier(async () => {
       await writeDurableFile(path.join(this.directory, hardStateFileName), content, this.syncFile);
       this.hardStateValue = state;

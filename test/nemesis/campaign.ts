@@ -296,7 +296,11 @@ async function convergedHash(
 ): Promise<{ appliedIndex: number; hash: string } | null> {
   const statuses = await Promise.all(nodes.map((n) => n.status()));
   const leader = statuses.find((s) => s?.role === "leader");
-  if (leader === undefined || statuses.some((s) => s === null || s.appliedIndex < leader!.commitIndex))
+  // A node serves its own reads only once it has verified its database against the others.
+  if (
+    leader === undefined ||
+    statuses.some((s) => s === null || s.appliedIndex < leader!.commitIndex || !s.storage.verified)
+  )
     return null;
   const hashes = await Promise.all(nodes.map((n) => n.contentHash()));
   const first = hashes[0];

@@ -6,19 +6,22 @@
  * What a node must do is checked here and reported as an anomaly when it does not:
  *  - `fsync-fail`: the node exits with code 1 within `fatalWaitMs`;
  *  - `wal-torn`: the node starts, reports the cut tail and rejoins;
- *  - `wal-corrupt`, `db-damage`: a node started on the damaged copy of the data refuses to start
- *    with a clear storage error, or at least never serves content that differs from the intact copy.
- * Damaged-file faults run on copies of the stopped node's data, started as an isolated probe on
- * loopback with peers that do not exist (so it can neither be elected nor serve the campaign's
- * clients), then the node itself restarts on its own intact data. Healing from peers is a later step.
+ *  - `wal-corrupt`, `db-damage`: the stopped node's own log or database is damaged; restarted, it
+ *    must start, heal from its peers (`/v1/status` storage: no lost entries, no damage, verified)
+ *    within `healWaitMs`, and serve nothing damaged meanwhile (the history checker sees every read).
  */
-import fs from "node:fs";
-import path from "node:path";
 import type { Prng } from "../../src/lib/prng.ts";
-import { NemesisCluster } from "./nemesis-cluster.ts";
-import { NodeProcess, waitUntil } from "./node-processes.ts";
+import type { NemesisCluster } from "./nemesis-cluster.ts";
+import { type NodeProcess, waitUntil } from "./node-processes.ts";
 import type { CampaignOptions, FaultKind } from "./options.ts";
-import { corruptWalRecord, damageDatabase, fillDisk, tearWalTail, unfillDisk } from "./storage-faults.ts";
+import {
+  corruptLastWalRecord,
+  corruptWalRecord,
+  damageDatabase,
+  fillDisk,
+  tearWalTail,
+  unfillDisk,
+} from "./storage-faults.ts";
 
 /** A node that must stop (failed fsync, full disk) is given this long. */
 const fatalWaitMs = 20_000;
@@ -117,7 +120,7 @@ export async function runFault(kind: FaultKind, context: FaultContext): Promise<
       break;
     case "wal-corrupt":
     case "db-damage":
-      await damagedCopyFault(kind, context, record);
+      await damagedStorageFault(kind, context, record);
       break;
   }
   if (record.healUs === 0) record.healUs = context.cluster.nowUs();
@@ -264,148 +267,75 @@ async function walTornFault(context: FaultContext, record: FaultRecord): Promise
   else record.notes.push("started and reported the cut tail");
 }
 
-/** Runs `baton start` on a copy of the data, isolated; resolves with its exit or with `running`. */
-async function probe(
-  context: FaultContext,
-  target: NodeProcess,
-  directory: string,
-  label: string,
-): Promise<{ probe: NodeProcess; exited: boolean; output: string }> {
-  const httpPort = await NemesisCluster.freePort();
-  const raftPort = await NemesisCluster.freePort();
-  const spec = {
-    ...target.spec,
-    host: "127.0.0.1",
-    httpPort,
-    raftPort,
-    namespace: null,
-    dataDirectory: directory,
-    logPath: path.join(context.cluster.runDirectory, `${target.id}-probe-${label}.log`),
-    fsyncControlPath: path.join(context.cluster.runDirectory, `${target.id}-probe-fsync`),
-  };
-  const absentPeers = await Promise.all(
-    context.cluster.nodes
-      .filter((n) => n !== target)
-      .map(async (n) => `${n.id}=127.0.0.1:${await NemesisCluster.freePort()}`),
-  );
-  const prober = new NodeProcess(spec);
-  prober.start(
-    [`${target.id}=127.0.0.1:${raftPort}/127.0.0.1:${httpPort}`, ...absentPeers].join(","),
-    ["--cluster-id", "nemesis-probe"],
-    () => context.cluster.nowUs(),
-  );
-  prober.expectExit("probe");
-  const outcome = await waitUntil(startWaitMs, async () => {
-    if (!prober.running) return "exited" as const;
-    return (await prober.status()) === null ? null : ("running" as const);
-  });
-  return { probe: prober, exited: outcome === "exited" || outcome === null, output: prober.logTail(40) };
-}
+/** A node with damaged storage is given this long to heal from its peers after it starts. */
+const healWaitMs = 30_000;
 
-async function damagedCopyFault(
+/**
+ * Damages the stopped node's own files and restarts it: it must start, heal from its peers and
+ * rejoin. What it serves meanwhile goes through the history checker like every other answer (a
+ * damaged row served would be a read that is no prefix of its list's final value).
+ */
+async function damagedStorageFault(
   kind: "wal-corrupt" | "db-damage",
   context: FaultContext,
   record: FaultRecord,
 ): Promise<void> {
   const target = await pickTarget(context, record);
   await target.kill(`${kind} fault`);
-  const damaged = path.join(context.cluster.runDirectory, `${target.id}-damaged`);
-  const intact = path.join(context.cluster.runDirectory, `${target.id}-intact`);
-  try {
-    await fs.promises.cp(target.spec.dataDirectory, damaged, { recursive: true });
-    await fs.promises.cp(target.spec.dataDirectory, intact, { recursive: true });
-    const note =
-      kind === "wal-corrupt"
-        ? corruptWalRecord(damaged, context.prng)
-        : damageDatabase(damaged, context.prng);
-    record.notes.push(note ?? "nothing to damage yet");
-    if (note !== null) await judgeDamagedStart(kind, context, target, damaged, intact, record);
-  } finally {
-    fs.rmSync(damaged, { recursive: true, force: true });
-    fs.rmSync(intact, { recursive: true, force: true });
-  }
+  const directory = target.spec.dataDirectory;
+  const note =
+    kind === "db-damage"
+      ? damageDatabase(directory, context.prng)
+      : context.prng.chance(0.5)
+        ? corruptWalRecord(directory, context.prng)
+        : corruptLastWalRecord(directory, context.prng);
+  record.notes.push(note ?? "nothing to damage yet");
+  await sleep(holdMs(context) / 2);
   record.healUs = context.cluster.nowUs();
   context.cluster.start(target);
+  if (note !== null) await judgeHealing(kind, context, target, record);
 }
 
-async function judgeDamagedStart(
-  kind: FaultKind,
+async function judgeHealing(
+  kind: "wal-corrupt" | "db-damage",
   context: FaultContext,
   target: NodeProcess,
-  damaged: string,
-  intact: string,
   record: FaultRecord,
 ): Promise<void> {
-  const expected = kind === "wal-corrupt" ? /WAL_CORRUPT/ : /STORE_CORRUPT|SQLITE_CORRUPT|malformed|STORE_/;
-  const bad = await probe(context, target, damaged, "damaged");
-  try {
-    if (bad.exited) {
-      const line =
-        bad.output.split("\n").find((l) => expected.test(l)) ?? bad.output.trim().split("\n").at(-1) ?? "";
-      record.notes.push(`refused to start: ${line.slice(0, 240)}`);
-      if (!expected.test(bad.output))
-        context.anomaly(
-          kind,
-          `${target.id} refused a damaged ${kind === "wal-corrupt" ? "log" : "database"} without a clear storage error: ${line.slice(0, 300)}`,
-        );
-      return;
-    }
-    const good = await probe(context, target, intact, "intact");
-    const [badHash, goodHash] = [await bad.probe.contentHash(), await good.probe.contentHash()];
-    const [badRows, goodRows] = [await listRows(bad.probe), await listRows(good.probe)];
-    await good.probe.stop();
-    const served =
-      (badHash !== null && badHash.hash !== goodHash?.hash) ||
-      (typeof badRows !== "string" && JSON.stringify(badRows) !== JSON.stringify(goodRows));
-    const detail =
-      `content hash ${badHash === null ? "refused" : badHash.hash.slice(0, 12)} vs ${goodHash?.hash.slice(0, 12)} ` +
-      `on the intact copy; ${firstDifference(badRows, goodRows)}`;
-    const what = kind === "wal-corrupt" ? "log" : "database file";
-    if (served) context.anomaly(kind, `${target.id} started on a damaged ${what} and serves it: ${detail}`);
-    else if (badHash === null || typeof badRows === "string") {
-      const stopped = (await bad.probe.waitExit(2_000)) === null ? "kept running" : "then stopped";
-      const line =
-        bad.probe
-          .logTail(40)
-          .split("\n")
-          .find((l) => expected.test(l)) ?? "";
-      record.notes.push(
-        `started on the damaged ${what} without noticing; reads of the damaged data failed and it ${stopped} (${line.slice(0, 200)})`,
-      );
-    } else record.notes.push(`started; the damage did not change what it serves (${detail})`);
-  } finally {
-    await bad.probe.stop();
-  }
-}
-
-/** The lists as a node serves them at `any`, or the error it answers. */
-async function listRows(node: NodeProcess): Promise<string[][] | string> {
-  try {
-    const response = await fetch(`${node.url}/v1/query`, {
-      method: "POST",
-      body: JSON.stringify({ statements: ["SELECT key, items FROM lists ORDER BY key"], consistency: "any" }),
-      signal: AbortSignal.timeout(5_000),
-    });
-    const text = await response.text();
-    if (!response.ok) return `${response.status} ${text.slice(0, 200)}`;
-    return (JSON.parse(text) as { results: { rows: unknown[][] }[] }).results[0]!.rows.map((r) =>
-      r.map(String),
+  const up = await waitUntil(startWaitMs, async () => ((await target.status()) === null ? null : true));
+  if (up === null) {
+    const line =
+      target
+        .logTail(40)
+        .split("\n")
+        .find((l) => /CORRUPT|NO_INTACT_COPY|fatal/.test(l)) ?? "";
+    context.anomaly(
+      kind,
+      `${target.id} did not start on its damaged ${kind === "wal-corrupt" ? "log" : "database"}: ${line.slice(0, 300)}`,
     );
-  } catch (error) {
-    return String(error);
+    return;
   }
-}
-
-function firstDifference(bad: string[][] | string, good: string[][] | string): string {
-  if (typeof bad === "string") return `reading the lists answered ${bad}`;
-  if (typeof good === "string") return `the intact copy answered ${good}`;
-  for (let i = 0; i < Math.max(bad.length, good.length); i++) {
-    const [b, g] = [bad[i]?.join("=") ?? "(none)", good[i]?.join("=") ?? "(none)"];
-    if (b === g) continue;
-    let at = 0;
-    while (at < b.length && b[at] === g[at]) at++;
-    const from = Math.max(0, at - 20);
-    return `a read of the lists answers row ${i} as ${JSON.stringify(b.slice(from, at + 20))} where the intact copy holds ${JSON.stringify(g.slice(from, at + 20))}`;
+  const healed = await waitUntil(healWaitMs, async () => {
+    const storage = (await target.status())?.storage;
+    return storage?.lostEntriesUntil === null && storage.damaged === null && storage.verified
+      ? storage
+      : null;
+  });
+  const log = target.logTail(400);
+  const seen = ["wal.corruption-healed", "store.malformed", "consistency.damage-found", "store.healed"]
+    .filter((event) => log.includes(`"${event}"`))
+    .join(", ");
+  if (healed === null) {
+    const status = await target.status();
+    context.anomaly(
+      kind,
+      `${target.id} did not heal within ${healWaitMs} ms (storage ${JSON.stringify(status?.storage)}; saw ${seen || "nothing"})`,
+    );
+    return;
   }
-  return "the lists read the same (the damage is elsewhere)";
+  if (kind === "wal-corrupt" && !log.includes('"wal.corruption-healed"'))
+    context.anomaly(kind, `${target.id} started on a corrupted log without healing it (cut as a torn tail?)`);
+  record.notes.push(
+    `healed from its peers${seen === "" ? " (the damage changed nothing it holds)" : `: ${seen}`}`,
+  );
 }

@@ -4,8 +4,10 @@
  *
  * - `tearWalTail`: appends a prefix of the last record of the newest segment: the bytes a crash in
  *   the middle of an append leaves. Recovery must cut exactly that tail and the node must start.
- * - `corruptWalRecord`: flips one byte in the body of a record that has a valid record after it.
- *   Recovery must refuse to open (`WAL_CORRUPT`, naming the file and offset); nothing else is honest.
+ * - `corruptWalRecord`: flips one bit in the body of a record that has a valid record after it;
+ *   `corruptLastWalRecord` in the last complete record of the newest segment (which a crash cannot
+ *   tear: it was written in full). Recovery must not take either for a torn tail: a node with peers
+ *   keeps the intact prefix, records what it may have promised and fetches the rest from them.
  * - `damageDatabase`: checkpoints the SQLite WAL into the main file (as SQLite itself would when it
  *   opens), then flips bytes inside a live row of the `lists` table (a cell of its right-most leaf
  *   page). SQLite keeps no checksum of row content (`PRAGMA integrity_check` passes), so only the
@@ -68,7 +70,22 @@ export function tearWalTail(dataDirectory: string, prng: Prng): string | null {
 export function corruptWalRecord(dataDirectory: string, prng: Prng): string | null {
   const segment = newestSegment(dataDirectory, 2);
   if (segment === null) return null;
-  const victim = segment.spans[prng.intBetween(0, segment.spans.length - 2)]!;
+  return flipInRecord(segment, segment.spans[prng.intBetween(0, segment.spans.length - 2)]!, prng);
+}
+
+export function corruptLastWalRecord(dataDirectory: string, prng: Prng): string | null {
+  const segment = newestSegment(dataDirectory, 1);
+  if (segment === null) return null;
+  const last = segment.spans.at(-1)!;
+  if (last.offset + last.bytes !== segment.bytes.byteLength) return null;
+  return flipInRecord(segment, last, prng);
+}
+
+function flipInRecord(
+  segment: { file: string; spans: RecordSpan[] },
+  victim: RecordSpan,
+  prng: Prng,
+): string {
   const at = victim.offset + recordHeaderBytes + prng.intBetween(0, victim.bytes - recordHeaderBytes - 1);
   const fd = fs.openSync(segment.file, "r+");
   try {

@@ -201,6 +201,9 @@ export class SafetyChecker {
     }
   }
 
+  /** Nodes whose database a scenario damaged on purpose: not compared until it heals them. */
+  readonly damagedOnPurpose = new Set<string>();
+
   /**
    * A snapshot was installed at (index, term): the store holds the leader's state through it. The
    * position must be the committed entry's (committed prefixes agree across installs), and the
@@ -229,7 +232,7 @@ export class SafetyChecker {
    */
   checkContent(node: SimNodeHost): void {
     const store = node.store;
-    if (store === null) return;
+    if (store === null || this.damagedOnPurpose.has(node.id)) return;
     const index = store.appliedIndex;
     const hash = store.contentHash();
     const known = this.hashByAppliedIndex.get(index);

@@ -50,7 +50,7 @@ async function replay(seed: number): Promise<number> {
     `liveness bound ${electionBoundTicks(result.options)} ticks; elections ${result.elections}; ticks to elect after heal ${result.ticksToElectAfterHeal}`,
   );
   console.log(`faults ${JSON.stringify(result.faults)} losses ${JSON.stringify(result.losses)}`);
-  console.log(`snapshots ${JSON.stringify(result.snapshotEvents)}`);
+  console.log(`snapshot and storage events ${JSON.stringify(result.storageEvents)}`);
   console.log(
     `membership ${JSON.stringify(result.membership)}; configuration entries committed ${result.configEntriesCommitted}`,
   );

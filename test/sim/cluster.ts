@@ -42,7 +42,8 @@ export type FaultKind =
   | "partition"
   | "leader-isolation"
   | "one-way-partition"
-  | "pause";
+  | "pause"
+  | "db-damage";
 
 /**
  * `load`: random client operations and their retries; `retries` alone: only retries; `faults`:
@@ -66,6 +67,8 @@ export function settle(): Promise<void> {
 export class SimCluster {
   readonly options: SimOptions;
   readonly prng: Prng;
+  /** Decides storage damage only, so that adding it left every other draw of a seed as it was. */
+  private readonly damagePrng: Prng;
   readonly nodes: SimNodeHost[] = [];
   readonly network: SimNetwork;
   readonly workload: Workload;
@@ -82,10 +85,11 @@ export class SimCluster {
     "leader-isolation": 0,
     "one-way-partition": 0,
     pause: 0,
+    "db-damage": 0,
   };
   readonly discarded: { node: NodeId; index: number; term: number }[] = [];
   /** Snapshot events logged by the nodes (taken, installed, sent, refused …), by name. */
-  readonly snapshotEvents: Record<string, number> = {};
+  readonly storageEvents: Record<string, number> = {};
   readonly directory: string;
   nowTick = 0;
   elections = 0;
@@ -101,6 +105,7 @@ export class SimCluster {
   constructor(options: SimOptions) {
     this.options = options;
     this.prng = new Prng(options.seed ^ 0x5eed);
+    this.damagePrng = new Prng(options.seed ^ 0xdb);
     this.network = new SimNetwork(this.prng, {
       dropRate: options.dropRate,
       duplicateRate: options.duplicateRate,
@@ -173,7 +178,8 @@ export class SimCluster {
         this.discarded.push({ node: host.id, index: entry.index, term: entry.term });
     },
     logged: (_host, event) => {
-      if (event.startsWith("snapshot.")) this.snapshotEvents[event] = (this.snapshotEvents[event] ?? 0) + 1;
+      if (/^(snapshot|consistency|store|wal)\./.test(event))
+        this.storageEvents[event] = (this.storageEvents[event] ?? 0) + 1;
     },
     fatal: (host, error) => {
       this.fatal ??= new SimViolation(
@@ -248,6 +254,9 @@ export class SimCluster {
 
   /** The costly checks: log matching across nodes, and content hashes at equal applied indexes. */
   deepCheck(): void {
+    for (const id of this.checker.damagedOnPurpose) {
+      if (this.node(id).node?.status().storage.verified === true) this.checker.damagedOnPurpose.delete(id);
+    }
     this.checker.checkLogMatching(this.nodes);
     for (const node of this.nodes) if (node.alive) this.checker.checkContent(node);
   }
@@ -282,6 +291,9 @@ export class SimCluster {
     for (const [id, at] of this.restartAt) {
       if (at > this.nowTick) continue;
       this.restartAt.delete(id);
+      // One damaged node at a time: with more, no majority need hold an intact copy.
+      if (this.checker.damagedOnPurpose.size === 0 && this.damagePrng.chance(o.dbDamageRate))
+        this.damageWhileDown(id);
       await this.restart(id);
     }
     if (this.partitionHealAt !== null && this.partitionHealAt <= this.nowTick) this.healPartitions();
@@ -307,6 +319,17 @@ export class SimCluster {
       node.pausedUntilTick = this.nowTick + this.prng.intBetween(1, o.pauseTicksMax);
       this.faults.pause++;
     }
+  }
+
+  /** Changes a row of a stopped node's database; the checker leaves it alone until it is verified again. */
+  damageWhileDown(id: NodeId): void {
+    const node = this.node(id);
+    // Damage differs from one event to the next, as independent faults do.
+    const table = this.damagePrng.chance(0.5) ? "events" : "lists";
+    if (!node.changeRowSilently(this.damagePrng.intBetween(1_000_000, 2_000_000), table)) return;
+    this.checker.damagedOnPurpose.add(id);
+    this.faults["db-damage"]++;
+    this.trace?.push(`[${this.nowTick}] ${id} DB-DAMAGE`);
   }
 
   /** The node that leads in the highest term (a deposed leader may not know it yet). */

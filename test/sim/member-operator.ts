@@ -80,6 +80,9 @@ const retryCodes = new Set([
   "NOT_CONFIRMED",
   "OVERLOADED",
   "SHUTTING_DOWN",
+  // A leader whose database is damaged or not yet verified refuses changes until it hands over or heals.
+  "STORE_DAMAGED",
+  "STORE_UNVERIFIED",
   // An earlier attempt whose answer was lost may have made the change: the goal check decides.
   "NODE_ALREADY_MEMBER",
   "NODE_NOT_MEMBER",

@@ -113,7 +113,7 @@ describe("scripted membership scenarios on production nodes", () => {
       const victim = cluster.nodes.find((node) => node !== leader) as SimNodeHost;
       await crashAndWipe(cluster, victim);
       await appendMany(cluster, 5);
-      const installsBefore = cluster.snapshotEvents["snapshot.installed"] ?? 0;
+      const installsBefore = cluster.storageEvents["snapshot.installed"] ?? 0;
       const config = await join(cluster, victim.id);
       assert.deepEqual(config.learners, [victim.id], `SEED=${seed}: joined as a learner`);
       assert.ok(!config.voters.includes(victim.id), `SEED=${seed}: its old membership was removed first`);
@@ -123,7 +123,7 @@ describe("scripted membership scenarios on production nodes", () => {
       );
       assert.ok(!("code" in promoted), `SEED=${seed}: promoted (${JSON.stringify(promoted)})`);
       assert.ok(
-        (cluster.snapshotEvents["snapshot.installed"] ?? 0) > installsBefore,
+        (cluster.storageEvents["snapshot.installed"] ?? 0) > installsBefore,
         `SEED=${seed}: from a snapshot`,
       );
       await finish(cluster);

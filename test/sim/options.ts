@@ -53,6 +53,12 @@ export type SimOptions = {
   readonly oneWayPartitionChance: number;
   readonly pauseRate: number;
   readonly pauseTicksMax: number;
+  /**
+   * Per restart in the safety phase: a committed row of the node's database is changed while it is
+   * down (damage no SQLite check sees); it must find it and heal (`src/node/consistency-check.ts`).
+   * Drawn from a generator of its own, so the other options and the fault schedule stay as they were.
+   */
+  readonly dbDamageRate: number;
   readonly proposeRate: number;
   readonly durabilityWeights: Readonly<Record<Durability, number>>;
   /** The leader commits its speculative SQLite transaction at least this often (the node's drain). */
@@ -155,6 +161,7 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
     memberTargetLeaderChance: pickFloat(prng, 0.1, 0.5),
     memberDwellTicksMax: prng.intBetween(10, 300),
     memberRequestTimeoutTicks: electionTimeoutTicks * prng.intBetween(5, 15),
+    dbDamageRate: faulty ? pickFloat(new Prng(seed ^ 0xdb), 0, 0.5) : 0,
   };
   return { ...options, ...overrides };
 }

@@ -47,7 +47,7 @@ export type RunResult = {
   readonly losses: ListAppendLossCounts | null;
   readonly reads: number;
   readonly discardedEntries: number;
-  readonly snapshotEvents: Readonly<Record<string, number>>;
+  readonly storageEvents: Readonly<Record<string, number>>;
   /** The operator's membership episodes, requests and wipes. */
   readonly membership: OperatorStats;
   /** Configuration entries committed (each membership change is one; a join is two). */
@@ -85,7 +85,10 @@ function converged(cluster: SimCluster): boolean {
   if (leader === null || leader.core === null || members === null) return false;
   const { commitIndex, lastIndex } = leader.core.summary();
   if (commitIndex !== lastIndex) return false;
-  return members.every((node) => node.store?.appliedIndex === commitIndex);
+  // A node whose database was damaged has converged once it has healed: its database verified again.
+  return members.every(
+    (node) => node.store?.appliedIndex === commitIndex && node.node?.status().storage.verified === true,
+  );
 }
 
 /** Before any fault: elect a leader and create the schema, as an application would at install time. */
@@ -278,7 +281,7 @@ export async function runSeed(
     losses: final?.losses ?? null,
     reads: final?.reads ?? 0,
     discardedEntries: cluster.discarded.length,
-    snapshotEvents: { ...cluster.snapshotEvents },
+    storageEvents: { ...cluster.storageEvents },
     membership: structuredClone(cluster.operator.stats),
     configEntriesCommitted: cluster.checker.configEntriesCommitted,
     trace: cluster.trace,

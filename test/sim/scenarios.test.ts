@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import type { Durability } from "../../src/api/api-types.ts";
 import { nodeDefaults } from "../../src/node/node-config.ts";
 import type { NodeId } from "../../src/types/ids.ts";
+import { SimViolation } from "./checkers.ts";
 import { SimCluster } from "./cluster.ts";
 import type { AppendOp } from "./list-append-checker.ts";
 import {
@@ -69,6 +70,33 @@ async function settled(cluster: SimCluster, answer: Promise<unknown> | undefined
   );
   assert.notEqual(await cluster.runUntil(() => outcome !== null, 1_000), null, "the request was answered");
   return outcome ?? { code: "none" };
+}
+
+/**
+ * n(leader) and `lost` commit three `majority` writes while `stale` is cut off; the leader then
+ * dies, and `lost` restarts with those entries gone from its log (as the WAL heals a corrupted
+ * record), while `stale` is back. Only the leader still holds the entries.
+ */
+async function lostEntriesScenario(
+  seed: number,
+  bugs: { ignoreLostEntries?: boolean },
+): Promise<{ cluster: SimCluster; lost: SimNodeHost; stale: SimNodeHost }> {
+  const cluster = await quietCluster(seed, { nodeCount: 3, unsafeTestBugs: bugs });
+  const leader = leaderOf(cluster);
+  await warmUp(cluster, leader);
+  const [lost, stale] = cluster.nodes.filter((node) => node !== leader) as [SimNodeHost, SimNodeHost];
+  cluster.network.isolate(stale.id, cluster.ids);
+  const firstLost = (leader.core?.status().lastIndex ?? 0) + 1;
+  const writes = [1, 2, 3].map(() => cluster.workload.appendOnce(leader, "majority"));
+  assert.notEqual(await cluster.runUntil(() => writes.every((w) => w.outcome === "ok"), 400), null);
+  await cluster.run(5);
+  cluster.crash(leader.id);
+  cluster.crash(lost.id);
+  lost.disk.loseEntriesFrom(firstLost);
+  await cluster.restart(lost.id);
+  cluster.healPartitions();
+  cluster.network.isolate(leader.id, cluster.ids);
+  return { cluster, lost, stale };
 }
 
 async function finish(cluster: SimCluster): Promise<Awaited<ReturnType<typeof finalCheck>>["losses"]> {
@@ -308,6 +336,91 @@ describe("scripted scenarios on production nodes", () => {
     const stale = await settled(cluster, read());
     assert.notEqual(stale.code, "ok", "a resumed old leader served a leader read from its old term");
     await finish(cluster);
+  });
+
+  test("a node whose log lost acknowledged entries helps elect no leader that lacks them, and rejoins once it has them back", async () => {
+    for (let seed = 1; seed <= 4; seed++) {
+      const { cluster, lost, stale } = await lostEntriesScenario(seed, {});
+      // Its promise keeps it from voting for the stale node, and from campaigning itself.
+      const wrongLeader = await cluster.runUntil(
+        () => leaderAmong([lost, stale]) !== null,
+        3 * electionTimeoutTicksOf(cluster.options).max,
+      );
+      assert.equal(wrongLeader, null, `SEED=${seed}: a leader was elected without the lost entries`);
+      assert.notEqual(lost.core?.status().promised, null);
+      await cluster.healAll();
+      assert.notEqual(
+        await cluster.runUntil(
+          () => lost.core?.status().promised === null,
+          electionBoundTicks(cluster.options) * 4,
+        ),
+        null,
+        `SEED=${seed}: the lost entries came back`,
+      );
+      const losses = await finish(cluster);
+      assert.ok(losses.majority.acknowledged >= 3, `SEED=${seed}`);
+    }
+  });
+
+  test("the checkers catch a node that ignores the entries it lost (the injected core bug ignoreLostEntries)", async () => {
+    const caught: string[] = [];
+    for (let seed = 1; seed <= 4; seed++) {
+      const { cluster, lost, stale } = await lostEntriesScenario(seed, { ignoreLostEntries: true });
+      try {
+        await cluster.runUntil(
+          () => leaderAmong([lost, stale]) !== null,
+          3 * electionTimeoutTicksOf(cluster.options).max,
+        );
+        await cluster.healAll();
+        await livenessPhase(cluster);
+        await finalCheck(cluster);
+      } catch (error) {
+        if (!(error instanceof SimViolation)) throw error;
+        caught.push(`SEED=${seed} ${error.kind}`);
+      } finally {
+        await cluster.dispose();
+      }
+    }
+    assert.ok(caught.length > 0, "no run caught the bug");
+    console.log(`the injected bug was caught: ${caught.join(", ")}`);
+  });
+
+  test("a node restarted on a database with a silently changed row serves none of it, finds it, and takes the leader's snapshot", async () => {
+    for (let seed = 1; seed <= 3; seed++) {
+      const cluster = await quietCluster(seed, { nodeCount: 3 });
+      const leader = leaderOf(cluster);
+      await warmUp(cluster, leader);
+      const node = cluster.nodes.find((n) => n !== leader) as SimNodeHost;
+      await cluster.run(20);
+      cluster.crash(node.id);
+      cluster.checker.damagedOnPurpose.add(node.id);
+      assert.ok(node.changeRowSilently(), `SEED=${seed}: a row to change`);
+      await cluster.restart(node.id);
+      const read = await settled(
+        cluster,
+        node.node?.query({
+          statements: [{ sql: "SELECT items FROM lists", params: [] }],
+          consistency: "any",
+          minIndex: null,
+          maxLagMs: null,
+          timeoutMs: 100,
+        }),
+      );
+      assert.ok(["STORE_UNVERIFIED", "STORE_DAMAGED"].includes(read.code), `SEED=${seed}: ${read.code}`);
+      const healed = await cluster.runUntil(() => {
+        const storage = node.node?.status().storage;
+        return (
+          storage?.damaged === null &&
+          storage.verified &&
+          node.store?.appliedIndex === leader.store?.appliedIndex
+        );
+      }, 2_000);
+      assert.notEqual(healed, null, `SEED=${seed}: healed`);
+      cluster.checker.damagedOnPurpose.delete(node.id);
+      assert.ok(node.events.includes("consistency.damage-found"), `SEED=${seed}: the damage was found`);
+      assert.ok(node.events.includes("store.healed"), `SEED=${seed}`);
+      await finish(cluster);
+    }
   });
 
   test("leadership transfer under load hands over and loses no acknowledged write (thesis §3.10)", async () => {

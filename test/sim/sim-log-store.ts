@@ -10,7 +10,7 @@
 import { assert } from "../../src/lib/assert.ts";
 import type { Prng } from "../../src/lib/prng.ts";
 import type { RecoveredLog } from "../../src/node/runtime.ts";
-import { type LogIndex, logIndex, type Term, term } from "../../src/types/ids.ts";
+import { type LogIndex, logIndex, type Position, type Term, term } from "../../src/types/ids.ts";
 import type { HardState, LogEntry } from "../../src/types/log-entry.ts";
 import type { CompactionPoint, LogStore } from "../../src/wal/log-store.ts";
 
@@ -29,6 +29,27 @@ export class SimDisk {
     this.entries = [];
     this.hardState = { term: term(0), votedFor: null };
     this.point = { index: logIndex(0), term: term(0) };
+  }
+
+  /**
+   * Storage damage healed as the WAL's recovery heals it (`src/wal/recovery.ts`): every entry from
+   * `firstLostIndex` on is gone, and the hard state moves to the next term with no vote and the
+   * last position held before (the WAL's bound is exact when the records after the damage are
+   * intact). A log left wholly below the compaction point is discarded, as recovery does.
+   */
+  loseEntriesFrom(firstLostIndex: number): void {
+    const last = this.entries.at(-1);
+    if (last === undefined || last.index < firstLostIndex) return;
+    const lost: Position = { index: last.index, term: this.hardState.term };
+    const earlier = this.hardState.promised;
+    const promised =
+      earlier !== undefined &&
+      (earlier.term > lost.term || (earlier.term === lost.term && earlier.index > lost.index))
+        ? earlier
+        : lost;
+    this.hardState = { term: term(this.hardState.term + 1), votedFor: null, promised };
+    this.entries = this.entries.filter((entry) => entry.index < firstLostIndex);
+    if ((this.entries.at(-1)?.index ?? 0) < this.point.index) this.entries = [];
   }
 }
 

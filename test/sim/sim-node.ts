@@ -13,6 +13,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import type { ClusterConfig } from "../../src/consensus/cluster-config.ts";
 import type { RaftCore } from "../../src/consensus/index.ts";
 import { assert } from "../../src/lib/assert.ts";
@@ -22,8 +23,9 @@ import { type NodeConfig, nodeDefaults } from "../../src/node/node-config.ts";
 import { quarantineSink } from "../../src/node/orphans.ts";
 import type { LoopObserver } from "../../src/node/runtime.ts";
 import { reconcileStorage } from "../../src/node/snapshot-files.ts";
+import { openStoreBehindLog } from "../../src/node/storage-repair.ts";
 import { OrphanQuarantine } from "../../src/store/orphan-quarantine.ts";
-import { Store } from "../../src/store/store.ts";
+import type { Store } from "../../src/store/store.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import type { LogEntry } from "../../src/types/log-entry.ts";
 import type { SimNetwork } from "./network.ts";
@@ -90,6 +92,8 @@ export type HostObserver = {
   /** Every event the node logs (the cluster counts snapshot events). */
   logged(host: SimNodeHost, event: string): void;
 };
+
+const eventsKeptMax = 2_000;
 
 export type SimClockSource = { nowTick(): number; nowMs(): number };
 
@@ -178,14 +182,20 @@ export class SimNodeHost {
     this.io = new SimIo();
     this.log = new SimLogStore(this.disk, this.prng, this.fsyncTicksMax, () => clock.nowTick());
     this.timers = new SimTimers(() => clock.nowMs());
-    this.store = Store.open({ path: path.join(this.directory, "baton.db") });
     const snapshotDirectory = this.snapshotDirectory;
+    const paths = {
+      logDirectory: path.join(this.directory, "log"),
+      databasePath: path.join(this.directory, "baton.db"),
+      snapshotDirectory,
+    };
+    // As `baton start` does: a database ahead of a log that lost entries is rewound.
+    this.store = await openStoreBehindLog(paths, {}, this.log, (_level, event) => this.logged(event));
     const reconciled = await reconcileStorage({
       directory: snapshotDirectory,
       log: this.log,
       recovered: this.disk.recover(),
       store: this.store,
-      logger: (_level, event) => this.hooks.logged(this, event),
+      logger: (_level, event) => this.logged(event),
     });
     reconciled.pending.catch((error: unknown) => this.hooks.fatal(this, error as Error));
     const orphans = OrphanQuarantine.open(path.join(this.directory, "review", "orphans.db"));
@@ -219,15 +229,49 @@ export class SimNodeHost {
       },
       orphans,
       logger: (_level, event, fields) => {
-        if (process.env.SIM_DEBUG_LOG !== undefined && event.startsWith("snapshot"))
+        if (process.env.SIM_DEBUG_LOG !== undefined && /^(snapshot|store|consistency|wal)\./.test(event))
           console.log(`[${clock.nowTick()}] ${this.id}`, event, JSON.stringify(fields));
-        this.hooks.logged(this, event);
+        this.logged(event);
       },
       onFatal: (error) => this.hooks.fatal(this, error),
       observer: this.hooks.observer(this),
     });
     this.node = node;
     await node.start();
+  }
+
+  /** Events this machine logged, the latest `eventsKeptMax` of them (scenarios look for some). */
+  readonly events: string[] = [];
+
+  private logged(event: string): void {
+    this.events.push(event);
+    if (this.events.length > eventsKeptMax) this.events.shift();
+    this.hooks.logged(this, event);
+  }
+
+  /**
+   * Changes a committed row in the (stopped) machine's database behind the store's back: damage
+   * inside a row's content, which only comparing with the other replicas can find. `events`: the
+   * newest row, which no write changes later, so only a consistency check can find it; `lists`: a
+   * list gets a value no client appended, and the next write to that list does not apply here
+   * (STORE_DIVERGED) before a check may find it. Returns whether there was a row to change.
+   */
+  changeRowSilently(delta = 1, table: "events" | "lists" = "events"): boolean {
+    assert(this.node === null, `damage under a live node ${this.id}`);
+    const file = path.join(this.directory, "baton.db");
+    if (!fs.existsSync(file)) return false;
+    const db = new DatabaseSync(file);
+    try {
+      const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE name = ?").get(table) !== undefined;
+      if (!exists) return false;
+      const change =
+        table === "events"
+          ? "UPDATE events SET noise = noise + ? WHERE id = (SELECT max(id) FROM events)"
+          : "UPDATE lists SET items = items || ',' || ? WHERE key = (SELECT min(key) FROM lists)";
+      return Number(db.prepare(change).run(delta).changes) > 0;
+    } finally {
+      db.close();
+    }
   }
 
   crash(): void {

@@ -27,7 +27,7 @@ export type CampaignSummary = {
   writes: Record<Durability, { acknowledged: number; lost: number }>;
   discardedEntries: number;
   reads: number;
-  snapshotEvents: Record<string, number>;
+  storageEvents: Record<string, number>;
   membership: {
     /** Runs in which the operator made at least one change. */
     runsWithChanges: number;
@@ -59,6 +59,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
       "leader-isolation": 0,
       "one-way-partition": 0,
       pause: 0,
+      "db-damage": 0,
     },
     messagesSent: 0,
     messagesDropped: 0,
@@ -76,7 +77,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     },
     discardedEntries: 0,
     reads: 0,
-    snapshotEvents: {},
+    storageEvents: {},
     membership: {
       runsWithChanges: 0,
       episodes: {},
@@ -100,8 +101,8 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     for (const kind of Object.keys(summary.faults) as FaultKind[])
       summary.faults[kind] += result.faults[kind];
     summary.messagesSent += result.messagesSent;
-    for (const [event, count] of Object.entries(result.snapshotEvents))
-      summary.snapshotEvents[event] = (summary.snapshotEvents[event] ?? 0) + count;
+    for (const [event, count] of Object.entries(result.storageEvents))
+      summary.storageEvents[event] = (summary.storageEvents[event] ?? 0) + count;
     summary.messagesDropped += result.messagesDropped;
     elections += result.elections;
     summary.electionsPerRunMax = Math.max(summary.electionsPerRunMax, result.elections);
@@ -162,7 +163,7 @@ export function formatSummary(summary: CampaignSummary, elapsedMs: number): stri
       (level) => `  ${level.padEnd(8)} ${summary.writes[level].acknowledged} / ${summary.writes[level].lost}`,
     ),
     `divergent entries discarded by followers: ${summary.discardedEntries}`,
-    `snapshot events: ${JSON.stringify(summary.snapshotEvents)}`,
+    `snapshot and storage events: ${JSON.stringify(summary.storageEvents)}`,
     ...formatMembership(summary),
     `client reads checked against the final lists (linearizable ones also in real-time order): ${summary.reads}`,
   ];
@@ -176,6 +177,6 @@ function formatMembership(summary: CampaignSummary): string[] {
     `membership: runs with changes ${m.runsWithChanges} of ${summary.runs}; configuration entries committed ${m.configEntriesCommitted} (per run mean ${perRun(m.configEntriesCommitted)}, max ${m.configEntriesPerRunMax})`,
     `  episodes completed ${JSON.stringify(m.episodes)}`,
     `  requests ${m.requests}, acknowledged ${JSON.stringify(m.changes)}`,
-    `  disks wiped ${m.wipes}, rejoined ${m.rejoins} (per run mean ${perRun(m.rejoins)}, max ${m.rejoinsPerRunMax}); snapshots installed ${summary.snapshotEvents["snapshot.installed"] ?? 0} (per run ${perRun(summary.snapshotEvents["snapshot.installed"] ?? 0)})`,
+    `  disks wiped ${m.wipes}, rejoined ${m.rejoins} (per run mean ${perRun(m.rejoins)}, max ${m.rejoinsPerRunMax}); snapshots installed ${summary.storageEvents["snapshot.installed"] ?? 0} (per run ${perRun(summary.storageEvents["snapshot.installed"] ?? 0)})`,
   ];
 }
