@@ -1,0 +1,390 @@
+/**
+ * Whether a client statement provably runs in bounded time, judged from the program SQLite compiled
+ * it to (`EXPLAIN`), never from its text.
+ *
+ * Why: node:sqlite (Node 26) has no progress handler and no interrupt, so a statement that runs on
+ * the leader's event loop cannot be stopped. The leader therefore runs in process only batches whose
+ * every statement is provably short, and sends any other batch to its write sandbox, a process it
+ * can kill (`write-sandbox.ts`). This module is the proof. A wrong "bounded" would let a statement
+ * hold the event loop; a wrong "unbounded" only costs the sandbox's round trip, so every doubt
+ * answers "unbounded".
+ *
+ * A program is bounded when:
+ * - it contains no loop: no jump goes backwards, except the prologue's return to the program's
+ *   start and the walk over `sqlite_sequence` that AUTOINCREMENT compiles to (one row per table
+ *   that has a counter: bounded by the schema, not by the data);
+ * - every instruction is one whose cost is bounded by the size of its operands: B-tree seeks,
+ *   inserts and deletes of single rows, register arithmetic, record building, and calls of scalar
+ *   functions that are linear in their arguments (`like`, `glob`, `instr`, `replace`, `printf`,
+ *   `randomblob`, `zeroblob` and anything unknown are not: their cost is set by a value, not by the
+ *   size of the data it reads);
+ * - the same holds for every sub-program it calls (triggers and foreign-key actions), which
+ *   `EXPLAIN` lists after the main program.
+ * A loop-free program runs each instruction at most once per call, so its run time is bounded by
+ * its length and the size of the values it touches. Anything else (scans, sorts, aggregates,
+ * recursive CTEs, DDL, `RETURNING`'s walk over its rows) is "unbounded" here.
+ *
+ * Verdicts are cached per SQL text (`statementCostEntriesMax`, texts up to
+ * `statementCostSqlCharsMax` characters) and the cache is cleared whenever the schema may have
+ * changed (the store calls `clear` where it drops its other schema-derived caches), because a new
+ * trigger or index changes what a text compiles to.
+ */
+import type { DatabaseSync } from "node:sqlite";
+import { assert } from "../lib/assert.ts";
+
+/** Verdicts kept; past it the oldest goes first. */
+export const statementCostEntriesMax = 512;
+
+/** Longer texts are judged on every use (their keys would make the cache large in bytes). */
+export const statementCostSqlCharsMax = 16 * 1024;
+
+/** One instruction as `EXPLAIN` lists it. */
+export type Instruction = {
+  readonly addr: number;
+  readonly opcode: string;
+  readonly p1: number;
+  readonly p2: number;
+  readonly p3: number;
+  readonly p4: string | null;
+};
+
+/** Opcodes whose P2 is a jump target. */
+const jumpOpcodes = new Set([
+  "Init",
+  "Goto",
+  "If",
+  "IfNot",
+  "IsNull",
+  "NotNull",
+  "IsType",
+  "IfNullRow",
+  "Eq",
+  "Ne",
+  "Lt",
+  "Le",
+  "Gt",
+  "Ge",
+  "ElseEq",
+  "Once",
+  "IfPos",
+  "IfNotZero",
+  "DecrJumpZero",
+  "MustBeInt",
+  "FkIfZero",
+  "SeekRowid",
+  "NotExists",
+  "SeekGE",
+  "SeekGT",
+  "SeekLE",
+  "SeekLT",
+  "IdxGT",
+  "IdxGE",
+  "IdxLT",
+  "IdxLE",
+  "NoConflict",
+  "NotFound",
+  "Found",
+  "IfNoHope",
+  "Rewind",
+  "Last",
+  "Next",
+  "Prev",
+]);
+
+/** Opcodes that do a bounded amount of work and do not jump. */
+const straightOpcodes = new Set([
+  "Transaction",
+  "TableLock",
+  "OpenRead",
+  "OpenWrite",
+  "OpenEphemeral",
+  "Close",
+  "ColumnsUsed",
+  "CursorHint",
+  "Column",
+  "Rowid",
+  "IdxRowid",
+  "DeferredSeek",
+  "FinishSeek",
+  "SeekEnd",
+  "NullRow",
+  "SoftNull",
+  "Null",
+  "Integer",
+  "Int64",
+  "Real",
+  "String8",
+  "String",
+  "Blob",
+  "Variable",
+  "Copy",
+  "SCopy",
+  "IntCopy",
+  "Move",
+  "MakeRecord",
+  "Affinity",
+  "TypeCheck",
+  "Cast",
+  "RealAffinity",
+  "NewRowid",
+  "Insert",
+  "Delete",
+  "IdxInsert",
+  "IdxDelete",
+  "RowData",
+  "Halt",
+  "HaltIfNull",
+  "ResultRow",
+  "Noop",
+  "Trace",
+  "Add",
+  "Subtract",
+  "Multiply",
+  "Divide",
+  "Remainder",
+  "BitAnd",
+  "BitOr",
+  "ShiftLeft",
+  "ShiftRight",
+  "BitNot",
+  "Not",
+  "And",
+  "Or",
+  "IsTrue",
+  "Concat",
+  "AddImm",
+  "MemMax",
+  "FkCounter",
+  "FkCheck",
+  "Program",
+  "Param",
+  "ResetCount",
+  "CollSeq",
+  "ZeroOrNull",
+  "Sequence",
+  "ReleaseReg",
+  "Abortable",
+  "ClrSubtype",
+  "GetSubtype",
+  "SetSubtype",
+]);
+
+/** Scalar functions whose work is linear in the size of their arguments (by name, as `EXPLAIN` shows it). */
+const linearFunctions = new Set([
+  "abs",
+  "changes",
+  "char",
+  "coalesce",
+  "concat",
+  "concat_ws",
+  "date",
+  "datetime",
+  "hex",
+  "ifnull",
+  "iif",
+  "if",
+  "julianday",
+  "last_insert_rowid",
+  "length",
+  "likelihood",
+  "likely",
+  "lower",
+  "ltrim",
+  "max",
+  "min",
+  "nullif",
+  "octet_length",
+  "quote",
+  "random",
+  "round",
+  "rtrim",
+  "sign",
+  "sqlite_version",
+  "strftime",
+  "substr",
+  "substring",
+  "time",
+  "timediff",
+  "total_changes",
+  "trim",
+  "typeof",
+  "unhex",
+  "unicode",
+  "unistr",
+  "unixepoch",
+  "unlikely",
+  "upper",
+  "json",
+  "jsonb",
+  "json_array",
+  "json_extract",
+  "json_insert",
+  "json_object",
+  "json_quote",
+  "json_remove",
+  "json_replace",
+  "json_set",
+  "json_type",
+  "json_valid",
+  "->",
+  "->>",
+  "acos",
+  "asin",
+  "atan",
+  "atan2",
+  "ceil",
+  "ceiling",
+  "cos",
+  "cosh",
+  "degrees",
+  "exp",
+  "floor",
+  "ln",
+  "log",
+  "log10",
+  "log2",
+  "mod",
+  "pi",
+  "pow",
+  "power",
+  "radians",
+  "sin",
+  "sinh",
+  "sqrt",
+  "tan",
+  "tanh",
+  "trunc",
+]);
+
+/**
+ * `trim`, `ltrim` and `rtrim` with a second argument test every character against a set the
+ * caller chooses: bounded only with their default set.
+ */
+const oneArgumentOnly = new Set(["trim", "ltrim", "rtrim"]);
+
+/** `name(arity)` from an instruction's P4, or null when it does not look like one. */
+function functionOf(p4: string | null): { name: string; arity: number } | null {
+  const match = /^(.+)\((-?\d+)\)$/.exec(p4 ?? "");
+  if (match === null) return null;
+  return { name: match[1]!.toLowerCase(), arity: Number(match[2]) };
+}
+
+function isLinearCall(instruction: Instruction): boolean {
+  const called = functionOf(instruction.p4);
+  if (called === null || !linearFunctions.has(called.name)) return false;
+  return !oneArgumentOnly.has(called.name) || called.arity === 1;
+}
+
+/** Splits an `EXPLAIN` listing into its programs (each sub-program starts again at address 0). */
+export function programsOf(listing: readonly Instruction[]): Instruction[][] {
+  const programs: Instruction[][] = [];
+  for (const instruction of listing) {
+    if (instruction.addr === 0 || programs.length === 0) programs.push([]);
+    programs.at(-1)!.push(instruction);
+  }
+  return programs;
+}
+
+/** The cursor a backward `Next`/`Prev` walks, as opened by the nearest `OpenRead`/`OpenWrite` before its loop. */
+function loopRootPage(program: readonly Instruction[], cursor: number, loopStart: number): number | null {
+  for (let at = loopStart - 1; at >= 0; at--) {
+    const instruction = program[at];
+    if (instruction === undefined) continue;
+    const opens = instruction.opcode === "OpenRead" || instruction.opcode === "OpenWrite";
+    if (opens && instruction.p1 === cursor) return instruction.p3 === 0 ? instruction.p2 : null;
+  }
+  return null;
+}
+
+/** Whether one program (no sub-programs) is bounded; see the module header. */
+export function isBoundedProgram(program: readonly Instruction[], sequenceRootPage: number | null): boolean {
+  const init = program[0];
+  if (init === undefined || init.opcode !== "Init") return false;
+  for (const [position, instruction] of program.entries()) {
+    if (instruction.addr !== position) return false;
+    const { opcode } = instruction;
+    if (opcode === "Function" || opcode === "PureFunc") {
+      if (!isLinearCall(instruction)) return false;
+      continue;
+    }
+    if (straightOpcodes.has(opcode)) continue;
+    if (!jumpOpcodes.has(opcode)) return false;
+    // P2 = 0 marks a jump SQLite never takes (a row that must exist); Init's target is forward.
+    if (instruction.p2 > instruction.addr || (instruction.p2 === 0 && opcode !== "Init")) continue;
+    // A backward jump: only the prologue's return and the walk over sqlite_sequence are bounded.
+    const prologueReturn = opcode === "Goto" && instruction.p2 === 1 && instruction.addr >= init.p2;
+    if (prologueReturn) continue;
+    const walk = opcode === "Next" || opcode === "Prev";
+    if (!walk || sequenceRootPage === null) return false;
+    if (loopRootPage(program, instruction.p1, instruction.p2) !== sequenceRootPage) return false;
+  }
+  return true;
+}
+
+/** Whether a whole `EXPLAIN` listing (a statement and its sub-programs) is bounded. */
+export function isBoundedListing(listing: readonly Instruction[], sequenceRootPage: number | null): boolean {
+  const programs = programsOf(listing);
+  return programs.length > 0 && programs.every((program) => isBoundedProgram(program, sequenceRootPage));
+}
+
+function numberOf(value: unknown): number {
+  return typeof value === "bigint" ? Number(value) : Number(value ?? 0);
+}
+
+/** The `EXPLAIN` listing of `sql` on `db`, or null when it does not compile (then: unbounded). */
+function explain(db: DatabaseSync, sql: string): Instruction[] | null {
+  try {
+    return db
+      .prepare(`EXPLAIN ${sql}`)
+      .all()
+      .map((row) => ({
+        addr: numberOf(row.addr),
+        opcode: String(row.opcode),
+        p1: numberOf(row.p1),
+        p2: numberOf(row.p2),
+        p3: numberOf(row.p3),
+        p4: row.p4 === null || row.p4 === undefined ? null : String(row.p4),
+      }));
+  } catch {
+    return null;
+  }
+}
+
+function sequenceRootPageOf(db: DatabaseSync): number | null {
+  const row = db.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_sequence'").get();
+  return row === undefined ? null : numberOf(row.rootpage);
+}
+
+/** Verdicts per SQL text on one connection, dropped whenever the schema may have changed. */
+export class StatementCost {
+  readonly #verdicts = new Map<string, boolean>();
+  /** `sqlite_sequence`'s root page, read once per schema; undefined until read. */
+  #sequenceRootPage: number | null | undefined = undefined;
+
+  get entries(): number {
+    return this.#verdicts.size;
+  }
+
+  /** Whether `sql` compiles, on `db` as its schema stands, to a bounded program. */
+  isBounded(db: DatabaseSync, sql: string): boolean {
+    const known = this.#verdicts.get(sql);
+    if (known !== undefined) return known;
+    this.#sequenceRootPage ??= sequenceRootPageOf(db);
+    const listing = explain(db, sql);
+    const bounded = listing !== null && isBoundedListing(listing, this.#sequenceRootPage);
+    if (sql.length <= statementCostSqlCharsMax) {
+      if (this.#verdicts.size >= statementCostEntriesMax) {
+        const oldest = this.#verdicts.keys().next().value;
+        if (oldest !== undefined) this.#verdicts.delete(oldest);
+      }
+      this.#verdicts.set(sql, bounded);
+    }
+    assert(this.#verdicts.size <= statementCostEntriesMax, "statement cost verdicts stay within their bound");
+    return bounded;
+  }
+
+  clear(): void {
+    this.#verdicts.clear();
+    this.#sequenceRootPage = undefined;
+  }
+}
