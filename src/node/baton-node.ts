@@ -78,6 +78,7 @@ export class BatonNode implements NodeService {
       applied: this.applied,
       observer: runtime.observer,
       reportApplied: (index) => this.loop.reportApplied(index),
+      holdApplies: () => this.writes.sandboxRunning,
     });
     this.snapshots = new SnapshotKeeper(
       config,
@@ -232,6 +233,7 @@ export class BatonNode implements NodeService {
 
   private roleChanged(change: RoleChange): void {
     if (change.role !== "leader") {
+      this.writes.leadershipLost();
       this.speculation.rollback(`became ${change.role}`);
       this.sender.abortAll();
       this.ids.reset();

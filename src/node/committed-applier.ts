@@ -7,6 +7,10 @@
  * after a crash is exactly-once). After progress, the core hears `applied` and waiters for an
  * index wake up.
  *
+ * While the leader's write sandbox runs a batch it may hold SQLite's write lock on the same file
+ * (`write-path.ts`); applying then would wait on that lock with the event loop blocked, so nothing
+ * is applied until the batch is done (`holdApplies`), and the write path resumes applying after it.
+ *
  * A committed entry that does not apply (STORE_DIVERGED, a corrupt payload, an I/O error) means
  * this replica can no longer follow the log: the error propagates to the replica loop, whose
  * fatal path stops the node rather than let it serve wrong data.
@@ -30,6 +34,7 @@ export class CommittedApplier {
   private readonly applied: IndexWaiters;
   private readonly observer: LoopObserver | undefined;
   private readonly reportApplied: (index: LogIndex) => void;
+  private readonly holdApplies: () => boolean;
 
   constructor(parts: {
     store: Store;
@@ -38,6 +43,8 @@ export class CommittedApplier {
     applied: IndexWaiters;
     observer: LoopObserver | undefined;
     reportApplied: (index: LogIndex) => void;
+    /** True while applying must wait (the write sandbox runs a batch). */
+    holdApplies: () => boolean;
   }) {
     this.store = parts.store;
     this.core = parts.core;
@@ -45,9 +52,11 @@ export class CommittedApplier {
     this.applied = parts.applied;
     this.observer = parts.observer;
     this.reportApplied = parts.reportApplied;
+    this.holdApplies = parts.holdApplies;
   }
 
   applyCommitted(through: LogIndex): void {
+    if (this.holdApplies()) return;
     const before = this.store.appliedIndex;
     const target = Math.min(through, before + applyBatchEntriesMax);
     while (this.store.appliedIndex < target) {

@@ -12,6 +12,7 @@ import type { Durability } from "../consensus/config.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
 import { Store } from "../store/store.ts";
+import { WriteSandbox } from "../store/write-sandbox.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
 import { walFaultOptions } from "../wal/fault-injection.ts";
@@ -41,7 +42,10 @@ export type LaunchConfig = {
   readonly missedHeartbeats: number;
   readonly durability: Durability;
   readonly bodyBytesMax: number;
-  /** Query processes (default 2) and the longest a query may run (default 5 s): `query-process-pool.ts`. */
+  /**
+   * Query processes (default 2) and the longest a query may run (default 5 s): `query-process-pool.ts`.
+   * The same bound caps a write batch in the write sandbox (`write-sandbox.ts`).
+   */
   readonly queryProcessesMax?: number;
   readonly queryMsMax?: number;
   /** Snapshot policy (`--snapshot-entries`, `--snapshot-log-bytes`, `--compaction-trail`). */
@@ -79,15 +83,40 @@ async function startQueryPool(
   }
 }
 
+/** The store's bounds, the same for the node's store and its write sandbox: a request's bounds. */
+const storeLimits = {
+  statementsPerBatchMax: requestLimits.statementsPerBatchMax,
+  sqlBytesMax: requestLimits.sqlBytesMax,
+} as const;
+
+/** Write batches that are not provably short run in a killable process, so none can hold the event loop. */
+async function startWriteSandbox(
+  storage: { store: Store; wal: Wal; queries: QueryProcessPool },
+  config: LaunchConfig,
+  log: NodeLog,
+): Promise<WriteSandbox> {
+  const { store, wal, queries } = storage;
+  const executeMsMax = config.queryMsMax;
+  try {
+    return await WriteSandbox.start({
+      path: store.path,
+      limits: storeLimits,
+      log,
+      ...(executeMsMax === undefined ? {} : { executeMsMax }),
+    });
+  } catch (error) {
+    await queries.close();
+    store.close();
+    await wal.close().catch(() => {});
+    throw error;
+  }
+}
+
 /** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
 async function openStorage(dataDirectory: string, log: NodeLog) {
   const { wal, recovered } = Wal.open(path.join(dataDirectory, "log"), walFaultOptions(process.env));
   if (recovered.tornTailBytes > 0) log("warn", "wal.torn-tail-cut", { bytes: recovered.tornTailBytes });
-  const store = Store.open({
-    path: path.join(dataDirectory, "baton.db"),
-    statementsPerBatchMax: requestLimits.statementsPerBatchMax,
-    sqlBytesMax: requestLimits.sqlBytesMax,
-  });
+  const store = Store.open({ path: path.join(dataDirectory, "baton.db"), ...storeLimits });
   const snapshotDirectory = path.join(dataDirectory, "snapshots");
   try {
     const reconciled = await reconcileStorage({
@@ -113,6 +142,7 @@ export async function openNode(
 ): Promise<OpenNode> {
   const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
   const queries = await startQueryPool({ store, wal }, config, log);
+  const writeSandbox = await startWriteSandbox({ store, wal, queries }, config, log);
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
@@ -142,6 +172,7 @@ export async function openNode(
       recovered: reconciled.recovered,
       store,
       queryExecutor: queries,
+      writeSandbox,
       snapshotDirectory,
       io: systemIo,
       review: quarantineSink(orphans),
@@ -163,6 +194,7 @@ export async function openNode(
   const close = async (): Promise<void> => {
     await node.stop();
     await queries.close();
+    await writeSandbox.close();
     await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
     store.close();
     orphans.close();

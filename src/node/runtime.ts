@@ -13,6 +13,7 @@ import type { Effects, Input } from "../consensus/index.ts";
 import type { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import type { QueryExecutor } from "../store/query-executor.ts";
 import type { Store } from "../store/store.ts";
+import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { Transport, TransportHandlers } from "../transport/transport.ts";
 import type { LogIndex, Position } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
@@ -69,6 +70,12 @@ export type NodeRuntime = {
    * `store`, synchronously and without a time bound, which keeps the simulator deterministic.
    */
   readonly queryExecutor?: QueryExecutor;
+  /**
+   * Where a leader runs write batches that are not provably short (`write-path.ts`). `launch.ts`
+   * passes a killable process on the store's file, so no write can hold the event loop; left out
+   * (the simulator, unit tests) every batch runs in process on `store`.
+   */
+  readonly writeSandbox?: BatchSandbox;
   readonly transport: (handlers: TransportHandlers) => Transport;
   readonly review: ReviewSink;
   /** Orphaned entries kept for an operator (`orphans.ts`); the review sink fills it. */
