@@ -138,6 +138,18 @@ export type StatusResponse = {
   readonly lastIndex: number;
   readonly members: readonly MemberStatus[];
   readonly snapshots: StatusSnapshots;
+  readonly admission: StatusAdmission;
+};
+
+/** A node's admission control (`src/node/admission.ts`), in `/v1/status`. */
+export type StatusAdmission = {
+  readonly readsInFlight: number;
+  readonly writesInFlight: number;
+  /** Requests refused OVERLOADED since the node started: past the in-flight bounds, and for the loop's delay. */
+  readonly refused: { readonly read: number; readonly write: number; readonly loopDelay: number };
+  /** The event loop's recent delay in ms (null when not measured), and the delay past which new work is shed. */
+  readonly loopDelayMs: number | null;
+  readonly loopDelayShedMs: number;
 };
 
 /** A node's snapshots and log compaction, in `/v1/status`. */

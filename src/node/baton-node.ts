@@ -18,7 +18,7 @@
  * Bugs crash: a non-`BatonError` thrown by any request path takes the loop's fatal path before it
  * propagates; a `BatonError` is an operating error and leaves the node running.
  */
-import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
+import type { ExecuteResponse, QueryResponse, StatusAdmission, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import type { RoleChange } from "../consensus/index.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
@@ -28,7 +28,7 @@ import { CommittedApplier } from "./committed-applier.ts";
 import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
-import { checkNodeConfig, type NodeConfig } from "./node-config.ts";
+import { checkNodeConfig, loopDelayShedMsOf, type NodeConfig } from "./node-config.ts";
 import type { NodeService, Readiness } from "./node-service.ts";
 import { NodeStatusView } from "./node-status.ts";
 import { replayRequest, summarizeOrphan, viewOrphan } from "./orphans.ts";
@@ -120,8 +120,12 @@ export class BatonNode implements NodeService {
       isStopping,
     });
     this.reads = new ReadPath({ ...this.parts(), requireLeader: () => this.writes.requireLeader() });
-    this.statusView = new NodeStatusView(this.loop, store, this.peers, config, () => this.snapshots.status());
-    this.admission = new Admission(config);
+    const { admission, status } = admissionOf(config, runtime);
+    this.admission = admission;
+    this.statusView = new NodeStatusView(this.loop, store, this.peers, config, {
+      snapshots: () => this.snapshots.status(),
+      admission: status,
+    });
     this.loop.onStateChange(() => this.afterStep());
   }
 
@@ -141,6 +145,10 @@ export class BatonNode implements NodeService {
 
   execute(request: NormalizedExecute): Promise<ExecuteResponse> {
     return this.guard(() => this.admission.run("write", () => this.writes.execute(request)));
+  }
+
+  shed(): void {
+    this.guardSync(() => this.admission.shed());
   }
 
   query(request: NormalizedQuery): Promise<QueryResponse> {
@@ -287,4 +295,25 @@ export class BatonNode implements NodeService {
       { cause: bug },
     );
   }
+}
+
+/** Admission control on the runtime's measure of the event loop's delay, and its status section. */
+function admissionOf(
+  config: NodeConfig,
+  runtime: NodeRuntime,
+): { admission: Admission; status: () => StatusAdmission } {
+  const loopDelay = runtime.loopDelay;
+  const loopDelayShedMs = loopDelayShedMsOf(config);
+  const admission = new Admission(
+    config,
+    loopDelay === undefined ? null : { recentMs: () => loopDelay.recentMs(), loopDelayShedMs },
+  );
+  const status = (): StatusAdmission => ({
+    readsInFlight: admission.inFlightOf("read"),
+    writesInFlight: admission.inFlightOf("write"),
+    refused: { ...admission.refused },
+    loopDelayMs: admission.loopDelayMs(),
+    loopDelayShedMs,
+  });
+  return { admission, status };
 }

@@ -20,7 +20,14 @@ import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { nodeDefaults } from "./node-config.ts";
 import { quarantineSink } from "./orphans.ts";
-import { type NodeLog, systemClock, systemIo, systemRandomSeed, systemTimers } from "./runtime.ts";
+import {
+  type NodeLog,
+  systemClock,
+  systemIo,
+  systemLoopDelay,
+  systemRandomSeed,
+  systemTimers,
+} from "./runtime.ts";
 import { reconcileStorage } from "./snapshot-files.ts";
 
 type HostPort = { readonly host: string; readonly port: number };
@@ -66,50 +73,46 @@ export function hostPort(address: HostPort): string {
   return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
-/** Client queries run in killable processes, so none can hold this node's event loop. */
-async function startQueryPool(
-  storage: { store: Store; wal: Wal },
-  config: LaunchConfig,
-  log: NodeLog,
-): Promise<QueryProcessPool> {
-  const { store, wal } = storage;
-  const options = { queryProcessesMax: config.queryProcessesMax, queryMsMax: config.queryMsMax };
-  try {
-    return await QueryProcessPool.start({ path: store.path, limits: store.queryLimits, log, ...options });
-  } catch (error) {
-    store.close();
-    await wal.close().catch(() => {});
-    throw error;
-  }
-}
-
 /** The store's bounds, the same for the node's store and its write sandbox: a request's bounds. */
 const storeLimits = {
   statementsPerBatchMax: requestLimits.statementsPerBatchMax,
   sqlBytesMax: requestLimits.sqlBytesMax,
 } as const;
 
-/** Write batches that are not provably short run in a killable process, so none can hold the event loop. */
-async function startWriteSandbox(
-  storage: { store: Store; wal: Wal; queries: QueryProcessPool },
+/**
+ * Client queries run in killable processes, and so do write batches that are not provably short
+ * (the write sandbox): no client statement can hold this node's event loop. Both start at once;
+ * if either fails, whatever started is stopped and the storage closed.
+ */
+async function startHelpers(
+  storage: { store: Store; wal: Wal },
   config: LaunchConfig,
   log: NodeLog,
-): Promise<WriteSandbox> {
-  const { store, wal, queries } = storage;
-  const executeMsMax = config.queryMsMax;
-  try {
-    return await WriteSandbox.start({
+): Promise<{ queries: QueryProcessPool; writeSandbox: WriteSandbox }> {
+  const { store, wal } = storage;
+  const queryMsMax = config.queryMsMax;
+  const [queries, writeSandbox] = await Promise.allSettled([
+    QueryProcessPool.start({
+      path: store.path,
+      limits: store.queryLimits,
+      log,
+      queryProcessesMax: config.queryProcessesMax,
+      queryMsMax,
+    }),
+    WriteSandbox.start({
       path: store.path,
       limits: storeLimits,
       log,
-      ...(executeMsMax === undefined ? {} : { executeMsMax }),
-    });
-  } catch (error) {
-    await queries.close();
-    store.close();
-    await wal.close().catch(() => {});
-    throw error;
-  }
+      ...(queryMsMax === undefined ? {} : { executeMsMax: queryMsMax }),
+    }),
+  ]);
+  if (queries.status === "fulfilled" && writeSandbox.status === "fulfilled")
+    return { queries: queries.value, writeSandbox: writeSandbox.value };
+  if (queries.status === "fulfilled") await queries.value.close();
+  if (writeSandbox.status === "fulfilled") await writeSandbox.value.close();
+  store.close();
+  await wal.close().catch(() => {});
+  throw queries.status === "rejected" ? queries.reason : (writeSandbox as PromiseRejectedResult).reason;
 }
 
 /** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
@@ -141,8 +144,8 @@ export async function openNode(
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
   const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
-  const queries = await startQueryPool({ store, wal }, config, log);
-  const writeSandbox = await startWriteSandbox({ store, wal, queries }, config, log);
+  const { queries, writeSandbox } = await startHelpers({ store, wal }, config, log);
+  const loopDelay = systemLoopDelay();
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
   const peers = config.cluster.filter((m) => m.id !== config.id);
@@ -173,6 +176,7 @@ export async function openNode(
       store,
       queryExecutor: queries,
       writeSandbox,
+      loopDelay,
       snapshotDirectory,
       io: systemIo,
       review: quarantineSink(orphans),
@@ -193,6 +197,7 @@ export async function openNode(
   await node.start();
   const close = async (): Promise<void> => {
     await node.stop();
+    loopDelay.stop();
     await queries.close();
     await writeSandbox.close();
     await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));

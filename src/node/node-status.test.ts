@@ -37,8 +37,12 @@ function loopWith(state: {
 
 function readiness(state: Parameters<typeof loopWith>[0]) {
   const peers = new PeerDirectory(config.id, config.httpAddress, new Map());
-  return new NodeStatusView(loopWith(state), {} as Store, peers, config, () => {
-    throw new Error("readiness reads no snapshot status");
+  const unread = (): never => {
+    throw new Error("readiness reads no status section");
+  };
+  return new NodeStatusView(loopWith(state), {} as Store, peers, config, {
+    snapshots: unread,
+    admission: unread,
   }).readiness(false);
 }
 

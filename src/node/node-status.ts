@@ -7,7 +7,7 @@
  * term's first entry, or a follower whose state was known as fresh as the leader's commit within
  * `readyLagMsMax`. Knowing a leader is not enough.
  */
-import type { StatusResponse, StatusSnapshots } from "../api/api-types.ts";
+import type { StatusAdmission, StatusResponse, StatusSnapshots } from "../api/api-types.ts";
 import type { Store } from "../store/store.ts";
 import type { NodeId } from "../types/ids.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -21,19 +21,21 @@ export class NodeStatusView {
   private readonly peers: PeerDirectory;
   private readonly config: NodeConfig;
   private readonly snapshots: () => StatusSnapshots;
+  private readonly admission: () => StatusAdmission;
 
   constructor(
     loop: ReplicaLoop,
     store: Store,
     peers: PeerDirectory,
     config: NodeConfig,
-    snapshots: () => StatusSnapshots,
+    sections: { snapshots: () => StatusSnapshots; admission: () => StatusAdmission },
   ) {
     this.loop = loop;
     this.store = store;
     this.peers = peers;
     this.config = config;
-    this.snapshots = snapshots;
+    this.snapshots = sections.snapshots;
+    this.admission = sections.admission;
   }
 
   status(): StatusResponse {
@@ -50,6 +52,7 @@ export class NodeStatusView {
       lastIndex: core.lastIndex,
       members,
       snapshots: this.snapshots(),
+      admission: this.admission(),
     };
   }
 

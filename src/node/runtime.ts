@@ -9,6 +9,7 @@
  * the tidy test holds the node to that.
  */
 import { randomInt } from "node:crypto";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Effects, Input } from "../consensus/index.ts";
 import type { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import type { QueryExecutor } from "../store/query-executor.ts";
@@ -91,7 +92,47 @@ export type NodeRuntime = {
    */
   readonly io: BackgroundIo;
   readonly observer?: LoopObserver;
+  /**
+   * How late the event loop runs lately (`systemLoopDelay`); admission sheds new client work past
+   * a threshold (`admission.ts`). Left out (the simulator, unit tests), nothing is shed for it.
+   */
+  readonly loopDelay?: LoopDelay;
 };
+
+export interface LoopDelay {
+  /** The event loop's typical delay over the last window, in ms; null before the first window ends. */
+  recentMs(): number | null;
+  stop(): void;
+}
+
+/** The window over which the event loop's delay is summarized. */
+export const loopDelayWindowMs = 200;
+/** How often the delay is sampled within a window (the histogram's timer period). */
+const loopDelayResolutionMs = 10;
+
+/**
+ * The event loop's delay as Node's histogram measures it (a libuv timer every
+ * `loopDelayResolutionMs`), summarized every `loopDelayWindowMs` as the window's median: a loop
+ * kept busy by load is late at nearly every sample, while a lone pause (a collection, one large
+ * apply) raises only a few and is not what shedding can help with.
+ */
+export function systemLoopDelay(): LoopDelay {
+  const histogram = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
+  histogram.enable();
+  let recentMs: number | null = null;
+  const timer = setInterval(() => {
+    recentMs = histogram.count === 0 ? 0 : histogram.percentile(50) / 1e6;
+    histogram.reset();
+  }, loopDelayWindowMs);
+  timer.unref();
+  return {
+    recentMs: () => recentMs,
+    stop: () => {
+      clearInterval(timer);
+      histogram.disable();
+    },
+  };
+}
 
 export type BackgroundIo = <T>(work: () => Promise<T>) => Promise<T>;
 
