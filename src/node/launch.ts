@@ -79,40 +79,36 @@ const storeLimits = {
   sqlBytesMax: requestLimits.sqlBytesMax,
 } as const;
 
-/**
- * Client queries run in killable processes, and so do write batches that are not provably short
- * (the write sandbox): no client statement can hold this node's event loop. Both start at once;
- * if either fails, whatever started is stopped and the storage closed.
- */
-async function startHelpers(
+/** Client queries run in killable processes, so none can hold this node's event loop. */
+async function startQueryPool(
   storage: { store: Store; wal: Wal },
   config: LaunchConfig,
   log: NodeLog,
-): Promise<{ queries: QueryProcessPool; writeSandbox: WriteSandbox }> {
+): Promise<QueryProcessPool> {
   const { store, wal } = storage;
-  const queryMsMax = config.queryMsMax;
-  const [queries, writeSandbox] = await Promise.allSettled([
-    QueryProcessPool.start({
-      path: store.path,
-      limits: store.queryLimits,
-      log,
-      queryProcessesMax: config.queryProcessesMax,
-      queryMsMax,
-    }),
-    WriteSandbox.start({
-      path: store.path,
-      limits: storeLimits,
-      log,
-      ...(queryMsMax === undefined ? {} : { executeMsMax: queryMsMax }),
-    }),
-  ]);
-  if (queries.status === "fulfilled" && writeSandbox.status === "fulfilled")
-    return { queries: queries.value, writeSandbox: writeSandbox.value };
-  if (queries.status === "fulfilled") await queries.value.close();
-  if (writeSandbox.status === "fulfilled") await writeSandbox.value.close();
-  store.close();
-  await wal.close().catch(() => {});
-  throw queries.status === "rejected" ? queries.reason : (writeSandbox as PromiseRejectedResult).reason;
+  const options = { queryProcessesMax: config.queryProcessesMax, queryMsMax: config.queryMsMax };
+  try {
+    return await QueryProcessPool.start({ path: store.path, limits: store.queryLimits, log, ...options });
+  } catch (error) {
+    store.close();
+    await wal.close().catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Write batches that are not provably short run in a killable process too. Its process starts in
+ * the background (a batch that comes before it is ready waits for it within its own bound), so
+ * the node does not wait for a third process before it serves.
+ */
+function spawnWriteSandbox(store: Store, config: LaunchConfig, log: NodeLog): WriteSandbox {
+  const executeMsMax = config.queryMsMax;
+  return WriteSandbox.spawn({
+    path: store.path,
+    limits: storeLimits,
+    log,
+    ...(executeMsMax === undefined ? {} : { executeMsMax }),
+  });
 }
 
 /** Opens the log and the store and makes them agree with the snapshots (`snapshot-files.ts`). */
@@ -144,7 +140,8 @@ export async function openNode(
   onFatal: (error: Error) => void,
 ): Promise<OpenNode> {
   const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
-  const { queries, writeSandbox } = await startHelpers({ store, wal }, config, log);
+  const queries = await startQueryPool({ store, wal }, config, log);
+  const writeSandbox = spawnWriteSandbox(store, config, log);
   const loopDelay = systemLoopDelay();
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);

@@ -98,9 +98,10 @@ export class WritePath {
     const deadlineMs = clock.nowMs() + (request.timeoutMs ?? this.config.writeTimeoutMsDefault);
     const remainingMs = (): number => Math.max(1, deadlineMs - clock.nowMs());
     this.requireLeader();
+    const ticket = this.gate.ticket();
     while (!this.gateOpen()) {
       this.requireLeader();
-      await this.gate.wait(remainingMs());
+      await this.gate.wait(remainingMs(), { ticket });
     }
     this.checkExpectedTerm(request.expectedTerm);
     if (request.requestId !== null) {
@@ -248,7 +249,7 @@ export class WritePath {
     try {
       while (!this.sandboxReady()) {
         this.requireLeader();
-        await this.gate.wait(remainingMs(), () => this.sandboxReady());
+        await this.gate.wait(remainingMs(), { until: () => this.sandboxReady() });
       }
       this.checkExpectedTerm(request.expectedTerm);
       const { term, lastIndex } = this.loop.core.summary();

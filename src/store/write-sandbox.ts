@@ -128,6 +128,15 @@ export class WriteSandbox implements BatchSandbox {
     process.on("exit", this.#killOnExit);
   }
 
+  /**
+   * Starts the sandbox's process without waiting for it: a batch that arrives before it is ready
+   * waits for it within its own time bound. A node starts its sandbox this way, so the process
+   * loads while the node starts serving.
+   */
+  static spawn(options: WriteSandboxOptions): WriteSandbox {
+    return new WriteSandbox(options);
+  }
+
   /** Starts the sandbox's process and waits until it has opened the database. */
   static async start(options: WriteSandboxOptions): Promise<WriteSandbox> {
     const sandbox = new WriteSandbox(options);
