@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import {
+  boundedBatchInstructionsMax,
   type Instruction,
   isBoundedProgram,
   programsOf,
@@ -47,6 +48,11 @@ describe("statement cost", () => {
     "INSERT INTO kv(k, v) VALUES (lower(?), upper(?) || substr(?, 1, 3))",
     "INSERT INTO audit(note) VALUES (datetime('now') || ' ' || json_extract(?, '$.a'))",
     "SELECT 1",
+    "INSERT INTO item(name) VALUES (?) RETURNING id",
+    "INSERT INTO kv(k, v) VALUES ('a', 1), ('b', 2)",
+    "INSERT INTO kv(k, v) VALUES (?, ?), (?, lower(?)) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+    "INSERT INTO counted(w) VALUES (1), (2), (3) RETURNING id, w",
+    "UPDATE kv SET v = ? WHERE k = ? RETURNING v",
   ];
   for (const sql of bounded) {
     test(`bounded: ${sql}`, () => {
@@ -64,8 +70,12 @@ describe("statement cost", () => {
       "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
     ],
     ["INSERT … SELECT", "INSERT INTO audit(note) SELECT name FROM item"],
-    ["several VALUES rows", "INSERT INTO kv(k, v) VALUES ('a', 1), ('b', 2)"],
-    ["RETURNING", "INSERT INTO item(name) VALUES (?) RETURNING id"],
+    ["RETURNING of a scan", "UPDATE item SET qty = 0 WHERE qty > ? RETURNING id"],
+    [
+      "VALUES computed by a subquery",
+      "INSERT INTO kv(k, v) VALUES ('a', (SELECT count(*) FROM item)), ('b', 2)",
+    ],
+    ["an IN list (a subroutine)", "DELETE FROM kv WHERE k IN (?, ?, ?)"],
     ["a parent delete that scans an unindexed child", "DELETE FROM parent WHERE id = ?"],
     ["a parent delete that counts its children through an index", "DELETE FROM indexed_parent WHERE id = ?"],
     ["a trigger that scans", "INSERT INTO scanned(n) VALUES (?)"],
@@ -98,6 +108,19 @@ describe("statement cost", () => {
     assert.equal(cost.isBounded(db, insert), false);
   });
 
+  test("a batch is bounded while its statements are and their instructions stay within the bound", () => {
+    const db = database();
+    const cost = new StatementCost();
+    const insert = { sql: "INSERT INTO kv(k, v) VALUES (?, ?)" };
+    const perInsert = cost.instructionsIfBounded(db, insert.sql) ?? 0;
+    assert.ok(perInsert > 0);
+    const fitting = Math.floor(boundedBatchInstructionsMax / perInsert);
+    assert.equal(cost.isBoundedBatch(db, Array(fitting).fill(insert)), true);
+    assert.equal(cost.isBoundedBatch(db, Array(fitting + 1).fill(insert)), false);
+    assert.equal(cost.isBoundedBatch(db, [insert, { sql: "DELETE FROM item" }]), false);
+    assert.equal(cost.isBoundedBatch(db, []), true);
+  });
+
   test("the verdicts stay within their bound", () => {
     const db = database();
     const cost = new StatementCost();
@@ -122,6 +145,19 @@ describe("statement cost", () => {
     assert.equal(isBoundedProgram(loop, null), false);
     const goBack = [at(0, "Init", 3), at(1, "Noop"), at(2, "Goto", 1), at(3, "Goto", 1)];
     assert.equal(isBoundedProgram(goBack, null), false, "a Goto back before the prologue is a loop");
+    const queue = [
+      at(0, "Init", 6),
+      at(1, "Rewind", 5, 3),
+      at(2, "Insert", 0, 3),
+      at(3, "Next", 2, 3),
+      at(4, "Halt"),
+      at(5, "Halt"),
+      at(6, "OpenEphemeral", 1, 3),
+      at(7, "Goto", 1),
+    ];
+    assert.equal(isBoundedProgram(queue, null), false, "a walk over an ephemeral table it fills itself");
+    const walk = queue.map((instruction) => (instruction.opcode === "Insert" ? at(2, "Noop") : instruction));
+    assert.equal(isBoundedProgram(walk, null), true, "a walk over an ephemeral table filled before it");
     const unknown = [at(0, "Init", 2), at(1, "VFilter"), at(2, "Goto", 1)];
     assert.equal(isBoundedProgram(unknown, null), false, "an opcode not known to be bounded");
   });

@@ -10,9 +10,12 @@
  * answers "unbounded".
  *
  * A program is bounded when:
- * - it contains no loop: no jump goes backwards, except the prologue's return to the program's
- *   start and the walk over `sqlite_sequence` that AUTOINCREMENT compiles to (one row per table
- *   that has a counter: bounded by the schema, not by the data);
+ * - it contains no loop but these, whose turns are bounded by the schema or by the statement's
+ *   text, not by the data: the prologue's return to the program's start; the walk over
+ *   `sqlite_sequence` that AUTOINCREMENT compiles to (one row per table with a counter); the loop
+ *   over a multi-row `VALUES` (a co-routine whose body only computes values and yields, once per
+ *   row written in the text); walks over ephemeral tables (`RETURNING`'s rows, materialized
+ *   `VALUES`), which only this program fills, and only in code that is itself bounded;
  * - every instruction is one whose cost is bounded by the size of its operands: B-tree seeks,
  *   inserts and deletes of single rows, register arithmetic, record building, and calls of scalar
  *   functions that are linear in their arguments (`like`, `glob`, `instr`, `replace`, `printf`,
@@ -20,9 +23,11 @@
  *   size of the data it reads);
  * - the same holds for every sub-program it calls (triggers and foreign-key actions), which
  *   `EXPLAIN` lists after the main program.
- * A loop-free program runs each instruction at most once per call, so its run time is bounded by
- * its length and the size of the values it touches. Anything else (scans, sorts, aggregates,
- * recursive CTEs, DDL, `RETURNING`'s walk over its rows) is "unbounded" here.
+ * Such a program runs each instruction a bounded number of times, so its run time is bounded by
+ * its length and the size of the values it touches: the store caps a client statement's values
+ * (`clientValueBytesMax` on the write connection while client statements run), and the caller caps
+ * the instructions a batch may hold and still run in process (`Store.isBoundedBatch`). Anything else (scans, sorts, aggregates,
+ * recursive CTEs, DDL, `IN (…)` lists compiled to subroutines) is "unbounded" here.
  *
  * Verdicts are cached per SQL text (`statementCostEntriesMax`, texts up to
  * `statementCostSqlCharsMax` characters) and the cache is cleared whenever the schema may have
@@ -89,6 +94,8 @@ const jumpOpcodes = new Set([
   "Last",
   "Next",
   "Prev",
+  "InitCoroutine",
+  "Yield",
 ]);
 
 /** Opcodes that do a bounded amount of work and do not jump. */
@@ -167,94 +174,60 @@ const straightOpcodes = new Set([
   "ClrSubtype",
   "GetSubtype",
   "SetSubtype",
+  "EndCoroutine",
+]);
+
+/** Jumps on register values alone (no cursor): a `VALUES` body may take them forwards. */
+const valueJumpOpcodes = new Set([
+  "If",
+  "IfNot",
+  "IsNull",
+  "NotNull",
+  "IsType",
+  "Eq",
+  "Ne",
+  "Lt",
+  "Le",
+  "Gt",
+  "Ge",
+  "ElseEq",
+  "Once",
+  "MustBeInt",
+  "Goto",
+]);
+
+/** Opcodes that touch a cursor: none may run in a `VALUES` co-routine's body. */
+const cursorOpcodes = new Set([
+  "OpenRead",
+  "OpenWrite",
+  "OpenEphemeral",
+  "Close",
+  "Column",
+  "Rowid",
+  "IdxRowid",
+  "DeferredSeek",
+  "NewRowid",
+  "Insert",
+  "Delete",
+  "IdxInsert",
+  "IdxDelete",
+  "RowData",
+  "NullRow",
+  "SeekEnd",
 ]);
 
 /** Scalar functions whose work is linear in the size of their arguments (by name, as `EXPLAIN` shows it). */
-const linearFunctions = new Set([
-  "abs",
-  "changes",
-  "char",
-  "coalesce",
-  "concat",
-  "concat_ws",
-  "date",
-  "datetime",
-  "hex",
-  "ifnull",
-  "iif",
-  "if",
-  "julianday",
-  "last_insert_rowid",
-  "length",
-  "likelihood",
-  "likely",
-  "lower",
-  "ltrim",
-  "max",
-  "min",
-  "nullif",
-  "octet_length",
-  "quote",
-  "random",
-  "round",
-  "rtrim",
-  "sign",
-  "sqlite_version",
-  "strftime",
-  "substr",
-  "substring",
-  "time",
-  "timediff",
-  "total_changes",
-  "trim",
-  "typeof",
-  "unhex",
-  "unicode",
-  "unistr",
-  "unixepoch",
-  "unlikely",
-  "upper",
-  "json",
-  "jsonb",
-  "json_array",
-  "json_extract",
-  "json_insert",
-  "json_object",
-  "json_quote",
-  "json_remove",
-  "json_replace",
-  "json_set",
-  "json_type",
-  "json_valid",
-  "->",
-  "->>",
-  "acos",
-  "asin",
-  "atan",
-  "atan2",
-  "ceil",
-  "ceiling",
-  "cos",
-  "cosh",
-  "degrees",
-  "exp",
-  "floor",
-  "ln",
-  "log",
-  "log10",
-  "log2",
-  "mod",
-  "pi",
-  "pow",
-  "power",
-  "radians",
-  "sin",
-  "sinh",
-  "sqrt",
-  "tan",
-  "tanh",
-  "trunc",
-]);
+const linearFunctions = new Set(
+  (
+    "abs changes char coalesce concat concat_ws date datetime hex ifnull iif if julianday " +
+    "last_insert_rowid length likelihood likely lower ltrim max min nullif octet_length quote " +
+    "random round rtrim sign sqlite_version strftime substr substring time timediff " +
+    "total_changes trim typeof unhex unicode unistr unixepoch unlikely upper json jsonb " +
+    "json_array json_extract json_insert json_object json_quote json_remove json_replace " +
+    "json_set json_type json_valid -> ->> acos asin atan atan2 ceil ceiling cos cosh degrees " +
+    "exp floor ln log log10 log2 mod pi pow power radians sin sinh sqrt tan tanh trunc"
+  ).split(" "),
+);
 
 /**
  * `trim`, `ltrim` and `rtrim` with a second argument test every character against a set the
@@ -285,15 +258,73 @@ export function programsOf(listing: readonly Instruction[]): Instruction[][] {
   return programs;
 }
 
-/** The cursor a backward `Next`/`Prev` walks, as opened by the nearest `OpenRead`/`OpenWrite` before its loop. */
-function loopRootPage(program: readonly Instruction[], cursor: number, loopStart: number): number | null {
-  for (let at = loopStart - 1; at >= 0; at--) {
-    const instruction = program[at];
-    if (instruction === undefined) continue;
-    const opens = instruction.opcode === "OpenRead" || instruction.opcode === "OpenWrite";
-    if (opens && instruction.p1 === cursor) return instruction.p3 === 0 ? instruction.p2 : null;
-  }
+/**
+ * The instruction that opened `cursor` for a loop starting at `loopStart`: the nearest open before
+ * it in the same part of the program, or, for a loop in the body whose cursor the body does not
+ * open, the last open in the prologue (which runs before the body).
+ */
+function openerOf(program: readonly Instruction[], cursor: number, loopStart: number): Instruction | null {
+  const prologueStart = program[0]?.p2 ?? 0;
+  const opens = (instruction: Instruction | undefined): boolean =>
+    instruction !== undefined &&
+    instruction.p1 === cursor &&
+    /^Open(Read|Write|Ephemeral)$/.test(instruction.opcode);
+  const regionStart = loopStart >= prologueStart ? prologueStart : 1;
+  for (let at = loopStart - 1; at >= regionStart; at--) if (opens(program[at])) return program[at]!;
+  if (loopStart >= prologueStart) return null;
+  for (let at = program.length - 1; at >= prologueStart; at--) if (opens(program[at])) return program[at]!;
   return null;
+}
+
+/** A walk (`Next`/`Prev` back) over `sqlite_sequence` or over an ephemeral table. */
+function isBoundedWalk(
+  program: readonly Instruction[],
+  walk: Instruction,
+  sequenceRootPage: number | null,
+): boolean {
+  const opener = openerOf(program, walk.p1, walk.p2);
+  if (opener === null) return false;
+  if (opener.opcode === "OpenEphemeral") return !fillsItself(program, walk);
+  return sequenceRootPage !== null && opener.p3 === 0 && opener.p2 === sequenceRootPage;
+}
+
+/** A walk whose own body inserts into the table it walks (a queue, as a recursive CTE keeps) may never end. */
+function fillsItself(program: readonly Instruction[], walk: Instruction): boolean {
+  for (let at = walk.p2; at <= walk.addr; at++) {
+    const instruction = program[at];
+    const inserts = instruction?.opcode === "Insert" || instruction?.opcode === "IdxInsert";
+    if (inserts && instruction.p1 === walk.p1) return true;
+  }
+  return false;
+}
+
+/** A jump back to the `Yield` of a co-routine that only computes values and yields (a `VALUES` list). */
+function isValuesLoop(program: readonly Instruction[], jump: Instruction): boolean {
+  const head = program[jump.p2];
+  if (jump.opcode !== "Goto" || head?.opcode !== "Yield") return false;
+  const register = head.p1;
+  const starts = program.filter((i) => i.opcode === "InitCoroutine" && i.p1 === register);
+  const start = starts[0];
+  if (starts.length !== 1 || start === undefined) return false;
+  for (let at = start.p3; at < program.length; at++) {
+    const instruction = program[at]!;
+    if (instruction.opcode === "EndCoroutine") return instruction.p1 === register;
+    if (instruction.opcode === "Yield") {
+      if (instruction.p1 !== register || instruction.p2 !== 0) return false;
+      continue;
+    }
+    if (!computesOnly(instruction)) return false;
+  }
+  return false;
+}
+
+/** An instruction that computes a value without touching a cursor and without jumping back. */
+function computesOnly(instruction: Instruction): boolean {
+  const { opcode } = instruction;
+  if (cursorOpcodes.has(opcode)) return false;
+  if (opcode === "Function" || opcode === "PureFunc") return isLinearCall(instruction);
+  if (straightOpcodes.has(opcode)) return true;
+  return valueJumpOpcodes.has(opcode) && instruction.p2 > instruction.addr;
 }
 
 /** Whether one program (no sub-programs) is bounded; see the module header. */
@@ -311,14 +342,21 @@ export function isBoundedProgram(program: readonly Instruction[], sequenceRootPa
     if (!jumpOpcodes.has(opcode)) return false;
     // P2 = 0 marks a jump SQLite never takes (a row that must exist); Init's target is forward.
     if (instruction.p2 > instruction.addr || (instruction.p2 === 0 && opcode !== "Init")) continue;
-    // A backward jump: only the prologue's return and the walk over sqlite_sequence are bounded.
-    const prologueReturn = opcode === "Goto" && instruction.p2 === 1 && instruction.addr >= init.p2;
-    if (prologueReturn) continue;
-    const walk = opcode === "Next" || opcode === "Prev";
-    if (!walk || sequenceRootPage === null) return false;
-    if (loopRootPage(program, instruction.p1, instruction.p2) !== sequenceRootPage) return false;
+    if (!isBoundedLoop(program, instruction, sequenceRootPage)) return false;
   }
   return true;
+}
+
+/** A backward jump: one of the loops the module header names, or else unbounded. */
+function isBoundedLoop(
+  program: readonly Instruction[],
+  jump: Instruction,
+  sequenceRootPage: number | null,
+): boolean {
+  const initTarget = program[0]?.p2 ?? 0;
+  if (jump.opcode === "Goto" && jump.p2 === 1 && jump.addr >= initTarget) return true; // The prologue's return.
+  if (jump.opcode === "Next" || jump.opcode === "Prev") return isBoundedWalk(program, jump, sequenceRootPage);
+  return isValuesLoop(program, jump);
 }
 
 /** Whether a whole `EXPLAIN` listing (a statement and its sub-programs) is bounded. */
@@ -326,6 +364,9 @@ export function isBoundedListing(listing: readonly Instruction[], sequenceRootPa
   const programs = programsOf(listing);
   return programs.length > 0 && programs.every((program) => isBoundedProgram(program, sequenceRootPage));
 }
+
+/** A verdict: the listing's length when the statement is bounded, null when it is not. */
+export type CostVerdict = number | null;
 
 function numberOf(value: unknown): number {
   return typeof value === "bigint" ? Number(value) : Number(value ?? 0);
@@ -355,9 +396,16 @@ function sequenceRootPageOf(db: DatabaseSync): number | null {
   return row === undefined ? null : numberOf(row.rootpage);
 }
 
+/**
+ * The most instructions (summed over a batch's programs) a batch may compile to and still count as
+ * bounded: each runs a bounded number of times on values of at most `clientValueBytesMax`, so this
+ * bounds the batch's work. A thousand single-row writes fit.
+ */
+export const boundedBatchInstructionsMax = 32_768;
+
 /** Verdicts per SQL text on one connection, dropped whenever the schema may have changed. */
 export class StatementCost {
-  readonly #verdicts = new Map<string, boolean>();
+  readonly #verdicts = new Map<string, CostVerdict>();
   /** `sqlite_sequence`'s root page, read once per schema; undefined until read. */
   #sequenceRootPage: number | null | undefined = undefined;
 
@@ -367,11 +415,17 @@ export class StatementCost {
 
   /** Whether `sql` compiles, on `db` as its schema stands, to a bounded program. */
   isBounded(db: DatabaseSync, sql: string): boolean {
+    return this.instructionsIfBounded(db, sql) !== null;
+  }
+
+  /** The instructions `sql` compiles to (sub-programs included) if they are bounded, else null. */
+  instructionsIfBounded(db: DatabaseSync, sql: string): CostVerdict {
     const known = this.#verdicts.get(sql);
     if (known !== undefined) return known;
     this.#sequenceRootPage ??= sequenceRootPageOf(db);
     const listing = explain(db, sql);
-    const bounded = listing !== null && isBoundedListing(listing, this.#sequenceRootPage);
+    const bounded =
+      listing !== null && isBoundedListing(listing, this.#sequenceRootPage) ? listing.length : null;
     if (sql.length <= statementCostSqlCharsMax) {
       if (this.#verdicts.size >= statementCostEntriesMax) {
         const oldest = this.#verdicts.keys().next().value;
@@ -381,6 +435,18 @@ export class StatementCost {
     }
     assert(this.#verdicts.size <= statementCostEntriesMax, "statement cost verdicts stay within their bound");
     return bounded;
+  }
+
+  /** Whether every statement of a batch is bounded and all together stay within `boundedBatchInstructionsMax`. */
+  isBoundedBatch(db: DatabaseSync, statements: readonly { readonly sql: string }[]): boolean {
+    let instructions = 0;
+    for (const { sql } of statements) {
+      const verdict = typeof sql === "string" ? this.instructionsIfBounded(db, sql) : null;
+      if (verdict === null) return false;
+      instructions += verdict;
+      if (instructions > boundedBatchInstructionsMax) return false;
+    }
+    return true;
   }
 
   clear(): void {

@@ -238,8 +238,8 @@ export class Store {
   }
 
   /**
-   * Whether every statement of the batch provably runs in bounded time here (statement-cost.ts):
-   * such a batch may run on the node's event loop; any other belongs in the write sandbox. Judged
+   * Whether the batch provably runs in bounded time here (statement-cost.ts): such a batch may run
+   * on the node's event loop; any other belongs in the write sandbox. Judged
    * with the leader's settings (foreign keys on, which adds their checks to the program); while an
    * adopted batch holds the transaction in replica settings the answer is no.
    */
@@ -249,7 +249,7 @@ export class Store {
       if (write.isTransaction) return false;
       this.#useMode("leader");
     }
-    return statements.every(({ sql }) => typeof sql === "string" && this.#cost.isBounded(write, sql));
+    return this.#cost.isBoundedBatch(write, statements);
   }
 
   /**
