@@ -240,6 +240,7 @@ export class BatonNode implements NodeService {
   }
 
   private roleChanged(change: RoleChange): void {
+    if (change.role === "leader") this.writes.leadershipGained();
     if (change.role !== "leader") {
       this.writes.leadershipLost();
       this.speculation.rollback(`became ${change.role}`);

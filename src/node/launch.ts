@@ -97,13 +97,13 @@ async function startQueryPool(
 }
 
 /**
- * Write batches that are not provably short run in a killable process too. Its process starts in
- * the background (a batch that comes before it is ready waits for it within its own bound), so
- * the node does not wait for a third process before it serves.
+ * Write batches that are not provably short run in a killable process too. The node starts that
+ * process only while it leads (followers never need it), in the background: a batch that comes
+ * before it is ready waits for it within its own bound.
  */
-function spawnWriteSandbox(store: Store, config: LaunchConfig, log: NodeLog): WriteSandbox {
+function createWriteSandbox(store: Store, config: LaunchConfig, log: NodeLog): WriteSandbox {
   const executeMsMax = config.queryMsMax;
-  return WriteSandbox.spawn({
+  return WriteSandbox.create({
     path: store.path,
     limits: storeLimits,
     log,
@@ -141,7 +141,7 @@ export async function openNode(
 ): Promise<OpenNode> {
   const { wal, store, reconciled, snapshotDirectory } = await openStorage(config.dataDirectory, log);
   const queries = await startQueryPool({ store, wal }, config, log);
-  const writeSandbox = spawnWriteSandbox(store, config, log);
+  const writeSandbox = createWriteSandbox(store, config, log);
   const loopDelay = systemLoopDelay();
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);

@@ -186,9 +186,14 @@ export class WritePath {
     return this.sandboxRunningValue;
   }
 
-  /** Leadership is gone: a sandboxed batch still running is stopped (it is never proposed). */
+  /** This node leads: the write sandbox's process starts, so the first batch need not wait for it. */
+  leadershipGained(): void {
+    this.runtime.writeSandbox?.warm();
+  }
+
+  /** Leadership is gone: the write sandbox stops, with any batch in it (which is never proposed). */
   leadershipLost(): void {
-    if (this.sandboxRunningValue) this.runtime.writeSandbox?.cancel("leadership lost");
+    this.runtime.writeSandbox?.rest("leadership lost");
   }
 
   /** Open when a batch may run now (see the module header). */

@@ -99,6 +99,7 @@ describe("the write sandbox", { timeout: 60_000 }, () => {
     const store = log.leader;
     const { sandbox, logged } = await startSandbox(t, store, { executeMsMax: 800 });
     const firstPid = sandbox.pid;
+    assert.ok(firstPid !== null, "a started sandbox has a process");
     const request = {
       appliedIndex: store.appliedIndex,
       index: log.nextIndex,
@@ -158,6 +159,30 @@ describe("the write sandbox", { timeout: 60_000 }, () => {
     );
   });
 
+  test("rest stops the process and any batch in it; run warms it again", async (t) => {
+    const log = leaderWithRows(t);
+    const store = log.leader;
+    const sandbox = WriteSandbox.create({ path: store.path, limits: {}, log: () => {} });
+    t.after(() => sandbox.close());
+    assert.equal(sandbox.pid, null, "a created sandbox rests");
+    sandbox.warm();
+    const request = { appliedIndex: store.appliedIndex, index: log.nextIndex, options: {} };
+    await sandbox.run({ ...request, statements: batch("SELECT 1") }, 10_000); // Ready now.
+    const running = sandbox.run({ ...request, statements: [runaway] }, 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const pid = sandbox.pid;
+    assert.ok(pid !== null);
+    sandbox.rest("leadership lost");
+    await assert.rejects(running, (error) => isBatonError(error) && error.code === "QUERY_ABORTED");
+    assert.equal(isAlive(pid), false, "a running batch's process is gone when run settles");
+    assert.equal(sandbox.pid, null, "no process while resting");
+    const ran = await sandbox.run(
+      { ...request, statements: batch("INSERT INTO item(name) VALUES ('w')") },
+      10_000,
+    );
+    assert.equal(ran.results[0]?.rowsAffected, 1, "run warmed it again");
+  });
+
   test("cancel stops a running batch (QUERY_ABORTED) and close leaves no process", async (t) => {
     const log = leaderWithRows(t);
     const store = log.leader;
@@ -168,11 +193,13 @@ describe("the write sandbox", { timeout: 60_000 }, () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 300));
     const pid = sandbox.pid;
+    assert.ok(pid !== null);
     sandbox.cancel("leadership lost");
     await assert.rejects(running, (error) => isBatonError(error) && error.code === "QUERY_ABORTED");
     assert.equal(isAlive(pid), false);
     assert.ok(writeLockIsFree(store.path));
     const replacement = sandbox.pid;
+    assert.ok(replacement !== null, "a warm sandbox replaces a stopped process");
     await sandbox.close();
     assert.equal(isAlive(replacement), false);
     await assert.rejects(

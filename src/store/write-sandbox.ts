@@ -14,6 +14,10 @@
  * once the process holds no lock: after its reply (sent after the rollback) or, when it was killed,
  * after it has exited. The node runs one batch at a time here and applies nothing meanwhile.
  *
+ * Lifetime: a process runs only while the sandbox is warm (`warm`, which a node calls when it
+ * becomes leader; `run` warms it too). `rest` stops the process and any batch in it (a node that
+ * stops leading needs none). A process that dies while warm is replaced.
+ *
  * Bounds: one batch at a time (a second `run` while one runs is a bug); a batch waits for a ready
  * process (a replacement may be starting) at most its `timeoutMs` (then `OVERLOADED`: it never ran)
  * and runs for at most what is left of it, capped by `executeMsMax` (then `QUERY_TIMEOUT`); a killed
@@ -66,6 +70,10 @@ export interface BatchSandbox {
   run(request: SandboxRequest, timeoutMs: number): Promise<ExecuteResult>;
   /** Stops the running batch, if any (its `run` rejects `QUERY_ABORTED`). */
   cancel(reason: string): void;
+  /** Starts a process (if none runs), so that the first batch need not wait for one. */
+  warm(): void;
+  /** Stops the process and any batch in it (`QUERY_ABORTED`); the next `warm` or `run` starts one. */
+  rest(reason: string): void;
   close(): Promise<void>;
 }
 
@@ -98,13 +106,15 @@ export class WriteSandbox implements BatchSandbox {
   readonly #bounds: Bounds;
   readonly #settings: SandboxSettings;
   readonly #log: QueryPoolLog;
-  #process: Sandbox;
+  /** The current process; null while resting. */
+  #process: Sandbox | null = null;
+  #warm = false;
   #job: Job | null = null;
   #nextJobId = 1;
   #closed = false;
   #respawnTimer: NodeJS.Timeout | null = null;
   readonly #killOnExit = (): void => {
-    this.#process.child.kill("SIGKILL");
+    this.#process?.child.kill("SIGKILL");
   };
 
   private constructor(options: WriteSandboxOptions) {
@@ -124,22 +134,23 @@ export class WriteSandbox implements BatchSandbox {
       limits: options.limits,
       watchdogPollMs: this.#bounds.watchdogPollMs,
     };
-    this.#process = this.#spawn();
     process.on("exit", this.#killOnExit);
   }
 
   /**
-   * Starts the sandbox's process without waiting for it: a batch that arrives before it is ready
-   * waits for it within its own time bound. A node starts its sandbox this way, so the process
-   * loads while the node starts serving.
+   * A resting sandbox: no process runs until `warm` or `run`. A node creates its sandbox this way
+   * and warms it when it becomes leader (a batch that arrives before the process is ready waits for
+   * it within its own time bound).
    */
-  static spawn(options: WriteSandboxOptions): WriteSandbox {
+  static create(options: WriteSandboxOptions): WriteSandbox {
     return new WriteSandbox(options);
   }
 
   /** Starts the sandbox's process and waits until it has opened the database. */
   static async start(options: WriteSandboxOptions): Promise<WriteSandbox> {
     const sandbox = new WriteSandbox(options);
+    sandbox.warm();
+    assert(sandbox.#process !== null, "a warm sandbox has a process");
     const startMsMax = sandbox.#bounds.startMsMax;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
@@ -157,9 +168,26 @@ export class WriteSandbox implements BatchSandbox {
     return sandbox;
   }
 
-  /** The pid of the sandbox's current process. */
-  get pid(): number {
-    return this.#process.pid;
+  /** The pid of the sandbox's current process, or null while resting. */
+  get pid(): number | null {
+    return this.#process?.pid ?? null;
+  }
+
+  warm(): void {
+    if (this.#closed) return;
+    this.#warm = true;
+    if (this.#process === null && this.#respawnTimer === null) this.#process = this.#spawn();
+  }
+
+  rest(reason: string): void {
+    this.#warm = false;
+    this.cancel(reason);
+    if (this.#respawnTimer !== null) clearTimeout(this.#respawnTimer);
+    this.#respawnTimer = null;
+    const sandbox = this.#process;
+    if (sandbox === null || this.#job !== null) return; // A cancelled batch's process is being stopped.
+    this.#process = null;
+    this.#stop(sandbox);
   }
 
   run(request: SandboxRequest, timeoutMs: number): Promise<ExecuteResult> {
@@ -179,6 +207,7 @@ export class WriteSandbox implements BatchSandbox {
     };
     this.#job = job;
     job.timer = setTimeout(() => this.#ranTooLong(job), job.timeoutMs);
+    this.warm();
     this.#dispatch();
     return job.settled.promise;
   }
@@ -197,8 +226,10 @@ export class WriteSandbox implements BatchSandbox {
     if (this.#respawnTimer !== null) clearTimeout(this.#respawnTimer);
     const job = this.#job;
     if (job !== null && job.outcome === null) this.#decide(job, { error: shuttingDown() });
-    this.#stop(this.#process);
-    await this.#exitOf(this.#process);
+    const sandbox = this.#process;
+    if (sandbox === null) return;
+    this.#stop(sandbox);
+    await this.#exitOf(sandbox);
   }
 
   #spawn(): Sandbox {
@@ -232,7 +263,7 @@ export class WriteSandbox implements BatchSandbox {
   #dispatch(): void {
     const job = this.#job;
     const sandbox = this.#process;
-    if (job === null || job.sent || job.outcome !== null || sandbox.state !== "idle") return;
+    if (job === null || job.sent || job.outcome !== null || sandbox?.state !== "idle") return;
     const message: SandboxMessage = { type: "batch", id: job.id, ...job.request };
     try {
       sandbox.child.send(message);
@@ -275,7 +306,7 @@ export class WriteSandbox implements BatchSandbox {
       return;
     }
     const timeoutMs = job.runMs;
-    this.#log("warn", "write-sandbox.timeout", { pid: this.#process.pid, timeoutMs });
+    this.#log("warn", "write-sandbox.timeout", { pid: this.pid, timeoutMs });
     const message = `the batch did not finish within ${timeoutMs} ms and was stopped; nothing was applied. Change the statements rather than retry them`;
     this.#decide(job, { error: new BatonError(ErrorCode.QUERY_TIMEOUT, message, { timeoutMs }) });
   }
@@ -289,14 +320,13 @@ export class WriteSandbox implements BatchSandbox {
     job.outcome = outcome;
     if (job.timer !== null) clearTimeout(job.timer);
     const sandbox = this.#process;
-    const holdsLock = job.sent && sandbox.state === "busy";
-    if (!holdsLock) {
+    if (sandbox === null || !job.sent || sandbox.state !== "busy") {
       this.#finish(job);
       return;
     }
     this.#stop(sandbox);
     void this.#exitOf(sandbox).then(() => this.#finish(job));
-    if (!this.#closed) this.#process = this.#spawn();
+    this.#process = !this.#closed && this.#warm ? this.#spawn() : null;
   }
 
   #finish(job: Job): void {
@@ -341,10 +371,12 @@ export class WriteSandbox implements BatchSandbox {
       if (job.timer !== null) clearTimeout(job.timer);
       this.#finish(job);
     }
-    if (this.#closed || sandbox !== this.#process) return;
+    if (sandbox !== this.#process) return;
+    this.#process = null;
+    if (this.#closed || !this.#warm) return;
     const respawn = (): void => {
       this.#respawnTimer = null;
-      if (this.#closed) return;
+      if (this.#closed || !this.#warm) return;
       this.#process = this.#spawn();
     };
     if (wasReady) respawn();
