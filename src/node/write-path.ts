@@ -26,9 +26,9 @@ import { jsonSafe } from "../api/json-encoding.ts";
 import type { NormalizedExecute } from "../api/request-validation.ts";
 import type { Durability } from "../consensus/config.ts";
 import { assert } from "../lib/assert.ts";
-import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { SequenceEntry } from "../store/index.ts";
-import type { ExecuteStatementResult } from "../store/types.ts";
+import type { ExecuteOptions, ExecuteResult, ExecuteStatementResult } from "../store/types.ts";
 import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { SandboxRequest } from "../store/write-sandbox-protocol.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
@@ -276,7 +276,7 @@ export class WritePath {
         const message = "the log moved on while the batch ran in the sandbox; it was not applied, retry";
         throw new BatonError(ErrorCode.OVERLOADED, message, { index });
       }
-      const { payload } = this.speculation.adopt(index, executed, this.requestOption(request, index, term));
+      const { payload } = this.adopt(index, executed, this.requestOption(request, index, term));
       const { needs, reserve } = this.ids.afterBatch(executed.counters, executed.reservations);
       const { proposalId, outcome } = this.propose(index, term, payload, request.durability, remainingMs());
       // Nothing joins the adopted batch's transaction: the next batch asks for the reservation again.
@@ -299,6 +299,22 @@ export class WritePath {
     } finally {
       this.sandboxRunningValue = false;
       this.loop.reportApplied(this.runtime.store.appliedIndex);
+    }
+  }
+
+  /**
+   * Adopts a sandbox's batch. The sandbox ran it on exactly this state, so a payload that does not
+   * apply here (STORE_DIVERGED, PAYLOAD_CORRUPT) is a bug, never an answer to the client.
+   */
+  private adopt(index: LogIndex, executed: ExecuteResult, options: Pick<ExecuteOptions, "request">) {
+    try {
+      return this.speculation.adopt(index, executed, options);
+    } catch (error) {
+      if (isBatonError(error, "STORE_DIVERGED") || isBatonError(error, "PAYLOAD_CORRUPT"))
+        throw new Error(
+          `the write sandbox's batch at ${index} does not apply on the leader: ${error.message}`,
+        );
+      throw error;
     }
   }
 
