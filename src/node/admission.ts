@@ -9,13 +9,14 @@
  *
  * Event-loop delay: the replica loop's ticks, heartbeats and votes run on the same event loop as
  * client requests, so a loop kept late by client work delays heartbeats. While the loop's recent
- * delay (`LoopDelay`, the median of the last window) is above `loopDelayShedMs`, new client reads
- * and writes are refused OVERLOADED; the HTTP layer asks (`shed`) before it reads a request's body,
- * so a shed request costs no parsing. The threshold defaults to a quarter of the election timeout
- * (`loopDelayShedMsOf`): shedding starts while heartbeats are late by far less than followers wait.
- * The median, not the maximum, is what is compared, so a lone pause (a collection, one large apply)
- * does not refuse healthy traffic; on this project's 2-core machines single delays of 200 ms occur
- * under ordinary test load without any overload.
+ * delay (`LoopDelay`: late throughout the last 600 ms, by each 200 ms window's median) is above
+ * `loopDelayShedMs`, new client reads and writes are refused OVERLOADED; the HTTP layer asks
+ * (`shed`) before it reads a request's body, so a shed request costs no parsing. The threshold
+ * defaults to a quarter of the election timeout (`loopDelayShedMsOf`): shedding starts while
+ * heartbeats are late by far less than followers wait. Sustained lateness, not the worst sample,
+ * is what is compared, so a lone pause (a collection, one large apply) does not refuse healthy
+ * traffic; on this project's 2-core machines single delays of 200 ms occur under ordinary test
+ * load without any overload.
  */
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";

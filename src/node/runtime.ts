@@ -100,33 +100,38 @@ export type NodeRuntime = {
 };
 
 export interface LoopDelay {
-  /** The event loop's typical delay over the last window, in ms; null before the first window ends. */
+  /** How late the event loop has run throughout the last few windows, in ms; null before they end. */
   recentMs(): number | null;
   stop(): void;
 }
 
 /** The window over which the event loop's delay is summarized. */
 export const loopDelayWindowMs = 200;
+/** How many consecutive windows the loop must have been late in (together `loopDelayWindowMs` × this). */
+export const loopDelayWindows = 3;
 /** How often the delay is sampled within a window (the histogram's timer period). */
 const loopDelayResolutionMs = 10;
 
 /**
  * The event loop's delay as Node's histogram measures it (a libuv timer every
- * `loopDelayResolutionMs`), summarized every `loopDelayWindowMs` as the window's median: a loop
- * kept busy by load is late at nearly every sample, while a lone pause (a collection, one large
- * apply) raises only a few and is not what shedding can help with.
+ * `loopDelayResolutionMs`), summarized every `loopDelayWindowMs` as the window's median, and
+ * reported as the smallest median of the last `loopDelayWindows` windows: the loop must have run
+ * late for that long. A loop kept busy by load is late at nearly every sample of every window; a
+ * lone pause (a collection, one large apply, the machine running other work for a moment) fills at
+ * most a window or two, and is not what shedding can help with.
  */
 export function systemLoopDelay(): LoopDelay {
   const histogram = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
   histogram.enable();
-  let recentMs: number | null = null;
+  const medians: number[] = [];
   const timer = setInterval(() => {
-    recentMs = histogram.count === 0 ? 0 : histogram.percentile(50) / 1e6;
+    medians.push(histogram.count === 0 ? 0 : histogram.percentile(50) / 1e6);
+    if (medians.length > loopDelayWindows) medians.shift();
     histogram.reset();
   }, loopDelayWindowMs);
   timer.unref();
   return {
-    recentMs: () => recentMs,
+    recentMs: () => (medians.length < loopDelayWindows ? null : Math.min(...medians)),
     stop: () => {
       clearInterval(timer);
       histogram.disable();

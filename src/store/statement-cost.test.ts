@@ -3,11 +3,13 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import {
   boundedBatchInstructionsMax,
+  boundedBatchSqlCharsMax,
   type Instruction,
   isBoundedProgram,
   programsOf,
   StatementCost,
   statementCostEntriesMax,
+  statementCostSqlCharsMax,
 } from "./statement-cost.ts";
 
 /** A database with the shapes of schema the verdicts depend on, foreign keys on as on a leader. */
@@ -119,6 +121,12 @@ describe("statement cost", () => {
     assert.equal(cost.isBoundedBatch(db, Array(fitting + 1).fill(insert)), false);
     assert.equal(cost.isBoundedBatch(db, [insert, { sql: "DELETE FROM item" }]), false);
     assert.equal(cost.isBoundedBatch(db, []), true);
+    const longText = { sql: `INSERT INTO kv(k, v) VALUES ('a', '${"x".repeat(statementCostSqlCharsMax)}')` };
+    assert.equal(cost.isBoundedBatch(db, [longText]), false, "a statement too long to cache");
+    const wide = { sql: `INSERT INTO kv(k, v) VALUES ('a', '${"x".repeat(statementCostSqlCharsMax - 64)}')` };
+    const count = Math.ceil(boundedBatchSqlCharsMax / wide.sql.length) + 1;
+    assert.equal(cost.isBoundedBatch(db, [wide]), true);
+    assert.equal(cost.isBoundedBatch(db, Array(count).fill(wide)), false, "too much SQL in one batch");
   });
 
   test("the verdicts stay within their bound", () => {

@@ -40,7 +40,10 @@ import { assert } from "../lib/assert.ts";
 /** Verdicts kept; past it the oldest goes first. */
 export const statementCostEntriesMax = 512;
 
-/** Longer texts are judged on every use (their keys would make the cache large in bytes). */
+/**
+ * Longer texts are not cached (their keys would make the cache large in bytes), and a batch holding
+ * one is not run in process (`isBoundedBatch`).
+ */
 export const statementCostSqlCharsMax = 16 * 1024;
 
 /** One instruction as `EXPLAIN` lists it. */
@@ -403,6 +406,13 @@ function sequenceRootPageOf(db: DatabaseSync): number | null {
  */
 export const boundedBatchInstructionsMax = 32_768;
 
+/**
+ * The most SQL text a batch may hold and still count as bounded: compiling is work on the event
+ * loop too, linear in the text (twice, for the verdict and for the run, when the text is too long
+ * to be cached). A statement longer than `statementCostSqlCharsMax` is judged unbounded outright.
+ */
+export const boundedBatchSqlCharsMax = 256 * 1024;
+
 /** Verdicts per SQL text on one connection, dropped whenever the schema may have changed. */
 export class StatementCost {
   readonly #verdicts = new Map<string, CostVerdict>();
@@ -437,11 +447,20 @@ export class StatementCost {
     return bounded;
   }
 
-  /** Whether every statement of a batch is bounded and all together stay within `boundedBatchInstructionsMax`. */
+  /**
+   * Whether every statement of a batch is bounded and all together stay within
+   * `boundedBatchInstructionsMax` and `boundedBatchSqlCharsMax`.
+   */
   isBoundedBatch(db: DatabaseSync, statements: readonly { readonly sql: string }[]): boolean {
+    let sqlChars = 0;
+    for (const { sql } of statements) {
+      if (typeof sql !== "string" || sql.length > statementCostSqlCharsMax) return false;
+      sqlChars += sql.length;
+    }
+    if (sqlChars > boundedBatchSqlCharsMax) return false;
     let instructions = 0;
     for (const { sql } of statements) {
-      const verdict = typeof sql === "string" ? this.instructionsIfBounded(db, sql) : null;
+      const verdict = this.instructionsIfBounded(db, sql);
       if (verdict === null) return false;
       instructions += verdict;
       if (instructions > boundedBatchInstructionsMax) return false;

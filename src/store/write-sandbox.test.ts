@@ -4,6 +4,8 @@
  * free by the time `run` settles; errors keep their codes; cancel and close stop the process.
  */
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import { isBatonError } from "../lib/errors.ts";
@@ -11,6 +13,7 @@ import { logIndex } from "../types/ids.ts";
 import type { Store } from "./store.ts";
 import { batch, openStore, rowsOf, sql, TestLog, temporaryDirectory } from "./test-support.ts";
 import { WriteSandbox, type WriteSandboxOptions } from "./write-sandbox.ts";
+import { inlineReplyBytesMax } from "./write-sandbox-protocol.ts";
 
 /** Counts to a number no machine reaches: runs until it is stopped. */
 const runaway = sql(
@@ -92,6 +95,34 @@ describe("the write sandbox", { timeout: 60_000 }, () => {
     store.adoptBatch(index, ran);
     store.commitSpeculative(index);
     assert.deepEqual(rowsOf(store, "SELECT name FROM item ORDER BY id"), [["a"], ["B"], ["C"]]);
+  });
+
+  test("a large reply comes through a file that is removed, and stale reply files are removed at start", async (t) => {
+    const log = leaderWithRows(t);
+    const store = log.leader;
+    const directory = path.dirname(store.path);
+    fs.writeFileSync(path.join(directory, "write-sandbox-1-1.reply"), "left by a stopped node");
+    const { sandbox, logged } = await startSandbox(t, store);
+    assert.ok(logged.some((entry) => entry.event === "write-sandbox.stale-reply-removed"));
+    const big = sql("INSERT INTO item(name) VALUES (hex(zeroblob(?)))", [inlineReplyBytesMax]);
+    const request = {
+      appliedIndex: store.appliedIndex,
+      index: log.nextIndex,
+      statements: [big],
+      options: {},
+    };
+    const ran = await sandbox.run(request, 10_000);
+    assert.ok(ran.payload.length > 2 * inlineReplyBytesMax, `a payload of ${ran.payload.length} bytes`);
+    store.adoptBatch(request.index, ran);
+    store.commitSpeculative(request.index);
+    assert.deepEqual(rowsOf(store, "SELECT length(name) FROM item WHERE id = 3"), [
+      [2 * inlineReplyBytesMax],
+    ]);
+    assert.deepEqual(
+      fs.readdirSync(directory).filter((name) => name.endsWith(".reply")),
+      [],
+      "no reply file is left",
+    );
   });
 
   test("a runaway batch answers QUERY_TIMEOUT at its bound, its process is replaced, the lock is free", async (t) => {

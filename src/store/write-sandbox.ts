@@ -24,19 +24,22 @@
  * process is waited for at most `exitWaitMsMax`.
  */
 import { type ChildProcess, fork } from "node:child_process";
+import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import v8 from "node:v8";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { QueryPoolLog } from "./query-process-pool.ts";
 import { forwardStderr } from "./query-process-pool.ts";
 import { replyError } from "./query-process-protocol.ts";
 import type { ExecuteResult, StoreOptions } from "./types.ts";
-import type {
-  SandboxMessage,
-  SandboxReply,
-  SandboxRequest,
-  SandboxSettings,
+import {
+  replyFilePattern,
+  type SandboxMessage,
+  type SandboxReply,
+  type SandboxRequest,
+  type SandboxSettings,
 } from "./write-sandbox-protocol.ts";
 
 export const writeSandboxDefaults = {
@@ -129,6 +132,7 @@ export class WriteSandbox implements BatchSandbox {
     }
     this.#bounds = bounds as Bounds;
     this.#log = options.log;
+    removeStaleReplies(path.dirname(options.path), this.#log);
     this.#settings = {
       path: options.path,
       limits: options.limits,
@@ -293,7 +297,27 @@ export class WriteSandbox implements BatchSandbox {
     assert(job !== null && job.id === reply.id && sandbox.state === "busy", "a reply names the batch sent");
     sandbox.state = "idle";
     if (reply.type === "result") this.#decide(job, { result: reply.result });
+    else if (reply.type === "result-file") void this.#readReply(job, reply.file, sandbox.pid);
     else this.#decide(job, { error: replyError(reply, sandbox.pid) });
+  }
+
+  /**
+   * Reads a reply the process left in a file (off the event loop), deletes the file and decides
+   * the batch. The process holds no lock by then; its time bound no longer runs.
+   */
+  async #readReply(job: Job, file: string, pid: number): Promise<void> {
+    if (job.timer !== null) clearTimeout(job.timer);
+    job.timer = null;
+    let outcome: NonNullable<Job["outcome"]>;
+    try {
+      outcome = { result: v8.deserialize(await fs.promises.readFile(file)) as ExecuteResult };
+    } catch (error) {
+      const message = `the write sandbox's reply could not be read: ${(error as Error).message}`;
+      outcome = { error: new BatonError(ErrorCode.QUERY_ABORTED, message, { pid }) };
+    } finally {
+      await fs.promises.rm(file, { force: true });
+    }
+    if (this.#job === job && job.outcome === null) this.#decide(job, outcome);
   }
 
   #ranTooLong(job: Job): void {
@@ -381,6 +405,14 @@ export class WriteSandbox implements BatchSandbox {
     };
     if (wasReady) respawn();
     else this.#respawnTimer = setTimeout(respawn, this.#bounds.respawnDelayMs);
+  }
+}
+
+/** Reply files a previous node process left behind (it stopped between a reply and its read). */
+function removeStaleReplies(directory: string, log: QueryPoolLog): void {
+  for (const name of fs.readdirSync(directory).filter((entry) => replyFilePattern.test(entry))) {
+    fs.rmSync(path.join(directory, name), { force: true });
+    log("info", "write-sandbox.stale-reply-removed", { file: name });
   }
 }
 
