@@ -28,6 +28,8 @@ export type StartConfig = {
   readonly bodyBytesMax: number;
   readonly queryProcessesMax: number;
   readonly queryMsMax: number;
+  readonly readsInFlightMax: number;
+  readonly writesInFlightMax: number;
   readonly snapshotEntries: number;
   readonly snapshotLogBytes: number;
   readonly compactionTrailEntries: number;
@@ -121,6 +123,20 @@ export const startOptions: readonly OptionSpec[] = [
     env: "BATON_QUERY_MS_MAX",
     help: "longest a query may run, whatever timeoutMs it asks for (then QUERY_TIMEOUT)",
     fallback: "5000",
+  },
+  {
+    flag: "reads-in-flight-max",
+    key: "readsInFlightMax",
+    env: "BATON_READS_IN_FLIGHT_MAX",
+    help: "client reads this node runs at once; more are refused OVERLOADED",
+    fallback: "512",
+  },
+  {
+    flag: "writes-in-flight-max",
+    key: "writesInFlightMax",
+    env: "BATON_WRITES_IN_FLIGHT_MAX",
+    help: "client writes this node runs or holds at once; more are refused OVERLOADED",
+    fallback: "2048",
   },
   {
     flag: "snapshot-entries",
@@ -303,6 +319,8 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     ),
     queryProcessesMax: integer(get("query-processes").value, get("query-processes").source, 1, 64),
     queryMsMax: integer(get("query-ms-max").value, get("query-ms-max").source, 10, 3_600_000),
+    readsInFlightMax: integer(get("reads-in-flight-max").value, get("reads-in-flight-max").source, 1, 1e6),
+    writesInFlightMax: integer(get("writes-in-flight-max").value, get("writes-in-flight-max").source, 1, 1e6),
     snapshotEntries: integer(get("snapshot-entries").value, get("snapshot-entries").source, 1, 1e9),
     snapshotLogBytes: integer(
       get("snapshot-log-bytes").value,

@@ -55,6 +55,9 @@ export type LaunchConfig = {
    */
   readonly queryProcessesMax?: number;
   readonly queryMsMax?: number;
+  /** Admission bounds (`--reads-in-flight-max`, `--writes-in-flight-max`): `admission.ts`. */
+  readonly readsInFlightMax?: number;
+  readonly writesInFlightMax?: number;
   /** Snapshot policy (`--snapshot-entries`, `--snapshot-log-bytes`, `--compaction-trail`). */
   readonly snapshotEntries?: number;
   readonly snapshotLogBytes?: number;
@@ -169,6 +172,8 @@ export async function openNode(
       httpAddress: hostPort(config.http),
       peerHttp,
       tickMs: config.tickMs ?? nodeDefaults.tickMs,
+      readsInFlightMax: config.readsInFlightMax ?? nodeDefaults.readsInFlightMax,
+      writesInFlightMax: config.writesInFlightMax ?? nodeDefaults.writesInFlightMax,
       snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
       snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
       compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
