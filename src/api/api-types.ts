@@ -156,6 +156,7 @@ export type StatusResponse = {
     readonly [key: string]: unknown;
   };
   readonly storage: StatusStorage;
+  readonly admission: StatusAdmission;
 };
 
 /** A node's storage health, in `/v1/status` (docs/architecture.md, "Storage faults"). */
@@ -173,6 +174,17 @@ export type StatusStorage = {
   readonly verified: boolean;
   /** The last consistency check this node judged itself by: its index and outcome. */
   readonly lastCheck: { readonly index: number; readonly outcome: string; readonly atMs: number } | null;
+};
+
+/** A node's admission control (`src/node/admission.ts`), in `/v1/status`. */
+export type StatusAdmission = {
+  readonly readsInFlight: number;
+  readonly writesInFlight: number;
+  /** Requests refused OVERLOADED since the node started: past the in-flight bounds, and for the loop's delay. */
+  readonly refused: { readonly read: number; readonly write: number; readonly loopDelay: number };
+  /** The event loop's recent delay in ms (null when not measured), and the delay past which new work is shed. */
+  readonly loopDelayMs: number | null;
+  readonly loopDelayShedMs: number;
 };
 
 /** A node's snapshots and log compaction, in `/v1/status`. */

@@ -16,6 +16,8 @@ test("flags resolve into a complete configuration with defaults", () => {
   assert.equal(config.durability, "majority");
   assert.equal(config.queryProcessesMax, 2);
   assert.equal(config.queryMsMax, 5000);
+  assert.equal(config.readsInFlightMax, 512);
+  assert.equal(config.writesInFlightMax, 2048);
   assert.deepEqual(config.http, { host: "127.0.0.1", port: 4001 });
   assert.deepEqual(
     config.cluster.map((m) => [m.id, m.raft.port, m.http?.port ?? null]),
@@ -79,5 +81,19 @@ test("the tick period is explicit configuration, and the heartbeat must be a who
     () => resolveStartConfig([...base, "--heartbeat-ms", "15"], {}),
     (error: unknown) =>
       isBatonError(error, "BAD_CONFIG") && /whole number of ticks/.test((error as Error).message),
+  );
+});
+
+test("the admission bounds are flags, positive integers", () => {
+  const base = ["--id", "n1", "--data", "/tmp/d", "--cluster", cluster];
+  const config = resolveStartConfig(
+    [...base, "--writes-in-flight-max", "64", "--reads-in-flight-max", "32"],
+    {},
+  );
+  assert.equal(config.writesInFlightMax, 64);
+  assert.equal(config.readsInFlightMax, 32);
+  assert.throws(
+    () => resolveStartConfig([...base, "--writes-in-flight-max", "0"], {}),
+    (error: unknown) => isBatonError(error, "BAD_CONFIG"),
   );
 });

@@ -28,6 +28,8 @@ export type StartConfig = {
   readonly bodyBytesMax: number;
   readonly queryProcessesMax: number;
   readonly queryMsMax: number;
+  readonly readsInFlightMax: number;
+  readonly writesInFlightMax: number;
   readonly snapshotEntries: number;
   readonly snapshotLogBytes: number;
   readonly compactionTrailEntries: number;
@@ -127,6 +129,20 @@ export const startOptions: readonly OptionSpec[] = [
     env: "BATON_QUERY_MS_MAX",
     help: "longest a query may run, whatever timeoutMs it asks for (then QUERY_TIMEOUT)",
     fallback: "5000",
+  },
+  {
+    flag: "reads-in-flight-max",
+    key: "readsInFlightMax",
+    env: "BATON_READS_IN_FLIGHT_MAX",
+    help: "client reads this node runs at once; more are refused OVERLOADED",
+    fallback: "512",
+  },
+  {
+    flag: "writes-in-flight-max",
+    key: "writesInFlightMax",
+    env: "BATON_WRITES_IN_FLIGHT_MAX",
+    help: "client writes this node runs or holds at once; more are refused OVERLOADED",
+    fallback: "2048",
   },
   {
     flag: "snapshot-entries",
@@ -337,6 +353,8 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     bodyBytesMax: int("body-bytes-max", 1024, 1024 * 1024 * 1024),
     queryProcessesMax: int("query-processes", 1, 64),
     queryMsMax: int("query-ms-max", 10, 3_600_000),
+    readsInFlightMax: int("reads-in-flight-max", 1, 1e6),
+    writesInFlightMax: int("writes-in-flight-max", 1, 1e6),
     snapshotEntries: int("snapshot-entries", 1, 1e9),
     snapshotLogBytes: int("snapshot-log-bytes", 1024, 2 ** 40),
     compactionTrailEntries: int("compaction-trail", 0, 1e9),

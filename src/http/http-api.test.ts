@@ -12,6 +12,7 @@ class FakeNode implements NodeService {
   executed: NormalizedExecute[] = [];
   queried: NormalizedQuery[] = [];
   failWith: BatonError | null = null;
+  shedWith: BatonError | null = null;
   readonly id: string;
   constructor(id: string) {
     this.id = id;
@@ -107,7 +108,17 @@ class FakeNode implements NodeService {
         logFirstIndex: 1,
       },
       storage: { lostEntriesUntil: null, damaged: null, verified: true, lastCheck: null },
+      admission: {
+        readsInFlight: 0,
+        writesInFlight: 0,
+        refused: { read: 0, write: 0, loopDelay: 0 },
+        loopDelayMs: null,
+        loopDelayShedMs: 150,
+      },
     };
+  }
+  shed(): void {
+    if (this.shedWith) throw this.shedWith;
   }
   contentHash(): { appliedIndex: number; hash: string } {
     return { appliedIndex: 42, hash: "ab" };
@@ -178,6 +189,32 @@ describe("HTTP API", () => {
       expectedTerm: null,
       timeoutMs: null,
     });
+  });
+
+  test("while the node sheds load, execute and query are refused OVERLOADED with Retry-After before the body is read; status still answers", async () => {
+    leader.shedWith = new BatonError(ErrorCode.OVERLOADED, "the event loop runs late", {
+      reason: "loop-delay",
+    });
+    const executedBefore = leader.executed.length;
+    try {
+      // A body the validator would refuse: shedding answers before reading it.
+      for (const path of ["/v1/execute", "/v1/query"]) {
+        const { status, json, headers } = await post(leaderBase, path, "{not json");
+        assert.equal(status, 503, path);
+        assert.equal(json.error.code, "OVERLOADED");
+        assert.equal(json.error.details.reason, "loop-delay");
+        assert.equal(headers.get("retry-after"), String(retryByCode.OVERLOADED.retryAfterSeconds));
+      }
+      assert.equal(leader.executed.length, executedBefore);
+      const status = await fetch(`${leaderBase}/v1/status`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(status.status, 200);
+      const health = await fetch(`${leaderBase}/healthz`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(health.status, 200);
+    } finally {
+      leader.shedWith = null;
+    }
+    const { status } = await post(leaderBase, "/v1/execute", { statements: ["SELECT 1"] });
+    assert.equal(status, 200, "served again once shedding ends");
   });
 
   test("integers beyond 2^53 are sent as decimal strings, never rounded", async () => {

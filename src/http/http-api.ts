@@ -127,11 +127,12 @@ export class HttpApi {
     const routes: Record<string, { method: string; run: () => Promise<RouteAnswer> }> = {
       "/v1/execute": {
         method: "POST",
-        run: () => this.withBody(request, normalizeExecute, (r) => this.service.execute(r)),
+        run: () =>
+          this.shedOrRun(() => this.withBody(request, normalizeExecute, (r) => this.service.execute(r))),
       },
       "/v1/query": {
         method: "POST",
-        run: () => this.withBody(request, normalizeQuery, (r) => this.service.query(r)),
+        run: () => this.shedOrRun(() => this.withBody(request, normalizeQuery, (r) => this.service.query(r))),
       },
       "/v1/status": { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) },
       "/v1/content-hash": {
@@ -163,6 +164,15 @@ export class HttpApi {
       );
     }
     return route.run();
+  }
+
+  /**
+   * Client work is refused OVERLOADED before its body is read while the node sheds load (its event
+   * loop runs late); Node's server drains the unread body once the answer is sent.
+   */
+  private shedOrRun(run: () => Promise<RouteAnswer>): Promise<RouteAnswer> {
+    this.service.shed();
+    return run();
   }
 
   private async readiness(): Promise<{ status: number; body: unknown }> {

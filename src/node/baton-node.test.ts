@@ -12,6 +12,7 @@ import { isBatonError } from "../lib/errors.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { requestWindowMsDefault } from "../store/request-log.ts";
 import { Store } from "../store/store.ts";
+import { type BatchSandbox, WriteSandbox } from "../store/write-sandbox.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
 import { logIndex, nodeId } from "../types/ids.ts";
 import { Wal } from "../wal/wal.ts";
@@ -48,7 +49,12 @@ function write(sql: string): NormalizedExecute {
 async function singleNode(
   name: string,
   overrides: Partial<NodeConfig> = {},
-  setup: { prepare?: (directory: string) => void; expectLeader?: boolean; clock?: Clock } = {},
+  setup: {
+    prepare?: (directory: string) => void;
+    expectLeader?: boolean;
+    clock?: Clock;
+    writeSandbox?: (store: Store) => Promise<BatchSandbox | undefined>;
+  } = {},
 ): Promise<{ node: BatonNode; store: Store; wal: Wal; failSync: () => void; fatal: Error[] }> {
   const directory = path.join(root, name);
   fs.mkdirSync(directory, { recursive: true });
@@ -61,6 +67,7 @@ async function singleNode(
         : new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()))),
   });
   const store = Store.open({ path: path.join(directory, "baton.db") });
+  const sandbox = await (setup.writeSandbox ?? (async () => undefined))(store);
   const orphans = OrphanQuarantine.open(path.join(directory, "review", "orphans.db"));
   after(() => orphans.close());
   const fatal: Error[] = [];
@@ -84,6 +91,7 @@ async function singleNode(
       log: wal,
       recovered,
       store,
+      ...(sandbox === undefined ? {} : { writeSandbox: sandbox }),
       review: quarantineSink(orphans),
       orphans,
       snapshotDirectory: path.join(directory, "snapshots"),
@@ -339,4 +347,58 @@ test("a node that finds its database marked damaged at start serves nothing, nev
     assert.ok(isBatonError(fatal[0], "NO_INTACT_COPY"), String(fatal[0]));
     await node.stop();
   }
+});
+
+test("a write sandbox: batches that are not provably short run there, a runaway is stopped while the loop runs on", async () => {
+  let sandbox: WriteSandbox | null = null;
+  const { node, store, wal } = await singleNode(
+    "sandbox",
+    {},
+    {
+      writeSandbox: async (opened) => {
+        sandbox = await WriteSandbox.start({
+          path: opened.path,
+          limits: {},
+          log: () => {},
+          executeMsMax: 1_500,
+        });
+        return sandbox;
+      },
+    },
+  );
+  after(() => sandbox?.close());
+  // DDL, several VALUES rows and RETURNING go to the sandbox; single-row inserts by key run here.
+  await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)"));
+  await node.execute(write("INSERT INTO t(v) VALUES ('a')"));
+  const many = { ...write("INSERT INTO t(v) VALUES ('b'), ('c') RETURNING id"), requestId: "many" };
+  const first = await node.execute(many);
+  assert.deepEqual(first.results[0]?.rows, [[2], [3]]);
+  const inProcess = await Promise.all(
+    [1, 2, 3].map((i) => node.execute(write(`INSERT INTO t(v) VALUES ('p${i}')`))),
+  );
+  assert.equal(new Set(inProcess.map((answer) => answer.position.index)).size, 3);
+  assert.deepEqual(await node.execute(many), first, "a retried sandboxed write answers its first response");
+  const runaway =
+    "INSERT INTO t(v) SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)";
+  const applied = store.appliedIndex;
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 20);
+  const started = Date.now();
+  await assert.rejects(node.execute({ ...write(runaway), timeoutMs: 10_000 }), (error: unknown) =>
+    isBatonError(error, "QUERY_TIMEOUT"),
+  );
+  clearInterval(ticker);
+  const tookMs = Date.now() - started;
+  assert.ok(tookMs >= 1_500, `answered after ${tookMs} ms, before the node's bound`);
+  assert.ok(
+    ticks >= 15,
+    `the event loop ran on while the batch ran (${ticks} ticks of 20 ms in ${tookMs} ms)`,
+  );
+  assert.equal(store.appliedIndex, applied, "nothing was proposed");
+  await node.execute(write("INSERT INTO t(v) VALUES ('after')"));
+  const read = await node.query(linearizable("SELECT count(*) FROM t"));
+  assert.deepEqual(read.results[0]?.rows, [[7]]);
+  await node.stop();
+  await wal.close();
+  store.close();
 });

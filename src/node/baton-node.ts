@@ -22,7 +22,7 @@
  * Bugs crash: a non-`BatonError` thrown by any request path takes the loop's fatal path before it
  * propagates; a `BatonError` is an operating error and leaves the node running.
  */
-import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
+import type { ExecuteResponse, QueryResponse, StatusAdmission, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { memberAttributesOf, type RoleChange } from "../consensus/index.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
@@ -36,7 +36,7 @@ import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
 import type { AddRequest, JoinAnswer, MemberChangeAnswer, MembersResponse } from "./member-changes.ts";
-import { checkNodeConfig, type NodeConfig } from "./node-config.ts";
+import { checkNodeConfig, loopDelayShedMsOf, type NodeConfig } from "./node-config.ts";
 import type { NodeService, Readiness } from "./node-service.ts";
 import { NodeStatusView } from "./node-status.ts";
 import { OperatorControls } from "./operator-controls.ts";
@@ -130,11 +130,13 @@ export class BatonNode implements NodeService {
       requireLeader: () => this.writes.requireLeader(),
       refuseRead: () => this.healing.refuseRead(),
     });
+    const { admission, status } = admissionOf(config, runtime);
+    this.admission = admission;
     this.statusView = new NodeStatusView(this.loop, store, this.peers, config, {
       snapshots: () => this.snapshots.status(),
       storage: () => ({ ...this.healing.status(), lastCheck: this.checks.lastCheck }),
+      admission: status,
     });
-    this.admission = new Admission(config);
     this.operator = new OperatorControls({
       ...this.parts(),
       requireLeader: () => this.writes.requireLeader(),
@@ -158,6 +160,7 @@ export class BatonNode implements NodeService {
       holdIndex: () => this.checks.holdIndex,
       paused: storeDamaged,
       diverged: (error) => this.healing.onDiverged(error),
+      holdApplies: () => this.writes.sandboxRunning,
     });
   }
 
@@ -205,6 +208,10 @@ export class BatonNode implements NodeService {
 
   execute(request: NormalizedExecute): Promise<ExecuteResponse> {
     return this.guard(() => this.admission.run("write", () => this.writes.execute(request)));
+  }
+
+  shed(): void {
+    this.guardSync(() => this.admission.shed());
   }
 
   query(request: NormalizedQuery): Promise<QueryResponse> {
@@ -378,7 +385,9 @@ export class BatonNode implements NodeService {
 
   private roleChanged(change: RoleChange): void {
     this.checks.roleChanged(change.role);
+    if (change.role === "leader") this.writes.leadershipGained();
     if (change.role !== "leader") {
+      this.writes.leadershipLost();
       this.speculation.rollback(`became ${change.role}`);
       this.operator.switchovers.leadershipLost();
       this.sender.abortAll();
@@ -443,4 +452,23 @@ export class BatonNode implements NodeService {
   }
 }
 
-/** The consistency checks and the storage healing of one node, wired to each other. */
+/** Admission control on the runtime's measure of the event loop's delay, and its status section. */
+function admissionOf(
+  config: NodeConfig,
+  runtime: NodeRuntime,
+): { admission: Admission; status: () => StatusAdmission } {
+  const loopDelay = runtime.loopDelay;
+  const loopDelayShedMs = loopDelayShedMsOf(config);
+  const admission = new Admission(
+    config,
+    loopDelay === undefined ? null : { recentMs: () => loopDelay.recentMs(), loopDelayShedMs },
+  );
+  const status = (): StatusAdmission => ({
+    readsInFlight: admission.inFlightOf("read"),
+    writesInFlight: admission.inFlightOf("write"),
+    refused: { ...admission.refused },
+    loopDelayMs: admission.loopDelayMs(),
+    loopDelayShedMs,
+  });
+  return { admission, status };
+}

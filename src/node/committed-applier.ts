@@ -12,6 +12,9 @@
  * snapshot must not fall behind what it is to replace. A consistency check may hold the applier at an index (`consistency-check.ts`): it applies up to
  * it and no further until the check has begun hashing the state there, which it does before the
  * next step (the leader's open speculative batches commit together and are never held).
+ * While the leader's write sandbox runs a batch it may hold SQLite's write lock on the same file
+ * (`write-path.ts`); applying then would wait on that lock with the event loop blocked, so nothing
+ * is applied until the batch is done (`holdApplies`), and the write path resumes applying after it.
  *
  * A committed entry that does not apply (STORE_DIVERGED, a corrupt payload, an I/O error) means
  * this replica can no longer follow the log: the error propagates to the replica loop, whose
@@ -44,6 +47,7 @@ export class CommittedApplier {
   private readonly holdIndex: () => LogIndex | null;
   private readonly paused: () => boolean;
   private readonly diverged: (error: BatonError) => boolean;
+  private readonly holdApplies: () => boolean;
 
   constructor(parts: {
     store: Store;
@@ -59,6 +63,8 @@ export class CommittedApplier {
     paused?: () => boolean;
     /** A committed entry did not apply (STORE_DIVERGED): true when that is taken as this node's damage. */
     diverged?: (error: BatonError) => boolean;
+    /** True while applying must wait (the write sandbox runs a batch). */
+    holdApplies: () => boolean;
   }) {
     this.isWitness = parts.isWitness;
     this.store = parts.store;
@@ -70,10 +76,11 @@ export class CommittedApplier {
     this.holdIndex = parts.holdIndex ?? (() => null);
     this.paused = parts.paused ?? (() => false);
     this.diverged = parts.diverged ?? (() => false);
+    this.holdApplies = parts.holdApplies;
   }
 
   applyCommitted(through: LogIndex): void {
-    if (this.paused()) return;
+    if (this.paused() || this.holdApplies()) return;
     const before = this.store.appliedIndex;
     const hold = this.holdIndex();
     const held = hold !== null && hold >= before ? hold : Number.POSITIVE_INFINITY;

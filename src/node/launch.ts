@@ -13,6 +13,7 @@ import type { ClusterConfig, MemberAddress } from "../consensus/index.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
 import type { Store } from "../store/store.ts";
+import { WriteSandbox } from "../store/write-sandbox.ts";
 import { TcpTransport } from "../transport/tcp-transport.ts";
 import { parseHostPort } from "../transport/transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
@@ -20,9 +21,16 @@ import { walFaultOptions } from "../wal/fault-injection.ts";
 import type { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { FileHistory } from "./history.ts";
-import { nodeDefaults } from "./node-config.ts";
+import { type NodeConfig, nodeDefaults } from "./node-config.ts";
 import { quarantineSink } from "./orphans.ts";
-import { type NodeLog, systemClock, systemIo, systemRandomSeed, systemTimers } from "./runtime.ts";
+import {
+  type NodeLog,
+  systemClock,
+  systemIo,
+  systemLoopDelay,
+  systemRandomSeed,
+  systemTimers,
+} from "./runtime.ts";
 import { reconcileStorage } from "./snapshot-files.ts";
 import { walSegmentBytes } from "./snapshot-keeper.ts";
 import { openLog, openStoreBehindLog, repairDatabaseStructure } from "./storage-repair.ts";
@@ -46,9 +54,15 @@ export type LaunchConfig = {
   readonly missedHeartbeats: number;
   readonly durability: Durability;
   readonly bodyBytesMax: number;
-  /** Query processes (default 2) and the longest a query may run (default 5 s): `query-process-pool.ts`. */
+  /**
+   * Query processes (default 2) and the longest a query may run (default 5 s): `query-process-pool.ts`.
+   * The same bound caps a write batch in the write sandbox (`write-sandbox.ts`).
+   */
   readonly queryProcessesMax?: number;
   readonly queryMsMax?: number;
+  /** Admission bounds (`--reads-in-flight-max`, `--writes-in-flight-max`): `admission.ts`. */
+  readonly readsInFlightMax?: number;
+  readonly writesInFlightMax?: number;
   /** Snapshot policy (`--snapshot-entries`, `--snapshot-log-bytes`, `--compaction-trail`). */
   readonly snapshotEntries?: number;
   readonly snapshotLogBytes?: number;
@@ -75,6 +89,24 @@ export function hostPort(address: HostPort): string {
   return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
+/**
+ * The largest entry a write batch may produce. An entry costs every node's event loop time in
+ * proportion to its size (the leader applies it when adopting a sandboxed batch, encodes its log
+ * record and a message per follower, each with copies and checksums; followers decode and apply
+ * it), and that time is taken from heartbeats. Measured on 2 shared cores under heavy load
+ * (load average 19), default timing: a 4 MB changeset held the leader's loop about 0.7 s and
+ * committed without an election; 8 MB held it 2.3 s and 12 MB 2.5 s, each costing an election.
+ * A larger batch is refused PAYLOAD_TOO_LARGE before anything is proposed.
+ */
+export const entryPayloadBytesMax = 4 << 20;
+
+/** The store's bounds, the same for the node's store and its write sandbox: a request's bounds. */
+const storeLimits = {
+  statementsPerBatchMax: requestLimits.statementsPerBatchMax,
+  sqlBytesMax: requestLimits.sqlBytesMax,
+  payloadBytesMax: entryPayloadBytesMax,
+} as const;
+
 /** Client queries run in killable processes, so none can hold this node's event loop. */
 async function startQueryPool(
   storage: { store: Store; wal: Wal },
@@ -90,6 +122,21 @@ async function startQueryPool(
     await wal.close().catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Write batches that are not provably short run in a killable process too. The node starts that
+ * process only while it leads (followers never need it), in the background: a batch that comes
+ * before it is ready waits for it within its own bound.
+ */
+function createWriteSandbox(store: Store, config: LaunchConfig, log: NodeLog): WriteSandbox {
+  const executeMsMax = config.queryMsMax;
+  return WriteSandbox.create({
+    path: store.path,
+    limits: storeLimits,
+    log,
+    ...(executeMsMax === undefined ? {} : { executeMsMax }),
+  });
 }
 
 /**
@@ -116,12 +163,7 @@ async function openStorage(config: LaunchConfig, log: NodeLog) {
   let store: Store;
   try {
     await repairDatabaseStructure(paths, log);
-    store = await openStoreBehindLog(
-      paths,
-      { statementsPerBatchMax: requestLimits.statementsPerBatchMax, sqlBytesMax: requestLimits.sqlBytesMax },
-      wal,
-      log,
-    );
+    store = await openStoreBehindLog(paths, storeLimits, wal, log);
   } catch (error) {
     await wal.close().catch(() => {});
     throw error;
@@ -180,6 +222,30 @@ function bootstrapMembers(config: LaunchConfig): {
   return { config: { voters, learners: [], addresses }, peerHttp, peerRaft };
 }
 
+/** The node's configuration: the launch options, and the defaults for what they leave out. */
+function nodeConfigOf(config: LaunchConfig, members: ReturnType<typeof bootstrapMembers>): NodeConfig {
+  const self = nodeId(config.id);
+  return {
+    ...nodeDefaults,
+    id: self,
+    ...members.config,
+    clusterId: config.clusterId,
+    httpAddress: hostPort(config.http),
+    peerHttp: members.peerHttp,
+    tickMs: config.tickMs ?? nodeDefaults.tickMs,
+    readsInFlightMax: config.readsInFlightMax ?? nodeDefaults.readsInFlightMax,
+    writesInFlightMax: config.writesInFlightMax ?? nodeDefaults.writesInFlightMax,
+    snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
+    snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
+    compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
+    consistencyCheckIntervalMs: config.consistencyCheckIntervalMs ?? nodeDefaults.consistencyCheckIntervalMs,
+    healWaitMsMax: config.healWaitMsMax ?? nodeDefaults.healWaitMsMax,
+    heartbeatMs: config.heartbeatMs,
+    missedHeartbeats: config.missedHeartbeats,
+    durability: config.durability,
+  };
+}
+
 export async function openNode(
   config: LaunchConfig,
   log: NodeLog,
@@ -187,58 +253,44 @@ export async function openNode(
 ): Promise<OpenNode> {
   const { wal, store, reconciled, snapshotDirectory } = await openStorage(config, log);
   const queries = await startQueryPool({ store, wal }, config, log);
+  const writeSandbox = createWriteSandbox(store, config, log);
+  const loopDelay = systemLoopDelay();
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
   const members = bootstrapMembers(config);
-  const node = new BatonNode(
-    {
-      ...nodeDefaults,
-      id: self,
-      ...members.config,
-      clusterId: config.clusterId,
-      httpAddress: hostPort(config.http),
-      peerHttp: members.peerHttp,
-      tickMs: config.tickMs ?? nodeDefaults.tickMs,
-      snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
-      snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
-      compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
-      consistencyCheckIntervalMs:
-        config.consistencyCheckIntervalMs ?? nodeDefaults.consistencyCheckIntervalMs,
-      healWaitMsMax: config.healWaitMsMax ?? nodeDefaults.healWaitMsMax,
-      heartbeatMs: config.heartbeatMs,
-      missedHeartbeats: config.missedHeartbeats,
-      durability: config.durability,
-    },
-    {
-      clock: systemClock,
-      timers: systemTimers,
-      randomSeed: systemRandomSeed(),
-      log: wal,
-      recovered: reconciled.recovered,
-      store,
-      queryExecutor: queries,
-      snapshotDirectory,
-      io: systemIo,
-      review: quarantineSink(orphans),
-      history: new FileHistory(config.dataDirectory),
-      orphans,
-      logger: log,
-      onFatal,
-      transport: (handlers) =>
-        new TcpTransport({
-          clusterId: config.clusterId,
-          selfId: self,
-          listen: config.raft,
-          peers: members.peerRaft,
-          ...handlers,
-          onLog: (level, event, fields) => log(level, event, { ...fields }),
-        }),
-    },
-  );
+  const node = new BatonNode(nodeConfigOf(config, members), {
+    clock: systemClock,
+    timers: systemTimers,
+    randomSeed: systemRandomSeed(),
+    log: wal,
+    recovered: reconciled.recovered,
+    store,
+    queryExecutor: queries,
+    writeSandbox,
+    loopDelay,
+    snapshotDirectory,
+    io: systemIo,
+    review: quarantineSink(orphans),
+    history: new FileHistory(config.dataDirectory),
+    orphans,
+    logger: log,
+    onFatal,
+    transport: (handlers) =>
+      new TcpTransport({
+        clusterId: config.clusterId,
+        selfId: self,
+        listen: config.raft,
+        peers: members.peerRaft,
+        ...handlers,
+        onLog: (level, event, fields) => log(level, event, { ...fields }),
+      }),
+  });
   await node.start();
   const close = async (): Promise<void> => {
     await node.stop();
+    loopDelay.stop();
     await queries.close();
+    await writeSandbox.close();
     await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
     store.close();
     orphans.close();

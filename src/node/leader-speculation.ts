@@ -12,10 +12,12 @@
  * - Drain: while batches are open the leader's reads lag commits, so new batches pause (the write
  *   gate closes) once the oldest open batch is older than `speculationAgeMsMax`, or as soon as a
  *   reader waits for an index; the open batches then commit and the gate reopens.
+ * - A batch the write sandbox ran is adopted into a transaction of its own (`adopt`), which runs with
+ *   replica settings; nothing joins it, so the gate stays closed until it commits or rolls back.
  */
 import { assert } from "../lib/assert.ts";
 import type { Store } from "../store/store.ts";
-import type { ExecuteOptions, ExecuteResult, Statement } from "../store/types.ts";
+import type { AdoptedBatch, ExecuteOptions, ExecuteResult, Statement } from "../store/types.ts";
 import type { LogIndex } from "../types/ids.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -58,9 +60,22 @@ export class LeaderSpeculation {
     return result;
   }
 
+  /** Opens a transaction of its own holding a batch the write sandbox ran; returns the payload to propose. */
+  adopt(
+    index: LogIndex,
+    batch: AdoptedBatch,
+    options: Pick<ExecuteOptions, "request">,
+  ): { payload: Uint8Array } {
+    assert(this.store.speculativeCount === 0, "an adopted batch opens its own transaction");
+    const adopted = this.store.adoptBatch(index, batch, options);
+    this.openedAtMs = this.clock.nowMs();
+    return adopted;
+  }
+
   /** True while new batches should wait for the open ones to commit (see the module header). */
   drainWanted(): boolean {
     if (this.store.speculativeCount === 0) return false;
+    if (this.store.holdsAdoptedBatch) return true;
     if (this.openedAtMs !== null && this.clock.nowMs() - this.openedAtMs > this.config.speculationAgeMsMax)
       return true;
     return this.applied.highestTarget() !== null;

@@ -70,6 +70,11 @@ export type NodeConfig = {
   readonly gateWaitersMax: number;
   /** Requests waiting for the applied index to reach a target; more are refused OVERLOADED. */
   readonly indexWaitersMax: number;
+  /**
+   * New client work is shed (OVERLOADED) while the event loop runs later than this (`admission.ts`);
+   * when left out, `loopDelayShedFraction` of the election timeout.
+   */
+  readonly loopDelayShedMs?: number;
   readonly writeTimeoutMsDefault: number;
   readonly readTimeoutMsDefault: number;
   /** Core events kept in memory for status pages. */
@@ -133,6 +138,23 @@ export const nodeDefaults = {
   consistencyCheckTimeoutMs: 60_000,
   healWaitMsMax: 300_000,
 } as const;
+
+/**
+ * The default shedding threshold as a share of the election timeout (heartbeat × missed
+ * heartbeats): a loop that late delays every heartbeat by a quarter of the time followers wait
+ * before they elect, so shedding starts well before a late heartbeat could cost the leader.
+ */
+export const loopDelayShedFraction = 0.25;
+/** The default threshold is never below this: ordinary scheduling noise on a busy machine. */
+export const loopDelayShedMsMin = 50;
+
+export function loopDelayShedMsOf(config: NodeConfig): number {
+  const electionTimeoutMs = config.heartbeatMs * config.missedHeartbeats;
+  return (
+    config.loopDelayShedMs ??
+    Math.max(loopDelayShedMsMin, Math.round(electionTimeoutMs * loopDelayShedFraction))
+  );
+}
 
 /** Checks the relations the core and the node rely on; a bad value is BAD_CONFIG, not a crash. */
 export function checkNodeConfig(config: NodeConfig): NodeConfig {

@@ -20,6 +20,11 @@ export type Readiness = { readonly ready: boolean; readonly reason: string | nul
 export interface NodeService {
   /** Runs a write batch; a follower throws NOT_LEADER (with the leader when known) or NO_LEADER. */
   execute(request: NormalizedExecute): Promise<ExecuteResponse>;
+  /**
+   * Throws OVERLOADED while this node sheds new client work (its event loop runs late, see
+   * `admission.ts`); the HTTP layer asks before it reads a request's body, so shedding costs little.
+   */
+  shed(): void;
   /** Serves a read at the requested consistency; throws NOT_LEADER for leader reads on a follower. */
   query(request: NormalizedQuery): Promise<QueryResponse>;
   status(): StatusResponse;

@@ -43,6 +43,9 @@ function readiness(state: Parameters<typeof loopWith>[0]) {
     snapshots: () => {
       throw new Error("readiness reads no snapshot status");
     },
+    admission: () => {
+      throw new Error("readiness reads no admission status");
+    },
     storage: () => ({
       lostEntriesUntil: null,
       damaged: state.damaged ?? null,

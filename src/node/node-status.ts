@@ -7,7 +7,7 @@
  * term's first entry, or a follower whose state was known as fresh as the leader's commit within
  * `readyLagMsMax`. Knowing a leader is not enough.
  */
-import type { StatusResponse, StatusSnapshots, StatusStorage } from "../api/api-types.ts";
+import type { StatusAdmission, StatusResponse, StatusSnapshots, StatusStorage } from "../api/api-types.ts";
 import type { Store } from "../store/store.ts";
 import type { NodeId } from "../types/ids.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -22,13 +22,18 @@ export class NodeStatusView {
   private readonly config: NodeConfig;
   private readonly snapshots: () => StatusSnapshots;
   private readonly storage: () => StatusStorage;
+  private readonly admission: () => StatusAdmission;
 
   constructor(
     loop: ReplicaLoop,
     store: Store,
     peers: PeerDirectory,
     config: NodeConfig,
-    views: { snapshots: () => StatusSnapshots; storage: () => StatusStorage },
+    views: {
+      snapshots: () => StatusSnapshots;
+      storage: () => StatusStorage;
+      admission: () => StatusAdmission;
+    },
   ) {
     this.loop = loop;
     this.store = store;
@@ -36,6 +41,7 @@ export class NodeStatusView {
     this.config = config;
     this.snapshots = views.snapshots;
     this.storage = views.storage;
+    this.admission = views.admission;
   }
 
   status(): StatusResponse {
@@ -62,6 +68,7 @@ export class NodeStatusView {
       members,
       snapshots: this.snapshots(),
       storage: this.storage(),
+      admission: this.admission(),
     };
   }
 

@@ -9,10 +9,12 @@
  * the tidy test holds the node to that.
  */
 import { randomInt } from "node:crypto";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Effects, Input } from "../consensus/index.ts";
 import type { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import type { QueryExecutor } from "../store/query-executor.ts";
 import type { Store } from "../store/store.ts";
+import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { Transport, TransportHandlers } from "../transport/transport.ts";
 import type { LogIndex } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
@@ -74,6 +76,12 @@ export type NodeRuntime = {
    * `store`, synchronously and without a time bound, which keeps the simulator deterministic.
    */
   readonly queryExecutor?: QueryExecutor;
+  /**
+   * Where a leader runs write batches that are not provably short (`write-path.ts`). `launch.ts`
+   * passes a killable process on the store's file, so no write can hold the event loop; left out
+   * (the simulator, unit tests) every batch runs in process on `store`.
+   */
+  readonly writeSandbox?: BatchSandbox;
   readonly transport: (handlers: TransportHandlers) => Transport;
   readonly review: ReviewSink;
   /** Orphaned entries kept for an operator (`orphans.ts`); the review sink fills it. */
@@ -91,7 +99,52 @@ export type NodeRuntime = {
   readonly observer?: LoopObserver;
   /** Where role changes, elections and operator actions are recorded (`history.ts`). Default: in memory. */
   readonly history?: HistorySink;
+  /**
+   * How late the event loop runs lately (`systemLoopDelay`); admission sheds new client work past
+   * a threshold (`admission.ts`). Left out (the simulator, unit tests), nothing is shed for it.
+   */
+  readonly loopDelay?: LoopDelay;
 };
+
+export interface LoopDelay {
+  /** How late the event loop has run throughout the last few windows, in ms; null before they end. */
+  recentMs(): number | null;
+  stop(): void;
+}
+
+/** The window over which the event loop's delay is summarized. */
+export const loopDelayWindowMs = 200;
+/** How many consecutive windows the loop must have been late in (together `loopDelayWindowMs` × this). */
+export const loopDelayWindows = 3;
+/** How often the delay is sampled within a window (the histogram's timer period). */
+const loopDelayResolutionMs = 10;
+
+/**
+ * The event loop's delay as Node's histogram measures it (a libuv timer every
+ * `loopDelayResolutionMs`), summarized every `loopDelayWindowMs` as the window's median, and
+ * reported as the smallest median of the last `loopDelayWindows` windows: the loop must have run
+ * late for that long. A loop kept busy by load is late at nearly every sample of every window; a
+ * lone pause (a collection, one large apply, the machine running other work for a moment) fills at
+ * most a window or two, and is not what shedding can help with.
+ */
+export function systemLoopDelay(): LoopDelay {
+  const histogram = monitorEventLoopDelay({ resolution: loopDelayResolutionMs });
+  histogram.enable();
+  const medians: number[] = [];
+  const timer = setInterval(() => {
+    medians.push(histogram.count === 0 ? 0 : histogram.percentile(50) / 1e6);
+    if (medians.length > loopDelayWindows) medians.shift();
+    histogram.reset();
+  }, loopDelayWindowMs);
+  timer.unref();
+  return {
+    recentMs: () => (medians.length < loopDelayWindows ? null : Math.min(...medians)),
+    stop: () => {
+      clearInterval(timer);
+      histogram.disable();
+    },
+  };
+}
 
 export type BackgroundIo = <T>(work: () => Promise<T>) => Promise<T>;
 

@@ -11,15 +11,26 @@
  * - Every wait is bounded: the gate by the request's deadline, the outcome by the deadline plus
  *   `outcomeGraceMs` (the core answers every proposal by its own timeout; this is the second line,
  *   and says the outcome is unknown).
+ * - No batch holds the event loop for long. A batch whose every statement is provably short
+ *   (`Store.isBoundedBatch`) runs in process. Any other runs in the runtime's write sandbox, a
+ *   process that is killed when the batch passes its time bound (QUERY_TIMEOUT; nothing was
+ *   proposed). The sandbox runs on the node's own file, so it needs the committed state and the
+ *   write lock: it takes the sandbox turn (the gate closes), waits until every open batch has
+ *   committed and every entry is applied, and while it runs nothing is applied here
+ *   (`sandboxRunning`). Its payload is then adopted as the next index and proposed in one turn;
+ *   the adopted batch commits alone (speculation drains) before the gate reopens. Without a
+ *   sandbox (the simulator, unit tests) every batch runs in process.
  */
 import type { ExecuteResponse } from "../api/api-types.ts";
 import { jsonSafe } from "../api/json-encoding.ts";
 import type { NormalizedExecute } from "../api/request-validation.ts";
 import type { Durability } from "../consensus/config.ts";
 import { assert } from "../lib/assert.ts";
-import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { SequenceEntry } from "../store/index.ts";
-import type { ExecuteStatementResult } from "../store/types.ts";
+import type { ExecuteOptions, ExecuteResult, ExecuteStatementResult } from "../store/types.ts";
+import type { BatchSandbox } from "../store/write-sandbox.ts";
+import type { SandboxRequest } from "../store/write-sandbox-protocol.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
 import { within } from "./bounded-wait.ts";
@@ -58,6 +69,10 @@ export class WritePath {
   private readonly isStopping: () => boolean;
   private readonly damageError: () => BatonError | null;
   private readonly storeVerified: () => boolean;
+  /** A sandboxed batch holds the turn: it waits for the drain, runs, or is being proposed. */
+  private sandboxTurn = false;
+  /** The sandbox runs a batch and may hold the database's write lock: nothing is applied meanwhile. */
+  private sandboxRunningValue = false;
 
   constructor(parts: {
     loop: ReplicaLoop;
@@ -91,9 +106,10 @@ export class WritePath {
     const deadlineMs = clock.nowMs() + (request.timeoutMs ?? this.config.writeTimeoutMsDefault);
     const remainingMs = (): number => Math.max(1, deadlineMs - clock.nowMs());
     this.requireLeader();
+    const ticket = this.gate.ticket();
     while (!this.gateOpen()) {
       this.requireLeader();
-      await this.gate.wait(remainingMs());
+      await this.gate.wait(remainingMs(), { ticket });
     }
     this.checkExpectedTerm(request.expectedTerm);
     if (request.requestId !== null) {
@@ -109,7 +125,11 @@ export class WritePath {
         return { ...original, term: original.position.term, node: this.config.id };
       }
     }
-    const { index, term, results, proposalId, outcome, needs } = this.runAndPropose(request, remainingMs());
+    const sandbox = this.runtime.writeSandbox;
+    const inProcess = sandbox === undefined || this.runtime.store.isBoundedBatch(request.statements);
+    const { index, term, results, proposalId, outcome, needs } = inProcess
+      ? this.runAndPropose(request, remainingMs())
+      : await this.runSandboxedAndPropose(sandbox, request, remainingMs);
     const position = await this.awaitOutcome(proposalId, outcome, index, remainingMs() + outcomeGraceMs);
     assert(
       position.index === index && position.term === term,
@@ -169,9 +189,25 @@ export class WritePath {
     );
   }
 
+  /** True while a sandboxed batch runs and may hold the write lock: the node applies nothing then. */
+  get sandboxRunning(): boolean {
+    return this.sandboxRunningValue;
+  }
+
+  /** This node leads: the write sandbox's process starts, so the first batch need not wait for it. */
+  leadershipGained(): void {
+    this.runtime.writeSandbox?.warm();
+  }
+
+  /** Leadership is gone: the write sandbox stops, with any batch in it (which is never proposed). */
+  leadershipLost(): void {
+    this.runtime.writeSandbox?.rest("leadership lost");
+  }
+
   /** Open when a batch may run now (see the module header). */
   gateOpen(): boolean {
-    if (this.loop.fatal !== null || this.isStopping() || !this.storeVerified()) return false;
+    if (this.loop.fatal !== null || this.isStopping() || !this.storeVerified() || this.sandboxTurn)
+      return false;
     const core = this.loop.core.summary();
     if (core.role !== "leader" || core.transferTarget !== null) return false;
     const store = this.runtime.store;
@@ -194,24 +230,117 @@ export class WritePath {
   private runAndPropose(request: NormalizedExecute, timeoutMs: number) {
     const { term, lastIndex } = this.loop.core.summary();
     const index = logIndex(lastIndex + 1);
-    const requestId = request.requestId;
     const raise = this.ids.mustRaise(term, index, this.runtime.store.appliedIndex, this.speculation.count);
     const { results, payload, counters, reservations } = this.speculation.execute(index, request.statements, {
       ...(raise ? { raiseCountersToReservations: true } : {}),
-      ...(requestId === null
-        ? {}
-        : {
-            request: {
-              id: requestId,
-              response: (r) => JSON.stringify({ results: encodeResults(r), position: { index, term } }),
-              loggedAtMs: this.runtime.clock.nowMs(),
-            },
-          }),
+      ...this.requestOption(request, index, term),
     });
     const { needs, reserve } = this.ids.afterBatch(counters, reservations);
     const { proposalId, outcome } = this.propose(index, term, payload, request.durability, timeoutMs);
     if (reserve !== null) this.proposeReservation(reserve);
     return { index, term, results, proposalId, outcome, needs };
+  }
+
+  /** Ready for the sandbox: leading, nothing speculative, every log entry applied (see the header). */
+  private sandboxReady(): boolean {
+    if (this.loop.fatal !== null || this.isStopping() || !this.storeVerified()) return false;
+    const core = this.loop.core.summary();
+    if (core.role !== "leader" || core.transferTarget !== null) return false;
+    const store = this.runtime.store;
+    if (store.replayRequiredThrough !== null || this.speculation.count > 0) return false;
+    return store.appliedIndex === core.lastIndex;
+  }
+
+  /**
+   * Runs a batch that is not provably short in the write sandbox on the committed state, then
+   * adopts its payload as the next index and proposes it, in one turn (see the module header).
+   */
+  private async runSandboxedAndPropose(
+    sandbox: BatchSandbox,
+    request: NormalizedExecute,
+    remainingMs: () => number,
+  ) {
+    assert(!this.sandboxTurn, "one sandboxed batch holds the turn at a time");
+    this.sandboxTurn = true;
+    try {
+      while (!this.sandboxReady()) {
+        this.requireLeader();
+        await this.gate.wait(remainingMs(), { until: () => this.sandboxReady() });
+      }
+      this.checkExpectedTerm(request.expectedTerm);
+      const { term, lastIndex } = this.loop.core.summary();
+      const index = logIndex(lastIndex + 1);
+      const raise = this.ids.mustRaise(term, index, this.runtime.store.appliedIndex, 0);
+      const executed = await this.runInSandbox(
+        sandbox,
+        {
+          appliedIndex: logIndex(lastIndex),
+          index,
+          statements: request.statements,
+          options: raise ? { raiseCountersToReservations: true } : {},
+        },
+        remainingMs(),
+      );
+      this.requireLeader();
+      const now = this.loop.core.summary();
+      if (now.term !== term || now.lastIndex !== lastIndex || !this.sandboxReady()) {
+        const message = "the log moved on while the batch ran in the sandbox; it was not applied, retry";
+        throw new BatonError(ErrorCode.OVERLOADED, message, { index });
+      }
+      const { payload } = this.adopt(index, executed, this.requestOption(request, index, term));
+      const { needs, reserve } = this.ids.afterBatch(executed.counters, executed.reservations);
+      const { proposalId, outcome } = this.propose(index, term, payload, request.durability, remainingMs());
+      // Nothing joins the adopted batch's transaction: the next batch asks for the reservation again.
+      if (reserve !== null) this.ids.proposalFailed(reserve);
+      return { index, term, results: executed.results, proposalId, outcome, needs };
+    } finally {
+      this.sandboxTurn = false;
+      this.gate.release();
+    }
+  }
+
+  /** Runs the batch in the sandbox; nothing is applied meanwhile, and applying resumes after it. */
+  private async runInSandbox(sandbox: BatchSandbox, batch: SandboxRequest, timeoutMs: number) {
+    this.sandboxRunningValue = true;
+    try {
+      return await sandbox.run(batch, timeoutMs);
+    } catch (error) {
+      this.requireLeader(); // Stopped because leadership was lost: say so.
+      throw error;
+    } finally {
+      this.sandboxRunningValue = false;
+      this.loop.reportApplied(this.runtime.store.appliedIndex);
+    }
+  }
+
+  /**
+   * Adopts a sandbox's batch. The sandbox ran it on exactly this state, so a payload that does not
+   * apply here (STORE_DIVERGED, PAYLOAD_CORRUPT) is a bug, never an answer to the client.
+   */
+  private adopt(index: LogIndex, executed: ExecuteResult, options: Pick<ExecuteOptions, "request">) {
+    try {
+      return this.speculation.adopt(index, executed, options);
+    } catch (error) {
+      if (isBatonError(error, "STORE_DIVERGED") || isBatonError(error, "PAYLOAD_CORRUPT"))
+        throw new Error(
+          `the write sandbox's batch at ${index} does not apply on the leader: ${error.message}`,
+        );
+      throw error;
+    }
+  }
+
+  /** The store's request option for a batch at `index`: remember it with its response. */
+  private requestOption(request: NormalizedExecute, index: LogIndex, term: number) {
+    const requestId = request.requestId;
+    if (requestId === null) return {};
+    return {
+      request: {
+        id: requestId,
+        response: (r: readonly ExecuteStatementResult[]) =>
+          JSON.stringify({ results: encodeResults(r), position: { index, term } }),
+        loggedAtMs: this.runtime.clock.nowMs(),
+      },
+    };
   }
 
   /**

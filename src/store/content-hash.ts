@@ -112,12 +112,20 @@ function* hashTable(
   hash.marker(tag.end);
 }
 
-/** The hex SHA-256 of the content of `db` (see the module comment for what is covered). */
+/**
+ * The hex SHA-256 of the content of `db` (see the module comment for what is covered), read in one
+ * transaction of its own.
+ */
 export function computeContentHash(db: DatabaseSync): string {
-  const steps = contentHashSteps(db, Number.POSITIVE_INFINITY);
-  for (;;) {
-    const step = steps.next();
-    if (step.done === true) return step.value;
+  db.exec("BEGIN");
+  try {
+    const steps = contentHashSteps(db, Number.POSITIVE_INFINITY);
+    for (;;) {
+      const step = steps.next();
+      if (step.done === true) return step.value;
+    }
+  } finally {
+    if (db.isTransaction) db.exec("ROLLBACK");
   }
 }
 

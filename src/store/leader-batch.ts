@@ -11,6 +11,11 @@
  * with the AUTOINCREMENT counters when replicas need them (see sequence-counters.ts), which are read
  * once per batch: the counters after one batch are the counters before the next.
  *
+ * Client statements run with the connection's value length limit at `clientValueBytesMax` (as a
+ * query's): no string or blob they build grows past it, which bounds what one instruction costs
+ * (statement-cost.ts). The store's own writes (the request log's response) run with the
+ * connection's own limit, restored right after the statements.
+ *
  * Invariants: every session this opens is closed before it returns or throws; after a DDL statement
  * the schema rules hold (schema-rules.ts) or the batch fails; caches keyed on the schema are dropped
  * after every DDL statement.
@@ -26,6 +31,7 @@ import {
   runWithoutRows,
   runWithRows,
 } from "./client-statement.ts";
+import { queryValueBytesMax } from "./connections.ts";
 import { raiseCountersToReservations, raiseReservations } from "./id-reservations.ts";
 import { internalStatement } from "./internal-statements.ts";
 import type { PayloadOp, SequenceEntry } from "./payload.ts";
@@ -64,6 +70,9 @@ export type BatchExtras = {
 };
 
 const noChange: ExecuteStatementResult = { rowsAffected: 0, lastInsertRowid: 0 };
+
+/** The largest string or blob a client statement may build on the leader: the same as a query's. */
+export const clientValueBytesMax = queryValueBytesMax;
 
 /** Records row changes between DDL statements. */
 class ChangeRecorder {
@@ -179,9 +188,11 @@ export function runLeaderBatch(
   const recorder = new ChangeRecorder(db, ops);
   let countersAfter: readonly SequenceEntry[];
   let reservations: readonly SequenceEntry[] | null = null;
+  const internalValueBytesMax = db.limits.length;
   try {
     const countersBefore = counters.beforeBatch(db);
     if (extras.raiseCounters === true) reservations = raiseCountersToReservations(db, counters.exists(db));
+    db.limits.length = clientValueBytesMax;
     for (const [index, { sql, params }] of statements.entries()) {
       const compiled = compileStatement(db, guard, cache, index, sql, params);
       if (compiled.statementClass.ddl) {
@@ -193,6 +204,7 @@ export function runLeaderBatch(
         results.push(runDml(context, compiled, budget));
       }
     }
+    db.limits.length = internalValueBytesMax;
     if (beforeFlush !== undefined || extras.reserve !== undefined) recorder.ensureOpen();
     if (beforeFlush !== undefined) beforeFlush(results);
     if (extras.reserve !== undefined) raiseReservations(db, extras.reserve);
@@ -201,6 +213,7 @@ export function runLeaderBatch(
     const counterOp = SequenceCounters.opFor(countersBefore, countersAfter, ops);
     if (counterOp !== null) ops.push(counterOp);
   } finally {
+    db.limits.length = internalValueBytesMax;
     recorder.discard();
   }
   return { results, ops, counters: countersAfter, reservations };

@@ -190,6 +190,17 @@ function decodeOp(reader: Reader): PayloadOp {
   throw corrupt(`unknown op kind ${kind}`);
 }
 
+/**
+ * Encodes `ops`, refusing a payload larger than `payloadBytesMax` with PAYLOAD_TOO_LARGE (the caller
+ * rolls the batch back: an entry that large would hold every replica's event loop while it applies).
+ */
+export function encodeBoundedPayload(ops: readonly PayloadOp[], payloadBytesMax: number): Uint8Array {
+  const payload = encodePayload(ops);
+  if (payload.length <= payloadBytesMax) return payload;
+  const message = `batch changes encode to ${payload.length} bytes; at most ${payloadBytesMax}`;
+  throw new BatonError("PAYLOAD_TOO_LARGE", message, { payloadBytes: payload.length, payloadBytesMax });
+}
+
 export function decodePayload(payload: Uint8Array): PayloadOp[] {
   if (payload.length === 0) return [];
   if (payload.length < headerBytes + trailerBytes) throw corrupt(`${payload.length} bytes is too short`);

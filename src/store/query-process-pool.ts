@@ -375,7 +375,7 @@ function queryTimeout(job: Job): BatonError {
 }
 
 /** Calls `line` for every line the child writes to stderr, each cut to `stderrLineCharsMax`. */
-function forwardStderr(child: ChildProcess, line: (text: string) => void): void {
+export function forwardStderr(child: ChildProcess, line: (text: string) => void): void {
   let partial = "";
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (chunk: string) => {

@@ -17,8 +17,8 @@
  * so SIGINT is ignored here.
  */
 import fs from "node:fs";
-import { Worker } from "node:worker_threads";
 import { openReadSide, type ReadSide } from "./connections.ts";
+import { startParentWatchdog } from "./process-watchdog.ts";
 import {
   errorReply,
   type QueryProcessSettings,
@@ -26,26 +26,6 @@ import {
   type QueryRequest,
 } from "./query-process-protocol.ts";
 import { runQuery } from "./query-run.ts";
-
-const watchdogSource = `
-const { workerData } = require("node:worker_threads");
-setInterval(() => {
-  if (process.ppid !== workerData.parentPid) process.kill(process.pid, "SIGKILL");
-}, workerData.pollMs);
-`;
-
-/** Starts the watchdog thread; resolves once it runs (it must run before any query can block). */
-function startWatchdog(pollMs: number): Promise<void> {
-  const watchdog = new Worker(watchdogSource, {
-    eval: true,
-    workerData: { parentPid: process.ppid, pollMs },
-  });
-  watchdog.unref();
-  return new Promise((resolve, reject) => {
-    watchdog.once("online", resolve);
-    watchdog.once("error", reject);
-  });
-}
 
 /**
  * The read connection, following the store's file: a snapshot restore renames a new database over
@@ -101,7 +81,7 @@ async function main(): Promise<void> {
       send(errorReply(message.id, error));
     }
   });
-  await startWatchdog(settings.watchdogPollMs);
+  await startParentWatchdog(settings.watchdogPollMs);
   send({ type: "ready" });
 }
 

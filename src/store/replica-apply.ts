@@ -14,6 +14,7 @@
  */
 import { constants, type DatabaseSync } from "node:sqlite";
 import { BatonError } from "../lib/errors.ts";
+import type { LogIndex } from "../types/ids.ts";
 import type { PayloadOp } from "./payload.ts";
 import type { SequenceCounters } from "./sequence-counters.ts";
 import { sqlRemainderIsBlank } from "./sql-text.ts";
@@ -106,4 +107,28 @@ export function applyOps(context: ReplicaContext, ops: readonly PayloadOp[]): vo
     }
   }
   triggers.resume(db);
+}
+
+/**
+ * Applies committed entries' ops (decoded, in order) and records `lastIndex` as the applied index,
+ * in one transaction; on an error it rolls back and forgets what the rollback undid.
+ */
+export function applyInTransaction(
+  context: ReplicaContext,
+  meta: { writeAppliedIndex(index: LogIndex): void },
+  decoded: readonly (readonly PayloadOp[])[],
+  lastIndex: LogIndex,
+): void {
+  const { db } = context;
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    for (const ops of decoded) if (ops.length > 0) applyOps(context, ops);
+    meta.writeAppliedIndex(lastIndex);
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    context.triggers.forgetAfterRollback();
+    context.counters.invalidate();
+    throw error;
+  }
 }

@@ -6,6 +6,7 @@ import { AssertionError } from "../lib/assert.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { logIndex } from "../types/ids.ts";
 import { queryValueBytesMax } from "./connections.ts";
+import { clientValueBytesMax } from "./leader-batch.ts";
 import { Store } from "./store.ts";
 import { batch, openStore, rowsOf, sql, TestLog, temporaryDirectory } from "./test-support.ts";
 
@@ -179,6 +180,24 @@ describe("execute results", () => {
     assert.deepEqual(leader.query([sql(`SELECT length(zeroblob(${queryValueBytesMax}))`)]).results[0]?.rows, [
       [queryValueBytesMax],
     ]);
+  });
+});
+
+describe("client values on the leader", () => {
+  test("an execute cannot build a value past clientValueBytesMax (VALUE_TOO_LARGE), while the store's own writes keep the connection's limit", (t) => {
+    const payloadBytesMax = 2 * clientValueBytesMax; // Room for the long response below.
+    const leader = openStore(t, temporaryDirectory(t), "leader.db", { payloadBytesMax });
+    leader.execute(logIndex(1), batch("CREATE TABLE big(id INTEGER PRIMARY KEY, body BLOB)"));
+    assert.throws(
+      () => leader.execute(logIndex(2), [sql(`SELECT length(zeroblob(${clientValueBytesMax + 1}))`)]),
+      (e) => isBatonError(e, "VALUE_TOO_LARGE"),
+    );
+    // A remembered response longer than the client bound: the request log writes it all the same.
+    const response = (): string => "x".repeat(clientValueBytesMax + 1);
+    leader.execute(logIndex(2), batch("INSERT INTO big(body) VALUES (x'00')"), {
+      request: { id: "r", response, loggedAtMs: 1_000 },
+    });
+    assert.equal(leader.lookupRequest("r")?.response.length, clientValueBytesMax + 1);
   });
 });
 

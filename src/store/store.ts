@@ -22,21 +22,16 @@ import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
+import { adoptBatchInto } from "./adopted-batch.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
 import { ContentHashJob } from "./database-check.ts";
 import { internalStatement } from "./internal-statements.ts";
 import { runLeaderBatch } from "./leader-batch.ts";
-import { decodePayload, encodePayload } from "./payload.ts";
+import { decodePayload, encodeBoundedPayload } from "./payload.ts";
 import { resultBudget, runQuery } from "./query-run.ts";
-import { applyOps } from "./replica-apply.ts";
-import {
-  lookupRequest,
-  type RememberedRequest,
-  rememberRequest,
-  requestWindowEntriesDefault,
-  requestWindowMsDefault,
-} from "./request-log.ts";
+import { applyInTransaction } from "./replica-apply.ts";
+import { lookupRequest, type RememberedRequest, rememberRequest } from "./request-log.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import {
   discardPreparedRestore,
@@ -48,12 +43,16 @@ import {
   writeSnapshot,
 } from "./snapshot-file.ts";
 import type { StatementCacheStats } from "./statement-cache.ts";
+import { StatementCost } from "./statement-cost.ts";
+import { type StoreLimits, storeLimitsOf } from "./store-limits.ts";
 import { TriggerSuspension } from "./trigger-suspension.ts";
 import type {
+  AdoptedBatch,
   ApplyOutcome,
   DiscardedBatch,
   ExecuteOptions,
   ExecuteResult,
+  ExecuteStatementResult,
   QueryOptions,
   QueryResult,
   SnapshotInfo,
@@ -62,19 +61,8 @@ import type {
 } from "./types.ts";
 import { checkStatements, type StatementLimits } from "./values.ts";
 
-export const storeDefaults = {
-  speculativeBatchesMax: 1024,
-  statementsPerBatchMax: 1000,
-  sqlBytesMax: 1 << 20,
-  payloadBytesMax: 16 << 20,
-  busyTimeoutMs: 5000,
-  requestWindowEntries: requestWindowEntriesDefault,
-  requestWindowMs: requestWindowMsDefault,
-} as const;
-
 export { resultBytesMaxDefault, resultRowsMaxDefault } from "./query-run.ts";
-
-type Limits = Required<Omit<StoreOptions, "path">>;
+export { storeDefaults } from "./store-limits.ts";
 
 /** Files with an open store in this process: two stores on one file would break the single-writer model. */
 const openPaths = new Set<string>();
@@ -83,17 +71,20 @@ const batchSavepoint = "baton_batch";
 
 export class Store {
   readonly path: string;
-  readonly #limits: Limits;
+  readonly #limits: StoreLimits;
   #connections: Connections | null;
   readonly #triggers = new TriggerSuspension();
   readonly #counters = new SequenceCounters();
+  readonly #cost = new StatementCost();
   #appliedIndex: LogIndex;
   #speculative: LogIndex[] = [];
   #replayRequiredThrough: LogIndex | null = null;
   /** Which settings the write connection has: foreign keys and CHECKs enforced (leader) or not. */
   #connectionMode: "leader" | "replica" | null = null;
+  /** The open speculative transaction holds a batch adopted from elsewhere (`adoptBatch`). */
+  #holdsAdopted = false;
 
-  private constructor(filePath: string, limits: Limits, connections: Connections) {
+  private constructor(filePath: string, limits: StoreLimits, connections: Connections) {
     this.path = filePath;
     this.#limits = limits;
     this.#connections = connections;
@@ -104,10 +95,7 @@ export class Store {
   static open(options: StoreOptions): Store {
     const filePath = path.resolve(options.path);
     assert(!openPaths.has(filePath), `a store is already open on ${filePath}`);
-    const limits: Limits = { ...storeDefaults, ...definedOnly(options) };
-    for (const [name, value] of Object.entries(limits)) {
-      assert(Number.isSafeInteger(value) && value > 0, `store option ${name} must be a positive integer`);
-    }
+    const limits = storeLimitsOf(options);
     const store = new Store(filePath, limits, openConnections(filePath, limits.busyTimeoutMs));
     openPaths.add(filePath);
     return store;
@@ -155,6 +143,11 @@ export class Store {
     return this.#speculative.length;
   }
 
+  /** The open speculative transaction holds an adopted batch: nothing may join it (see `adoptBatch`). */
+  get holdsAdoptedBatch(): boolean {
+    return this.#holdsAdopted;
+  }
+
   /**
    * Set when SQLite itself rolled back the speculative transaction (a statement with `OR ROLLBACK`,
    * `RAISE(ROLLBACK)` or an I/O error): the entries up to this index are in the log but no longer in
@@ -173,6 +166,7 @@ export class Store {
   #schemaChanged(): void {
     this.#triggers.invalidate();
     this.#counters.invalidate();
+    this.#cost.clear();
     this.#open().writeStatements.clear();
   }
 
@@ -208,6 +202,7 @@ export class Store {
     });
     const budget = resultBudget(options);
     this.#checkCanSpeculate();
+    assert(!this.#holdsAdopted, "no batch joins a transaction that holds an adopted batch");
     if (last === null) {
       this.#useMode("leader");
       write.exec("BEGIN IMMEDIATE");
@@ -222,31 +217,22 @@ export class Store {
         schemaChanged: () => this.#schemaChanged(),
       };
       const request = options.request;
-      const outcome = runLeaderBatch(
-        context,
-        checked,
-        budget,
+      const remember =
         request === undefined
           ? undefined
-          : (results) =>
+          : (results: readonly ExecuteStatementResult[]) =>
               rememberRequest(write, {
                 requestId: request.id,
                 index,
                 response: request.response(results),
                 loggedAtMs: request.loggedAtMs,
                 window: { entries: this.#limits.requestWindowEntries, ms: this.#limits.requestWindowMs },
-              }),
-        {
-          ...(options.raiseCountersToReservations === true ? { raiseCounters: true } : {}),
-          ...(options.reserveIds === undefined ? {} : { reserve: options.reserveIds }),
-        },
-      );
-      const payload = encodePayload(outcome.ops);
-      const payloadBytesMax = this.#limits.payloadBytesMax;
-      if (payload.length > payloadBytesMax) {
-        const message = `batch changes encode to ${payload.length} bytes; at most ${payloadBytesMax}`;
-        throw new BatonError("PAYLOAD_TOO_LARGE", message, { payloadBytes: payload.length, payloadBytesMax });
-      }
+              });
+      const outcome = runLeaderBatch(context, checked, budget, remember, {
+        ...(options.raiseCountersToReservations === true ? { raiseCounters: true } : {}),
+        ...(options.reserveIds === undefined ? {} : { reserve: options.reserveIds }),
+      });
+      const payload = encodeBoundedPayload(outcome.ops, this.#limits.payloadBytesMax);
       write.exec(`RELEASE ${batchSavepoint}`);
       this.#speculative.push(index);
       return {
@@ -258,6 +244,47 @@ export class Store {
     } catch (error) {
       throw this.#abandonBatch(error);
     }
+  }
+
+  /**
+   * Whether the batch provably runs in bounded time here (statement-cost.ts): such a batch may run
+   * on the node's event loop; any other belongs in the write sandbox. Judged
+   * with the leader's settings (foreign keys on, which adds their checks to the program); while an
+   * adopted batch holds the transaction in replica settings the answer is no.
+   */
+  isBoundedBatch(statements: readonly Statement[]): boolean {
+    const { write } = this.#open();
+    if (this.#connectionMode !== "leader") {
+      if (write.isTransaction) return false;
+      this.#useMode("leader");
+    }
+    return this.#cost.isBoundedBatch(write, statements);
+  }
+
+  /**
+   * Opens a speculative transaction holding batch `index`, which ran elsewhere on this very state
+   * (see adopted-batch.ts). Nothing may join that transaction: the caller commits or rolls it back
+   * first. Returns the payload to propose.
+   */
+  adoptBatch(index: LogIndex, adopted: AdoptedBatch, options: Pick<ExecuteOptions, "request"> = {}) {
+    const connections = this.#open();
+    const { write } = connections;
+    assert(this.#speculative.length === 0 && !write.isTransaction, "an adopted batch is alone");
+    assert(index === this.#appliedIndex + 1, `adopt at ${index} after applied index ${this.#appliedIndex}`);
+    this.#checkCanSpeculate();
+    this.#useMode("replica");
+    const context = {
+      ...connections,
+      triggers: this.#triggers,
+      counters: this.#counters,
+      schemaChanged: () => this.#schemaChanged(),
+      requestWindow: { entries: this.#limits.requestWindowEntries, ms: this.#limits.requestWindowMs },
+      payloadBytesMax: this.#limits.payloadBytesMax,
+    };
+    const payload = adoptBatchInto(context, index, adopted, options.request);
+    this.#speculative.push(index);
+    this.#holdsAdopted = true;
+    return { payload };
   }
 
   #checkCanSpeculate(): void {
@@ -311,6 +338,7 @@ export class Store {
     write.exec("COMMIT");
     this.#appliedIndex = upToIndex;
     this.#speculative = [];
+    this.#holdsAdopted = false;
   }
 
   /**
@@ -322,7 +350,9 @@ export class Store {
     const { write } = this.#open();
     const discarded = this.#speculative.map((index) => ({ index }));
     if (write.isTransaction) write.exec("ROLLBACK");
+    if (this.#holdsAdopted) this.#triggers.forgetAfterRollback();
     this.#speculative = [];
+    this.#holdsAdopted = false;
     this.#replayRequiredThrough = null;
     this.#schemaChanged();
     return discarded;
@@ -351,19 +381,9 @@ export class Store {
     }
     const decoded = fresh.map((entry) => decodePayload(entry.payload));
     this.#useMode("replica");
-    write.exec("BEGIN IMMEDIATE");
-    try {
-      const schemaChanged = () => this.#schemaChanged();
-      const context = { db: write, triggers: this.#triggers, counters: this.#counters, schemaChanged };
-      for (const ops of decoded) if (ops.length > 0) applyOps(context, ops);
-      writeMeta.writeAppliedIndex(last.index);
-      write.exec("COMMIT");
-    } catch (error) {
-      if (write.isTransaction) write.exec("ROLLBACK");
-      this.#triggers.forgetAfterRollback();
-      this.#counters.invalidate();
-      throw error;
-    }
+    const schemaChanged = () => this.#schemaChanged();
+    const context = { db: write, triggers: this.#triggers, counters: this.#counters, schemaChanged };
+    applyInTransaction(context, writeMeta, decoded, last.index);
     // Applied changesets and sequence ops change the counters without a leader batch.
     this.#counters.invalidate();
     this.#appliedIndex = last.index;
@@ -411,13 +431,7 @@ export class Store {
 
   /** The hex SHA-256 of the committed replicated content (see content-hash.ts). */
   contentHash(): string {
-    const { read } = this.#open();
-    read.exec("BEGIN");
-    try {
-      return computeContentHash(read);
-    } finally {
-      if (read.isTransaction) read.exec("ROLLBACK");
-    }
+    return computeContentHash(this.#open().read);
   }
 
   /**
@@ -481,13 +495,4 @@ export class Store {
     openPaths.delete(this.path);
     closeConnections(connections);
   }
-}
-
-function definedOnly(options: StoreOptions): Partial<Limits> {
-  const limits: Partial<Record<keyof Limits, number>> = {};
-  for (const key of Object.keys(storeDefaults) as (keyof typeof storeDefaults)[]) {
-    const value = options[key];
-    if (value !== undefined) limits[key] = value;
-  }
-  return limits;
 }

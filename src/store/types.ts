@@ -45,6 +45,12 @@ export type ExecuteResult = {
   readonly reservations: readonly SequenceEntry[] | null;
 };
 
+/** A batch that ran elsewhere on the same state, as `Store.adoptBatch` takes it over. */
+export type AdoptedBatch = {
+  readonly payload: Uint8Array;
+  readonly results: readonly ExecuteStatementResult[];
+};
+
 export type QueryStatementResult = {
   readonly columns: readonly string[];
   readonly rows: readonly (readonly SqlValue[])[];

@@ -9,9 +9,9 @@
  *   refused OVERLOADED.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { Cluster, type ClusterNode } from "./cluster-harness.ts";
+import { probeHealth } from "./health-probe.ts";
 
 async function post(
   node: ClusterNode,
@@ -26,53 +26,6 @@ async function post(
     signal: AbortSignal.timeout(timeoutMs),
   });
   return { status: response.status, body: await response.json() };
-}
-
-/** The probe runs in a process of its own, so a busy test process cannot slow its answers. */
-const probeScript = `
-const urls = JSON.parse(process.argv[1]);
-const slowest = {};
-let running = true;
-process.stdin.on("end", () => { running = false; });
-process.stdin.resume();
-(async () => {
-  for (let round = 0; running; round++) {
-    await Promise.all(Object.entries(urls).map(async ([id, url]) => {
-      const started = performance.now();
-      const ok = await fetch(url + "/healthz", { signal: AbortSignal.timeout(5000) }).then((r) => r.ok).catch(() => false);
-      const ms = ok ? performance.now() - started : 1e9;
-      // The first round warms the probe itself up (loading fetch, opening connections).
-      if (round > 0) slowest[id] = Math.max(slowest[id] ?? 0, ms);
-    }));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  process.stdout.write(JSON.stringify(slowest));
-})();
-`;
-
-/** Probes /healthz on `nodes` every 100 ms from another process; the slowest answer per node. */
-function probeHealth(nodes: ClusterNode[]) {
-  const child = spawn(
-    process.execPath,
-    ["-e", probeScript, JSON.stringify(Object.fromEntries(nodes.map((n) => [n.id, n.url])))],
-    {
-      stdio: ["pipe", "pipe", "inherit"],
-    },
-  );
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    output += chunk.toString("utf8");
-  });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  return {
-    async stop(): Promise<Map<string, number>> {
-      child.stdin.end();
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-      return new Map(Object.entries(JSON.parse(output || "{}") as Record<string, number>));
-    },
-  };
 }
 
 /** `writers` closed loops of single inserts through `leader` until stopped; counts answers by code. */
