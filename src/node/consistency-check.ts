@@ -146,7 +146,7 @@ export class ConsistencyChecks {
 
   /** The index the applier must not pass until this node's hash job has begun there, or null. */
   get holdIndex(): LogIndex | null {
-    return this.pending;
+    return this.skipped ? null : this.pending;
   }
 
   get lastCheck(): LastCheck | null {
@@ -160,7 +160,14 @@ export class ConsistencyChecks {
 
   /** After every step: start a job at a reached index, forget old checks, and, leading, start one. */
   afterStep(): void {
-    if (this.stopped || this.parts.loop.fatal !== null || this.skipped) return;
+    if (this.stopped || this.parts.loop.fatal !== null) return;
+    if (this.skipped) {
+      // A member that became a witness holds nothing to hash: a check it joined before is dropped,
+      // so the applier is not held for it.
+      this.pending = null;
+      this.closeJob();
+      return;
+    }
     this.expire();
     const applied = this.parts.runtime.store.appliedIndex;
     if (this.pending !== null && (applied > this.pending || !this.tracked.has(this.pending)))

@@ -38,6 +38,8 @@ export type PeerLink = {
   /** Failed dials since the last established connection; drives the backoff. */
   dialAttempt: number;
   flushScheduled: boolean;
+  /** The incarnation of the peer's process this link last handshook with, or null before any. */
+  incarnation: string | null;
   readonly counters: PeerCounters;
 };
 
@@ -56,6 +58,7 @@ export function createPeerLink(
     reconnectTimer: null,
     dialAttempt: 0,
     flushScheduled: false,
+    incarnation: null,
     counters: {
       droppedMessages: 0,
       droppedBytes: 0,

@@ -127,6 +127,8 @@ describe("TcpTransport", () => {
       await withTimeout("stop b", b.transport.stop());
       await waitFor("a sees b down", () => !isConnected(a, "b"));
       assert.deepEqual(a.peerStates.at(-1), { peer: nodeId("b"), state: "disconnected" });
+      // Queued while b was down: meant for the process that stopped, never for its successor.
+      assert.equal(a.transport.send(b.id, text("for the old b")), true);
       restarted = makeNode("b", new Map([[a.id, a.transport.listenAddress()]]), { listen: bAddress });
       await withTimeout("restart b", restarted.transport.start());
       const b2 = restarted;
@@ -134,7 +136,12 @@ describe("TcpTransport", () => {
       a.transport.send(b.id, text("hello again"));
       b2.transport.send(a.id, text("back"));
       await waitFor("messages after restart", () => b2.received.length === 1 && a.received.length === 1);
-      assert.equal(decode(b2.received[0]!.body), "hello again");
+      assert.deepEqual(
+        b2.received.map((m) => decode(m.body)),
+        ["hello again"],
+        "the restarted peer gets nothing queued for its predecessor",
+      );
+      assert.ok(hasLog(a, "transport.queue.dropped-for-restarted-peer", { peer: "b", messages: 1 }));
       assert.ok(peerStats(a, "b").reconnects >= 1);
     } finally {
       await stopAll(restarted === null ? nodes : [...nodes, restarted]);

@@ -11,6 +11,8 @@
  *   does not fit is refused and counted. The queue is flushed in batches once per event-loop turn
  *   (`setImmediate`), and never while the socket asks for `drain`, so the socket buffer holds at
  *   most one batch beyond its high-water mark.
+ * - Messages queued for a peer that restarted (its hello carries a new incarnation) are dropped, not
+ *   delivered to the new process.
  * - A lost peer is redialled with capped exponential backoff and jitter; a peer without a known
  *   address is not dialled but may connect to us.
  * - No peer input can throw out of this module: bad frames and refused handshakes close that one
@@ -329,7 +331,25 @@ export class TcpTransport implements Transport {
     }
     connection.accept(link.id, hello.incarnation);
     if (link.dialing === connection) link.dialing = null;
+    this.#forgetPreviousIncarnation(link, hello.incarnation);
     this.#adopt(link, connection);
+  }
+
+  /**
+   * The peer restarted: what was queued for its previous process (while it was down) was built from
+   * that process's state and is dropped, as a lost connection loses messages. A restarted node must
+   * never get, say, a commit index its predecessor had but it lacks (its disk may be new).
+   */
+  #forgetPreviousIncarnation(link: PeerLink, incarnation: string): void {
+    const previous = link.incarnation;
+    link.incarnation = incarnation;
+    if (previous === null || previous === incarnation || link.queue.length === 0) return;
+    const discarded = link.queue.clear();
+    countDropped(link, discarded.messages, discarded.bytes);
+    this.#log("info", "transport.queue.dropped-for-restarted-peer", {
+      peer: link.id,
+      messages: discarded.messages,
+    });
   }
 
   /** Makes `connection` the peer's active connection, or resolves a duplicate (see module comment). */

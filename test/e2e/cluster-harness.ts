@@ -298,16 +298,30 @@ export class Cluster {
 
   /** Waits until every given node has applied the leader's commit index (cheap: status only). */
   async convergedIndexes(nodes: ClusterNode[], timeoutMs = 20_000): Promise<number> {
-    return waitFor("replicas to apply the commit index", timeoutMs, async () => {
-      const statuses = await Promise.all(nodes.map((n) => this.status(n)));
-      const leader = statuses.find((s) => s.role === "leader");
-      if (leader === undefined) return null;
-      return statuses.every((s) => s.appliedIndex >= leader.commitIndex) ? leader.commitIndex : null;
-    });
+    let seen = "no status yet";
+    try {
+      return await waitFor("replicas to apply the commit index", timeoutMs, async () => {
+        const statuses = await Promise.all(nodes.map((n) => this.status(n)));
+        seen = statuses
+          .map((s) => `${s.id} ${s.role} term ${s.term} commit ${s.commitIndex} applied ${s.appliedIndex}`)
+          .join("; ");
+        const leader = statuses.find((s) => s.role === "leader");
+        if (leader === undefined) return null;
+        return statuses.every((s) => s.appliedIndex >= leader.commitIndex) ? leader.commitIndex : null;
+      });
+    } catch (error) {
+      throw new Error(`${(error as Error).message}; last seen: ${seen}`);
+    }
   }
 
   logsOf(node: ClusterNode): string {
     return node.log.join("");
+  }
+
+  /** After a failed test: the end of every node's log on stderr, to see why without a rerun. */
+  dumpLogs(reason: string, charsPerNode = 4_000): void {
+    for (const node of this.nodes)
+      process.stderr.write(`--- ${node.id} (${reason}) ---\n${this.logsOf(node).slice(-charsPerNode)}\n`);
   }
 
   async stop(): Promise<void> {

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { after, describe, test } from "node:test";
+import { after, afterEach, describe, test } from "node:test";
 import { connect } from "../../src/client/index.ts";
 import { Cluster, type ClusterNode, postJson, runBaton, waitFor } from "./cluster-harness.ts";
 
@@ -58,6 +58,9 @@ async function failoverView(node: ClusterNode): Promise<any> {
 }
 
 describe("failover the operator controls", { timeout: 400_000 }, () => {
+  afterEach((t) => {
+    if (!t.passed) for (const cluster of clusters) cluster.dumpLogs(`after "${t.name}"`);
+  });
   after(async () => {
     for (const cluster of clusters) await cluster.stop();
   });

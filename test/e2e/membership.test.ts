@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import type { StatusResponse } from "../../src/api/api-types.ts";
 import { connect } from "../../src/client/index.ts";
 import { Cluster, type ClusterNode, postJson, waitFor } from "./cluster-harness.ts";
@@ -59,6 +59,10 @@ describe("membership changes under load", { timeout: 400_000 }, () => {
     );
     await client.close();
   });
+  afterEach((t) => {
+    if (!t.passed) cluster.dumpLogs(`after "${t.name}"`);
+  });
+
   after(async () => {
     for (const load of loads) await load.stop().catch(() => {});
     await cluster?.stop();
