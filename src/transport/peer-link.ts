@@ -81,3 +81,18 @@ export function countDropped(link: PeerLink, messages: number, bodyBytes: number
   link.counters.droppedMessages += messages;
   link.counters.droppedBytes += bodyBytes;
 }
+
+/**
+ * The peer handshook as `incarnation`. When that is a new process (it restarted), what was queued
+ * for its predecessor while it was down was built from that process's state and is dropped, as a
+ * lost connection loses messages: a restarted node must never get, say, a commit index its
+ * predecessor had but it lacks (its disk may be new). Returns the messages dropped.
+ */
+export function forgetPreviousIncarnation(link: PeerLink, incarnation: string): number {
+  const previous = link.incarnation;
+  link.incarnation = incarnation;
+  if (previous === null || previous === incarnation || link.queue.length === 0) return 0;
+  const discarded = link.queue.clear();
+  countDropped(link, discarded.messages, discarded.bytes);
+  return discarded.messages;
+}

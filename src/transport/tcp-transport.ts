@@ -26,7 +26,7 @@ import { reconnectDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionDirection } from "./connection.ts";
 import { frameHeaderBytes, protocolVersion } from "./frame.ts";
 import { encodeHello, type Hello } from "./hello.ts";
-import { countDropped, createPeerLink, type PeerLink } from "./peer-link.ts";
+import { countDropped, createPeerLink, forgetPreviousIncarnation, type PeerLink } from "./peer-link.ts";
 import {
   type PeerAddress,
   type ResolvedTcpTransportOptions,
@@ -331,25 +331,10 @@ export class TcpTransport implements Transport {
     }
     connection.accept(link.id, hello.incarnation);
     if (link.dialing === connection) link.dialing = null;
-    this.#forgetPreviousIncarnation(link, hello.incarnation);
+    const dropped = forgetPreviousIncarnation(link, hello.incarnation);
+    if (dropped > 0)
+      this.#log("info", "transport.queue.dropped-for-restarted-peer", { peer: link.id, messages: dropped });
     this.#adopt(link, connection);
-  }
-
-  /**
-   * The peer restarted: what was queued for its previous process (while it was down) was built from
-   * that process's state and is dropped, as a lost connection loses messages. A restarted node must
-   * never get, say, a commit index its predecessor had but it lacks (its disk may be new).
-   */
-  #forgetPreviousIncarnation(link: PeerLink, incarnation: string): void {
-    const previous = link.incarnation;
-    link.incarnation = incarnation;
-    if (previous === null || previous === incarnation || link.queue.length === 0) return;
-    const discarded = link.queue.clear();
-    countDropped(link, discarded.messages, discarded.bytes);
-    this.#log("info", "transport.queue.dropped-for-restarted-peer", {
-      peer: link.id,
-      messages: discarded.messages,
-    });
   }
 
   /** Makes `connection` the peer's active connection, or resolves a duplicate (see module comment). */

@@ -223,6 +223,12 @@ describe("failover the operator controls", { timeout: 400_000 }, () => {
       }
       cluster.startNode(lost);
       await cluster.convergedIndexes([a, b, witness], 30_000);
+      // A restarted data node serves only once a consistency check found its data equal to the
+      // other data node's (the witness holds none to compare): until then it cannot stand alone.
+      await waitFor(`${lost.id}'s database verified`, 30_000, async () => {
+        const status = await cluster.status(lost);
+        return status.storage.verified && status.storage.damaged === null;
+      });
     }
     const present = await keys(a);
     assert.deepEqual(
