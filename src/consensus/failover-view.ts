@@ -122,7 +122,8 @@ function contender(s: CoreState, id: NodeId, lastLogIndex: LogIndex, lastLogTerm
     id,
     lastLogIndex,
     lastLogTerm,
-    mayLead: mayLead(config, id),
+    // A node whose host holds its candidacy may not lead (it relays at most), like a witness.
+    mayLead: mayLead(config, id) && !(id === s.config.id && s.candidacyHeld),
     priority,
     inLeaderZone: leaderZone !== null && zone === leaderZone,
   };

@@ -98,7 +98,7 @@ function handOff(
 export function maybeHandOff(s: CoreState, out: EffectsBuilder, electedBy: readonly NodeId[] = []): void {
   if (s.role !== "leader" || s.transfer !== null || !selfIsVoter(s)) return;
   const config = s.log.config;
-  if (!mayLead(config, s.config.id)) {
+  if (!mayLead(config, s.config.id) || s.candidacyHeld) {
     if (s.config.unsafeTestBugs.ineligibleLeaderKeepsOffice === true) return;
     const target = bestTransferTarget(s, electedBy);
     assert(target !== null, "a valid configuration has a voter that may lead");

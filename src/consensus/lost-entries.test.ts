@@ -170,4 +170,42 @@ describe("a node whose candidacy the host holds back", () => {
     node.step({ type: "holdCandidacy", hold: false });
     assert.equal(campaigned(ticks(node, 400)), true);
   });
+
+  test("with the most up-to-date log of the voters it hears, it campaigns as a relay and hands office over once elected", () => {
+    const node = core(
+      n2,
+      {},
+      {
+        entries: [1, 2, 3, 4, 5].map((i) => entry(i, 2)),
+        hardState: { term: term(2), votedFor: null },
+        appliedIndex: logIndex(5),
+      },
+    );
+    node.step({ type: "holdCandidacy", hold: true });
+    // n1 and n3 ask for votes with shorter logs: n2 refuses them (§5.4.1), so only it can be elected.
+    for (const from of [n1, n3])
+      message(node, {
+        type: "preVote",
+        from,
+        to: n2,
+        term: term(3),
+        lastLogIndex: logIndex(3),
+        lastLogTerm: term(2),
+      });
+    const effects = ticks(node, 400);
+    assert.equal(campaigned(effects), true, "the held node relays");
+    for (const preVote of [true, false]) {
+      const status = node.status();
+      message(node, {
+        type: preVote ? "preVoteResponse" : "requestVoteResponse",
+        from: n1,
+        to: n2,
+        term: preVote ? term(status.term + 1) : status.term,
+        granted: true,
+      } as never);
+    }
+    assert.equal(node.status().role, "leader");
+    const handOff = [...ticks(node, 50)].flatMap((e) => e.events).find((e) => e.type === "handoff-started");
+    assert.equal(handOff?.type === "handoff-started" ? handOff.reason : null, "not-eligible");
+  });
 });

@@ -18,21 +18,28 @@
  * `lost-entries-refetched` is reported.
  *
  * Separately, the host may hold back this node's candidacy (`holdCandidacy`), for instance while its
- * state machine is being replaced after damage: it then votes as usual but never campaigns.
+ * state machine is being replaced after damage: it then votes as usual and campaigns only as a relay.
  */
 import type { Position } from "../types/ids.ts";
 import type { CoreState } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
+import { relayNeeded } from "./failover-view.ts";
 
 /** Raft §5.4.1's order: a later last term, or the same term and an index at least as large. */
 export function atLeastAsUpToDate(lastIndex: number, lastTerm: number, position: Position): boolean {
   return lastTerm > position.term || (lastTerm === position.term && lastIndex >= position.index);
 }
 
-/** Whether this node may campaign: no lost entries outstanding and candidacy not held by the host. */
+/**
+ * Whether this node may campaign: no lost entries outstanding, and, while the host holds its
+ * candidacy, only as a relay (it ranks first among the voters heard and one of them may lead,
+ * `failover-view.ts`): it then hands office over at once (`handoff.ts`), as a witness does. Without
+ * the relay a held node whose log is the most up-to-date would refuse every other candidate its
+ * vote (§5.4.1) and no leader could ever be elected.
+ */
 export function mayCampaign(s: CoreState): boolean {
-  if (s.candidacyHeld) return false;
-  return s.promised === null || s.config.unsafeTestBugs.ignoreLostEntries === true;
+  if (s.promised !== null && s.config.unsafeTestBugs.ignoreLostEntries !== true) return false;
+  return !s.candidacyHeld || relayNeeded(s);
 }
 
 /** Whether a candidate's log (last index and term) satisfies what this node may have promised. */

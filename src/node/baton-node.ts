@@ -95,7 +95,8 @@ export class BatonNode implements NodeService {
     ({ healing: this.healing, checks: this.checks } = storageHealth(healthParts));
     const storeDamaged = (): boolean => this.healing.damaged !== null;
     const latest = listSnapshots(runtime.snapshotDirectory).at(-1) ?? null;
-    this.snapshots = new SnapshotKeeper(config, runtime, this.loop, latest, storeDamaged);
+    // No snapshot is taken of a database no check has vouched for since it opened.
+    this.snapshots = new SnapshotKeeper(config, runtime, this.loop, latest, () => !this.healing.verified);
     const transferParts = {
       config,
       runtime,
@@ -105,6 +106,7 @@ export class BatonNode implements NodeService {
       send,
       isWitness: () => this.isWitness(),
       storeDamaged,
+      storeVerified: () => this.healing.verified,
       installed: () => this.healing.snapshotInstalled(),
     };
     this.sender = new SnapshotSender(transferParts);

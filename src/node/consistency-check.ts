@@ -109,6 +109,8 @@ type Parts = {
   readonly onDamage: (found: DamageFound) => void;
   /** A check found this node's hash in the majority. */
   readonly onPassed: (index: LogIndex) => void;
+  /** A check ended with every data voter's hash and none held by a majority. */
+  readonly onNoMajority: () => void;
   /** Whether this node is a witness: it holds no data, so it neither hashes nor counts. */
   readonly isWitness: () => boolean;
 };
@@ -198,9 +200,14 @@ export class ConsistencyChecks {
   }
 
   onStart(from: NodeId, index: LogIndex): void {
-    if (this.skipped) return;
-    if (!this.isMember(from) || this.job?.index === index || this.tracked.get(index)?.reports.has(this.self))
+    if (this.skipped || !this.isMember(from) || this.job?.index === index) return;
+    const own = this.tracked.get(index)?.reports.get(this.self);
+    if (own !== undefined) {
+      // A check at an index already hashed: the leader starts one again when its report of ours was
+      // lost (an unverified leader's applied index stands still, since it takes no writes).
+      if (own !== unreadable) this.parts.send(from, encodeStorage({ kind: "checkReport", index, hash: own }));
       return;
+    }
     if (index < this.parts.runtime.store.appliedIndex) return;
     this.track(index);
     this.pending = index;
@@ -330,8 +337,10 @@ export class ConsistencyChecks {
       logger("info", "consistency.check-passed", { index: tracked.index });
       this.passedIndex = Math.max(this.passedIndex, tracked.index);
       this.parts.onPassed(tracked.index);
-    } else if (verdict.outcome === "no-majority") logger("error", "consistency.no-majority", fields);
-    else {
+    } else if (verdict.outcome === "no-majority") {
+      logger("error", "consistency.no-majority", fields);
+      this.parts.onNoMajority();
+    } else {
       logger("error", "consistency.damage-found", { ...fields, majority: verdict.hash });
       const ownHash = tracked.reports.get(this.self)!;
       this.parts.onDamage({

@@ -117,6 +117,19 @@ export class StorageHeal {
     });
   }
 
+  /**
+   * A check ended with no hash held by a majority of the data voters. A leader whose own database
+   * is not verified cannot tell whether it is the damaged copy, and while it leads nothing can be
+   * written: it hands office to the best other voter, one whose database may be verified.
+   */
+  checkInconclusive(): void {
+    const { loop, runtime } = this.parts;
+    const core = loop.core.summary();
+    if (this.verified || this.stopped || core.role !== "leader" || core.transferTarget !== null) return;
+    runtime.logger("warn", "store.unverified-leader-hands-over", { term: core.term });
+    loop.stepSafely({ type: "transferLeadership" });
+  }
+
   /** The error a read served from this database gets now, or null when it may be served. */
   readRefusal(): BatonError | null {
     const damaged = this.damageError();

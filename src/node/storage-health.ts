@@ -29,6 +29,7 @@ export function storageHealth(parts: {
     ...parts,
     onDamage: (found) => healing.onDamage(found),
     onPassed: () => healing.checkPassed(),
+    onNoMajority: () => healing.checkInconclusive(),
   });
   return { healing, checks };
 }

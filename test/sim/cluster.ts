@@ -285,14 +285,26 @@ export class SimCluster {
     return live.filter((node) => node.core?.summary().clusterConfig.learners.includes(node.id) === true);
   }
 
+  /** Whether every running node's configuration has at least `count` voters. */
+  private votersEverywhereAtLeast(count: number): boolean {
+    return this.nodes.every((n) => n.core === null || n.core.summary().clusterConfig.voters.length >= count);
+  }
+
   /** The random faults of one tick (safety phase only). */
   async injectFaults(): Promise<void> {
     const o = this.options;
     for (const [id, at] of this.restartAt) {
       if (at > this.nowTick) continue;
       this.restartAt.delete(id);
-      // One damaged node at a time: with more, no majority need hold an intact copy.
-      if (this.checker.damagedOnPurpose.size === 0 && this.damagePrng.chance(o.dbDamageRate))
+      // One damaged node at a time, only among three voters or more and while no membership
+      // episode has a member out (wiped, removed): otherwise no majority need hold an intact copy
+      // (a second fault).
+      if (
+        this.checker.damagedOnPurpose.size === 0 &&
+        this.damagePrng.chance(o.dbDamageRate) &&
+        this.votersEverywhereAtLeast(3) &&
+        this.operator.idle
+      )
         this.damageWhileDown(id);
       await this.restart(id);
     }

@@ -11,7 +11,8 @@
  *  - wipe-rejoin: crash a member, wipe its whole disk, join it again (the leader removes its old
  *    membership and adds it back as a learner), start it from the configuration of the join
  *    answer, and promote it once caught up if it was a voter.
- * An episode that takes a voter out starts only while at least `votersMin` voters would remain.
+ * An episode that takes a voter out starts only while at least `votersMin` voters would remain,
+ * one more while a voter's database is damaged on purpose (a second fault otherwise).
  *
  * A request step is done when its goal holds in the committed configuration its leader reports
  * (`members()`): an operator lists the members after an answer that was lost or refused, and
@@ -322,7 +323,10 @@ export class MemberOperator {
     const learners = view.members
       .filter((member) => member.role === "learner")
       .map((member) => nodeId(member.id));
-    const voterMayLeave = voters.length - 1 >= this.votersMin;
+    // While a voter's database is damaged (and not yet healed), no voter leaves: the damaged copy
+    // must stay out-voted by intact ones, or no copy could be trusted (a second fault).
+    const damaged = this.cluster.checker.damagedOnPurpose.size > 0 ? 1 : 0;
+    const voterMayLeave = voters.length - 1 >= this.votersMin + damaged;
     const spare = this.cluster.spareId;
     const feasible: Record<MemberEpisodeKind, boolean> = {
       "remove-readd": voterMayLeave,
