@@ -45,12 +45,6 @@ export type TransferParts = {
   readonly isWitness: () => boolean;
   /** This node's database failed a consistency check (`storage-heal.ts`): send none of it, take a leader's. */
   readonly storeDamaged: () => boolean;
-  /**
-   * Whether a consistency check found this node's database equal to the majority's since it opened
-   * (`storage-heal.ts`): an unverified database may hold damage no checksum sees, and its snapshot
-   * must never seed another node.
-   */
-  readonly storeVerified: () => boolean;
   /** A leader's snapshot replaced this node's database. */
   readonly installed: () => void;
 };
@@ -94,15 +88,14 @@ export class SnapshotSender {
       return;
     }
     const ref = keeper.latest;
-    const untrusted = this.parts.storeDamaged() || !this.parts.storeVerified();
-    if (ref === null || ref.index < needed.index || untrusted) {
-      // Compacted only behind a snapshot: a bug unless the keeper lost a race, or the store is not
-      // trusted (damaged, or not yet verified: the core asks again, and a check comes first).
+    if (ref === null || ref.index < needed.index || this.parts.storeDamaged()) {
+      // Compacted only behind a snapshot: a bug unless the keeper lost a race, or the store is damaged.
+      // (An unverified store sends its latest file: the keeper takes none while unverified, so every
+      // file was taken while a check vouched for the database.)
       runtime.logger("warn", "snapshot.none-to-send", {
         peer,
         needed: needed.index,
         latest: ref?.index ?? null,
-        untrusted,
       });
       queueMicrotask(() => loop.stepSafely({ type: "snapshotFailed", peer }));
       return;
