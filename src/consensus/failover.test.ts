@@ -374,6 +374,40 @@ describe("the promotion check", () => {
     for (let i = 0; i < stale; i++) a.step({ type: "tick" });
     assert.equal(a.status().failover.promoteRefusal?.code, "QUORUM_NOT_HEARD");
   });
+
+  // Found by the simulator (a manual-mode run promoting a node whose damaged database held its
+  // candidacy back): the check passed, `campaign` did nothing, and the node took its fatal path.
+  test("a node whose candidacy its host holds back is refused, not left a follower by a passed check", () => {
+    const a = core(
+      ids[0] as NodeId,
+      { voters: ids.slice(0, 3) },
+      {
+        snapshotConfig: {
+          voters: ids.slice(0, 3),
+          learners: [],
+          failover: { ...failoverDefaults, mode: "manual" },
+        },
+      },
+    );
+    for (const from of ids.slice(1, 3))
+      message(a, {
+        type: "preVote",
+        from,
+        to: ids[0] as NodeId,
+        term: term(1),
+        lastLogIndex: logIndex(0),
+        lastLogTerm: term(0),
+      });
+    a.step({ type: "holdCandidacy", hold: true });
+    assert.equal(a.status().failover.promoteRefusal?.code, "CANDIDACY_HELD");
+    const effects = a.step({ type: "promoteLeader", requestId: "p1" });
+    assert.deepEqual(effects.promotions, [
+      { requestId: "p1", started: false, code: "CANDIDACY_HELD", peer: null },
+    ]);
+    assert.equal(a.summary().role, "follower");
+    a.step({ type: "holdCandidacy", hold: false });
+    assert.equal(a.status().failover.promoteRefusal, null);
+  });
 });
 
 describe("failover state across a restart and a snapshot", () => {
