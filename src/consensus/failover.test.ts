@@ -408,6 +408,32 @@ describe("the promotion check", () => {
     a.step({ type: "holdCandidacy", hold: false });
     assert.equal(a.status().failover.promoteRefusal, null);
   });
+
+  // Found by the simulator: in mode manual, a damaged node ahead of the others made every other
+  // promotion refuse LOG_BEHIND, and it could heal only from a leader nobody could make.
+  test("a voter that may not campaign sends no probes; one that may does", () => {
+    const probesOf = (hold: boolean): number => {
+      const node = core(
+        ids[0] as NodeId,
+        { voters: ids.slice(0, 3) },
+        {
+          snapshotConfig: {
+            voters: ids.slice(0, 3),
+            learners: [],
+            failover: { ...failoverDefaults, mode: "manual" },
+          },
+        },
+      );
+      node.step({ type: "holdCandidacy", hold });
+      let probes = 0;
+      for (let i = 0; i <= node.config.electionTimeoutTicksMax; i++)
+        probes += node.step({ type: "tick" }).messages.filter((m) => m.message.type === "preVote").length;
+      assert.notEqual(node.summary().leaderLostAtTick, null, "the loss is reported either way");
+      return probes;
+    };
+    assert.equal(probesOf(true), 0);
+    assert.equal(probesOf(false), 2);
+  });
 });
 
 describe("failover state across a restart and a snapshot", () => {

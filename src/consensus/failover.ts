@@ -42,6 +42,7 @@ import {
   relayNeeded,
 } from "./failover-view.ts";
 import type { PromoteRequestId } from "./inputs.ts";
+import { mayCampaign } from "./lost-entries.ts";
 import { becomeFollower } from "./roles.ts";
 
 /** The extra wait, as a fraction of the base election timeout, of a voter outside the lost leader's zone. */
@@ -108,7 +109,10 @@ function electionTimeout(s: CoreState, out: EffectsBuilder): void {
   if (s.role !== "follower") becomeFollower(s, out, s.term, null, "election-timeout", null);
   else resetElectionTimer(s);
   reportLeaderLost(s, out);
-  probe(s, out);
+  // A voter that may not campaign (its candidacy held back, or lost entries outstanding) could never
+  // be promoted: heard, it would only make the others' promotions refuse LOG_BEHIND for its sake,
+  // and no leader could be made to heal it (found by the simulator in mode manual).
+  if (mayCampaign(s)) probe(s, out);
   const settings = failoverSettingsOf(s.log.config);
   if (settings.mode !== "approve") return;
   publishProposal(s, out, settings);
