@@ -20,7 +20,7 @@
  * node (plus `requestSlackTicks`) is a violation: every wait in the node is bounded. A refusal the
  * operator never provokes (a bad request, the last voter, a conflict) is a violation too.
  */
-import type { ClusterConfig } from "../../src/consensus/index.ts";
+import { type ClusterConfig, mayLead } from "../../src/consensus/index.ts";
 import { assert } from "../../src/lib/assert.ts";
 import { isBatonError } from "../../src/lib/errors.ts";
 import type { Prng } from "../../src/lib/prng.ts";
@@ -88,6 +88,7 @@ const retryCodes = new Set([
   "NODE_NOT_MEMBER",
   "NODE_NOT_LEARNER",
   "NODE_NOT_VOTER",
+  "CONFIG_CHANGE_PENDING",
 ]);
 
 /** Beyond its `timeoutMs`, a request may take the node's poll period (50 ms) and a tick to be answered. */
@@ -316,13 +317,18 @@ export class MemberOperator {
   /** The next episode, chosen by the run's weights among those the configuration allows. */
   private plan(view: MembersResponse): { kind: MemberEpisodeKind; steps: Step[]; wiped: boolean } | null {
     if (!view.configCommitted) return null;
-    const voters = view.members
+    const allVoters = view.members
       .filter((member) => member.role === "voter")
       .map((member) => nodeId(member.id));
+    // A witness or never-promote voter is never a target: a witness removed and added back would
+    // come back as a data node with no data (the node refuses that in place, CONFLICT), and taking
+    // out a voter that may lead while one that may not stays could leave none that may lead.
+    const config = this.cluster.host(view.leader ?? "")?.core?.summary().clusterConfig;
+    const voters = allVoters.filter((id) => config === undefined || mayLead(config, id));
     const learners = view.members
       .filter((member) => member.role === "learner")
       .map((member) => nodeId(member.id));
-    const voterMayLeave = voters.length - 1 >= this.votersMin;
+    const voterMayLeave = voters.length > 0 && allVoters.length - 1 >= this.votersMin;
     const spare = this.cluster.spareId;
     const feasible: Record<MemberEpisodeKind, boolean> = {
       "remove-readd": voterMayLeave,

@@ -66,6 +66,8 @@ export class Workload {
   private readonly eventIds = new Map<string, number>();
   readonly idConflicts: string[] = [];
   leaderHint: NodeId | null = null;
+  /** Told of every answer: the node the request went to, the node the answer names, the error's code. */
+  onServed: ((sentTo: SimNodeHost, servedBy: string | null, code: string | null) => void) | null = null;
   private readonly running = new Set<Running>();
   private readonly prng: Prng;
   private readonly weights: DurabilityWeights;
@@ -263,8 +265,14 @@ export class Workload {
     const running: Running = { node: node.id, op, then, settled: false };
     this.running.add(running);
     answer.then(
-      () => this.settle(running, "ok", null),
-      (error: unknown) => this.settle(running, outcomeOf(error), error),
+      (value) => {
+        if (!running.settled) this.onServed?.(node, (value as { node?: string }).node ?? null, null);
+        this.settle(running, "ok", null);
+      },
+      (error: unknown) => {
+        if (!running.settled) this.onServed?.(node, null, isBatonError(error) ? error.code : null);
+        this.settle(running, outcomeOf(error), error);
+      },
     );
   }
 
