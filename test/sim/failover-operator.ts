@@ -75,6 +75,8 @@ const changeRetryCodes = new Set([
 /** Answers a promotion may legitimately get: refused with a reason, or not won in time. */
 const promoteAnswerCodes = new Set(["PROMOTION_REFUSED", "TIMEOUT", "SHUTTING_DOWN", "OVERLOADED"]);
 
+/** Attempts at each setup change: a priority set a moment before may move the leader meanwhile. */
+const setupAttemptsMax = 20;
 /** Beyond its `timeoutMs`, a request may take the node's poll period (50 ms) and a tick to be answered. */
 const requestSlackTicks = 10;
 /** The share of promotions (safety phase, modes manual and paused) sent to a random voter instead of the best. */
@@ -127,7 +129,8 @@ export class FailoverOperator {
 
   /**
    * Setup, on a quiet cluster with a leader: the run's attributes (the witness first: marked while
-   * it leads, it hands its office over), then its settings, each through the leader of the moment.
+   * it leads, it hands its office over), its settings, then priorities (which may move the leader),
+   * each through the leader of the moment.
    */
   async setup(): Promise<void> {
     const o = this.options;
@@ -143,7 +146,6 @@ export class FailoverOperator {
     if (witness !== null && ids.has(witness)) attributes(witness, { witness: true });
     if (o.neverPromoteNode !== null && ids.has(o.neverPromoteNode))
       attributes(o.neverPromoteNode, { neverPromote: true });
-    for (const [id, priority] of Object.entries(o.priorities)) if (ids.has(id)) attributes(id, { priority });
     if (o.failoverMode !== "auto") {
       const settings = {
         mode: o.failoverMode,
@@ -155,6 +157,7 @@ export class FailoverOperator {
         send: (host, timeoutMs) => this.node(host).failoverSettings(settings, timeoutMs, "simulator"),
       });
     }
+    for (const [id, priority] of Object.entries(o.priorities)) if (ids.has(id)) attributes(id, { priority });
     for (const change of changes) await this.setupChange(change.label, change.send);
   }
 
@@ -163,7 +166,7 @@ export class FailoverOperator {
     send: (host: SimNodeHost, timeoutMs: number) => Promise<unknown>,
   ): Promise<void> {
     const bound = electionBoundTicks(this.options) + this.changeTimeoutTicks() + requestSlackTicks;
-    for (let attempt = 1; attempt <= 5; attempt++) {
+    for (let attempt = 1; attempt <= setupAttemptsMax; attempt++) {
       await this.cluster.runUntil(() => this.cluster.stableLeader() !== null, bound);
       const leader = this.cluster.stableLeader();
       if (leader === null) break;
@@ -178,6 +181,8 @@ export class FailoverOperator {
       const code = isBatonError(outcome?.error) ? outcome.error.code : String(outcome?.error);
       if (!changeRetryCodes.has(code))
         throw new SimViolation("operator-refused", `setup ${label} refused: ${code}`);
+      this.note(`${label}: ${code}`);
+      await this.cluster.run(this.retryTicks);
     }
     throw new SimViolation("liveness", `setup ${label} was not made on a quiet cluster`);
   }

@@ -328,7 +328,8 @@ export class MemberOperator {
     const learners = view.members
       .filter((member) => member.role === "learner")
       .map((member) => nodeId(member.id));
-    const voterMayLeave = voters.length > 0 && allVoters.length - 1 >= this.votersMin;
+    // One that may lead must stay (NO_ELIGIBLE_VOTER otherwise), and a majority of the initial voters.
+    const voterMayLeave = voters.length >= 2 && allVoters.length - 1 >= this.votersMin;
     const spare = this.cluster.spareId;
     const feasible: Record<MemberEpisodeKind, boolean> = {
       "remove-readd": voterMayLeave,
