@@ -22,7 +22,7 @@ import {
   parseClusterConfig,
 } from "./cluster-config.ts";
 import { quorumSize } from "./config.ts";
-import { core, message } from "./core-fixtures.ts";
+import { core, entry, message } from "./core-fixtures.ts";
 import {
   approvePolicies,
   approveTimeoutMsMax,
@@ -410,9 +410,10 @@ describe("the promotion check", () => {
   });
 
   // Found by the simulator: in mode manual, a damaged node ahead of the others made every other
-  // promotion refuse LOG_BEHIND, and it could heal only from a leader nobody could make.
-  test("a voter that may not campaign sends no probes; one that may does", () => {
-    const probesOf = (hold: boolean): number => {
+  // promotion refuse LOG_BEHIND, and it could heal only from a leader nobody could make; yet it must
+  // stay heard, since it votes (a quorum may need it).
+  test("a voter that may not campaign probes with its commit position, one that may with its last", () => {
+    const probesOf = (hold: boolean): { lastLogIndex: number; lastLogTerm: number }[] => {
       const node = core(
         ids[0] as NodeId,
         { voters: ids.slice(0, 3) },
@@ -422,17 +423,27 @@ describe("the promotion check", () => {
             learners: [],
             failover: { ...failoverDefaults, mode: "manual" },
           },
+          hardState: { term: term(1), votedFor: null },
+          entries: [1, 2, 3].map((index) => entry(index, 1)),
         },
       );
       node.step({ type: "holdCandidacy", hold });
-      let probes = 0;
+      const probes = [];
       for (let i = 0; i <= node.config.electionTimeoutTicksMax; i++)
-        probes += node.step({ type: "tick" }).messages.filter((m) => m.message.type === "preVote").length;
+        for (const { message } of node.step({ type: "tick" }).messages)
+          if (message.type === "preVote")
+            probes.push({ lastLogIndex: message.lastLogIndex, lastLogTerm: message.lastLogTerm });
       assert.notEqual(node.summary().leaderLostAtTick, null, "the loss is reported either way");
       return probes;
     };
-    assert.equal(probesOf(true), 0);
-    assert.equal(probesOf(false), 2);
+    assert.deepEqual(probesOf(true), [
+      { lastLogIndex: 0, lastLogTerm: 0 },
+      { lastLogIndex: 0, lastLogTerm: 0 },
+    ]);
+    assert.deepEqual(probesOf(false), [
+      { lastLogIndex: 3, lastLogTerm: 1 },
+      { lastLogIndex: 3, lastLogTerm: 1 },
+    ]);
   });
 });
 
