@@ -138,14 +138,10 @@ export class SimCluster {
     this.operator = new MemberOperator(this, new Prng(options.seed ^ 0x6e6d62));
     this.failoverChecker = new FailoverChecker(bootstrap);
     this.failoverOperator = new FailoverOperator(this, new Prng(options.seed ^ 0xfa11));
-    this.workload.onServed = (sentTo, servedBy, code) => {
+    this.workload.onServed = (sentTo, servedBy, refusal) => {
       try {
-        this.failoverChecker.onServed(
-          sentTo,
-          servedBy,
-          code,
-          (id) => this.host(id)?.node?.isWitness() === true,
-        );
+        const isWitness = (id: string) => this.host(id)?.node?.isWitness() === true;
+        this.failoverChecker.onServed(sentTo, servedBy, refusal, isWitness);
       } catch (error) {
         if (!(error instanceof SimViolation)) throw error;
         this.fatal ??= error;

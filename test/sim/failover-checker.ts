@@ -27,6 +27,7 @@ import {
 } from "../../src/consensus/cluster-config.ts";
 import type { Effects } from "../../src/consensus/effects.ts";
 import type { Input } from "../../src/consensus/inputs.ts";
+import type { BatonError } from "../../src/lib/errors.ts";
 import { nodeId } from "../../src/types/ids.ts";
 import { SimViolation } from "./checkers.ts";
 import type { SimNodeHost } from "./sim-node.ts";
@@ -142,12 +143,12 @@ export class FailoverChecker {
 
   /**
    * The witness rule, for one client request's answer: `sentTo` got it; `servedBy` is the node the
-   * answer names (null for an error) and `code` the error's code (null for an answer).
+   * answer names (null for an error), `error` the error (null for an answer).
    */
   onServed(
     sentTo: SimNodeHost,
     servedBy: string | null,
-    code: string | null,
+    error: BatonError | null,
     isWitness: (id: string) => boolean,
   ): void {
     if (servedBy !== null && isWitness(servedBy))
@@ -156,8 +157,11 @@ export class FailoverChecker {
         `witness ${servedBy} answered a request sent to ${sentTo.id} with data`,
       );
     // The workload's SQL never fails on a node holding the data: from a witness, it ran on none.
-    if (code === "SQL_ERROR" && isWitness(sentTo.id))
-      throw new SimViolation("witness-served-sql", `witness ${sentTo.id} ran a client's SQL (SQL_ERROR)`);
+    if (error?.code === "SQL_ERROR" && isWitness(sentTo.id))
+      throw new SimViolation(
+        "witness-served-sql",
+        `witness ${sentTo.id} ran a client's SQL: SQL_ERROR ${error.message}`,
+      );
   }
 
   /**
