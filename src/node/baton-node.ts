@@ -24,9 +24,9 @@
  */
 import type { ExecuteResponse, QueryResponse, StatusAdmission, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
-import { memberAttributesOf, type RoleChange } from "../consensus/index.ts";
+import { mayLead, memberAttributesOf, type RoleChange } from "../consensus/index.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
-import type { NodeId } from "../types/ids.ts";
+import { type NodeId, nodeId } from "../types/ids.ts";
 import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
 import type { ConsistencyChecks } from "./consistency-check.ts";
@@ -362,8 +362,14 @@ export class BatonNode implements NodeService {
   async handOver(waitMsMax: number): Promise<void> {
     const status = this.loop.core.status();
     if (status.role !== "leader") return;
+    // Only to a voter that may lead: the core refuses a transfer to a witness or never-promote voter.
     const target = status.members
-      .filter((member) => member.id !== this.id && member.role === "voter")
+      .filter(
+        (member) =>
+          member.id !== this.id &&
+          member.role === "voter" &&
+          mayLead(status.clusterConfig, nodeId(member.id)),
+      )
       .sort((a, b) => b.matchIndex - a.matchIndex)[0];
     if (target === undefined) return;
     this.runtime.logger("info", "node.handing-over-leadership", { target: target.id });
