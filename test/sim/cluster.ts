@@ -336,8 +336,14 @@ export class SimCluster {
     for (const [id, at] of this.restartAt) {
       if (at > this.nowTick) continue;
       this.restartAt.delete(id);
-      // One damaged node at a time: with more, no majority need hold an intact copy.
-      if (this.checker.damagedOnPurpose.size === 0 && this.damagePrng.chance(o.dbDamageRate))
+      // One damaged node at a time: with more, no majority need hold an intact copy. Nor with a
+      // witness among 3 voters: of two copies, neither could be found the majority's.
+      const dataCopies = o.nodeCount - (o.witnessNode === null ? 0 : 1);
+      if (
+        this.checker.damagedOnPurpose.size === 0 &&
+        dataCopies >= 3 &&
+        this.damagePrng.chance(o.dbDamageRate)
+      )
         this.damageWhileDown(id);
       await this.restart(id);
     }
