@@ -105,6 +105,7 @@ export class BatonNode implements NodeService {
       send,
       isWitness: () => this.isWitness(),
       storeDamaged,
+      storeVerified: () => this.healing.verified,
       installed: () => this.healing.snapshotInstalled(),
     };
     this.sender = new SnapshotSender(transferParts);
