@@ -235,7 +235,10 @@ export class FailoverOperator {
     );
     const first = lost[0]?.view;
     if (first === undefined) return false;
-    if (first.settings.mode === "approve" && !first.settings.paused) return this.approve(lost, mode);
+    if (first.settings.mode === "approve" && !first.settings.paused) {
+      const approved = this.approve(lost, mode);
+      if (approved !== "candidate-held") return approved;
+    }
     const followers = voters.filter(({ host }) => host.core?.summary().role !== "leader");
     // As an operator reads `baton failover status`: a node whose promotion would pass first, then the
     // most up-to-date, then one that may lead.
@@ -254,7 +257,12 @@ export class FailoverOperator {
     return true;
   }
 
-  private approve(lost: readonly VoterView[], mode: "schedule" | "finish"): boolean {
+  /**
+   * Approves the pending failover; "candidate-held" when the candidate's own status says it may not
+   * campaign (`CANDIDACY_HELD`: a damaged database, lost entries): the operator promotes another
+   * node then, as nobody else would (the approve policy acts only through the candidate).
+   */
+  private approve(lost: readonly VoterView[], mode: "schedule" | "finish"): boolean | "candidate-held" {
     this.approveNow ??= mode === "finish" || this.prng.chance(this.options.approveChance);
     const waitedMs = Math.max(...lost.map(({ view }) => view.leaderLostMsAgo ?? 0));
     const policyMs = (this.options.approveTimeoutTicks + this.options.operatorDelayTicks) * simTickMs;
@@ -263,10 +271,12 @@ export class FailoverOperator {
       .map(({ view }) => view.proposal as { candidate?: string } | null)
       .find((p) => p?.candidate !== undefined);
     const candidate = proposal?.candidate === undefined ? undefined : this.cluster.host(proposal.candidate);
-    if (candidate === undefined || !candidate.alive) {
+    if (candidate?.node === null || candidate?.node === undefined) {
       this.retryAtTick = this.cluster.nowTick + this.retryTicks;
       return true;
     }
+    const refusal = candidate.node.failoverView().promoteRefusal as { code?: string } | null;
+    if (refusal?.code === "CANDIDACY_HELD") return "candidate-held";
     this.sendPromote("approve", candidate);
     return true;
   }

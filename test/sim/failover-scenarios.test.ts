@@ -170,6 +170,31 @@ describe("scripted failover scenarios on production nodes", () => {
     }
   });
 
+  // Found by the simulator (a damaged leader kept choosing a never-promote voter, which the core
+  // refuses, and stayed in office): a leader hands over only to a voter that may lead. Here through
+  // `handOver` (graceful stop, removal of the leader), whose choice was the same, with the
+  // never-promote voter first among equally caught-up followers.
+  test("a leader stepping down hands over to a voter that may lead, not to a never-promote one", async () => {
+    for (const seed of [1, 2, 3]) {
+      const cluster = await quietCluster(seed, { neverPromoteNode: nodeId("n1") });
+      await appendMany(cluster, 5);
+      const leader = await leaderOf(cluster);
+      const other = cluster.nodes.find((node) => node !== leader && node.id !== "n1") as SimNodeHost;
+      await cluster.run(5 * cluster.options.heartbeatTicks);
+      leader.node?.handOver(requestTimeoutMs);
+      const handedOver = await cluster.runUntil(
+        () => cluster.stableLeader() === other,
+        3 * electionTimeoutTicksOf(cluster.options).max,
+      );
+      assert.notEqual(handedOver, null, `SEED=${seed}: ${other.id} leads`);
+      assert.ok(
+        !leader.events.includes("consensus.transfer-rejected"),
+        `SEED=${seed}: no transfer to n1 tried`,
+      );
+      await finish(cluster);
+    }
+  });
+
   test("two data nodes and a witness: the witness serves no SQL, and either data node may be lost", async () => {
     for (const seed of [1, 2, 3]) {
       const cluster = await quietCluster(seed, { witnessNode: nodeId("n3") });
