@@ -287,7 +287,7 @@ export class SimCluster {
    * need the whole backlog before the transfer's `timeoutNow`, and a few transfers may time out on a
    * lossy network before one succeeds.
    */
-  private handOverBoundTicks(): number {
+  handOverBoundTicks(): number {
     const o = this.options;
     const roundTripTicks = 2 * o.delayTicksMax + o.fsyncTicksMax + o.heartbeatTicks;
     const lastIndex = Math.max(...this.nodes.map((node) => node.core?.summary().lastIndex ?? 0));
