@@ -105,7 +105,6 @@ export class BatonNode implements NodeService {
       send,
       isWitness: () => this.isWitness(),
       storeDamaged,
-      storeVerified: () => this.healing.verified,
       installed: () => this.healing.snapshotInstalled(),
     };
     this.sender = new SnapshotSender(transferParts);

@@ -45,11 +45,6 @@ export type TransferParts = {
   readonly isWitness: () => boolean;
   /** This node's database failed a consistency check (`storage-heal.ts`): send none of it, take a leader's. */
   readonly storeDamaged: () => boolean;
-  /**
-   * This node's database was compared with the other replicas since it opened (`storage-heal.ts`):
-   * until then its snapshots may carry damage done while it was down, and none is sent.
-   */
-  readonly storeVerified: () => boolean;
   /** A leader's snapshot replaced this node's database. */
   readonly installed: () => void;
 };
@@ -93,15 +88,8 @@ export class SnapshotSender {
       return;
     }
     const ref = keeper.latest;
-    if (
-      ref === null ||
-      ref.index < needed.index ||
-      this.parts.storeDamaged() ||
-      !this.parts.storeVerified()
-    ) {
-      // Compacted only behind a snapshot: a bug unless the keeper lost a race, or the store is damaged
-      // or not verified yet (a snapshot of an unverified database spread its damage to a follower
-      // that took it as verified: found by the simulator). The core asks again after this failure.
+    if (ref === null || ref.index < needed.index || this.parts.storeDamaged()) {
+      // Compacted only behind a snapshot: a bug unless the keeper lost a race, or the store is damaged.
       runtime.logger("warn", "snapshot.none-to-send", {
         peer,
         needed: needed.index,

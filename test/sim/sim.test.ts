@@ -40,7 +40,6 @@ const regressionSeeds = [
   5119, // the workload's retries used up every attempt on a restarted node's NO_LEADER in three ticks
   430, // a snapshot offer stepped into a core whose applied index lagged the store's compacted the log past every snapshot
   434, // a rejoined node whose installed snapshot predated its leader's return ignored that leader for good
-  228, // an unverified leader sent a snapshot of its damaged database to a wiped node, which took it as verified
 ];
 
 test("seeds that once failed stay clean", async () => {
