@@ -90,7 +90,7 @@ export class SnapshotKeeper {
   private stopped = false;
   /** A snapshot was asked for (a follower replacing a damaged database): take one at once. */
   private wanted = false;
-  /** While true (this node's database is damaged), no snapshot is taken of it. */
+  /** While true (this node's database is damaged, or not verified since it opened), no snapshot is taken of it. */
   private readonly paused: () => boolean;
   private taken = 0;
   private installed = 0;

@@ -2,9 +2,9 @@
  * The failover checkers of a simulation run (the rules of `src/consensus/README.md`, "Failover"),
  * judged from the outside like the other checkers (`checkers.ts`), and the failover figures of a run.
  *
- *  - Operator rule: where failover needs an operator (mode manual, approve with policy
- *    stay-leaderless, or paused), no node takes office without an operator command having started
- *    its campaign: a promotion (or an approval, which is a promotion of the candidate) that started,
+ *  - Operator rule: where failover needs an operator (mode manual, approve, or paused), no node
+ *    takes office without an operator command having started its campaign (or, in mode approve with
+ *    policy promote, the approve deadline having passed on it): a promotion (or an approval, which is a promotion of the candidate) that started,
  *    or a `timeoutNow` from a leader an operator asked to transfer (a switchover, a removal of the
  *    leader), from a witness or never-promote leader handing its office over, or from a leader in
  *    mode auto (a priority transfer). A leader change is judged when both the committed
@@ -22,6 +22,7 @@ import { failoverNeedsOperator } from "../../src/consensus/cluster-checkers.ts";
 import {
   type ClusterConfig,
   failoverIsAutomatic,
+  failoverSettingsOf,
   mayLead,
   memberAttributesOf,
 } from "../../src/consensus/cluster-config.ts";
@@ -45,6 +46,17 @@ export type FailoverEventCounts = {
   /** Leader changes the operator rule judged (so that the checker is not vacuous). */
   operatorRuleChecks: number;
 };
+
+/** Mode approve, not paused, policy promote: a candidate may campaign by itself once its deadline passed. */
+function approvePromotes(config: ClusterConfig): boolean {
+  const { mode, paused, approvePolicy } = failoverSettingsOf(config);
+  return mode === "approve" && !paused && approvePolicy === "promote";
+}
+
+/** Whether the operator rule judges a leader change under this configuration: any mode but auto, unpaused. */
+function judged(config: ClusterConfig): boolean {
+  return failoverNeedsOperator(config) || approvePromotes(config);
+}
 
 export class FailoverChecker {
   readonly counts: FailoverEventCounts = {
@@ -85,7 +97,9 @@ export class FailoverChecker {
       if (this.authorizedTimeoutNow.has(`${from}>${host.id}@${term}`)) this.authorized.add(incarnation);
     }
     if (effects.promotions.some((outcome) => outcome.started)) this.authorized.add(incarnation);
-    this.countEvents(host, effects, failoverIsAutomatic(config));
+    const deadline = status.failover.approveDeadlineTick;
+    const timedOut = approvePromotes(config) && deadline !== null && status.nowTick >= deadline;
+    this.countEvents(host, effects, failoverIsAutomatic(config) || timedOut);
     if (effects.commitIndex !== undefined && status.clusterConfigIndex <= effects.commitIndex)
       this.noteCommittedConfig(status.clusterConfigIndex, config);
     this.noteTimeoutNow(host, incarnation, effects, status.term, config);
@@ -102,7 +116,8 @@ export class FailoverChecker {
       else if (event.type === "handoff-started" && event.reason === "priority")
         this.counts.priorityHandoffs++;
       else if (event.type === "handoff-started") this.counts.ineligibleHandoffs++;
-      // A campaign the timer starts in mode auto needs no command (nor does its real round after a pre-vote).
+      // A campaign the timer starts in mode auto, or the approve policy `promote` past its deadline,
+      // needs no command (nor does its real round after a pre-vote).
       else if (event.type === "election-started" && automatic) this.authorized.add(incarnation);
     }
   }
@@ -132,7 +147,7 @@ export class FailoverChecker {
 
   /** The operator rule (see the module header). */
   private checkNewLeader(host: SimNodeHost, incarnation: string, term: number, config: ClusterConfig): void {
-    if (!failoverNeedsOperator(this.committedConfig) || !failoverNeedsOperator(config)) return;
+    if (!judged(this.committedConfig) || !judged(config)) return;
     this.counts.operatorRuleChecks++;
     if (!this.authorized.has(incarnation))
       throw new SimViolation(
