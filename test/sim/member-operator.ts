@@ -20,7 +20,7 @@
  * node (plus `requestSlackTicks`) is a violation: every wait in the node is bounded. A refusal the
  * operator never provokes (a bad request, the last voter, a conflict) is a violation too.
  */
-import { type ClusterConfig, mayLead } from "../../src/consensus/index.ts";
+import { type ClusterConfig, mayLead, memberAttributesOf } from "../../src/consensus/index.ts";
 import { assert } from "../../src/lib/assert.ts";
 import { isBatonError } from "../../src/lib/errors.ts";
 import type { Prng } from "../../src/lib/prng.ts";
@@ -330,12 +330,19 @@ export class MemberOperator {
       .map((member) => nodeId(member.id));
     // One that may lead must stay (NO_ELIGIBLE_VOTER otherwise), and a majority of the initial voters.
     const voterMayLeave = voters.length >= 2 && allVoters.length - 1 >= this.votersMin;
+    // Beside a witness, a data voter's disk is never wiped: a witness compacts its log behind its
+    // own (empty) snapshots and never sends one, so the other data voters may be all that holds
+    // the entries before its compaction point (docs/architecture.md, "Witness").
+    const withWitness = allVoters.some(
+      (id) => config !== undefined && memberAttributesOf(config, id).witness,
+    );
+    const wipeVoter = voterMayLeave && !withWitness;
     const spare = this.cluster.spareId;
     const feasible: Record<MemberEpisodeKind, boolean> = {
       "remove-readd": voterMayLeave,
       "demote-promote": voterMayLeave,
       "add-replica": this.cluster.host(spare) === undefined,
-      "wipe-rejoin": voterMayLeave || learners.length > 0,
+      "wipe-rejoin": wipeVoter || learners.length > 0,
     };
     const kinds = (Object.keys(feasible) as MemberEpisodeKind[]).filter(
       (kind) => feasible[kind] && this.options.memberEpisodeWeights[kind] > 0,
@@ -373,7 +380,7 @@ export class MemberOperator {
       ];
       return { kind, steps, wiped: false };
     }
-    const node = this.pickTarget(voterMayLeave ? [...voters, ...learners] : learners, view.leader);
+    const node = this.pickTarget(wipeVoter ? [...voters, ...learners] : learners, view.leader);
     const steps: Step[] = [
       { kind: "stop", node },
       { kind: "wipe", node },
