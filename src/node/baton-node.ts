@@ -95,11 +95,7 @@ export class BatonNode implements NodeService {
     ({ healing: this.healing, checks: this.checks } = storageHealth(healthParts));
     const storeDamaged = (): boolean => this.healing.damaged !== null;
     const latest = listSnapshots(runtime.snapshotDirectory).at(-1) ?? null;
-    // No snapshot of a database not verified since it opened: damage done while the node was down
-    // would travel in it to a follower that counts the copy it installed as verified (found by the
-    // simulator, SEED=228). Older files, and the log behind them, are not compacted meanwhile.
-    const untrusted = (): boolean => storeDamaged() || !this.healing.verified;
-    this.snapshots = new SnapshotKeeper(config, runtime, this.loop, latest, untrusted);
+    this.snapshots = new SnapshotKeeper(config, runtime, this.loop, latest, () => this.snapshotsPaused());
     const transferParts = {
       config,
       runtime,
@@ -203,6 +199,15 @@ export class BatonNode implements NodeService {
   async start(): Promise<void> {
     await this.loop.start();
     this.healing.start();
+  }
+
+  /**
+   * No snapshot of a damaged database, nor of one not verified since it opened: damage done while
+   * the node was down would travel in it to a follower that counts the copy it installed as verified
+   * (found by the simulator, SEED=228). Older files, and the log behind them, are not compacted meanwhile.
+   */
+  private snapshotsPaused(): boolean {
+    return this.healing.damaged !== null || !this.healing.verified;
   }
 
   /** Whether the configuration in use makes this node a witness (votes, keeps the log, no data). */
