@@ -267,9 +267,10 @@ export class FailoverOperator {
     const waitedMs = Math.max(...lost.map(({ view }) => view.leaderLostMsAgo ?? 0));
     const policyMs = (this.options.approveTimeoutTicks + this.options.operatorDelayTicks) * simTickMs;
     if (!this.approveNow && mode === "schedule" && waitedMs < policyMs) return false;
+    // A proposal made with a majority heard (a removed node that does not know it still proposes itself).
     const proposal = lost
-      .map(({ view }) => view.proposal as { candidate?: string } | null)
-      .find((p) => p?.candidate !== undefined);
+      .map(({ view }) => view.proposal as { candidate?: string; quorumHeard?: boolean } | null)
+      .find((p) => p?.candidate !== undefined && p.quorumHeard === true);
     const candidate = proposal?.candidate === undefined ? undefined : this.cluster.host(proposal.candidate);
     if (candidate?.node === null || candidate?.node === undefined) {
       this.retryAtTick = this.cluster.nowTick + this.retryTicks;
