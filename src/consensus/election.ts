@@ -34,6 +34,7 @@ import type {
   TimeoutNowMessage,
 } from "./messages.ts";
 import { becomeCandidate, becomePreCandidate, tallyVotes } from "./roles.ts";
+import { priorityTransferBackoffTimeouts } from "./transfer.ts";
 
 /**
  * Starts an election: a pre-vote round when enabled, unless this is a leadership transfer. A node
@@ -119,5 +120,10 @@ export function handleVoteResponse(
 /** Thesis §3.10: the leader tells us we are up to date; campaign at once, skipping pre-vote. */
 export function handleTimeoutNow(s: CoreState, out: EffectsBuilder, message: TimeoutNowMessage): void {
   if (s.role !== "follower" || message.from !== s.leaderId) return;
+  // Office handed over (a switchover, a leader removing itself, a priority hand-off): not handed
+  // back for priority at once. A leader removing itself that ranked first by priority got office
+  // straight back, and its removal never completed (found by the simulator).
+  s.failover.priorityTransferNotBeforeTick =
+    s.nowTick + priorityTransferBackoffTimeouts * s.config.electionTimeoutTicks;
   campaign(s, out, true);
 }

@@ -29,6 +29,7 @@ import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import { isVoter, mayLead, memberAttributesOf } from "./cluster-config.ts";
 import { quorumSize } from "./config.ts";
 import type { CoreState } from "./core-state.ts";
+import { mayCampaign } from "./lost-entries.ts";
 
 /** Election timeouts after which a voter's reported position no longer counts as reachable. */
 export const peerPositionFreshTimeouts = 2;
@@ -43,6 +44,11 @@ export type PromoteRefusalCode =
   | "NOT_VOTER"
   /** This node is campaigning already. */
   | "CAMPAIGN_IN_PROGRESS"
+  /**
+   * This node may not campaign now: its host holds its candidacy back (its database is damaged) or
+   * its log lost entries it may have promised (`lost-entries.ts`).
+   */
+  | "CANDIDACY_HELD"
   /** This node heard its leader within the election timeout (`peer`): a switchover is a transfer on the leader. */
   | "LEADER_ALIVE"
   /** Fewer than a majority of the voters were heard from lately: this node could not win. */
@@ -174,6 +180,8 @@ export function promoteRefusal(s: CoreState): PromoteRefusal | null {
   if (s.role === "leader") return { code: "ALREADY_LEADER", peer: null };
   if (!isVoter(s.log.config, self)) return { code: "NOT_VOTER", peer: null };
   if (s.role !== "follower") return { code: "CAMPAIGN_IN_PROGRESS", peer: null };
+  // `campaign` would do nothing: a promotion that passed would not start one.
+  if (!mayCampaign(s)) return { code: "CANDIDACY_HELD", peer: null };
   if (s.leaderId !== null && s.electionElapsedTicks < s.config.electionTimeoutTicks)
     return { code: "LEADER_ALIVE", peer: s.leaderId };
   const ranked = rankedContenders(s);

@@ -22,7 +22,7 @@ import {
   parseClusterConfig,
 } from "./cluster-config.ts";
 import { quorumSize } from "./config.ts";
-import { core, message } from "./core-fixtures.ts";
+import { core, entry, message } from "./core-fixtures.ts";
 import {
   approvePolicies,
   approveTimeoutMsMax,
@@ -373,6 +373,77 @@ describe("the promotion check", () => {
     const stale = 2 * a.config.electionTimeoutTicksMax + 1;
     for (let i = 0; i < stale; i++) a.step({ type: "tick" });
     assert.equal(a.status().failover.promoteRefusal?.code, "QUORUM_NOT_HEARD");
+  });
+
+  // Found by the simulator (a manual-mode run promoting a node whose damaged database held its
+  // candidacy back): the check passed, `campaign` did nothing, and the node took its fatal path.
+  test("a node whose candidacy its host holds back is refused, not left a follower by a passed check", () => {
+    const a = core(
+      ids[0] as NodeId,
+      { voters: ids.slice(0, 3) },
+      {
+        snapshotConfig: {
+          voters: ids.slice(0, 3),
+          learners: [],
+          failover: { ...failoverDefaults, mode: "manual" },
+        },
+      },
+    );
+    for (const from of ids.slice(1, 3))
+      message(a, {
+        type: "preVote",
+        from,
+        to: ids[0] as NodeId,
+        term: term(1),
+        lastLogIndex: logIndex(0),
+        lastLogTerm: term(0),
+      });
+    a.step({ type: "holdCandidacy", hold: true });
+    assert.equal(a.status().failover.promoteRefusal?.code, "CANDIDACY_HELD");
+    const effects = a.step({ type: "promoteLeader", requestId: "p1" });
+    assert.deepEqual(effects.promotions, [
+      { requestId: "p1", started: false, code: "CANDIDACY_HELD", peer: null },
+    ]);
+    assert.equal(a.summary().role, "follower");
+    a.step({ type: "holdCandidacy", hold: false });
+    assert.equal(a.status().failover.promoteRefusal, null);
+  });
+
+  // Found by the simulator: in mode manual, a damaged node ahead of the others made every other
+  // promotion refuse LOG_BEHIND, and it could heal only from a leader nobody could make; yet it must
+  // stay heard, since it votes (a quorum may need it).
+  test("a voter that may not campaign probes with its commit position, one that may with its last", () => {
+    const probesOf = (hold: boolean): { lastLogIndex: number; lastLogTerm: number }[] => {
+      const node = core(
+        ids[0] as NodeId,
+        { voters: ids.slice(0, 3) },
+        {
+          snapshotConfig: {
+            voters: ids.slice(0, 3),
+            learners: [],
+            failover: { ...failoverDefaults, mode: "manual" },
+          },
+          hardState: { term: term(1), votedFor: null },
+          entries: [1, 2, 3].map((index) => entry(index, 1)),
+        },
+      );
+      node.step({ type: "holdCandidacy", hold });
+      const probes = [];
+      for (let i = 0; i <= node.config.electionTimeoutTicksMax; i++)
+        for (const { message } of node.step({ type: "tick" }).messages)
+          if (message.type === "preVote")
+            probes.push({ lastLogIndex: message.lastLogIndex, lastLogTerm: message.lastLogTerm });
+      assert.notEqual(node.summary().leaderLostAtTick, null, "the loss is reported either way");
+      return probes;
+    };
+    assert.deepEqual(probesOf(true), [
+      { lastLogIndex: 0, lastLogTerm: 0 },
+      { lastLogIndex: 0, lastLogTerm: 0 },
+    ]);
+    assert.deepEqual(probesOf(false), [
+      { lastLogIndex: 3, lastLogTerm: 1 },
+      { lastLogIndex: 3, lastLogTerm: 1 },
+    ]);
   });
 });
 

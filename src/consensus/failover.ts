@@ -42,6 +42,7 @@ import {
   relayNeeded,
 } from "./failover-view.ts";
 import type { PromoteRequestId } from "./inputs.ts";
+import { mayCampaign } from "./lost-entries.ts";
 import { becomeFollower } from "./roles.ts";
 
 /** The extra wait, as a fraction of the base election timeout, of a voter outside the lost leader's zone. */
@@ -152,16 +153,25 @@ function reportLeaderLost(s: CoreState, out: EffectsBuilder): void {
   });
 }
 
-/** A pre-vote request to every other voter: it tells them our position and changes nothing of theirs. */
+/**
+ * A pre-vote request to every other voter: it tells them our position and changes nothing of theirs.
+ * A voter that may not campaign (its candidacy held back, or lost entries outstanding) tells its
+ * commit position instead: it could never be promoted to hand on what it holds beyond, so the others
+ * must not defer to it (their promotions would refuse LOG_BEHIND for its sake, and in mode manual no
+ * leader could be made to heal it), yet it is heard, since it votes (found by the simulator).
+ */
 function probe(s: CoreState, out: EffectsBuilder): void {
+  const held = !mayCampaign(s);
+  const lastLogIndex = held ? s.commitIndex : s.log.lastIndex;
+  const lastLogTerm = held ? (s.log.termAt(s.commitIndex) ?? s.log.lastTerm) : s.log.lastTerm;
   for (const peer of otherVoters(s)) {
     out.send({
       type: "preVote",
       from: s.config.id,
       to: peer,
       term: term(s.term + 1),
-      lastLogIndex: s.log.lastIndex,
-      lastLogTerm: s.log.lastTerm,
+      lastLogIndex,
+      lastLogTerm,
     });
   }
 }

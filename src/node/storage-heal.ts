@@ -27,8 +27,9 @@
  *   the majority, or a leader's snapshot replaces the database. An empty database is verified.
  */
 import fs from "node:fs";
+import { mayLead } from "../consensus/index.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import { logIndex, type NodeId } from "../types/ids.ts";
+import { logIndex, type NodeId, nodeId } from "../types/ids.ts";
 import { readDurableFile, writeDurableFile } from "../wal/durable-file.ts";
 import { defaultSyncFile } from "../wal/file-sync.ts";
 import type { DamageFound } from "./consistency-check.ts";
@@ -295,10 +296,15 @@ export class StorageHeal {
     const { loop, runtime, send } = this.parts;
     const core = loop.core.status();
     if (core.role === "leader") {
-      // Hand over to the most up-to-date voter whose hash was the majority's (any, if none is known).
+      // Hand over to the most up-to-date voter whose hash was the majority's (any, if none is known)
+      // and that may lead: the core refuses a transfer to a witness or a never-promote voter, and a
+      // damaged leader that kept choosing one stayed in office (found by the simulator).
       const trusted = (id: string): boolean => damage.agreeing.length === 0 || damage.agreeing.includes(id);
       const target = core.members
-        .filter((member) => member.role === "voter" && trusted(member.id))
+        .filter(
+          (member) =>
+            member.role === "voter" && trusted(member.id) && mayLead(core.clusterConfig, nodeId(member.id)),
+        )
         .sort((a, b) => b.matchIndex - a.matchIndex)[0];
       if (target !== undefined && core.transferTarget === null)
         loop.stepSafely({ type: "transferLeadership", target: target.id });

@@ -25,6 +25,7 @@ import type { ExecuteResponse } from "../api/api-types.ts";
 import { jsonSafe } from "../api/json-encoding.ts";
 import type { NormalizedExecute } from "../api/request-validation.ts";
 import type { Durability } from "../consensus/config.ts";
+import { mayLead } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { SequenceEntry } from "../store/index.ts";
@@ -112,6 +113,7 @@ export class WritePath {
       await this.gate.wait(remainingMs(), { ticket });
     }
     this.checkExpectedTerm(request.expectedTerm);
+    this.refuseWhileHandingOver();
     if (request.requestId !== null) {
       const remembered = this.runtime.store.lookupRequest(request.requestId);
       if (remembered !== null) {
@@ -224,6 +226,21 @@ export class WritePath {
     if (core.role !== "leader") throw this.peers.refusal("NOT_LEADER", core.leaderId);
     const damage = this.damageError();
     if (damage !== null) throw damage;
+  }
+
+  /**
+   * A leader that may not lead (a witness, a never-promote voter: elected as a relay or promoted)
+   * is handing its office over and the core refuses its proposals: refuse the batch before running
+   * it, as the core would, rather than run it on a witness's empty database (an SQL_ERROR the
+   * client would take for its own; found by the simulator).
+   */
+  private refuseWhileHandingOver(): void {
+    const { clusterConfig } = this.loop.core.summary();
+    if (mayLead(clusterConfig, this.config.id)) return;
+    throw new BatonError(
+      ErrorCode.LEADERSHIP_TRANSFER,
+      `${this.config.id} may not lead (witness or never-promote) and is handing its office over; retry shortly`,
+    );
   }
 
   /** Runs the batch in the open transaction at the next index and proposes it there, in one turn. */

@@ -232,7 +232,8 @@ export class SafetyChecker {
    */
   checkContent(node: SimNodeHost): void {
     const store = node.store;
-    if (store === null || this.damagedOnPurpose.has(node.id)) return;
+    // A witness holds no data (it applies every entry as an empty one): nothing to compare.
+    if (store === null || this.damagedOnPurpose.has(node.id) || node.node?.isWitness() === true) return;
     const index = store.appliedIndex;
     const hash = store.contentHash();
     const known = this.hashByAppliedIndex.get(index);

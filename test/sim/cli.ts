@@ -54,6 +54,7 @@ async function replay(seed: number): Promise<number> {
   console.log(
     `membership ${JSON.stringify(result.membership)}; configuration entries committed ${result.configEntriesCommitted}`,
   );
+  console.log(`failover ${JSON.stringify(result.failover)}`);
   console.log(result.ok ? "OK" : `FAILED\n${result.failure}`);
   return result.ok ? 0 : 1;
 }

@@ -29,9 +29,11 @@ import { Prng } from "../../src/lib/prng.ts";
 import { listSnapshots } from "../../src/node/snapshot-files.ts";
 import { type NodeId, nodeId } from "../../src/types/ids.ts";
 import { SafetyChecker, SimViolation } from "./checkers.ts";
+import { FailoverChecker } from "./failover-checker.ts";
+import { FailoverOperator } from "./failover-operator.ts";
 import { MemberOperator } from "./member-operator.ts";
 import { SimNetwork } from "./network.ts";
-import { type SimOptions, simTickMs } from "./options.ts";
+import { electionBoundTicks, type SimOptions, simTickMs } from "./options.ts";
 import type { DurableImage } from "./quorum-checker.ts";
 import { type HostObserver, SimNodeHost, simAddress, simNodeConfig } from "./sim-node.ts";
 import { Workload } from "./workload.ts";
@@ -48,13 +50,15 @@ export type FaultKind =
 /**
  * `load`: random client operations and their retries; `retries` alone: only retries; `faults`:
  * random faults; `members`: the operator's membership episodes (`schedule` starts new ones,
- * `finish` only completes the current one).
+ * `finish` only completes the current one); `failover`: the failover operator's.
  */
 export type TickOptions = {
   readonly load?: boolean;
   readonly retries?: boolean;
   readonly faults?: boolean;
   readonly members?: "schedule" | "finish";
+  /** The failover operator (`failover-operator.ts`): `schedule` also starts pause and mode episodes. */
+  readonly failover?: "schedule" | "finish";
 };
 
 /** Every this many ticks the pairwise log-matching check and the content-hash sample run. */
@@ -74,6 +78,8 @@ export class SimCluster {
   readonly workload: Workload;
   readonly checker: SafetyChecker;
   readonly operator: MemberOperator;
+  readonly failoverOperator: FailoverOperator;
+  readonly failoverChecker: FailoverChecker;
   /** The id of the node that may join as a read replica (one past the initial voters). */
   readonly spareId: NodeId;
   /** Nodes the operator holds down: never restarted by the fault schedule or the heal. */
@@ -130,6 +136,17 @@ export class SimCluster {
     this.spareId = nodeId(`n${options.nodeCount + 1}`);
     this.checker = new SafetyChecker((id) => this.durableImage(id));
     this.operator = new MemberOperator(this, new Prng(options.seed ^ 0x6e6d62));
+    this.failoverChecker = new FailoverChecker(bootstrap);
+    this.failoverOperator = new FailoverOperator(this, new Prng(options.seed ^ 0xfa11));
+    this.workload.onServed = (sentTo, servedBy, refusal) => {
+      try {
+        const isWitness = (id: string) => this.host(id)?.node?.isWitness() === true;
+        this.failoverChecker.onServed(sentTo, servedBy, refusal, isWitness);
+      } catch (error) {
+        if (!(error instanceof SimViolation)) throw error;
+        this.fatal ??= error;
+      }
+    };
   }
 
   /** Boots every node; call once before the first tick. */
@@ -202,6 +219,7 @@ export class SimCluster {
     // let it reach the node's own fatal path through the observer.
     try {
       this.checker.onEffects(node, effects);
+      this.failoverChecker.onStep(node, input, effects);
     } catch (error) {
       if (!(error instanceof SimViolation)) throw error;
       this.fatal ??= error;
@@ -245,11 +263,39 @@ export class SimCluster {
     await settle();
     if (options.faults === true) await this.injectFaults();
     if (options.members !== undefined) await this.operator.tick(options.members);
+    if (options.failover !== undefined) await this.failoverOperator.tick(options.failover);
     if (options.load === true) this.clientLoad();
     else if (options.retries === true) this.workload.startRetries(this.running());
     await settle();
     if (this.fatal !== null) throw this.fatal;
+    this.failoverChecker.checkHandOver(this.nodes, this.couldHandOver(), this.handOverBoundTicks());
     if (this.nowTick % deepCheckEveryTicks === 0) this.deepCheck();
+  }
+
+  /** A tick in which a leader that may not lead could hand over: no partition, every node running and none held. */
+  private couldHandOver(): boolean {
+    // A node the operator holds down counts as down: the target may need it (a witness sends no
+    // snapshot, so a voter behind its compaction point is caught up only by a data node's).
+    return (
+      this.partitionHealAt === null &&
+      this.held.size === 0 &&
+      this.nodes.every((node) => node.alive && node.pausedUntilTick <= this.nowTick)
+    );
+  }
+
+  /**
+   * How long a leader that may not lead may keep office while it could hand over: the target may
+   * need the whole backlog before the transfer's `timeoutNow`, and a few transfers may time out on a
+   * lossy network before one succeeds.
+   */
+  handOverBoundTicks(): number {
+    const o = this.options;
+    const roundTripTicks = 2 * o.delayTicksMax + o.fsyncTicksMax + o.heartbeatTicks;
+    const lastIndex = Math.max(...this.nodes.map((node) => node.core?.summary().lastIndex ?? 0));
+    const batchesBehind = Math.ceil(
+      lastIndex / (o.appendEntriesBatchEntriesMax * o.appendEntriesInflightMax),
+    );
+    return 2 * electionBoundTicks(o) + (batchesBehind + 20) * roundTripTicks;
   }
 
   /** The costly checks: log matching across nodes, and content hashes at equal applied indexes. */
@@ -296,11 +342,14 @@ export class SimCluster {
     for (const [id, at] of this.restartAt) {
       if (at > this.nowTick) continue;
       this.restartAt.delete(id);
-      // One damaged node at a time, only among three voters or more and while no membership
-      // episode has a member out (wiped, removed): otherwise no majority need hold an intact copy
-      // (a second fault).
+      // One damaged node at a time: with more, no majority need hold an intact copy. Nor with a
+      // witness among 3 voters: of two copies, neither could be found the majority's. Nor with
+      // fewer than three voters, or while a membership episode has a member out (wiped, removed):
+      // each would be a second fault.
+      const dataCopies = o.nodeCount - (o.witnessNode === null ? 0 : 1);
       if (
         this.checker.damagedOnPurpose.size === 0 &&
+        dataCopies >= 3 &&
         this.damagePrng.chance(o.dbDamageRate) &&
         this.votersEverywhereAtLeast(3) &&
         this.operator.idle

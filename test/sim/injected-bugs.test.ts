@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { UnsafeTestBugs } from "../../src/consensus/config.ts";
 import type { UnsafeNodeBugs } from "../../src/node/node-config.ts";
-import type { SimOptions } from "./options.ts";
+import { automaticFailover, type SimOptions } from "./options.ts";
 import { runSeed } from "./run.ts";
 
 /** Seeds tried per bug before declaring the simulator blind to it. */
@@ -29,14 +29,16 @@ async function caught(
   name: string,
   overrides: Partial<SimOptions>,
   report: (line: string) => void,
-): Promise<void> {
+  clean: Partial<SimOptions> = {},
+): Promise<string | null> {
   for (let seed = 1; seed <= seedBudget; seed++) {
-    const result = await runSeed(seed, overrides);
+    const result = await runSeed(seed, { ...clean, ...overrides });
     if (result.ok) continue;
     assert.match(result.failure ?? "", new RegExp(`^SEED=${seed} `));
     report(`${name} caught at ${result.failure?.split("\n")[0]}`);
-    assert.equal((await runSeed(seed)).ok, true, `SEED=${seed} is clean without ${name}`);
-    return;
+    const without = await runSeed(seed, clean);
+    assert.equal(without.ok, true, `SEED=${seed} is clean without ${name}: ${without.failure}`);
+    return result.failureKind;
   }
   assert.fail(`no seed in 1..${seedBudget} exposed ${name}`);
 }
@@ -52,6 +54,9 @@ async function caught(
  * seeded database damage, which without checks would be caught instead of the bug.
  */
 const coreBugOverrides: Partial<SimOptions> = {
+  // Failover in mode auto with default attributes: the operator's promotions, priorities and
+  // witnesses reshuffle elections too (commitOldTermByCounting: none in 100 seeds with them).
+  ...automaticFailover,
   dbDamageRate: 0,
   unsafeNodeBugs: { noIdReservations: true, skipConsistencyChecks: true },
   durabilityWeights: { local: 0, one: 0, majority: 2, all: 1 },
@@ -60,6 +65,28 @@ const coreBugOverrides: Partial<SimOptions> = {
 for (const bug of coreBugs) {
   test(`the simulator catches the injected core bug ${bug}`, async (t) => {
     await caught(bug, { ...coreBugOverrides, unsafeTestBugs: { [bug]: true } }, (line) => t.diagnostic(line));
+  });
+}
+
+/**
+ * The failover bugs, each in the runs that give it a chance (the same options without the bug must
+ * be clean), and each caught by its own checker (`failover-checker.ts`): a node campaigning by its
+ * timer in mode manual takes office without an operator's command; a witness marked while it leads
+ * keeps its office instead of handing it over.
+ */
+const failoverBugs: readonly [keyof UnsafeTestBugs, Partial<SimOptions>, string][] = [
+  ["campaignWhenNotAutomatic", { failoverMode: "manual" }, "leader-without-operator"],
+  [
+    "ineligibleLeaderKeepsOffice",
+    { witnessNode: "initial-leader", neverPromoteNode: null },
+    "ineligible-leader-kept-office",
+  ],
+];
+
+for (const [bug, clean, kind] of failoverBugs) {
+  test(`the simulator catches the injected core bug ${bug}`, async (t) => {
+    const found = await caught(bug, { unsafeTestBugs: { [bug]: true } }, (line) => t.diagnostic(line), clean);
+    assert.equal(found, kind);
   });
 }
 

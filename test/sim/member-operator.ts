@@ -21,7 +21,7 @@
  * node (plus `requestSlackTicks`) is a violation: every wait in the node is bounded. A refusal the
  * operator never provokes (a bad request, the last voter, a conflict) is a violation too.
  */
-import type { ClusterConfig } from "../../src/consensus/index.ts";
+import { type ClusterConfig, mayLead, memberAttributesOf } from "../../src/consensus/index.ts";
 import { assert } from "../../src/lib/assert.ts";
 import { isBatonError } from "../../src/lib/errors.ts";
 import type { Prng } from "../../src/lib/prng.ts";
@@ -89,6 +89,7 @@ const retryCodes = new Set([
   "NODE_NOT_MEMBER",
   "NODE_NOT_LEARNER",
   "NODE_NOT_VOTER",
+  "CONFIG_CHANGE_PENDING",
 ]);
 
 /** Beyond its `timeoutMs`, a request may take the node's poll period (50 ms) and a tick to be answered. */
@@ -317,22 +318,35 @@ export class MemberOperator {
   /** The next episode, chosen by the run's weights among those the configuration allows. */
   private plan(view: MembersResponse): { kind: MemberEpisodeKind; steps: Step[]; wiped: boolean } | null {
     if (!view.configCommitted) return null;
-    const voters = view.members
+    const allVoters = view.members
       .filter((member) => member.role === "voter")
       .map((member) => nodeId(member.id));
+    // A witness or never-promote voter is never a target: a witness removed and added back would
+    // come back as a data node with no data (the node refuses that in place, CONFLICT), and taking
+    // out a voter that may lead while one that may not stays could leave none that may lead.
+    const config = this.cluster.host(view.leader ?? "")?.core?.summary().clusterConfig;
+    const voters = allVoters.filter((id) => config === undefined || mayLead(config, id));
     const learners = view.members
       .filter((member) => member.role === "learner")
       .map((member) => nodeId(member.id));
-    // While a voter's database is damaged (and not yet healed), no voter leaves: the damaged copy
+    // One that may lead must stay (NO_ELIGIBLE_VOTER otherwise), and a majority of the initial voters.
+    // While a voter's database is damaged (and not yet healed), one more stays: the damaged copy
     // must stay out-voted by intact ones, or no copy could be trusted (a second fault).
     const damaged = this.cluster.checker.damagedOnPurpose.size > 0 ? 1 : 0;
-    const voterMayLeave = voters.length - 1 >= this.votersMin + damaged;
+    const voterMayLeave = voters.length >= 2 && allVoters.length - 1 >= this.votersMin + damaged;
+    // Beside a witness, a data voter's disk is never wiped: a witness compacts its log behind its
+    // own (empty) snapshots and never sends one, so the other data voters may be all that holds
+    // the entries before its compaction point (docs/architecture.md, "Witness").
+    const withWitness = allVoters.some(
+      (id) => config !== undefined && memberAttributesOf(config, id).witness,
+    );
+    const wipeVoter = voterMayLeave && !withWitness;
     const spare = this.cluster.spareId;
     const feasible: Record<MemberEpisodeKind, boolean> = {
       "remove-readd": voterMayLeave,
       "demote-promote": voterMayLeave,
       "add-replica": this.cluster.host(spare) === undefined,
-      "wipe-rejoin": voterMayLeave || learners.length > 0,
+      "wipe-rejoin": wipeVoter || learners.length > 0,
     };
     const kinds = (Object.keys(feasible) as MemberEpisodeKind[]).filter(
       (kind) => feasible[kind] && this.options.memberEpisodeWeights[kind] > 0,
@@ -370,7 +384,7 @@ export class MemberOperator {
       ];
       return { kind, steps, wiped: false };
     }
-    const node = this.pickTarget(voterMayLeave ? [...voters, ...learners] : learners, view.leader);
+    const node = this.pickTarget(wipeVoter ? [...voters, ...learners] : learners, view.leader);
     const steps: Step[] = [
       { kind: "stop", node },
       { kind: "wipe", node },

@@ -7,8 +7,10 @@
  * meaningful when a heartbeat can arrive before followers give up on the leader.
  */
 import type { Durability, UnsafeTestBugs } from "../../src/consensus/config.ts";
+import type { ApprovePolicy, FailoverMode } from "../../src/consensus/failover-config.ts";
 import { Prng } from "../../src/lib/prng.ts";
 import type { UnsafeNodeBugs } from "../../src/node/node-config.ts";
+import { type NodeId, nodeId } from "../../src/types/ids.ts";
 
 export const simTickMs = 10;
 /** The shortest election timeout a run may draw, in ticks. */
@@ -23,6 +25,37 @@ export type FaultProfile = "calm" | "normal" | "storm";
  * --join` does (promoted again if it was a voter).
  */
 export type MemberEpisodeKind = "remove-readd" | "demote-promote" | "add-replica" | "wipe-rejoin";
+
+/**
+ * The failover settings a run starts with (`src/consensus/failover-config.ts`), set by the operator
+ * through the leader before the schema is created, and what the failover operator
+ * (`failover-operator.ts`) does during the run.
+ */
+export type SimFailoverOptions = {
+  readonly failoverMode: FailoverMode;
+  /** Mode approve: the approval wait, in ticks, and what happens when it passes. */
+  readonly approveTimeoutTicks: number;
+  readonly approvePolicy: ApprovePolicy;
+  /** Mode approve: the chance that the operator approves a pending failover rather than wait for the policy. */
+  readonly approveChance: number;
+  /** How long a node must have had no leader before the operator promotes one (or approves). */
+  readonly operatorDelayTicks: number;
+  /** Per tick while the failover operator is idle in the safety phase: pause failover for a while (0 in most runs). */
+  readonly pauseEpisodeRate: number;
+  /** Per tick while idle: switch the mode to another one, and back after a while (0 in most runs). */
+  readonly modeSwitchRate: number;
+  /** How long a pause or a switched mode lasts before the operator undoes it. */
+  readonly failoverDwellTicksMax: number;
+  /** Member priorities (`priority`), by node id; members not named keep 0. */
+  readonly priorities: Readonly<Record<string, number>>;
+  /** A voter marked `neverPromote`, or none. */
+  readonly neverPromoteNode: NodeId | null;
+  /**
+   * A voter marked `witness` (votes, keeps the log, holds no data), or none; `initial-leader` marks
+   * whichever node leads when the settings are made (it must hand its office over at once).
+   */
+  readonly witnessNode: NodeId | "initial-leader" | null;
+};
 
 export type SimOptions = {
   readonly seed: number;
@@ -83,7 +116,7 @@ export type SimOptions = {
   readonly memberDwellTicksMax: number;
   /** The `timeoutMs` of every membership request, in ticks. */
   readonly memberRequestTimeoutTicks: number;
-};
+} & SimFailoverOptions;
 
 function pickFloat(prng: Prng, min: number, max: number): number {
   return Math.round((min + prng.nextFloat() * (max - min)) * 1000) / 1000;
@@ -105,7 +138,7 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
   const profile = prng.chance(0.1) ? "calm" : prng.chance(0.35) ? "storm" : "normal";
   const faulty = profile !== "calm";
   const storm = profile === "storm";
-  const options: SimOptions = {
+  const options: Omit<SimOptions, keyof SimFailoverOptions> = {
     seed,
     profile,
     nodeCount: prng.chance(0.6) ? 3 : 5,
@@ -163,7 +196,66 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
     memberRequestTimeoutTicks: electionTimeoutTicks * prng.intBetween(5, 15),
     dbDamageRate: faulty ? pickFloat(new Prng(seed ^ 0xdb), 0, 0.5) : 0,
   };
-  return { ...options, ...overrides };
+  // Drawn after everything above, so that a seed's other options are what they were before.
+  const failover = drawFailover(prng, options.nodeCount, electionTimeoutTicks);
+  return { ...options, ...failover, ...overrides };
+}
+
+/**
+ * The failover part of a run: most runs keep mode auto with default attributes (and then run as
+ * before), a quarter run manual, a fifth approve; some pause failover or switch modes for a while;
+ * some give members priorities, mark a voter never-promote, or make one a witness (a 3-voter cluster
+ * of two data nodes and a witness, or 5 with one witness). Never more than one voter that may not
+ * lead in a cluster of 3, so that the membership operator can always take one voter out.
+ */
+function drawFailover(prng: Prng, nodeCount: number, electionTimeoutTicks: number): SimFailoverOptions {
+  const roll = prng.nextFloat();
+  const failoverMode: FailoverMode = roll < 0.55 ? "auto" : roll < 0.8 ? "manual" : "approve";
+  const ids = Array.from({ length: nodeCount }, (_, i) => nodeId(`n${i + 1}`));
+  const priorities: Record<string, number> = {};
+  if (prng.chance(0.3)) for (const id of ids) if (prng.chance(0.6)) priorities[id] = prng.intBetween(0, 100);
+  const witnessNode = prng.chance(0.2) ? prng.pick(ids) : null;
+  const others = ids.filter((id) => id !== witnessNode);
+  const neverPromoteAllowed = witnessNode === null || nodeCount === 5;
+  const neverPromoteNode = neverPromoteAllowed && prng.chance(0.15) ? prng.pick(others) : null;
+  return {
+    failoverMode,
+    approveTimeoutTicks: electionTimeoutTicks * prng.intBetween(2, 10),
+    approvePolicy: prng.chance(0.5) ? "promote" : "stay-leaderless",
+    approveChance: pickFloat(prng, 0, 1),
+    operatorDelayTicks: electionTimeoutTicks * prng.intBetween(1, 4),
+    pauseEpisodeRate: prng.chance(0.2) ? pickFloat(prng, 0.001, 0.01) : 0,
+    modeSwitchRate: prng.chance(0.15) ? pickFloat(prng, 0.001, 0.01) : 0,
+    failoverDwellTicksMax: prng.intBetween(20, 300),
+    priorities,
+    neverPromoteNode,
+    witnessNode,
+  };
+}
+
+/** Failover as it was before the schedule covered it: mode auto, default attributes, no operator episodes. */
+export const automaticFailover: SimFailoverOptions = {
+  failoverMode: "auto",
+  approveTimeoutTicks: 1000,
+  approvePolicy: "stay-leaderless",
+  approveChance: 0,
+  operatorDelayTicks: 10,
+  pauseEpisodeRate: 0,
+  modeSwitchRate: 0,
+  failoverDwellTicksMax: 20,
+  priorities: {},
+  neverPromoteNode: null,
+  witnessNode: null,
+};
+
+/** Whether a run's failover differs from the defaults (it then needs the failover operator's setup). */
+export function failoverConfigured(o: SimOptions): boolean {
+  return (
+    o.failoverMode !== "auto" ||
+    Object.keys(o.priorities).length > 0 ||
+    o.neverPromoteNode !== null ||
+    o.witnessNode !== null
+  );
 }
 
 /** Election timeout bounds in ticks for these options (mirrors the core's derivation). */

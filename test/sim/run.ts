@@ -19,9 +19,12 @@
 
 import { SimViolation } from "./checkers.ts";
 import { type FaultKind, SimCluster } from "./cluster.ts";
+import type { FailoverEventCounts } from "./failover-checker.ts";
+import { type FailoverOperatorStats, operatorBoundTicks } from "./failover-operator.ts";
 import { checkListAppend, type ListAppendLossCounts } from "./list-append-checker.ts";
 import type { OperatorStats } from "./member-operator.ts";
 import {
+  automaticFailover,
   electionBoundTicks,
   electionTimeoutTicksOf,
   optionsFromSeed,
@@ -50,6 +53,8 @@ export type RunResult = {
   readonly storageEvents: Readonly<Record<string, number>>;
   /** The operator's membership episodes, requests and wipes. */
   readonly membership: OperatorStats;
+  /** The failover operator's requests and what the core reported about failover. */
+  readonly failover: { readonly operator: FailoverOperatorStats; readonly events: FailoverEventCounts };
   /** Configuration entries committed (each membership change is one; a join is two). */
   readonly configEntriesCommitted: number;
   readonly trace: string[] | null;
@@ -96,28 +101,49 @@ export async function setupPhase(cluster: SimCluster): Promise<void> {
   const bound = electionBoundTicks(cluster.options);
   if ((await cluster.runUntil(() => cluster.stableLeader() !== null, bound)) === null)
     throw new SimViolation("liveness", `no initial leader within ${bound} ticks`);
-  const leader = cluster.stableLeader();
+  await cluster.failoverOperator.setup();
+  if ((await cluster.runUntil(() => cluster.stableLeader() !== null, bound)) === null)
+    throw new SimViolation("liveness", `no leader within ${bound} ticks after the failover settings`);
+  // Priorities may move the leader right after the settings: an attempt that meets a leader change
+  // is sent again, with its request id, to the leader of the moment.
   let done = false;
-  leader?.node
-    ?.execute({
-      statements: schemaStatements.map((sql) => ({ sql, params: [] })),
-      durability: "majority",
-      requestId: "schema",
-      expectedTerm: null,
-      timeoutMs: bound * 10,
-    })
-    .then(() => {
-      done = true;
-    });
-  if ((await cluster.runUntil(() => done, bound)) === null)
+  let inFlight = false;
+  const created = (): boolean => {
+    const leader = cluster.stableLeader();
+    if (done || inFlight || leader?.node === null || leader?.node === undefined) return done;
+    inFlight = true;
+    leader.node
+      .execute({
+        statements: schemaStatements.map((sql) => ({ sql, params: [] })),
+        durability: "majority",
+        requestId: "schema",
+        expectedTerm: null,
+        timeoutMs: bound * 10,
+      })
+      .then(
+        () => {
+          done = true;
+        },
+        () => {
+          inFlight = false;
+        },
+      );
+    return false;
+  };
+  // Beyond the hand-over bound: a witness that keeps the office it was marked in is that checker's.
+  if ((await cluster.runUntil(created, bound + cluster.handOverBoundTicks())) === null)
     throw new SimViolation("liveness", "the schema was not created on a quiet cluster");
 }
 
 /** Phase 2: stop every fault, then demand a leader, committed writes and convergence within bounds. */
 export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect: number }> {
-  const bound = electionBoundTicks(cluster.options);
+  const o = cluster.options;
+  const operatorNeeded = o.failoverMode !== "auto" || o.pauseEpisodeRate > 0 || o.modeSwitchRate > 0;
+  const bound = electionBoundTicks(o) + (operatorNeeded ? operatorBoundTicks(o) : 0);
   await cluster.healAll();
-  const ticksToElect = await cluster.runUntil(() => cluster.stableLeader() !== null, bound);
+  const ticksToElect = await cluster.runUntil(() => cluster.stableLeader() !== null, bound, {
+    failover: "finish",
+  });
   if (ticksToElect === null)
     throw new SimViolation("liveness", `no leader recognised by all nodes within ${bound} ticks after heal`);
   const finishBound = memberFinishBoundTicks(cluster);
@@ -125,6 +151,7 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
   const finished = await cluster.runUntil(() => cluster.operator.idle, finishBound, {
     retries: true,
     members: "finish",
+    failover: "finish",
   });
   if (finished === null)
     throw new SimViolation(
@@ -155,7 +182,8 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
       acknowledged >= cluster.options.livenessWrites && cluster.workload.inFlight === 0 && converged(cluster)
     );
   };
-  if ((await cluster.runUntil(progressed, convergence, { load: false, retries: true })) === null) {
+  const convergenceTicks = { load: false, retries: true, failover: "finish" } as const;
+  if ((await cluster.runUntil(progressed, convergence, convergenceTicks)) === null) {
     throw new SimViolation(
       "liveness",
       `no convergence within ${convergence} ticks after the leader appeared (liveness writes ${values.join(",")}, acknowledged ${[...acknowledgedValues].join(",")}; in flight ${cluster.workload.inFlight}; converged ${converged(cluster)})`,
@@ -211,6 +239,15 @@ function checkMembersConverged(cluster: SimCluster): void {
   const { commitIndex, clusterConfig } = leader.core.summary();
   const byHash = new Map<string, string[]>();
   for (const node of members) {
+    // A witness holds no data: only its applied index counts.
+    if (node.node?.isWitness() === true) {
+      if (node.store?.appliedIndex !== commitIndex)
+        throw new SimViolation(
+          "convergence",
+          `witness ${node.id} applied ${node.store?.appliedIndex}, the leader committed ${commitIndex}`,
+        );
+      continue;
+    }
     const hash = node.store?.contentHash() ?? "none";
     const role = clusterConfig.learners.includes(node.id) ? "learner" : "voter";
     const label = `${node.id} (${role}, applied ${node.store?.appliedIndex})`;
@@ -237,6 +274,7 @@ export function quietOverrides(): Partial<SimOptions> {
     pauseRate: 0,
     proposeRate: 0,
     memberEpisodeRate: 0,
+    ...automaticFailover,
   };
 }
 
@@ -255,7 +293,12 @@ export async function runSeed(
   try {
     await cluster.start();
     await setupPhase(cluster);
-    await cluster.run(options.safetyTicks, { load: true, faults: true, members: "schedule" });
+    await cluster.run(options.safetyTicks, {
+      load: true,
+      faults: true,
+      members: "schedule",
+      failover: "schedule",
+    });
     ticksToElect = (await livenessPhase(cluster)).ticksToElect;
     final = await finalCheck(cluster);
   } catch (error) {
@@ -283,6 +326,10 @@ export async function runSeed(
     discardedEntries: cluster.discarded.length,
     storageEvents: { ...cluster.storageEvents },
     membership: structuredClone(cluster.operator.stats),
+    failover: {
+      operator: structuredClone(cluster.failoverOperator.stats),
+      events: { ...cluster.failoverChecker.counts },
+    },
     configEntriesCommitted: cluster.checker.configEntriesCommitted,
     trace: cluster.trace,
   };

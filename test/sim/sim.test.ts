@@ -40,6 +40,7 @@ const regressionSeeds = [
   5119, // the workload's retries used up every attempt on a restarted node's NO_LEADER in three ticks
   430, // a snapshot offer stepped into a core whose applied index lagged the store's compacted the log past every snapshot
   434, // a rejoined node whose installed snapshot predated its leader's return ignored that leader for good
+  228, // a snapshot of a database damaged while its node was down, taken before any check, seeded a rejoining node
 ];
 
 test("seeds that once failed stay clean", async () => {

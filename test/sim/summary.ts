@@ -2,13 +2,31 @@
  * Aggregates a campaign of runs into the figures the CLI prints: runs and failures, faults by
  * kind, elections per run, time to elect after heal (max and p99, in ticks and milliseconds),
  * writes acknowledged and lost per durability level, and the operator's membership changes,
- * rejoins and snapshot installs.
+ * rejoins and snapshot installs, and the failover figures (runs per mode, promotions, approvals,
+ * approve timeouts, hand-overs).
  */
 import type { Durability } from "../../src/consensus/config.ts";
 import type { FaultKind } from "./cluster.ts";
 import type { OperatorStats } from "./member-operator.ts";
 import { electionBoundTicks, simTickMs } from "./options.ts";
 import type { RunResult } from "./run.ts";
+
+/** The failover figures of a campaign (`failover-operator.ts`, `failover-checker.ts`). */
+export type FailoverSummary = {
+  runsByMode: Record<string, number>;
+  runsWithWitness: number;
+  runsWithNeverPromote: number;
+  runsWithPriorities: number;
+  pauses: number;
+  modeSwitches: number;
+  promotions: number;
+  approvals: number;
+  refusals: Record<string, number>;
+  approveTimeouts: number;
+  ineligibleHandoffs: number;
+  priorityHandoffs: number;
+  operatorRuleChecks: number;
+};
 
 export type CampaignSummary = {
   runs: number;
@@ -40,6 +58,7 @@ export type CampaignSummary = {
     configEntriesPerRunMax: number;
     rejoinsPerRunMax: number;
   };
+  failover: FailoverSummary;
 };
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -89,6 +108,21 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
       configEntriesPerRunMax: 0,
       rejoinsPerRunMax: 0,
     },
+    failover: {
+      runsByMode: {},
+      runsWithWitness: 0,
+      runsWithNeverPromote: 0,
+      runsWithPriorities: 0,
+      pauses: 0,
+      modeSwitches: 0,
+      promotions: 0,
+      approvals: 0,
+      refusals: {},
+      approveTimeouts: 0,
+      ineligibleHandoffs: 0,
+      priorityHandoffs: 0,
+      operatorRuleChecks: 0,
+    },
   };
   const electTimes: number[] = [];
   let elections = 0;
@@ -118,6 +152,7 @@ export function summarize(results: readonly RunResult[]): CampaignSummary {
     summary.discardedEntries += result.discardedEntries;
     summary.reads += result.reads;
     addMembership(summary.membership, result.membership, result.configEntriesCommitted);
+    addFailover(summary.failover, result);
   }
   electTimes.sort((a, b) => a - b);
   summary.electionsPerRunMean = results.length === 0 ? 0 : elections / results.length;
@@ -149,6 +184,25 @@ function addMembership(
   total.rejoinsPerRunMax = Math.max(total.rejoinsPerRunMax, run.rejoins);
 }
 
+function addFailover(total: FailoverSummary, result: RunResult): void {
+  const o = result.options;
+  const { operator, events } = result.failover;
+  total.runsByMode[o.failoverMode] = (total.runsByMode[o.failoverMode] ?? 0) + 1;
+  if (o.witnessNode !== null) total.runsWithWitness++;
+  if (o.neverPromoteNode !== null) total.runsWithNeverPromote++;
+  if (Object.keys(o.priorities).length > 0) total.runsWithPriorities++;
+  total.pauses += operator.pauses;
+  total.modeSwitches += operator.modeSwitches;
+  total.promotions += operator.promotions;
+  total.approvals += operator.approvals;
+  for (const [reason, count] of Object.entries(operator.refusals))
+    total.refusals[reason] = (total.refusals[reason] ?? 0) + count;
+  total.approveTimeouts += events.approveTimeouts;
+  total.ineligibleHandoffs += events.ineligibleHandoffs;
+  total.priorityHandoffs += events.priorityHandoffs;
+  total.operatorRuleChecks += events.operatorRuleChecks;
+}
+
 export function formatSummary(summary: CampaignSummary, elapsedMs: number): string {
   const ms = (ticks: number): string => `${ticks} ticks (${ticks * simTickMs} ms)`;
   const lines = [
@@ -165,6 +219,7 @@ export function formatSummary(summary: CampaignSummary, elapsedMs: number): stri
     `divergent entries discarded by followers: ${summary.discardedEntries}`,
     `snapshot and storage events: ${JSON.stringify(summary.storageEvents)}`,
     ...formatMembership(summary),
+    ...formatFailover(summary.failover),
     `client reads checked against the final lists (linearizable ones also in real-time order): ${summary.reads}`,
   ];
   return lines.join("\n");
@@ -178,5 +233,12 @@ function formatMembership(summary: CampaignSummary): string[] {
     `  episodes completed ${JSON.stringify(m.episodes)}`,
     `  requests ${m.requests}, acknowledged ${JSON.stringify(m.changes)}`,
     `  disks wiped ${m.wipes}, rejoined ${m.rejoins} (per run mean ${perRun(m.rejoins)}, max ${m.rejoinsPerRunMax}); snapshots installed ${summary.storageEvents["snapshot.installed"] ?? 0} (per run ${perRun(summary.storageEvents["snapshot.installed"] ?? 0)})`,
+  ];
+}
+
+function formatFailover(f: FailoverSummary): string[] {
+  return [
+    `failover: runs by mode ${JSON.stringify(f.runsByMode)}; with a witness ${f.runsWithWitness}, a never-promote voter ${f.runsWithNeverPromote}, priorities ${f.runsWithPriorities}; pauses ${f.pauses}, mode switches ${f.modeSwitches}`,
+    `  operator promotions ${f.promotions}, approvals ${f.approvals}, not carried out ${JSON.stringify(f.refusals)}; approve timeouts ${f.approveTimeouts} (node events); hand-overs by a witness or never-promote leader ${f.ineligibleHandoffs}, for priority ${f.priorityHandoffs}; leader changes judged by the operator rule ${f.operatorRuleChecks}`,
   ];
 }

@@ -13,7 +13,7 @@
  */
 import type { Consistency, Durability } from "../../src/api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../../src/api/request-validation.ts";
-import { isBatonError } from "../../src/lib/errors.ts";
+import { type BatonError, isBatonError } from "../../src/lib/errors.ts";
 import type { Prng } from "../../src/lib/prng.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import type { AppendOp, ListAppendOp, Outcome, ReadOp } from "./list-append-checker.ts";
@@ -66,6 +66,8 @@ export class Workload {
   private readonly eventIds = new Map<string, number>();
   readonly idConflicts: string[] = [];
   leaderHint: NodeId | null = null;
+  /** Told of every answer: the node the request went to, the node the answer names, or the error. */
+  onServed: ((sentTo: SimNodeHost, servedBy: string | null, error: BatonError | null) => void) | null = null;
   private readonly running = new Set<Running>();
   private readonly prng: Prng;
   private readonly weights: DurabilityWeights;
@@ -263,8 +265,14 @@ export class Workload {
     const running: Running = { node: node.id, op, then, settled: false };
     this.running.add(running);
     answer.then(
-      () => this.settle(running, "ok", null),
-      (error: unknown) => this.settle(running, outcomeOf(error), error),
+      (value) => {
+        if (!running.settled) this.onServed?.(node, (value as { node?: string }).node ?? null, null);
+        this.settle(running, "ok", null);
+      },
+      (error: unknown) => {
+        if (!running.settled) this.onServed?.(node, null, isBatonError(error) ? error : null);
+        this.settle(running, outcomeOf(error), error);
+      },
     );
   }
 
