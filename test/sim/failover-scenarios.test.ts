@@ -10,39 +10,18 @@ import { describe, test } from "node:test";
 import { isBatonError } from "../../src/lib/errors.ts";
 import { nodeId } from "../../src/types/ids.ts";
 import { SimCluster } from "./cluster.ts";
-import {
-  electionBoundTicks,
-  electionTimeoutTicksOf,
-  optionsFromSeed,
-  type SimOptions,
-  simTickMs,
-} from "./options.ts";
-import { finalCheck, livenessPhase, quietOverrides, setupPhase } from "./run.ts";
+import { electionTimeoutTicksOf, optionsFromSeed, type SimOptions, simTickMs } from "./options.ts";
+import { finalCheck, livenessPhase, quietOverrides } from "./run.ts";
+import { awaitLeader, startQuietCluster } from "./scenario-kit.ts";
 import type { SimNodeHost } from "./sim-node.ts";
 
 const requestTimeoutMs = 500 * simTickMs;
 
 async function quietCluster(seed: number, overrides: Partial<SimOptions>): Promise<SimCluster> {
-  const cluster = new SimCluster(
-    optionsFromSeed(seed, {
-      ...quietOverrides(),
-      preVote: true,
-      checkQuorum: true,
-      nodeCount: 3,
-      ...overrides,
-    }),
-  );
-  await cluster.start();
-  await setupPhase(cluster);
-  return cluster;
+  return startQuietCluster(seed, { nodeCount: 3, ...overrides });
 }
 
-async function leaderOf(cluster: SimCluster): Promise<SimNodeHost> {
-  await cluster.runUntil(() => cluster.stableLeader() !== null, electionBoundTicks(cluster.options));
-  const leader = cluster.stableLeader();
-  assert.ok(leader !== null, `SEED=${cluster.options.seed}: no stable leader`);
-  return leader;
-}
+const leaderOf = awaitLeader;
 
 /** Runs the cluster until `answer` settles (bounded); its value, or the error. */
 async function settled<T>(

@@ -9,42 +9,19 @@ import { describe, test } from "node:test";
 import type { ClusterConfig } from "../../src/consensus/index.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import { SimViolation } from "./checkers.ts";
-import { SimCluster } from "./cluster.ts";
-import {
-  electionBoundTicks,
-  optionsFromSeed,
-  type SimOptions,
-  simTickMs,
-  wipeAfterCrashTicks,
-} from "./options.ts";
-import { finalCheck, livenessPhase, quietOverrides, setupPhase } from "./run.ts";
+import type { SimCluster } from "./cluster.ts";
+import { type SimOptions, simTickMs, wipeAfterCrashTicks } from "./options.ts";
+import { finalCheck, livenessPhase } from "./run.ts";
+import { awaitLeader, startQuietCluster } from "./scenario-kit.ts";
 import { type SimNodeHost, simAddress } from "./sim-node.ts";
 
 const requestTimeoutMs = 2_000 * simTickMs;
 
-async function quietCluster(seed: number, overrides: Partial<SimOptions> = {}): Promise<SimCluster> {
-  const cluster = new SimCluster(
-    optionsFromSeed(seed, {
-      ...quietOverrides(),
-      preVote: true,
-      checkQuorum: true,
-      snapshotEntries: 10,
-      compactionTrailEntries: 0,
-      ...overrides,
-    }),
-  );
-  await cluster.start();
-  await setupPhase(cluster);
-  return cluster;
+async function quietCluster(seed: number, overrides: Partial<SimOptions>): Promise<SimCluster> {
+  return startQuietCluster(seed, { snapshotEntries: 10, compactionTrailEntries: 0, ...overrides });
 }
 
-/** The leader every member recognises, once there is one (a node that just started needs a heartbeat). */
-async function leaderOf(cluster: SimCluster): Promise<SimNodeHost> {
-  await cluster.runUntil(() => cluster.stableLeader() !== null, electionBoundTicks(cluster.options));
-  const leader = cluster.stableLeader();
-  assert.ok(leader !== null, `SEED=${cluster.options.seed}: no stable leader`);
-  return leader;
-}
+const leaderOf = awaitLeader;
 
 /** Runs the cluster until `answer` settles (bounded); returns its value or its error code. */
 async function settled<T>(

@@ -9,26 +9,14 @@ import type { Durability } from "../../src/api/api-types.ts";
 import { nodeDefaults } from "../../src/node/node-config.ts";
 import type { NodeId } from "../../src/types/ids.ts";
 import { SimViolation } from "./checkers.ts";
-import { SimCluster } from "./cluster.ts";
+import type { SimCluster } from "./cluster.ts";
 import type { AppendOp } from "./list-append-checker.ts";
-import {
-  electionBoundTicks,
-  electionTimeoutTicksOf,
-  optionsFromSeed,
-  type SimOptions,
-  simTickMs,
-} from "./options.ts";
-import { finalCheck, livenessPhase, quietOverrides, setupPhase } from "./run.ts";
+import { electionBoundTicks, electionTimeoutTicksOf, simTickMs } from "./options.ts";
+import { finalCheck, livenessPhase } from "./run.ts";
+import { startQuietCluster } from "./scenario-kit.ts";
 import type { SimNodeHost } from "./sim-node.ts";
 
-async function quietCluster(seed: number, overrides: Partial<SimOptions> = {}): Promise<SimCluster> {
-  const cluster = new SimCluster(
-    optionsFromSeed(seed, { ...quietOverrides(), preVote: true, checkQuorum: true, ...overrides }),
-  );
-  await cluster.start();
-  await setupPhase(cluster);
-  return cluster;
-}
+const quietCluster = startQuietCluster;
 
 function leaderOf(cluster: SimCluster): SimNodeHost {
   const leader = cluster.stableLeader();
