@@ -235,6 +235,12 @@ export function otherVoters(s: CoreState): NodeId[] {
   return s.log.config.voters.filter((id) => id !== s.config.id);
 }
 
+/** Every member other than this node, voters and learners: whom a leaderless voter probes. */
+export function otherMembers(s: CoreState): NodeId[] {
+  const { voters, learners } = s.log.config;
+  return [...voters, ...learners].filter((id) => id !== s.config.id);
+}
+
 /**
  * Makes a leader's progress map match its configuration: a Progress (probing from the end of the
  * log) for each new member, none for a removed one. Called when a leader takes office and whenever

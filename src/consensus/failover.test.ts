@@ -445,6 +445,43 @@ describe("the promotion check", () => {
       { lastLogIndex: 3, lastLogTerm: 1 },
     ]);
   });
+
+  // Found by the simulator (seeds 2061 and 2069): `a` was promoted from learner to voter, and the
+  // leader was lost before `c` received that entry. `c` probed only the voters of its older
+  // configuration, so `a`, the most up-to-date voter, heard from nobody and could not be promoted.
+  test("a leaderless voter probes the learners of its configuration too, so a newer voter hears it", () => {
+    const [a, b, c] = ids as [NodeId, NodeId, NodeId];
+    const manual = { ...failoverDefaults, mode: "manual" as const };
+    const older = core(
+      c,
+      { voters: [b, c] },
+      {
+        snapshotConfig: { voters: [b, c], learners: [a], failover: manual },
+        hardState: { term: term(1), votedFor: null },
+        entries: [entry(1, 1)],
+      },
+    );
+    const newer = core(
+      a,
+      { voters: [a, b, c] },
+      {
+        snapshotConfig: { voters: [a, b, c], learners: [], failover: manual },
+        hardState: { term: term(1), votedFor: null },
+        entries: [entry(1, 1), entry(2, 1)],
+      },
+    );
+    const probes = [];
+    for (let i = 0; i <= older.config.electionTimeoutTicksMax; i++)
+      for (const { message } of older.step({ type: "tick" }).messages)
+        if (message.type === "preVote") probes.push(message);
+    assert.deepEqual(probes.map((m) => m.to).sort(), [a, b]);
+    assert.equal(newer.status().failover.promoteRefusal?.code, "QUORUM_NOT_HEARD");
+    for (const probe of probes.filter((m) => m.to === a)) message(newer, probe);
+    assert.equal(newer.status().failover.promoteRefusal, null);
+    assert.deepEqual(newer.step({ type: "promoteLeader", requestId: "p" }).promotions, [
+      { requestId: "p", started: true },
+    ]);
+  });
 });
 
 describe("failover state across a restart and a snapshot", () => {

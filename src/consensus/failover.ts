@@ -30,7 +30,7 @@
 import { assert } from "../lib/assert.ts";
 import { type NodeId, term } from "../types/ids.ts";
 import { failoverIsAutomatic, failoverSettingsOf, mayLead, memberAttributesOf } from "./cluster-config.ts";
-import { type CoreState, otherVoters, resetElectionTimer, selfIsVoter } from "./core-state.ts";
+import { type CoreState, otherMembers, resetElectionTimer, selfIsVoter } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import { campaign } from "./election.ts";
 import type { FailoverSettings } from "./failover-config.ts";
@@ -154,7 +154,12 @@ function reportLeaderLost(s: CoreState, out: EffectsBuilder): void {
 }
 
 /**
- * A pre-vote request to every other voter: it tells them our position and changes nothing of theirs.
+ * A pre-vote request to every other member, learners included: it tells them our position and
+ * changes nothing of theirs. Learners too, because our configuration may be older than theirs: a
+ * node that is a learner here may already be a voter in the newer configuration it holds, and it
+ * learns the positions of the voters around it only from these probes. Without them, a voter that
+ * was promoted while the others missed the entry heard from nobody, and in modes manual and approve
+ * no leader could be made (found by the simulator).
  * A voter that may not campaign (its candidacy held back, or lost entries outstanding) tells its
  * commit position instead: it could never be promoted to hand on what it holds beyond, so the others
  * must not defer to it (their promotions would refuse LOG_BEHIND for its sake, and in mode manual no
@@ -164,7 +169,7 @@ function probe(s: CoreState, out: EffectsBuilder): void {
   const held = !mayCampaign(s);
   const lastLogIndex = held ? s.commitIndex : s.log.lastIndex;
   const lastLogTerm = held ? (s.log.termAt(s.commitIndex) ?? s.log.lastTerm) : s.log.lastTerm;
-  for (const peer of otherVoters(s)) {
+  for (const peer of otherMembers(s)) {
     out.send({
       type: "preVote",
       from: s.config.id,
