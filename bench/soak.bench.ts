@@ -172,8 +172,10 @@ async function main(): Promise<void> {
     const workers = Array.from({ length: clients }, async (_, w) => {
       let i = 0;
       while (running) {
-        // The 300-byte value comes from the client: `randomblob()` would make every batch one the leader
-        // cannot prove short, so each would go through its write sandbox, one at a time.
+        // The 300-byte value comes from the client, so figures compare with earlier runs. A literal
+        // `hex(randomblob(150))` would also run in process (src/store/sized-calls.ts); a size the
+        // leader cannot prove small, such as `randomblob(?)`, sends each batch through its write
+        // sandbox, one at a time.
         const statements = Array.from({ length: batch }, () => ({
           sql: "INSERT INTO kv(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
           params: [((w * 7919 + i++ * 104_729) % keys) + 1, randomBytes(150).toString("hex")],

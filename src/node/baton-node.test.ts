@@ -11,6 +11,7 @@ import type { NormalizedExecute, NormalizedQuery } from "../api/request-validati
 import { isBatonError } from "../lib/errors.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { requestWindowMsDefault } from "../store/request-log.ts";
+import { sizedCallBytesMax } from "../store/sized-calls.ts";
 import { Store } from "../store/store.ts";
 import { type BatchSandbox, WriteSandbox } from "../store/write-sandbox.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
@@ -401,4 +402,59 @@ test("a write sandbox: batches that are not provably short run there, a runaway 
   await node.stop();
   await wal.close();
   store.close();
+});
+
+test("a write whose randomblob/zeroblob size is a small literal runs in process; any other goes to the write sandbox", async () => {
+  const sandboxed: string[] = [];
+  let sandbox: WriteSandbox | null = null;
+  const { node, store, wal } = await singleNode(
+    "sized-calls",
+    {},
+    {
+      writeSandbox: async (opened) => {
+        const started = await WriteSandbox.start({ path: opened.path, limits: {}, log: () => {} });
+        sandbox = started;
+        // The sandbox is where a batch that is not provably short runs: count what reaches it.
+        const counting: BatchSandbox = {
+          run: (request, timeoutMs) => {
+            sandboxed.push(request.statements.map((statement) => statement.sql).join("; "));
+            return started.run(request, timeoutMs);
+          },
+          cancel: (reason) => started.cancel(reason),
+          warm: () => started.warm(),
+          rest: (reason) => started.rest(reason),
+          close: () => started.close(),
+        };
+        return counting;
+      },
+    },
+  );
+  after(() => sandbox?.close());
+  // A failed assertion must not leave the node running (its timers would keep the test alive).
+  try {
+    const ddl =
+      "CREATE TABLE t(id TEXT PRIMARY KEY NOT NULL DEFAULT (lower(hex(randomblob(16)))), b BLOB, z BLOB DEFAULT (zeroblob(100)))";
+    await node.execute(write(ddl));
+    assert.deepEqual(sandboxed, [ddl], "DDL runs in the sandbox");
+    const fast = [
+      "INSERT INTO t(b) VALUES (randomblob(16))",
+      "INSERT INTO t(b) VALUES (hex(randomblob(16))), (zeroblob(100))",
+      `INSERT INTO t(id, b) VALUES ('fixed', randomblob(${sizedCallBytesMax}))`,
+    ];
+    for (const sql of fast) await node.execute(write(sql));
+    assert.deepEqual(sandboxed, [ddl], "sizes that are small literals run in process");
+    const fromParameter = "INSERT INTO t(b) VALUES (randomblob(?))";
+    await node.execute({ ...write(fromParameter), statements: [{ sql: fromParameter, params: [16] }] });
+    const pastBound = `INSERT INTO t(b) VALUES (zeroblob(${sizedCallBytesMax + 1}))`;
+    await node.execute(write(pastBound));
+    assert.deepEqual(sandboxed, [ddl, fromParameter, pastBound], "other sizes go to the sandbox");
+    const read = await node.query(
+      linearizable("SELECT count(*), count(DISTINCT id), sum(length(z)), max(length(b)) FROM t"),
+    );
+    assert.deepEqual(read.results[0]?.rows, [[6, 6, 600, sizedCallBytesMax + 1]]);
+  } finally {
+    await node.stop();
+    await wal.close();
+    store.close();
+  }
 });

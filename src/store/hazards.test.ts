@@ -205,6 +205,26 @@ describe("hazard 4: nondeterminism is evaluated once, on the leader", () => {
     assertSameContent(log.leader, replica, "sample");
   });
 
+  test("a batch the leader runs in process (randomblob of a small literal size) carries values too", (t) => {
+    const { log, replica, run } = pair(t);
+    run(
+      "CREATE TABLE token(id TEXT PRIMARY KEY NOT NULL DEFAULT (lower(hex(randomblob(16)))), r INTEGER DEFAULT (random()), at TEXT DEFAULT (datetime('now')), b BLOB, d TEXT)",
+    );
+    const texts = [
+      "INSERT INTO token(b, d) VALUES (randomblob(16), datetime('now', 'subsec')), (zeroblob(8), datetime('now'))",
+      "INSERT INTO token(id, b) VALUES ('fixed', hex(randomblob(8))) ON CONFLICT(id) DO UPDATE SET r = random()",
+      "UPDATE token SET b = randomblob(16), r = random() WHERE id = 'fixed'",
+    ];
+    assert.equal(
+      log.leader.isBoundedBatch(batch(...texts)),
+      true,
+      "the batch runs in process, not in the sandbox",
+    );
+    run(...texts);
+    assert.deepEqual(rowsOf(replica, "SELECT count(DISTINCT id), count(DISTINCT r) FROM token"), [[3, 3]]);
+    assertSameContent(log.leader, replica, "token");
+  });
+
   test("generated columns (VIRTUAL and STORED) replicate", (t) => {
     const { log, replica, run } = pair(t);
     run(

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
+import { sizedCallBytesMax } from "./sized-calls.ts";
 import {
   boundedBatchInstructionsMax,
   boundedBatchSqlCharsMax,
@@ -30,6 +31,11 @@ function database(): DatabaseSync {
     CREATE TRIGGER watched_insert AFTER INSERT ON watched BEGIN INSERT INTO audit(note) VALUES (new.n); END;
     CREATE TABLE scanned(id INTEGER PRIMARY KEY, n TEXT);
     CREATE TRIGGER scanned_insert AFTER INSERT ON scanned BEGIN DELETE FROM audit WHERE note = new.n; END;
+    CREATE TABLE token(id TEXT PRIMARY KEY NOT NULL DEFAULT (lower(hex(randomblob(16)))), n TEXT);
+    CREATE TABLE padded(id INTEGER PRIMARY KEY, b BLOB DEFAULT (zeroblob(100)));
+    CREATE TABLE oversized(id INTEGER PRIMARY KEY, b BLOB DEFAULT (randomblob(${sizedCallBytesMax + 1})));
+    CREATE TABLE stamped(id INTEGER PRIMARY KEY, n TEXT);
+    CREATE TRIGGER stamped_insert AFTER INSERT ON stamped BEGIN INSERT INTO audit(note) VALUES (hex(randomblob(16))); END;
   `);
   return db;
 }
@@ -93,6 +99,47 @@ describe("statement cost", () => {
   ];
   for (const [what, sql] of unbounded) {
     test(`unbounded: ${what}`, () => {
+      assert.equal(new StatementCost().isBounded(database(), sql), false, sql);
+    });
+  }
+
+  const sizedBounded = [
+    "INSERT INTO audit(note) VALUES (randomblob(16))",
+    "INSERT INTO audit(note) VALUES (hex(randomblob(16)))",
+    "INSERT INTO audit(note) VALUES (zeroblob(100))",
+    "INSERT INTO token(n) VALUES (?)",
+    "INSERT INTO padded(id) VALUES (?)",
+    `INSERT INTO audit(note) VALUES (randomblob(${sizedCallBytesMax}))`,
+    "INSERT INTO audit(note) VALUES (randomblob(0)), (zeroblob(-1)), (hex(randomblob(16)))",
+    "INSERT INTO kv(k, v) VALUES (?, zeroblob(100)) ON CONFLICT(k) DO UPDATE SET v = randomblob(16)",
+    "UPDATE item SET name = lower(hex(randomblob(16))) WHERE id = ?",
+    "INSERT INTO stamped(n) VALUES (?)",
+    "INSERT INTO item(name) VALUES (hex(randomblob(8))) RETURNING id, hex(randomblob(4))",
+  ];
+  for (const sql of sizedBounded) {
+    test(`bounded, a sized call of a small literal size: ${sql}`, () => {
+      assert.equal(new StatementCost().isBounded(database(), sql), true);
+    });
+  }
+
+  const sizedUnbounded: [string, string][] = [
+    ["a size from a parameter", "INSERT INTO audit(note) VALUES (zeroblob(?))"],
+    ["a size from a column", "UPDATE audit SET note = randomblob(id) WHERE id = ?"],
+    ["a size from an expression", "INSERT INTO audit(note) VALUES (randomblob(length(?)))"],
+    ["a size computed from constants", "INSERT INTO audit(note) VALUES (randomblob(8 + 8))"],
+    ["a size of a billion", "INSERT INTO audit(note) VALUES (randomblob(1000000000))"],
+    ["a size just past the bound", `INSERT INTO audit(note) VALUES (zeroblob(${sizedCallBytesMax + 1}))`],
+    ["a 64-bit literal", "INSERT INTO audit(note) VALUES (randomblob(9223372036854775807))"],
+    ["a string literal", "INSERT INTO audit(note) VALUES (randomblob('16'))"],
+    ["a real literal", "INSERT INTO audit(note) VALUES (randomblob(16.0))"],
+    ["a default past the bound", "INSERT INTO oversized(id) VALUES (?)"],
+    [
+      "one small call beside one past the bound",
+      "INSERT INTO audit(note) VALUES (randomblob(16) || zeroblob(100000))",
+    ],
+  ];
+  for (const [what, sql] of sizedUnbounded) {
+    test(`unbounded, a sized call: ${what}`, () => {
       assert.equal(new StatementCost().isBounded(database(), sql), false, sql);
     });
   }

@@ -18,9 +18,9 @@
  *   `VALUES`), which only this program fills, and only in code that is itself bounded;
  * - every instruction is one whose cost is bounded by the size of its operands: B-tree seeks,
  *   inserts and deletes of single rows, register arithmetic, record building, and calls of scalar
- *   functions that are linear in their arguments (`like`, `glob`, `instr`, `replace`, `printf`,
- *   `randomblob`, `zeroblob` and anything unknown are not: their cost is set by a value, not by the
- *   size of the data it reads);
+ *   functions that are linear in their arguments (`like`, `glob`, `instr`, `replace`, `printf` and
+ *   anything unknown are not: their cost is set by a value, not by the size of the data it reads),
+ *   or of `randomblob`/`zeroblob` with a size proven to be a small constant (`sized-calls.ts`);
  * - the same holds for every sub-program it calls (triggers and foreign-key actions), which
  *   `EXPLAIN` lists after the main program.
  * Such a program runs each instruction a bounded number of times, so its run time is bounded by
@@ -36,6 +36,7 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
+import { functionOf, provenSizedCalls, type RegisterRange, rootFrameChanges } from "./sized-calls.ts";
 
 /** Verdicts kept; past it the oldest goes first. */
 export const statementCostEntriesMax = 512;
@@ -57,7 +58,7 @@ export type Instruction = {
 };
 
 /** Opcodes whose P2 is a jump target. */
-const jumpOpcodes = new Set([
+export const jumpOpcodes: ReadonlySet<string> = new Set([
   "Init",
   "Goto",
   "If",
@@ -102,7 +103,7 @@ const jumpOpcodes = new Set([
 ]);
 
 /** Opcodes that do a bounded amount of work and do not jump. */
-const straightOpcodes = new Set([
+export const straightOpcodes: ReadonlySet<string> = new Set([
   "Transaction",
   "TableLock",
   "OpenRead",
@@ -238,12 +239,8 @@ const linearFunctions = new Set(
  */
 const oneArgumentOnly = new Set(["trim", "ltrim", "rtrim"]);
 
-/** `name(arity)` from an instruction's P4, or null when it does not look like one. */
-function functionOf(p4: string | null): { name: string; arity: number } | null {
-  const match = /^(.+)\((-?\d+)\)$/.exec(p4 ?? "");
-  if (match === null) return null;
-  return { name: match[1]!.toLowerCase(), arity: Number(match[2]) };
-}
+/** Whether a call is one whose work the program bounds (a linear function, or a sized call proven small). */
+type CallCheck = (call: Instruction) => boolean;
 
 function isLinearCall(instruction: Instruction): boolean {
   const called = functionOf(instruction.p4);
@@ -302,7 +299,7 @@ function fillsItself(program: readonly Instruction[], walk: Instruction): boolea
 }
 
 /** A jump back to the `Yield` of a co-routine that only computes values and yields (a `VALUES` list). */
-function isValuesLoop(program: readonly Instruction[], jump: Instruction): boolean {
+function isValuesLoop(program: readonly Instruction[], jump: Instruction, isBoundedCall: CallCheck): boolean {
   const head = program[jump.p2];
   if (jump.opcode !== "Goto" || head?.opcode !== "Yield") return false;
   const register = head.p1;
@@ -316,36 +313,45 @@ function isValuesLoop(program: readonly Instruction[], jump: Instruction): boole
       if (instruction.p1 !== register || instruction.p2 !== 0) return false;
       continue;
     }
-    if (!computesOnly(instruction)) return false;
+    if (!computesOnly(instruction, isBoundedCall)) return false;
   }
   return false;
 }
 
 /** An instruction that computes a value without touching a cursor and without jumping back. */
-function computesOnly(instruction: Instruction): boolean {
+function computesOnly(instruction: Instruction, isBoundedCall: CallCheck): boolean {
   const { opcode } = instruction;
   if (cursorOpcodes.has(opcode)) return false;
-  if (opcode === "Function" || opcode === "PureFunc") return isLinearCall(instruction);
+  if (opcode === "Function" || opcode === "PureFunc") return isBoundedCall(instruction);
   if (straightOpcodes.has(opcode)) return true;
   return valueJumpOpcodes.has(opcode) && instruction.p2 > instruction.addr;
 }
 
-/** Whether one program (no sub-programs) is bounded; see the module header. */
-export function isBoundedProgram(program: readonly Instruction[], sequenceRootPage: number | null): boolean {
+/**
+ * Whether one program (no sub-programs) is bounded; see the module header. `fromOtherFrames` are the
+ * registers of this program that other programs of its listing may change (`sized-calls.ts`).
+ */
+export function isBoundedProgram(
+  program: readonly Instruction[],
+  sequenceRootPage: number | null,
+  fromOtherFrames: readonly RegisterRange[] = [],
+): boolean {
   const init = program[0];
   if (init === undefined || init.opcode !== "Init") return false;
+  const sized = provenSizedCalls(program, fromOtherFrames);
+  const isBoundedCall = (call: Instruction): boolean => isLinearCall(call) || sized.has(call.addr);
   for (const [position, instruction] of program.entries()) {
     if (instruction.addr !== position) return false;
     const { opcode } = instruction;
     if (opcode === "Function" || opcode === "PureFunc") {
-      if (!isLinearCall(instruction)) return false;
+      if (!isBoundedCall(instruction)) return false;
       continue;
     }
     if (straightOpcodes.has(opcode)) continue;
     if (!jumpOpcodes.has(opcode)) return false;
     // P2 = 0 marks a jump SQLite never takes (a row that must exist); Init's target is forward.
     if (instruction.p2 > instruction.addr || (instruction.p2 === 0 && opcode !== "Init")) continue;
-    if (!isBoundedLoop(program, instruction, sequenceRootPage)) return false;
+    if (!isBoundedLoop(program, instruction, sequenceRootPage, isBoundedCall)) return false;
   }
   return true;
 }
@@ -355,17 +361,25 @@ function isBoundedLoop(
   program: readonly Instruction[],
   jump: Instruction,
   sequenceRootPage: number | null,
+  isBoundedCall: CallCheck,
 ): boolean {
   const initTarget = program[0]?.p2 ?? 0;
   if (jump.opcode === "Goto" && jump.p2 === 1 && jump.addr >= initTarget) return true; // The prologue's return.
   if (jump.opcode === "Next" || jump.opcode === "Prev") return isBoundedWalk(program, jump, sequenceRootPage);
-  return isValuesLoop(program, jump);
+  return isValuesLoop(program, jump, isBoundedCall);
 }
 
 /** Whether a whole `EXPLAIN` listing (a statement and its sub-programs) is bounded. */
 export function isBoundedListing(listing: readonly Instruction[], sequenceRootPage: number | null): boolean {
   const programs = programsOf(listing);
-  return programs.length > 0 && programs.every((program) => isBoundedProgram(program, sequenceRootPage));
+  // A sub-program's MemMax and NewRowid change registers of the main program (the root frame).
+  const fromSubPrograms = programs.slice(1).flatMap((program) => program.flatMap(rootFrameChanges));
+  return (
+    programs.length > 0 &&
+    programs.every((program, at) =>
+      isBoundedProgram(program, sequenceRootPage, at === 0 ? fromSubPrograms : []),
+    )
+  );
 }
 
 /** A verdict: the listing's length when the statement is bounded, null when it is not. */
