@@ -35,6 +35,7 @@ function database(): DatabaseSync {
     CREATE TABLE padded(id INTEGER PRIMARY KEY, b BLOB DEFAULT (zeroblob(100)));
     CREATE TABLE oversized(id INTEGER PRIMARY KEY, b BLOB DEFAULT (randomblob(${sizedCallBytesMax + 1})));
     CREATE TABLE stamped(id INTEGER PRIMARY KEY, n TEXT);
+    CREATE TABLE dated(id INTEGER PRIMARY KEY, at TEXT DEFAULT CURRENT_TIMESTAMP, d TEXT DEFAULT CURRENT_DATE);
     CREATE TRIGGER stamped_insert AFTER INSERT ON stamped BEGIN INSERT INTO audit(note) VALUES (hex(randomblob(16))); END;
   `);
   return db;
@@ -56,6 +57,8 @@ describe("statement cost", () => {
     "INSERT INTO kv(k, v) VALUES (lower(?), upper(?) || substr(?, 1, 3))",
     "INSERT INTO audit(note) VALUES (datetime('now') || ' ' || json_extract(?, '$.a'))",
     "SELECT 1",
+    "INSERT INTO dated(id) VALUES (?)",
+    "SELECT current_time, current_date, current_timestamp",
     "INSERT INTO item(name) VALUES (?) RETURNING id",
     "INSERT INTO kv(k, v) VALUES ('a', 1), ('b', 2)",
     "INSERT INTO kv(k, v) VALUES (?, ?), (?, lower(?)) ON CONFLICT(k) DO UPDATE SET v = excluded.v",

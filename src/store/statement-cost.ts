@@ -223,7 +223,7 @@ const cursorOpcodes = new Set([
 /** Scalar functions whose work is linear in the size of their arguments (by name, as `EXPLAIN` shows it). */
 const linearFunctions = new Set(
   (
-    "abs changes char coalesce concat concat_ws date datetime hex ifnull iif if julianday " +
+    "abs changes char coalesce concat concat_ws current_date current_time current_timestamp date datetime hex ifnull iif if julianday " +
     "last_insert_rowid length likelihood likely lower ltrim max min nullif octet_length quote " +
     "random round rtrim sign sqlite_version strftime substr substring time timediff " +
     "total_changes trim typeof unhex unicode unistr unixepoch unlikely upper json jsonb " +
