@@ -23,7 +23,7 @@ export function tableOf(level: IncidentLevel): string {
 export type IncidentFigures = {
   readonly level: IncidentLevel;
   readonly acknowledged: number;
-  /** Acknowledged rows missing from the final state. */
+  /** Acknowledged rows missing from the final state (their id free, or reused). */
   readonly lost: number;
   /** Of those, the ones found in the quarantine of the node that acknowledged them. */
   readonly quarantined: number;
@@ -158,11 +158,11 @@ async function judgeLevel(
     }
     acknowledgedFor.set(ack.id, ack.who);
     const holder = rows.get(ack.id);
-    if (holder !== undefined && holder !== ack.who) {
+    if (holder === ack.who) continue;
+    if (holder !== undefined) {
       reused.add(ack.id);
       problems.push(`${level}: id ${ack.id} was acknowledged for ${ack.who} and is held by ${holder}`);
     }
-    if (holder !== undefined) continue;
     const elsewhere = idOfWho.get(ack.who);
     if (elsewhere !== undefined) {
       moved++;

@@ -33,11 +33,6 @@ test("the partitioned-leader incident: no id reused, nothing acknowledged lost s
   t.diagnostic(`run time ${((performance.now() - started) / 1000).toFixed(1)} s`);
   const kept = result.kept ? `; kept in ${result.runDirectory}` : "";
   assert.deepEqual(result.problems, [], `${result.problems.length} problems${kept}`);
-  for (const cut of result.cuts)
-    assert.ok(
-      cut.majorityLeader !== null && cut.majorityTerm! > cut.leaderTerm,
-      `the majority side elected a leader while ${cut.leader} was cut off: ${JSON.stringify(cut)}`,
-    );
   for (const f of result.figures) {
     assert.ok(f.acknowledged > 0, `${f.level}: writes were acknowledged`);
     assert.equal(f.reused, 0);

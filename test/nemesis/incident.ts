@@ -29,7 +29,7 @@ import { defaultOptions } from "./options.ts";
 
 export type IncidentOptions = {
   readonly writersPerLevel: number;
-  /** How long each cut lasts. */
+  /** How long each cut lasts at least (longer while the majority side has no leader yet). */
   readonly cutMs: number;
   readonly cuts: number;
   /** Writes before the first cut, between cuts (once a stable leader is back) and after the last. */
@@ -62,6 +62,10 @@ export type CutRecord = {
   /** The leader the majority side had elected when the cut was healed, or null. */
   readonly majorityLeader: string | null;
   readonly majorityTerm: number | null;
+  /** When the majority side's leader was first seen, from the cut (polled every 100 ms). */
+  readonly electedAfterMs: number | null;
+  /** How long the cut lasted: `cutMs`, or until the majority side had a leader. */
+  readonly heldMs: number;
   /**
    * From the cut to the first write acknowledged by another node than the cut leader, if one was
    * by the time the cluster was stable again.
@@ -86,7 +90,11 @@ export type IncidentResult = {
   readonly kept: boolean;
 };
 
+/** Nodes booting on a loaded machine (each with its query processes) can take tens of seconds. */
+const startWaitMs = 60_000;
 const leaderWaitMs = 30_000;
+/** How much longer than `cutMs` a cut may last while the majority side elects a leader. */
+const electionWaitMs = 20_000;
 const convergeWaitMs = 60_000;
 /** Writers finish their last call within their client's timeout; this bounds the wait for them. */
 const writersStopWaitMs = 15_000;
@@ -130,8 +138,8 @@ async function runScenario(
 ): Promise<Omit<IncidentResult, "runDirectory" | "kept">> {
   const log = (line: string): void => print(`${(cluster.nowUs() / 1e6).toFixed(1).padStart(5)} s  ${line}`);
   cluster.startAll();
-  const first = await stableLeader(cluster.nodes, leaderWaitMs);
-  if (first === null) throw new Error(`no stable leader within ${leaderWaitMs} ms of starting`);
+  const first = await stableLeader(cluster.nodes, startWaitMs);
+  if (first === null) throw new Error(`no stable leader within ${startWaitMs} ms of starting`);
   const startedAtMs = Date.now();
   await createTables(cluster);
   log(`cluster up in namespaces of ${cluster.lab!.bridge}; ${first.node.id} leads in term ${first.term}`);
@@ -154,6 +162,11 @@ async function runScenario(
   }
   log(`writers stopped: ${writers.acknowledged.length} inserts acknowledged`);
   const problems: string[] = [...writers.unexpected];
+  for (const cut of cuts)
+    if (cut.majorityLeader === null || cut.majorityTerm! <= cut.leaderTerm)
+      problems.push(
+        `the majority side elected no leader while ${cut.leader} was cut off: ${JSON.stringify(cut)}`,
+      );
   const converged = await waitUntil(convergeWaitMs, () => convergedHash(cluster.nodes), 250);
   if (converged === null) {
     const states = await Promise.all(
@@ -225,11 +238,18 @@ async function cutLeader(
   // From here every route is in place (an `ip` command can take a while on a loaded machine).
   const cutAtMs = performance.now();
   log(`cut ${leader.node.id} (leader, term ${leader.term}) from ${others.map((n) => n.id).join("+")}`);
+  // The cut lasts `cutMs`, and longer if the majority side has not elected a leader by then (a
+  // loaded machine can take seconds): the incident is a failover while the old leader is reachable.
+  const elected = waitUntil(cutMs + electionWaitMs, () => findLeader(others), 100).then((found) => ({
+    found,
+    afterMs: performance.now() - cutAtMs,
+  }));
   await sleep(cutMs);
-  const majority = await findLeader(others);
+  const { found: majority, afterMs: electedAfterMs } = await elected;
   await cluster.lab!.heal();
+  const heldMs = performance.now() - cutAtMs;
   log(
-    `healed after ${cutMs} ms; the majority side's leader: ${majority === null ? "none" : `${majority.node.id} (term ${majority.term})`}`,
+    `healed after ${(heldMs / 1000).toFixed(1)} s; the majority side's leader: ${majority === null ? "none" : `${majority.node.id} (term ${majority.term}), seen ${(electedAfterMs / 1000).toFixed(1)} s into the cut`}`,
   );
   const stable = await stableLeader(cluster.nodes, leaderWaitMs);
   if (stable === null) throw new Error(`no stable leader within ${leaderWaitMs} ms of healing the cut`);
@@ -247,6 +267,8 @@ async function cutLeader(
     leaderTerm: leader.term,
     majorityLeader: majority?.node.id ?? null,
     majorityTerm: majority?.term ?? null,
+    electedAfterMs: majority === null ? null : Math.round(electedAfterMs),
+    heldMs: Math.round(heldMs),
     writeGapMs: writeGapMs === null ? null : Math.round(writeGapMs),
     acknowledgedByCutLeader,
   };
