@@ -22,7 +22,7 @@ import { Prng } from "../../src/lib/prng.ts";
 import { checkListAppend, type ListAppendLossCounts } from "../sim/list-append-checker.ts";
 import { type Anomaly, type FaultContext, type FaultRecord, runFault } from "./faults.ts";
 import { NemesisCluster } from "./nemesis-cluster.ts";
-import { type NodeProcess, waitUntil } from "./node-processes.ts";
+import { convergedHash, type NodeProcess, waitUntil } from "./node-processes.ts";
 import type { CampaignOptions, FaultKind } from "./options.ts";
 import {
   type CampaignSummary,
@@ -289,25 +289,6 @@ async function settle(
 async function allAnswerWithLeader(nodes: readonly NodeProcess[]): Promise<true | null> {
   const statuses = await Promise.all(nodes.map((n) => n.status()));
   return statuses.every((s) => s !== null) && statuses.some((s) => s?.role === "leader") ? true : null;
-}
-
-async function convergedHash(
-  nodes: readonly NodeProcess[],
-): Promise<{ appliedIndex: number; hash: string } | null> {
-  const statuses = await Promise.all(nodes.map((n) => n.status()));
-  const leader = statuses.find((s) => s?.role === "leader");
-  // A node serves its own reads only once it has verified its database against the others.
-  if (
-    leader === undefined ||
-    statuses.some((s) => s === null || s.appliedIndex < leader!.commitIndex || !s.storage.verified)
-  )
-    return null;
-  const hashes = await Promise.all(nodes.map((n) => n.contentHash()));
-  const first = hashes[0];
-  if (first === null || first === undefined) return null;
-  return hashes.every((h) => h !== null && h.appliedIndex === first.appliedIndex && h.hash === first.hash)
-    ? first
-    : null;
 }
 
 /** Every key's list: linearizable through the client, or one node's own state at `any`. */

@@ -224,6 +224,29 @@ export async function findLeader(
   return best;
 }
 
+/**
+ * Every node applied the leader's commit index, verified its database, and reports the same content
+ * hash at the same applied index: that hash and index, else null.
+ */
+export async function convergedHash(
+  nodes: readonly NodeProcess[],
+): Promise<{ appliedIndex: number; hash: string } | null> {
+  const statuses = await Promise.all(nodes.map((n) => n.status()));
+  const leader = statuses.find((s) => s?.role === "leader");
+  // A node serves its own reads only once it has verified its database against the others.
+  if (
+    leader === undefined ||
+    statuses.some((s) => s === null || s.appliedIndex < leader!.commitIndex || !s.storage.verified)
+  )
+    return null;
+  const hashes = await Promise.all(nodes.map((n) => n.contentHash()));
+  const first = hashes[0];
+  if (first === null || first === undefined) return null;
+  return hashes.every((h) => h !== null && h.appliedIndex === first.appliedIndex && h.hash === first.hash)
+    ? first
+    : null;
+}
+
 export async function waitUntil<T>(
   timeoutMs: number,
   probe: () => Promise<T | null>,
