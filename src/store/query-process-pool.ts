@@ -42,8 +42,11 @@ export const queryPoolDefaults = {
   queuedQueriesMax: 256,
   queueWaitMsMax: 1_000,
   busyTimeoutMs: 5_000,
-  /** How long `start` waits for the processes to open the database. */
-  startMsMax: 10_000,
+  /**
+   * How long `start` waits for the processes to open the database. A process loads the store's modules
+   * first: on 2 cores at load average 25 that took more than 10 s, and the node failed to start.
+   */
+  startMsMax: 30_000,
   respawnDelayMs: 1_000,
   /** How long `close` waits for killed processes to exit before it gives up (and logs). */
   exitWaitMsMax: 5_000,

@@ -45,8 +45,11 @@ import {
 export const writeSandboxDefaults = {
   /** The longest a sandboxed batch may run, whatever `timeoutMs` it asks for. */
   executeMsMax: 5_000,
-  /** How long `start` waits for the process to open the database. */
-  startMsMax: 10_000,
+  /**
+   * How long `start` waits for the process to open the database. A process loads the store's modules
+   * first: on 2 cores at load average 25 that took more than 10 s, and the node failed to start.
+   */
+  startMsMax: 30_000,
   /** Before replacing a process that died before it was ready, so one that cannot start does not spin. */
   respawnDelayMs: 1_000,
   /** How long a killed process is waited for before the lock is taken as released (and it is logged). */
