@@ -482,6 +482,42 @@ describe("the promotion check", () => {
       { requestId: "p", started: true },
     ]);
   });
+
+  // Found by the simulator (seed 398): `c` was demoted, promoted again, and `b` removed; `c` missed
+  // its promotion, so in its own configuration it was a learner and, as one, sent nothing. `a`, the
+  // most up-to-date node, whose configuration had `c` as its only other voter, heard nobody.
+  test("a learner of its own configuration probes too, once per election timeout", () => {
+    const [a, b, c] = ids as [NodeId, NodeId, NodeId];
+    const manual = { ...failoverDefaults, mode: "manual" as const };
+    const learner = core(
+      c,
+      { voters: [a, b], learners: [c] },
+      {
+        snapshotConfig: { voters: [a, b], learners: [c], failover: manual },
+        hardState: { term: term(1), votedFor: null },
+        entries: [entry(1, 1)],
+      },
+    );
+    const newer = core(
+      a,
+      { voters: [a, c] },
+      {
+        snapshotConfig: { voters: [a, c], learners: [], failover: manual },
+        hardState: { term: term(1), votedFor: null },
+        entries: [entry(1, 1), entry(2, 1)],
+      },
+    );
+    const probes = [];
+    const ticks = learner.config.electionTimeoutTicksMax + learner.config.electionTimeoutTicks;
+    for (let i = 0; i < ticks; i++)
+      for (const { message } of learner.step({ type: "tick" }).messages)
+        if (message.type === "preVote") probes.push(message);
+    assert.deepEqual(probes.map((m) => m.to).sort(), [a, a, b, b], "two rounds of probes");
+    assert.equal(learner.summary().role, "follower", "a learner never campaigns");
+    assert.equal(newer.status().failover.promoteRefusal?.code, "QUORUM_NOT_HEARD");
+    message(newer, probes.find((m) => m.to === a)!);
+    assert.equal(newer.status().failover.promoteRefusal, null);
+  });
 });
 
 describe("failover state across a restart and a snapshot", () => {

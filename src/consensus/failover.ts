@@ -29,7 +29,13 @@
  */
 import { assert } from "../lib/assert.ts";
 import { type NodeId, term } from "../types/ids.ts";
-import { failoverIsAutomatic, failoverSettingsOf, mayLead, memberAttributesOf } from "./cluster-config.ts";
+import {
+  failoverIsAutomatic,
+  failoverSettingsOf,
+  isMember,
+  mayLead,
+  memberAttributesOf,
+} from "./cluster-config.ts";
 import { type CoreState, otherMembers, resetElectionTimer, selfIsVoter } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import { campaign } from "./election.ts";
@@ -100,8 +106,18 @@ function campaignsByItself(s: CoreState): boolean {
 
 function electionTimeout(s: CoreState, out: EffectsBuilder): void {
   if (s.failover.leaderLostTick === null) s.failover.leaderLostTick = s.nowTick;
-  // A non-voter never campaigns (dissertation §4.2.3) and has nobody to probe.
-  if (!selfIsVoter(s)) return;
+  // A non-voter never campaigns (dissertation §4.2.3). A learner of its own configuration still
+  // probes: it may be a voter in a newer configuration that others hold, and their promotion checks
+  // must hear it (found by the simulator: a demoted-then-promoted voter that missed its promotion
+  // was the only other voter of the most up-to-date node, which could then never be promoted).
+  if (!selfIsVoter(s)) {
+    // Its timer is left running (a learner keeps the leader it knew, as before), so the probes go
+    // once per base election timeout from the first firing.
+    const sinceTimeout = s.electionElapsedTicks - s.randomizedElectionTimeoutTicks;
+    if (isMember(s.log.config, s.config.id) && sinceTimeout % s.config.electionTimeoutTicks === 0)
+      probe(s, out);
+    return;
+  }
   if (campaignsByItself(s)) {
     if (!deferForZone(s, out)) campaign(s, out, false);
     return;
