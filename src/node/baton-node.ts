@@ -144,7 +144,7 @@ export class BatonNode implements NodeService {
       guard: (run) => this.guard(run),
       guardSync: (run) => this.guardSync(run),
       proposeHistory: (rows, timeoutMs) => this.writes.proposeHistory(rows, timeoutMs),
-      storeReadable: () => this.healing.damaged === null,
+      storeReadable: () => this.healing.readRefusal() === null,
     });
     this.loop.onStateChange(() => this.afterStep());
   }

@@ -24,7 +24,8 @@
  *
  * Reading (`read`): the newest replicated rows and the node's own records (the newest `limit` of
  * each), merged newest first, each marked `replicated` or not. A witness holds no rows (it applies
- * entries as empty ones) and a damaged database is not read: those answer their own records.
+ * entries as empty ones) and a database that is damaged or not verified since the node started is
+ * not read (as for client reads): those answer their own records.
  */
 import { assert } from "../lib/assert.ts";
 import { isBatonError } from "../lib/errors.ts";
@@ -55,7 +56,7 @@ type Parts = {
   readonly loop: ReplicaLoop;
   /** The write path's history batch (`WritePath.proposeHistory`): null when the gate is closed. */
   readonly proposeHistory: (rows: readonly HistoryRow[], timeoutMs: number) => Promise<ProposalResult> | null;
-  /** False while this node's database must not be read (damaged): only its own records are served. */
+  /** False while this node's database must not be read (damaged, or not verified since it started). */
   readonly storeReadable: () => boolean;
 };
 

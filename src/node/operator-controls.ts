@@ -37,7 +37,7 @@ type Parts = {
   readonly guard: <T>(run: () => Promise<T>) => Promise<T>;
   readonly guardSync: <T>(run: () => T) => T;
   readonly proposeHistory: ConstructorParameters<typeof HistoryReplicator>[0]["proposeHistory"];
-  /** False while this node's database must not be read (damaged). */
+  /** False while this node's database must not be read (damaged, or not verified since it started). */
   readonly storeReadable: () => boolean;
 };
 
