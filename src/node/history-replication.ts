@@ -38,6 +38,7 @@ import {
   historyEntryOfRow,
   historyRowOf,
 } from "./history.ts";
+import type { NodeConfig } from "./node-config.ts";
 import { encodeHistory, type HistoryMessage } from "./peer-envelope.ts";
 import type { ProposalResult } from "./proposal-registry.ts";
 import type { ReplicaLoop } from "./replica-loop.ts";
@@ -51,7 +52,7 @@ export const historyRetryMsMax = 8_000;
 export const historyProposalTimeoutMs = 5_000;
 
 type Parts = {
-  readonly id: NodeId;
+  readonly config: Pick<NodeConfig, "id" | "unsafeNodeBugs">;
   readonly runtime: NodeRuntime;
   readonly loop: ReplicaLoop;
   /** The write path's history batch (`WritePath.proposeHistory`): null when the gate is closed. */
@@ -83,6 +84,7 @@ export class HistoryReplicator {
 
   start(): void {
     assert(this.cancelTimer === null, "the history replicator starts once");
+    if (this.parts.config.unsafeNodeBugs?.noHistoryReplication === true) return;
     this.cancelTimer = this.parts.runtime.timers.every(historyShipIntervalMs, () =>
       this.guarded(() => this.tick()),
     );
@@ -138,7 +140,8 @@ export class HistoryReplicator {
   }
 
   private tick(): void {
-    const { loop, runtime, id } = this.parts;
+    const { loop, runtime } = this.parts;
+    const id = this.parts.config.id;
     if (loop.fatal !== null) return;
     const { role, leaderId } = loop.core.summary();
     if (role !== "leader" && leaderId !== this.pushedTo) {
@@ -192,7 +195,7 @@ export class HistoryReplicator {
    * is acknowledged at once.
    */
   private collect(): Batch {
-    const id = this.parts.id;
+    const id = this.parts.config.id;
     const sources: [string, readonly HistoryRow[]][] = [
       [id, this.sink.unreplicated(historyBatchRecordsMax).map((record) => historyRowOf(record))],
       ...this.inbox,
@@ -227,7 +230,7 @@ export class HistoryReplicator {
 
   /** `node`'s records through `seq` are committed: it need not send them again. */
   private confirm(node: string, seq: number): void {
-    if (node === this.parts.id) {
+    if (node === this.parts.config.id) {
       this.sink.markReplicated(seq);
       return;
     }

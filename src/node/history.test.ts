@@ -25,12 +25,12 @@ function directory(t: TestContext): string {
   return made;
 }
 
-test("sequences rise by one within a life and start at the clock's milliseconds in a new one", () => {
+test("sequences rise by one within a life and start from the clock in a new one", () => {
   const history = new MemoryHistory();
   const seqs = [1_000, 1_000, 1_000, 5_000.7, 4_000].map((atMs) => history.record(event(atMs)).seq);
-  assert.deepEqual(seqs, [1_000, 1_001, 1_002, 5_000, 5_001]);
+  assert.deepEqual(seqs, [1_000_000, 1_000_001, 1_000_002, 5_000_000, 5_000_001]);
   // A node whose records were lost starts again from its clock, above what it used before.
-  assert.equal(new MemoryHistory().record(event(9_000)).seq, 9_000);
+  assert.equal(new MemoryHistory().record(event(5_001)).seq, 5_001_000);
 });
 
 test("records stay unreplicated until confirmed; a confirmation only rises and never names an unknown record", () => {
@@ -38,19 +38,19 @@ test("records stay unreplicated until confirmed; a confirmation only rises and n
   for (const atMs of [10, 20, 30]) history.record(event(atMs));
   assert.deepEqual(
     history.unreplicated(2).map((r) => r.seq),
-    [10, 20],
+    [10_000, 20_000],
   );
-  history.markReplicated(20);
-  assert.equal(history.replicatedThrough, 20);
+  history.markReplicated(20_000);
+  assert.equal(history.replicatedThrough, 20_000);
   assert.deepEqual(
     history.unreplicated(10).map((r) => r.seq),
-    [30],
+    [30_000],
   );
-  history.markReplicated(10);
-  assert.equal(history.replicatedThrough, 20, "only rises");
-  history.markReplicated(99);
-  assert.equal(history.replicatedThrough, 20, "a sequence this history never gave is ignored");
-  history.markReplicated(30);
+  history.markReplicated(10_000);
+  assert.equal(history.replicatedThrough, 20_000, "only rises");
+  history.markReplicated(99_000);
+  assert.equal(history.replicatedThrough, 20_000, "a sequence this history never gave is ignored");
+  history.markReplicated(30_000);
   assert.deepEqual(history.unreplicated(10), []);
 });
 
@@ -58,17 +58,17 @@ test("the file keeps records and what was replicated across restarts; a wiped fi
   const data = directory(t);
   const first = new FileHistory(data);
   for (const atMs of [100, 200, 300]) first.record(event(atMs));
-  first.markReplicated(200);
+  first.markReplicated(200_000);
   const reopened = new FileHistory(data);
-  assert.equal(reopened.replicatedThrough, 200);
+  assert.equal(reopened.replicatedThrough, 200_000);
   assert.deepEqual(
     reopened.unreplicated(10).map((r) => r.seq),
-    [300],
+    [300_000],
   );
-  assert.equal(reopened.record(event(50)).seq, 301, "the sequence goes on from the file");
+  assert.equal(reopened.record(event(50)).seq, 300_001, "the sequence goes on from the file");
   assert.deepEqual(
     reopened.recent(2).map((r) => r.seq),
-    [301, 300],
+    [300_001, 300_000],
   );
   // A torn line and a line from before sequences are shown, never replicated.
   fs.appendFileSync(path.join(data, historyFileName), '{"atMs":1,"node":"n1","event":"old"}\n{"atMs":');
@@ -82,19 +82,22 @@ test("the file keeps records and what was replicated across restarts; a wiped fi
   );
   assert.deepEqual(
     damaged.unreplicated(10).map((r) => r.seq),
-    [300, 301],
+    [300_000, 300_001],
   );
   fs.rmSync(path.join(data, "review"), { recursive: true });
   const wiped = new FileHistory(data);
   assert.equal(wiped.replicatedThrough, 0);
-  assert.equal(wiped.record(event(10_000)).seq, 10_000);
+  assert.equal(wiped.record(event(10_000)).seq, 10_000_000);
 });
 
 test("a record is replicated as JSON within its bound, a larger one with its first fields only", () => {
   const history = new MemoryHistory();
   const small = history.record(event(1_000));
   const row = historyRowOf(small);
-  assert.deepEqual({ node: row.node, seq: row.seq, atMs: row.atMs }, { node: "n1", seq: 1_000, atMs: 1_000 });
+  assert.deepEqual(
+    { node: row.node, seq: row.seq, atMs: row.atMs },
+    { node: "n1", seq: 1_000_000, atMs: 1_000 },
+  );
   assert.deepEqual(historyEntryOfRow(row), { ...small, replicated: true });
   const large = history.record({
     ...event(2_000, "forced-recovery"),

@@ -6,9 +6,10 @@
  *
  * Each node first records its own events in its sink (`history-file.ts`: `DATA/review/history.jsonl`,
  * fsynced; the simulator keeps them in memory), numbered by a per-node sequence `seq`: the record's
- * key, with the node, in the replicated table. A sequence is `max(previous + 1, atMs)`: it rises by
- * one within a life of the node, and a node whose history file was lost (a wiped disk) starts above
- * every sequence it used before, as long as its clock did not go back past them. The sink also
+ * key, with the node, in the replicated table. A sequence is `max(previous + 1, atMs × 1000)`: it
+ * rises by one within a life of the node, and a node whose history file was lost (a wiped disk)
+ * starts above every sequence it used before, as long as its clock did not go back past the time it
+ * last recorded (nor it recorded a thousand records in one millisecond). The sink also
  * keeps which of its records are known to be replicated (`replicatedThrough`): those after it are
  * sent again until the leader confirms them.
  *
@@ -31,6 +32,9 @@ export const historyReadMax = 1_000;
 export const historyBatchRecordsMax = 64;
 /** Bytes of one push: its rows' JSON (each record within `historyRecordBytesMax`) and their keys. */
 export const historyPushBytesMax = historyBatchRecordsMax * (historyRecordBytesMax + 256);
+
+/** Sequences a node may use per millisecond of its clock before running ahead of it (see above). */
+export const sequencesPerMs = 1_000;
 
 /** An event as a component records it. */
 export type HistoryEvent = {
@@ -83,7 +87,7 @@ export abstract class SequencedHistory implements HistorySink {
   }
 
   record(event: HistoryEvent): HistoryRecord {
-    const seq = Math.max(this.lastSeq + 1, Math.floor(event.atMs));
+    const seq = Math.max(this.lastSeq + 1, Math.floor(event.atMs) * sequencesPerMs);
     assert(Number.isSafeInteger(seq) && seq > this.lastSeq, "history sequences rise");
     const record: HistoryRecord = { ...event, seq };
     this.write(record);

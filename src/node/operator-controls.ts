@@ -63,7 +63,7 @@ export class OperatorControls {
     });
     this.switchovers = new Switchover({ loop, config, runtime, history: loop.history, requireLeader });
     const { proposeHistory, storeReadable } = parts;
-    this.history = new HistoryReplicator({ id: config.id, runtime, loop, proposeHistory, storeReadable });
+    this.history = new HistoryReplicator({ config, runtime, loop, proposeHistory, storeReadable });
   }
 
   /** This node no longer leads: a scheduled switchover is dropped, pushed history is the next leader's. */
