@@ -74,7 +74,8 @@ export class HistoryReplicator {
   private inFlight = false;
   private retryMs = historyShipIntervalMs;
   private nextTryAtMs = 0;
-  private pushedTo: NodeId | null = null;
+  /** The leader the back-off was counted with (this node when it leads). */
+  private leaderSeen: NodeId | null = null;
   private cancelTimer: Cancel | null = null;
 
   constructor(parts: Parts) {
@@ -144,8 +145,9 @@ export class HistoryReplicator {
     const id = this.parts.config.id;
     if (loop.fatal !== null) return;
     const { role, leaderId } = loop.core.summary();
-    if (role !== "leader" && leaderId !== this.pushedTo) {
-      this.pushedTo = leaderId; // A new leader: nothing failed with it yet.
+    const leader = role === "leader" ? id : leaderId;
+    if (leader !== this.leaderSeen) {
+      this.leaderSeen = leader; // A new leader (this node, or another): nothing failed with it yet.
       this.progressed();
     }
     if (runtime.clock.nowMs() < this.nextTryAtMs) return;
