@@ -1,7 +1,9 @@
 /**
  * `baton history [--url URL] [--limit N] [--json]`: the cluster's history (`src/node/history.ts`),
  * merged from every member that answers, newest first. Each node records its own role changes and
- * elections; the leader records operator actions.
+ * elections, the node an operator asked records the action; every node answers the replicated
+ * history plus its own records not yet replicated, so one record may come from several members:
+ * it is shown once (by node and sequence).
  */
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { parseFlags } from "./flags.ts";
@@ -10,19 +12,41 @@ import { callNode } from "./http-call.ts";
 const help = `Usage:
   baton history [--url URL] [--limit N] [--json]
 
-Role changes, elections and their causes, leadership transfers, configuration and membership
-changes, switchovers and forced recoveries, from every member, newest first.
+Role changes, elections and their causes, leadership transfers, failovers, configuration and
+membership changes, switchovers and forced recoveries, newest first: the replicated history and each
+member's records not yet replicated (marked "not replicated").
 `;
 const requestTimeoutMs = 5_000;
 
-type Record = { atMs: number; node: string; term: number | null; event: string; [field: string]: unknown };
+type Record = {
+  atMs: number;
+  node: string;
+  term: number | null;
+  event: string;
+  seq?: number | null;
+  replicated?: boolean;
+  [field: string]: unknown;
+};
 
 function line(record: Record): string {
-  const { atMs, node, term, event, ...fields } = record;
+  const { atMs, node, term, event, seq: _seq, replicated, ...fields } = record;
   const detail = Object.entries(fields)
     .map(([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`)
     .join(" ");
-  return `${new Date(atMs).toISOString()}  ${node.padEnd(10)} term ${String(term ?? "-").padEnd(5)} ${event.padEnd(28)} ${detail}`;
+  const mark = replicated === false ? "  (not replicated)" : "";
+  return `${new Date(atMs).toISOString()}  ${node.padEnd(10)} term ${String(term ?? "-").padEnd(5)} ${event.padEnd(28)} ${detail}${mark}`;
+}
+
+/** One record once: by node and sequence, a replicated copy before a node's own (or by content without a sequence). */
+export function mergeHistories(answers: readonly (readonly Record[])[], limit: number): Record[] {
+  const byKey = new Map<string, Record>();
+  for (const record of answers.flat()) {
+    const key = typeof record.seq === "number" ? `${record.node}\u0000${record.seq}` : JSON.stringify(record);
+    const kept = byKey.get(key);
+    if (kept === undefined || (kept.replicated === false && record.replicated !== false))
+      byKey.set(key, record);
+  }
+  return [...byKey.values()].sort((a, b) => b.atMs - a.atMs).slice(0, limit);
 }
 
 export async function historyCommand(argv: string[]): Promise<number> {
@@ -54,15 +78,10 @@ export async function historyCommand(argv: string[]): Promise<number> {
       ),
     ),
   );
-  const seen = new Set<string>();
-  const records: Record[] = [];
-  for (const answer of answers) {
-    if (answer === null || seen.has(answer.node)) continue;
-    seen.add(answer.node);
-    records.push(...answer.history);
-  }
-  records.sort((a, b) => b.atMs - a.atMs);
-  const shown = records.slice(0, limit);
+  const shown = mergeHistories(
+    answers.flatMap((answer) => (answer === null ? [] : [answer.history])),
+    limit,
+  );
   if (flags.json === true) process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
   else process.stdout.write(shown.length === 0 ? "no history\n" : `${shown.map(line).join("\n")}\n`);
   return 0;

@@ -1,12 +1,14 @@
 /**
- * Switchover and history over HTTP (`src/node/switchover.ts`, `src/node/history.ts`).
+ * Switchover and history over HTTP (`src/node/switchover.ts`, `src/node/history-replication.ts`).
  *
  *   POST /v1/switchover          {to?, at?, timeoutMs?}   hand leadership over now, or at `at`
  *                                                         (ISO 8601 or ms since the epoch);
  *                                                         forwarded to the leader
  *   POST /v1/switchover/cancel                            cancel the scheduled one (forwarded)
  *   GET  /v1/switchover                                   what this node has scheduled (ask the leader)
- *   GET  /v1/history[?limit=N]                            this node's history, newest first
+ *   GET  /v1/history[?limit=N]                            the replicated history and this node's
+ *                                                         records not yet in it (`replicated:
+ *                                                         false`), newest first
  *   GET  /v1/failover                                     this node's view of failover
  *   POST /v1/failover       {mode?, paused?, approveTimeoutMs?, approvePolicy?, timeoutMs?}
  *                                                         change the cluster's settings (forwarded)

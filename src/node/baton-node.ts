@@ -31,7 +31,7 @@ import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
 import type { ConsistencyChecks } from "./consistency-check.ts";
 import type { FailoverView } from "./failover-control.ts";
-import type { HistoryRecord } from "./history.ts";
+import type { HistoryEntry } from "./history.ts";
 import { IdGuard } from "./id-guard.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import { LeaderSpeculation } from "./leader-speculation.ts";
@@ -143,6 +143,8 @@ export class BatonNode implements NodeService {
       handOver: (waitMsMax) => this.handOver(waitMsMax),
       guard: (run) => this.guard(run),
       guardSync: (run) => this.guardSync(run),
+      proposeHistory: (rows, timeoutMs) => this.writes.proposeHistory(rows, timeoutMs),
+      storeReadable: () => this.healing.readRefusal() === null,
     });
     this.loop.onStateChange(() => this.afterStep());
   }
@@ -183,6 +185,7 @@ export class BatonNode implements NodeService {
           message,
         ),
       peerConnected: (peer) => this.checks.peerConnected(peer),
+      historyMessage: (from, message) => this.operator.history.onMessage(from, message),
     });
   }
 
@@ -199,6 +202,7 @@ export class BatonNode implements NodeService {
   async start(): Promise<void> {
     await this.loop.start();
     this.healing.start();
+    this.operator.history.start();
   }
 
   /**
@@ -354,8 +358,8 @@ export class BatonNode implements NodeService {
     return this.operator.promote(timeoutMs, actor);
   }
 
-  history(limit: number): HistoryRecord[] {
-    return this.operator.history(limit);
+  history(limit: number): HistoryEntry[] {
+    return this.operator.historyRead(limit);
   }
 
   /** Refuses new work from now on; writes waiting at the gate fail with SHUTTING_DOWN. */
@@ -396,6 +400,7 @@ export class BatonNode implements NodeService {
     this.receiver.stop();
     this.checks.stop();
     this.healing.stop();
+    this.operator.history.stop();
     await this.loop.stop();
     this.applied.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping"));
   }
@@ -406,7 +411,7 @@ export class BatonNode implements NodeService {
     if (change.role !== "leader") {
       this.writes.leadershipLost();
       this.speculation.rollback(`became ${change.role}`);
-      this.operator.switchovers.leadershipLost();
+      this.operator.leadershipLost();
       this.sender.abortAll();
       this.ids.reset();
     }

@@ -20,7 +20,7 @@ import { type NodeId, nodeId } from "../types/ids.ts";
 import { walFaultOptions } from "../wal/fault-injection.ts";
 import type { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
-import { FileHistory } from "./history.ts";
+import { FileHistory } from "./history-file.ts";
 import { type NodeConfig, nodeDefaults } from "./node-config.ts";
 import { quarantineSink } from "./orphans.ts";
 import {

@@ -31,6 +31,8 @@ export type UnsafeNodeBugs = {
   readonly rejoinWithoutRemoval?: boolean;
   /** Run no consistency checks and trust every database as verified (`consistency-check.ts`). */
   readonly skipConsistencyChecks?: boolean;
+  /** Keep history records on the node that made them: never push or propose them (`history-replication.ts`). */
+  readonly noHistoryReplication?: boolean;
 };
 
 export type NodeConfig = {

@@ -11,7 +11,7 @@
 import type { ExecuteResponse, QueryResponse, StatusResponse } from "../api/api-types.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import type { FailoverView } from "./failover-control.ts";
-import type { HistoryRecord } from "./history.ts";
+import type { HistoryEntry } from "./history.ts";
 import type { AddRequest, JoinAnswer, MemberChangeAnswer, MembersResponse } from "./member-changes.ts";
 import type { ScheduledSwitchover, SwitchoverAnswer, SwitchoverRequest } from "./switchover.ts";
 
@@ -80,8 +80,11 @@ export interface NodeService {
     timeoutMs: number | null,
     actor: string,
   ): Promise<{ readonly leader: string; readonly term: number }>;
-  /** This node's history, newest first (`history.ts`). */
-  history(limit: number): HistoryRecord[];
+  /**
+   * The history, newest first (`history-replication.ts`): the replicated records and this node's own
+   * not yet replicated (`replicated: false`), at most `limit`.
+   */
+  history(limit: number): HistoryEntry[];
   /** A new node with an empty data directory asks to be added (`baton start --join`). */
   memberJoin(
     request: { id: string; raft: string; http: string; witness?: boolean },

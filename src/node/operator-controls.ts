@@ -1,12 +1,13 @@
 /**
  * What an operator does to a running cluster through a node: membership changes
  * (`member-changes.ts`), failover settings, member attributes and promotion (`failover-control.ts`),
- * switchovers (`switchover.ts`) and the history (`history.ts`). Every change is recorded in the
- * history with who asked and how it ended.
+ * switchovers (`switchover.ts`) and the history (`history.ts`, replicated by
+ * `history-replication.ts`). Every change is recorded in the history with who asked and how it ended.
  */
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import { FailoverControl, type FailoverView } from "./failover-control.ts";
-import { type HistoryRecord, historyReadMax } from "./history.ts";
+import { type HistoryEntry, historyReadMax } from "./history.ts";
+import { HistoryReplicator } from "./history-replication.ts";
 import {
   type AddRequest,
   type JoinAnswer,
@@ -35,11 +36,15 @@ type Parts = {
   /** The node's request guards: a bug takes the fatal path, an operating error is returned. */
   readonly guard: <T>(run: () => Promise<T>) => Promise<T>;
   readonly guardSync: <T>(run: () => T) => T;
+  readonly proposeHistory: ConstructorParameters<typeof HistoryReplicator>[0]["proposeHistory"];
+  /** False while this node's database must not be read (damaged, or not verified since it started). */
+  readonly storeReadable: () => boolean;
 };
 
 export class OperatorControls {
   readonly failover: FailoverControl;
   readonly switchovers: Switchover;
+  readonly history: HistoryReplicator;
   private readonly memberChanges: MemberChanges;
   private readonly parts: Parts;
 
@@ -57,6 +62,14 @@ export class OperatorControls {
       markWitness: (node, waitMs) => this.failover.changeAttributes(node, { witness: true }, waitMs),
     });
     this.switchovers = new Switchover({ loop, config, runtime, history: loop.history, requireLeader });
+    const { proposeHistory, storeReadable } = parts;
+    this.history = new HistoryReplicator({ config, runtime, loop, proposeHistory, storeReadable });
+  }
+
+  /** This node no longer leads: a scheduled switchover is dropped, pushed history is the next leader's. */
+  leadershipLost(): void {
+    this.switchovers.leadershipLost();
+    this.history.leadershipLost();
   }
 
   members(): MembersResponse {
@@ -138,10 +151,10 @@ export class OperatorControls {
     );
   }
 
-  history(limit: number): HistoryRecord[] {
+  historyRead(limit: number): HistoryEntry[] {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > historyReadMax)
       throw new BatonError(ErrorCode.BAD_REQUEST, `limit must be an integer from 1 to ${historyReadMax}`);
-    return this.parts.guardSync(() => this.parts.loop.history.recent(limit));
+    return this.parts.guardSync(() => this.history.read(limit));
   }
 
   /**
@@ -154,7 +167,7 @@ export class OperatorControls {
     fields: Record<string, unknown>,
     run: () => Promise<T>,
   ): Promise<T> {
-    const record = (outcome: Record<string, unknown>): void =>
+    const record = (outcome: Record<string, unknown>): void => {
       this.parts.loop.history.record({
         atMs: this.parts.runtime.clock.nowMs(),
         node: this.parts.config.id,
@@ -163,6 +176,7 @@ export class OperatorControls {
         ...fields,
         ...outcome,
       });
+    };
     try {
       const result = await this.parts.guard(run);
       record({ outcome: "done" });

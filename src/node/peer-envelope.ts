@@ -15,17 +15,26 @@
  *     snapshot request  [3][u64 applied index]          "my database is damaged: send me a snapshot
  *                                                        at or after this index"
  *     check request     [4][u64 applied index]          "my database is not verified: start a check"
+ * - `history`: a node's history records on their way to the leader (`history-replication.ts`):
+ *     push  [1][JSON array of rows {node, seq, atMs, record}]  "my records not yet replicated", at
+ *           most `historyBatchRecordsMax` rows and `historyPushBytesMax` bytes
+ *     ack   [2][u64 sequence]                                  "yours are replicated through it"
  */
 import { crc32 } from "node:zlib";
 import type { InstallSnapshotMessage, Message } from "../consensus/messages.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import type { HistoryRow } from "../store/index.ts";
 import { type LogIndex, logIndex, type Term, term } from "../types/ids.ts";
+import { decodeHistoryRows } from "./history.ts";
 import { decodeMessage, encodeMessage } from "./message-codec.ts";
 
 const consensusClass = 1;
 const nodeInfoClass = 2;
 const snapshotClass = 3;
 const storageClass = 4;
+const historyClass = 5;
+const historyPushKind = 1;
+const historyAckKind = 2;
 const checkStartKind = 1;
 const checkReportKind = 2;
 const snapshotRequestKind = 3;
@@ -70,11 +79,41 @@ export type StorageMessage =
   | { readonly kind: "snapshotRequest"; readonly appliedIndex: LogIndex }
   | { readonly kind: "checkRequest"; readonly appliedIndex: LogIndex };
 
+export type HistoryMessage =
+  | { readonly kind: "push"; readonly rows: readonly HistoryRow[] }
+  | { readonly kind: "ack"; readonly through: number };
+
 export type PeerBody =
   | { readonly type: "consensus"; readonly message: Message }
   | { readonly type: "nodeInfo"; readonly info: NodeInfo }
   | { readonly type: "snapshot"; readonly message: SnapshotStreamMessage }
-  | { readonly type: "storage"; readonly message: StorageMessage };
+  | { readonly type: "storage"; readonly message: StorageMessage }
+  | { readonly type: "history"; readonly message: HistoryMessage };
+
+export function encodeHistory(message: HistoryMessage): Uint8Array {
+  if (message.kind === "ack") {
+    const bytes = new Uint8Array(10);
+    bytes[0] = historyClass;
+    bytes[1] = historyAckKind;
+    new DataView(bytes.buffer).setBigUint64(2, BigInt(message.through));
+    return bytes;
+  }
+  const json = Buffer.from(JSON.stringify(message.rows));
+  const framed = new Uint8Array(json.byteLength + 2);
+  framed[0] = historyClass;
+  framed[1] = historyPushKind;
+  framed.set(json, 2);
+  return framed;
+}
+
+function decodeHistory(body: Uint8Array): HistoryMessage {
+  if (body[1] === historyAckKind && body.byteLength === 10) {
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    return { kind: "ack", through: safeInteger(view.getBigUint64(2), "history sequence") };
+  }
+  if (body[1] === historyPushKind) return { kind: "push", rows: decodeHistoryRows(body.subarray(2)) };
+  throw new BatonError(ErrorCode.BAD_MESSAGE, `malformed history message (kind ${body[1]})`);
+}
 
 export function encodeStorage(message: StorageMessage): Uint8Array {
   const report = message.kind === "checkReport";
@@ -213,6 +252,7 @@ export function decodePeerBody(body: Uint8Array): PeerBody {
   if (body[0] === consensusClass) return { type: "consensus", message: decodeMessage(content) };
   if (body[0] === snapshotClass) return { type: "snapshot", message: decodeSnapshotStream(body) };
   if (body[0] === storageClass) return { type: "storage", message: decodeStorage(body) };
+  if (body[0] === historyClass) return { type: "history", message: decodeHistory(body) };
   if (body[0] === nodeInfoClass && content.byteLength <= nodeInfoBytesMax) {
     let parsed: unknown;
     try {

@@ -27,7 +27,7 @@ import { Store } from "../store/store.ts";
 import { logIndex, nodeId, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
-import { historyFileName } from "./history.ts";
+import { FileHistory } from "./history-file.ts";
 
 export type Recovery = {
   readonly incarnation: number;
@@ -181,15 +181,12 @@ export async function applyRecovery(
   } finally {
     await wal.close();
   }
-  const history = path.join(dataDirectory, historyFileName);
-  fs.mkdirSync(path.dirname(history), { recursive: true });
-  const line = {
+  new FileHistory(dataDirectory).record({
     atMs: nowMs,
     term: null,
     event: "forced-recovery",
     actor: "operator",
     ...report,
-  };
-  fs.appendFileSync(history, `${JSON.stringify(line)}\n`);
+  });
   return recovery;
 }

@@ -36,7 +36,7 @@ import { Prng } from "../lib/prng.ts";
 import type { Transport } from "../transport/transport.ts";
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { CompactionPoint } from "../wal/log-store.ts";
-import { type HistorySink, historyOfEvent, MemoryHistory } from "./history.ts";
+import { EventHistory, type HistorySink, MemoryHistory } from "./history.ts";
 import { LeaderLease } from "./leader-lease.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
@@ -44,6 +44,7 @@ import {
   decodePeerBody,
   encodeConsensus,
   encodeNodeInfo,
+  type HistoryMessage,
   type SnapshotStreamMessage,
   type StorageMessage,
 } from "./peer-envelope.ts";
@@ -62,6 +63,8 @@ export type LoopParts = {
   snapshotStream(from: NodeId, message: SnapshotStreamMessage): void;
   /** A consistency-check or storage-healing message arrived from a peer. */
   storageMessage(from: NodeId, message: StorageMessage): void;
+  /** A history push or acknowledgement arrived from a peer (`history-replication.ts`). */
+  historyMessage(from: NodeId, message: HistoryMessage): void;
   /** The transport (re)connected to a peer. */
   peerConnected(peer: NodeId): void;
 };
@@ -90,11 +93,8 @@ export class ReplicaLoop {
   private transportPeers = new Set<NodeId>();
   private readonly startPeers: ReadonlySet<NodeId>;
   private readonly lease: LeaderLease;
-  /** Why this node's latest real election started (its `leader-elected` record carries it). */
-  private electionCause: string | null = null;
-  /** An operator promoted this node: its next election is theirs. */
-  private promoted = false;
   readonly history: HistorySink;
+  private readonly eventHistory: EventHistory;
 
   constructor(config: NodeConfig, runtime: NodeRuntime, peers: PeerDirectory) {
     this.config = config;
@@ -103,6 +103,7 @@ export class ReplicaLoop {
     this.lease = new LeaderLease(config.id, config.heartbeatMs * config.missedHeartbeats, runtime.clock);
     this.startPeers = new Set(peers.knownIds());
     this.history = runtime.history ?? new MemoryHistory();
+    this.eventHistory = new EventHistory(this.history);
     this.transportPeers = new Set(this.startPeers);
     const { recovered, store } = runtime;
     for (const entry of recovered.entries) this.appendedBytesValue += entry.data.byteLength;
@@ -296,6 +297,11 @@ export class ReplicaLoop {
       this.guarded(() => this.parts?.storageMessage(from, message));
       return;
     }
+    if (decoded.type === "history") {
+      const message = decoded.message;
+      this.guarded(() => this.parts?.historyMessage(from, message));
+      return;
+    }
     const message = decoded.message;
     if (message.from !== from || message.to !== this.config.id) {
       this.runtime.logger("warn", "peer.misaddressed-message", { from, claimedFrom: message.from });
@@ -339,20 +345,6 @@ export class ReplicaLoop {
     this.bookkeeping(effects);
     this.syncPeers();
     for (const listener of this.stateListeners) listener();
-  }
-
-  /** Role changes and elections go to the history, an election won with the cause of its start. */
-  private recordHistory(event: CoreEvent): void {
-    if (event.type === "promote-started") this.promoted = true;
-    if (event.type === "election-started" && !event.preVote) {
-      this.electionCause = event.transfer ? "transfer" : this.promoted ? "operator" : "leader-lost";
-      this.promoted = false;
-    }
-    const record = historyOfEvent(event, this.runtime.clock.nowMs());
-    if (record === null) return;
-    this.history.record(
-      record.event === "leader-elected" ? { ...record, cause: this.electionCause ?? "unknown" } : record,
-    );
   }
 
   /**
@@ -450,7 +442,7 @@ export class ReplicaLoop {
       });
     }
     for (const event of effects.events) {
-      this.recordHistory(event);
+      this.eventHistory.note(event, clock.nowMs());
       this.auditEvents.push({ ...event, atMs: clock.nowMs() });
       if (this.auditEvents.length > this.config.auditEventsMax) this.auditEvents.shift();
       logger("info", `consensus.${event.type}`, { ...event });

@@ -28,7 +28,7 @@ import type { Durability } from "../consensus/config.ts";
 import { mayLead } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
-import type { SequenceEntry } from "../store/index.ts";
+import type { HistoryRow, SequenceEntry } from "../store/index.ts";
 import type { ExecuteOptions, ExecuteResult, ExecuteStatementResult } from "../store/types.ts";
 import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { SandboxRequest } from "../store/write-sandbox-protocol.ts";
@@ -381,6 +381,21 @@ export class WritePath {
       () => this.ids.committedReservation(reserve),
       () => this.ids.proposalFailed(reserve),
     );
+  }
+
+  /**
+   * Runs a statement-less batch of history rows (`history-replication.ts`) at the next index and
+   * proposes it at `majority`, in one turn, only if the gate is open now: it never waits, so it never
+   * stands in a client's way for longer than its own small batch. Null when the gate is closed or
+   * this node may not lead (nothing ran); the promise settles with the core's outcome.
+   */
+  proposeHistory(rows: readonly HistoryRow[], timeoutMs: number): Promise<ProposalResult> | null {
+    const { term, lastIndex, clusterConfig } = this.loop.core.summary();
+    if (!this.gateOpen() || this.damageError() !== null || !mayLead(clusterConfig, this.config.id))
+      return null;
+    const index = logIndex(lastIndex + 1);
+    const { payload } = this.speculation.execute(index, [], { historyRows: rows });
+    return this.propose(index, term, payload, "majority", timeoutMs).outcome;
   }
 
   /** Proposes a batch that ran at `index`; refused, it undoes the open batches and throws. */

@@ -16,6 +16,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
+import { ensureHistoryTable } from "./history-table.ts";
 import { ensureReservationTable } from "./id-reservations.ts";
 import { initializeMeta, MetaAccess } from "./meta.ts";
 import { ensureRequestTable } from "./request-log.ts";
@@ -128,6 +129,7 @@ export function openConnections(path: string, busyTimeoutMs: number): Connection
     initializeMeta(write, path);
     ensureRequestTable(write);
     ensureReservationTable(write);
+    ensureHistoryTable(write);
     const writeGuard = new StatementGuard();
     write.setAuthorizer(writeGuard.authorize);
     return {

@@ -5,9 +5,10 @@
  * `sqlite_*` objects and the store's `_baton_*` ones, sorted by type and name: type, name, table and
  * SQL text); then every user table, sorted by name, its column names and its rows in primary-key
  * order; then the AUTOINCREMENT counters sorted by name; then the remembered requests
- * (`_baton_requests`, request-log.ts) in request-id order and the id reservations
- * (`_baton_id_reservations`, id-reservations.ts) by name, which are replicated state too: a node
- * that took over would answer retries from them and start its counters above them. Not covered: the applied index, physical layout
+ * (`_baton_requests`, request-log.ts) in request-id order, the id reservations
+ * (`_baton_id_reservations`, id-reservations.ts) by name and the history (`_baton_history`,
+ * history-table.ts) by node and sequence, which are replicated state too: a node that took over
+ * would answer retries from them, start its counters above them and serve the history from it. Not covered: the applied index, physical layout
  * (page numbers, rowids of rows whose key is not the rowid) and anything node-local.
  *
  * Every value is framed with its storage class, so INTEGER 1, REAL 1.0, TEXT '1' and BLOB x'31'
@@ -21,6 +22,7 @@
 import { createHash, type Hash } from "node:crypto";
 import type { DatabaseSync, SQLOutputValue } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
+import { historyTableName } from "./history-table.ts";
 import { reservationTableName } from "./id-reservations.ts";
 import { requestTableName } from "./request-log.ts";
 import { quoteIdentifier } from "./sql-text.ts";
@@ -167,6 +169,7 @@ export function* contentHashSteps(db: DatabaseSync, rowsPerStep: number): Genera
   hash.marker(tag.end);
   yield* hashTable(db, hash, requestTableName, budget);
   yield* hashTable(db, hash, reservationTableName, budget);
+  yield* hashTable(db, hash, historyTableName, budget);
   assert(db.isTransaction, "the content hash read one state");
   return hash.digest();
 }

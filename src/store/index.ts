@@ -4,6 +4,13 @@
 
 export { ContentHashJob, checkDatabaseStructure } from "./database-check.ts";
 export {
+  type HistoryReads,
+  type HistoryRow,
+  historyRecordBytesMax,
+  historyRowsMax,
+  historyRowsPerBatchMax,
+} from "./history-table.ts";
+export {
   decodePayload,
   encodePayload,
   type PayloadOp,

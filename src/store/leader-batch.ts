@@ -32,6 +32,7 @@ import {
   runWithRows,
 } from "./client-statement.ts";
 import { queryValueBytesMax } from "./connections.ts";
+import { type HistoryRow, insertHistory } from "./history-table.ts";
 import { raiseCountersToReservations, raiseReservations } from "./id-reservations.ts";
 import { internalStatement } from "./internal-statements.ts";
 import type { PayloadOp, SequenceEntry } from "./payload.ts";
@@ -61,12 +62,14 @@ export type BatchOutcome = {
   readonly reservations: readonly SequenceEntry[] | null;
 };
 
-/** What a batch does besides its statements (id-reservations.ts). */
+/** What a batch does besides its statements (id-reservations.ts, history-table.ts). */
 export type BatchExtras = {
   /** First, raise every AUTOINCREMENT counter to its reservation (a term's first batch). */
   readonly raiseCounters?: boolean;
   /** Last, raise these reservations. */
   readonly reserve?: readonly SequenceEntry[];
+  /** Last, insert these history records (those not yet present) and trim the oldest. */
+  readonly history?: readonly HistoryRow[];
 };
 
 const noChange: ExecuteStatementResult = { rowsAffected: 0, lastInsertRowid: 0 };
@@ -205,9 +208,11 @@ export function runLeaderBatch(
       }
     }
     db.limits.length = internalValueBytesMax;
-    if (beforeFlush !== undefined || extras.reserve !== undefined) recorder.ensureOpen();
+    if (beforeFlush !== undefined || extras.reserve !== undefined || extras.history !== undefined)
+      recorder.ensureOpen();
     if (beforeFlush !== undefined) beforeFlush(results);
     if (extras.reserve !== undefined) raiseReservations(db, extras.reserve);
+    if (extras.history !== undefined) insertHistory(db, extras.history);
     recorder.flush();
     countersAfter = counters.afterBatch(db);
     const counterOp = SequenceCounters.opFor(countersBefore, countersAfter, ops);

@@ -35,6 +35,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import type { LogIndex } from "../types/ids.ts";
 import { internalStatement } from "./internal-statements.ts";
+import type { ExecuteOptions, ExecuteStatementResult } from "./types.ts";
 
 export const requestTableName = "_baton_requests";
 
@@ -115,6 +116,27 @@ export function rememberRequest(db: DatabaseSync, record: RequestRecord): void {
     db,
     `INSERT INTO ${requestTableName}(request_id, entry_index, response, logged_at_ms) VALUES (?, ?, ?, ?)`,
   ).run(requestId, index, response, loggedAtMs);
+}
+
+/**
+ * What a leader batch at `index` runs after its statements to remember `request` (nothing without
+ * one): the request with the response its results make.
+ */
+export function rememberStep(
+  db: DatabaseSync,
+  request: ExecuteOptions["request"],
+  index: LogIndex,
+  window: RequestRecord["window"],
+): ((results: readonly ExecuteStatementResult[]) => void) | undefined {
+  if (request === undefined) return undefined;
+  return (results) =>
+    rememberRequest(db, {
+      requestId: request.id,
+      index,
+      response: request.response(results),
+      loggedAtMs: request.loggedAtMs,
+      window,
+    });
 }
 
 export function lookupRequest(db: DatabaseSync, requestId: string): RememberedRequest | null {

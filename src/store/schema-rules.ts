@@ -15,6 +15,7 @@
 import type { DatabaseSync } from "node:sqlite";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
+import { historyTableName, historyTimeIndexName } from "./history-table.ts";
 import { reservationTableName } from "./id-reservations.ts";
 import { metaTableName } from "./meta.ts";
 import { requestTableName } from "./request-log.ts";
@@ -86,7 +87,7 @@ export function checkReplicableTable(db: DatabaseSync, table: string, statementI
 export function checkReservedNames(db: DatabaseSync, statementIndex: number): void {
   const row = db
     .prepare(
-      "SELECT name FROM sqlite_schema WHERE substr(lower(name), 1, ?) = ? AND name NOT IN (?, ?, ?, ?) LIMIT 1",
+      "SELECT name FROM sqlite_schema WHERE substr(lower(name), 1, ?) = ? AND name NOT IN (?, ?, ?, ?, ?, ?) LIMIT 1",
     )
     .get(
       reservedPrefix.length,
@@ -95,6 +96,8 @@ export function checkReservedNames(db: DatabaseSync, statementIndex: number): vo
       requestTableName,
       `${requestTableName}_by_index`,
       reservationTableName,
+      historyTableName,
+      historyTimeIndexName,
     );
   if (row !== undefined) {
     throw forbidden(

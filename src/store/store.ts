@@ -26,12 +26,13 @@ import { adoptBatchInto } from "./adopted-batch.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
 import { ContentHashJob } from "./database-check.ts";
+import { type HistoryReads, historyReads } from "./history-table.ts";
 import { internalStatement } from "./internal-statements.ts";
 import { runLeaderBatch } from "./leader-batch.ts";
 import { decodePayload, encodeBoundedPayload } from "./payload.ts";
 import { resultBudget, runQuery } from "./query-run.ts";
 import { applyInTransaction } from "./replica-apply.ts";
-import { lookupRequest, type RememberedRequest, rememberRequest } from "./request-log.ts";
+import { lookupRequest, type RememberedRequest, rememberStep } from "./request-log.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import {
   discardPreparedRestore,
@@ -52,7 +53,6 @@ import type {
   DiscardedBatch,
   ExecuteOptions,
   ExecuteResult,
-  ExecuteStatementResult,
   QueryOptions,
   QueryResult,
   SnapshotInfo,
@@ -216,31 +216,18 @@ export class Store {
         counters: this.#counters,
         schemaChanged: () => this.#schemaChanged(),
       };
-      const request = options.request;
-      const remember =
-        request === undefined
-          ? undefined
-          : (results: readonly ExecuteStatementResult[]) =>
-              rememberRequest(write, {
-                requestId: request.id,
-                index,
-                response: request.response(results),
-                loggedAtMs: request.loggedAtMs,
-                window: { entries: this.#limits.requestWindowEntries, ms: this.#limits.requestWindowMs },
-              });
+      const window = { entries: this.#limits.requestWindowEntries, ms: this.#limits.requestWindowMs };
+      const remember = rememberStep(write, options.request, index, window);
       const outcome = runLeaderBatch(context, checked, budget, remember, {
         ...(options.raiseCountersToReservations === true ? { raiseCounters: true } : {}),
         ...(options.reserveIds === undefined ? {} : { reserve: options.reserveIds }),
+        ...(options.historyRows === undefined ? {} : { history: options.historyRows }),
       });
       const payload = encodeBoundedPayload(outcome.ops, this.#limits.payloadBytesMax);
       write.exec(`RELEASE ${batchSavepoint}`);
       this.#speculative.push(index);
-      return {
-        results: outcome.results,
-        payload,
-        counters: outcome.counters,
-        reservations: outcome.reservations,
-      };
+      const { results, counters, reservations } = outcome;
+      return { results, payload, counters, reservations };
     } catch (error) {
       throw this.#abandonBatch(error);
     }
@@ -427,6 +414,11 @@ export class Store {
     const rows = internalStatement(read, "SELECT name, pk FROM pragma_table_info(?) ORDER BY cid").all(table);
     if (rows.length === 0) return null;
     return { columns: rows.map((row) => String(row.name)), primaryKey: rows.map((row) => Number(row.pk)) };
+  }
+
+  /** The committed history (history-table.ts). */
+  get history(): HistoryReads {
+    return historyReads(this.#open().read);
   }
 
   /** The hex SHA-256 of the committed replicated content (see content-hash.ts). */

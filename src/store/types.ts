@@ -7,6 +7,7 @@
  */
 
 import type { LogIndex } from "../types/ids.ts";
+import type { HistoryRow } from "./history-table.ts";
 import type { SequenceEntry } from "./payload.ts";
 
 /** A value as SQLite stores it and the store returns it. */
@@ -78,6 +79,8 @@ export type ExecuteOptions = {
   readonly raiseCountersToReservations?: boolean;
   /** After the statements, raise these id reservations (replicated with the batch). */
   readonly reserveIds?: readonly SequenceEntry[];
+  /** After the statements, insert these history records when absent (history-table.ts). */
+  readonly historyRows?: readonly HistoryRow[];
 };
 
 export type QueryOptions = {

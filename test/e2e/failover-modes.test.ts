@@ -47,7 +47,9 @@ async function keys(node: ClusterNode): Promise<Set<string>> {
   return new Set((answer.body.results[0].rows as string[][]).map((r) => String(r[0])));
 }
 
-async function history(node: ClusterNode): Promise<{ node: string; event: string; cause?: string }[]> {
+async function history(
+  node: ClusterNode,
+): Promise<{ node: string; event: string; cause?: string; replicated?: boolean }[]> {
   const answer = await runBaton(["history", "--url", node.url, "--json", "--limit", "1000"]);
   return JSON.parse(answer.stdout);
 }
@@ -145,6 +147,14 @@ describe("failover the operator controls", { timeout: 400_000 }, () => {
     assert.equal(approved.leader, view.proposal.candidate);
     const lines = await history(rest[0]!);
     assert.ok(lines.some((l) => l.event === "failover-pending"));
+    // Recorded while no leader existed, replicated once one does: the loss, the pending failover
+    // and the approval (a promotion) are in the history every member answers.
+    await waitFor("the leaderless time's records to be replicated", 15_000, async () => {
+      const replicated = (await history(rest[1]!)).filter((l) => l.replicated === true);
+      return ["leader-lost", "failover-pending", "promote", "leader-elected"].every((event) =>
+        replicated.some((l) => l.event === event && l.node !== leader.id),
+      );
+    });
   });
 
   for (const policy of ["promote", "stay-leaderless"] as const) {

@@ -91,6 +91,14 @@ describe("forced recovery", { timeout: 120_000 }, () => {
     );
     const history = fs.readFileSync(path.join(survivor.dataDirectory, "review", "history.jsonl"), "utf8");
     assert.match(history, /forced-recovery/);
+    // Written while the node was stopped, replicated once it runs (it leads alone).
+    await waitFor("the forced recovery in the replicated history", 10_000, async () => {
+      const response = await fetch(`${recovered.url}/v1/history?limit=100`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      const answer = (await response.json()) as { history: { event: string; replicated: boolean }[] };
+      return answer.history.some((record) => record.event === "forced-recovery" && record.replicated);
+    });
 
     // An old member returns: it is refused at the handshake and never joins the new incarnation.
     cluster.startNode(lost1);

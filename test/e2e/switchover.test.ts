@@ -2,14 +2,31 @@
  * End to end, real processes on loopback: a planned switchover under load (`baton switchover`)
  * loses no acknowledged write and reports its write pause; a scheduled one can be cancelled or
  * happens at its time; `baton history` shows each of these, and a failover caused by a lost leader.
+ * The history is replicated: a leader whose disk is lost (and that is then removed) leaves its
+ * election and the operator actions it ran in the history the survivors answer.
  */
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { connect } from "../../src/client/index.ts";
 import { Cluster, type ClusterNode, postJson, runBaton, waitFor } from "./cluster-harness.ts";
 import { startWriteLoad } from "./write-load.ts";
 
-type HistoryLine = { node: string; event: string; cause?: string; actor?: string; writePauseMs?: number };
+type HistoryLine = {
+  node: string;
+  event: string;
+  cause?: string;
+  actor?: string;
+  writePauseMs?: number;
+  target?: string;
+  replicated?: boolean;
+};
+
+/** One node's answer to `GET /v1/history` (5 s bound). */
+async function nodeHistory(node: ClusterNode): Promise<HistoryLine[]> {
+  const response = await fetch(`${node.url}/v1/history?limit=1000`, { signal: AbortSignal.timeout(5000) });
+  return ((await response.json()) as { history: HistoryLine[] }).history;
+}
 
 async function history(node: ClusterNode): Promise<HistoryLine[]> {
   const answer = await runBaton(["history", "--url", node.url, "--json", "--limit", "1000"]);
@@ -128,5 +145,48 @@ describe("switchover and history", { timeout: 180_000 }, () => {
     );
     cluster.startNode(leader);
     await cluster.waitForLeader();
+  });
+
+  test("a leader whose disk is lost leaves its election and operator actions in the replicated history", async () => {
+    const leader = await cluster.waitForLeader();
+    const setting = await runBaton(["failover", "set", "--approve-timeout-ms", "45000", "--url", leader.url]);
+    assert.equal(setting.code, 0, setting.output);
+    const own = (lines: HistoryLine[], event: string): boolean =>
+      lines.some((l) => l.node === leader.id && l.event === event && l.replicated === true);
+    await waitFor("the leader's records to be replicated", 15_000, async () => {
+      const lines = await nodeHistory(leader);
+      return own(lines, "leader-elected") && own(lines, "failover-settings");
+    });
+    await cluster.signal(leader, "SIGKILL");
+    fs.rmSync(leader.dataDirectory, { recursive: true, force: true });
+    const next = await cluster.waitForLeader(cluster.running());
+    const removed = await runBaton(["member", "remove", leader.id, "--url", next.url]);
+    assert.equal(removed.code, 0, removed.output);
+    for (const survivor of cluster.running()) {
+      const lines = await waitFor(`${survivor.id} to answer the new leader's records`, 15_000, async () => {
+        const seen = await nodeHistory(survivor);
+        const replicated = (event: string) =>
+          seen.some((l) => l.node === next.id && l.event === event && l.replicated === true);
+        return replicated("leader-elected") && replicated("member-remove") ? seen : null;
+      });
+      assert.ok(own(lines, "leader-elected"), `${survivor.id} answers the lost leader's election`);
+      assert.ok(
+        lines.some(
+          (l) => l.node === leader.id && l.event === "failover-settings" && typeof l.actor === "string",
+        ),
+        `${survivor.id} answers the lost leader's operator action, with its actor`,
+      );
+    }
+    const merged = await history(next);
+    assert.ok(merged.some((l) => l.node === leader.id && l.event === "leader-elected"));
+    assert.ok(merged.some((l) => l.node === leader.id && l.event === "failover-settings"));
+    assert.ok(
+      merged.some((l) => l.node === next.id && l.event === "leader-elected" && l.cause === "leader-lost"),
+    );
+    assert.ok(
+      merged.some((l) => l.node === next.id && l.event === "member-remove" && l.target === leader.id),
+    );
+    const keys = merged.map((l) => JSON.stringify([l.node, (l as { seq?: number }).seq]));
+    assert.equal(new Set(keys).size, keys.length, "each record once, however many members answer it");
   });
 });

@@ -10,8 +10,10 @@
  *  2. Liveness phase: every fault stops. A leader recognised by all members must appear within
  *     `electionBoundTicks`; the operator must finish its episode within `memberFinishBoundTicks`;
  *     then a few writes to the leader must all be acknowledged, and every member, learners
- *     included, must converge on the same applied state and content. Finally the clients' history
- *     is checked at the SQL level (`finalCheck`); losses of `local` and `one` writes are counted.
+ *     included, must converge on the same applied state and content, every member's history
+ *     records replicated. Finally the clients' history is checked at the SQL level (`finalCheck`),
+ *     and the replicated history against what each node was told it holds (`history-checker.ts`);
+ *     losses of `local` and `one` writes are counted.
  *
  * Any exception (a checker's `SimViolation` or an assertion inside the core) fails the run; the
  * result names the seed so that `npm run sim -- --seed N` replays it exactly.
@@ -21,6 +23,7 @@ import { SimViolation } from "./checkers.ts";
 import { type FaultKind, SimCluster } from "./cluster.ts";
 import type { FailoverEventCounts } from "./failover-checker.ts";
 import { type FailoverOperatorStats, operatorBoundTicks } from "./failover-operator.ts";
+import { checkHistoryReplicated, historyPending, historyReplicatedBoundTicks } from "./history-checker.ts";
 import { checkListAppend, type ListAppendLossCounts } from "./list-append-checker.ts";
 import type { OperatorStats } from "./member-operator.ts";
 import {
@@ -66,7 +69,12 @@ function convergenceBoundTicks(cluster: SimCluster): number {
   const roundTripTicks = 2 * o.delayTicksMax + o.fsyncTicksMax + o.heartbeatTicks;
   const lastIndex = Math.max(...cluster.nodes.map((node) => node.core?.summary().lastIndex ?? 0));
   const batchesBehind = Math.ceil(lastIndex / (o.appendEntriesBatchEntriesMax * o.appendEntriesInflightMax));
-  return (batchesBehind + 50) * roundTripTicks + electionBoundTicks(o) + o.proposalTimeoutTicks;
+  return (
+    (batchesBehind + 50) * roundTripTicks +
+    electionBoundTicks(o) +
+    o.proposalTimeoutTicks +
+    historyReplicatedBoundTicks
+  );
 }
 
 /**
@@ -83,13 +91,17 @@ function memberFinishBoundTicks(cluster: SimCluster): number {
   );
 }
 
-/** Every member of the leader's configuration, learners included, applied all the leader holds. */
+/**
+ * Every member of the leader's configuration, learners included, applied all the leader holds, and
+ * every member's history records are replicated.
+ */
 function converged(cluster: SimCluster): boolean {
   const leader = cluster.stableLeader();
   const members = cluster.members();
   if (leader === null || leader.core === null || members === null) return false;
   const { commitIndex, lastIndex } = leader.core.summary();
   if (commitIndex !== lastIndex) return false;
+  if (cluster.options.checkHistory && historyPending(members) !== null) return false;
   // A node whose database was damaged has converged once it has healed: its database verified again.
   return members.every(
     (node) => node.store?.appliedIndex === commitIndex && node.node?.status().storage.verified === true,
@@ -186,7 +198,7 @@ export async function livenessPhase(cluster: SimCluster): Promise<{ ticksToElect
   if ((await cluster.runUntil(progressed, convergence, convergenceTicks)) === null) {
     throw new SimViolation(
       "liveness",
-      `no convergence within ${convergence} ticks after the leader appeared (liveness writes ${values.join(",")}, acknowledged ${[...acknowledgedValues].join(",")}; in flight ${cluster.workload.inFlight}; converged ${converged(cluster)})`,
+      `no convergence within ${convergence} ticks after the leader appeared (liveness writes ${values.join(",")}, acknowledged ${[...acknowledgedValues].join(",")}; in flight ${cluster.workload.inFlight}; converged ${converged(cluster)}; history not replicated: ${historyPending(cluster.members() ?? []) ?? "none"})`,
     );
   }
   cluster.deepCheck();
@@ -206,7 +218,9 @@ export async function finalCheck(
   checkMembersConverged(cluster);
   const leader = cluster.stableLeader();
   const store = leader?.store;
-  if (store === null || store === undefined) throw new SimViolation("liveness", "no leader at the end");
+  if (leader === null || store === null || store === undefined)
+    throw new SimViolation("liveness", "no leader at the end");
+  if (cluster.options.checkHistory) checkHistoryReplicated(leader, cluster.members() ?? []);
   const rows = store.query([{ sql: "SELECT key, items FROM lists" }]).results[0]?.rows ?? [];
   const finalLists = new Map<number, number[]>();
   for (const [key, items] of rows) finalLists.set(Number(key), String(items).split(",").map(Number));
