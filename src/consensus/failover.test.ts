@@ -23,6 +23,7 @@ import {
 } from "./cluster-config.ts";
 import { quorumSize } from "./config.ts";
 import { core, entry, message } from "./core-fixtures.ts";
+import type { InitialState } from "./core-state.ts";
 import {
   approvePolicies,
   approveTimeoutMsMax,
@@ -35,6 +36,8 @@ import {
 } from "./failover-config.ts";
 import { type Contender, compareContenders, moreUpToDate } from "./failover-view.ts";
 import { GoldenHarness } from "./golden-harness.ts";
+import type { PreVoteMessage } from "./messages.ts";
+import type { RaftCore } from "./raft-core.ts";
 
 const ids = ["a", "b", "c", "d", "e"].map(nodeId);
 const text = (value: string) => new TextEncoder().encode(value);
@@ -262,6 +265,44 @@ function logEnding(length: number, lastTerm: number): LogEntry[] {
   }));
 }
 
+const manual = { ...failoverDefaults, mode: "manual" as const };
+
+/** Voter `self` among `voters` (and `learners`), in mode manual from its snapshot configuration. */
+function manualCore(
+  self: NodeId,
+  voters: readonly NodeId[],
+  initial: Partial<InitialState> = {},
+  learners: readonly NodeId[] = [],
+): RaftCore {
+  return core(
+    self,
+    { voters: [...voters] },
+    { ...initial, snapshotConfig: { voters: [...voters], learners: [...learners], failover: manual } },
+  );
+}
+
+/** `node` hears a pre-vote probe from each of `from`, all with empty logs. */
+function hearEmptyProbes(node: RaftCore, from: readonly NodeId[]): void {
+  for (const peer of from)
+    message(node, {
+      type: "preVote",
+      from: peer,
+      to: node.config.id,
+      term: term(1),
+      lastLogIndex: logIndex(0),
+      lastLogTerm: term(0),
+    });
+}
+
+/** The pre-vote probes a leaderless `node` sends over its longest election timeout. */
+function probesOf(node: RaftCore): PreVoteMessage[] {
+  const probes: PreVoteMessage[] = [];
+  for (let i = 0; i <= node.config.electionTimeoutTicksMax; i++)
+    for (const { message } of node.step({ type: "tick" }).messages)
+      if (message.type === "preVote") probes.push(message);
+  return probes;
+}
+
 describe("the promotion check", () => {
   type Peer = { readonly index: number; readonly lastTerm: number; readonly heard: boolean };
   const position = fc.record({
@@ -349,26 +390,8 @@ describe("the promotion check", () => {
   });
 
   test("a position heard longer ago than two election timeouts no longer counts", () => {
-    const a = core(
-      ids[0] as NodeId,
-      { voters: ids.slice(0, 3) },
-      {
-        snapshotConfig: {
-          voters: ids.slice(0, 3),
-          learners: [],
-          failover: { ...failoverDefaults, mode: "manual" },
-        },
-      },
-    );
-    for (const from of ids.slice(1, 3))
-      message(a, {
-        type: "preVote",
-        from,
-        to: ids[0] as NodeId,
-        term: term(1),
-        lastLogIndex: logIndex(0),
-        lastLogTerm: term(0),
-      });
+    const a = manualCore(ids[0] as NodeId, ids.slice(0, 3));
+    hearEmptyProbes(a, ids.slice(1, 3));
     assert.equal(a.status().failover.promoteRefusal, null);
     const stale = 2 * a.config.electionTimeoutTicksMax + 1;
     for (let i = 0; i < stale; i++) a.step({ type: "tick" });
@@ -378,26 +401,8 @@ describe("the promotion check", () => {
   // Found by the simulator (a manual-mode run promoting a node whose damaged database held its
   // candidacy back): the check passed, `campaign` did nothing, and the node took its fatal path.
   test("a node whose candidacy its host holds back is refused, not left a follower by a passed check", () => {
-    const a = core(
-      ids[0] as NodeId,
-      { voters: ids.slice(0, 3) },
-      {
-        snapshotConfig: {
-          voters: ids.slice(0, 3),
-          learners: [],
-          failover: { ...failoverDefaults, mode: "manual" },
-        },
-      },
-    );
-    for (const from of ids.slice(1, 3))
-      message(a, {
-        type: "preVote",
-        from,
-        to: ids[0] as NodeId,
-        term: term(1),
-        lastLogIndex: logIndex(0),
-        lastLogTerm: term(0),
-      });
+    const a = manualCore(ids[0] as NodeId, ids.slice(0, 3));
+    hearEmptyProbes(a, ids.slice(1, 3));
     a.step({ type: "holdCandidacy", hold: true });
     assert.equal(a.status().failover.promoteRefusal?.code, "CANDIDACY_HELD");
     const effects = a.step({ type: "promoteLeader", requestId: "p1" });
@@ -413,34 +418,24 @@ describe("the promotion check", () => {
   // promotion refuse LOG_BEHIND, and it could heal only from a leader nobody could make; yet it must
   // stay heard, since it votes (a quorum may need it).
   test("a voter that may not campaign probes with its commit position, one that may with its last", () => {
-    const probesOf = (hold: boolean): { lastLogIndex: number; lastLogTerm: number }[] => {
-      const node = core(
-        ids[0] as NodeId,
-        { voters: ids.slice(0, 3) },
-        {
-          snapshotConfig: {
-            voters: ids.slice(0, 3),
-            learners: [],
-            failover: { ...failoverDefaults, mode: "manual" },
-          },
-          hardState: { term: term(1), votedFor: null },
-          entries: [1, 2, 3].map((index) => entry(index, 1)),
-        },
-      );
+    const positionsProbed = (hold: boolean): { lastLogIndex: number; lastLogTerm: number }[] => {
+      const node = manualCore(ids[0] as NodeId, ids.slice(0, 3), {
+        hardState: { term: term(1), votedFor: null },
+        entries: [1, 2, 3].map((index) => entry(index, 1)),
+      });
       node.step({ type: "holdCandidacy", hold });
-      const probes = [];
-      for (let i = 0; i <= node.config.electionTimeoutTicksMax; i++)
-        for (const { message } of node.step({ type: "tick" }).messages)
-          if (message.type === "preVote")
-            probes.push({ lastLogIndex: message.lastLogIndex, lastLogTerm: message.lastLogTerm });
+      const probes = probesOf(node).map((m) => ({
+        lastLogIndex: m.lastLogIndex,
+        lastLogTerm: m.lastLogTerm,
+      }));
       assert.notEqual(node.summary().leaderLostAtTick, null, "the loss is reported either way");
       return probes;
     };
-    assert.deepEqual(probesOf(true), [
+    assert.deepEqual(positionsProbed(true), [
       { lastLogIndex: 0, lastLogTerm: 0 },
       { lastLogIndex: 0, lastLogTerm: 0 },
     ]);
-    assert.deepEqual(probesOf(false), [
+    assert.deepEqual(positionsProbed(false), [
       { lastLogIndex: 3, lastLogTerm: 1 },
       { lastLogIndex: 3, lastLogTerm: 1 },
     ]);
@@ -451,29 +446,10 @@ describe("the promotion check", () => {
   // configuration, so `a`, the most up-to-date voter, heard from nobody and could not be promoted.
   test("a leaderless voter probes the learners of its configuration too, so a newer voter hears it", () => {
     const [a, b, c] = ids as [NodeId, NodeId, NodeId];
-    const manual = { ...failoverDefaults, mode: "manual" as const };
-    const older = core(
-      c,
-      { voters: [b, c] },
-      {
-        snapshotConfig: { voters: [b, c], learners: [a], failover: manual },
-        hardState: { term: term(1), votedFor: null },
-        entries: [entry(1, 1)],
-      },
-    );
-    const newer = core(
-      a,
-      { voters: [a, b, c] },
-      {
-        snapshotConfig: { voters: [a, b, c], learners: [], failover: manual },
-        hardState: { term: term(1), votedFor: null },
-        entries: [entry(1, 1), entry(2, 1)],
-      },
-    );
-    const probes = [];
-    for (let i = 0; i <= older.config.electionTimeoutTicksMax; i++)
-      for (const { message } of older.step({ type: "tick" }).messages)
-        if (message.type === "preVote") probes.push(message);
+    const hardState = { term: term(1), votedFor: null };
+    const older = manualCore(c, [b, c], { hardState, entries: [entry(1, 1)] }, [a]);
+    const newer = manualCore(a, [a, b, c], { hardState, entries: [entry(1, 1), entry(2, 1)] });
+    const probes = probesOf(older);
     assert.deepEqual(probes.map((m) => m.to).sort(), [a, b]);
     assert.equal(newer.status().failover.promoteRefusal?.code, "QUORUM_NOT_HEARD");
     for (const probe of probes.filter((m) => m.to === a)) message(newer, probe);

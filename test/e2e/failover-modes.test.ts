@@ -8,15 +8,21 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
-import { after, afterEach, describe, test } from "node:test";
+import { afterEach, describe, type TestContext, test } from "node:test";
 import { connect } from "../../src/client/index.ts";
 import { Cluster, type ClusterNode, postJson, runBaton, waitFor } from "./cluster-harness.ts";
 
-const clusters: Cluster[] = [];
+/** Each test's own cluster, by test name: its logs are shown if the test fails, and it stops with the test. */
+const clusters = new Map<string, Cluster>();
+/** The cluster start under way: starts take turns, as booting nodes is the processor-bound part. */
+let starting: Promise<unknown> = Promise.resolve();
 
-async function cluster3(): Promise<Cluster> {
-  const cluster = await Cluster.start(3);
-  clusters.push(cluster);
+/** A fresh cluster of `size` nodes for test `t`, with the table `items`. */
+async function clusterFor(t: TestContext, size = 3): Promise<Cluster> {
+  const started = starting.then(() => Cluster.start(size));
+  starting = started.catch(() => {});
+  const cluster = await started;
+  clusters.set(t.name, cluster);
   const client = connect({ nodes: cluster.nodes.map((n) => n.url) });
   await client.execute(
     "CREATE TABLE items(id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT NOT NULL UNIQUE, pad BLOB)",
@@ -54,21 +60,31 @@ async function history(
   return JSON.parse(answer.stdout);
 }
 
+/** `node`'s own history records (`baton history` merges every member's). */
+async function ownHistory(node: ClusterNode): Promise<{ event: string }[]> {
+  const response = await fetch(`${node.url}/v1/history?limit=1000`, { signal: AbortSignal.timeout(3000) });
+  return ((await response.json()) as { history: { event: string }[] }).history;
+}
+
 async function failoverView(node: ClusterNode): Promise<any> {
   const response = await fetch(`${node.url}/v1/failover`, { signal: AbortSignal.timeout(3000) });
   return response.json();
 }
 
-describe("failover the operator controls", { timeout: 400_000 }, () => {
-  afterEach((t) => {
-    if (!t.passed) for (const cluster of clusters) cluster.dumpLogs(`after "${t.name}"`);
-  });
-  after(async () => {
-    for (const cluster of clusters) await cluster.stop();
+/**
+ * Each test starts a cluster of its own and stops it when it ends, so that two tests run at a time:
+ * most of a test is spent waiting on timeouts, elections and restarts, not on the processor.
+ */
+describe("failover the operator controls", { timeout: 400_000, concurrency: 2 }, () => {
+  afterEach(async (t) => {
+    const cluster = clusters.get(t.name);
+    clusters.delete(t.name);
+    if (!t.passed) cluster?.dumpLogs(`after "${t.name}"`);
+    await cluster?.stop();
   });
 
-  test("manual: a lost leader is not replaced by itself; a stale node's promotion is refused, the up-to-date one's accepted", async () => {
-    const cluster = await cluster3();
+  test("manual: a lost leader is not replaced by itself; a stale node's promotion is refused, the up-to-date one's accepted", async (t) => {
+    const cluster = await clusterFor(t);
     const leader = await cluster.waitForLeader();
     await baton(["failover", "set", "--mode", "manual", "--url", leader.url]);
     const [stale, fresh] = cluster.nodes.filter((n) => n !== leader) as [ClusterNode, ClusterNode];
@@ -118,8 +134,8 @@ describe("failover the operator controls", { timeout: 400_000 }, () => {
     );
   });
 
-  test("approve: the pending failover names the up-to-date candidate and waits for approval", async () => {
-    const cluster = await cluster3();
+  test("approve: the pending failover names the up-to-date candidate and waits for approval", async (t) => {
+    const cluster = await clusterFor(t);
     const leader = await cluster.waitForLeader();
     await baton([
       "failover",
@@ -158,8 +174,8 @@ describe("failover the operator controls", { timeout: 400_000 }, () => {
   });
 
   for (const policy of ["promote", "stay-leaderless"] as const) {
-    test(`approve: at the timeout, policy ${policy} applies`, async () => {
-      const cluster = await cluster3();
+    test(`approve: at the timeout, policy ${policy} applies`, async (t) => {
+      const cluster = await clusterFor(t);
       const leader = await cluster.waitForLeader();
       await baton([
         "failover",
@@ -183,9 +199,10 @@ describe("failover the operator controls", { timeout: 400_000 }, () => {
           "the timeout is recorded",
         );
       } else {
-        await waitFor("the timeout", 15_000, async () =>
-          (await history(rest[0]!)).some((l) => l.event === "failover-timeout"),
-        );
+        await waitFor("the timeout", 15_000, async () => {
+          const histories = await Promise.all(rest.map((node) => ownHistory(node)));
+          return histories.some((lines) => lines.some((l) => l.event === "failover-timeout"));
+        });
         await new Promise((resolve) => setTimeout(resolve, 1_000));
         for (const node of rest) assert.notEqual((await cluster.status(node)).role, "leader");
         const approved = await baton(["failover", "approve", "--url", rest[0]!.url]);
@@ -197,14 +214,8 @@ describe("failover the operator controls", { timeout: 400_000 }, () => {
     });
   }
 
-  test("two data nodes and a witness keep accepting majority writes when either data node is lost", async () => {
-    const cluster = await Cluster.start(2);
-    clusters.push(cluster);
-    const client = connect({ nodes: cluster.nodes.map((n) => n.url) });
-    await client.execute(
-      "CREATE TABLE items(id INTEGER PRIMARY KEY AUTOINCREMENT, k TEXT NOT NULL UNIQUE, pad BLOB)",
-    );
-    await client.close();
+  test("two data nodes and a witness keep accepting majority writes when either data node is lost", async (t) => {
+    const cluster = await clusterFor(t, 2);
     const witness = await cluster.addJoiningNode(cluster.nodes[0]!, "witness");
     await waitFor("the witness to be a voter", 60_000, async () => {
       const status = await cluster.status(witness);
@@ -281,8 +292,8 @@ describe("failover the operator controls", { timeout: 400_000 }, () => {
     assert.ok(figures[1]!.databaseBytes < figures[0]!.databaseBytes / 4, "the witness holds no data");
   });
 
-  test("priorities bring leadership back to the preferred node once it recovers", async () => {
-    const cluster = await cluster3();
+  test("priorities bring leadership back to the preferred node once it recovers", async (t) => {
+    const cluster = await clusterFor(t);
     const leader = await cluster.waitForLeader();
     const preferred = cluster.nodes.find((n) => n !== leader)!;
     await runBaton(["member", "attributes", preferred.id, "--priority", "10", "--url", leader.url]).then(

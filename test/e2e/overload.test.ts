@@ -17,6 +17,7 @@ import { httpStatusByCode } from "../../src/lib/errors.ts";
 import { Cluster, type ClusterNode } from "./cluster-harness.ts";
 import { probeHealth } from "./health-probe.ts";
 import { loadFromProcess } from "./load-process.ts";
+import { type CountingLoad, startCountingLoad } from "./write-load.ts";
 
 /** An election would start after 600–1200 ms without heartbeats: less than the runaway's bound. */
 const timing = ["--heartbeat-ms", "100", "--missed-heartbeats", "6"];
@@ -53,29 +54,12 @@ async function rowCount(leader: ClusterNode): Promise<number> {
 }
 
 /** `writers` closed loops of single inserts through `leader` until stopped; counts answers by code. */
-function load(leader: ClusterNode, writers: number, timeoutMs: number) {
-  const codes = new Map<string, number>();
-  let running = true;
-  const done = Promise.all(
-    Array.from({ length: writers }, async (_, w) => {
-      for (let i = 0; running; i++) {
-        const answer = await post(leader, "/v1/execute", {
-          statements: [{ sql: "INSERT INTO notes(note) VALUES (?)", params: [`w${w}-${i}`] }],
-          timeoutMs,
-        }).catch(() => ({ status: 0, body: { error: { code: "UNREACHABLE" } } }));
-        const code = answer.status === 200 ? "ok" : (answer.body?.error?.code ?? `HTTP ${answer.status}`);
-        codes.set(code, (codes.get(code) ?? 0) + 1);
-        if (code !== "ok") await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }),
-  );
-  return {
-    codes,
-    async stop(): Promise<void> {
-      running = false;
-      await done;
-    },
-  };
+function load(leader: ClusterNode, writers: number, timeoutMs: number): CountingLoad {
+  const insert = (w: number, i: number) => ({
+    statements: [{ sql: "INSERT INTO notes(note) VALUES (?)", params: [`w${w}-${i}`] }],
+    timeoutMs,
+  });
+  return startCountingLoad(leader, writers, insert, 30_000);
 }
 
 /**

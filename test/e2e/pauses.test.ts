@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Cluster, type ClusterNode } from "./cluster-harness.ts";
 import { probeHealth } from "./health-probe.ts";
+import { type CountingLoad, startCountingLoad } from "./write-load.ts";
 
 async function post(
   node: ClusterNode,
@@ -28,31 +29,14 @@ async function post(
   return { status: response.status, body: await response.json() };
 }
 
-/** `writers` closed loops of single inserts through `leader` until stopped; counts answers by code. */
-function load(leader: ClusterNode, writers: number) {
-  const codes = new Map<string, number>();
-  let running = true;
-  const done = Promise.all(
-    Array.from({ length: writers }, async (_, w) => {
-      for (let i = 0; running; i++) {
-        const answer = await post(leader, {
-          statements: [{ sql: "INSERT INTO p(w, i) VALUES (?, ?)", params: [w, i] }],
-          durability: "majority",
-          timeoutMs: 3000,
-        }).catch(() => ({ status: 0, body: { error: { code: "UNREACHABLE" } } }));
-        const code = answer.status === 200 ? "ok" : (answer.body?.error?.code ?? `HTTP ${answer.status}`);
-        codes.set(code, (codes.get(code) ?? 0) + 1);
-        if (code !== "ok") await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }),
-  );
-  return {
-    codes,
-    async stop() {
-      running = false;
-      await done;
-    },
-  };
+/** `writers` closed loops of single `majority` inserts through `leader` until stopped; counts answers by code. */
+function load(leader: ClusterNode, writers: number): CountingLoad {
+  const insert = (w: number, i: number) => ({
+    statements: [{ sql: "INSERT INTO p(w, i) VALUES (?, ?)", params: [w, i] }],
+    durability: "majority",
+    timeoutMs: 3000,
+  });
+  return startCountingLoad(leader, writers, insert, 5000);
 }
 
 /** No node moved to a new term, and every probed node answered /healthz within 1 s throughout. */

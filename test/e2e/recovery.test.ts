@@ -40,7 +40,12 @@ describe("forced recovery", { timeout: 120_000 }, () => {
       );
     await cluster.convergedIndexes(cluster.nodes);
     const [survivor, lost1, lost2] = [cluster.nodes[2]!, cluster.nodes[0]!, cluster.nodes[1]!];
-    await new Promise((resolve) => setTimeout(resolve, 5500)); // let the survivor record its contacts
+    // The survivor records when it last heard from each member every few seconds (`review/contacts.json`).
+    const contactsFile = path.join(survivor.dataDirectory, "review", "contacts.json");
+    await waitFor("the survivor to record a contact", 15_000, async () => {
+      const contacts = JSON.parse(fs.readFileSync(contactsFile, "utf8")) as Record<string, number | null>;
+      return Object.values(contacts).some((at) => typeof at === "number");
+    });
     await cluster.signal(lost1, "SIGKILL");
     await cluster.signal(lost2, "SIGKILL");
     await cluster.signal(survivor, "SIGTERM");

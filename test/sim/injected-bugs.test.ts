@@ -14,6 +14,20 @@ import { runSeed } from "./run.ts";
 /** Seeds tried per bug before declaring the simulator blind to it. */
 const seedBudget = 100;
 
+/**
+ * Where the hunt for a bug starts: the seed that first caught it when this list was last brought up
+ * to date (the seeds before it ran clean with the bug, which only cost time). The hunt still covers
+ * seeds 1..seedBudget, wrapping around, so a change that moves the catch to another seed is still
+ * caught; it then costs more time, and the entry wants updating. Bugs not listed start at seed 1.
+ */
+const huntFrom: Readonly<Record<string, number>> = {
+  commitOldTermByCounting: 4,
+  voteWithoutLogCheck: 3,
+  ackBeforeSync: 3,
+  noIdReservations: 4,
+  rejoinWithoutRemoval: 9,
+};
+
 const coreBugs: readonly (keyof UnsafeTestBugs)[] = ["commitOldTermByCounting", "voteWithoutLogCheck"];
 const nodeBugs: readonly (keyof UnsafeNodeBugs)[] = [
   "ackBeforeSync",
@@ -32,7 +46,9 @@ async function caught(
   report: (line: string) => void,
   clean: Partial<SimOptions> = {},
 ): Promise<string | null> {
-  for (let seed = 1; seed <= seedBudget; seed++) {
+  const first = huntFrom[name] ?? 1;
+  for (let tried = 0; tried < seedBudget; tried++) {
+    const seed = ((first - 1 + tried) % seedBudget) + 1;
     const result = await runSeed(seed, { ...clean, ...overrides });
     if (result.ok) continue;
     assert.match(result.failure ?? "", new RegExp(`^SEED=${seed} `));
