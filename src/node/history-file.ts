@@ -12,6 +12,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { type HistoryRecord, historyEntriesMax, SequencedHistory } from "./history.ts";
+import { writeFileDurably } from "./write-file-durably.ts";
 
 export const historyFileName = path.join("review", "history.jsonl");
 export const historyReplicatedFileName = path.join("review", "history-replicated.json");
@@ -56,26 +57,14 @@ export class FileHistory extends SequencedHistory {
   }
 
   protected saveThrough(seq: number): void {
-    writeDurably(this.replicatedFile, JSON.stringify({ replicatedThrough: seq }));
+    writeFileDurably(this.replicatedFile, JSON.stringify({ replicatedThrough: seq }));
   }
 
   private trim(): void {
     const kept = readLines(this.file).slice(-historyEntriesMax);
-    writeDurably(this.file, `${kept.join("\n")}\n`);
+    writeFileDurably(this.file, `${kept.join("\n")}\n`);
     this.lines = kept.length;
   }
-}
-
-function writeDurably(file: string, text: string): void {
-  const temporary = `${file}.tmp`;
-  const descriptor = fs.openSync(temporary, "w");
-  try {
-    fs.writeSync(descriptor, text);
-    fs.fsyncSync(descriptor);
-  } finally {
-    fs.closeSync(descriptor);
-  }
-  fs.renameSync(temporary, file);
 }
 
 function readLines(file: string): string[] {

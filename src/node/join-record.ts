@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { type ClusterConfig, clusterConfigText, parseClusterConfig } from "../consensus/index.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import { writeFileDurably } from "./recovery.ts";
+import { writeFileDurably } from "./write-file-durably.ts";
 
 export const joinFileName = "join.json";
 

@@ -28,6 +28,7 @@ import { logIndex, nodeId, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
 import { FileHistory } from "./history-file.ts";
+import { writeFileDurably } from "./write-file-durably.ts";
 
 export type Recovery = {
   readonly incarnation: number;
@@ -39,24 +40,6 @@ export type Recovery = {
 
 export const recoveryFileName = "recovery.json";
 const contactsFileName = path.join("review", "contacts.json");
-
-/** Writes `text` to `file` atomically and durably: a temporary file, fsync, rename, fsync of the directory. */
-export function writeFileDurably(file: string, text: string): void {
-  const descriptor = fs.openSync(`${file}.tmp`, "w");
-  try {
-    fs.writeFileSync(descriptor, text);
-    fs.fsyncSync(descriptor);
-  } finally {
-    fs.closeSync(descriptor);
-  }
-  fs.renameSync(`${file}.tmp`, file);
-  const directory = fs.openSync(path.dirname(file), "r");
-  try {
-    fs.fsyncSync(directory);
-  } finally {
-    fs.closeSync(directory);
-  }
-}
 
 export function readRecovery(dataDirectory: string): Recovery | null {
   const file = path.join(dataDirectory, recoveryFileName);
