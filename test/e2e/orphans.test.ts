@@ -40,25 +40,34 @@ describe("writes lost in a failover", { timeout: 120_000 }, () => {
   });
 
   test("no acknowledged id is reused; the lost `local` writes are quarantined as rows and one is replayed", async () => {
-    const oldLeader = await cluster.waitForLeader();
-    const followers = cluster.nodes.filter((n) => n !== oldLeader);
-    await post(oldLeader, "/v1/execute", {
+    const first = await cluster.waitForLeader();
+    await post(first, "/v1/execute", {
       statements: [{ sql: "CREATE TABLE u(id INTEGER PRIMARY KEY AUTOINCREMENT, who TEXT NOT NULL)" }],
     });
-    assert.equal((await insert(oldLeader, "warm-up", "majority")).status, 200);
+    assert.equal((await insert(first, "warm-up", "majority")).status, 200);
     await cluster.convergedIndexes(cluster.nodes);
+    // Asked again: on a loaded machine leadership may have moved since the set-up.
+    const oldLeader = await cluster.waitForLeader();
+    const followers = cluster.nodes.filter((n) => n !== oldLeader);
 
     // The followers die: the leader acknowledges `local` writes alone until check-quorum fences it.
     // (Stopped processes would still find the leader's entries in their socket buffers on resume.)
     for (const f of followers) await cluster.signal(f, "SIGKILL");
     const acknowledged = new Map<number, string>();
+    let refusal: unknown;
     for (let i = 0; i < 40; i++) {
       const answer = await insert(oldLeader, `local-${i}`, "local");
       if (answer.status === 200)
         acknowledged.set(Number(answer.body.results[0].lastInsertRowid), `local-${i}`);
-      else break;
+      else {
+        refusal = { status: answer.status, body: answer.body };
+        break;
+      }
     }
-    assert.ok(acknowledged.size > 0, "the isolated leader acknowledged local writes");
+    assert.ok(
+      acknowledged.size > 0,
+      `the isolated leader acknowledged local writes (first refusal: ${JSON.stringify(refusal)})`,
+    );
 
     // The old leader stops; the followers restart and elect a new leader, which writes on.
     await cluster.signal(oldLeader, "SIGSTOP");
