@@ -5,8 +5,11 @@
  * it may have been handed out. Rules:
  * - the first batch of a leader's term first raises the counters to the reservations (so a new
  *   leader starts above every id an old one may have acknowledged) and reads them: with nothing
- *   speculative open they are exactly the committed ones. Should that batch be rolled back without
- *   leadership changing (a refused proposal), the next one raises again;
+ *   speculative open they are exactly the committed ones. Every batch raises until one that raised
+ *   is accepted into the log in this term: a raising batch that failed, was refused, or lost its
+ *   index to another entry (a configuration change while it ran in the sandbox) leaves the next one
+ *   to raise. An accepted entry stays in the leader's log for its whole term and is applied before
+ *   the next batch runs. Raising twice only skips ids;
  * - after a batch, a table whose counter came within half a block of what is reserved (committed
  *   or already proposed) gets a new reservation, `counter + idReservationBlock`, proposed at
  *   `majority` in the same turn;
@@ -36,9 +39,8 @@ export class IdGuard {
   private committed = new Map<string, bigint>();
   private proposed = new Map<string, bigint>();
   private readonly waiters = new Set<Waiter>();
-  /** The term whose first batch raised the counters, and that batch's index. */
+  /** The term in which a batch that raised the counters was accepted into the log. */
   private raisedTerm = -1;
-  private raisedIndex = 0;
 
   constructor(parts: { block: number; enabled: boolean; timers: Timers; waitersMax: number }) {
     this.block = BigInt(parts.block);
@@ -47,17 +49,14 @@ export class IdGuard {
     this.waitersMax = parts.waitersMax;
   }
 
-  /**
-   * Whether the batch about to run at `index` must raise the counters first: the term's first
-   * batch, or the first after that one was rolled back before it was applied.
-   */
-  mustRaise(term: number, index: number, appliedIndex: number, speculativeCount: number): boolean {
-    if (!this.enabled) return false;
-    const rolledBack = speculativeCount === 0 && appliedIndex < this.raisedIndex;
-    if (term === this.raisedTerm && !rolledBack) return false;
+  /** Whether the batch about to run in `term` must raise the counters first (see the header). */
+  mustRaise(term: number): boolean {
+    return this.enabled && term !== this.raisedTerm;
+  }
+
+  /** A batch that raised the counters was accepted into the log in `term`. */
+  raised(term: number): void {
     this.raisedTerm = term;
-    this.raisedIndex = index;
-    return true;
   }
 
   /**
@@ -134,7 +133,6 @@ export class IdGuard {
     this.committed = new Map();
     this.proposed = new Map();
     this.raisedTerm = -1;
-    this.raisedIndex = 0;
     for (const waiter of [...this.waiters]) {
       waiter.cancel();
       waiter.reject(notProtected(null, "leadership was lost"));

@@ -247,13 +247,14 @@ export class WritePath {
   private runAndPropose(request: NormalizedExecute, timeoutMs: number) {
     const { term, lastIndex } = this.loop.core.summary();
     const index = logIndex(lastIndex + 1);
-    const raise = this.ids.mustRaise(term, index, this.runtime.store.appliedIndex, this.speculation.count);
+    const raise = this.ids.mustRaise(term);
     const { results, payload, counters, reservations } = this.speculation.execute(index, request.statements, {
       ...(raise ? { raiseCountersToReservations: true } : {}),
       ...this.requestOption(request, index, term),
     });
     const { needs, reserve } = this.ids.afterBatch(counters, reservations);
     const { proposalId, outcome } = this.propose(index, term, payload, request.durability, timeoutMs);
+    if (raise) this.ids.raised(term);
     if (reserve !== null) this.proposeReservation(reserve);
     return { index, term, results, proposalId, outcome, needs };
   }
@@ -287,7 +288,7 @@ export class WritePath {
       this.checkExpectedTerm(request.expectedTerm);
       const { term, lastIndex } = this.loop.core.summary();
       const index = logIndex(lastIndex + 1);
-      const raise = this.ids.mustRaise(term, index, this.runtime.store.appliedIndex, 0);
+      const raise = this.ids.mustRaise(term);
       const executed = await this.runInSandbox(
         sandbox,
         {
@@ -307,6 +308,7 @@ export class WritePath {
       const { payload } = this.adopt(index, executed, this.requestOption(request, index, term));
       const { needs, reserve } = this.ids.afterBatch(executed.counters, executed.reservations);
       const { proposalId, outcome } = this.propose(index, term, payload, request.durability, remainingMs());
+      if (raise) this.ids.raised(term);
       // Nothing joins the adopted batch's transaction: the next batch asks for the reservation again.
       if (reserve !== null) this.ids.proposalFailed(reserve);
       return { index, term, results: executed.results, proposalId, outcome, needs };
