@@ -79,6 +79,8 @@ export type PeerPosition = {
   readonly lastLogIndex: LogIndex;
   readonly lastLogTerm: Term;
   readonly heardTick: number;
+  /** The peer said it may not campaign (a probe with `held`). */
+  readonly held: boolean;
 };
 
 /** What a node knows about failover (see `failover.ts`). */

@@ -95,8 +95,9 @@ export function notePeerPosition(
   from: NodeId,
   lastLogIndex: LogIndex,
   lastLogTerm: Term,
+  held: boolean,
 ): void {
-  s.failover.peers.set(from, { lastLogIndex, lastLogTerm, heardTick: s.nowTick });
+  s.failover.peers.set(from, { lastLogIndex, lastLogTerm, heardTick: s.nowTick, held });
 }
 
 /** Whether position a is more up to date than position b (Raft §5.4.1: last term, then length). */
@@ -135,15 +136,32 @@ function contender(s: CoreState, id: NodeId, lastLogIndex: LogIndex, lastLogTerm
   };
 }
 
+/**
+ * This node as a contender. With lost entries outstanding it can never campaign, not even as a
+ * relay, so it ranks itself as its probes show it to the others: at its commit position, unable to
+ * lead. Ranked at its whole log it would name itself the candidate, and in mode approve its
+ * published proposal, an operator's approval through it, and its timeout policy would all wait on a
+ * node that cannot be promoted.
+ */
+function self(s: CoreState): Contender {
+  const id = s.config.id;
+  if (s.promised === null || s.config.unsafeTestBugs.ignoreLostEntries === true)
+    return contender(s, id, s.log.lastIndex, s.log.lastTerm);
+  const lastLogTerm = s.log.termAt(s.commitIndex) ?? s.log.lastTerm;
+  return { ...contender(s, id, s.commitIndex, lastLogTerm), mayLead: false };
+}
+
 /** This node (when it is a voter) and every voter of its configuration heard from lately, best first. */
 export function rankedContenders(s: CoreState): Contender[] {
   const config = s.log.config;
   const freshTicks = peerPositionFreshTimeouts * s.config.electionTimeoutTicksMax;
   const list: Contender[] = [];
-  if (isVoter(config, s.config.id)) list.push(contender(s, s.config.id, s.log.lastIndex, s.log.lastTerm));
+  if (isVoter(config, s.config.id)) list.push(self(s));
   for (const [id, position] of s.failover.peers) {
     if (id === s.config.id || !isVoter(config, id) || s.nowTick - position.heardTick > freshTicks) continue;
-    list.push(contender(s, id, position.lastLogIndex, position.lastLogTerm));
+    const peer = contender(s, id, position.lastLogIndex, position.lastLogTerm);
+    // A peer that said it may not campaign cannot be promoted: never name it candidate to be.
+    list.push(position.held ? { ...peer, mayLead: false } : peer);
   }
   return list.sort(compareContenders);
 }

@@ -179,7 +179,10 @@ function reportLeaderLost(s: CoreState, out: EffectsBuilder): void {
  * A voter that may not campaign (its candidacy held back, or lost entries outstanding) tells its
  * commit position instead: it could never be promoted to hand on what it holds beyond, so the others
  * must not defer to it (their promotions would refuse LOG_BEHIND for its sake, and in mode manual no
- * leader could be made to heal it), yet it is heard, since it votes (found by the simulator).
+ * leader could be made to heal it), yet it is heard, since it votes (found by the simulator). It
+ * says so (`held`), so the others do not name it their candidate: at a tie in position it would
+ * win on priority or id, and in mode approve every proposal, approval and timeout policy would wait
+ * on a node that cannot be promoted (found by the simulator).
  */
 function probe(s: CoreState, out: EffectsBuilder): void {
   const held = !mayCampaign(s);
@@ -193,6 +196,7 @@ function probe(s: CoreState, out: EffectsBuilder): void {
       term: term(s.term + 1),
       lastLogIndex,
       lastLogTerm,
+      ...(held ? { held: true as const } : {}),
     });
   }
 }

@@ -8,6 +8,7 @@ import { logIndex, type Position, term } from "../types/ids.ts";
 import type { LogEntry } from "../types/log-entry.ts";
 import { core, entry, message, n1, n2, n3, sent } from "./core-fixtures.ts";
 import type { Effects } from "./effects.ts";
+import { failoverDefaults } from "./failover-config.ts";
 import type { RaftCore } from "./raft-core.ts";
 
 /** n2 kept entries 1–5 of term 2; it may have acknowledged up to index 9 of term 3, and is in term 4. */
@@ -144,6 +145,25 @@ describe("a node that lost entries to storage damage", () => {
     assert.equal(campaigned(ticks(node, 400)), false);
   });
 
+  test("names as failover candidate the best voter that may campaign, not itself, though its log is longer", () => {
+    const node = core(n2, {}, healing);
+    replicate(
+      node,
+      [6, 7].map((i) => entry(i, 3)),
+    );
+    ticks(node, 400); // n1 is heard no more.
+    const probe = { type: "preVote", from: n3, to: n2, term: term(6) } as const;
+    message(node, { ...probe, lastLogIndex: logIndex(6), lastLogTerm: term(3) });
+    const { failover, commitIndex } = node.status();
+    assert.equal(commitIndex, 5);
+    assert.equal(
+      failover.proposal?.candidate,
+      n3,
+      "n2 holds 7 of term 3, n3 only 6, yet n2 may not campaign",
+    );
+    assert.equal(failover.promoteRefusal?.code, "CANDIDACY_HELD");
+  });
+
   test("a snapshot that reaches the bound ends it too", () => {
     const node = core(n2, {}, healing);
     const installed = message(node, {
@@ -169,6 +189,35 @@ describe("a node whose candidacy the host holds back", () => {
     assert.equal(vote(node, 0, 0, false), true);
     node.step({ type: "holdCandidacy", hold: false });
     assert.equal(campaigned(ticks(node, 400)), true);
+  });
+
+  test("its probes say so, and the others never name it their candidate, even where it would rank first", () => {
+    const log = {
+      entries: [1, 2, 3].map((i) => entry(i, 2)),
+      hardState: { term: term(2), votedFor: null },
+      appliedIndex: logIndex(3),
+      snapshotConfig: {
+        voters: [n1, n2, n3],
+        learners: [],
+        failover: { ...failoverDefaults, mode: "approve" },
+      },
+    } as const;
+    const held = core(n2, {}, log);
+    held.step({ type: "holdCandidacy", hold: true });
+    const probes = ticks(held, 400).flatMap((e) => sent(e, "preVote"));
+    assert.ok(probes.length > 0 && probes.every((p) => p.type === "preVote" && p.held === true));
+    assert.equal(held.status().failover.promoteRefusal?.code, "CANDIDACY_HELD");
+
+    // n3 holds the same log: at a tie n2 ranks before it by id, unless n2 said it is held.
+    for (const saysHeld of [false, true]) {
+      const other = core(n3, {}, log);
+      ticks(other, 400);
+      const probe = probes.find((p) => p.to === n3);
+      assert.ok(probe?.type === "preVote");
+      const { held: _, ...unheld } = probe;
+      message(other, saysHeld ? probe : unheld);
+      assert.equal(other.status().failover.proposal?.candidate, saysHeld ? n3 : n2);
+    }
   });
 
   test("with the most up-to-date log of the voters it hears, it campaigns as a relay and hands office over once elected", () => {

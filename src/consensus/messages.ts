@@ -22,6 +22,11 @@ export type PreVoteMessage = Envelope & {
   readonly type: "preVote";
   readonly lastLogIndex: LogIndex;
   readonly lastLogTerm: Term;
+  /**
+   * Set only on a failover probe from a voter that may not campaign (its candidacy held back, or
+   * lost entries outstanding): the receivers rank it as unable to lead (`failover-view.ts`).
+   */
+  readonly held?: true;
 };
 
 export type PreVoteResponseMessage = Envelope & {

@@ -229,7 +229,13 @@ export class RaftCore {
       return;
     // What a leaderless node knows of its peers, even from a request it ignores (`failover-view.ts`).
     if (message.type === "preVote" || message.type === "requestVote")
-      notePeerPosition(s, message.from, message.lastLogIndex, message.lastLogTerm);
+      notePeerPosition(
+        s,
+        message.from,
+        message.lastLogIndex,
+        message.lastLogTerm,
+        message.type === "preVote" && message.held === true,
+      );
     if (message.type === "installSnapshot" && message.term < s.term) {
       // The host already restored this (committed) data; record it, and let our term unseat the sender.
       handleInstallSnapshot(s, out, message);

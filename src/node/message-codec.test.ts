@@ -26,11 +26,15 @@ const clusterConfigArbitrary = fc
 
 const messageArbitrary: fc.Arbitrary<Message> = fc
   .oneof(
-    fc.record({
-      type: fc.constant("preVote" as const),
-      lastLogIndex: safe.map(logIndex),
-      lastLogTerm: safe.map(term),
-    }),
+    fc.record(
+      {
+        type: fc.constant("preVote" as const),
+        lastLogIndex: safe.map(logIndex),
+        lastLogTerm: safe.map(term),
+        held: fc.constant(true as const),
+      },
+      { requiredKeys: ["type", "lastLogIndex", "lastLogTerm"] },
+    ),
     fc.record({
       type: fc.constant("requestVote" as const),
       lastLogIndex: safe.map(logIndex),

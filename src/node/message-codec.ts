@@ -115,6 +115,9 @@ class Reader {
     this.offset += length;
     return value;
   }
+  atEnd(): boolean {
+    return this.offset === this.buffer.byteLength;
+  }
   end(): void {
     if (this.offset !== this.buffer.byteLength)
       throw bad(`${this.buffer.byteLength - this.offset} trailing bytes`);
@@ -149,6 +152,7 @@ function encodeBody(w: Writer, m: Message): void {
       w.u64(m.lastLogIndex);
       w.u64(m.lastLogTerm);
       if (m.type === "requestVote") w.bool(m.transfer);
+      else if (m.held === true) w.bool(true); // Only then: an unheld probe keeps its version 1 bytes.
       return;
     case "preVoteResponse":
     case "requestVoteResponse":
@@ -221,8 +225,12 @@ type Envelope = Pick<Message, "term" | "from" | "to">;
 
 function decodeBody(r: Reader, type: MessageType, e: Envelope): Message {
   switch (type) {
-    case "preVote":
-      return { type, ...e, lastLogIndex: logIndex(r.u64()), lastLogTerm: term(r.u64()) };
+    case "preVote": {
+      const position = { lastLogIndex: logIndex(r.u64()), lastLogTerm: term(r.u64()) };
+      if (r.atEnd()) return { type, ...e, ...position };
+      if (!r.bool()) throw bad("a pre-vote's held flag is present only when set");
+      return { type, ...e, ...position, held: true };
+    }
     case "requestVote":
       return { type, ...e, lastLogIndex: logIndex(r.u64()), lastLogTerm: term(r.u64()), transfer: r.bool() };
     case "preVoteResponse":

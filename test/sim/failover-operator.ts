@@ -260,7 +260,9 @@ export class FailoverOperator {
   /**
    * Approves the pending failover; "candidate-held" when the candidate's own status says it may not
    * campaign (`CANDIDACY_HELD`: a damaged database, lost entries): the operator promotes another
-   * node then, as nobody else would (the approve policy acts only through the candidate).
+   * node then, as nobody else would (the approve policy acts only through the candidate). Held nodes
+   * say so in their probes and are never named candidate, so this happens only for the election
+   * timeout before their next probe reaches the others (none in seeds 1–300).
    */
   private approve(lost: readonly VoterView[], mode: "schedule" | "finish"): boolean | "candidate-held" {
     this.approveNow ??= mode === "finish" || this.prng.chance(this.options.approveChance);
