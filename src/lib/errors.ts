@@ -98,6 +98,11 @@ export const ErrorCode = {
   NO_INTACT_COPY: "NO_INTACT_COPY",
   // Peer transport.
   TRANSPORT_LISTEN_FAILED: "TRANSPORT_LISTEN_FAILED",
+  /**
+   * The node's query processes or write sandbox did not start: not ready within their bound (a
+   * loaded machine), or they exited (a database they cannot open). The node does not start.
+   */
+  PROCESS_START_FAILED: "PROCESS_START_FAILED",
   // Configuration.
   BAD_CONFIG: "BAD_CONFIG",
   INTERNAL: "INTERNAL",
@@ -160,6 +165,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   STORE_UNVERIFIED: 503,
   NO_INTACT_COPY: 500,
   TRANSPORT_LISTEN_FAILED: 500,
+  PROCESS_START_FAILED: 500,
   BAD_CONFIG: 400,
   INTERNAL: 500,
 };
@@ -268,6 +274,7 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   STORE_UNVERIFIED: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },
   NO_INTACT_COPY: never,
   TRANSPORT_LISTEN_FAILED: never,
+  PROCESS_START_FAILED: never,
   BAD_CONFIG: never,
   INTERNAL: never,
 };

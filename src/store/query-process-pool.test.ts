@@ -234,6 +234,27 @@ describe("query process pool", () => {
     await waitUntil("the query processes exit", 10_000, () => !pids.some(isRunning));
   });
 
+  test("a pool whose processes are not ready within startMsMax fails to start with its own code, and leaves none", async (t) => {
+    const store = storeWithRows(t);
+    const started: number[] = [];
+    const error = await QueryProcessPool.start({
+      path: store.path,
+      limits: store.queryLimits,
+      log: () => {},
+      queryProcessesMax: 2,
+      startMsMax: 1,
+    }).then(
+      (pool) => {
+        started.push(...pool.pids);
+        return pool.close().then(() => null);
+      },
+      (e: unknown) => e,
+    );
+    assert.deepEqual(started, [], "two processes cannot load and open the database within 1 ms");
+    assert.ok(isBatonError(error, "PROCESS_START_FAILED"), String(error));
+    assert.match((error as Error).message, /not ready within 1 ms/);
+  });
+
   test("a pool whose processes cannot open the database fails to start, with their stderr in the log", async (t) => {
     const logged: Logged[] = [];
     const missing = path.join(temporaryDirectory(t), "missing", "baton.db");
@@ -244,7 +265,7 @@ describe("query process pool", () => {
         log: (level, event, fields) => logged.push({ level, event, fields }),
         queryProcessesMax: 1,
       }),
-      (e) => isBatonError(e, "BAD_CONFIG"),
+      (e) => isBatonError(e, "PROCESS_START_FAILED"),
     );
     assert.ok(
       logged.some((l) => l.event === "query-process.stderr" && String(l.fields.line).includes("cannot open")),

@@ -145,7 +145,7 @@ export class QueryProcessPool implements QueryExecutor {
     } catch (error) {
       await pool.close();
       const message = `query processes for ${options.path} did not start: ${(error as Error).message}`;
-      throw new BatonError(ErrorCode.BAD_CONFIG, message, { path: options.path }, { cause: error });
+      throw new BatonError(ErrorCode.PROCESS_START_FAILED, message, { path: options.path }, { cause: error });
     } finally {
       clearTimeout(timer);
     }

@@ -168,7 +168,7 @@ export class WriteSandbox implements BatchSandbox {
     } catch (error) {
       await sandbox.close();
       const message = `the write sandbox for ${options.path} did not start: ${(error as Error).message}`;
-      throw new BatonError(ErrorCode.BAD_CONFIG, message, { path: options.path }, { cause: error });
+      throw new BatonError(ErrorCode.PROCESS_START_FAILED, message, { path: options.path }, { cause: error });
     } finally {
       clearTimeout(timer);
     }
