@@ -11,6 +11,7 @@ import {
   StatementCost,
   statementCostEntriesMax,
   statementCostSqlCharsMax,
+  valueGrowthMax,
 } from "./statement-cost.ts";
 
 /** A database with the shapes of schema the verdicts depend on, foreign keys on as on a leader. */
@@ -177,6 +178,32 @@ describe("statement cost", () => {
     const count = Math.ceil(boundedBatchSqlCharsMax / wide.sql.length) + 1;
     assert.equal(cost.isBoundedBatch(db, [wide]), true);
     assert.equal(cost.isBoundedBatch(db, Array(count).fill(wide)), false, "too much SQL in one batch");
+  });
+
+  test("calls that multiply their input's size may grow a statement's values at most valueGrowthMax times", () => {
+    const db = database();
+    const cost = new StatementCost();
+    const nested = (fn: string, depth: number) => `${fn}(`.repeat(depth) + "?" + ")".repeat(depth);
+    const depthFitting = Math.log2(valueGrowthMax);
+    assert.equal(depthFitting, 6);
+    assert.equal(cost.isBounded(db, `INSERT INTO kv(k, v) VALUES (?, ${nested("hex", depthFitting)})`), true);
+    assert.equal(
+      cost.isBounded(db, `INSERT INTO kv(k, v) VALUES (?, ${nested("hex", depthFitting + 1)})`),
+      false,
+    );
+    // The case found: 24 deep, a 1-byte parameter becomes 16 MiB.
+    assert.equal(cost.isBounded(db, `SELECT length(${nested("hex", 24)})`), false);
+    for (const fn of ["quote", "json_quote", "json_array", "json"])
+      assert.equal(cost.isBounded(db, `SELECT length(${nested(fn, 6)})`), false, fn);
+    assert.equal(cost.isBounded(db, "SELECT json_set(?, '$.a', json_object('b', ?))"), true);
+    // concat_ws repeats its separator once per argument, and EXPLAIN does not show how many it has.
+    assert.equal(cost.isBounded(db, "SELECT concat_ws(?, 1, 2, 3)"), false);
+    // Growth compounds across a batch's statements: each may grow what the one before stored.
+    const grow = { sql: `UPDATE kv SET v = ${nested("hex", 4).replace("?", "v")} WHERE k = ?` };
+    assert.equal(cost.isBoundedBatch(db, [grow]), true);
+    assert.equal(cost.isBoundedBatch(db, [grow, grow]), false);
+    // Functions whose output is at most the sum of their inputs do not count.
+    assert.equal(cost.isBounded(db, `SELECT ${nested("upper", 40)} || ${nested("trim", 40)}`), true);
   });
 
   test("the verdicts stay within their bound", () => {

@@ -223,7 +223,7 @@ const cursorOpcodes = new Set([
 /** Scalar functions whose work is linear in the size of their arguments (by name, as `EXPLAIN` shows it). */
 const linearFunctions = new Set(
   (
-    "abs changes char coalesce concat concat_ws current_date current_time current_timestamp date datetime hex ifnull iif if julianday " +
+    "abs changes char coalesce concat current_date current_time current_timestamp date datetime hex ifnull iif if julianday " +
     "last_insert_rowid length likelihood likely lower ltrim max min nullif octet_length quote " +
     "random round rtrim sign sqlite_version strftime substr substring time timediff " +
     "total_changes trim typeof unhex unicode unistr unixepoch unlikely upper json jsonb " +
@@ -382,8 +382,62 @@ export function isBoundedListing(listing: readonly Instruction[], sequenceRootPa
   );
 }
 
-/** A verdict: the listing's length when the statement is bounded, null when it is not. */
-export type CostVerdict = number | null;
+/**
+ * A verdict: for a bounded statement, its listing's length and how many times over it may grow the
+ * values it is given (`valueGrowthOf`); null when it is not bounded.
+ */
+export type CostVerdict = { readonly instructions: number; readonly growth: number } | null;
+
+/**
+ * How much larger than its input a value may come out of one call, for the "linear" functions whose
+ * output can be several times their input (plus a few bytes): `hex` doubles, `quote` doubles quotes
+ * and hex-encodes blobs, the JSON functions may escape every character as `\u00XX`, a `strftime`
+ * directive of two characters may print sixteen. Nested, such calls build from a short text a value
+ * up to SQLite's value limit: 24 `hex` deep took 664 ms in process. Every other linear function's
+ * output is at most the sum of its inputs, or of fixed size. (`concat_ws` repeats its separator once
+ * per further argument, and `EXPLAIN` does not show how many a call has: it is not counted linear.)
+ */
+const growingFunctions: ReadonlyMap<string, () => number> = new Map([
+  ["hex", () => 2],
+  ["quote", () => 3],
+  ["strftime", () => 8],
+  ...[
+    "json",
+    "json_array",
+    "json_extract",
+    "json_insert",
+    "json_object",
+    "json_quote",
+    "json_remove",
+    "json_replace",
+    "json_set",
+    "->",
+    "->>",
+  ].map((name): [string, () => number] => [name, () => 6]),
+]);
+
+/**
+ * The most a statement, and a whole batch, may grow the values it is given, as the product of its
+ * calls' factors (`growingFunctions`) over every program of every statement, triggers included: the
+ * values an in-process batch builds stay within 64 times the largest value it was sent or reads, so
+ * its work stays proportional to its input, as the instruction bound assumes. Six nested `hex`, or a
+ * `json_set` of a `json_object`, fit; more goes to the sandbox.
+ */
+export const valueGrowthMax = 64;
+
+/** The product of the growth factors of every call in a listing (see `growingFunctions`). */
+export function valueGrowthOf(listing: readonly Instruction[]): number {
+  let growth = 1;
+  for (const instruction of listing) {
+    if (instruction.opcode !== "Function" && instruction.opcode !== "PureFunc") continue;
+    const called = functionOf(instruction.p4);
+    const factor = called === null ? undefined : growingFunctions.get(called.name)?.();
+    if (factor !== undefined) growth *= factor;
+    // Past the bound the exact product no longer matters; keep it a small finite number.
+    if (growth > valueGrowthMax) return valueGrowthMax + 1;
+  }
+  return growth;
+}
 
 function numberOf(value: unknown): number {
   return typeof value === "bigint" ? Number(value) : Number(value ?? 0);
@@ -439,17 +493,28 @@ export class StatementCost {
 
   /** Whether `sql` compiles, on `db` as its schema stands, to a bounded program. */
   isBounded(db: DatabaseSync, sql: string): boolean {
-    return this.instructionsIfBounded(db, sql) !== null;
+    return this.verdictOf(db, sql) !== null;
   }
 
   /** The instructions `sql` compiles to (sub-programs included) if they are bounded, else null. */
-  instructionsIfBounded(db: DatabaseSync, sql: string): CostVerdict {
+  instructionsIfBounded(db: DatabaseSync, sql: string): number | null {
+    return this.verdictOf(db, sql)?.instructions ?? null;
+  }
+
+  /** The verdict on `sql` (see `CostVerdict`), cached per text. */
+  verdictOf(db: DatabaseSync, sql: string): CostVerdict {
     const known = this.#verdicts.get(sql);
     if (known !== undefined) return known;
     this.#sequenceRootPage ??= sequenceRootPageOf(db);
     const listing = explain(db, sql);
+    const growth = listing === null ? null : valueGrowthOf(listing);
     const bounded =
-      listing !== null && isBoundedListing(listing, this.#sequenceRootPage) ? listing.length : null;
+      listing !== null &&
+      growth !== null &&
+      growth <= valueGrowthMax &&
+      isBoundedListing(listing, this.#sequenceRootPage)
+        ? { instructions: listing.length, growth }
+        : null;
     if (sql.length <= statementCostSqlCharsMax) {
       if (this.#verdicts.size >= statementCostEntriesMax) {
         const oldest = this.#verdicts.keys().next().value;
@@ -463,7 +528,8 @@ export class StatementCost {
 
   /**
    * Whether every statement of a batch is bounded and all together stay within
-   * `boundedBatchInstructionsMax` and `boundedBatchSqlCharsMax`.
+   * `boundedBatchInstructionsMax`, `boundedBatchSqlCharsMax` and `valueGrowthMax` (a statement may
+   * grow what an earlier one stored).
    */
   isBoundedBatch(db: DatabaseSync, statements: readonly { readonly sql: string }[]): boolean {
     let sqlChars = 0;
@@ -473,11 +539,13 @@ export class StatementCost {
     }
     if (sqlChars > boundedBatchSqlCharsMax) return false;
     let instructions = 0;
+    let growth = 1;
     for (const { sql } of statements) {
-      const verdict = this.instructionsIfBounded(db, sql);
+      const verdict = this.verdictOf(db, sql);
       if (verdict === null) return false;
-      instructions += verdict;
-      if (instructions > boundedBatchInstructionsMax) return false;
+      instructions += verdict.instructions;
+      growth *= verdict.growth;
+      if (instructions > boundedBatchInstructionsMax || growth > valueGrowthMax) return false;
     }
     return true;
   }
