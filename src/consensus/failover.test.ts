@@ -494,6 +494,39 @@ describe("the promotion check", () => {
     message(newer, probes.find((m) => m.to === a)!);
     assert.equal(newer.status().failover.promoteRefusal, null);
   });
+
+  // Found by the simulator (seeds 3764, 3635, 2591): `c`'s log ends in an uncommitted entry that
+  // demoted it. At its full position the voters holding the older configuration deferred to it for
+  // good (LOG_BEHIND; a never-promote voter would not relay), though it never campaigns.
+  test("a learner of its own configuration probes held, at its commit position", () => {
+    const [a, b, c] = ids as [NodeId, NodeId, NodeId];
+    const learner = core(
+      c,
+      { voters: [a, b], learners: [c] },
+      {
+        snapshotConfig: { voters: [a, b], learners: [c], failover: manual },
+        hardState: { term: term(1), votedFor: null },
+        entries: [entry(1, 1), entry(2, 1), entry(3, 1)],
+        appliedIndex: logIndex(2),
+      },
+    );
+    const voter = manualCore(b, [a, b, c], {
+      hardState: { term: term(1), votedFor: null },
+      entries: [entry(1, 1), entry(2, 1)],
+      appliedIndex: logIndex(2),
+    });
+    const probe = probesOf(learner).find((m) => m.to === b);
+    assert.ok(probe !== undefined);
+    assert.deepEqual([probe.lastLogIndex, probe.lastLogTerm, probe.held], [2, 1, true]);
+    probesOf(voter);
+    message(voter, probe);
+    assert.equal(
+      voter.status().failover.promoteRefusal,
+      null,
+      "b is as up to date as anything c could hand on",
+    );
+    assert.equal(voter.status().failover.proposal?.candidate, b);
+  });
 });
 
 describe("failover state across a restart and a snapshot", () => {

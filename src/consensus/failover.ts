@@ -183,9 +183,14 @@ function reportLeaderLost(s: CoreState, out: EffectsBuilder): void {
  * says so (`held`), so the others do not name it their candidate: at a tie in position it would
  * win on priority or id, and in mode approve every proposal, approval and timeout policy would wait
  * on a node that cannot be promoted (found by the simulator).
+ * A learner of its own configuration probes the same way, for the same reason: it never campaigns.
+ * Its log may end in an uncommitted entry that demoted it; at its full position the voters that
+ * hold the older configuration deferred to it for good (a never-promote voter would not relay, a
+ * promotion refused LOG_BEHIND), though one of them could be elected and overwrite that entry
+ * (simulator seeds 3764, 3635 and 2591).
  */
 function probe(s: CoreState, out: EffectsBuilder): void {
-  const held = !mayCampaign(s);
+  const held = !mayCampaign(s) || !selfIsVoter(s);
   const lastLogIndex = held ? s.commitIndex : s.log.lastIndex;
   const lastLogTerm = held ? (s.log.termAt(s.commitIndex) ?? s.log.lastTerm) : s.log.lastTerm;
   for (const peer of otherMembers(s)) {

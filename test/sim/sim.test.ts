@@ -27,6 +27,9 @@ const regressionSeeds = [
   430, // a snapshot offer stepped into a core whose applied index lagged the store's compacted the log past every snapshot
   434, // a rejoined node whose installed snapshot predated its leader's return ignored that leader for good
   228, // a snapshot of a database damaged while its node was down, taken before any check, seeded a rejoining node
+  3764, // a node demoted by an uncommitted entry of its own log was deferred to for good, though it never campaigns (auto, never-promote relay)
+  3635, // likewise in mode manual (every promotion refused LOG_BEHIND)
+  2591, // likewise in mode approve (the proposed candidate was a learner: NOT_VOTER)
 ];
 
 test("seeds that once failed stay clean", async () => {
