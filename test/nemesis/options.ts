@@ -48,7 +48,12 @@ export type CampaignOptions = {
   readonly faultHoldMsMax: number;
   readonly heartbeatMs: number;
   readonly missedHeartbeats: number;
-  /** Size of the tmpfs under the disk-full node's data directory. */
+  /**
+   * Size of the tmpfs under the disk-full node's data directory. The fault fills whatever is free, so
+   * the size only has to hold what the node keeps between faults: a log of up to `snapshotLogBytes`
+   * (64 MiB) before it compacts, two snapshots, the database and its WAL. At 64 MiB a 30-minute run's
+   * node filled it with no fault held and crashed on every restart (ENOSPC).
+   */
   readonly diskMebibytes: number;
   /** Keep the run directory (history, node logs) even when the run passes. */
   readonly keep: boolean;
@@ -74,7 +79,7 @@ export const defaultOptions: Omit<CampaignOptions, "seed"> = {
   faultHoldMsMax: 6_000,
   heartbeatMs: 100,
   missedHeartbeats: 10,
-  diskMebibytes: 64,
+  diskMebibytes: 512,
   keep: false,
   baseDirectory: null,
   network: "auto",
