@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
+import { valueGrowthMax } from "./call-costs.ts";
 import { sizedCallBytesMax } from "./sized-calls.ts";
 import {
   boundedBatchInstructionsMax,
@@ -11,7 +12,6 @@ import {
   StatementCost,
   statementCostEntriesMax,
   statementCostSqlCharsMax,
-  valueGrowthMax,
 } from "./statement-cost.ts";
 
 /** A database with the shapes of schema the verdicts depend on, foreign keys on as on a leader. */
