@@ -1,28 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { within } from "./bounded-wait.ts";
-import type { Cancel, Timers } from "./runtime.ts";
-
-/** Timers that only fire when told to, and count what is still scheduled. */
-function manualTimers(): Timers & { fire(): void; scheduled(): number } {
-  const pending = new Set<() => void>();
-  return {
-    after(_delayMs: number, run: () => void): Cancel {
-      pending.add(run);
-      return () => pending.delete(run);
-    },
-    every(): Cancel {
-      throw new Error("not used");
-    },
-    fire() {
-      for (const run of [...pending]) {
-        pending.delete(run);
-        run();
-      }
-    },
-    scheduled: () => pending.size,
-  };
-}
+import { manualTimers } from "./manual-timers.ts";
 
 test("within: the promise wins and the deadline's timer is cancelled", async () => {
   const timers = manualTimers();

@@ -1,27 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { IdGuard } from "./id-guard.ts";
-import type { Cancel, Timers } from "./runtime.ts";
-
-/** Timers that fire only when the test says so. */
-function manualTimers(): Timers & { fire(): void } {
-  const pending = new Set<() => void>();
-  return {
-    after(_delayMs: number, run: () => void): Cancel {
-      pending.add(run);
-      return () => pending.delete(run);
-    },
-    every(): Cancel {
-      throw new Error("not used by the guard");
-    },
-    fire() {
-      for (const run of [...pending]) {
-        pending.delete(run);
-        run();
-      }
-    },
-  };
-}
+import { manualTimers } from "./manual-timers.ts";
 
 function guard(enabled = true) {
   const timers = manualTimers();
