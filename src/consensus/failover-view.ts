@@ -66,6 +66,13 @@ export type Contender = {
   readonly lastLogIndex: LogIndex;
   readonly lastLogTerm: Term;
   readonly mayLead: boolean;
+  /**
+   * It cannot campaign now (its probes said `held`, or it is this node with lost entries). Once a
+   * leader heals it, it may lead again, so it still counts as one a relay can hand over to; but it
+   * ranks after every contender as up to date that can campaign, so it is not named the candidate
+   * in their stead (found by the simulator: seeds 3764, 2591 and 5673).
+   */
+  readonly held: boolean;
   readonly priority: number;
   readonly inLeaderZone: boolean;
 };
@@ -114,6 +121,7 @@ export function moreUpToDate(
 export function compareContenders(a: Contender, b: Contender): number {
   if (moreUpToDate(a, b)) return -1;
   if (moreUpToDate(b, a)) return 1;
+  if (a.held !== b.held) return a.held ? 1 : -1;
   if (a.mayLead !== b.mayLead) return a.mayLead ? -1 : 1;
   if (a.priority !== b.priority) return b.priority - a.priority;
   if (a.inLeaderZone !== b.inLeaderZone) return a.inLeaderZone ? -1 : 1;
@@ -131,6 +139,7 @@ function contender(s: CoreState, id: NodeId, lastLogIndex: LogIndex, lastLogTerm
     lastLogTerm,
     // A node whose host holds its candidacy may not lead (it relays at most), like a witness.
     mayLead: mayLead(config, id) && !(id === s.config.id && s.candidacyHeld),
+    held: false,
     priority,
     inLeaderZone: leaderZone !== null && zone === leaderZone,
   };
@@ -138,8 +147,7 @@ function contender(s: CoreState, id: NodeId, lastLogIndex: LogIndex, lastLogTerm
 
 /**
  * This node as a contender. With lost entries outstanding it can never campaign, not even as a
- * relay, so it ranks itself as its probes show it to the others: at its commit position, unable to
- * lead. Ranked at its whole log it would name itself the candidate, and in mode approve its
+ * relay, so it ranks itself as its probes show it to the others: at its commit position, held. Ranked at its whole log it would name itself the candidate, and in mode approve its
  * published proposal, an operator's approval through it, and its timeout policy would all wait on a
  * node that cannot be promoted.
  */
@@ -148,7 +156,7 @@ function self(s: CoreState): Contender {
   if (s.promised === null || s.config.unsafeTestBugs.ignoreLostEntries === true)
     return contender(s, id, s.log.lastIndex, s.log.lastTerm);
   const lastLogTerm = s.log.termAt(s.commitIndex) ?? s.log.lastTerm;
-  return { ...contender(s, id, s.commitIndex, lastLogTerm), mayLead: false };
+  return { ...contender(s, id, s.commitIndex, lastLogTerm), held: true };
 }
 
 /** This node (when it is a voter) and every voter of its configuration heard from lately, best first. */
@@ -160,8 +168,7 @@ export function rankedContenders(s: CoreState): Contender[] {
   for (const [id, position] of s.failover.peers) {
     if (id === s.config.id || !isVoter(config, id) || s.nowTick - position.heardTick > freshTicks) continue;
     const peer = contender(s, id, position.lastLogIndex, position.lastLogTerm);
-    // A peer that said it may not campaign cannot be promoted: never name it candidate to be.
-    list.push(position.held ? { ...peer, mayLead: false } : peer);
+    list.push(position.held ? { ...peer, held: true } : peer);
   }
   return list.sort(compareContenders);
 }

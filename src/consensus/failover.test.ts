@@ -239,6 +239,7 @@ describe("the candidate ranking", () => {
     lastLogIndex: fc.integer({ min: 0, max: 6 }).map(logIndex),
     lastLogTerm: fc.integer({ min: 0, max: 3 }).map(term),
     mayLead: fc.boolean(),
+    held: fc.boolean(),
     priority: fc.integer({ min: 0, max: 3 }),
     inLeaderZone: fc.boolean(),
   });

@@ -269,10 +269,22 @@ export class FailoverOperator {
     const waitedMs = Math.max(...lost.map(({ view }) => view.leaderLostMsAgo ?? 0));
     const policyMs = (this.options.approveTimeoutTicks + this.options.operatorDelayTicks) * simTickMs;
     if (!this.approveNow && mode === "schedule" && waitedMs < policyMs) return false;
-    // A proposal made with a majority heard (a removed node that does not know it still proposes itself).
+    // Of the proposals made with a majority heard, the most up-to-date candidate, as an operator
+    // comparing every node's `baton failover status` would choose: a removed node that does not know
+    // it heard only the old configuration, and proposed a candidate behind the others' (seed 5583).
+    type Proposal = { candidate?: string; quorumHeard?: boolean; lastLogIndex: number; lastLogTerm: number };
     const proposal = lost
-      .map(({ view }) => view.proposal as { candidate?: string; quorumHeard?: boolean } | null)
-      .find((p) => p?.candidate !== undefined && p.quorumHeard === true);
+      .map(({ view }) => view.proposal as Proposal | null)
+      .filter((p): p is Proposal => p?.candidate !== undefined && p.quorumHeard === true)
+      .reduce<Proposal | undefined>(
+        (best, p) =>
+          best === undefined ||
+          p.lastLogTerm > best.lastLogTerm ||
+          (p.lastLogTerm === best.lastLogTerm && p.lastLogIndex > best.lastLogIndex)
+            ? p
+            : best,
+        undefined,
+      );
     const candidate = proposal?.candidate === undefined ? undefined : this.cluster.host(proposal.candidate);
     if (candidate?.node === null || candidate?.node === undefined) {
       this.retryAtTick = this.cluster.nowTick + this.retryTicks;

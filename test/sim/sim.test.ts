@@ -30,6 +30,8 @@ const regressionSeeds = [
   3764, // a node demoted by an uncommitted entry of its own log was deferred to for good, though it never campaigns (auto, never-promote relay)
   3635, // likewise in mode manual (every promotion refused LOG_BEHIND)
   2591, // likewise in mode approve (the proposed candidate was a learner: NOT_VOTER)
+  5673, // a witness could not be promoted to relay while its only other voter probed held (the first fix of 3764 counted held nodes as never able to lead)
+  5583, // the simulated operator approved a removed node's stale proposal for good, not the most up-to-date candidate
 ];
 
 test("seeds that once failed stay clean", async () => {
