@@ -94,10 +94,14 @@ export function listSnapshots(directory: string): SnapshotRef[] {
     const match = completePattern.exec(name);
     if (match === null) continue;
     const file = path.join(directory, name);
+    // Older snapshots are deleted in the background (`deleteOlderSnapshots`), on another thread: one may go
+    // between the listing and this look at it, and is then no snapshot (simulator seed 7127).
+    const stats = fs.statSync(file, { throwIfNoEntry: false });
+    if (stats === undefined) continue;
     found.push({
       index: logIndex(Number(match[1])),
       term: term(Number(match[2])),
-      bytes: fs.statSync(file).size,
+      bytes: stats.size,
       path: file,
     });
   }

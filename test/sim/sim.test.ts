@@ -31,6 +31,7 @@ const regressionSeeds = [
   3635, // likewise in mode manual (every promotion refused LOG_BEHIND)
   2591, // likewise in mode approve (the proposed candidate was a learner: NOT_VOTER)
   5673, // a witness could not be promoted to relay while its only other voter probed held (the first fix of 3764 counted held nodes as never able to lead)
+  7127, // a snapshot deleted in the background between the listing of the directory and its stat stopped the node (ENOENT)
   5583, // the simulated operator approved a removed node's stale proposal for good, not the most up-to-date candidate
 ];
 
