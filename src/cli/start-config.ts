@@ -33,6 +33,7 @@ export type StartConfig = {
   readonly snapshotEntries: number;
   readonly snapshotLogBytes: number;
   readonly compactionTrailEntries: number;
+  readonly logMemoryBytes: number;
   readonly consistencyCheckIntervalMs: number;
   readonly healWaitMsMax: number;
   readonly logLevel: "debug" | "info" | "warn" | "error";
@@ -164,6 +165,13 @@ export const startOptions: readonly OptionSpec[] = [
     env: "BATON_COMPACTION_TRAIL",
     help: "log entries kept behind a snapshot for followers slightly behind",
     fallback: "1000",
+  },
+  {
+    flag: "log-memory-bytes",
+    key: "logMemoryBytes",
+    env: "BATON_LOG_MEMORY_BYTES",
+    help: "bytes of applied log entries kept in memory; older ones are read back from disk",
+    fallback: String(8 * 1024 * 1024),
   },
   {
     flag: "consistency-check-ms",
@@ -358,6 +366,7 @@ export function resolveStartConfig(argv: readonly string[], env: NodeJS.ProcessE
     snapshotEntries: int("snapshot-entries", 1, 1e9),
     snapshotLogBytes: int("snapshot-log-bytes", 1024, 2 ** 40),
     compactionTrailEntries: int("compaction-trail", 0, 1e9),
+    logMemoryBytes: int("log-memory-bytes", 0, 2 ** 40),
     ...storageHealSettings(get),
     logLevel: pick("log-level", ["debug", "info", "warn", "error"] as const),
     logFormat: pick("log-format", ["json", "pretty", "auto"] as const),

@@ -24,7 +24,7 @@ import type { ObservedState } from "./effects.ts";
 import type { Role } from "./events.ts";
 import type { ReadRequestId } from "./inputs.ts";
 import { Progress } from "./progress.ts";
-import { RaftLog } from "./raft-log.ts";
+import { type LogMemory, RaftLog } from "./raft-log.ts";
 
 /** The state the host recovered from durable storage, handed to the constructor. */
 export type InitialState = {
@@ -43,6 +43,12 @@ export type InitialState = {
    * of `RaftConfig.voters` and `learners`. The configuration entries in `entries` apply on top.
    */
   readonly snapshotConfig?: ClusterConfig;
+  /**
+   * Bounds the entry data held in memory (`RaftLog`, "Memory"): the data of applied entries beyond
+   * `dataBytesMax` is released and read back from the host's durable log through `reader`.
+   * Default: every entry after the snapshot stays in memory.
+   */
+  readonly logMemory?: LogMemory;
 };
 
 /** A read waiting on the leader for its heartbeat round: the leader's own, or one a member asked for. */
@@ -153,7 +159,13 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     learners: config.learners,
     ...(config.addresses === undefined ? {} : { addresses: config.addresses }),
   };
-  const log = new RaftLog(initial.snapshotIndex, initial.snapshotTerm, initial.entries, snapshotConfig);
+  const log = new RaftLog(
+    initial.snapshotIndex,
+    initial.snapshotTerm,
+    initial.entries,
+    snapshotConfig,
+    initial.logMemory ?? null,
+  );
   assert(initial.appliedIndex >= initial.snapshotIndex, "applied index below the snapshot");
   assert(initial.appliedIndex <= log.lastIndex, "applied index beyond the durable log");
   assert(log.lastTerm <= initial.hardState.term, "log holds a term newer than the hard state");
@@ -197,6 +209,7 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     promised: initial.hardState.promised ?? null,
     candidacyHeld: false,
   };
+  log.releaseApplied(state.appliedIndex);
   resetElectionTimer(state);
   return state;
 }

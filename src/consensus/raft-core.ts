@@ -358,6 +358,7 @@ export class RaftCore {
     assert(index <= s.applyThrough, `applied ${index} beyond the allowed ${s.applyThrough}`);
     if (index <= s.appliedIndex) return;
     s.appliedIndex = index;
+    s.log.releaseApplied(index);
     // Followers report progress at once so that `all` writes are acknowledged without waiting a heartbeat.
     if (s.role === "follower" && s.leaderId !== null) {
       out.send({

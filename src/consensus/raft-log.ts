@@ -15,6 +15,13 @@
  * entries itself, so that every append, truncation, compaction and reset keeps it right: appending
  * a configuration entry adopts it at once, truncating it reverts to the one before, and compaction
  * folds the configuration at the new snapshot index into `snapshotConfig`.
+ *
+ * Memory: with an `EntryReader` (the host's durable log), the log keeps the data of at most
+ * `dataBytesMax` bytes of entries; `releaseApplied` drops the data of the oldest applied entries
+ * beyond it, keeping their index, term and kind. Every read of a released entry (`entryAt`, `slice`)
+ * loads it back through the reader, so callers see whole entries either way. Only applied entries
+ * are released: they are committed and durable, so no truncation, reset or apply ever needs their
+ * data from memory, and the host's log holds them until both compact past them.
  */
 import { assert } from "../lib/assert.ts";
 import { type LogIndex, logIndex, type NodeId, type Term, term } from "../types/ids.ts";
@@ -29,11 +36,37 @@ import {
 /** A configuration entry held in memory. */
 type ConfigEntry = { readonly index: LogIndex; readonly config: ClusterConfig };
 
+/** Reads entries in [from, toExclusive) back from the host's durable log. */
+export type EntryReader = (from: LogIndex, toExclusive: LogIndex) => readonly LogEntry[];
+
+/** An entry whose data the log released: kept for its term and kind, its data read back on demand. */
+type ReleasedEntry = {
+  readonly index: LogIndex;
+  readonly term: Term;
+  readonly kind: EntryKind;
+  /** The released data's length, for the byte bounds of `slice`. */
+  readonly releasedBytes: number;
+};
+
+type HeldEntry = LogEntry | ReleasedEntry;
+
+function isReleased(entry: HeldEntry): entry is ReleasedEntry {
+  return "releasedBytes" in entry;
+}
+
+/** Where released data comes from, and how much data the log may hold. */
+export type LogMemory = { readonly reader: EntryReader; readonly dataBytesMax: number };
+
 /** Bytes charged per entry on top of its data when sizing a batch (index, term, kind, framing). */
 export const entryOverheadBytes = 24;
 
 export class RaftLog {
-  private entries: LogEntry[];
+  private entries: HeldEntry[];
+  /** Entries through this index (and above the snapshot index) have their data released. */
+  private releasedThrough: LogIndex;
+  /** The data bytes of the entries not released. */
+  private heldDataBytes = 0;
+  private readonly memory: LogMemory | null;
   private snapshotIndexValue: LogIndex;
   private snapshotTermValue: Term;
   private snapshotConfigValue: ClusterConfig;
@@ -47,6 +80,7 @@ export class RaftLog {
     snapshotTerm: Term,
     entries: readonly LogEntry[],
     snapshotConfig: ClusterConfig,
+    memory: LogMemory | null = null,
   ) {
     assert(snapshotIndex >= 0 && snapshotTerm >= 0, "snapshot position must be non-negative");
     assert(snapshotIndex > 0 || snapshotTerm === 0, "the empty snapshot has term 0");
@@ -56,6 +90,9 @@ export class RaftLog {
     // A copy: the host's object must not be able to change the configuration behind the log's back.
     this.snapshotConfigValue = normalizeClusterConfig(snapshotConfig);
     this.entries = [];
+    this.releasedThrough = snapshotIndex;
+    assert(memory === null || memory.dataBytesMax >= 0, "the log's data bound is not negative");
+    this.memory = memory;
     this.recountKnown();
     for (const entry of entries) this.append(entry);
   }
@@ -131,10 +168,64 @@ export class RaftLog {
   }
 
   entryAt(index: number): LogEntry | undefined {
+    const held = this.heldAt(index);
+    if (held === undefined || !isReleased(held)) return held;
+    return this.readBack(held.index, logIndex(held.index + 1))[0];
+  }
+
+  private heldAt(index: number): HeldEntry | undefined {
     if (index <= this.snapshotIndexValue || index > this.lastIndex) return undefined;
     const entry = this.entries[index - this.snapshotIndexValue - 1];
     assert(entry !== undefined && entry.index === index, `log entry ${index} misplaced`);
     return entry;
+  }
+
+  /** Released entries [from, toExclusive), read back; each must be the entry the log held there. */
+  private readBack(from: LogIndex, toExclusive: LogIndex): LogEntry[] {
+    assert(
+      this.memory !== null && toExclusive - 1 <= this.releasedThrough,
+      "only released entries are read back",
+    );
+    const read = this.memory.reader(from, toExclusive);
+    assert(read.length === toExclusive - from, `read back ${read.length} entries of ${toExclusive - from}`);
+    return read.map((entry, i) => {
+      const held = this.heldAt(from + i);
+      assert(
+        held !== undefined &&
+          entry.index === held.index &&
+          entry.term === held.term &&
+          entry.kind === held.kind,
+        `entry ${from + i} read back differs from the one released`,
+      );
+      return entry;
+    });
+  }
+
+  /**
+   * Releases the data of the oldest entries at or below `appliedIndex` while the log holds more
+   * than its bound (no-op without a reader).
+   */
+  releaseApplied(appliedIndex: LogIndex): void {
+    if (this.memory === null) return;
+    const through = Math.min(appliedIndex, this.lastIndex);
+    while (this.heldDataBytes > this.memory.dataBytesMax && this.releasedThrough < through) {
+      const at = this.releasedThrough - this.snapshotIndexValue;
+      const entry = this.entries[at];
+      assert(entry !== undefined && !isReleased(entry), `entry ${this.releasedThrough + 1} held`);
+      this.entries[at] = {
+        index: entry.index,
+        term: entry.term,
+        kind: entry.kind,
+        releasedBytes: entry.data.byteLength,
+      };
+      this.heldDataBytes -= entry.data.byteLength;
+      this.releasedThrough = logIndex(this.releasedThrough + 1);
+    }
+  }
+
+  /** The data bytes the log holds in memory (released entries excluded). */
+  get dataBytesHeld(): number {
+    return this.heldDataBytes;
   }
 
   /** Raft §5.4.1: is a log ending at (lastIndex, lastTerm) at least as up-to-date as this one? */
@@ -152,6 +243,7 @@ export class RaftLog {
       for (const id of [...config.voters, ...config.learners]) this.known.add(id);
     }
     this.entries.push(entry);
+    this.heldDataBytes += entry.data.byteLength;
   }
 
   /** Drops every entry after `index` and returns them. The caller guarantees none is committed. */
@@ -161,7 +253,12 @@ export class RaftLog {
       `truncation at ${index} below the snapshot ${this.snapshotIndexValue}`,
     );
     assert(index < this.lastIndex, `truncation at ${index} drops nothing (last ${this.lastIndex})`);
-    const dropped = this.entries.splice(index - this.snapshotIndexValue);
+    assert(
+      index >= this.releasedThrough,
+      `truncation at ${index} below released entry ${this.releasedThrough}`,
+    );
+    const dropped = this.entries.splice(index - this.snapshotIndexValue) as LogEntry[];
+    for (const entry of dropped) this.heldDataBytes -= entry.data.byteLength;
     assert(this.lastIndex === index, "truncation left the wrong last index");
     // A truncated configuration entry no longer counts: the one before it applies again.
     const configCount = this.configs.length;
@@ -177,16 +274,20 @@ export class RaftLog {
   slice(from: LogIndex, through: LogIndex, entriesMax: number, bytesMax: number): LogEntry[] {
     assert(from > this.snapshotIndexValue, `slice from ${from} reaches into the snapshot`);
     assert(entriesMax >= 1 && bytesMax >= 1, "slice bounds must be positive");
-    const result: LogEntry[] = [];
+    const result: HeldEntry[] = [];
     let bytes = 0;
     for (let index = from; index <= through && result.length < entriesMax; index++) {
-      const entry = this.entryAt(index);
+      const entry = this.heldAt(index);
       assert(entry !== undefined, `slice past the end at ${index}`);
-      bytes += entry.data.byteLength + entryOverheadBytes;
+      bytes += (isReleased(entry) ? entry.releasedBytes : entry.data.byteLength) + entryOverheadBytes;
       if (result.length > 0 && bytes > bytesMax) break;
       result.push(entry);
     }
-    return result;
+    // Released entries form a prefix of the log, so of the slice too: one read brings them back.
+    const releasedCount = result.filter(isReleased).length;
+    if (releasedCount === 0) return result as LogEntry[];
+    const loaded = this.readBack(from, logIndex(from + releasedCount));
+    return [...loaded, ...(result.slice(releasedCount) as LogEntry[])];
   }
 
   /** The last index holding `entryTerm` at or below `atOrBelow`, or undefined if none is in memory. */
@@ -217,7 +318,9 @@ export class RaftLog {
     this.snapshotConfigValue = this.configAt(index);
     this.configs = this.configs.filter((entry) => entry.index > index);
     this.recountKnown();
-    this.entries.splice(0, index - this.snapshotIndexValue);
+    for (const entry of this.entries.splice(0, index - this.snapshotIndexValue))
+      if (!isReleased(entry)) this.heldDataBytes -= entry.data.byteLength;
+    this.releasedThrough = logIndex(Math.max(this.releasedThrough, index));
     this.snapshotIndexValue = index;
     this.snapshotTermValue = snapshotTerm;
   }
@@ -227,6 +330,8 @@ export class RaftLog {
     assert(index > 0 && snapshotTerm > 0, "reset to an empty snapshot");
     assertValidClusterConfig(snapshotConfig);
     this.entries = [];
+    this.heldDataBytes = 0;
+    this.releasedThrough = index;
     this.configs = [];
     this.snapshotConfigValue = normalizeClusterConfig(snapshotConfig);
     this.recountKnown();

@@ -67,6 +67,8 @@ export type LaunchConfig = {
   readonly snapshotEntries?: number;
   readonly snapshotLogBytes?: number;
   readonly compactionTrailEntries?: number;
+  /** Bytes of applied entries the log keeps in memory (`--log-memory-bytes`; `RaftLog`, "Memory"). */
+  readonly logMemoryBytes?: number;
   /**
    * The configuration a joined node starts from (`src/cli/join.ts`, `src/node/join-record.ts`): voters, learners and their
    * addresses, in place of `cluster`. The replicated configuration takes over as soon as it arrives.
@@ -238,6 +240,7 @@ function nodeConfigOf(config: LaunchConfig, members: ReturnType<typeof bootstrap
     snapshotEntries: config.snapshotEntries ?? nodeDefaults.snapshotEntries,
     snapshotLogBytes: config.snapshotLogBytes ?? nodeDefaults.snapshotLogBytes,
     compactionTrailEntries: config.compactionTrailEntries ?? nodeDefaults.compactionTrailEntries,
+    logMemoryBytes: config.logMemoryBytes ?? nodeDefaults.logMemoryBytes,
     consistencyCheckIntervalMs: config.consistencyCheckIntervalMs ?? nodeDefaults.consistencyCheckIntervalMs,
     healWaitMsMax: config.healWaitMsMax ?? nodeDefaults.healWaitMsMax,
     heartbeatMs: config.heartbeatMs,

@@ -87,6 +87,11 @@ export type NodeConfig = {
   readonly snapshotLogBytes: number;
   /** Entries kept in the log behind a snapshot, so a follower slightly behind needs no snapshot. */
   readonly compactionTrailEntries: number;
+  /**
+   * Bytes of applied entries' data the core's log keeps in memory; the data of older ones is read
+   * back from the WAL when a follower needs them (`RaftLog`, "Memory"). 0 keeps none.
+   */
+  readonly logMemoryBytes: number;
   /** Bytes per snapshot chunk sent to a follower (`snapshot-transfer.ts`). */
   readonly snapshotChunkBytes: number;
   /** Chunks a leader sends ahead of the follower's acknowledgement (flow control). */
@@ -130,6 +135,7 @@ export const nodeDefaults = {
   snapshotEntries: 10_000,
   snapshotLogBytes: 64 << 20,
   compactionTrailEntries: 1_000,
+  logMemoryBytes: 8 << 20,
   snapshotChunkBytes: 128 << 10,
   snapshotWindowChunks: 4,
   snapshotAckTimeoutMs: 2_000,
@@ -189,6 +195,8 @@ export function checkNodeConfig(config: NodeConfig): NodeConfig {
     throw new BatonError(ErrorCode.BAD_CONFIG, "consistencyCheckIntervalMs must be a non-negative integer");
   if (!Number.isSafeInteger(config.compactionTrailEntries) || config.compactionTrailEntries < 0)
     throw new BatonError(ErrorCode.BAD_CONFIG, "compactionTrailEntries must be a non-negative integer");
+  if (!Number.isSafeInteger(config.logMemoryBytes) || config.logMemoryBytes < 0)
+    throw new BatonError(ErrorCode.BAD_CONFIG, "logMemoryBytes must be a non-negative integer");
   if (!config.voters.includes(config.id) && !(config.learners ?? []).includes(config.id))
     throw new BatonError(ErrorCode.BAD_CONFIG, `${config.id} is not one of the voters or learners`);
   return config;

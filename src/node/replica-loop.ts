@@ -129,6 +129,10 @@ export class ReplicaLoop {
         snapshotTerm: recovered.compactionPoint.term,
         appliedIndex: store.appliedIndex,
         ...recoveredConfig(recovered.compactionPoint),
+        logMemory: {
+          reader: (from, toExclusive) => runtime.log.entries(from, toExclusive),
+          dataBytesMax: config.logMemoryBytes,
+        },
       },
     );
     // The core holds the recovered entries from here on. The runtime still refers to the list, and

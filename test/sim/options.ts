@@ -9,7 +9,7 @@
 import type { Durability, UnsafeTestBugs } from "../../src/consensus/config.ts";
 import type { ApprovePolicy, FailoverMode } from "../../src/consensus/failover-config.ts";
 import { Prng } from "../../src/lib/prng.ts";
-import type { UnsafeNodeBugs } from "../../src/node/node-config.ts";
+import { nodeDefaults, type UnsafeNodeBugs } from "../../src/node/node-config.ts";
 import { type NodeId, nodeId } from "../../src/types/ids.ts";
 
 export const simTickMs = 10;
@@ -110,6 +110,8 @@ export type SimOptions = {
   /** Snapshots and compaction: small, so that runs take many and followers need transfers. */
   readonly snapshotEntries: number;
   readonly compactionTrailEntries: number;
+  /** Bytes of applied entry data each node's log keeps in memory (`NodeConfig.logMemoryBytes`). */
+  readonly logMemoryBytes: number;
   readonly snapshotChunkBytes: number;
   readonly snapshotWindowChunks: number;
   readonly snapshotAckTimeoutTicks: number;
@@ -144,7 +146,7 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
   const profile = prng.chance(0.1) ? "calm" : prng.chance(0.35) ? "storm" : "normal";
   const faulty = profile !== "calm";
   const storm = profile === "storm";
-  const options: Omit<SimOptions, keyof SimFailoverOptions> = {
+  const options: Omit<SimOptions, keyof SimFailoverOptions | "logMemoryBytes"> = {
     seed,
     profile,
     nodeCount: prng.chance(0.6) ? 3 : 5,
@@ -205,7 +207,9 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
   };
   // Drawn after everything above, so that a seed's other options are what they were before.
   const failover = drawFailover(prng, options.nodeCount, electionTimeoutTicks);
-  return { ...options, ...failover, ...overrides };
+  // Drawn after the failover options, for the same reason: most runs read released entries back.
+  const logMemoryBytes = prng.pick([0, 0, 256, 4096, nodeDefaults.logMemoryBytes]);
+  return { ...options, ...failover, logMemoryBytes, ...overrides };
 }
 
 /**

@@ -76,6 +76,7 @@ export function simNodeConfig(o: SimOptions, id: NodeId, bootstrap: ClusterConfi
     snapshotEntries: o.snapshotEntries,
     snapshotLogBytes: nodeDefaults.snapshotLogBytes,
     compactionTrailEntries: o.compactionTrailEntries,
+    logMemoryBytes: o.logMemoryBytes,
     snapshotChunkBytes: o.snapshotChunkBytes,
     snapshotWindowChunks: o.snapshotWindowChunks,
     snapshotAckTimeoutMs: o.snapshotAckTimeoutTicks * simTickMs,
