@@ -84,6 +84,8 @@ export const ErrorCode = {
   STORE_VERSION_UNSUPPORTED: "STORE_VERSION_UNSUPPORTED",
   /** A replica could not apply a committed payload exactly: its data differs from the leader's. */
   STORE_DIVERGED: "STORE_DIVERGED",
+  /** The store's WAL checkpoint failed (an I/O error, a full disk): the node stops, as for a failed fsync. */
+  STORE_CHECKPOINT_FAILED: "STORE_CHECKPOINT_FAILED",
   /**
    * This node's database differs from what a majority of its peers hold at the same log index: it
    * serves nothing from it until a leader's snapshot replaces it. Another node can answer.
@@ -161,6 +163,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   PAYLOAD_CORRUPT: 500,
   STORE_VERSION_UNSUPPORTED: 500,
   STORE_DIVERGED: 500,
+  STORE_CHECKPOINT_FAILED: 500,
   STORE_DAMAGED: 503,
   STORE_UNVERIFIED: 503,
   NO_INTACT_COPY: 500,
@@ -269,6 +272,7 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   PAYLOAD_CORRUPT: never,
   STORE_VERSION_UNSUPPORTED: never,
   STORE_DIVERGED: never,
+  STORE_CHECKPOINT_FAILED: never,
   // Refused before anything ran: another node holds intact data.
   STORE_DAMAGED: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },
   STORE_UNVERIFIED: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },

@@ -288,6 +288,8 @@ export async function openNode(
         onLog: (level, event, fields) => log(level, event, { ...fields }),
       }),
   });
+  // WAL checkpoints of the store run on a thread (`checkpointer.ts`); a failed one stops the node.
+  store.startBackgroundCheckpoints((error) => node.loop.fail(error));
   await node.start();
   const close = async (): Promise<void> => {
     await node.stop();

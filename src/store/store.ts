@@ -23,6 +23,7 @@ import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
 import { adoptBatchInto } from "./adopted-batch.ts";
+import { BackgroundCheckpoints } from "./checkpointer.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
 import { ContentHashJob } from "./database-check.ts";
@@ -83,6 +84,8 @@ export class Store {
   #connectionMode: "leader" | "replica" | null = null;
   /** The open speculative transaction holds a batch adopted from elsewhere (`adoptBatch`). */
   #holdsAdopted = false;
+  /** Background checkpoints (`checkpointer.ts`), once started; null: SQLite's automatic ones. */
+  #checkpoints: BackgroundCheckpoints | null = null;
 
   private constructor(filePath: string, limits: StoreLimits, connections: Connections) {
     this.path = filePath;
@@ -114,31 +117,25 @@ export class Store {
   }
 
   /** Checks a snapshot file completely (header and every byte) without installing it. */
-  static async verifySnapshot(
-    snapshotPath: string,
-  ): Promise<{ appliedIndex: LogIndex; databaseBytes: number }> {
-    const header = await verifySnapshot(snapshotPath);
-    return { appliedIndex: header.appliedIndex, databaseBytes: header.databaseBytes };
+  static async verifySnapshot(path: string): Promise<{ appliedIndex: LogIndex; databaseBytes: number }> {
+    const { appliedIndex, databaseBytes } = await verifySnapshot(path);
+    return { appliedIndex, databaseBytes };
   }
 
   get isOpen(): boolean {
     return this.#connections !== null;
   }
-
   /** The index of the last entry whose effects are committed in SQLite. */
   get appliedIndex(): LogIndex {
     return this.#appliedIndex;
   }
-
   /** Indexes of batches executed in the open speculative transaction, ascending. */
   get speculativeIndexes(): readonly LogIndex[] {
     return [...this.#speculative];
   }
-
   get lastSpeculativeIndex(): LogIndex | null {
     return this.#speculative.at(-1) ?? null;
   }
-
   get speculativeCount(): number {
     return this.#speculative.length;
   }
@@ -462,6 +459,8 @@ export class Store {
   installRestore(prepared: PreparedRestore): { appliedIndex: LogIndex } {
     const connections = this.#open();
     assert(this.#speculative.length === 0, "restore while a speculative transaction is open");
+    // The checkpoint thread's connection closes too before the file is swapped; a new one opens after.
+    this.#checkpoints?.detach();
     this.#connections = null;
     closeConnections(connections);
     try {
@@ -469,6 +468,7 @@ export class Store {
     } finally {
       const reopened = openConnections(this.path, this.#limits.busyTimeoutMs);
       this.#connections = reopened;
+      this.#checkpoints?.attach(reopened.write);
       this.#connectionMode = null;
       this.#triggers.forgetAfterRollback();
       this.#counters.invalidate();
@@ -478,10 +478,18 @@ export class Store {
     return { appliedIndex: this.#appliedIndex };
   }
 
+  /** From now on a thread checkpoints the WAL, not the event loop (`checkpointer.ts`). */
+  startBackgroundCheckpoints(onFailure: (error: BatonError) => void): void {
+    assert(this.#checkpoints === null, "background checkpoints start once");
+    this.#checkpoints = new BackgroundCheckpoints(this.path, this.#limits.busyTimeoutMs, onFailure);
+    this.#checkpoints.attach(this.#open().write);
+  }
+
   /** Closes the store; an open speculative transaction rolls back. Closing twice is harmless. */
   close(): void {
     const connections = this.#connections;
     if (connections === null) return;
+    this.#checkpoints?.detach();
     this.#connections = null;
     this.#speculative = [];
     openPaths.delete(this.path);

@@ -1,0 +1,105 @@
+/**
+ * Background checkpoints (`checkpointer.ts`): the thread, not the committing connection, copies the
+ * WAL into the database file; the store keeps working across a snapshot install; a checkpoint that
+ * cannot run reaches the failure callback with its code.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { after, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ErrorCode } from "../lib/errors.ts";
+import { logIndex } from "../types/ids.ts";
+import { Checkpointer } from "./checkpointer.ts";
+import { Store } from "./store.ts";
+
+const directory = fs.mkdtempSync(path.join(os.tmpdir(), "baton-checkpointer-"));
+after(() => fs.rmSync(directory, { recursive: true, force: true }));
+
+/** The longest a test waits for the thread to act (it checkpoints every 100 ms). */
+const waitMsMax = 10_000;
+
+async function waitUntil(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + waitMsMax;
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+const fileBytes = (file: string) => fs.statSync(file).size;
+
+test("with the automatic checkpoint off, only the thread copies committed pages into the database file", async () => {
+  const file = path.join(directory, "thread.db");
+  const db = new DatabaseSync(file);
+  db.exec("PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; CREATE TABLE t(body BLOB)");
+  db.prepare(
+    "INSERT INTO t SELECT randomblob(4096) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1000) SELECT x FROM c)",
+  ).run();
+  // About 4 MB committed, all of it still in the -wal file: nothing checkpointed on commit.
+  assert.ok(fileBytes(`${file}-wal`) > 4_000_000);
+  assert.ok(fileBytes(file) < 100_000, `database file ${fileBytes(file)} bytes before any checkpoint`);
+  const failures: Error[] = [];
+  const checkpointer = Checkpointer.start(file, 1000, (error) => failures.push(error), 20);
+  try {
+    await waitUntil(() => fileBytes(file) > 4_000_000, "the thread to checkpoint");
+  } finally {
+    checkpointer.close();
+  }
+  assert.deepEqual(failures, []);
+  // The next write restarts the WAL from its beginning: the checkpoint was complete.
+  db.prepare("INSERT INTO t VALUES (randomblob(10))").run();
+  assert.equal(db.prepare("PRAGMA integrity_check").get()?.integrity_check, "ok");
+  db.close();
+});
+
+test("a store with background checkpoints writes, installs a snapshot and goes on checkpointing", async () => {
+  const file = path.join(directory, "store.db");
+  const store = Store.open({ path: file });
+  const failures: Error[] = [];
+  store.startBackgroundCheckpoints((error) => failures.push(error));
+  const write = (index: number, sql: string) => {
+    store.execute(logIndex(index), [{ sql }]);
+    store.commitSpeculative(logIndex(index));
+  };
+  write(1, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)");
+  write(
+    2,
+    "INSERT INTO t(body) SELECT randomblob(4096) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 600) SELECT x FROM c)",
+  );
+  await waitUntil(() => fileBytes(file) > 2_000_000, "the first checkpoint");
+  const snapshot = await store.snapshot(path.join(directory, "store.bsnap"));
+  write(
+    3,
+    "INSERT INTO t(body) SELECT randomblob(4096) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 600) SELECT x FROM c)",
+  );
+  assert.deepEqual(await store.restoreSnapshot(snapshot.path), { appliedIndex: logIndex(2) });
+  const sizeAfterRestore = fileBytes(file);
+  write(
+    3,
+    "INSERT INTO t(body) SELECT randomblob(4096) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 900) SELECT x FROM c)",
+  );
+  await waitUntil(() => fileBytes(file) > sizeAfterRestore + 3_000_000, "a checkpoint after the install");
+  const count = store.query([{ sql: "SELECT count(*) AS n FROM t" }]).results[0]?.rows;
+  assert.deepEqual(count, [[1500]]);
+  store.close();
+  assert.deepEqual(failures, []);
+  const check = new DatabaseSync(file);
+  assert.equal(check.prepare("PRAGMA integrity_check").get()?.integrity_check, "ok");
+  check.close();
+});
+
+test("a checkpoint that cannot run is reported as STORE_CHECKPOINT_FAILED", async () => {
+  const file = path.join(directory, "not-a-database.db");
+  fs.writeFileSync(file, Buffer.alloc(8192, 0x5a));
+  const failures: Error[] = [];
+  const checkpointer = Checkpointer.start(file, 100, (error) => failures.push(error), 20);
+  await waitUntil(() => failures.length > 0, "the failure report");
+  checkpointer.close();
+  checkpointer.close();
+  assert.equal(failures.length, 1, "reported once");
+  assert.equal((failures[0] as { code?: string }).code, ErrorCode.STORE_CHECKPOINT_FAILED);
+  assert.match(failures[0]!.message, /not-a-database\.db/);
+});
