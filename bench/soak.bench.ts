@@ -167,6 +167,22 @@ async function main(): Promise<void> {
   let running = true;
   let rows = 0;
   let errors = 0;
+  // Interrupted (Ctrl-C, a stopped run): stop the nodes this run started before exiting.
+  let stopping = false;
+  const interrupted = (signal: NodeJS.Signals) => {
+    console.log(`${signal}: stopping the cluster`);
+    running = false;
+    if (stopping) return;
+    stopping = true;
+    void client
+      .close()
+      .catch(() => {})
+      .then(() => cluster.stop())
+      .catch((error: unknown) => console.log(`stopping the cluster failed: ${String(error)}`))
+      .finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
   try {
     await client.execute("CREATE TABLE kv(k INTEGER PRIMARY KEY, v BLOB NOT NULL)");
     const workers = Array.from({ length: clients }, async (_, w) => {

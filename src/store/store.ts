@@ -252,8 +252,7 @@ export class Store {
    */
   adoptBatch(index: LogIndex, adopted: AdoptedBatch, options: Pick<ExecuteOptions, "request"> = {}) {
     const connections = this.#open();
-    const { write } = connections;
-    assert(this.#speculative.length === 0 && !write.isTransaction, "an adopted batch is alone");
+    assert(this.#speculative.length === 0 && !connections.write.isTransaction, "an adopted batch is alone");
     assert(index === this.#appliedIndex + 1, `adopt at ${index} after applied index ${this.#appliedIndex}`);
     this.#checkCanSpeculate();
     this.#useMode("replica");
@@ -320,6 +319,7 @@ export class Store {
     assert(write.isTransaction, "a speculative transaction is open");
     writeMeta.writeAppliedIndex(upToIndex);
     write.exec("COMMIT");
+    this.#checkpoints?.afterCommit(write);
     this.#appliedIndex = upToIndex;
     this.#speculative = [];
     this.#holdsAdopted = false;
@@ -368,6 +368,7 @@ export class Store {
     const schemaChanged = () => this.#schemaChanged();
     const context = { db: write, triggers: this.#triggers, counters: this.#counters, schemaChanged };
     applyInTransaction(context, writeMeta, decoded, last.index);
+    this.#checkpoints?.afterCommit(write);
     // Applied changesets and sequence ops change the counters without a leader batch.
     this.#counters.invalidate();
     this.#appliedIndex = last.index;
@@ -481,8 +482,8 @@ export class Store {
   /** From now on a thread checkpoints the WAL, not the event loop (`checkpointer.ts`). */
   startBackgroundCheckpoints(onFailure: (error: BatonError) => void): void {
     assert(this.#checkpoints === null, "background checkpoints start once");
-    this.#checkpoints = new BackgroundCheckpoints(this.path, this.#limits.busyTimeoutMs, onFailure);
-    this.#checkpoints.attach(this.#open().write);
+    const { write } = this.#open();
+    this.#checkpoints = new BackgroundCheckpoints(this.path, this.#limits.busyTimeoutMs, onFailure, write);
   }
 
   /** Closes the store; an open speculative transaction rolls back. Closing twice is harmless. */
