@@ -17,9 +17,9 @@
  * The catch-up: the writer restarts the WAL only if, when it begins a transaction, the checkpoint
  * has copied every frame. A leader under load commits every few milliseconds, so a checkpoint that
  * runs elsewhere almost never ends in that gap, and the WAL would grow without bound (measured: 377
- * MB in 30 s). So the thread also publishes the WAL's length at its latest pass, and once that
- * passes `walFramesCatchUpAt` the store's write connection runs one PASSIVE checkpoint itself right
- * after its next commit (`afterCommit`): it copies only what was committed since the thread's pass,
+ * MB in 30 s). So once the WAL passes `walFramesCatchUpAt` (by the length the thread published
+ * at its latest pass, or by the file's own length) the store's write connection runs one PASSIVE
+ * checkpoint itself right after a commit (`afterCommit`): it copies only what the thread has not,
  * and the next transaction restarts the WAL, as an automatic checkpoint would have.
  *
  * Stopping is synchronous (`close`), because the store replaces its database file synchronously
@@ -30,6 +30,7 @@
  * A checkpoint that fails (an I/O error, a full disk) is a storage failure: `onFailure` receives it,
  * and the node stops, as for a failed fsync of its log.
  */
+import fs from "node:fs";
 import type { DatabaseSync } from "node:sqlite";
 import { Worker } from "node:worker_threads";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
@@ -38,6 +39,10 @@ import { BatonError, ErrorCode } from "../lib/errors.ts";
 export const checkpointIntervalMs = 100;
 /** WAL frames (pages) past which the writer catches the checkpoint up after a commit: 16 MiB of 4 KiB pages. */
 export const walFramesCatchUpAt = 4096;
+/** A WAL frame: a 4 KiB page and its 24-byte header. */
+const walFrameBytes = 4096 + 24;
+/** After a catch-up that could not complete, frames the WAL grows by before the writer tries again. */
+export const walFramesRetryAfter = 1024;
 /** The longest `close` waits for the thread to finish a checkpoint and close its connection. */
 export const checkpointCloseWaitMsMax = 30_000;
 
@@ -157,6 +162,8 @@ export class BackgroundCheckpoints {
   readonly #busyTimeoutMs: number;
   readonly #onFailure: (error: BatonError) => void;
   #checkpointer: Checkpointer | null = null;
+  /** After a catch-up that could not finish, the WAL length at which the writer tries again. */
+  #retryAtFrames = 0;
 
   /** Starts with the store's current write connection. */
   constructor(
@@ -182,11 +189,26 @@ export class BackgroundCheckpoints {
     this.#checkpointer = null;
   }
 
-  /** After a commit on `write`: when the WAL grew long, checkpoint what the thread has not yet. */
+  /**
+   * After a commit on `write`: when the WAL grew long, checkpoint what the thread has not yet. A
+   * catch-up that could not finish (the thread held the checkpoint lock, a reader pins older pages)
+   * is tried again once the WAL grew by `walFramesRetryAfter`, not after every commit.
+   */
   afterCommit(write: DatabaseSync): void {
     const checkpointer = this.#checkpointer;
-    if (checkpointer === null || checkpointer.walFrames < walFramesCatchUpAt) return;
-    write.exec("PRAGMA wal_checkpoint(PASSIVE)");
-    checkpointer.caughtUp();
+    if (checkpointer === null) return;
+    // The thread publishes after each pass; a writer committing fast outruns it, so the file's own
+    // length counts too (a restart cuts it back to 16 MiB, so a longer file holds that many frames).
+    const fileBytes = fs.statSync(`${this.#path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+    const frames = Math.max(checkpointer.walFrames, Math.floor(fileBytes / walFrameBytes));
+    if (frames < walFramesCatchUpAt || frames < this.#retryAtFrames) return;
+    const done = write.prepare("PRAGMA wal_checkpoint(PASSIVE)").get();
+    const [busy, log, copied] = [done?.busy, done?.log, done?.checkpointed].map(Number);
+    if (busy === 0 && log === copied) {
+      checkpointer.caughtUp();
+      this.#retryAtFrames = 0;
+    } else {
+      this.#retryAtFrames = (log ?? frames) + walFramesRetryAfter;
+    }
   }
 }
