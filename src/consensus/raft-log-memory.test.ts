@@ -32,6 +32,18 @@ class Disk {
   };
 }
 
+/** A log bounded to `dataBytesMax` holding entries 1..`count` of 10 bytes each (term 1), on `disk` too. */
+function boundedLog(dataBytesMax: number, count: number): { disk: Disk; log: RaftLog } {
+  const disk = new Disk();
+  const log = new RaftLog(logIndex(0), term(0), [], bootstrapConfig, { reader: disk.read, dataBytesMax });
+  for (let index = 1; index <= count; index++) {
+    const next = entry(index, 1, 10);
+    log.append(next);
+    disk.entries.push(next);
+  }
+  return { disk, log };
+}
+
 type Operation =
   | { kind: "append"; bytes: number; termStep: number }
   | { kind: "apply"; upTo: number }
@@ -131,13 +143,7 @@ test("a log with a memory bound answers every read like one that holds everythin
 });
 
 test("a released entry read back different from the one the log held is a bug, not data", () => {
-  const disk = new Disk();
-  const log = new RaftLog(logIndex(0), term(0), [], bootstrapConfig, { reader: disk.read, dataBytesMax: 0 });
-  for (let index = 1; index <= 3; index++) {
-    const next = entry(index, 1, 10);
-    log.append(next);
-    disk.entries.push(next);
-  }
+  const { disk, log } = boundedLog(0, 3);
   log.releaseApplied(logIndex(2));
   assert.equal(log.dataBytesHeld, 10, "entries 1 and 2 released, 3 (not applied) held");
   assert.deepEqual(log.entryAt(2), disk.entries[1]);
@@ -148,13 +154,7 @@ test("a released entry read back different from the one the log held is a bug, n
 });
 
 test("an applied entry is released only while the log holds more than its bound, oldest first", () => {
-  const disk = new Disk();
-  const log = new RaftLog(logIndex(0), term(0), [], bootstrapConfig, { reader: disk.read, dataBytesMax: 25 });
-  for (let index = 1; index <= 5; index++) {
-    const next = entry(index, 1, 10);
-    log.append(next);
-    disk.entries.push(next);
-  }
+  const { disk, log } = boundedLog(25, 5);
   log.releaseApplied(logIndex(5));
   assert.equal(log.dataBytesHeld, 20, "three released: 50 bytes down to the first total within 25");
   assert.equal(disk.reads, 0);
