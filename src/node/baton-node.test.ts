@@ -10,6 +10,7 @@ import { requestLimits } from "../api/request-limits.ts";
 import type { NormalizedExecute, NormalizedQuery } from "../api/request-validation.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
+import { InProcessQueryExecutor, type QueryExecutor } from "../store/query-executor.ts";
 import { requestWindowMsDefault } from "../store/request-log.ts";
 import { sizedCallBytesMax } from "../store/sized-calls.ts";
 import { Store } from "../store/store.ts";
@@ -55,6 +56,7 @@ async function singleNode(
     expectLeader?: boolean;
     clock?: Clock;
     writeSandbox?: (store: Store) => Promise<BatchSandbox | undefined>;
+    queryExecutor?: QueryExecutor;
   } = {},
 ): Promise<{ node: BatonNode; store: Store; wal: Wal; failSync: () => void; fatal: Error[] }> {
   const directory = path.join(root, name);
@@ -93,6 +95,7 @@ async function singleNode(
       recovered,
       store,
       ...(sandbox === undefined ? {} : { writeSandbox: sandbox }),
+      ...(setup.queryExecutor === undefined ? {} : { queryExecutor: setup.queryExecutor }),
       review: quarantineSink(orphans),
       orphans,
       snapshotDirectory: path.join(directory, "snapshots"),
@@ -457,4 +460,33 @@ test("a write whose randomblob/zeroblob size is a small literal runs in process;
     await wal.close();
     store.close();
   }
+});
+
+test("provably short queries run on the node's own read connection; any other goes to the query executor", async () => {
+  const sent: string[] = [];
+  let store: Store | null = null;
+  const executor: QueryExecutor = {
+    query(statements, options) {
+      sent.push(statements.map((statement) => statement.sql).join("; "));
+      assert.ok(store !== null);
+      return new InProcessQueryExecutor(store).query(statements, options);
+    },
+    close: () => Promise.resolve(),
+  };
+  const started = await singleNode("bounded-reads", {}, { queryExecutor: executor });
+  store = started.store;
+  const { node } = started;
+  await node.execute(write("CREATE TABLE kv(k TEXT PRIMARY KEY NOT NULL, v TEXT)"));
+  await node.execute(write("INSERT INTO kv VALUES ('a', 'x'), ('b', 'y')"));
+  for (const consistency of ["linearizable", "leader", "any"] as const) {
+    const point = await node.query({ ...linearizable("SELECT v FROM kv WHERE k = 'b'"), consistency });
+    assert.deepEqual(point.results[0]?.rows, [["y"]]);
+    assert.equal(point.position.index, store.appliedIndex);
+  }
+  assert.deepEqual(sent, [], "point reads never reached the executor");
+  const scan = await node.query(linearizable("SELECT count(*) FROM kv"));
+  assert.deepEqual(scan.results[0]?.rows, [[2]]);
+  assert.deepEqual(sent, ["SELECT count(*) FROM kv"]);
+  await node.stop();
+  store.close();
 });

@@ -20,6 +20,7 @@ import { jsonSafe } from "../api/json-encoding.ts";
 import type { NormalizedQuery } from "../api/request-validation.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { InProcessQueryExecutor, type QueryExecutor } from "../store/query-executor.ts";
+import type { QueryResult } from "../store/types.ts";
 import type { LogIndex } from "../types/ids.ts";
 import { within } from "./bounded-wait.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
@@ -35,6 +36,8 @@ export class ReadPath {
   private readonly requireLeader: () => void;
   private readonly refuseRead: () => void;
   private readonly executor: QueryExecutor;
+  /** Queries run on the store's own read connection because they are provably short (`queryInProcess`). */
+  inProcessQueries = 0;
 
   constructor(parts: {
     loop: ReplicaLoop;
@@ -82,8 +85,11 @@ export class ReadPath {
     // that state. `position.index` reports exactly the applied index of what it read.
     // Whatever the level, the query reads this node's database: never a damaged or unverified one.
     this.refuseRead();
-    const leftMs = Math.max(1, timeoutMs - (this.runtime.clock.nowMs() - startedMs));
-    const result = await this.executor.query(request.statements, { timeoutMs: leftMs });
+    const result =
+      this.queryInProcess(request.statements) ??
+      (await this.executor.query(request.statements, {
+        timeoutMs: Math.max(1, timeoutMs - (this.runtime.clock.nowMs() - startedMs)),
+      }));
     return {
       results: result.results.map((r) => ({
         columns: r.columns,
@@ -93,6 +99,18 @@ export class ReadPath {
       term,
       node: this.config.id,
     };
+  }
+
+  /**
+   * A query whose every statement is provably short runs here, on the store's read connection,
+   * without a query process's round trip (`bounded-reads.ts`); null for any other, which the executor
+   * runs (in a process it can kill, on a real node). Counted in `inProcessQueries`.
+   */
+  private queryInProcess(statements: NormalizedQuery["statements"]): QueryResult | null {
+    if (this.runtime.queryExecutor === undefined) return null;
+    const result = this.runtime.store.queryIfBounded(statements);
+    if (result !== null) this.inProcessQueries++;
+    return result;
   }
 
   private isLearner(): boolean {

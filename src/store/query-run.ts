@@ -33,6 +33,36 @@ export function runQuery(
   limits: StatementLimits,
   options: QueryOptions,
 ): QueryResult {
+  const result = runChecked(side, statements, limits, options, null);
+  assert(result !== null, "a query without a gate always runs");
+  return result;
+}
+
+/**
+ * Decides, inside the query's read transaction and before any client statement runs, whether the
+ * query runs here: given the schema version that transaction reads, true to run it, false to end the
+ * transaction and return null.
+ */
+export type QueryGate = (schemaVersion: bigint, statements: readonly { readonly sql: string }[]) => boolean;
+
+/** As `runQuery`, but returns null, having run no client statement, when `gate` says no. */
+export function runQueryIf(
+  side: ReadSide,
+  statements: readonly Statement[],
+  limits: StatementLimits,
+  options: QueryOptions,
+  gate: QueryGate,
+): QueryResult | null {
+  return runChecked(side, statements, limits, options, gate);
+}
+
+function runChecked(
+  side: ReadSide,
+  statements: readonly Statement[],
+  limits: StatementLimits,
+  options: QueryOptions,
+  gate: QueryGate | null,
+): QueryResult | null {
   const { read, readGuard, readMeta, readStatements } = side;
   const checked = checkStatements(statements, limits);
   const budget = resultBudget(options);
@@ -44,6 +74,7 @@ export function runQuery(
     const schemaVersion = internalStatement(read, "PRAGMA schema_version").get()?.schema_version;
     assert(typeof schemaVersion === "bigint", "PRAGMA schema_version reads an integer");
     readStatements.useSchemaVersion(schemaVersion);
+    if (gate !== null && !gate(schemaVersion, checked)) return null;
     const results = checked.map(({ sql, params }, index) => {
       const compiled = compileStatement(read, readGuard, readStatements, index, sql, params);
       return { columns: columnNames(compiled), rows: runWithRows(readGuard, compiled, budget) };

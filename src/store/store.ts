@@ -23,6 +23,7 @@ import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
 import { adoptBatchInto } from "./adopted-batch.ts";
+import { BoundedReads } from "./bounded-reads.ts";
 import { BackgroundCheckpoints } from "./checkpointer.ts";
 import { type Connections, closeConnections, openConnections } from "./connections.ts";
 import { computeContentHash } from "./content-hash.ts";
@@ -31,19 +32,11 @@ import { type HistoryReads, historyReads } from "./history-table.ts";
 import { internalStatement } from "./internal-statements.ts";
 import { runLeaderBatch } from "./leader-batch.ts";
 import { decodePayload, encodeBoundedPayload } from "./payload.ts";
-import { resultBudget, runQuery } from "./query-run.ts";
+import { resultBudget, runQuery, runQueryIf } from "./query-run.ts";
 import { applyInTransaction } from "./replica-apply.ts";
 import { lookupRequest, type RememberedRequest, rememberStep } from "./request-log.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
-import {
-  discardPreparedRestore,
-  installPreparedRestore,
-  type PreparedRestore,
-  prepareRestore,
-  restoreSnapshotFile,
-  verifySnapshot,
-  writeSnapshot,
-} from "./snapshot-file.ts";
+import * as snapshotFile from "./snapshot-file.ts";
 import type { StatementCacheStats } from "./statement-cache.ts";
 import { StatementCost } from "./statement-cost.ts";
 import { type StoreLimits, storeLimitsOf } from "./store-limits.ts";
@@ -77,6 +70,7 @@ export class Store {
   readonly #triggers = new TriggerSuspension();
   readonly #counters = new SequenceCounters();
   readonly #cost = new StatementCost();
+  readonly #boundedReads = new BoundedReads();
   #appliedIndex: LogIndex;
   #speculative: LogIndex[] = [];
   #replayRequiredThrough: LogIndex | null = null;
@@ -107,7 +101,7 @@ export class Store {
   /** Replaces the database at `dataPath` (no store may have it open) with a verified snapshot. */
   static async restore(snapshotPath: string, dataPath: string): Promise<{ appliedIndex: LogIndex }> {
     assert(!openPaths.has(path.resolve(dataPath)), `restore over ${dataPath} while a store has it open`);
-    return { appliedIndex: await restoreSnapshotFile(snapshotPath, path.resolve(dataPath)) };
+    return { appliedIndex: await snapshotFile.restoreSnapshotFile(snapshotPath, path.resolve(dataPath)) };
   }
 
   /** Deletes the database at `dataPath` (no store may have it open); the next `open` starts empty. */
@@ -118,7 +112,7 @@ export class Store {
 
   /** Checks a snapshot file completely (header and every byte) without installing it. */
   static async verifySnapshot(path: string): Promise<{ appliedIndex: LogIndex; databaseBytes: number }> {
-    const { appliedIndex, databaseBytes } = await verifySnapshot(path);
+    const { appliedIndex, databaseBytes } = await snapshotFile.verifySnapshot(path);
     return { appliedIndex, databaseBytes };
   }
 
@@ -401,6 +395,12 @@ export class Store {
     return runQuery(this.#open(), statements, this.queryLimits, options);
   }
 
+  /** As `query`, but null, having run nothing, unless every statement is provably short (bounded-reads.ts). */
+  queryIfBounded(statements: readonly Statement[], options: QueryOptions = {}): QueryResult | null {
+    const side = this.#open();
+    return runQueryIf(side, statements, this.queryLimits, options, this.#boundedReads.gateFor(side.read));
+  }
+
   /** The bounds on a query's statements, for query processes to apply alike. */
   get queryLimits(): StatementLimits {
     return { statementsMax: this.#limits.statementsPerBatchMax, sqlBytesMax: this.#limits.sqlBytesMax };
@@ -437,7 +437,7 @@ export class Store {
   async snapshot(destinationPath: string): Promise<SnapshotInfo> {
     this.#open();
     const target = path.resolve(destinationPath);
-    const written = await writeSnapshot(this.path, target, this.#limits.busyTimeoutMs);
+    const written = await snapshotFile.writeSnapshot(this.path, target, this.#limits.busyTimeoutMs);
     return { appliedIndex: written.appliedIndex, path: target, bytes: written.bytes };
   }
 
@@ -447,17 +447,17 @@ export class Store {
   }
 
   /** Verifies a snapshot and extracts it beside the database; the live database is untouched. */
-  async prepareRestore(snapshotPath: string): Promise<PreparedRestore> {
+  async prepareRestore(snapshotPath: string): Promise<snapshotFile.PreparedRestore> {
     this.#open();
-    return prepareRestore(snapshotPath, this.path);
+    return snapshotFile.prepareRestore(snapshotPath, this.path);
   }
 
-  discardRestore(prepared: PreparedRestore): Promise<void> {
-    return discardPreparedRestore(prepared);
+  discardRestore(prepared: snapshotFile.PreparedRestore): Promise<void> {
+    return snapshotFile.discardPreparedRestore(prepared);
   }
 
   /** Swaps a prepared snapshot in, synchronously (close, rename, reopen): old database or new. */
-  installRestore(prepared: PreparedRestore): { appliedIndex: LogIndex } {
+  installRestore(prepared: snapshotFile.PreparedRestore): { appliedIndex: LogIndex } {
     const connections = this.#open();
     assert(this.#speculative.length === 0, "restore while a speculative transaction is open");
     // The checkpoint thread's connection closes too before the file is swapped; a new one opens after.
@@ -465,7 +465,7 @@ export class Store {
     this.#connections = null;
     closeConnections(connections);
     try {
-      installPreparedRestore(prepared, this.path);
+      snapshotFile.installPreparedRestore(prepared, this.path);
     } finally {
       const reopened = openConnections(this.path, this.#limits.busyTimeoutMs);
       this.#connections = reopened;
