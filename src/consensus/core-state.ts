@@ -210,6 +210,7 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     candidacyHeld: false,
   };
   log.releaseApplied(state.appliedIndex);
+  log.ownHeldData();
   resetElectionTimer(state);
   return state;
 }

@@ -165,3 +165,35 @@ test("an applied entry is released only while the log holds more than its bound,
   log.compact(logIndex(4), term(1));
   assert.equal(log.dataBytesHeld, 10, "compaction drops the held entry 4 too");
 });
+
+test("entries recovered as views into one segment buffer: the held ones get buffers of their own, the rest keep none", () => {
+  const segment = new Uint8Array(100 * 10);
+  for (let i = 0; i < segment.byteLength; i++) segment[i] = (i * 7) % 256;
+  const recovered: LogEntry[] = Array.from({ length: 100 }, (_, i) => ({
+    index: logIndex(i + 1),
+    term: term(1),
+    kind: EntryKind.command,
+    data: segment.subarray(i * 10, i * 10 + 10),
+  }));
+  const disk = new Disk();
+  disk.entries = recovered.map((recoveredEntry) => ({
+    ...recoveredEntry,
+    data: recoveredEntry.data.slice(),
+  }));
+  const log = new RaftLog(logIndex(0), term(0), recovered, bootstrapConfig, {
+    reader: disk.read,
+    dataBytesMax: 50,
+  });
+  log.releaseApplied(logIndex(95));
+  log.ownHeldData();
+  assert.equal(log.dataBytesHeld, 50, "the bound keeps 96..100 (unapplied ones are always held)");
+  const readsBefore = disk.reads;
+  for (let index = 96; index <= 100; index++) {
+    const held = log.entryAt(index);
+    assert.ok(held !== undefined && held.kind === EntryKind.command);
+    assert.notEqual(held.data.buffer, segment.buffer, `entry ${index} no longer shares the segment's buffer`);
+    assert.deepEqual(held.data, recovered[index - 1]!.data);
+  }
+  assert.equal(disk.reads, readsBefore, "held entries are served from memory");
+  assert.deepEqual(log.entryAt(3)?.data, recovered[2]!.data, "a released one reads back from disk");
+});

@@ -223,6 +223,17 @@ export class RaftLog {
     }
   }
 
+  /**
+   * Gives every held entry's data a buffer of its own. Entries recovered from disk are views into
+   * whole segment buffers (`recovery.ts`), any of which one held view would keep alive.
+   */
+  ownHeldData(): void {
+    for (const [at, entry] of this.entries.entries()) {
+      if (isReleased(entry) || entry.data.byteLength === entry.data.buffer.byteLength) continue;
+      this.entries[at] = { ...entry, data: entry.data.slice() };
+    }
+  }
+
   /** The data bytes the log holds in memory (released entries excluded). */
   get dataBytesHeld(): number {
     return this.heldDataBytes;

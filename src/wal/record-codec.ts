@@ -76,9 +76,10 @@ export type DecodedRecord = { readonly entry: LogEntry; readonly nextOffset: num
 
 /**
  * Decodes the record at `offset`, or returns null if the bytes there are not one whole, valid
- * record. The entry's data is copied so that the caller may drop the segment buffer.
+ * record. The entry's data is copied so that the caller may drop the segment buffer, unless `copy`
+ * is false: then it is a view into `bytes`, which stays alive as long as any such entry does.
  */
-export function decodeRecordAt(bytes: Uint8Array, offset: number): DecodedRecord | null {
+export function decodeRecordAt(bytes: Uint8Array, offset: number, copy = true): DecodedRecord | null {
   if (bytes.byteLength - offset < recordHeaderBytes) return null;
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const bodyBytes = view.readUInt32LE(offset);
@@ -92,7 +93,10 @@ export function decodeRecordAt(bytes: Uint8Array, offset: number): DecodedRecord
   const index = view.readBigUInt64LE(body + 2);
   const entryTerm = view.readBigUInt64LE(body + 10);
   if (index > BigInt(Number.MAX_SAFE_INTEGER) || entryTerm > BigInt(Number.MAX_SAFE_INTEGER)) return null;
-  const data = new Uint8Array(view.subarray(body + recordFixedBodyBytes, body + bodyBytes));
+  const inPlace = view.subarray(body + recordFixedBodyBytes, body + bodyBytes);
+  const data = copy
+    ? new Uint8Array(inPlace)
+    : new Uint8Array(inPlace.buffer, inPlace.byteOffset, inPlace.byteLength);
   const entry: LogEntry = {
     index: logIndex(Number(index)),
     term: term(Number(entryTerm)),
@@ -159,11 +163,11 @@ export type SegmentScan = {
 };
 
 /** Scans a whole segment's bytes. Never throws on damaged input. */
-export function scanSegment(bytes: Uint8Array): SegmentScan {
+export function scanSegment(bytes: Uint8Array, copyData = true): SegmentScan {
   const records: { entry: LogEntry; offset: number }[] = [];
   let offset = 0;
   while (offset < bytes.byteLength) {
-    const decoded = decodeRecordAt(bytes, offset);
+    const decoded = decodeRecordAt(bytes, offset, copyData);
     if (decoded === null) break;
     records.push({ entry: decoded.entry, offset });
     offset = decoded.nextOffset;
