@@ -17,7 +17,7 @@ import { maybeHandOff } from "./handoff.ts";
 import type { ProposalId, ProposeInput } from "./inputs.ts";
 import type { AppendEntriesResponseMessage, HeartbeatResponseMessage } from "./messages.ts";
 import type { Progress } from "./progress.ts";
-import { acknowledgeReadRound } from "./read-index.ts";
+import { acknowledgeReadRound, issueWaitingRound } from "./read-index.ts";
 import {
   broadcastAppend,
   broadcastHeartbeat,
@@ -185,6 +185,7 @@ export function tickLeader(s: CoreState, out: EffectsBuilder): void {
   s.heartbeatElapsedTicks++;
   if (s.heartbeatElapsedTicks >= s.config.heartbeatIntervalTicks) {
     s.heartbeatElapsedTicks = 0;
+    issueWaitingRound(s);
     broadcastHeartbeat(s, out);
   }
   tickTransfer(s, out);

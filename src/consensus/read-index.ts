@@ -17,8 +17,8 @@
  * NOT_LEADER (NO_LEADER when none is known), as reads on followers were before, so the host can
  * still ask the leader itself. With `followerReadIndex` off a follower rejects at once.
  *
- * Invariants: rounds increase; a read waits for a round issued after it arrived; reads become
- * ready in arrival order; at most `readsPendingMax` wait on a leader, and at most as many forwarded
+ * Invariants: rounds increase; a read waits for a round issued after it arrived; at most one round
+ * is in flight, and reads that arrive meanwhile share the next one; reads become ready in arrival order; at most `readsPendingMax` wait on a leader, and at most as many forwarded
  * reads on a follower; a leader that steps down rejects them all (answering members that asked).
  */
 import { assert } from "../lib/assert.ts";
@@ -79,9 +79,29 @@ function startRound(s: CoreState, out: EffectsBuilder, origin: PendingRead["orig
     release(s, out, { origin, index, round: s.readRound });
     return;
   }
+  // At most one round in flight: a read that arrives while one is waits for the next round, which
+  // starts when that one is confirmed (or with the next heartbeat), together with every read that
+  // arrived meanwhile. Each round costs every member a heartbeat and an answer; under concurrent
+  // reads one round now serves all the reads of a round trip, not one each.
+  if (!roundConfirmed(s, s.readRound)) {
+    s.pendingReads.push({ origin, index, round: s.readRound + 1 });
+    return;
+  }
   s.readRound++;
   s.pendingReads.push({ origin, index, round: s.readRound });
   broadcastHeartbeat(s, out);
+}
+
+/**
+ * Reads wait for the round after the one in flight (see `startRound`): issue it now. Called before
+ * every heartbeat the leader sends, and when a round is confirmed.
+ */
+export function issueWaitingRound(s: CoreState): boolean {
+  const last = s.pendingReads.at(-1);
+  if (last === undefined || last.round <= s.readRound) return false;
+  assert(last.round === s.readRound + 1, "reads wait for at most the round after the current one");
+  s.readRound++;
+  return true;
 }
 
 function answer(
@@ -131,6 +151,7 @@ export function acknowledgeReadRound(s: CoreState, out: EffectsBuilder, peer: No
     released++;
   }
   s.pendingReads.splice(0, released);
+  if (roundConfirmed(s, s.readRound) && issueWaitingRound(s)) broadcastHeartbeat(s, out);
 }
 
 /** On step-down: only a leader can confirm reads. Members that asked are told at once. */
