@@ -85,6 +85,12 @@ export type RaftConfig = {
   readonly checkQuorum?: boolean;
   /** AppendEntries messages in flight per follower in the replicate state. Default 8. */
   readonly appendEntriesInflightMax?: number;
+  /**
+   * A new proposal is sent at once only to followers with fewer AppendEntries in flight than this;
+   * the others get it, with everything proposed meanwhile, when an answer arrives. Default 1, at
+   * most `appendEntriesInflightMax`.
+   */
+  readonly appendEntriesEagerInflightMax?: number;
   /** Payload bytes per AppendEntries (at least one entry is always sent). Default 1 MiB. */
   readonly appendEntriesBatchBytesMax?: number;
   /** Entries per AppendEntries. Default 256. */
@@ -124,6 +130,7 @@ export type ResolvedConfig = {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly appendEntriesInflightMax: number;
+  readonly appendEntriesEagerInflightMax: number;
   readonly appendEntriesBatchBytesMax: number;
   readonly appendEntriesBatchEntriesMax: number;
   readonly defaultDurability: Durability;
@@ -148,6 +155,7 @@ export const configDefaults = {
   preVote: true,
   checkQuorum: true,
   appendEntriesInflightMax: 8,
+  appendEntriesEagerInflightMax: 1,
   appendEntriesBatchBytesMax: 1024 * 1024,
   appendEntriesBatchEntriesMax: 256,
   defaultDurability: "majority" as Durability,
@@ -171,6 +179,7 @@ function positiveInteger(name: string, value: number): number {
 
 type BoundName =
   | "appendEntriesInflightMax"
+  | "appendEntriesEagerInflightMax"
   | "appendEntriesBatchBytesMax"
   | "appendEntriesBatchEntriesMax"
   | "proposalsPendingMax"
@@ -249,6 +258,10 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     preVote: config.preVote ?? configDefaults.preVote,
     checkQuorum: config.checkQuorum ?? configDefaults.checkQuorum,
     appendEntriesInflightMax: bound(config, "appendEntriesInflightMax"),
+    appendEntriesEagerInflightMax: Math.min(
+      bound(config, "appendEntriesEagerInflightMax"),
+      bound(config, "appendEntriesInflightMax"),
+    ),
     appendEntriesBatchBytesMax: bound(config, "appendEntriesBatchBytesMax"),
     appendEntriesBatchEntriesMax: bound(config, "appendEntriesBatchEntriesMax"),
     defaultDurability,

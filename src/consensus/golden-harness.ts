@@ -174,6 +174,8 @@ export class GoldenHarness {
       checkQuorum: options.get("check-quorum") !== "false",
       followerReadIndex: options.get("follower-reads") === "true",
       appendEntriesInflightMax: Number(options.get("inflight") ?? 4),
+      // Scenarios written before eager sending was bounded send every proposal at once (`eager`).
+      appendEntriesEagerInflightMax: Number(options.get("eager") ?? options.get("inflight") ?? 4),
       appendEntriesBatchEntriesMax: Number(options.get("batch-entries") ?? 16),
       proposalTimeoutMs: 10 * Number(options.get("proposal-timeout-ticks") ?? 100),
       prng: new Prng(Number(id)),

@@ -21,6 +21,7 @@ import { acknowledgeReadRound, issueWaitingRound } from "./read-index.ts";
 import {
   broadcastAppend,
   broadcastHeartbeat,
+  broadcastProposal,
   maybeAdvanceCommit,
   nextIndexFromHint,
   sendAppend,
@@ -87,7 +88,7 @@ export function handlePropose(s: CoreState, out: EffectsBuilder, input: ProposeI
   const durability = input.durability ?? s.config.defaultDurability;
   const timeoutTicks = input.timeoutTicks ?? s.config.proposalTimeoutTicks;
   appendProposal(s, out, { ...input, durability }, timeoutTicks);
-  broadcastAppend(s, out, false);
+  broadcastProposal(s, out);
 }
 
 function heard(s: CoreState, progress: Progress, appliedIndex: number): void {

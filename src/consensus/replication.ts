@@ -66,6 +66,22 @@ export function sendAppendsWhileOpen(s: CoreState, out: EffectsBuilder, peer: No
   }
 }
 
+/**
+ * A new proposal's entry, to every member whose window allows it at once: fewer than
+ * `appendEntriesEagerInflightMax` AppendEntries in flight (probing or waiting for a snapshot, the
+ * usual rules apply). Any other gets it with everything proposed meanwhile, in one message, when an
+ * answer frees its window (`sendAppendsWhileOpen`), or after the next heartbeat's answer if answers
+ * were lost. Under concurrent writes this sends one message per answer instead of one per write,
+ * and each follower persists and answers the entries of a round trip together.
+ */
+export function broadcastProposal(s: CoreState, out: EffectsBuilder): void {
+  for (const [peer, progress] of s.progress) {
+    if (progress.state === "replicate" && progress.inflight.length >= s.config.appendEntriesEagerInflightMax)
+      continue;
+    sendAppend(s, out, peer, false);
+  }
+}
+
 /** To every other member, learners included (they receive the log like voters). */
 export function broadcastAppend(s: CoreState, out: EffectsBuilder, sendIfEmpty: boolean): void {
   for (const peer of s.progress.keys()) {
