@@ -3,6 +3,7 @@
  * 2 usage error (bad flags, bad configuration).
  */
 import { isBatonError } from "../lib/errors.ts";
+import { execWithNodeFlags } from "./node-flags.ts";
 
 const usage = `Usage: baton <command> [options]
 
@@ -45,6 +46,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`baton: unknown command ${JSON.stringify(name)}\n\n${usage}`);
     return 2;
   }
+  // A node process gets Node's flags for a long-running node first (node-flags.ts); `--help` needs none.
+  if (name === "start" && !rest.includes("--help") && !rest.includes("-h")) execWithNodeFlags();
   try {
     return await (await load())(rest);
   } catch (error) {

@@ -1,5 +1,6 @@
 /** The operator commands against a real cluster: `baton status` and `baton shell`. */
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { Cluster, runBaton } from "./cluster-harness.ts";
 
@@ -41,6 +42,18 @@ describe("operator commands", { timeout: 60_000 }, () => {
     assert.equal(rows.length, 3, output);
     assert.equal(rows.filter((r) => /\bleader\b/.test(r)).length, 1, output);
     assert.equal(rows.filter((r) => /\bfollower\b/.test(r)).length, 2, output);
+  });
+
+  test("a node process runs with Node's flags for a long-running node, under the pid it was started with", (t) => {
+    const pid = cluster.nodes[0]!.process?.pid;
+    assert.ok(pid !== undefined);
+    if (!fs.existsSync(`/proc/${pid}/cmdline`)) {
+      t.skip("no /proc here to read a process's arguments from");
+      return;
+    }
+    const args = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    assert.ok(args.includes("--max-semi-space-size=8"), args.join(" "));
+    assert.ok(args.includes("start"), args.join(" "));
   });
 
   test("a bad flag exits 2 with a message", async () => {

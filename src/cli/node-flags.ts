@@ -1,0 +1,45 @@
+/**
+ * Node's own flags for a node process (`baton start`). V8 reads them only when the process starts,
+ * so a process started without them replaces itself with one that has them (`process.execve`: same
+ * pid, same arguments, same environment) before it opens anything.
+ *
+ * - `--max-semi-space-size=8` (MiB): V8 grows its young generation under allocation pressure, here
+ *   up to 32 MiB per semi-space (64 MiB of new space), and keeps it. A node under steady writes did
+ *   exactly that somewhere between its second and its thirtieth minute: its heap grew from 30 to 80
+ *   MB while 14-44 MB was in use, and its resident memory by 1.64× (`npm run bench:soak`, issue 8).
+ *   With 8 MiB the heap stayed at 34-37 MB for 30 minutes.
+ *
+ * A flag the operator already gave (on the command line or in `NODE_OPTIONS`) is left as given;
+ * `BATON_NODE_FLAGS=off` turns the whole mechanism off. Where `execve` is unavailable (Windows) the
+ * node runs on with V8's defaults.
+ */
+
+/** The flags, as `--name=value`. */
+export const nodeProcessFlags: readonly string[] = ["--max-semi-space-size=8"];
+
+/** The flags of `nodeProcessFlags` that neither `execArgv` nor `nodeOptions` sets, by name. */
+export function missingNodeFlags(execArgv: readonly string[], nodeOptions: string): string[] {
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((flag) => nameOf(flag));
+  return nodeProcessFlags.filter((flag) => !given.includes(nameOf(flag)));
+}
+
+function nameOf(flag: string): string {
+  // V8 accepts both spellings of a flag name: --max-semi-space-size and --max_semi_space_size.
+  return (flag.split("=")[0] ?? flag).replaceAll("_", "-");
+}
+
+/**
+ * Replaces this process with one that has every flag of `nodeProcessFlags` (never returns then), or
+ * returns when there is nothing to add or no way to add it.
+ */
+export function execWithNodeFlags(): void {
+  if (process.env.BATON_NODE_FLAGS === "off") return;
+  const missing = missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS ?? "");
+  if (missing.length === 0 || typeof process.execve !== "function") return;
+  const args = [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)];
+  try {
+    process.execve(process.execPath, args, process.env as Record<string, string>);
+  } catch {
+    // No execve on this platform: run with V8's defaults.
+  }
+}
