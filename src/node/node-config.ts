@@ -57,6 +57,8 @@ export type NodeConfig = {
   readonly preVote?: boolean;
   readonly checkQuorum?: boolean;
   readonly appendEntriesInflightMax?: number;
+  /** Proposals go out at once only to followers with fewer AppendEntries in flight (consensus config). */
+  readonly appendEntriesEagerInflightMax?: number;
   readonly appendEntriesBatchEntriesMax?: number;
   readonly appendEntriesBatchBytesMax?: number;
   readonly durability: Durability;

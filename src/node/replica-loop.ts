@@ -461,6 +461,7 @@ function coreTuning(config: NodeConfig): Partial<ConstructorParameters<typeof Ra
     "preVote",
     "checkQuorum",
     "appendEntriesInflightMax",
+    "appendEntriesEagerInflightMax",
     "appendEntriesBatchEntriesMax",
     "appendEntriesBatchBytesMax",
   ] as const;

@@ -67,6 +67,8 @@ export type SimOptions = {
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly appendEntriesInflightMax: number;
+  /** New proposals go out at once only to followers with fewer AppendEntries in flight than this. */
+  readonly appendEntriesEagerInflightMax: number;
   readonly appendEntriesBatchEntriesMax: number;
   readonly appendEntriesBatchBytesMax: number;
   readonly proposalTimeoutTicks: number;
@@ -143,10 +145,15 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
   const delayTicksMax = prng.intBetween(1, Math.max(1, Math.floor(electionTimeoutTicks / 6)));
   // Fault profile: a tenth of runs are calm (a baseline), a third are storms of leader crashes with
   // short downtimes, slow fsyncs and tiny batches: the conditions of Raft figure 8.
-  const profile = prng.chance(0.1) ? "calm" : prng.chance(0.35) ? "storm" : "normal";
+  // A hunt may pin the profile; the draw still happens, so that the options after it are the seed's.
+  const drawnProfile = prng.chance(0.1) ? "calm" : prng.chance(0.35) ? "storm" : "normal";
+  const profile = overrides.profile ?? drawnProfile;
   const faulty = profile !== "calm";
   const storm = profile === "storm";
-  const options: Omit<SimOptions, keyof SimFailoverOptions | "logMemoryBytes"> = {
+  const options: Omit<
+    SimOptions,
+    keyof SimFailoverOptions | "logMemoryBytes" | "appendEntriesEagerInflightMax"
+  > = {
     seed,
     profile,
     nodeCount: prng.chance(0.6) ? 3 : 5,
@@ -209,7 +216,10 @@ export function optionsFromSeed(seed: number, overrides: Partial<SimOptions> = {
   const failover = drawFailover(prng, options.nodeCount, electionTimeoutTicks);
   // Drawn after the failover options, for the same reason: most runs read released entries back.
   const logMemoryBytes = prng.pick([0, 0, 256, 4096, nodeDefaults.logMemoryBytes]);
-  return { ...options, ...failover, logMemoryBytes, ...overrides };
+  // Drawn last, for the same reason: from the default (one in flight, the rest batched on answers)
+  // to sending every proposal at once.
+  const appendEntriesEagerInflightMax = prng.intBetween(1, options.appendEntriesInflightMax);
+  return { ...options, ...failover, logMemoryBytes, appendEntriesEagerInflightMax, ...overrides };
 }
 
 /**

@@ -69,6 +69,7 @@ export function simNodeConfig(o: SimOptions, id: NodeId, bootstrap: ClusterConfi
     preVote: o.preVote,
     checkQuorum: o.checkQuorum,
     appendEntriesInflightMax: o.appendEntriesInflightMax,
+    appendEntriesEagerInflightMax: o.appendEntriesEagerInflightMax,
     appendEntriesBatchEntriesMax: o.appendEntriesBatchEntriesMax,
     appendEntriesBatchBytesMax: o.appendEntriesBatchBytesMax,
     durability: "majority",
