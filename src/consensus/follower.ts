@@ -109,6 +109,7 @@ export function handleAppendEntries(s: CoreState, out: EffectsBuilder, message: 
   const lastCovered = logIndex(message.prevLogIndex + message.entries.length);
   if (lastCovered <= s.commitIndex) {
     // Everything it carries is already committed here, hence identical: just report our position.
+    if (message.quiet === true) return;
     respond(s, out, message.from, {
       success: true,
       matchIndex: s.commitIndex,
@@ -140,6 +141,7 @@ export function handleAppendEntries(s: CoreState, out: EffectsBuilder, message: 
   appendMatching(s, out, message);
   // Raft figure 2: commitIndex = min(leaderCommit, index of last new entry).
   advanceCommitIndex(s, logIndex(Math.min(message.leaderCommit, lastCovered)));
+  if (message.quiet === true) return;
   respond(s, out, message.from, {
     success: true,
     matchIndex: lastCovered,

@@ -32,7 +32,7 @@ function messageDetail(m: Message): string {
     case "requestVoteResponse":
       return m.granted ? "granted" : "rejected";
     case "appendEntries":
-      return `prev=${m.prevLogIndex}/${m.prevLogTerm} commit=${m.leaderCommit} entries=[${m.entries.map(formatEntry).join(", ")}]`;
+      return `prev=${m.prevLogIndex}/${m.prevLogTerm} commit=${m.leaderCommit} entries=[${m.entries.map(formatEntry).join(", ")}]${m.quiet === true ? " quiet" : ""}`;
     case "appendEntriesResponse":
       return m.success
         ? `ok match=${m.matchIndex} applied=${m.appliedIndex}`
@@ -40,7 +40,7 @@ function messageDetail(m: Message): string {
     case "heartbeat":
       return `commit=${m.leaderCommit} round=${m.readRound}`;
     case "heartbeatResponse":
-      return `round=${m.readRound} applied=${m.appliedIndex}`;
+      return `round=${m.readRound} applied=${m.appliedIndex}${m.report === true ? " report" : ""}`;
     case "timeoutNow":
       return "";
     case "readIndex":

@@ -156,6 +156,9 @@ export function handleHeartbeatResponse(
   const progress = s.progress.get(message.from);
   if (progress === undefined) return;
   heard(s, progress, message.appliedIndex);
+  // An applied report follows every apply under load; resending on each would send an empty append
+  // (and draw an answer) per report while entries are in flight. A heartbeat's answer does that.
+  if (message.report === true) return;
   // The follower is alive: unblock a probe, or free a slot whose append was probably lost.
   if (progress.state === "probe") progress.probeSent = false;
   else if (progress.state === "replicate" && progress.isPaused()) progress.freeOldestInflight();

@@ -55,6 +55,12 @@ export type AppendEntriesMessage = Envelope & {
   readonly prevLogTerm: Term;
   readonly entries: readonly LogEntry[];
   readonly leaderCommit: LogIndex;
+  /**
+   * Set only on an entry-less message that brings a follower in the replicate state a new commit
+   * index: the follower answers it only with a rejection. Its success answer would tell the leader
+   * nothing new (the entries' own answers did), and the follower's applied report follows the apply.
+   */
+  readonly quiet?: true;
 };
 
 /**
@@ -90,6 +96,12 @@ export type HeartbeatResponseMessage = Envelope & {
   readonly type: "heartbeatResponse";
   readonly readRound: number;
   readonly appliedIndex: LogIndex;
+  /**
+   * Set only when a follower sends it on its own after applying (not as a heartbeat's answer): the
+   * leader takes the applied index and the sign of life, but does not resend appends on it, which it
+   * does once per heartbeat for a follower whose answers may have been lost.
+   */
+  readonly report?: true;
 };
 
 /** Leadership transfer (thesis §3.10): "campaign now, you are up to date". */

@@ -368,6 +368,7 @@ export class RaftCore {
         term: s.term,
         readRound: 0,
         appliedIndex: index,
+        report: true,
       });
     }
   }

@@ -43,8 +43,8 @@ export function sendAppend(s: CoreState, out: EffectsBuilder, peer: NodeId, send
       : [];
   const commitNews = s.commitIndex > progress.sentCommitIndex;
   if (entries.length === 0 && !sendIfEmpty && !commitNews) return false;
-  out.send({
-    type: "appendEntries",
+  const message = {
+    type: "appendEntries" as const,
     from: s.config.id,
     to: peer,
     term: s.term,
@@ -52,7 +52,10 @@ export function sendAppend(s: CoreState, out: EffectsBuilder, peer: NodeId, send
     prevLogTerm,
     entries,
     leaderCommit: s.commitIndex,
-  });
+  };
+  // Commit news alone, to a follower known to hold what it was sent: no success answer wanted.
+  const quiet = entries.length === 0 && !sendIfEmpty && progress.state === "replicate";
+  out.send(quiet ? { ...message, quiet: true } : message);
   progress.sent(entries.at(-1)?.index);
   progress.sentCommitIndex = logIndex(Math.max(progress.sentCommitIndex, s.commitIndex));
   return true;

@@ -58,6 +58,7 @@ const messageArbitrary: fc.Arbitrary<Message> = fc
           }),
           { maxLength: 6 },
         ),
+        quiet: fc.boolean(),
       })
       .map((m) => ({
         type: "appendEntries" as const,
@@ -65,6 +66,7 @@ const messageArbitrary: fc.Arbitrary<Message> = fc
         prevLogTerm: m.prevLogTerm,
         leaderCommit: m.leaderCommit,
         entries: m.entries.map((e, i) => ({ ...e, index: logIndex(m.prevLogIndex + 1 + i) })),
+        ...(m.quiet ? { quiet: true as const } : {}),
       })),
     fc.record({
       type: fc.constant("appendEntriesResponse" as const),
@@ -76,11 +78,15 @@ const messageArbitrary: fc.Arbitrary<Message> = fc
       appliedIndex: safe.map(logIndex),
     }),
     fc.record({ type: fc.constant("heartbeat" as const), leaderCommit: safe.map(logIndex), readRound: safe }),
-    fc.record({
-      type: fc.constant("heartbeatResponse" as const),
-      readRound: safe,
-      appliedIndex: safe.map(logIndex),
-    }),
+    fc.record(
+      {
+        type: fc.constant("heartbeatResponse" as const),
+        readRound: safe,
+        appliedIndex: safe.map(logIndex),
+        report: fc.constant(true as const),
+      },
+      { requiredKeys: ["type", "readRound", "appliedIndex"] },
+    ),
     fc.record({ type: fc.constant("timeoutNow" as const) }),
     fc.record({ type: fc.constant("readIndex" as const), readId: safe }),
     fc.record({

@@ -170,6 +170,7 @@ function encodeBody(w: Writer, m: Message): void {
         w.u32(entry.data.byteLength);
         w.bytes(entry.data);
       }
+      if (m.quiet === true) w.bool(true); // Only then: other appends keep their version 1 bytes.
       return;
     case "appendEntriesResponse":
       w.bool(m.success);
@@ -183,6 +184,7 @@ function encodeBody(w: Writer, m: Message): void {
     case "heartbeatResponse":
       w.u64(m.readRound);
       w.u64(m.appliedIndex);
+      if (m.report === true) w.bool(true); // Only then: a heartbeat's answer keeps its version 1 bytes.
       return;
     case "timeoutNow":
       return;
@@ -251,8 +253,12 @@ function decodeBody(r: Reader, type: MessageType, e: Envelope): Message {
       };
     case "heartbeat":
       return { type, ...e, leaderCommit: logIndex(r.u64()), readRound: r.u64() };
-    case "heartbeatResponse":
-      return { type, ...e, readRound: r.u64(), appliedIndex: logIndex(r.u64()) };
+    case "heartbeatResponse": {
+      const answer = { type, ...e, readRound: r.u64(), appliedIndex: logIndex(r.u64()) };
+      if (r.atEnd()) return answer;
+      if (!r.bool()) throw bad("an applied report's flag is present only when set");
+      return { ...answer, report: true };
+    }
     case "timeoutNow":
       return { type, ...e };
     case "readIndex":
@@ -290,5 +296,8 @@ function decodeAppendEntries(r: Reader, e: Envelope): Message {
     if (index !== prevLogIndex + 1 + i) throw bad("entries are not contiguous");
     entries.push({ index, term: entryTerm, kind: kind as EntryKind, data });
   }
-  return { type: "appendEntries", ...e, prevLogIndex, prevLogTerm, leaderCommit, entries };
+  const message = { type: "appendEntries" as const, ...e, prevLogIndex, prevLogTerm, leaderCommit, entries };
+  if (r.atEnd()) return message;
+  if (!r.bool()) throw bad("a quiet append's flag is present only when set");
+  return { ...message, quiet: true };
 }
