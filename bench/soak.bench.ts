@@ -101,15 +101,17 @@ function fileBytes(file: string): number {
 
 const mb = (bytes: number): string => (bytes / (1 << 20)).toFixed(1);
 
-type Sample = { atMs: number; rss: Map<string, number | null> };
+type Sample = { atMs: number; rss: Map<string, number | null>; role: Map<string, string> };
 
 async function printInterval(cluster: Cluster, atMs: number, rows: number, seconds: number): Promise<Sample> {
   const rss = new Map<string, number | null>();
+  const role = new Map<string, string>();
   const lines: string[] = [];
   for (const node of cluster.nodes) {
     const status: StatusResponse | null = await cluster.status(node).catch(() => null);
     const memory = await memoryText(node);
     rss.set(node.id, memory.rss);
+    role.set(node.id, status?.role ?? "down");
     const s = status?.snapshots;
     lines.push(
       `  ${node.id} ${status?.role ?? "down"}: ${memory.text}, log ${mb(directoryBytes(path.join(node.dataDirectory, "log")))} MB, ` +
@@ -119,7 +121,30 @@ async function printInterval(cluster: Cluster, atMs: number, rows: number, secon
   }
   console.log(`t=${(atMs / 1000).toFixed(0)} s: ${(rows / seconds).toFixed(0)} rows/s`);
   for (const line of lines) console.log(line);
-  return { atMs, rss };
+  return { atMs, rss, role };
+}
+
+/** History records read back to count the run's elections (a soak sees a few at most). */
+const historyRecordsMax = 500;
+
+/** The run's elections and step-downs with their reasons, from the replicated history. */
+async function printLeadership(cluster: Cluster): Promise<void> {
+  const leader = await cluster.waitForLeader();
+  const response = await fetch(`${leader.url}/v1/history?limit=${historyRecordsMax}`, {
+    signal: AbortSignal.timeout(10_000),
+  });
+  const body = (await response.json()) as { history?: { event: string; reason?: string; term: number }[] };
+  const records = body.history ?? [];
+  const elected = records.filter((r) => r.event === "leader-elected");
+  const reasons: Record<string, number> = {};
+  for (const r of records)
+    if (r.event === "stepped-down") reasons[r.reason ?? "?"] = (reasons[r.reason ?? "?"] ?? 0) + 1;
+  console.log(
+    `  leadership: ${elected.length} leader elections (terms ${elected
+      .map((r) => r.term)
+      .sort((a, b) => a - b)
+      .join(", ")}), step-downs by reason ${JSON.stringify(reasons)}`,
+  );
 }
 
 /** Kills a follower, restarts it at once, and times restart-to-caught-up. */
@@ -234,7 +259,7 @@ async function main(): Promise<void> {
       const b = last?.rss.get(node.id);
       if (a != null && b != null)
         console.log(
-          `  ${node.id} rss ${a.toFixed(0)} MB at ${((atEarly?.atMs ?? 0) / 60_000).toFixed(1)} min → ${b.toFixed(0)} MB at the end (${(b / a).toFixed(2)}x)`,
+          `  ${node.id} rss ${a.toFixed(0)} MB at ${((atEarly?.atMs ?? 0) / 60_000).toFixed(1)} min (${atEarly?.role.get(node.id)}) → ${b.toFixed(0)} MB at the end (${last?.role.get(node.id)}) (${(b / a).toFixed(2)}x)`,
         );
     }
     const [first, final] = [restarts[0], restarts.at(-1)];
@@ -242,6 +267,9 @@ async function main(): Promise<void> {
       console.log(
         `  restart-to-caught-up ${first.ms.toFixed(0)} ms at ${(first.atMs / 60_000).toFixed(1)} min → ${final.ms.toFixed(0)} ms at the end (${(final.ms / first.ms).toFixed(2)}x)`,
       );
+    await printLeadership(cluster).catch((error: unknown) =>
+      console.log(`  leadership: unknown (${String(error)})`),
+    );
   } finally {
     running = false;
     await client.close().catch(() => {});
