@@ -169,7 +169,7 @@ async function runBenchmark(): Promise<void> {
   const cluster = await Cluster.start(3, []);
   try {
     console.log(
-      `Baton cluster benchmark: 3 nodes on loopback, default timing (heartbeat 100 ms x 10), ${phaseMs} ms per figure`,
+      `Baton cluster benchmark: 3 nodes on loopback, default timing (heartbeat 100 ms x 6), ${phaseMs} ms per figure`,
     );
     await writes(cluster);
     const times = (await failovers(cluster)).sort((a, b) => a - b);
