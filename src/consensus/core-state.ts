@@ -151,6 +151,8 @@ export type CoreState = {
   promised: Position | null;
   /** The host holds back this node's candidacy (`lost-entries.ts`); not persisted. */
   candidacyHeld: boolean;
+  /** The highest data floor a leader's heartbeat named (sent to witnesses only; 0 after a start). */
+  dataFloorHeard: LogIndex;
 };
 
 export function createCoreState(config: ResolvedConfig, prng: Prng, initial: InitialState): CoreState {
@@ -208,6 +210,7 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     },
     promised: initial.hardState.promised ?? null,
     candidacyHeld: false,
+    dataFloorHeard: logIndex(0),
   };
   log.releaseApplied(state.appliedIndex);
   log.ownHeldData();

@@ -156,6 +156,8 @@ export function handleHeartbeat(s: CoreState, out: EffectsBuilder, message: Hear
   // The leader caps leaderCommit at our acknowledged (durable, matching) match index.
   assert(message.leaderCommit <= s.log.lastIndex, "heartbeat commit beyond our log");
   advanceCommitIndex(s, message.leaderCommit);
+  if (message.dataFloor !== undefined)
+    s.dataFloorHeard = logIndex(Math.max(s.dataFloorHeard, message.dataFloor));
   out.send({
     type: "heartbeatResponse",
     from: s.config.id,

@@ -38,7 +38,7 @@ function messageDetail(m: Message): string {
         ? `ok match=${m.matchIndex} applied=${m.appliedIndex}`
         : `reject at=${m.rejectedIndex} hint=${m.conflictIndex}/${m.conflictTerm} applied=${m.appliedIndex}`;
     case "heartbeat":
-      return `commit=${m.leaderCommit} round=${m.readRound}`;
+      return `commit=${m.leaderCommit} round=${m.readRound}${m.dataFloor === undefined ? "" : ` floor=${m.dataFloor}`}`;
     case "heartbeatResponse":
       return `round=${m.readRound} applied=${m.appliedIndex}${m.report === true ? " report" : ""}`;
     case "timeoutNow":

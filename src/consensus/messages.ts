@@ -90,6 +90,11 @@ export type HeartbeatMessage = Envelope & {
   readonly leaderCommit: LogIndex;
   /** The latest linearizable-read round; echoed back to confirm leadership (thesis §6.4). 0 = none. */
   readonly readRound: number;
+  /**
+   * To a witness only, and only when positive: the data floor, the highest index every data-holding
+   * voter is known to hold (and committed). The witness keeps its log above it (`RaftCore.dataFloor`).
+   */
+  readonly dataFloor?: LogIndex;
 };
 
 export type HeartbeatResponseMessage = Envelope & {

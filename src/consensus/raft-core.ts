@@ -78,6 +78,7 @@ import {
   rejectOwnReads,
   settleForwardedReads,
 } from "./read-index.ts";
+import { leaderDataFloor } from "./replication.ts";
 import { becomeFollower } from "./roles.ts";
 
 /** What durability outcomes depend on: proposals are re-evaluated only when one of these moved. */
@@ -396,6 +397,17 @@ export class RaftCore {
 
   hardState(): HardState {
     return hardStateOf(this.#s);
+  }
+
+  /**
+   * The data floor: as leader, the highest index every data-holding voter holds (`leaderDataFloor`);
+   * otherwise the highest a leader named to this node (0 until one did, and for any but a witness).
+   * A witness compacts its log no further, so that it can hand on any entry it may be the last
+   * voter to hold.
+   */
+  dataFloor(): LogIndex {
+    const s = this.#s;
+    return s.role === "leader" ? leaderDataFloor(s) : s.dataFloorHeard;
   }
 
   /** The term of the entry at `index` in memory (the snapshot's term at its index), or undefined. */

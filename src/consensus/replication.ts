@@ -10,6 +10,7 @@
  */
 import { assert } from "../lib/assert.ts";
 import { type LogIndex, logIndex, type NodeId } from "../types/ids.ts";
+import { memberAttributesOf } from "./cluster-config.ts";
 import { advanceCommitIndex, type CoreState, progressOf } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import type { AppendEntriesResponseMessage } from "./messages.ts";
@@ -117,11 +118,18 @@ function requestSnapshot(s: CoreState, out: EffectsBuilder, peer: NodeId): void 
   });
 }
 
-/** Heartbeats to every peer; the commit index sent is capped at what each follower is known to hold. */
+/**
+ * Heartbeats to every peer; the commit index sent is capped at what each follower is known to hold.
+ * A witness's also names the data floor (`leaderDataFloor`) when positive.
+ */
 export function broadcastHeartbeat(s: CoreState, out: EffectsBuilder): void {
+  const config = s.log.config;
+  const witnessed = config.members?.some((member) => member.witness) === true;
+  const dataFloor = witnessed ? leaderDataFloor(s) : logIndex(0);
   for (const [peer, progress] of s.progress) {
     const leaderCommit = logIndex(Math.min(progress.matchIndex, s.commitIndex));
     progress.sentCommitIndex = logIndex(Math.max(progress.sentCommitIndex, leaderCommit));
+    const floor = dataFloor > 0 && memberAttributesOf(config, peer).witness ? { dataFloor } : {};
     out.send({
       type: "heartbeat",
       from: s.config.id,
@@ -129,8 +137,26 @@ export function broadcastHeartbeat(s: CoreState, out: EffectsBuilder): void {
       term: s.term,
       leaderCommit,
       readRound: s.readRound,
+      ...floor,
     });
   }
+}
+
+/**
+ * The data floor, as this leader knows it: the highest index that every voter holding data (not a
+ * witness) holds durably, and committed. A witness keeps the log above it, because an entry beyond
+ * it may exist, among the voters, only in the witness's log and the leader's: were the leader lost,
+ * the witness would be the only one to hand it on, and it holds no data to send as a snapshot.
+ */
+export function leaderDataFloor(s: CoreState): LogIndex {
+  assert(s.role === "leader", "only a leader knows its followers' match indexes");
+  const config = s.log.config;
+  let floor: number = s.commitIndex;
+  for (const voter of config.voters) {
+    if (memberAttributesOf(config, voter).witness) continue;
+    floor = Math.min(floor, voter === s.config.id ? s.durableIndex : progressOf(s, voter).matchIndex);
+  }
+  return logIndex(floor);
 }
 
 /**

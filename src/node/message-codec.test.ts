@@ -77,7 +77,15 @@ const messageArbitrary: fc.Arbitrary<Message> = fc
       conflictIndex: safe.map(logIndex),
       appliedIndex: safe.map(logIndex),
     }),
-    fc.record({ type: fc.constant("heartbeat" as const), leaderCommit: safe.map(logIndex), readRound: safe }),
+    fc.record(
+      {
+        type: fc.constant("heartbeat" as const),
+        leaderCommit: safe.map(logIndex),
+        readRound: safe,
+        dataFloor: safe.filter((n) => n > 0).map(logIndex),
+      },
+      { requiredKeys: ["type", "leaderCommit", "readRound"] },
+    ),
     fc.record(
       {
         type: fc.constant("heartbeatResponse" as const),

@@ -180,6 +180,7 @@ function encodeBody(w: Writer, m: Message): void {
     case "heartbeat":
       w.u64(m.leaderCommit);
       w.u64(m.readRound);
+      if (m.dataFloor !== undefined) w.u64(m.dataFloor); // Only to a witness: others keep their version 1 bytes.
       return;
     case "heartbeatResponse":
       w.u64(m.readRound);
@@ -251,8 +252,13 @@ function decodeBody(r: Reader, type: MessageType, e: Envelope): Message {
         conflictIndex: logIndex(r.u64()),
         appliedIndex: logIndex(r.u64()),
       };
-    case "heartbeat":
-      return { type, ...e, leaderCommit: logIndex(r.u64()), readRound: r.u64() };
+    case "heartbeat": {
+      const heartbeat = { type, ...e, leaderCommit: logIndex(r.u64()), readRound: r.u64() };
+      if (r.atEnd()) return heartbeat;
+      const dataFloor = r.u64();
+      if (dataFloor === 0) throw bad("a heartbeat's data floor is present only when positive");
+      return { ...heartbeat, dataFloor: logIndex(dataFloor) };
+    }
     case "heartbeatResponse": {
       const answer = { type, ...e, readRound: r.u64(), appliedIndex: logIndex(r.u64()) };
       if (r.atEnd()) return answer;

@@ -27,6 +27,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { StatusSnapshots } from "../api/api-types.ts";
+import { memberAttributesOf } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -39,6 +40,9 @@ import {
   snapshotFileName,
   takingFileName,
 } from "./snapshot-files.ts";
+
+/** A witness's log above the data floor is kept up to this many snapshot intervals (`snapshotEntries`). */
+export const witnessRetainedSnapshotIntervals = 8;
 
 /** WAL segments per `snapshotLogBytes`: the disk's slack over the log since the compaction point. */
 export const walSegmentsPerSnapshotLog = 8;
@@ -237,13 +241,33 @@ export class SnapshotKeeper {
       );
   }
 
-  /** Compacts the log through `snapshotIndex − compactionTrailEntries`, when that moves it forward. */
+  /**
+   * Compacts the log through `snapshotIndex − compactionTrailEntries`, when that moves it forward;
+   * a witness no further than `witnessCompactionLimit` allows.
+   */
   private compactBehind(snapshotIndex: LogIndex): void {
     const core = this.loop.core;
-    const target = logIndex(Math.max(0, snapshotIndex - this.config.compactionTrailEntries));
+    let target = logIndex(Math.max(0, snapshotIndex - this.config.compactionTrailEntries));
+    if (memberAttributesOf(core.summary().clusterConfig, this.config.id).witness)
+      target = logIndex(Math.min(target, this.witnessCompactionLimit(snapshotIndex)));
     if (target <= core.status().snapshotIndex) return;
     const targetTerm = core.termAt(target);
     assert(targetTerm !== undefined, `the log holds entry ${target} behind snapshot ${snapshotIndex}`);
     this.loop.compact(target, targetTerm);
+  }
+
+  /**
+   * How far a witness may compact: to the data floor (`RaftCore.dataFloor`), so that an entry it may
+   * be the last voter to hold stays in its log, but never keeping more than
+   * `witnessRetainedSnapshotIntervals` × `snapshotEntries` entries for it: a data voter down for long
+   * would otherwise grow the witness's log without bound. Past that the witness compacts as any node
+   * and says so in its log; the down voter is then caught up by a data node's snapshot.
+   */
+  private witnessCompactionLimit(snapshotIndex: LogIndex): number {
+    const floor = this.loop.core.dataFloor();
+    const retainedMax = witnessRetainedSnapshotIntervals * this.config.snapshotEntries;
+    if (snapshotIndex - floor <= retainedMax) return floor;
+    this.runtime.logger("warn", "snapshot.witness-floor-passed", { floor, snapshotIndex, retainedMax });
+    return snapshotIndex - retainedMax;
   }
 }

@@ -220,4 +220,42 @@ describe("scripted failover scenarios on production nodes", () => {
       await finish(cluster);
     }
   });
+
+  // Found by the simulator (SEED=5718): a witness compacted its log past what a lagging data voter
+  // held; elected as the relay, it could send that voter neither the entries nor a snapshot (it holds
+  // no data), and the cluster stayed leaderless. A witness compacts no further than the data floor.
+  test("a witness keeps the log a lagging data node needs, and hands it on when the leader is lost", async () => {
+    for (const seed of [1, 2, 3]) {
+      const cluster = await quietCluster(seed, {
+        witnessNode: nodeId("n3"),
+        snapshotEntries: 10,
+        compactionTrailEntries: 0,
+      });
+      const witness = cluster.node("n3");
+      await appendMany(cluster, 5);
+      const leader = await leaderOf(cluster);
+      const lagging = cluster.node(leader.id === "n1" ? "n2" : "n1");
+      const behind = lagging.core?.summary().lastIndex ?? 0;
+      cluster.hold(lagging.id);
+      await appendMany(cluster, 40);
+      const witnessLog = witness.node?.status().snapshots;
+      assert.ok((witnessLog?.taken ?? 0) >= 3, `SEED=${seed}: the witness took snapshots`);
+      assert.ok(
+        (witnessLog?.logFirstIndex ?? 0) > 1 && (witnessLog?.logFirstIndex ?? 0) <= behind + 1,
+        `SEED=${seed}: the witness compacted up to what ${lagging.id} holds (${behind}), no further: ${JSON.stringify(witnessLog)}`,
+      );
+      const committed = leader.core?.summary().commitIndex ?? 0;
+      cluster.hold(leader.id);
+      await cluster.release(lagging.id);
+      const caughtUp = () =>
+        lagging.core?.summary().role === "leader" && (lagging.store?.appliedIndex ?? 0) >= committed;
+      assert.notEqual(
+        await cluster.runUntil(caughtUp, 3_000),
+        null,
+        `SEED=${seed}: ${lagging.id} caught up from the witness and leads`,
+      );
+      await cluster.release(leader.id);
+      await finish(cluster);
+    }
+  });
 });

@@ -33,6 +33,7 @@ const regressionSeeds = [
   5673, // a witness could not be promoted to relay while its only other voter probed held (the first fix of 3764 counted held nodes as never able to lead)
   7127, // a snapshot deleted in the background between the listing of the directory and its stat stopped the node (ENOENT)
   5583, // the simulated operator approved a removed node's stale proposal for good, not the most up-to-date candidate
+  5718, // a witness compacted the log a lagging data voter needed, then as the relay could hand it on by neither entries nor snapshot
 ];
 
 test("seeds that once failed stay clean", async () => {
