@@ -104,6 +104,38 @@ describe("voting (Raft §5.2, §5.4.1)", () => {
     assert.equal(voter.hardState().votedFor, n1);
   });
 
+  // SEED=3170: without pre-vote, a candidate whose timer kept firing first turned away, term after
+  // term, the only candidate that could win. It now restarts its timer on such a request.
+  test("a candidate asked in its own term by one at least as up to date restarts its election timer", () => {
+    const candidate = core(n3, { preVote: false }, upToDate);
+    let ticks = 0;
+    const campaignsAt: number[] = [];
+    const tick = () => {
+      ticks++;
+      if (sent(candidate.step({ type: "tick" }), "requestVote").length > 0) campaignsAt.push(ticks);
+    };
+    while (campaignsAt.length === 0) tick();
+    const minTicks = candidate.config.electionTimeoutTicks;
+    for (let i = 0; i < minTicks - 1; i++) tick();
+    const refused = message(candidate, {
+      type: "requestVote",
+      from: n1,
+      to: n3,
+      term: candidate.hardState().term,
+      lastLogIndex: logIndex(9),
+      lastLogTerm: term(2),
+      transfer: false,
+    });
+    const [response] = sent(refused, "requestVoteResponse");
+    assert.ok(response?.type === "requestVoteResponse" && !response.granted, "its vote went to itself");
+    const askedAt = ticks;
+    while (campaignsAt.length < 2) tick();
+    assert.ok(
+      (campaignsAt[1] ?? 0) - askedAt >= minTicks,
+      `campaigned again ${(campaignsAt[1] ?? 0) - askedAt} ticks after the request (timeout ${minTicks})`,
+    );
+  });
+
   test("a pre-vote changes neither the voter's term nor its vote (thesis §9.6)", () => {
     const voter = core(n2, {}, upToDate);
     const effects = message(voter, {
