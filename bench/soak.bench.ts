@@ -127,13 +127,57 @@ async function printInterval(cluster: Cluster, atMs: number, rows: number, secon
 /** History records read back to count the run's elections (a soak sees a few at most). */
 const historyRecordsMax = 500;
 
+/** A snapshot a node took: when it ended (wall clock, from the node's log) and how long it ran. */
+type SnapshotTake = { node: string; index: number; endMs: number; durationMs: number };
+/** Every snapshot take seen in the nodes' logs, by node and index (the logs keep their latest lines only). */
+const takes = new Map<string, SnapshotTake>();
+/** How often the nodes' logs are read for snapshot takes. */
+const takeScanMs = 5_000;
+
+function scanTakes(cluster: Cluster): void {
+  for (const node of cluster.nodes)
+    for (const line of node.log.join("").split("\n")) {
+      if (!line.includes('"snapshot.taken"')) continue;
+      try {
+        const entry = JSON.parse(line) as { time: number; index: number; durationMs: number };
+        takes.set(`${node.id}@${entry.index}`, {
+          node: node.id,
+          index: entry.index,
+          endMs: entry.time,
+          durationMs: entry.durationMs,
+        });
+      } catch {
+        // A line cut between two chunks: read whole at the next scan.
+      }
+    }
+}
+
+/** Snapshot takes running within `windowMs` before `atMs` (or at it), as `node index (start..end s)`. */
+function takesBefore(atMs: number, windowMs: number, originMs: number): string {
+  const near = [...takes.values()].filter(
+    (t) => t.endMs >= atMs - windowMs && t.endMs - t.durationMs <= atMs,
+  );
+  if (near.length === 0) return "none";
+  return near
+    .map(
+      (t) =>
+        `${t.node} @${t.index} (${((t.endMs - t.durationMs - originMs) / 1000).toFixed(1)}..${((t.endMs - originMs) / 1000).toFixed(1)} s)`,
+    )
+    .join(", ");
+}
+
+/** How long before a step-down a snapshot take counts as near it. */
+const stepDownWindowMs = 5_000;
+
 /** The run's elections and step-downs with their reasons, from the replicated history. */
-async function printLeadership(cluster: Cluster): Promise<void> {
+async function printLeadership(cluster: Cluster, originMs: number): Promise<void> {
   const leader = await cluster.waitForLeader();
   const response = await fetch(`${leader.url}/v1/history?limit=${historyRecordsMax}`, {
     signal: AbortSignal.timeout(10_000),
   });
-  const body = (await response.json()) as { history?: { event: string; reason?: string; term: number }[] };
+  const body = (await response.json()) as {
+    history?: { event: string; reason?: string; term: number; atMs: number; node: string }[];
+  };
   const records = body.history ?? [];
   const elected = records.filter((r) => r.event === "leader-elected");
   const reasons: Record<string, number> = {};
@@ -145,6 +189,20 @@ async function printLeadership(cluster: Cluster): Promise<void> {
       .sort((a, b) => a - b)
       .join(", ")}), step-downs by reason ${JSON.stringify(reasons)}`,
   );
+  // Whether snapshot takes (three nodes take theirs at nearly the same index) line up with step-downs.
+  const all = [...takes.values()];
+  const overlapping = all.filter((a) =>
+    all.some(
+      (b) => b.node !== a.node && a.endMs - a.durationMs < b.endMs && b.endMs - b.durationMs < a.endMs,
+    ),
+  );
+  console.log(
+    `  snapshot takes seen: ${all.length}, running at the same time as another node's: ${overlapping.length}`,
+  );
+  for (const r of records.filter((r) => r.event === "stepped-down"))
+    console.log(
+      `  step-down of ${r.node} in term ${r.term} at ${((r.atMs - originMs) / 1000).toFixed(1)} s (${r.reason}); snapshot takes within ${stepDownWindowMs / 1000} s before: ${takesBefore(r.atMs, stepDownWindowMs, originMs)}`,
+    );
 }
 
 /** Kills a follower, restarts it at once, and times restart-to-caught-up. */
@@ -231,6 +289,8 @@ async function main(): Promise<void> {
       }
     });
     const started = performance.now();
+    const startedWallMs = Date.now();
+    const takeScan = setInterval(() => scanTakes(cluster), takeScanMs);
     const samples: Sample[] = [];
     const restarts: { atMs: number; ms: number }[] = [];
     let early = false;
@@ -267,7 +327,9 @@ async function main(): Promise<void> {
       console.log(
         `  restart-to-caught-up ${first.ms.toFixed(0)} ms at ${(first.atMs / 60_000).toFixed(1)} min → ${final.ms.toFixed(0)} ms at the end (${(final.ms / first.ms).toFixed(2)}x)`,
       );
-    await printLeadership(cluster).catch((error: unknown) =>
+    clearInterval(takeScan);
+    scanTakes(cluster);
+    await printLeadership(cluster, startedWallMs).catch((error: unknown) =>
       console.log(`  leadership: unknown (${String(error)})`),
     );
   } finally {

@@ -198,6 +198,14 @@ describe("scripted scenarios on production nodes", () => {
         `SEED=${seed}: replayed`,
       );
       oldLeader.node!.orphanResolved(first.id, "replayed", "scenario");
+      // A `majority` write is acknowledged once committed, which may be before the leader's own
+      // fsync lets it apply the entry: read once it has.
+      const committed = leader.core?.summary().commitIndex ?? 0;
+      assert.notEqual(
+        await cluster.runUntil(() => (leader.store?.appliedIndex ?? 0) >= committed, 100),
+        null,
+        `SEED=${seed}: the leader applies what it acknowledged`,
+      );
       const id = event?.after?.id;
       const rows = leader.store?.query([
         { sql: "SELECT value FROM events WHERE id = ?", params: [id as number] },
