@@ -223,7 +223,10 @@ test("index waiters: resolve on advance, time out with TIMEOUT, refuse beyond th
 test("a retry is answered from the request log for the longest client call, and runs anew past the window", async () => {
   // The window's age is measured by the leader's clock; this one can be moved forward.
   let offsetMs = 0;
-  const clock: Clock = { nowMs: () => systemClock.nowMs() + offsetMs };
+  const clock: Clock = {
+    nowMs: () => systemClock.nowMs() + offsetMs,
+    monotonicMs: () => systemClock.monotonicMs() + offsetMs,
+  };
   const { node, store, wal } = await singleNode("request-window", {}, { clock });
   try {
     await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)"));

@@ -2,6 +2,9 @@
  * What travels in a transport message body between nodes: a one-byte class, then the content.
  *
  * - `consensus`: a consensus message in the binary codec of `message-codec.ts`.
+ * - `consensus` with a lease stamp: [6][u64 stamp][the message as above]. A leader stamps its
+ *   heartbeats with its monotonic clock; a follower's answer echoes the latest stamp it received
+ *   from that leader in that term (`leader-lease.ts`).
  * - `nodeInfo`: JSON `{http}` — each node tells its peers where its HTTP API listens, so a
  *   follower can forward writes to the leader and `/v1/status` can name the leader's address
  *   without the operator listing every HTTP address in `--cluster`.
@@ -22,6 +25,7 @@
  */
 import { crc32 } from "node:zlib";
 import type { InstallSnapshotMessage, Message } from "../consensus/messages.ts";
+import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { HistoryRow } from "../store/index.ts";
 import { type LogIndex, logIndex, type Term, term } from "../types/ids.ts";
@@ -33,6 +37,8 @@ const nodeInfoClass = 2;
 const snapshotClass = 3;
 const storageClass = 4;
 const historyClass = 5;
+const stampedConsensusClass = 6;
+const stampBytes = 8;
 const historyPushKind = 1;
 const historyAckKind = 2;
 const checkStartKind = 1;
@@ -84,7 +90,7 @@ export type HistoryMessage =
   | { readonly kind: "ack"; readonly through: number };
 
 export type PeerBody =
-  | { readonly type: "consensus"; readonly message: Message }
+  | { readonly type: "consensus"; readonly message: Message; readonly stamp?: number }
   | { readonly type: "nodeInfo"; readonly info: NodeInfo }
   | { readonly type: "snapshot"; readonly message: SnapshotStreamMessage }
   | { readonly type: "storage"; readonly message: StorageMessage }
@@ -154,11 +160,23 @@ function decodeStorage(body: Uint8Array): StorageMessage {
   );
 }
 
-export function encodeConsensus(message: Message): Uint8Array {
+/** A consensus message, with a lease stamp (a safe non-negative integer) when one is given. */
+export function encodeConsensus(message: Message, stamp?: number): Uint8Array {
   const body = encodeMessage(message);
-  const framed = new Uint8Array(body.byteLength + 1);
-  framed[0] = consensusClass;
-  framed.set(body, 1);
+  if (stamp === undefined) {
+    const framed = new Uint8Array(body.byteLength + 1);
+    framed[0] = consensusClass;
+    framed.set(body, 1);
+    return framed;
+  }
+  assert(
+    Number.isSafeInteger(stamp) && stamp >= 0,
+    `a lease stamp is a safe non-negative integer, got ${stamp}`,
+  );
+  const framed = new Uint8Array(body.byteLength + 1 + stampBytes);
+  framed[0] = stampedConsensusClass;
+  new DataView(framed.buffer).setBigUint64(1, BigInt(stamp));
+  framed.set(body, 1 + stampBytes);
   return framed;
 }
 
@@ -250,6 +268,12 @@ function decodeSnapshotStream(body: Uint8Array): SnapshotStreamMessage {
 export function decodePeerBody(body: Uint8Array): PeerBody {
   const content = body.subarray(1);
   if (body[0] === consensusClass) return { type: "consensus", message: decodeMessage(content) };
+  if (body[0] === stampedConsensusClass && body.byteLength > 1 + stampBytes) {
+    const stamp = new DataView(body.buffer, body.byteOffset, body.byteLength).getBigUint64(1);
+    if (stamp > BigInt(Number.MAX_SAFE_INTEGER))
+      throw new BatonError(ErrorCode.BAD_MESSAGE, "lease stamp out of range");
+    return { type: "consensus", message: decodeMessage(body.subarray(1 + stampBytes)), stamp: Number(stamp) };
+  }
   if (body[0] === snapshotClass) return { type: "snapshot", message: decodeSnapshotStream(body) };
   if (body[0] === storageClass) return { type: "storage", message: decodeStorage(body) };
   if (body[0] === historyClass) return { type: "history", message: decodeHistory(body) };

@@ -6,10 +6,11 @@
  *   with NOT_LEADER naming the leader, which the HTTP layer forwards to. A learner (read replica)
  *   asks the leader for the read index instead (thesis §6.4.1) and serves once it applied it.
  * - `leader`: on the leader, serve once its known commit index is applied, without a confirmation
- *   round but only while a majority answered it within the election timeout by the wall clock
- *   (`ReplicaLoop.leaderLeaseHeld`): a leader resumed after a long pause refuses them at once.
- *   Clocks that drift apart, or a pause between the check and the answer, can still let a
- *   deposed leader serve a stale `leader` read; `linearizable` never does.
+ *   round but only while a majority answered heartbeats it sent within the election timeout, by
+ *   its monotonic clock (`ReplicaLoop.leaderLeaseHeld`): a leader resumed after a long pause
+ *   refuses them at once, whatever answers waited in its sockets. Clocks whose rates drift apart, or
+ *   a pause between the check and the answer, can still let a deposed leader serve a stale `leader`
+ *   read; `linearizable` never does.
  * - `any`: local committed state; with `maxLagMs`, refuse STALE_READ when this node's state was
  *   last known fresh longer ago.
  * - `minIndex` (read-your-writes across nodes): wait, bounded by `timeoutMs`, until applied.

@@ -312,11 +312,12 @@ export class ReplicaLoop {
       return;
     }
     this.noteFreshness(message);
+    this.lease.arriving(message, decoded.stamp);
     this.stepSafely({ type: "message", message });
-    this.lease.noteContact(message, this.core.summary());
+    this.lease.stepped(message, decoded.stamp, this.core.summary());
   }
 
-  /** The leader's wall-clock lease (`leader-lease.ts`): whether it may serve a `leader` read now. */
+  /** The leader's lease (`leader-lease.ts`): whether it may serve a `leader` read now. */
   leaderLeaseHeld(): boolean {
     return this.lease.held(this.core.summary());
   }
@@ -428,7 +429,7 @@ export class ReplicaLoop {
   }
 
   private send(message: Message): void {
-    this.transport?.send(message.to, encodeConsensus(message));
+    this.transport?.send(message.to, encodeConsensus(message, this.lease.stampFor(message)));
   }
 
   private bookkeeping(effects: Effects): void {

@@ -27,6 +27,11 @@ export type Cancel = () => void;
 export interface Clock {
   /** Milliseconds on a monotonic-enough scale; only differences are meaningful. */
   nowMs(): number;
+  /**
+   * Milliseconds that never go back or jump with the wall clock (since the process started): what
+   * a lease measures with. A wall clock stepped back would stretch one.
+   */
+  monotonicMs(): number;
 }
 
 export interface Timers {
@@ -150,7 +155,7 @@ export type BackgroundIo = <T>(work: () => Promise<T>) => Promise<T>;
 
 export const systemIo: BackgroundIo = (work) => work();
 
-export const systemClock: Clock = { nowMs: () => Date.now() };
+export const systemClock: Clock = { nowMs: () => Date.now(), monotonicMs: () => performance.now() };
 
 export const systemTimers: Timers = {
   after(delayMs, run) {

@@ -334,6 +334,55 @@ describe("scripted scenarios on production nodes", () => {
     await finish(cluster);
   });
 
+  // The answers a follower sent while the leader was paused wait in its sockets; read on resuming,
+  // before anything of the new term, they counted as fresh contact and renewed the lease.
+  test("a resumed old leader's lease is not renewed by answers that waited out its pause", async () => {
+    for (const seed of [1, 2, 3]) {
+      const cluster = await quietCluster(seed, {
+        nodeCount: 3,
+        heartbeatTicks: 1,
+        delayTicksMin: 1,
+        delayTicksMax: 1,
+      });
+      const leader = leaderOf(cluster);
+      const term = leader.core?.summary().term ?? 0;
+      const bound = electionBoundTicks(cluster.options);
+      // Paused for twice the election bound; what is sent to it meanwhile arrives when it resumes.
+      const resumeAt = cluster.nowTick + 2 * bound;
+      leader.pausedUntilTick = resumeAt;
+      const rest = cluster.nodes.filter((node) => node !== leader);
+      assert.notEqual(
+        await cluster.runUntil(() => leaderAmong(rest) !== null, bound),
+        null,
+        `SEED=${seed}: the others elect a leader`,
+      );
+      // The new leader cannot reach the old one: only the other follower's held answers arrive.
+      const newLeader = leaderAmong(rest)!;
+      cluster.network.cut(newLeader.id, leader.id);
+      cluster.network.cut(leader.id, newLeader.id);
+      while (cluster.nowTick < resumeAt) await cluster.tick();
+      assert.equal(leader.core?.summary().role, "leader", `SEED=${seed}: it has heard of no new term yet`);
+      assert.equal(leader.core?.summary().term, term);
+      const stale = await settled(
+        cluster,
+        leader.node?.query({
+          statements: [{ sql: "SELECT count(*) FROM events", params: [] }],
+          consistency: "leader",
+          minIndex: null,
+          maxLagMs: null,
+          timeoutMs: 50 * simTickMs,
+        }),
+      );
+      assert.notEqual(
+        stale.code,
+        "ok",
+        `SEED=${seed}: the old leader served a leader read from term ${term}`,
+      );
+      cluster.healPartitions();
+      await finish(cluster);
+    }
+  });
+
   test("a node whose log lost acknowledged entries helps elect no leader that lacks them, and rejoins once it has them back", async () => {
     for (let seed = 1; seed <= 4; seed++) {
       const { cluster, lost, stale } = await lostEntriesScenario(seed, {});

@@ -205,7 +205,7 @@ export class SimNodeHost {
     const sink = quarantineSink(orphans);
     const config = this.nodeConfig;
     const node = new BatonNode(config, {
-      clock: { nowMs: () => clock.nowMs() },
+      clock: { nowMs: () => clock.nowMs(), monotonicMs: () => clock.nowMs() },
       timers: this.timers,
       randomSeed: this.prng.nextUint32(),
       log: this.log,
