@@ -46,6 +46,17 @@ async function warmUp(cluster: SimCluster, leader: SimNodeHost): Promise<void> {
 }
 
 /** Runs the cluster until `answer` settles (bounded); returns its error code, or "ok". */
+/** A `leader` read of the events table on `node`. */
+function leaderRead(node: SimNodeHost): Promise<unknown> | undefined {
+  return node.node?.query({
+    statements: [{ sql: "SELECT count(*) FROM events", params: [] }],
+    consistency: "leader",
+    minIndex: null,
+    maxLagMs: null,
+    timeoutMs: 50 * simTickMs,
+  });
+}
+
 async function settled(cluster: SimCluster, answer: Promise<unknown> | undefined): Promise<{ code: string }> {
   let outcome: { code: string } | null = null;
   answer?.then(
@@ -304,14 +315,7 @@ describe("scripted scenarios on production nodes", () => {
   test("a leader resumed after a pause past the election timeout serves no `leader` read from its old term", async () => {
     const cluster = await quietCluster(5, { nodeCount: 3 });
     const leader = leaderOf(cluster);
-    const read = () =>
-      leader.node?.query({
-        statements: [{ sql: "SELECT count(*) FROM events", params: [] }],
-        consistency: "leader",
-        minIndex: null,
-        maxLagMs: null,
-        timeoutMs: 50 * simTickMs,
-      });
+    const read = () => leaderRead(leader);
     assert.equal(
       (await settled(cluster, read())).code,
       "ok",
@@ -363,16 +367,7 @@ describe("scripted scenarios on production nodes", () => {
       while (cluster.nowTick < resumeAt) await cluster.tick();
       assert.equal(leader.core?.summary().role, "leader", `SEED=${seed}: it has heard of no new term yet`);
       assert.equal(leader.core?.summary().term, term);
-      const stale = await settled(
-        cluster,
-        leader.node?.query({
-          statements: [{ sql: "SELECT count(*) FROM events", params: [] }],
-          consistency: "leader",
-          minIndex: null,
-          maxLagMs: null,
-          timeoutMs: 50 * simTickMs,
-        }),
-      );
+      const stale = await settled(cluster, leaderRead(leader));
       assert.notEqual(
         stale.code,
         "ok",
