@@ -44,7 +44,7 @@ describe("operator commands", { timeout: 60_000 }, () => {
     assert.equal(rows.filter((r) => /\bfollower\b/.test(r)).length, 2, output);
   });
 
-  test("a node process runs with Node's flags for a long-running node, under the pid it was started with", (t) => {
+  test("a node process runs with Node's flags and glibc's arena bound for a long-running node, under the pid it was started with", (t) => {
     const pid = cluster.nodes[0]!.process?.pid;
     assert.ok(pid !== undefined);
     if (!fs.existsSync(`/proc/${pid}/cmdline`)) {
@@ -54,6 +54,10 @@ describe("operator commands", { timeout: 60_000 }, () => {
     const args = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
     assert.ok(args.includes("--max-semi-space-size=8"), args.join(" "));
     assert.ok(args.includes("start"), args.join(" "));
+    // Unless this test's environment sets glibc's arena bound, the node set it when it replaced itself.
+    const expected = `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? "2"}`;
+    const env = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    assert.ok(env.includes(expected), `the node process runs with ${expected}`);
   });
 
   test("a bad flag exits 2 with a message", async () => {
