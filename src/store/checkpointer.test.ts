@@ -113,6 +113,24 @@ test("a writer committing back to back keeps its WAL bounded: it catches the thr
   assert.ok(walBytesMax < 64_000_000, `the WAL reached ${walBytesMax} bytes`);
 });
 
+test("while a snapshot is copied the writer runs no catch-up checkpoint on the event loop; after it, it does", async () => {
+  const { file, store, failures, write } = openCheckpointedStore("copying.db");
+  for (let index = 2; index < 42; index++) write(index, "INSERT INTO t(body) VALUES (randomblob(500000))");
+  const before = store.checkpointCatchUps;
+  // 40 MB more, committed while the copy runs (it pins the WAL): past the 16 MiB catch-up threshold.
+  const copy = store.snapshot(path.join(directory, "copying.bsnap"));
+  for (let index = 42; index < 122; index++) write(index, "INSERT INTO t(body) VALUES (randomblob(500000))");
+  assert.equal(store.checkpointCatchUps, before, "a catch-up ran while the snapshot was copied");
+  await copy;
+  for (let index = 122; index < 124; index++) write(index, "INSERT INTO t(body) VALUES (randomblob(500000))");
+  assert.ok(
+    store.checkpointCatchUps > before,
+    `no catch-up after the copy (WAL ${fileBytes(`${file}-wal`)} bytes)`,
+  );
+  store.close();
+  assert.deepEqual(failures, []);
+});
+
 test("a checkpoint that cannot run is reported as STORE_CHECKPOINT_FAILED", async () => {
   const file = path.join(directory, "not-a-database.db");
   fs.writeFileSync(file, Buffer.alloc(8192, 0x5a));

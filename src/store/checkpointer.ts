@@ -164,6 +164,10 @@ export class BackgroundCheckpoints {
   #checkpointer: Checkpointer | null = null;
   /** After a catch-up that could not finish, the WAL length at which the writer tries again. */
   #retryAtFrames = 0;
+  /** Snapshot copies under way (`copyStarted`): no catch-up meanwhile. */
+  #copies = 0;
+  /** Catch-ups the writer ran (for tests and status). */
+  catchUps = 0;
 
   /** Starts with the store's current write connection. */
   constructor(
@@ -190,18 +194,35 @@ export class BackgroundCheckpoints {
   }
 
   /**
+   * A snapshot copy starts: until it ends, the writer runs no catch-up. The copy's read transaction
+   * pins the WAL, so a catch-up could not restart it anyway, and each one fsyncs the WAL and the
+   * database on the event loop while the copy loads the disk: in the 30-minute soak, three takes at
+   * once made those fsyncs slow enough that a leader heard no follower for an election timeout
+   * (check-quorum-lost, three times). The WAL grows by what is written during the copy; the next
+   * commit after it catches up.
+   */
+  copyStarted(): void {
+    this.#copies++;
+  }
+
+  copyEnded(): void {
+    this.#copies--;
+  }
+
+  /**
    * After a commit on `write`: when the WAL grew long, checkpoint what the thread has not yet. A
    * catch-up that could not finish (the thread held the checkpoint lock, a reader pins older pages)
    * is tried again once the WAL grew by `walFramesRetryAfter`, not after every commit.
    */
   afterCommit(write: DatabaseSync): void {
     const checkpointer = this.#checkpointer;
-    if (checkpointer === null) return;
+    if (checkpointer === null || this.#copies > 0) return;
     // The thread publishes after each pass; a writer committing fast outruns it, so the file's own
     // length counts too (a restart cuts it back to 16 MiB, so a longer file holds that many frames).
     const fileBytes = fs.statSync(`${this.#path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
     const frames = Math.max(checkpointer.walFrames, Math.floor(fileBytes / walFrameBytes));
     if (frames < walFramesCatchUpAt || frames < this.#retryAtFrames) return;
+    this.catchUps++;
     const done = write.prepare("PRAGMA wal_checkpoint(PASSIVE)").get();
     const [busy, log, copied] = [done?.busy, done?.log, done?.checkpointed].map(Number);
     if (busy === 0 && log === copied) {

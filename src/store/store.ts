@@ -437,8 +437,15 @@ export class Store {
   async snapshot(destinationPath: string): Promise<SnapshotInfo> {
     this.#open();
     const target = path.resolve(destinationPath);
-    const written = await snapshotFile.writeSnapshot(this.path, target, this.#limits.busyTimeoutMs);
-    return { appliedIndex: written.appliedIndex, path: target, bytes: written.bytes };
+    // The checkpoints object stays the same for the store's life (a restore re-attaches inside it).
+    const checkpoints = this.#checkpoints;
+    checkpoints?.copyStarted();
+    try {
+      const written = await snapshotFile.writeSnapshot(this.path, target, this.#limits.busyTimeoutMs);
+      return { appliedIndex: written.appliedIndex, path: target, bytes: written.bytes };
+    } finally {
+      checkpoints?.copyEnded();
+    }
   }
 
   /** Replaces this store's database with a verified snapshot; a bad snapshot leaves it unchanged. */
@@ -477,6 +484,11 @@ export class Store {
       this.#replayRequiredThrough = null;
     }
     return { appliedIndex: this.#appliedIndex };
+  }
+
+  /** Catch-up checkpoints the write connection ran on the event loop (`BackgroundCheckpoints.afterCommit`). */
+  get checkpointCatchUps(): number {
+    return this.#checkpoints?.catchUps ?? 0;
   }
 
   /** From now on a thread checkpoints the WAL, not the event loop (`checkpointer.ts`). */
