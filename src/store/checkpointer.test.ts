@@ -12,7 +12,7 @@ import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode } from "../lib/errors.ts";
 import { logIndex } from "../types/ids.ts";
-import { Checkpointer } from "./checkpointer.ts";
+import { BackgroundCheckpoints, Checkpointer } from "./checkpointer.ts";
 import { Store } from "./store.ts";
 
 const directory = fs.mkdtempSync(path.join(os.tmpdir(), "baton-checkpointer-"));
@@ -114,20 +114,26 @@ test("a writer committing back to back keeps its WAL bounded: it catches the thr
 });
 
 test("while a snapshot is copied the writer runs no catch-up checkpoint on the event loop; after it, it does", async () => {
-  const { file, store, failures, write } = openCheckpointedStore("copying.db");
-  for (let index = 2; index < 42; index++) write(index, "INSERT INTO t(body) VALUES (randomblob(500000))");
-  const before = store.checkpointCatchUps;
-  // 40 MB more, committed while the copy runs (it pins the WAL): past the 16 MiB catch-up threshold.
-  const copy = store.snapshot(path.join(directory, "copying.bsnap"));
-  for (let index = 42; index < 122; index++) write(index, "INSERT INTO t(body) VALUES (randomblob(500000))");
-  assert.equal(store.checkpointCatchUps, before, "a catch-up ran while the snapshot was copied");
+  const file = path.join(directory, "copying.db");
+  const write = new DatabaseSync(file);
+  write.exec("PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)");
+  const failures: Error[] = [];
+  const checkpoints = new BackgroundCheckpoints(file, 5_000, (error) => failures.push(error), write);
+  const commit = () => {
+    write.exec("INSERT INTO t(body) VALUES (randomblob(500000))");
+    checkpoints.afterCommit(write);
+  };
+  let endCopy = () => {};
+  const copy = checkpoints.whileCopying(() => new Promise<void>((resolve) => (endCopy = resolve)));
+  // 40 MB committed while the copy runs: past the 16 MiB catch-up threshold.
+  for (let i = 0; i < 80; i++) commit();
+  assert.equal(checkpoints.catchUps, 0, "a catch-up ran while a snapshot was copied");
+  endCopy();
   await copy;
-  for (let index = 122; index < 124; index++) write(index, "INSERT INTO t(body) VALUES (randomblob(500000))");
-  assert.ok(
-    store.checkpointCatchUps > before,
-    `no catch-up after the copy (WAL ${fileBytes(`${file}-wal`)} bytes)`,
-  );
-  store.close();
+  commit();
+  assert.equal(checkpoints.catchUps, 1, `no catch-up after the copy (WAL ${fileBytes(`${file}-wal`)} bytes)`);
+  checkpoints.detach();
+  write.close();
   assert.deepEqual(failures, []);
 });
 

@@ -164,7 +164,7 @@ export class BackgroundCheckpoints {
   #checkpointer: Checkpointer | null = null;
   /** After a catch-up that could not finish, the WAL length at which the writer tries again. */
   #retryAtFrames = 0;
-  /** Snapshot copies under way (`copyStarted`): no catch-up meanwhile. */
+  /** Snapshot copies under way (`whileCopying`): no catch-up meanwhile. */
   #copies = 0;
   /** Catch-ups the writer ran (for tests and status). */
   catchUps = 0;
@@ -194,19 +194,20 @@ export class BackgroundCheckpoints {
   }
 
   /**
-   * A snapshot copy starts: until it ends, the writer runs no catch-up. The copy's read transaction
+   * Runs a snapshot copy; until it ends, the writer runs no catch-up. The copy's read transaction
    * pins the WAL, so a catch-up could not restart it anyway, and each one fsyncs the WAL and the
    * database on the event loop while the copy loads the disk: in the 30-minute soak, three takes at
    * once made those fsyncs slow enough that a leader heard no follower for an election timeout
    * (check-quorum-lost, three times). The WAL grows by what is written during the copy; the next
    * commit after it catches up.
    */
-  copyStarted(): void {
+  async whileCopying<T>(copy: () => Promise<T>): Promise<T> {
     this.#copies++;
-  }
-
-  copyEnded(): void {
-    this.#copies--;
+    try {
+      return await copy();
+    } finally {
+      this.#copies--;
+    }
   }
 
   /**

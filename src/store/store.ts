@@ -10,9 +10,8 @@
  * the node calls `commitSpeculative`, which records the applied index in the same transaction and
  * COMMITs; on losing leadership it calls `rollbackSpeculative`.
  *
- * Replica path. `apply` applies one committed payload in one transaction that also records its index;
- * an index at or below the applied index is a no-op (exactly-once replay after a crash), a gap is a
- * bug. A leader replays committed entries through the same path at the start of its term.
+ * Replica path. `apply` applies a committed payload in one transaction recording its index; an index
+ * at or below the applied one is a no-op (exactly-once replay after a crash), a gap is a bug.
  *
  * Invariants: applied index < every speculative index, strictly increasing; `apply` never runs while
  * a speculative transaction is open; the applied index on disk always matches the data on disk.
@@ -112,8 +111,8 @@ export class Store {
 
   /** Checks a snapshot file completely (header and every byte) without installing it. */
   static async verifySnapshot(path: string): Promise<{ appliedIndex: LogIndex; databaseBytes: number }> {
-    const { appliedIndex, databaseBytes } = await snapshotFile.verifySnapshot(path);
-    return { appliedIndex, databaseBytes };
+    const header = await snapshotFile.verifySnapshot(path);
+    return { appliedIndex: header.appliedIndex, databaseBytes: header.databaseBytes };
   }
 
   get isOpen(): boolean {
@@ -433,19 +432,13 @@ export class Store {
     return new ContentHashJob(this.path, this.#limits.busyTimeoutMs, rowsPerStep);
   }
 
-  /** Writes a verified-on-restore snapshot of the committed state while writes continue. */
+  /** A verified-on-restore snapshot of the committed state, while writes continue (no WAL catch-up meanwhile). */
   async snapshot(destinationPath: string): Promise<SnapshotInfo> {
     this.#open();
     const target = path.resolve(destinationPath);
-    // The checkpoints object stays the same for the store's life (a restore re-attaches inside it).
-    const checkpoints = this.#checkpoints;
-    checkpoints?.copyStarted();
-    try {
-      const written = await snapshotFile.writeSnapshot(this.path, target, this.#limits.busyTimeoutMs);
-      return { appliedIndex: written.appliedIndex, path: target, bytes: written.bytes };
-    } finally {
-      checkpoints?.copyEnded();
-    }
+    const copy = () => snapshotFile.writeSnapshot(this.path, target, this.#limits.busyTimeoutMs);
+    const { appliedIndex, bytes } = await (this.#checkpoints?.whileCopying(copy) ?? copy());
+    return { appliedIndex, path: target, bytes };
   }
 
   /** Replaces this store's database with a verified snapshot; a bad snapshot leaves it unchanged. */
@@ -484,11 +477,6 @@ export class Store {
       this.#replayRequiredThrough = null;
     }
     return { appliedIndex: this.#appliedIndex };
-  }
-
-  /** Catch-up checkpoints the write connection ran on the event loop (`BackgroundCheckpoints.afterCommit`). */
-  get checkpointCatchUps(): number {
-    return this.#checkpoints?.catchUps ?? 0;
   }
 
   /** From now on a thread checkpoints the WAL, not the event loop (`checkpointer.ts`). */
