@@ -10,7 +10,9 @@
  * the snapshots taken and installed with the latest one's size and duration. At 2 minutes and at the
  * end it kills a follower (SIGKILL), restarts it at once and measures restart-to-caught-up: from
  * the restart to the moment its applied index reaches the leader's commit index as of the restart.
- * The summary compares memory and restart time at the end with their values at 2 minutes.
+ * The summary compares memory and restart time at the end with their values at 2 minutes, and
+ * lists the run's step-downs (from the replicated history), each with the snapshot takes of any node
+ * that ran within 5 s before it (from the nodes' logs), and how many takes overlapped another node's.
  *
  * Memory is printed as resident (RSS) with its anonymous, file-backed and shared parts; with
  * `--inspect` each node gets an inspector on a free loopback port (started by SIGUSR1) and each
