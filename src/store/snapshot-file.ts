@@ -14,9 +14,9 @@
  *
  * Writing: `backup` copies from a dedicated read-only connection in ONE step (all pages), so it holds
  * one read snapshot for the whole copy and concurrent commits cannot restart or starve it; the copy is
- * converted to a single file, its applied index read from its own `_baton_meta` (so index and data
- * cannot disagree), then streamed behind the header into a temporary name, fsynced, renamed, and the
- * directory fsynced. Restoring checks the header checksum, the SHA-256 of every database byte,
+ * marked a rollback-journal database (its two version bytes, no fsync), its applied index read from
+ * its own `_baton_meta` (so index and data cannot disagree), then streamed behind the header into a
+ * temporary name, fsynced, renamed, and the directory fsynced. Restoring checks the header checksum, the SHA-256 of every database byte,
  * `PRAGMA integrity_check`, the store format and that the inner applied index equals the header's,
  * before anything replaces the live database; stale -wal and -shm files are removed first, because a
  * WAL left from the old database would be replayed onto the new one.
@@ -150,6 +150,28 @@ function temporaryName(target: string, purpose: string): string {
   return `${target}.${purpose}-${randomUUID().slice(0, 8)}`;
 }
 
+/** Offset of the database header's two file-format version bytes: 1 rollback journal, 2 WAL. */
+const formatVersionOffset = 18;
+
+/**
+ * Marks a complete copy of a WAL-mode database, with no -wal of its own, as a rollback-journal
+ * database: the two version bytes SQLite's `PRAGMA journal_mode=DELETE` would set. That pragma does
+ * it in a transaction that fsyncs a journal and the 200 MB copy on the calling thread, which held
+ * the event loop for 175-373 ms while three nodes took snapshots at once. The copy is a temporary
+ * file: nothing needs it durable, only the snapshot file written from it is synced.
+ */
+async function markRollbackJournal(copyPath: string): Promise<void> {
+  const handle = await fs.promises.open(copyPath, "r+");
+  try {
+    const version = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(version, 0, 2, formatVersionOffset);
+    assert(bytesRead === 2 && version[0] === version[1], "the copy has a database header");
+    if (version[0] !== 1) await handle.write(Buffer.from([1, 1]), 0, 2, formatVersionOffset);
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Copies the committed database at `sourcePath` into a single-file copy and returns its applied index.
  * The state copied is fixed before this function first awaits: the source connection opens its read
@@ -172,14 +194,11 @@ async function copyDatabase(sourcePath: string, copyPath: string, busyTimeoutMs:
     if (source.isOpen && source.isTransaction) source.exec("ROLLBACK");
     source.close();
   }
-  const copy = new DatabaseSync(copyPath, {
-    readBigInts: true,
-    timeout: busyTimeoutMs,
-    allowExtension: false,
-  });
+  await markRollbackJournal(copyPath);
+  const copy = new DatabaseSync(copyPath, { readOnly: true, readBigInts: true, allowExtension: false });
   try {
     boundConnectionMemory(copy);
-    const mode = copy.prepare("PRAGMA journal_mode=DELETE").get();
+    const mode = copy.prepare("PRAGMA journal_mode").get();
     assert(mode?.journal_mode === "delete", "the snapshot copy is a single rollback-journal file");
     checkFormat(copy, copyPath);
     const copied = new MetaAccess(copy, false).readAppliedIndex();
