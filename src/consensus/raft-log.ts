@@ -162,9 +162,10 @@ export class RaftLog {
   }
 
   /** The term at `index`, or undefined when `index` is compacted away (below the snapshot) or beyond the end. */
+  /** The term of entry `index`; a released entry keeps its term, so this never reads data back. */
   termAt(index: number): Term | undefined {
     if (index === this.snapshotIndexValue) return this.snapshotTermValue;
-    return this.entryAt(index)?.term;
+    return this.heldAt(index)?.term;
   }
 
   entryAt(index: number): LogEntry | undefined {
