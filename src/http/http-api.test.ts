@@ -120,7 +120,7 @@ class FakeNode implements NodeService {
   shed(): void {
     if (this.shedWith) throw this.shedWith;
   }
-  contentHash(): { appliedIndex: number; hash: string } {
+  async contentHash(): Promise<{ appliedIndex: number; hash: string }> {
     return { appliedIndex: 42, hash: "ab" };
   }
   readiness(): Readiness {

@@ -137,7 +137,7 @@ export class HttpApi {
       "/v1/status": { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) },
       "/v1/content-hash": {
         method: "GET",
-        run: async () => ({ status: 200, body: this.service.contentHash() }),
+        run: async () => ({ status: 200, body: await this.service.contentHash() }),
       },
       "/healthz": { method: "GET", run: async () => ({ status: 200, body: { ok: true } }) },
       "/readyz": { method: "GET", run: async () => this.readiness() },

@@ -29,7 +29,7 @@ import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
 import { Admission } from "./admission.ts";
 import { CommittedApplier } from "./committed-applier.ts";
-import type { ConsistencyChecks } from "./consistency-check.ts";
+import { type ConsistencyChecks, contentHashInSteps } from "./consistency-check.ts";
 import type { FailoverView } from "./failover-control.ts";
 import type { HistoryEntry } from "./history.ts";
 import { IdGuard } from "./id-guard.ts";
@@ -96,6 +96,7 @@ export class BatonNode implements NodeService {
     const storeDamaged = (): boolean => this.healing.damaged !== null;
     const latest = listSnapshots(runtime.snapshotDirectory).at(-1) ?? null;
     this.snapshots = new SnapshotKeeper(config, runtime, this.loop, latest, () => this.snapshotsPaused());
+    const applier = this.newApplier(storeDamaged);
     const transferParts = {
       config,
       runtime,
@@ -103,25 +104,20 @@ export class BatonNode implements NodeService {
       keeper: this.snapshots,
       applied: this.applied,
       send,
-      isWitness: () => this.isWitness(),
+      isWitness,
       storeDamaged,
       installed: () => this.healing.snapshotInstalled(),
+      applyingElsewhere: () => applier.applyingElsewhere !== null,
     };
     this.sender = new SnapshotSender(transferParts);
     this.receiver = new SnapshotReceiver(transferParts);
-    this.attachLoop(this.newApplier(storeDamaged));
-    const isStopping = (): boolean => this.stopping;
-    this.ids = new IdGuard({
-      block: config.idReservationBlock,
-      enabled: config.unsafeNodeBugs?.noIdReservations !== true,
-      timers,
-      waitersMax: config.writesInFlightMax,
-    });
+    this.attachLoop(applier);
+    this.ids = IdGuard.forNode(config, timers);
     this.writes = new WritePath({
       ...this.parts(),
       speculation: this.speculation,
       ids: this.ids,
-      isStopping,
+      isStopping: () => this.stopping,
       damageError: () => this.healing.damageError(),
       storeVerified: () => this.healing.verified,
     });
@@ -157,12 +153,13 @@ export class BatonNode implements NodeService {
       speculation: this.speculation,
       applied: this.applied,
       observer,
-      reportApplied: (index) => this.loop.reportApplied(index),
+      loop: this.loop,
       isWitness: () => this.isWitness(),
       holdIndex: () => this.checks.holdIndex,
       paused: storeDamaged,
       diverged: (error) => this.healing.onDiverged(error),
       holdApplies: () => this.writes.sandboxRunning,
+      ...(this.runtime.entryApplier === undefined ? {} : { entryApplier: this.runtime.entryApplier }),
     });
   }
 
@@ -256,9 +253,8 @@ export class BatonNode implements NodeService {
     return this.guardSync(() => this.statusView.readiness(this.stopping));
   }
 
-  contentHash(): { appliedIndex: number; hash: string } {
-    const store = this.runtime.store;
-    return this.guardSync(() => ({ appliedIndex: store.appliedIndex, hash: store.contentHash() }));
+  contentHash(): Promise<{ appliedIndex: number; hash: string }> {
+    return this.guard(() => contentHashInSteps(this.runtime, this.config.consistencyCheckRowsPerStep));
   }
 
   orphans(status: string | null, limit: number): unknown[] {

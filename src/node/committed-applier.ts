@@ -16,6 +16,11 @@
  * (`write-path.ts`); applying then would wait on that lock with the event loop blocked, so nothing
  * is applied until the batch is done (`holdApplies`), and the write path resumes applying after it.
  *
+ * An entry whose payload is large (`EntryApplier.payloadBytesMin`) is applied by the runtime's entry
+ * applier in a process of its own (`entry-applier.ts`), when it has one: the entries before it are
+ * applied first, then nothing more until that process is done, after which applying resumes. The
+ * simulator and unit tests have none and apply every entry here.
+ *
  * A committed entry that does not apply (STORE_DIVERGED, a corrupt payload, an I/O error) means
  * this replica can no longer follow the log: the error propagates to the replica loop, whose
  * fatal path stops the node rather than let it serve wrong data. One exception: on a node whose
@@ -25,6 +30,7 @@
 import type { RaftCore } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
 import { type BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
+import type { EntryApplier } from "../store/entry-applier.ts";
 import type { Store } from "../store/store.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
@@ -48,6 +54,10 @@ export class CommittedApplier {
   private readonly paused: () => boolean;
   private readonly diverged: (error: BatonError) => boolean;
   private readonly holdApplies: () => boolean;
+  private readonly entryApplier: EntryApplier | undefined;
+  private readonly fail: (error: Error) => void;
+  /** The entry the entry applier is applying, or null. */
+  private elsewhere: LogIndex | null = null;
 
   constructor(parts: {
     store: Store;
@@ -55,7 +65,8 @@ export class CommittedApplier {
     speculation: LeaderSpeculation;
     applied: IndexWaiters;
     observer: LoopObserver | undefined;
-    reportApplied: (index: LogIndex) => void;
+    /** Hears the new applied index (and continues applying), or that the node cannot go on. */
+    loop: { reportApplied(index: LogIndex): void; fail(error: Error): void };
     isWitness: () => boolean;
     /** An index not to apply past for now (a consistency check hashes the state there), or null. */
     holdIndex?: () => LogIndex | null;
@@ -65,6 +76,8 @@ export class CommittedApplier {
     diverged?: (error: BatonError) => boolean;
     /** True while applying must wait (the write sandbox runs a batch). */
     holdApplies: () => boolean;
+    /** Applies large entries off the event loop; left out, every entry is applied here. */
+    entryApplier?: EntryApplier;
   }) {
     this.isWitness = parts.isWitness;
     this.store = parts.store;
@@ -72,15 +85,22 @@ export class CommittedApplier {
     this.speculation = parts.speculation;
     this.applied = parts.applied;
     this.observer = parts.observer;
-    this.reportApplied = parts.reportApplied;
+    this.reportApplied = (index) => parts.loop.reportApplied(index);
     this.holdIndex = parts.holdIndex ?? (() => null);
     this.paused = parts.paused ?? (() => false);
     this.diverged = parts.diverged ?? (() => false);
     this.holdApplies = parts.holdApplies;
+    this.entryApplier = parts.entryApplier;
+    this.fail = (error) => parts.loop.fail(error);
+  }
+
+  /** An entry is being applied by the entry applier: nothing else is applied, and the store writes nothing. */
+  get applyingElsewhere(): LogIndex | null {
+    return this.elsewhere;
   }
 
   applyCommitted(through: LogIndex): void {
-    if (this.paused() || this.holdApplies()) return;
+    if (this.paused() || this.holdApplies() || this.elsewhere !== null) return;
     const before = this.store.appliedIndex;
     const hold = this.holdIndex();
     const held = hold !== null && hold >= before ? hold : Number.POSITIVE_INFINITY;
@@ -93,14 +113,18 @@ export class CommittedApplier {
       // Committed entries go into SQLite together, in one transaction (bounded by the target).
       const batch: { index: LogIndex; payload: Uint8Array }[] = [];
       const witness = this.isWitness();
+      const large = this.entryApplier?.payloadBytesMin ?? Number.POSITIVE_INFINITY;
       for (let next = this.store.appliedIndex + 1; next <= target; next++) {
         const entry = this.core.entryAt(next);
         assert(entry !== undefined, `committed entry ${next} is in the core's log`);
-        batch.push({
-          index: logIndex(next),
-          payload: entry.kind === EntryKind.command && !witness ? entry.data : new Uint8Array(0),
-        });
+        const payload = entry.kind === EntryKind.command && !witness ? entry.data : new Uint8Array(0);
+        if (payload.byteLength >= large) {
+          if (batch.length === 0) this.applyElsewhere(logIndex(next), payload, before);
+          break;
+        }
+        batch.push({ index: logIndex(next), payload });
       }
+      if (batch.length === 0) break;
       try {
         this.store.applyBatch(batch);
       } catch (error) {
@@ -108,6 +132,31 @@ export class CommittedApplier {
         throw error;
       }
     }
+    this.progressed(before);
+  }
+
+  /** Starts the entry applier on entry `index`; applying resumes when it is done. */
+  private applyElsewhere(index: LogIndex, payload: Uint8Array, before: LogIndex): void {
+    const applier = this.entryApplier;
+    assert(applier !== undefined && this.elsewhere === null, "one entry is applied elsewhere at a time");
+    this.elsewhere = index;
+    applier.apply(this.store, index, payload).then(
+      () => {
+        this.elsewhere = null;
+        this.progressed(before);
+      },
+      (error: unknown) => {
+        this.elsewhere = null;
+        this.progressed(before);
+        if (isBatonError(error, ErrorCode.SHUTTING_DOWN)) return; // the node stops; the entry applies after a restart
+        if (isBatonError(error, ErrorCode.STORE_DIVERGED) && this.diverged(error)) return;
+        this.fail(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  }
+
+  /** After applying from `before`: waiters, the observer and the core hear of the new applied index. */
+  private progressed(before: LogIndex): void {
     const after = this.store.appliedIndex;
     if (after === before) return;
     assert(after > before, `the applied index went back from ${before} to ${after}`);

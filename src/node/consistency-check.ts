@@ -391,3 +391,24 @@ export class ConsistencyChecks {
     running.job.close();
   }
 }
+
+/**
+ * The hash of the committed content (`GET /v1/content-hash`), computed `rowsPerStep` rows per turn of
+ * the event loop on a read transaction of its own, so that hashing a large database never holds
+ * heartbeats: done in one call, 300,000 rows and 40 MB of blobs took more than 5 s.
+ */
+export async function contentHashInSteps(
+  runtime: NodeRuntime,
+  rowsPerStep: number,
+): Promise<{ appliedIndex: number; hash: string }> {
+  const job = runtime.store.beginContentHash(rowsPerStep);
+  try {
+    for (;;) {
+      const hash = job.step();
+      if (hash !== null) return { appliedIndex: job.appliedIndex, hash };
+      await new Promise<void>((resolve) => runtime.timers.after(0, resolve));
+    }
+  } finally {
+    job.close();
+  }
+}

@@ -22,6 +22,7 @@
 import type { Durability } from "../consensus/config.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { SequenceEntry } from "../store/index.ts";
+import type { NodeConfig } from "./node-config.ts";
 import type { Cancel, Timers } from "./runtime.ts";
 
 type Waiter = {
@@ -41,6 +42,16 @@ export class IdGuard {
   private readonly waiters = new Set<Waiter>();
   /** The term in which a batch that raised the counters was accepted into the log. */
   private raisedTerm = -1;
+
+  /** A node's guard: its reservation block, its bound on writes in flight (and the injected bug's switch). */
+  static forNode(config: NodeConfig, timers: Timers): IdGuard {
+    return new IdGuard({
+      block: config.idReservationBlock,
+      enabled: config.unsafeNodeBugs?.noIdReservations !== true,
+      timers,
+      waitersMax: config.writesInFlightMax,
+    });
+  }
 
   constructor(parts: { block: number; enabled: boolean; timers: Timers; waitersMax: number }) {
     this.block = BigInt(parts.block);

@@ -10,6 +10,7 @@ import path from "node:path";
 import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
 import type { ClusterConfig, MemberAddress } from "../consensus/index.ts";
+import { ProcessEntryApplier } from "../store/entry-applier.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
 import type { Store } from "../store/store.ts";
@@ -92,15 +93,17 @@ export function hostPort(address: HostPort): string {
 }
 
 /**
- * The largest entry a write batch may produce. An entry costs every node's event loop time in
- * proportion to its size (the leader applies it when adopting a sandboxed batch, encodes its log
- * record and a message per follower, each with copies and checksums; followers decode and apply
- * it), and that time is taken from heartbeats. Measured on 2 shared cores under heavy load
- * (load average 19), default timing: a 4 MB changeset held the leader's loop about 0.7 s and
- * committed without an election; 8 MB held it 2.3 s and 12 MB 2.5 s, each costing an election.
- * A larger batch is refused PAYLOAD_TOO_LARGE before anything is proposed.
+ * The largest entry a write batch may produce; a larger batch is refused PAYLOAD_TOO_LARGE before
+ * anything is proposed. Applying an entry is the cost that grows fastest with its size (a 34 MB
+ * changeset of 300,000 rows: about a second of SQLite), so an entry of `EntryApplier.payloadBytesMin`
+ * bytes or more is applied by the entry applier in a process of its own, on every node, the leader
+ * included (`entry-applier.ts`). What stays on the event loop is copying and checksumming it: the
+ * sandbox's reply, the log record, a message per follower.
  */
-export const entryPayloadBytesMax = 4 << 20;
+export const entryPayloadBytesMax = 64 << 20;
+
+/** Peer frames hold an entry of `entryPayloadBytesMax` and the rest of its AppendEntries. */
+const peerFrameBytesMax = entryPayloadBytesMax + (4 << 20);
 
 /** The store's bounds, the same for the node's store and its write sandbox: a request's bounds. */
 const storeLimits = {
@@ -257,6 +260,7 @@ export async function openNode(
   const { wal, store, reconciled, snapshotDirectory } = await openStorage(config, log);
   const queries = await startQueryPool({ store, wal }, config, log);
   const writeSandbox = createWriteSandbox(store, config, log);
+  const entryApplier = new ProcessEntryApplier({ path: store.path, limits: storeLimits, log });
   const loopDelay = systemLoopDelay();
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
@@ -270,6 +274,7 @@ export async function openNode(
     store,
     queryExecutor: queries,
     writeSandbox,
+    entryApplier,
     loopDelay,
     snapshotDirectory,
     io: systemIo,
@@ -284,6 +289,8 @@ export async function openNode(
         selfId: self,
         listen: config.raft,
         peers: members.peerRaft,
+        frameBytesMax: peerFrameBytesMax,
+        sendQueueBytesMax: peerFrameBytesMax + (16 << 20),
         ...handlers,
         onLog: (level, event, fields) => log(level, event, { ...fields }),
       }),
@@ -296,6 +303,7 @@ export async function openNode(
     loopDelay.stop();
     await queries.close();
     await writeSandbox.close();
+    await entryApplier.close();
     await wal.close().catch((error: unknown) => log("error", "wal.close-failed", { error: String(error) }));
     store.close();
     orphans.close();

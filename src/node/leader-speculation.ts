@@ -17,7 +17,7 @@
  */
 import { assert } from "../lib/assert.ts";
 import type { Store } from "../store/store.ts";
-import type { AdoptedBatch, ExecuteOptions, ExecuteResult, Statement } from "../store/types.ts";
+import type { AdoptedBatch, AdoptOptions, ExecuteOptions, ExecuteResult, Statement } from "../store/types.ts";
 import type { LogIndex } from "../types/ids.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -61,14 +61,10 @@ export class LeaderSpeculation {
   }
 
   /** Opens a transaction of its own holding a batch the write sandbox ran; returns the payload to propose. */
-  adopt(
-    index: LogIndex,
-    batch: AdoptedBatch,
-    options: Pick<ExecuteOptions, "request">,
-  ): { payload: Uint8Array } {
+  adopt(index: LogIndex, batch: AdoptedBatch, options: AdoptOptions): { payload: Uint8Array } {
     assert(this.store.speculativeCount === 0, "an adopted batch opens its own transaction");
     const adopted = this.store.adoptBatch(index, batch, options);
-    this.openedAtMs = this.clock.nowMs();
+    if (options.applyElsewhere !== true) this.openedAtMs = this.clock.nowMs();
     return adopted;
   }
 

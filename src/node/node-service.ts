@@ -29,7 +29,7 @@ export interface NodeService {
   query(request: NormalizedQuery): Promise<QueryResponse>;
   status(): StatusResponse;
   /** Hash of this node's committed content with the index it was taken at (divergence check). */
-  contentHash(): { readonly appliedIndex: number; readonly hash: string };
+  contentHash(): Promise<{ readonly appliedIndex: number; readonly hash: string }>;
   /** The fencing token of this node now: its id and current term (every HTTP answer carries them). */
   fencing(): { readonly node: string; readonly term: number };
   /** Ready = can serve reads within its configured lag now (see `node-status.ts`). */

@@ -14,6 +14,7 @@ import type { Effects, Input } from "../consensus/index.ts";
 import type { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import type { QueryExecutor } from "../store/query-executor.ts";
 import type { Store } from "../store/store.ts";
+import type { EntryApplier } from "../store/entry-applier.ts";
 import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { Transport, TransportHandlers } from "../transport/transport.ts";
 import type { LogIndex } from "../types/ids.ts";
@@ -87,6 +88,11 @@ export type NodeRuntime = {
    * (the simulator, unit tests) every batch runs in process on `store`.
    */
   readonly writeSandbox?: BatchSandbox;
+  /**
+   * Applies committed entries with large payloads in a process of its own (`entry-applier.ts`), so
+   * that none holds the event loop; left out (the simulator, unit tests) every entry is applied here.
+   */
+  readonly entryApplier?: EntryApplier;
   readonly transport: (handlers: TransportHandlers) => Transport;
   readonly review: ReviewSink;
   /** Orphaned entries kept for an operator (`orphans.ts`); the review sink fills it. */

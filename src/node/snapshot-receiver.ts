@@ -7,7 +7,7 @@ import path from "node:path";
 import { clusterConfigText } from "../consensus/index.ts";
 import type { InstallSnapshotMessage } from "../consensus/messages.ts";
 import type { PreparedRestore } from "../store/index.ts";
-import { Store } from "../store/store.ts";
+import { discardRestore, verifySnapshot } from "../store/store-files.ts";
 import type { NodeId } from "../types/ids.ts";
 import { encodeSnapshotStream, type SnapshotStreamMessage } from "./peer-envelope.ts";
 import {
@@ -177,7 +177,7 @@ export class SnapshotReceiver {
     const finalPath = path.join(runtime.snapshotDirectory, snapshotFileName(index, snapshotTerm));
     runtime
       .io(async () => {
-        const header = await Store.verifySnapshot(transfer.partPath);
+        const header = await verifySnapshot(transfer.partPath);
         if (header.appliedIndex !== index)
           throw new Error(`the file holds applied index ${header.appliedIndex}`);
         await writeSnapshotConfig(finalPath, clusterConfigText(transfer.install.snapshotConfig));
@@ -221,9 +221,10 @@ export class SnapshotReceiver {
       summary.role !== "leader" &&
       transfer.install.term >= summary.term &&
       (index > store.appliedIndex || (index === store.appliedIndex && this.parts.storeDamaged())) &&
-      store.speculativeIndexes.length === 0;
+      store.speculativeIndexes.length === 0 &&
+      !this.parts.applyingElsewhere();
     if (!usable) {
-      void runtime.io(() => store.discardRestore(prepared)).catch(() => {});
+      void runtime.io(() => discardRestore(prepared)).catch(() => {});
       if (summary !== null && index <= store.appliedIndex)
         this.ack(transfer.from, transfer.install, "installed", 0);
       return;

@@ -47,6 +47,8 @@ export type TransferParts = {
   readonly storeDamaged: () => boolean;
   /** A leader's snapshot replaced this node's database. */
   readonly installed: () => void;
+  /** Another process applies an entry to this node's database (`entry-applier.ts`): nothing may replace it now. */
+  readonly applyingElsewhere: () => boolean;
 };
 
 type Outgoing = {

@@ -19,6 +19,7 @@
 import fs from "node:fs";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import { checkDatabaseStructure } from "../store/database-check.ts";
+import { removeDatabase, restoreDatabase } from "../store/store-files.ts";
 import { Store } from "../store/store.ts";
 import type { StoreOptions } from "../store/types.ts";
 import { Wal, type WalOptions } from "../wal/wal.ts";
@@ -54,9 +55,9 @@ export function openLog(paths: StoragePaths, options: WalOptions, hasPeers: bool
 /** Replaces the database by the latest snapshot, or removes it when there is none. */
 async function rebuildDatabase(paths: StoragePaths): Promise<number | null> {
   const latest = listSnapshots(paths.snapshotDirectory).at(-1) ?? null;
-  Store.removeDatabase(paths.databasePath);
+  removeDatabase(paths.databasePath);
   if (latest === null) return null;
-  await Store.restore(latest.path, paths.databasePath);
+  await restoreDatabase(latest.path, paths.databasePath);
   return latest.index;
 }
 

@@ -18,8 +18,11 @@
  *   write lock: it takes the sandbox turn (the gate closes), waits until every open batch has
  *   committed and every entry is applied, and while it runs nothing is applied here
  *   (`sandboxRunning`). Its payload is then adopted as the next index and proposed in one turn;
- *   the adopted batch commits alone (speculation drains) before the gate reopens. Without a
- *   sandbox (the simulator, unit tests) every batch runs in process.
+ *   the adopted batch commits alone (speculation drains) before the gate reopens. A payload of
+ *   `EntryApplier.payloadBytesMin` bytes or more is not applied here at all: it is proposed as it
+ *   is, and the entry applier applies it once committed (`committed-applier.ts`), as on every
+ *   replica; the gate reopens once it is applied. Without a sandbox (the simulator, unit tests)
+ *   every batch runs in process.
  */
 import type { ExecuteResponse } from "../api/api-types.ts";
 import { jsonSafe } from "../api/json-encoding.ts";
@@ -29,7 +32,7 @@ import { mayLead } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import type { HistoryRow, SequenceEntry } from "../store/index.ts";
-import type { ExecuteOptions, ExecuteResult, ExecuteStatementResult } from "../store/types.ts";
+import type { AdoptOptions, ExecuteResult, ExecuteStatementResult } from "../store/types.ts";
 import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { SandboxRequest } from "../store/write-sandbox-protocol.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
@@ -305,7 +308,11 @@ export class WritePath {
         const message = "the log moved on while the batch ran in the sandbox; it was not applied, retry";
         throw new BatonError(ErrorCode.OVERLOADED, message, { index });
       }
-      const { payload } = this.adopt(index, executed, this.requestOption(request, index, term));
+      // A large payload is applied once committed, by the entry applier, as on every replica.
+      const applier = this.runtime.entryApplier;
+      const applyElsewhere = applier !== undefined && executed.payload.byteLength >= applier.payloadBytesMin;
+      const options = { ...this.requestOption(request, index, term), applyElsewhere };
+      const { payload } = this.adopt(index, executed, options);
       const { needs, reserve } = this.ids.afterBatch(executed.counters, executed.reservations);
       const { proposalId, outcome } = this.propose(index, term, payload, request.durability, remainingMs());
       if (raise) this.ids.raised(term);
@@ -336,7 +343,7 @@ export class WritePath {
    * Adopts a sandbox's batch. The sandbox ran it on exactly this state, so a payload that does not
    * apply here (STORE_DIVERGED, PAYLOAD_CORRUPT) is a bug, never an answer to the client.
    */
-  private adopt(index: LogIndex, executed: ExecuteResult, options: Pick<ExecuteOptions, "request">) {
+  private adopt(index: LogIndex, executed: ExecuteResult, options: AdoptOptions) {
     try {
       return this.speculation.adopt(index, executed, options);
     } catch (error) {

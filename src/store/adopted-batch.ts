@@ -10,6 +10,10 @@
  * here rather than in the sandbox, because its remembered response is built by the node from the
  * results; it is recorded by a session of its own and travels as one more op of the same entry.
  *
+ * With `recordOnly` (a large batch, which the entry applier applies once committed: `entry-applier.ts`)
+ * nothing is applied: the request's row is recorded on the state before the batch, which holds the
+ * same request log (a batch never writes it), and the transaction is rolled back.
+ *
  * Invariants: the caller holds no open transaction and has set replica settings; on any failure
  * the transaction is rolled back and the trigger suspension forgotten before the error propagates.
  */
@@ -48,13 +52,16 @@ export function adoptBatchInto(
   index: LogIndex,
   adopted: AdoptedBatch,
   request: ExecuteOptions["request"],
+  recordOnly = false,
 ): Uint8Array {
   const { write, triggers, counters, schemaChanged } = context;
   assert(!write.isTransaction, "an adopted batch opens its own transaction");
+  // Nothing to apply and no row to record: the payload is proposed as the sandbox made it (and bounded).
+  if (recordOnly && request === undefined) return adopted.payload;
   const ops = decodePayload(adopted.payload);
   write.exec("BEGIN IMMEDIATE");
   try {
-    applyOps({ db: write, triggers, counters, schemaChanged }, ops);
+    if (!recordOnly) applyOps({ db: write, triggers, counters, schemaChanged }, ops);
     // The adopted ops changed the counters without a batch of this connection reading them.
     counters.invalidate();
     if (request !== undefined) {
@@ -72,6 +79,7 @@ export function adoptBatchInto(
     }
     const payload = encodeBoundedPayload(ops, context.payloadBytesMax);
     assert(write.isTransaction, "the adopted batch's transaction stays open");
+    if (recordOnly) abandonAdopted(context);
     return payload;
   } catch (error) {
     abandonAdopted(context);

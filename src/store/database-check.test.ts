@@ -5,6 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import { checkDatabaseStructure } from "./database-check.ts";
 import { Store } from "./store.ts";
+import { removeDatabase } from "./store-files.ts";
 import { batch, openStore, TestLog, temporaryDirectory } from "./test-support.ts";
 
 function filledLog(t: Parameters<typeof temporaryDirectory>[0], directory: string, rows: number): TestLog {
@@ -88,9 +89,9 @@ describe("database structure check", () => {
     const directory = temporaryDirectory(t);
     const log = filledLog(t, directory, 3);
     const file = log.leader.path;
-    assert.throws(() => Store.removeDatabase(file), /while a store has it open/);
+    assert.throws(() => removeDatabase(file), /while a store has it open/);
     log.leader.close();
-    Store.removeDatabase(file);
+    removeDatabase(file);
     assert.equal(fs.existsSync(file), false);
     const fresh = openStore(t, directory, "leader.db");
     assert.equal(fresh.appliedIndex, 0);

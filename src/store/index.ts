@@ -20,6 +20,7 @@ export {
 export type { PreparedRestore } from "./snapshot-file.ts";
 export type { StatementCacheStats } from "./statement-cache.ts";
 export { resultRowsMaxDefault, Store, storeDefaults } from "./store.ts";
+export { removeDatabase, restoreDatabase, verifySnapshot } from "./store-files.ts";
 export type {
   ApplyOutcome,
   DiscardedBatch,

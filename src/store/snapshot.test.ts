@@ -8,6 +8,7 @@ import { isBatonError } from "../lib/errors.ts";
 import { logIndex } from "../types/ids.ts";
 import { snapshotHeaderBytes } from "./snapshot-file.ts";
 import { Store } from "./store.ts";
+import { restoreDatabase, verifySnapshot } from "./store-files.ts";
 import { batch, openStore, rowsOf, TestLog, temporaryDirectory } from "./test-support.ts";
 
 function writeRows(log: TestLog, count: number): void {
@@ -44,7 +45,7 @@ describe("snapshots", () => {
     );
 
     const restoredPath = path.join(directory, "restored.db");
-    assert.deepEqual(await Store.restore(snapshot.path, restoredPath), {
+    assert.deepEqual(await restoreDatabase(snapshot.path, restoredPath), {
       appliedIndex: snapshot.appliedIndex,
     });
     const restored = openStore(t, directory, "restored.db");
@@ -89,14 +90,14 @@ describe("snapshots", () => {
     resealSnapshot(resealed);
     for (const file of [...files, resealed]) {
       await assert.rejects(
-        Store.restore(file, path.join(directory, "target.db")),
+        restoreDatabase(file, path.join(directory, "target.db")),
         (e) => isBatonError(e, "SNAPSHOT_CORRUPT"),
         file,
       );
       assert.equal(fs.existsSync(path.join(directory, "target.db")), false, "nothing was installed");
     }
-    await assert.rejects(Store.verifySnapshot(files[2]!), (e) => isBatonError(e, "SNAPSHOT_CORRUPT"));
-    assert.equal((await Store.verifySnapshot(good)).appliedIndex, 51);
+    await assert.rejects(verifySnapshot(files[2]!), (e) => isBatonError(e, "SNAPSHOT_CORRUPT"));
+    assert.equal((await verifySnapshot(good)).appliedIndex, 51);
   });
 
   test("restoreSnapshot replaces an open store's database; a corrupt snapshot leaves it as it was", async (t) => {

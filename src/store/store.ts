@@ -16,7 +16,6 @@
  * Invariants: applied index < every speculative index, strictly increasing; `apply` never runs while
  * a speculative transaction is open; the applied index on disk always matches the data on disk.
  */
-import fs from "node:fs";
 import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
@@ -38,10 +37,12 @@ import { SequenceCounters } from "./sequence-counters.ts";
 import * as snapshotFile from "./snapshot-file.ts";
 import type { StatementCacheStats } from "./statement-cache.ts";
 import { StatementCost } from "./statement-cost.ts";
+import { openPaths } from "./store-files.ts";
 import { type StoreLimits, storeLimitsOf } from "./store-limits.ts";
 import { TriggerSuspension } from "./trigger-suspension.ts";
 import type {
   AdoptedBatch,
+  AdoptOptions,
   ApplyOutcome,
   DiscardedBatch,
   ExecuteOptions,
@@ -56,9 +57,6 @@ import { checkStatements, type StatementLimits } from "./values.ts";
 
 export { resultBytesMaxDefault, resultRowsMaxDefault } from "./query-run.ts";
 export { storeDefaults } from "./store-limits.ts";
-
-/** Files with an open store in this process: two stores on one file would break the single-writer model. */
-const openPaths = new Set<string>();
 
 const batchSavepoint = "baton_batch";
 
@@ -77,6 +75,8 @@ export class Store {
   #connectionMode: "leader" | "replica" | null = null;
   /** The open speculative transaction holds a batch adopted from elsewhere (`adoptBatch`). */
   #holdsAdopted = false;
+  /** Another process applies an entry on this file (`applyElsewhere`): nothing writes here meanwhile. */
+  #elsewhere = false;
   /** Background checkpoints (`checkpointer.ts`), once started; null: SQLite's automatic ones. */
   #checkpoints: BackgroundCheckpoints | null = null;
 
@@ -97,24 +97,6 @@ export class Store {
     return store;
   }
 
-  /** Replaces the database at `dataPath` (no store may have it open) with a verified snapshot. */
-  static async restore(snapshotPath: string, dataPath: string): Promise<{ appliedIndex: LogIndex }> {
-    assert(!openPaths.has(path.resolve(dataPath)), `restore over ${dataPath} while a store has it open`);
-    return { appliedIndex: await snapshotFile.restoreSnapshotFile(snapshotPath, path.resolve(dataPath)) };
-  }
-
-  /** Deletes the database at `dataPath` (no store may have it open); the next `open` starts empty. */
-  static removeDatabase(dataPath: string): void {
-    assert(!openPaths.has(path.resolve(dataPath)), `remove ${dataPath} while a store has it open`);
-    for (const suffix of ["", "-wal", "-shm", "-journal"]) fs.rmSync(`${dataPath}${suffix}`, { force: true });
-  }
-
-  /** Checks a snapshot file completely (header and every byte) without installing it. */
-  static async verifySnapshot(path: string): Promise<{ appliedIndex: LogIndex; databaseBytes: number }> {
-    const header = await snapshotFile.verifySnapshot(path);
-    return { appliedIndex: header.appliedIndex, databaseBytes: header.databaseBytes };
-  }
-
   get isOpen(): boolean {
     return this.#connections !== null;
   }
@@ -132,12 +114,10 @@ export class Store {
   get speculativeCount(): number {
     return this.#speculative.length;
   }
-
   /** The open speculative transaction holds an adopted batch: nothing may join it (see `adoptBatch`). */
   get holdsAdoptedBatch(): boolean {
     return this.#holdsAdopted;
   }
-
   /**
    * Set when SQLite itself rolled back the speculative transaction (a statement with `OR ROLLBACK`,
    * `RAISE(ROLLBACK)` or an I/O error): the entries up to this index are in the log but no longer in
@@ -145,6 +125,11 @@ export class Store {
    */
   get replayRequiredThrough(): LogIndex | null {
     return this.#replayRequiredThrough;
+  }
+
+  /** No transaction is open here and no other process applies an entry: this store may write. */
+  #idle(): boolean {
+    return this.#speculative.length === 0 && !this.#open().write.isTransaction && !this.#elsewhere;
   }
 
   #open(): Connections {
@@ -240,10 +225,10 @@ export class Store {
 
   /**
    * Opens a speculative transaction holding batch `index`, which ran elsewhere on this very state
-   * (see adopted-batch.ts). Nothing may join that transaction: the caller commits or rolls it back
-   * first. Returns the payload to propose.
+   * (see adopted-batch.ts; with `applyElsewhere`, none). Nothing may join that transaction: the caller
+   * commits or rolls it back first. Returns the payload to propose.
    */
-  adoptBatch(index: LogIndex, adopted: AdoptedBatch, options: Pick<ExecuteOptions, "request"> = {}) {
+  adoptBatch(index: LogIndex, adopted: AdoptedBatch, options: AdoptOptions = {}) {
     const connections = this.#open();
     assert(this.#speculative.length === 0 && !connections.write.isTransaction, "an adopted batch is alone");
     assert(index === this.#appliedIndex + 1, `adopt at ${index} after applied index ${this.#appliedIndex}`);
@@ -257,13 +242,15 @@ export class Store {
       requestWindow: { entries: this.#limits.requestWindowEntries, ms: this.#limits.requestWindowMs },
       payloadBytesMax: this.#limits.payloadBytesMax,
     };
-    const payload = adoptBatchInto(context, index, adopted, options.request);
+    const payload = adoptBatchInto(context, index, adopted, options.request, options.applyElsewhere === true);
+    if (options.applyElsewhere === true) return { payload };
     this.#speculative.push(index);
     this.#holdsAdopted = true;
     return { payload };
   }
 
   #checkCanSpeculate(): void {
+    assert(!this.#elsewhere, "a batch runs while an entry is applied elsewhere");
     const { speculativeBatchesMax } = this.#limits;
     if (this.#speculative.length >= speculativeBatchesMax) {
       const message = `${this.#speculative.length} batches await commit; at most ${speculativeBatchesMax}`;
@@ -343,10 +330,7 @@ export class Store {
   /** Applies consecutive committed entries in ONE transaction recording the last index (skips replays). */
   applyBatch(entries: readonly { readonly index: LogIndex; readonly payload: Uint8Array }[]): ApplyOutcome {
     const { write, writeMeta } = this.#open();
-    assert(
-      this.#speculative.length === 0 && !write.isTransaction,
-      "apply while a speculative transaction is open",
-    );
+    assert(this.#idle(), "apply while a speculative transaction is open or an entry is applied elsewhere");
     const fresh = entries.filter((entry) => entry.index > this.#appliedIndex);
     const last = fresh.at(-1);
     if (last === undefined) return "already-applied";
@@ -362,12 +346,32 @@ export class Store {
     const context = { db: write, triggers: this.#triggers, counters: this.#counters, schemaChanged };
     applyInTransaction(context, writeMeta, decoded, last.index);
     this.#checkpoints?.afterCommit(write);
-    // Applied changesets and sequence ops change the counters without a leader batch.
-    this.#counters.invalidate();
-    this.#appliedIndex = last.index;
-    if (this.#replayRequiredThrough !== null && last.index >= this.#replayRequiredThrough)
-      this.#replayRequiredThrough = null;
+    this.#advanceApplied(last.index);
     return "applied";
+  }
+
+  /** Committed entries through `index` were applied (changesets and sequence ops change the counters). */
+  #advanceApplied(index: LogIndex): void {
+    this.#counters.invalidate();
+    this.#appliedIndex = index;
+    if (this.#replayRequiredThrough !== null && index >= this.#replayRequiredThrough)
+      this.#replayRequiredThrough = null;
+  }
+
+  /**
+   * Applies entry `index` through `run`, which commits it in another process (`entry-applier.ts`) while
+   * this store writes nothing. Applied on disk (even by a process that died then), it is taken in.
+   */
+  async applyElsewhere(index: LogIndex, run: () => Promise<Error | null>): Promise<void> {
+    assert(this.#idle() && index === this.#appliedIndex + 1, `apply ${index} after ${this.#appliedIndex}`);
+    this.#elsewhere = true;
+    const failure = await run();
+    this.#elsewhere = false;
+    const onDisk = this.#open().writeMeta.readAppliedIndex();
+    assert(onDisk === index || (onDisk === index - 1 && failure !== null), `${onDisk} on disk, not ${index}`);
+    if (onDisk !== index) throw failure;
+    this.#schemaChanged(); // the entry may hold DDL
+    this.#advanceApplied(index);
   }
 
   /** Advances the applied index over an entry that carries no store payload (no-op, configuration). */
@@ -452,14 +456,10 @@ export class Store {
     return snapshotFile.prepareRestore(snapshotPath, this.path);
   }
 
-  discardRestore(prepared: snapshotFile.PreparedRestore): Promise<void> {
-    return snapshotFile.discardPreparedRestore(prepared);
-  }
-
   /** Swaps a prepared snapshot in, synchronously (close, rename, reopen): old database or new. */
   installRestore(prepared: snapshotFile.PreparedRestore): { appliedIndex: LogIndex } {
     const connections = this.#open();
-    assert(this.#speculative.length === 0, "restore while a speculative transaction is open");
+    assert(this.#speculative.length === 0 && !this.#elsewhere, "restore while a batch or entry is open");
     // The checkpoint thread's connection closes too before the file is swapped; a new one opens after.
     this.#checkpoints?.detach();
     this.#connections = null;

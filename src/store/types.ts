@@ -47,6 +47,13 @@ export type ExecuteResult = {
 };
 
 /** A batch that ran elsewhere on the same state, as `Store.adoptBatch` takes it over. */
+/**
+ * How a batch from the write sandbox is adopted (`Store.adoptBatch`). `applyElsewhere`: only its
+ * payload is made (the request's record added), nothing is applied or left open; the entry is applied
+ * once committed, by the entry applier (`entry-applier.ts`), as on every replica.
+ */
+export type AdoptOptions = Pick<ExecuteOptions, "request"> & { readonly applyElsewhere?: boolean };
+
 export type AdoptedBatch = {
   readonly payload: Uint8Array;
   readonly results: readonly ExecuteStatementResult[];

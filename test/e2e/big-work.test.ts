@@ -4,9 +4,10 @@
  * elections as the rise of the highest term any node reports:
  * - a 10,000-row batch (one statement of 10,000 VALUES rows), and 1,000 single-row statements in
  *   one batch: applied everywhere, no election, every node answers within 1 s;
- * - a changeset of about 3 MB (under the node's 4 MiB entry bound): applied everywhere, no
- *   election; one of about 40 MB: refused PAYLOAD_TOO_LARGE (the entry bound), nothing applied, no
- *   election;
+ * - changesets of tens of MB, which every node (the leader too) applies in its entry applier's
+ *   process: 300,000 rows (about 34 MB) and 40 blobs of 1 MB, each applied everywhere, no election,
+ *   every node answers within 1 s; the blobs' request id is remembered (a retry applies nothing);
+ *   one of about 70 MB is refused PAYLOAD_TOO_LARGE (the 64 MiB entry bound), nothing applied;
  * - a follower stopped while the leader writes past its compaction point, then restarted: it
  *   catches up by snapshot transfer, no election, the running nodes answer within 1 s.
  */
@@ -19,11 +20,11 @@ import { probeHealth } from "./health-probe.ts";
 const timing = ["--heartbeat-ms", "100", "--missed-heartbeats", "6"];
 const snapshotEntries = 200;
 
-async function execute(node: ClusterNode, statements: unknown[], timeoutMs = 20_000) {
+async function execute(node: ClusterNode, statements: unknown[], timeoutMs = 20_000, requestId?: string) {
   const response = await fetch(`${node.url}/v1/execute`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ statements, timeoutMs }),
+    body: JSON.stringify({ statements, timeoutMs, ...(requestId === undefined ? {} : { requestId }) }),
     signal: AbortSignal.timeout(timeoutMs + 10_000),
   });
   return { status: response.status, body: (await response.json()) as any };
@@ -99,24 +100,42 @@ describe("big work does not starve the loop", { timeout: 300_000 }, () => {
     await cluster.convergedHashes(cluster.nodes, 30_000);
   });
 
-  test("a 3 MB changeset is applied everywhere and a 40 MB one is refused PAYLOAD_TOO_LARGE, no election", async () => {
+  test("changesets of tens of MB are applied everywhere without an election; one past 64 MiB is refused", async () => {
     const leader = await cluster.waitForLeader();
+    const counted = (count: number) =>
+      `SELECT x FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${count}) SELECT x FROM c)`;
     const blobs = (count: number) =>
-      `INSERT INTO blobs(body) SELECT randomblob(1000000) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${count}) SELECT x FROM c)`;
+      `INSERT INTO blobs(body) SELECT randomblob(1000000) FROM (${counted(count)})`;
+    const rows = `INSERT INTO rows(n, note) SELECT 1000000 + x, printf('%090d', x) FROM (${counted(300_000)})`;
     await withoutElection(cluster, cluster.nodes, async () => {
-      const fits = await execute(leader, [blobs(3)]);
-      assert.equal(fits.status, 200, JSON.stringify(fits.body).slice(0, 300));
-      const tooBig = await execute(leader, [blobs(40)]);
+      const manyRows = await execute(leader, [rows], 60_000);
+      assert.equal(manyRows.status, 200, JSON.stringify(manyRows.body).slice(0, 300));
+      assert.equal(manyRows.body.results[0].rowsAffected, 300_000);
+      const bigBlobs = await execute(leader, [blobs(40)], 60_000, "big-blobs-1");
+      assert.equal(bigBlobs.status, 200, JSON.stringify(bigBlobs.body).slice(0, 300));
+      // Its request id was recorded with it: a retry answers the same, applying nothing again.
+      const retried = await execute(leader, [blobs(40)], 60_000, "big-blobs-1");
+      assert.deepEqual(retried.body.results, bigBlobs.body.results);
+      assert.deepEqual(retried.body.position, bigBlobs.body.position);
+      const tooBig = await execute(leader, [blobs(70)], 60_000);
       assert.equal(tooBig.body.error?.code, "PAYLOAD_TOO_LARGE", JSON.stringify(tooBig.body).slice(0, 300));
     });
-    const hashes = await cluster.convergedHashes(cluster.nodes, 30_000);
+    const hashes = await cluster.convergedHashes(cluster.nodes, 60_000);
     assert.equal(new Set(hashes.map((h) => h.hash)).size, 1);
-    const count = await fetch(`${leader.url}/v1/query`, {
-      method: "POST",
-      body: JSON.stringify({ statements: ["SELECT count(*) FROM blobs"] }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    assert.deepEqual(((await count.json()) as any).results[0].rows, [[3]], "only the 3 MB batch was applied");
+    for (const node of cluster.nodes) {
+      const count = await fetch(`${node.url}/v1/query`, {
+        method: "POST",
+        body: JSON.stringify({
+          statements: ["SELECT (SELECT count(*) FROM blobs), (SELECT count(*) FROM rows WHERE n > 1000000)"],
+          consistency: "any",
+        }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      const counts = ((await count.json()) as any).results[0].rows;
+      assert.deepEqual(counts, [[40, 300_000]], `${node.id}: the two large batches, not the refused one`);
+      const logs = cluster.logsOf(node);
+      assert.ok(logs.includes("entry-applier.done"), `${node.id} applied them in its entry applier`);
+    }
   });
 
   test("a follower far behind catches up by snapshot transfer: no election, the others answer within 1 s", async () => {

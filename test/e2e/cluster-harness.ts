@@ -278,7 +278,7 @@ export class Cluster {
   }
 
   async contentHash(node: ClusterNode): Promise<{ appliedIndex: number; hash: string }> {
-    const response = await fetch(`${node.url}/v1/content-hash`, { signal: AbortSignal.timeout(5000) });
+    const response = await fetch(`${node.url}/v1/content-hash`, { signal: AbortSignal.timeout(30_000) });
     return (await response.json()) as { appliedIndex: number; hash: string };
   }
 
