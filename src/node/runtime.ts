@@ -11,10 +11,10 @@
 import { randomInt } from "node:crypto";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Effects, Input } from "../consensus/index.ts";
+import type { EntryApplier } from "../store/entry-applier.ts";
 import type { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import type { QueryExecutor } from "../store/query-executor.ts";
 import type { Store } from "../store/store.ts";
-import type { EntryApplier } from "../store/entry-applier.ts";
 import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { Transport, TransportHandlers } from "../transport/transport.ts";
 import type { LogIndex } from "../types/ids.ts";

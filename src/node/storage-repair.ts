@@ -19,8 +19,8 @@
 import fs from "node:fs";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import { checkDatabaseStructure } from "../store/database-check.ts";
-import { removeDatabase, restoreDatabase } from "../store/store-files.ts";
 import { Store } from "../store/store.ts";
+import { removeDatabase, restoreDatabase } from "../store/store-files.ts";
 import type { StoreOptions } from "../store/types.ts";
 import { Wal, type WalOptions } from "../wal/wal.ts";
 import type { NodeLog } from "./runtime.ts";
