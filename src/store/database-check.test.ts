@@ -4,7 +4,6 @@ import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
 import { checkDatabaseStructure } from "./database-check.ts";
-import { Store } from "./store.ts";
 import { removeDatabase } from "./store-files.ts";
 import { batch, openStore, TestLog, temporaryDirectory } from "./test-support.ts";
 

@@ -7,7 +7,6 @@ import { crc32 } from "node:zlib";
 import { isBatonError } from "../lib/errors.ts";
 import { logIndex } from "../types/ids.ts";
 import { snapshotHeaderBytes } from "./snapshot-file.ts";
-import { Store } from "./store.ts";
 import { restoreDatabase, verifySnapshot } from "./store-files.ts";
 import { batch, openStore, rowsOf, TestLog, temporaryDirectory } from "./test-support.ts";
 
