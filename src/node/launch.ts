@@ -10,6 +10,7 @@ import path from "node:path";
 import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
 import type { ClusterConfig, MemberAddress } from "../consensus/index.ts";
+import { assert } from "../lib/assert.ts";
 import { ProcessEntryApplier } from "../store/entry-applier.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
@@ -19,6 +20,7 @@ import { TcpTransport } from "../transport/tcp-transport.ts";
 import { parseHostPort } from "../transport/transport.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
 import { walFaultOptions } from "../wal/fault-injection.ts";
+import { recordBytesMax } from "../wal/record-codec.ts";
 import type { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { FileHistory } from "./history-file.ts";
@@ -100,7 +102,12 @@ export function hostPort(address: HostPort): string {
  * included (`entry-applier.ts`). What stays on the event loop is copying and checksumming it: the
  * sandbox's reply, the log record, a message per follower.
  */
-export const entryPayloadBytesMax = 64 << 20;
+export const entryPayloadBytesMax = 63 << 20;
+// The log's records are bounded too (64 MiB); an entry's payload must leave room for its record's fields.
+assert(
+  entryPayloadBytesMax + (1 << 20) <= recordBytesMax,
+  "an entry of the largest payload fits a log record",
+);
 
 /** Peer frames hold an entry of `entryPayloadBytesMax` and the rest of its AppendEntries. */
 const peerFrameBytesMax = entryPayloadBytesMax + (4 << 20);

@@ -111,7 +111,10 @@ class Reader {
   }
   bytes(length: number): Uint8Array {
     this.need(length);
-    const value = new Uint8Array(this.buffer.subarray(this.offset, this.offset + length));
+    const view = this.buffer.subarray(this.offset, this.offset + length);
+    // Copied, so that a small value does not keep its whole message alive; a value that is most of
+    // its message (a large entry) is used in place: a copy of tens of MB holds the event loop.
+    const value = length * 2 >= this.buffer.byteLength ? view : new Uint8Array(view);
     this.offset += length;
     return value;
   }
