@@ -30,11 +30,11 @@ import {
   payloadFileName,
   payloadFilePattern,
 } from "./entry-apply-protocol.ts";
+import { positiveBounds, type StoreHelperOptions, waitForExit } from "./helper-process.ts";
 import type { QueryPoolLog } from "./query-process-pool.ts";
 import { forwardStderr } from "./query-process-pool.ts";
 import { replyError } from "./query-process-protocol.ts";
 import type { Store } from "./store.ts";
-import type { StoreOptions } from "./types.ts";
 
 export const entryApplierDefaults = {
   /** Entries whose payload has at least this many bytes are applied in the process. */
@@ -51,12 +51,7 @@ export const entryApplierDefaults = {
 
 type Bounds = { readonly [K in keyof typeof entryApplierDefaults]: number };
 
-export type EntryApplierOptions = Partial<Bounds> & {
-  /** The store's database file. */
-  readonly path: string;
-  readonly limits: Omit<StoreOptions, "path">;
-  readonly log: QueryPoolLog;
-};
+export type EntryApplierOptions = StoreHelperOptions<typeof entryApplierDefaults>;
 
 /** What the node needs of an entry applier; the simulator and unit tests apply every entry in process. */
 export interface EntryApplier {
@@ -84,16 +79,7 @@ export class ProcessEntryApplier implements EntryApplier {
   };
 
   constructor(options: EntryApplierOptions) {
-    const bounds: Record<string, number> = {};
-    for (const name of Object.keys(entryApplierDefaults) as (keyof Bounds)[]) {
-      const value = options[name] ?? entryApplierDefaults[name];
-      assert(
-        Number.isSafeInteger(value) && value > 0,
-        `entry applier option ${name} must be a positive integer`,
-      );
-      bounds[name] = value;
-    }
-    this.#bounds = bounds as Bounds;
+    this.#bounds = positiveBounds("entry applier", entryApplierDefaults, options);
     this.payloadBytesMin = this.#bounds.payloadBytesMin;
     this.#options = options;
     removeStalePayloads(path.dirname(options.path), options.log);
@@ -187,16 +173,11 @@ export class ProcessEntryApplier implements EntryApplier {
   }
 
   /** Resolves when the process has exited, or after `exitWaitMsMax` (logged: the lock may still be held). */
-  async #exitOf(running: Running): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
+  #exitOf(running: Running): Promise<void> {
     const waitMs = this.#bounds.exitWaitMsMax;
-    const late = new Promise<"late">((resolve) => {
-      timer = setTimeout(() => resolve("late"), waitMs);
-    });
-    const outcome = await Promise.race([running.exited.then(() => "exited" as const), late]);
-    clearTimeout(timer);
-    if (outcome === "late")
-      this.#options.log("error", "entry-applier.exit-wait-passed", { pid: running.child.pid, waitMs });
+    return waitForExit(running.exited, waitMs, () =>
+      this.#options.log("error", "entry-applier.exit-wait-passed", { pid: running.child.pid, waitMs }),
+    );
   }
 }
 

@@ -24,6 +24,7 @@ import os from "node:os";
 import path from "node:path";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { positiveBounds } from "./helper-process.ts";
 import type { QueryExecutor, QueryRunOptions } from "./query-executor.ts";
 import { type QueryProcessSettings, type QueryReply, replyError } from "./query-process-protocol.ts";
 import type { QueryOptions, QueryResult, Statement } from "./types.ts";
@@ -111,16 +112,7 @@ export class QueryProcessPool implements QueryExecutor {
   };
 
   private constructor(options: QueryPoolOptions) {
-    const bounds: Record<string, number> = { ...queryPoolDefaults };
-    for (const name of Object.keys(queryPoolDefaults) as (keyof Bounds)[]) {
-      const value = options[name] ?? queryPoolDefaults[name];
-      assert(
-        Number.isSafeInteger(value) && value > 0,
-        `query pool option ${name} must be a positive integer`,
-      );
-      bounds[name] = value;
-    }
-    this.#bounds = bounds as Bounds;
+    this.#bounds = positiveBounds("query pool", queryPoolDefaults, options);
     this.#log = options.log;
     this.#settings = {
       path: options.path,

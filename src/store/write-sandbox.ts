@@ -30,10 +30,11 @@ import path from "node:path";
 import v8 from "node:v8";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
+import { positiveBounds, type StoreHelperOptions, waitForExit } from "./helper-process.ts";
 import type { QueryPoolLog } from "./query-process-pool.ts";
 import { forwardStderr } from "./query-process-pool.ts";
 import { replyError } from "./query-process-protocol.ts";
-import type { ExecuteResult, StoreOptions } from "./types.ts";
+import type { ExecuteResult } from "./types.ts";
 import {
   replyFilePattern,
   type SandboxMessage,
@@ -59,12 +60,7 @@ export const writeSandboxDefaults = {
 
 type Bounds = { readonly [K in keyof typeof writeSandboxDefaults]: number };
 
-export type WriteSandboxOptions = Partial<Bounds> & {
-  /** The store's database file; the node's store must have it open (in WAL mode). */
-  readonly path: string;
-  readonly limits: Omit<StoreOptions, "path">;
-  readonly log: QueryPoolLog;
-};
+export type WriteSandboxOptions = StoreHelperOptions<typeof writeSandboxDefaults>;
 
 /** What the node needs of a sandbox; the simulator and unit tests run without one. */
 export interface BatchSandbox {
@@ -124,16 +120,7 @@ export class WriteSandbox implements BatchSandbox {
   };
 
   private constructor(options: WriteSandboxOptions) {
-    const bounds: Record<string, number> = {};
-    for (const name of Object.keys(writeSandboxDefaults) as (keyof Bounds)[]) {
-      const value = options[name] ?? writeSandboxDefaults[name];
-      assert(
-        Number.isSafeInteger(value) && value > 0,
-        `write sandbox option ${name} must be a positive integer`,
-      );
-      bounds[name] = value;
-    }
-    this.#bounds = bounds as Bounds;
+    this.#bounds = positiveBounds("write sandbox", writeSandboxDefaults, options);
     this.#log = options.log;
     removeStaleReplies(path.dirname(options.path), this.#log);
     this.#settings = {
@@ -371,16 +358,11 @@ export class WriteSandbox implements BatchSandbox {
   }
 
   /** Resolves when the process has exited, or after `exitWaitMsMax` (logged: the lock may still be held). */
-  async #exitOf(sandbox: Sandbox): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
+  #exitOf(sandbox: Sandbox): Promise<void> {
     const waitMs = this.#bounds.exitWaitMsMax;
-    const late = new Promise<"late">((resolve) => {
-      timer = setTimeout(() => resolve("late"), waitMs);
-    });
-    const outcome = await Promise.race([sandbox.exited.promise, late]);
-    clearTimeout(timer);
-    if (outcome === "late")
-      this.#log("error", "write-sandbox.exit-wait-passed", { pid: sandbox.pid, waitMs });
+    return waitForExit(sandbox.exited.promise, waitMs, () =>
+      this.#log("error", "write-sandbox.exit-wait-passed", { pid: sandbox.pid, waitMs }),
+    );
   }
 
   #onExit(sandbox: Sandbox, how: string): void {
