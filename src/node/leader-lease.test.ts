@@ -117,7 +117,7 @@ test("a stamped consensus message round-trips through the peer envelope; a bad s
   });
   assert.deepEqual(decodePeerBody(encodeConsensus(message)), { type: "consensus", message });
   const bad = encodeConsensus(message, 1);
-  new DataView(bad.buffer).setBigUint64(1, 2n ** 63n);
+  new DataView(bad.buffer, bad.byteOffset).setBigUint64(1, 2n ** 63n);
   assert.throws(
     () => decodePeerBody(bad),
     (error) => isBatonError(error, "BAD_MESSAGE"),

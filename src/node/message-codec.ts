@@ -27,9 +27,11 @@ const typeCodes = new Map<MessageType, number>(messageTypes.map((type, i) => [ty
 
 class Writer {
   private buffer: Buffer;
-  private offset = 0;
-  constructor(bytesHint: number) {
-    this.buffer = Buffer.allocUnsafe(Math.max(64, bytesHint));
+  private offset: number;
+  /** `prefixBytes` are left for the caller to fill, before the first byte written. */
+  constructor(bytesHint: number, prefixBytes = 0) {
+    this.buffer = Buffer.allocUnsafe(Math.max(64, prefixBytes + bytesHint));
+    this.offset = prefixBytes;
   }
   private reserve(bytes: number): void {
     if (this.offset + bytes <= this.buffer.byteLength) return;
@@ -137,8 +139,14 @@ function entriesBytes(entries: readonly LogEntry[]): number {
   return total;
 }
 
-export function encodeMessage(message: Message): Uint8Array {
-  const writer = new Writer(64 + (message.type === "appendEntries" ? entriesBytes(message.entries) : 0));
+/**
+ * The encoding of `message`, after `prefixBytes` bytes left for the caller to fill (an envelope), so
+ * that a message carrying entries of tens of MB is copied once, not once more into its envelope.
+ */
+export function encodeMessage(message: Message, prefixBytes = 0): Uint8Array {
+  assert(Number.isSafeInteger(prefixBytes) && prefixBytes >= 0, "prefix length is a non-negative integer");
+  const entries = message.type === "appendEntries" ? entriesBytes(message.entries) : 0;
+  const writer = new Writer(64 + entries, prefixBytes);
   writer.u8(codecVersion);
   writer.u8(typeCodes.get(message.type)!);
   writer.u64(message.term);

@@ -28,6 +28,7 @@ import type { InstallSnapshotMessage, Message } from "../consensus/messages.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { HistoryRow } from "../store/index.ts";
+import type { SendLane } from "../transport/transport.ts";
 import { type LogIndex, logIndex, type Term, term } from "../types/ids.ts";
 import { decodeHistoryRows } from "./history.ts";
 import { decodeMessage, encodeMessage } from "./message-codec.ts";
@@ -160,23 +161,31 @@ function decodeStorage(body: Uint8Array): StorageMessage {
   );
 }
 
+/**
+ * The transport lane a consensus message travels in. Log appends and snapshot offers stay in order
+ * behind one another (`ordered`): a follower rejects an append that overtakes the one before it.
+ * Everything else is small and carries no log check (heartbeats, votes, acknowledgements, read
+ * rounds, `timeoutNow`), so it goes `urgent` and never waits behind a large entry being written:
+ * a heartbeat delayed that long would start an election.
+ */
+export function laneOf(message: Message): SendLane {
+  return message.type === "appendEntries" || message.type === "installSnapshot" ? "ordered" : "urgent";
+}
+
 /** A consensus message, with a lease stamp (a safe non-negative integer) when one is given. */
 export function encodeConsensus(message: Message, stamp?: number): Uint8Array {
-  const body = encodeMessage(message);
   if (stamp === undefined) {
-    const framed = new Uint8Array(body.byteLength + 1);
+    const framed = encodeMessage(message, 1);
     framed[0] = consensusClass;
-    framed.set(body, 1);
     return framed;
   }
   assert(
     Number.isSafeInteger(stamp) && stamp >= 0,
     `a lease stamp is a safe non-negative integer, got ${stamp}`,
   );
-  const framed = new Uint8Array(body.byteLength + 1 + stampBytes);
+  const framed = encodeMessage(message, 1 + stampBytes);
   framed[0] = stampedConsensusClass;
-  new DataView(framed.buffer).setBigUint64(1, BigInt(stamp));
-  framed.set(body, 1 + stampBytes);
+  new DataView(framed.buffer, framed.byteOffset).setBigUint64(1, BigInt(stamp));
   return framed;
 }
 

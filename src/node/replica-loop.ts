@@ -45,6 +45,7 @@ import {
   encodeConsensus,
   encodeNodeInfo,
   type HistoryMessage,
+  laneOf,
   type SnapshotStreamMessage,
   type StorageMessage,
 } from "./peer-envelope.ts";
@@ -429,7 +430,7 @@ export class ReplicaLoop {
   }
 
   private send(message: Message): void {
-    this.transport?.send(message.to, encodeConsensus(message, this.lease.stampFor(message)));
+    this.transport?.send(message.to, encodeConsensus(message, this.lease.stampFor(message)), laneOf(message));
   }
 
   private bookkeeping(effects: Effects): void {

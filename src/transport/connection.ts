@@ -12,7 +12,15 @@
 import type { Socket } from "node:net";
 import { assert } from "../lib/assert.ts";
 import type { NodeId } from "../types/ids.ts";
-import { encodeFrame, FrameDecoder, FrameType, frameHeaderBytes, writeFrameHeader } from "./frame.ts";
+import {
+  encodeFrame,
+  FrameDecoder,
+  FrameType,
+  frameHeaderBytes,
+  MessageAssembler,
+  partLengthBytes,
+  writeFrameHeader,
+} from "./frame.ts";
 import { decodeHello, type Hello } from "./hello.ts";
 import type { ConnectionInfo, TransportLog } from "./transport.ts";
 
@@ -58,6 +66,7 @@ export class Connection {
   readonly #config: ConnectionConfig;
   readonly #owner: ConnectionOwner;
   readonly #decoder: FrameDecoder;
+  readonly #assembler: MessageAssembler;
   #timer: NodeJS.Timeout | null = null;
   #closeReason: string | null = null;
   #protocolError = false;
@@ -72,6 +81,7 @@ export class Connection {
     this.#config = config;
     this.#owner = owner;
     this.#decoder = new FrameDecoder(config.frameBytesMax);
+    this.#assembler = new MessageAssembler(config.frameBytesMax - frameHeaderBytes);
     this.#state = config.direction === "outbound" ? "connecting" : "handshaking";
     this.#timer = setTimeout(() => this.#onHandshakeTimeout(), config.handshakeTimeoutMs);
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
@@ -156,6 +166,32 @@ export class Connection {
     return !this.socket.writableNeedDrain;
   }
 
+  /**
+   * Writes one piece of a message of `messageBytes` bytes sent in pieces: `first` marks its first
+   * piece (which then names the message's length), `last` its final one; a message has at least two.
+   * The caller sends a message's pieces in order on one connection, and starts the next such message
+   * only after the last piece of this one; other message frames may go between the pieces. Returns
+   * false when the socket asked the writer to wait for `drain`.
+   */
+  writePart(piece: Uint8Array, position: { first: boolean; last: boolean; messageBytes: number }): boolean {
+    assert(this.#state === "open", `write in state ${this.#state}`);
+    assert(!(position.first && position.last), "a message in pieces has at least two");
+    const type = position.last ? FrameType.lastPart : FrameType.part;
+    if (position.first) {
+      const named = new Uint8Array(partLengthBytes + piece.length);
+      new DataView(named.buffer).setUint32(0, position.messageBytes);
+      named.set(piece, partLengthBytes);
+      piece = named;
+    }
+    const header = new Uint8Array(frameHeaderBytes);
+    writeFrameHeader(header, 0, type, piece);
+    this.socket.cork();
+    this.socket.write(header);
+    this.socket.write(piece);
+    this.socket.uncork();
+    return !this.socket.writableNeedDrain;
+  }
+
   /** Whether `writeMessages` may be called now without overfilling the socket buffer. */
   get writable(): boolean {
     return this.#state === "open" && !this.socket.writableNeedDrain && !this.socket.destroyed;
@@ -235,7 +271,13 @@ export class Connection {
       this.#onHandshakeFrame(type, body);
     } else if (type === FrameType.hello) {
       this.#rejectFrame("unexpected-hello", "a second hello on an open connection");
-    } else if (this.#accepted) {
+    } else if (!this.#accepted) {
+      return;
+    } else if (type === FrameType.part || type === FrameType.lastPart) {
+      const { message, error } = this.#assembler.add(type, body);
+      if (error !== null) this.#rejectFrame(error.reason, error.detail);
+      else if (message !== null) this.#owner.onMessage(this, message);
+    } else {
       this.#owner.onMessage(this, body);
     }
   }

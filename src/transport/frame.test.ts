@@ -11,6 +11,9 @@ import {
   FrameType,
   frameHeaderBytes,
   frameMagic,
+  MessageAssembler,
+  type PartFrameType,
+  partLengthBytes,
   protocolVersion,
 } from "./frame.ts";
 
@@ -256,3 +259,72 @@ function corrupt(bytes: Buffer, c: Corruption): Buffer {
       return Buffer.concat([copy.subarray(0, at), copy.subarray(at + c.count)]);
   }
 }
+
+describe("MessageAssembler", () => {
+  const first = (length: number, ...bytes: number[]): Uint8Array => {
+    const piece = new Uint8Array(partLengthBytes + bytes.length);
+    new DataView(piece.buffer).setUint32(0, length);
+    piece.set(bytes, partLengthBytes);
+    return piece;
+  };
+
+  test("joins pieces into the message of the length its first piece names, after the last piece", () => {
+    const assembler = new MessageAssembler(10);
+    assert.deepEqual(assembler.add(FrameType.part, first(5, 1, 2)), { message: null, error: null });
+    assert.deepEqual(assembler.add(FrameType.part, Uint8Array.of(3)), { message: null, error: null });
+    assert.equal(assembler.bufferedBytes, 3);
+    const done = assembler.add(FrameType.lastPart, Uint8Array.of(4, 5));
+    assert.deepEqual(done, { message: Uint8Array.of(1, 2, 3, 4, 5), error: null });
+    assert.equal(assembler.bufferedBytes, 0);
+    assert.equal(done.message?.byteOffset, 0, "the message owns its memory");
+    assert.equal(done.message?.buffer.byteLength, 5);
+    assert.equal(assembler.add(FrameType.part, first(2, 7)).error, null, "the next message starts afresh");
+    assert.deepEqual(assembler.add(FrameType.lastPart, Uint8Array.of(8)).message, Uint8Array.of(7, 8));
+  });
+
+  test("a message named longer than the bound fails at its first piece, and the assembler stays failed", () => {
+    const assembler = new MessageAssembler(10);
+    const failed = assembler.add(FrameType.part, first(11, 1));
+    assert.equal(failed.error?.reason, "oversized");
+    assert.equal(failed.message, null);
+    assert.equal(assembler.bufferedBytes, 0);
+    assert.equal(assembler.add(FrameType.part, first(2, 1)).error?.reason, "oversized");
+    const exact = new MessageAssembler(10);
+    exact.add(FrameType.part, first(10, 0, 1, 2, 3, 4, 5));
+    assert.equal(
+      exact.add(FrameType.lastPart, Uint8Array.of(6, 7, 8, 9)).message?.length,
+      10,
+      "the bound fits",
+    );
+  });
+
+  test("pieces that disagree with the named length, or a last piece alone, fail with bad-part", () => {
+    const cases: [string, [PartFrameType, Uint8Array][]][] = [
+      [
+        "past the length",
+        [
+          [FrameType.part, first(3, 1, 2)],
+          [FrameType.lastPart, Uint8Array.of(3, 4)],
+        ],
+      ],
+      [
+        "short of it",
+        [
+          [FrameType.part, first(4, 1, 2)],
+          [FrameType.lastPart, Uint8Array.of(3)],
+        ],
+      ],
+      ["a last piece alone", [[FrameType.lastPart, first(1, 1)]]],
+      ["a first piece without its length", [[FrameType.part, Uint8Array.of(0, 0, 1)]]],
+    ];
+    for (const [what, pieces] of cases) {
+      const assembler = new MessageAssembler(10);
+      const results = pieces.map(([type, piece]) => assembler.add(type, piece));
+      assert.equal(results.at(-1)?.error?.reason, "bad-part", what);
+      assert.ok(
+        results.every((r) => r.message === null),
+        `${what}: nothing delivered`,
+      );
+    }
+  });
+});

@@ -16,7 +16,8 @@ import { assert } from "../lib/assert.ts";
 
 /** "BATN" in ASCII, big-endian. */
 export const frameMagic = 0x4241544e;
-export const protocolVersion = 1;
+/** 2 added the part frames (types 4 and 5); a node of version 1 refuses version 2 and vice versa. */
+export const protocolVersion = 2;
 export const frameHeaderBytes = 16;
 /** The smallest and largest `frameBytesMax` a transport accepts (header included). */
 export const frameBytesMaxLowest = 1024;
@@ -29,6 +30,14 @@ export const FrameType = {
   message: 2,
   /** Sent before closing a connection that was refused; the body is a UTF-8 reason. */
   refuse: 3,
+  /**
+   * A piece of a message too large for one write; more pieces follow. The first piece of a message
+   * begins with the message's length (u32). Other frames may come between the pieces of a message
+   * (see `MessageAssembler`).
+   */
+  part: 4,
+  /** The last piece of a message sent in pieces: the receiver joins them and delivers the message. */
+  lastPart: 5,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -41,6 +50,7 @@ export type FrameErrorReason =
   | "reserved-bits-set"
   | "oversized"
   | "bad-checksum"
+  | "bad-part"
   | "truncated";
 
 export type FrameError = { readonly reason: FrameErrorReason; readonly detail: string };
@@ -123,7 +133,9 @@ export class FrameDecoder {
       const bodyBytes = view.getUint32(8);
       if (this.#bufferedBytes < frameHeaderBytes + bodyBytes) break;
       this.#discard(frameHeaderBytes);
-      const body = this.#consume(bodyBytes);
+      const type = view.getUint8(5) as FrameType;
+      // A piece is copied into its message by the assembler, so it may stay a view.
+      const body = this.#consume(bodyBytes, type !== FrameType.part && type !== FrameType.lastPart);
       const expected = view.getUint32(12);
       const actual = crc32(body, crc32(header.subarray(0, 12)));
       if (actual !== expected) {
@@ -132,7 +144,7 @@ export class FrameDecoder {
           error: this.#fail({ reason: "bad-checksum", detail: `crc32 ${actual} != ${expected}` }),
         };
       }
-      frames.push({ type: view.getUint8(5) as FrameType, body });
+      frames.push({ type, body });
     }
     return { frames, error: null };
   }
@@ -194,9 +206,19 @@ export class FrameDecoder {
     this.#bufferedBytes -= count;
   }
 
-  /** Removes and returns the first `count` bytes as a buffer that owns its memory. */
-  #consume(count: number): Uint8Array {
+  /**
+   * Removes and returns the first `count` bytes: as a buffer that owns its memory, or, unless
+   * `owned`, as a view into a received chunk when they lie within one.
+   */
+  #consume(count: number, owned: boolean): Uint8Array {
     assert(count <= this.#bufferedBytes, "consume beyond the buffered bytes");
+    const first = this.#chunks[0];
+    if (!owned && first !== undefined && first.length >= count) {
+      if (first.length === count) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(count);
+      this.#bufferedBytes -= count;
+      return first.subarray(0, count);
+    }
     const parts: Uint8Array[] = [];
     let remaining = count;
     while (remaining > 0) {
@@ -227,4 +249,85 @@ function concatOwned(parts: readonly Uint8Array[], totalBytes: number): Uint8Arr
   }
   assert(offset === totalBytes, "concatenated parts do not add up");
   return joined;
+}
+
+export type PartFrameType = typeof FrameType.part | typeof FrameType.lastPart;
+export type AssembleResult = { readonly message: Uint8Array | null; readonly error: FrameError | null };
+/** The message length at the start of a message's first piece. */
+export const partLengthBytes = 4;
+
+/**
+ * Joins the pieces of a message sent as `part` frames ending in a `lastPart` frame.
+ *
+ * One connection carries at most one message in pieces at a time in each direction (the sender
+ * finishes one before starting the next), so the pieces received all belong to the message in
+ * progress. Its first piece names its length, checked against `messageBytesMax` before anything is
+ * kept; the message is allocated once and each piece copied in as it arrives, so no turn of the
+ * event loop copies a whole large message. A piece past the named length, a last piece short of it,
+ * or a last piece with no message in progress fails the assembler (`bad-part`, `oversized`), which,
+ * like the decoder, stays failed: the connection must be closed. A connection's assembler is
+ * discarded with it, so a message cut short by a lost connection is never delivered.
+ */
+export class MessageAssembler {
+  readonly #messageBytesMax: number;
+  #message: Uint8Array | null = null;
+  #filled = 0;
+  #failed: FrameError | null = null;
+
+  constructor(messageBytesMax: number) {
+    assert(
+      Number.isSafeInteger(messageBytesMax) && messageBytesMax >= 0,
+      "messageBytesMax must be an integer",
+    );
+    this.#messageBytesMax = messageBytesMax;
+  }
+
+  /** Bytes of the message in progress received so far. */
+  get bufferedBytes(): number {
+    return this.#filled;
+  }
+
+  /**
+   * Adds the body of a `part` or `lastPart` frame. `message` is the whole message after its last
+   * piece (null while pieces are missing); `error` is set once the assembler has failed.
+   */
+  add(type: PartFrameType, body: Uint8Array): AssembleResult {
+    if (this.#failed !== null) return { message: null, error: this.#failed };
+    let piece = body;
+    if (this.#message === null) {
+      if (type === FrameType.lastPart)
+        return this.#fail("bad-part", "a last piece with no message in progress");
+      if (body.length < partLengthBytes) return this.#fail("bad-part", "a first piece without its length");
+      const total = new DataView(body.buffer, body.byteOffset, partLengthBytes).getUint32(0);
+      if (total > this.#messageBytesMax) {
+        return this.#fail(
+          "oversized",
+          `message of ${total} bytes in pieces, at most ${this.#messageBytesMax}`,
+        );
+      }
+      this.#message = new Uint8Array(Buffer.allocUnsafeSlow(total).buffer, 0, total);
+      this.#filled = 0;
+      piece = body.subarray(partLengthBytes);
+    }
+    const message = this.#message;
+    if (this.#filled + piece.length > message.length) {
+      return this.#fail("bad-part", `pieces run past the message's ${message.length} bytes`);
+    }
+    message.set(piece, this.#filled);
+    this.#filled += piece.length;
+    if (type === FrameType.part) return { message: null, error: null };
+    if (this.#filled !== message.length) {
+      return this.#fail("bad-part", `last piece at ${this.#filled} of the message's ${message.length} bytes`);
+    }
+    this.#message = null;
+    this.#filled = 0;
+    return { message, error: null };
+  }
+
+  #fail(reason: FrameErrorReason, detail: string): AssembleResult {
+    this.#failed = { reason, detail };
+    this.#message = null;
+    this.#filled = 0;
+    return { message: null, error: this.#failed };
+  }
 }

@@ -11,6 +11,7 @@ import type { NodeId } from "../types/ids.ts";
 import type { Connection } from "./connection.ts";
 import { SendQueue, type SendQueueBounds } from "./send-queue.ts";
 import type { PeerAddress } from "./tcp-transport-options.ts";
+import type { PeerStats } from "./transport.ts";
 
 export type PeerCounters = {
   droppedMessages: number;
@@ -24,10 +25,26 @@ export type PeerCounters = {
   protocolErrors: number;
 };
 
+/** A message larger than one batch, being written in pieces on one connection. */
+export type PiecewiseMessage = {
+  readonly connection: Connection;
+  readonly body: Uint8Array;
+  /** Bytes of `body` already written. */
+  offset: number;
+};
+
 export type PeerLink = {
   readonly id: NodeId;
   address: PeerAddress | null;
+  /** The ordered lane. */
   readonly queue: SendQueue;
+  /** The urgent lane: written before the ordered lane's next batch or piece. */
+  readonly urgent: SendQueue;
+  /**
+   * The ordered message being written in pieces, if any. It belongs to one connection: when that
+   * connection is no longer the active one, the rest is dropped (its receiver discarded the pieces).
+   */
+  piecewise: PiecewiseMessage | null;
   /** The handshaken connection used for sending, if any. */
   active: Connection | null;
   /** When `active` became the active connection (`nowMs` clock). */
@@ -47,11 +64,14 @@ export function createPeerLink(
   id: NodeId,
   address: PeerAddress | null,
   queueBounds: SendQueueBounds,
+  urgentBounds: SendQueueBounds,
 ): PeerLink {
   const link: PeerLink = {
     id,
     address,
     queue: new SendQueue(queueBounds),
+    urgent: new SendQueue(urgentBounds),
+    piecewise: null,
     active: null,
     activeSinceMs: 0,
     dialing: null,
@@ -91,8 +111,53 @@ export function countDropped(link: PeerLink, messages: number, bodyBytes: number
 export function forgetPreviousIncarnation(link: PeerLink, incarnation: string): number {
   const previous = link.incarnation;
   link.incarnation = incarnation;
-  if (previous === null || previous === incarnation || link.queue.length === 0) return 0;
-  const discarded = link.queue.clear();
-  countDropped(link, discarded.messages, discarded.bytes);
-  return discarded.messages;
+  if (previous === null || previous === incarnation) return 0;
+  return discardQueued(link);
+}
+
+/** Empties both lanes and drops a message being written in pieces; counts and returns the messages. */
+export function discardQueued(link: PeerLink): number {
+  let messages = 0;
+  for (const queue of [link.queue, link.urgent]) {
+    const discarded = queue.clear();
+    countDropped(link, discarded.messages, discarded.bytes);
+    messages += discarded.messages;
+  }
+  if (link.piecewise !== null) {
+    countDropped(link, 1, link.piecewise.body.length);
+    link.piecewise = null;
+    messages += 1;
+  }
+  return messages;
+}
+
+/** Discards queued messages (both lanes) queued before `oldestAllowedMs`; counts and returns them. */
+export function expireQueued(link: PeerLink, oldestAllowedMs: number): number {
+  let messages = 0;
+  for (const queue of [link.queue, link.urgent]) {
+    const expired = queue.expire(oldestAllowedMs);
+    link.counters.expiredMessages += expired.messages;
+    countDropped(link, expired.messages, expired.bytes);
+    messages += expired.messages;
+  }
+  return messages;
+}
+
+/** The link's figures for `stats()`; `selfId` is this node's id. */
+export function peerStats(link: PeerLink, selfId: NodeId): PeerStats {
+  const active = link.active;
+  const piecewise = link.piecewise;
+  return {
+    peer: link.id,
+    connected: active !== null,
+    connection: active?.info(selfId) ?? null,
+    queuedMessages: link.queue.length + link.urgent.length + (piecewise === null ? 0 : 1),
+    queuedBytes:
+      link.queue.bytes +
+      link.urgent.bytes +
+      (piecewise === null ? 0 : piecewise.body.length - piecewise.offset),
+    socketBufferedBytes: active?.socket.writableLength ?? 0,
+    ...link.counters,
+    reconnects: Math.max(0, link.counters.connects - 1),
+  };
 }

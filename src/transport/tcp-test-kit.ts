@@ -6,7 +6,7 @@
 import { connect, type Socket } from "node:net";
 import { assert } from "../lib/assert.ts";
 import { type NodeId, nodeId } from "../types/ids.ts";
-import { encodeFrame, type Frame, FrameDecoder, FrameType } from "./frame.ts";
+import { encodeFrame, type Frame, FrameDecoder, FrameType, protocolVersion } from "./frame.ts";
 import { encodeHello } from "./hello.ts";
 import { TcpTransport } from "./tcp-transport.ts";
 import type { TcpTransportOptions } from "./tcp-transport-options.ts";
@@ -153,7 +153,7 @@ export function helloFrame(id: string, options: { cluster?: string; incarnation?
   return encodeFrame(
     FrameType.hello,
     encodeHello({
-      protocolVersion: 1,
+      protocolVersion,
       incarnation: options.incarnation ?? "00000000000000aa",
       clusterId: options.cluster ?? clusterId,
       nodeId: id,

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { nodeId } from "../types/ids.ts";
-import { encodeFrame, FrameType, frameHeaderBytes, frameMagic } from "./frame.ts";
+import {
+  encodeFrame,
+  FrameType,
+  frameHeaderBytes,
+  frameMagic,
+  partLengthBytes,
+  protocolVersion,
+} from "./frame.ts";
 import {
   connectRaw,
   handshakeRaw,
@@ -45,7 +52,7 @@ describe("TcpTransport under faults", () => {
       const header = new Uint8Array(frameHeaderBytes);
       const view = new DataView(header.buffer);
       view.setUint32(0, frameMagic);
-      view.setUint8(4, 1);
+      view.setUint8(4, protocolVersion);
       view.setUint8(5, FrameType.message);
       view.setUint32(8, 64 * 1024);
       raw.socket.write(header);
@@ -54,6 +61,39 @@ describe("TcpTransport under faults", () => {
       await waitFor("c disconnected", () => !isConnected(a, "c"));
       assert.equal(peerStats(a, "c").protocolErrors, 1);
       await assertStillServes(a, b, "still here");
+    } finally {
+      await stopAll([a, b]);
+    }
+  });
+
+  test("a message in pieces is joined around the frames between them; one named past frameBytesMax closes the connection", async () => {
+    const [a, b] = await clusterWithRawSlot({ frameBytesMax: 64 * 1024 });
+    try {
+      const raw = await handshakeRaw(a, "c");
+      const named = (length: number, piece: string): Uint8Array => {
+        const bytes = new Uint8Array(partLengthBytes + piece.length);
+        new DataView(bytes.buffer).setUint32(0, length);
+        bytes.set(text(piece), partLengthBytes);
+        return bytes;
+      };
+      raw.socket.write(
+        Buffer.concat([
+          encodeFrame(FrameType.part, named(6, "pie")),
+          encodeFrame(FrameType.message, text("between")),
+          encodeFrame(FrameType.part, text("ce")),
+          encodeFrame(FrameType.lastPart, text("s")),
+        ]),
+      );
+      await waitFor("two messages", () => a.received.length === 2);
+      assert.deepEqual(
+        a.received.map((r) => decode(r.body)),
+        ["between", "pieces"],
+      );
+      raw.socket.write(encodeFrame(FrameType.part, named(64 * 1024, "too long")));
+      await withTimeout("raw closed", raw.closed);
+      assert.ok(hasLog(a, "transport.frame.rejected", { reason: "oversized", peer: "c" }));
+      assert.equal(a.received.length, 2, "nothing of the oversized message delivered");
+      await assertStillServes(a, b, "after pieces");
     } finally {
       await stopAll([a, b]);
     }
@@ -140,7 +180,7 @@ describe("TcpTransport under faults", () => {
     const [a, b] = await clusterWithRawSlot();
     try {
       const wrongVersion = helloFrame("c");
-      wrongVersion[4] = 2;
+      wrongVersion[4] = protocolVersion + 1;
       const cases: [Uint8Array, string][] = [
         [wrongVersion, "unsupported-version"],
         [encodeFrame(FrameType.message, text("too early")), "expected-hello"],

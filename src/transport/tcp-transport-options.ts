@@ -32,8 +32,18 @@ export type TcpTransportOptions = TransportHandlers & {
   readonly sendQueueMessagesMax?: number;
   /** Queued messages older than this are discarded rather than sent late. Default 5 s. */
   readonly queuedMessageAgeMsMax?: number;
-  /** Most bytes of small frames coalesced into one socket write. Default 256 KiB. */
+  /**
+   * Most bytes of small frames coalesced into one socket write. A message whose frame is larger than
+   * this (or than `frameBytesMax`) is written in pieces of that size, so an urgent message waits
+   * behind at most one piece. Default 256 KiB.
+   */
   readonly batchBytesMax?: number;
+  /**
+   * Per-peer bound on the bytes of urgent messages queued (their count is bounded by
+   * `sendQueueMessagesMax`, as the ordered lane's is). An urgent message larger than `batchBytesMax`
+   * travels in the ordered lane. Default 1 MiB; at least `batchBytesMax`.
+   */
+  readonly urgentQueueBytesMax?: number;
   /** Reconnect backoff bounds. Defaults 50 ms and 2 s. */
   readonly reconnectDelayMsMin?: number;
   readonly reconnectDelayMsMax?: number;
@@ -60,6 +70,7 @@ const defaults = {
   sendQueueMessagesMax: 4096,
   queuedMessageAgeMsMax: 5000,
   batchBytesMax: 256 * 1024,
+  urgentQueueBytesMax: 1024 * 1024,
   reconnectDelayMsMin: 50,
   reconnectDelayMsMax: 2000,
   handshakeTimeoutMs: 5000,
@@ -103,7 +114,11 @@ function validate(o: ResolvedTcpTransportOptions): void {
   );
   check(isIntegerIn(o.sendQueueMessagesMax, 1, 1_000_000), "sendQueueMessagesMax must be 1..1000000");
   check(isIntegerIn(o.queuedMessageAgeMsMax, 1, 3_600_000), "queuedMessageAgeMsMax must be 1..3600000");
-  check(isIntegerIn(o.batchBytesMax, frameHeaderBytes, 64 * 1024 * 1024), "batchBytesMax out of range");
+  check(isIntegerIn(o.batchBytesMax, 2 * frameHeaderBytes, 64 * 1024 * 1024), "batchBytesMax out of range");
+  check(
+    isIntegerIn(o.urgentQueueBytesMax, o.batchBytesMax, Number.MAX_SAFE_INTEGER),
+    "urgentQueueBytesMax must be at least batchBytesMax",
+  );
   check(isIntegerIn(o.reconnectDelayMsMin, 1, 600_000), "reconnectDelayMsMin must be 1..600000");
   check(
     isIntegerIn(o.reconnectDelayMsMax, o.reconnectDelayMsMin, 600_000),

@@ -86,6 +86,42 @@ describe("TcpTransport", () => {
     }
   });
 
+  test("a message larger than a batch goes in pieces: urgent ones sent after it arrive first, ordered ones after it", async () => {
+    const nodes = await startCluster(["a", "b"], {
+      frameBytesMax: 16 * 1024 * 1024,
+      sendQueueBytesMax: 32 * 1024 * 1024,
+      batchBytesMax: 64 * 1024,
+    });
+    const [a, b] = nodes as [Node, Node];
+    try {
+      await waitFor("connected", () => connectedPairs(nodes));
+      const large = randomBody(8 * 1024 * 1024, 7);
+      assert.equal(a.transport.send(b.id, large), true);
+      assert.equal(a.transport.send(b.id, text("ordered after")), true);
+      // Urgent messages sent on later turns, while the large one is being written.
+      for (let i = 0; i < 5; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(a.transport.send(b.id, text(`urgent ${i}`), "urgent"), true);
+      }
+      await waitFor("all messages", () => b.received.length === 7);
+      const order = b.received.map((r) => (r.body.length === large.length ? "large" : decode(r.body)));
+      const largeAt = order.indexOf("large");
+      assert.deepEqual(
+        order.filter((o) => o.startsWith("urgent")),
+        ["urgent 0", "urgent 1", "urgent 2", "urgent 3", "urgent 4"],
+      );
+      assert.ok(order.slice(0, largeAt).includes("urgent 0"), `urgent 0 passed the large message: ${order}`);
+      assert.ok(order.indexOf("ordered after") > largeAt, `ordered after the large message: ${order}`);
+      assert.ok(Buffer.from(b.received[largeAt]!.body).equals(large));
+      const stats = peerStats(a, "b");
+      assert.equal(stats.sentMessages, 7);
+      assert.equal(stats.queuedMessages, 0);
+      assert.equal(stats.droppedMessages, 0);
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
   test("simultaneous dials by both sides resolve to one shared connection, dialled by the lower id", async () => {
     const nodes = await startCluster(["b", "a"]);
     const [b, a] = nodes as [Node, Node];

@@ -7,10 +7,12 @@
  *   a new incarnation wins (the peer restarted), a connection older than twice the handshake
  *   timeout loses to one the peer dialled (the peer lost its end), and otherwise, for a
  *   simultaneous dial, the connection dialled by the lower node id wins.
- * - Each peer has a bounded send queue (messages, bytes, age). `send` never blocks: a message that
- *   does not fit is refused and counted. The queue is flushed in batches once per event-loop turn
- *   (`setImmediate`), and never while the socket asks for `drain`, so the socket buffer holds at
- *   most one batch beyond its high-water mark.
+ * - Each peer has two bounded send queues (messages, bytes, age), one per lane (`SendLane`). `send`
+ *   never blocks: a message that does not fit is refused and counted. The queues are flushed once
+ *   per event-loop turn (`setImmediate`), urgent lane first, in batches, and a message larger than
+ *   a batch in pieces (`link-writer.ts`); never while the socket asks for `drain`, so the socket
+ *   buffer holds at most one batch or piece beyond its high-water mark and an urgent message waits
+ *   behind at most that.
  * - Messages queued for a peer that restarted (its hello carries a new incarnation) are dropped, not
  *   delivered to the new process.
  * - A lost peer is redialled with capped exponential backoff and jitter; a peer without a known
@@ -26,14 +28,29 @@ import { reconnectDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionDirection } from "./connection.ts";
 import { frameHeaderBytes, protocolVersion } from "./frame.ts";
 import { encodeHello, type Hello } from "./hello.ts";
-import { countDropped, createPeerLink, forgetPreviousIncarnation, type PeerLink } from "./peer-link.ts";
+import { hasQueued, type WriteBounds, writeQueued } from "./link-writer.ts";
+import {
+  countDropped,
+  createPeerLink,
+  discardQueued,
+  expireQueued,
+  forgetPreviousIncarnation,
+  type PeerLink,
+  peerStats,
+} from "./peer-link.ts";
 import {
   type PeerAddress,
   type ResolvedTcpTransportOptions,
   resolveTcpTransportOptions,
   type TcpTransportOptions,
 } from "./tcp-transport-options.ts";
-import { type PeerStats, parseHostPort, type Transport, type TransportStats } from "./transport.ts";
+import {
+  type PeerStats,
+  parseHostPort,
+  type SendLane,
+  type Transport,
+  type TransportStats,
+} from "./transport.ts";
 
 /** Inbound connections that have not finished their handshake; more are closed at once. */
 const pendingHandshakesMax = 64;
@@ -53,6 +70,8 @@ export class TcpTransport implements Transport {
   #refusedConnections = 0;
   #unknownPeerDrops = 0;
   readonly #queueBounds: { readonly messagesMax: number; readonly bytesMax: number };
+  readonly #urgentBounds: { readonly messagesMax: number; readonly bytesMax: number };
+  readonly #writeBounds: WriteBounds;
   #sweepTimer: NodeJS.Timeout | null = null;
   #stopped: Promise<void> | null = null;
 
@@ -63,8 +82,14 @@ export class TcpTransport implements Transport {
       messagesMax: this.#options.sendQueueMessagesMax,
       bytesMax: this.#options.sendQueueBytesMax,
     };
+    const { batchBytesMax, frameBytesMax } = this.#options;
+    this.#writeBounds = { batchBytesMax, pieceBytesMax: Math.min(batchBytesMax, frameBytesMax) };
+    this.#urgentBounds = {
+      messagesMax: this.#options.sendQueueMessagesMax,
+      bytesMax: this.#options.urgentQueueBytesMax,
+    };
     for (const [id, address] of this.#options.peers) {
-      this.#links.set(id, createPeerLink(id, address, this.#queueBounds));
+      this.#links.set(id, createPeerLink(id, address, this.#queueBounds, this.#urgentBounds));
     }
     this.#hello = encodeHello({
       protocolVersion,
@@ -150,7 +175,7 @@ export class TcpTransport implements Transport {
       if (!same) this.setPeerAddress(peer, parsed);
       return;
     }
-    const added = createPeerLink(peer, parsed, this.#queueBounds);
+    const added = createPeerLink(peer, parsed, this.#queueBounds, this.#urgentBounds);
     this.#links.set(peer, added);
     this.#log("info", "transport.peer.added", { peer, address });
     this.#dial(added);
@@ -162,7 +187,7 @@ export class TcpTransport implements Transport {
     this.#links.delete(peer);
     if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
     link.reconnectTimer = null;
-    link.queue.clear();
+    discardQueued(link);
     for (const connection of [link.active, link.dialing])
       if (connection !== null) connection.close("peer-removed", { graceful: false });
     link.active = null;
@@ -170,7 +195,7 @@ export class TcpTransport implements Transport {
     this.#log("info", "transport.peer.removed", { peer });
   }
 
-  send(to: NodeId, body: Uint8Array): boolean {
+  send(to: NodeId, body: Uint8Array, lane: SendLane = "ordered"): boolean {
     assert(body instanceof Uint8Array, "send() needs a Uint8Array body");
     const link = this.#links.get(to);
     if (link === undefined) {
@@ -188,7 +213,8 @@ export class TcpTransport implements Transport {
       countDropped(link, 1, body.length);
       return false;
     }
-    if (!link.queue.push(body, this.#options.nowMs())) {
+    const urgent = lane === "urgent" && frameHeaderBytes + body.length <= this.#writeBounds.pieceBytesMax;
+    if (!(urgent ? link.urgent : link.queue).push(body, this.#options.nowMs())) {
       countDropped(link, 1, body.length);
       return false;
     }
@@ -199,17 +225,7 @@ export class TcpTransport implements Transport {
   stats(): TransportStats {
     const peers: PeerStats[] = [];
     for (const link of this.#links.values()) {
-      const active = link.active;
-      peers.push({
-        peer: link.id,
-        connected: active !== null,
-        connection: active?.info(this.selfId) ?? null,
-        queuedMessages: link.queue.length,
-        queuedBytes: link.queue.bytes,
-        socketBufferedBytes: active?.socket.writableLength ?? 0,
-        ...link.counters,
-        reconnects: Math.max(0, link.counters.connects - 1),
-      });
+      peers.push(peerStats(link, this.selfId));
     }
     return {
       selfId: this.selfId,
@@ -233,8 +249,7 @@ export class TcpTransport implements Transport {
     for (const link of this.#links.values()) {
       if (link.reconnectTimer !== null) clearTimeout(link.reconnectTimer);
       link.reconnectTimer = null;
-      const discarded = link.queue.clear();
-      countDropped(link, discarded.messages, discarded.bytes);
+      discardQueued(link);
     }
     const server = this.#server;
     const closed: Promise<unknown>[] = [...this.#connections].map(
@@ -442,7 +457,7 @@ export class TcpTransport implements Transport {
   }
 
   #scheduleFlush(link: PeerLink): void {
-    if (link.flushScheduled || link.active === null || link.queue.length === 0) return;
+    if (link.flushScheduled || link.active === null || !hasQueued(link)) return;
     link.flushScheduled = true;
     setImmediate(() => {
       link.flushScheduled = false;
@@ -450,38 +465,19 @@ export class TcpTransport implements Transport {
     });
   }
 
-  /** Hands queued messages to the socket in batches of at most `batchBytesMax`, until it needs drain. */
+  /** Hands queued messages to the socket (`link-writer.ts`) until it needs drain. */
   #flush(link: PeerLink): void {
     const connection = link.active;
     if (connection === null || this.#state !== "running") return;
-    const batchBytesMax = this.#options.batchBytesMax;
-    // Each batch removes at least one message, so the loop ends within the queue's length.
-    while (link.queue.length > 0 && connection.writable) {
-      const batch: Uint8Array[] = [];
-      let batchBytes = 0;
-      for (let next = link.queue.peek(); next !== undefined; next = link.queue.peek()) {
-        const frameBytes = frameHeaderBytes + next.body.length;
-        if (batch.length > 0 && batchBytes + frameBytes > batchBytesMax) break;
-        link.queue.shift();
-        batch.push(next.body);
-        batchBytes += frameBytes;
-      }
-      assert(batch.length > 0, "flush made no progress");
-      connection.writeMessages(batch);
-      link.counters.sentMessages += batch.length;
-      link.counters.sentBytes += batchBytes - frameHeaderBytes * batch.length;
-    }
+    writeQueued(link, connection, this.#writeBounds);
   }
 
   /** Discards messages that waited longer than `queuedMessageAgeMsMax` (peer down or too slow). */
   #expireQueues(): void {
     const oldestAllowedMs = this.#options.nowMs() - this.#options.queuedMessageAgeMsMax;
     for (const link of this.#links.values()) {
-      const expired = link.queue.expire(oldestAllowedMs);
-      if (expired.messages === 0) continue;
-      link.counters.expiredMessages += expired.messages;
-      countDropped(link, expired.messages, expired.bytes);
-      this.#log("debug", "transport.queue.expired", { peer: link.id, messages: expired.messages });
+      const messages = expireQueued(link, oldestAllowedMs);
+      if (messages > 0) this.#log("debug", "transport.queue.expired", { peer: link.id, messages });
     }
   }
 

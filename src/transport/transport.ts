@@ -5,8 +5,10 @@
  * Contract shared by every implementation (`TcpTransport`, `InMemoryTransport`):
  * - Delivery is best effort: a message may be dropped (queue full, peer down, connection lost) but
  *   is never corrupted, duplicated or delivered to the wrong node, and messages from one sender to
- *   one receiver that do arrive, arrive in the order they were sent while a connection lasts.
- *   Raft tolerates loss and retransmits on its own (Raft §5.3), so the transport never retries.
+ *   one receiver in one lane (`SendLane`) that do arrive, arrive in the order they were sent while
+ *   a connection lasts. An `urgent` message may overtake `ordered` ones queued or being written
+ *   before it, never the other way round. Raft tolerates loss and reordering and retransmits on its
+ *   own (Raft §5.3), so the transport never retries.
  * - `send` never blocks and never throws on network conditions; it returns false when the message
  *   was not accepted, and the drop is counted in `stats()`. A message to a node that is not a peer
  *   (never added, or removed) is refused the same way and counted in `unknownPeerDrops`.
@@ -28,6 +30,15 @@ export type TransportLog = (
   event: string,
   fields: Readonly<Record<string, unknown>>,
 ) => void;
+
+/**
+ * `ordered`: the default; kept in order with the other ordered messages to the same peer (log
+ * appends, snapshot chunks). `urgent`: small messages whose delay costs liveness (heartbeats, votes,
+ * acknowledgements); they pass ordered messages still queued or being written in pieces, so a
+ * heartbeat never waits behind a large log entry. A transport may deliver both lanes in one order
+ * (the in-memory one does).
+ */
+export type SendLane = "ordered" | "urgent";
 
 /** Callbacks the layer above hands to a transport at construction. */
 export type TransportHandlers = {
@@ -52,7 +63,7 @@ export type PeerStats = {
   readonly peer: NodeId;
   readonly connected: boolean;
   readonly connection: ConnectionInfo | null;
-  /** Messages accepted by `send` and not yet handed to the socket. */
+  /** Messages accepted by `send` and not yet handed to the socket (wholly), in either lane. */
   readonly queuedMessages: number;
   readonly queuedBytes: number;
   /** Bytes handed to the socket that the kernel has not taken yet. */
@@ -87,8 +98,8 @@ export interface Transport {
   readonly selfId: NodeId;
   /** Starts listening and connecting; resolves once the transport accepts connections. */
   start(): Promise<void>;
-  /** Queues `body` for `to`; false when it was not accepted (the drop is counted). */
-  send(to: NodeId, body: Uint8Array): boolean;
+  /** Queues `body` for `to` in `lane` (default `ordered`); false when it was not accepted (counted). */
+  send(to: NodeId, body: Uint8Array, lane?: SendLane): boolean;
   /**
    * Makes `peer` a peer, dialled at `address` (`host:port`, IPv6 hosts in brackets) or, with null,
    * only accepted when it connects. For a peer already known, replaces its address when it differs.
