@@ -50,6 +50,50 @@ export function writeAll(fd: number, buffer: Uint8Array, position: number): Prom
   });
 }
 
+/** Writes `parts` one after another at `position` of `fd`, however many writes it takes. */
+export function writeAllParts(fd: number, parts: readonly Uint8Array[], position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (remaining: Uint8Array[], at: number): void => {
+      if (remaining.length === 0) {
+        resolve();
+        return;
+      }
+      fs.writev(fd, remaining, at, (error, written) => {
+        if (error) return reject(error);
+        assert(written > 0, "write made progress");
+        let skipped = 0;
+        let rest = remaining;
+        while (rest.length > 0 && skipped + rest[0]!.byteLength <= written)
+          skipped += rest.shift()!.byteLength;
+        if (rest.length > 0 && written > skipped)
+          rest = [rest[0]!.subarray(written - skipped), ...rest.slice(1)];
+        step(rest, at + written);
+      });
+    };
+    step(
+      parts.filter((part) => part.byteLength > 0),
+      position,
+    );
+  });
+}
+
+/** The bytes from `start` to `end` of `parts` taken as one sequence, as views of the parts. */
+export function sliceParts(parts: readonly Uint8Array[], start: number, end: number): Uint8Array[] {
+  assert(0 <= start && start <= end, "a slice runs forwards");
+  const slices: Uint8Array[] = [];
+  let offset = 0;
+  for (const part of parts) {
+    const partEnd = offset + part.byteLength;
+    if (partEnd > start && offset < end) {
+      slices.push(part.subarray(Math.max(0, start - offset), Math.min(part.byteLength, end - offset)));
+    }
+    offset = partEnd;
+    if (offset >= end) break;
+  }
+  assert(offset >= end, "the slice lies within the parts");
+  return slices;
+}
+
 /** Makes the directory's entries (files created, renamed or removed) durable. */
 export async function syncDirectory(directory: string, sync: SyncFile): Promise<void> {
   const fd = await openFile(directory, "r");

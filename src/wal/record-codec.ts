@@ -48,18 +48,57 @@ export function encodedRecordBytes(entry: LogEntry): number {
 /** Writes `entry` as one record into `target` at `offset`; returns the offset after it. */
 export function encodeRecord(entry: LogEntry, target: Buffer, offset: number): number {
   const bodyBytes = recordFixedBodyBytes + entry.data.byteLength;
-  assert(bodyBytes <= recordBytesMax, `log entry of ${bodyBytes} bytes exceeds recordBytesMax`);
   assert(target.byteLength - offset >= recordHeaderBytes + bodyBytes, "record target buffer too small");
   const body = offset + recordHeaderBytes;
-  target.writeUInt8(recordVersion, body);
-  target.writeUInt8(entry.kind, body + 1);
-  target.writeBigUInt64LE(BigInt(entry.index), body + 2);
-  target.writeBigUInt64LE(BigInt(entry.term), body + 10);
+  writeFixedBody(entry, target, body);
   target.set(entry.data, body + recordFixedBodyBytes);
   const checksum = crc32(target.subarray(body, body + bodyBytes));
   target.writeUInt32LE(bodyBytes, offset);
   target.writeUInt32LE(checksum, offset + 4);
   return body + bodyBytes;
+}
+
+function writeFixedBody(entry: LogEntry, target: Buffer, body: number): void {
+  const bodyBytes = recordFixedBodyBytes + entry.data.byteLength;
+  assert(bodyBytes <= recordBytesMax, `log entry of ${bodyBytes} bytes exceeds recordBytesMax`);
+  target.writeUInt8(recordVersion, body);
+  target.writeUInt8(entry.kind, body + 1);
+  target.writeBigUInt64LE(BigInt(entry.index), body + 2);
+  target.writeBigUInt64LE(BigInt(entry.term), body + 10);
+}
+
+/**
+ * Entry data of at least this many bytes is written from where it lies (the record's header and
+ * fixed fields in a buffer of their own, checksummed on through the data) instead of being copied
+ * into the records' buffer: an entry of tens of MB is not copied once more on the event loop.
+ */
+export const recordInlineDataBytesMax = 64 * 1024;
+
+/** Records as the buffers to write, in order, and each record's size (header included). */
+export type EncodedRecords = { readonly parts: Buffer[]; readonly recordBytes: number[] };
+
+/** Encodes `entries` as consecutive records: small ones packed together, large data referenced. */
+export function encodeRecordParts(entries: readonly LogEntry[]): EncodedRecords {
+  const parts: Buffer[] = [];
+  const recordBytes: number[] = [];
+  let packed: LogEntry[] = [];
+  for (const entry of entries) {
+    recordBytes.push(encodedRecordBytes(entry));
+    if (entry.data.byteLength < recordInlineDataBytesMax) {
+      packed.push(entry);
+      continue;
+    }
+    if (packed.length > 0) parts.push(encodeRecords(packed));
+    packed = [];
+    const head = Buffer.allocUnsafe(recordHeaderBytes + recordFixedBodyBytes);
+    writeFixedBody(entry, head, recordHeaderBytes);
+    const data = Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
+    head.writeUInt32LE(recordFixedBodyBytes + data.byteLength, 0);
+    head.writeUInt32LE(crc32(data, crc32(head.subarray(recordHeaderBytes))), 4);
+    parts.push(head, data);
+  }
+  if (packed.length > 0) parts.push(encodeRecords(packed));
+  return { parts, recordBytes };
 }
 
 export function encodeRecords(entries: readonly LogEntry[]): Buffer {

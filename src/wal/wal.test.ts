@@ -8,6 +8,7 @@ import { isBatonError } from "../lib/errors.ts";
 import { type LogIndex, logIndex, nodeId, type Term, term } from "../types/ids.ts";
 import { EntryKind, type LogEntry } from "../types/log-entry.ts";
 import { MemoryLog } from "./memory-log.ts";
+import { recordInlineDataBytesMax } from "./record-codec.ts";
 import { Wal } from "./wal.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-wal-"));
@@ -53,6 +54,35 @@ describe("write-ahead log", () => {
     assert.deepEqual(reopened.wal.entries(logIndex(120), logIndex(131)), written.slice(119, 130));
     await reopened.wal.append([entry(301, 2)]);
     assert.equal(reopened.wal.durableIndex, 301);
+    await reopened.wal.close();
+  });
+
+  test("large entries written from where they lie, mixed with small ones and merged appends, read back byte for byte", async () => {
+    const directory = freshDirectory();
+    const segmentBytesMax = 300 * 1024;
+    const { wal } = Wal.open(directory, { segmentBytesMax });
+    const sizes = [
+      10,
+      recordInlineDataBytesMax,
+      20,
+      30,
+      200 * 1024,
+      recordInlineDataBytesMax - 1,
+      5,
+      400 * 1024,
+      7,
+    ];
+    const written = sizes.map((bytes, i) => entry(i + 1, 1, bytes));
+    // Appends queued together share one write: small records packed, large data referenced.
+    await Promise.all([
+      wal.append(written.slice(0, 3)),
+      wal.append(written.slice(3, 6)),
+      wal.append(written.slice(6)),
+    ]);
+    assert.ok(wal.segmentCount >= 3, "segments rolled over between records of one write");
+    await wal.close();
+    const reopened = Wal.open(directory, { segmentBytesMax });
+    assert.deepEqual(reopened.recovered.entries, written);
     await reopened.wal.close();
   });
 

@@ -31,13 +31,14 @@ import {
   defaultSyncFile,
   openFile,
   type SyncFile,
+  sliceParts,
   syncDirectory,
   truncateFile,
   unlinkFiles,
-  writeAll,
+  writeAllParts,
 } from "./file-sync.ts";
 import type { CompactionPoint, LogStore } from "./log-store.ts";
-import { encodeRecords } from "./record-codec.ts";
+import { encodeRecordParts } from "./record-codec.ts";
 import {
   compactionFileName,
   encodeHardState,
@@ -71,7 +72,9 @@ const defaultGroupCommitBytesMax = 16 * 1024 * 1024;
 type Waiter = { resolve: () => void; reject: (error: Error) => void };
 type AppendOp = {
   type: "append";
-  buffers: Buffer[];
+  /** The records' bytes in order (`encodeRecordParts`), and each record's size. */
+  parts: Buffer[];
+  recordBytes: number[];
   bytes: number;
   firstIndex: LogIndex;
   lastIndex: LogIndex;
@@ -187,23 +190,27 @@ export class Wal implements LogStore {
       terms.push(entry.term);
     }
     this.last = previous;
-    const buffer = encodeRecords(entries);
+    const { parts, recordBytes } = encodeRecordParts(entries);
+    let bytes = 0;
+    for (const size of recordBytes) bytes += size;
     const first = entries[0]!.index;
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
       const tail = this.queue.at(-1);
-      if (tail?.type === "append" && tail.bytes + buffer.byteLength <= this.groupCommitBytesMax) {
+      if (tail?.type === "append" && tail.bytes + bytes <= this.groupCommitBytesMax) {
         assert(tail.lastIndex + 1 === first, "merged appends are contiguous");
-        tail.buffers.push(buffer);
-        tail.bytes += buffer.byteLength;
+        tail.parts.push(...parts);
+        tail.recordBytes.push(...recordBytes);
+        tail.bytes += bytes;
         tail.lastIndex = previous.index;
         tail.terms.push(...terms);
         tail.waiters.push(waiter);
       } else {
         const op: AppendOp = {
           type: "append",
-          buffers: [buffer],
-          bytes: buffer.byteLength,
+          parts,
+          recordBytes,
+          bytes,
           firstIndex: first,
           lastIndex: previous.index,
           terms,
@@ -379,11 +386,11 @@ export class Wal implements LogStore {
   }
 
   private async flush(op: AppendOp): Promise<void> {
-    const buffer = op.buffers.length === 1 ? op.buffers[0]! : Buffer.concat(op.buffers, op.bytes);
     let newSegment = false;
     let dirty = false;
     let index = op.firstIndex;
-    for (let position = 0; position < buffer.byteLength; ) {
+    let record = 0;
+    for (let position = 0; record < op.recordBytes.length; ) {
       let active = this.segments.at(-1)!;
       if (active.bytes >= this.segmentBytesMax && active.offsets.length > 0) {
         // Roll over: what this flush wrote to the old segment must be durable before it is closed.
@@ -400,13 +407,13 @@ export class Wal implements LogStore {
       const filePosition = active.bytes;
       const offsets: number[] = [];
       while (
-        position < buffer.byteLength &&
+        record < op.recordBytes.length &&
         (offsets.length === 0 || filePosition + position - chunkStart < this.segmentBytesMax)
       ) {
         offsets.push(filePosition + position - chunkStart);
-        position += 8 + buffer.readUInt32LE(position);
+        position += op.recordBytes[record++]!;
       }
-      await writeAll(this.requireActiveFd(), buffer.subarray(chunkStart, position), filePosition);
+      await writeAllParts(this.requireActiveFd(), sliceParts(op.parts, chunkStart, position), filePosition);
       active.offsets.push(...offsets);
       active.bytes += position - chunkStart;
       index = logIndex(index + offsets.length);
