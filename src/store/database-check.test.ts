@@ -3,6 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
+import { contentHashStepBytesMax } from "./content-hash.ts";
 import { checkDatabaseStructure } from "./database-check.ts";
 import { removeDatabase } from "./store-files.ts";
 import { batch, openStore, TestLog, temporaryDirectory } from "./test-support.ts";
@@ -35,6 +36,27 @@ describe("content hash jobs", () => {
     // Thirty rows four at a time, plus the bookkeeping tables: the work was split.
     assert.ok(steps >= 8, `${steps} steps`);
     assert.equal(job.step(), expected, "a finished job keeps its digest");
+  });
+
+  test("a step hashes about contentHashStepBytesMax bytes of values at most, however many rows it may take", (t) => {
+    const directory = temporaryDirectory(t);
+    const log = new TestLog(openStore(t, directory, "leader.db"));
+    log.write(batch("CREATE TABLE blob(id INTEGER PRIMARY KEY, body BLOB NOT NULL)"));
+    const blobBytes = 256 * 1024;
+    const blobs = 12;
+    for (let i = 0; i < blobs; i++)
+      log.write(batch(`INSERT INTO blob(body) VALUES (zeroblob(${blobBytes}))`));
+    const job = log.leader.beginContentHash(1_000);
+    let steps = 0;
+    let digest: string | null = null;
+    while (digest === null && steps < 1000) {
+      digest = job.step();
+      steps++;
+    }
+    assert.equal(digest, log.leader.contentHash());
+    // 3 MiB of blobs, 1 MiB (four blobs) a step: at least three steps, though 1,000 rows were allowed.
+    const perStep = Math.ceil(contentHashStepBytesMax / blobBytes);
+    assert.ok(steps >= Math.ceil(blobs / perStep), `${steps} steps`);
   });
 
   test("a job closed early may be closed again and refuses further steps", (t) => {
