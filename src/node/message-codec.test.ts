@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { type Message, readIndexRefusals } from "../consensus/messages.ts";
+import { joinParts } from "../lib/byte-parts.ts";
 import { isBatonError } from "../lib/errors.ts";
 import { logIndex, nodeId, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
-import { decodeMessage, encodeMessage } from "./message-codec.ts";
+import { decodeMessage, encodeMessage, encodeMessageParts, referencedDataBytesMin } from "./message-codec.ts";
 
 const ids = fc.constantFrom(nodeId("n1"), nodeId("node-2"), nodeId("a.b_c"));
 const safe = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
@@ -119,6 +120,42 @@ test("every consensus message survives encode and decode unchanged", () => {
     }),
     { numRuns: 2000 },
   );
+});
+
+test("a message encoded in parts is the same bytes; large entry data is referenced, not copied", () => {
+  fc.assert(
+    fc.property(messageArbitrary, fc.nat({ max: 9 }), (message, prefixBytes) => {
+      const parts = encodeMessageParts(message, prefixBytes);
+      const whole = encodeMessage(message, prefixBytes);
+      assert.deepEqual(
+        Buffer.from(joinParts(parts)).subarray(prefixBytes),
+        Buffer.from(whole).subarray(prefixBytes),
+      );
+    }),
+    { numRuns: 500 },
+  );
+  const large = new Uint8Array(referencedDataBytesMin).fill(9);
+  const entries = [1, 2, 3].map((i) => ({
+    index: logIndex(10 + i),
+    term: term(2),
+    kind: EntryKind.command,
+    data: i === 2 ? large : Uint8Array.of(i),
+  }));
+  const message: Message = {
+    type: "appendEntries",
+    from: nodeId("n1"),
+    to: nodeId("n2"),
+    term: term(2),
+    prevLogIndex: logIndex(10),
+    prevLogTerm: term(2),
+    leaderCommit: logIndex(10),
+    entries,
+  };
+  const parts = encodeMessageParts(message, 1);
+  assert.equal(parts.length, 3, "before, the entry's data, after");
+  assert.equal(parts[1], large, "the data itself");
+  assert.ok(parts[0]!.byteLength + parts[2]!.byteLength < 200, "the rest is small");
+  assert.deepEqual(decodeMessage(joinParts(parts).subarray(1)), decodeMessage(encodeMessage(message)));
 });
 
 test("truncated, extended or flipped messages are rejected with BAD_MESSAGE or decode to a valid message", () => {

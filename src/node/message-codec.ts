@@ -25,13 +25,24 @@ const codecVersion = 1;
 const entryKinds: ReadonlySet<number> = new Set(Object.values(EntryKind));
 const typeCodes = new Map<MessageType, number>(messageTypes.map((type, i) => [type, i + 1]));
 
+/** Entry data at least this large is referenced by `encodeMessageParts`, not copied. */
+export const referencedDataBytesMin = 64 * 1024;
+
 class Writer {
   private buffer: Buffer;
   private offset: number;
-  /** `prefixBytes` are left for the caller to fill, before the first byte written. */
-  constructor(bytesHint: number, prefixBytes = 0) {
+  /** Where the bytes not yet handed out as a part begin in `buffer`. */
+  private segmentStart = 0;
+  private readonly parts: Uint8Array[] = [];
+  private readonly referenceBytesMin: number;
+  /**
+   * `prefixBytes` are left for the caller to fill, before the first byte written. Values of
+   * `referenceBytesMin` bytes or more written with `bytes` become parts of their own (`finishParts`).
+   */
+  constructor(bytesHint: number, prefixBytes = 0, referenceBytesMin = Number.POSITIVE_INFINITY) {
     this.buffer = Buffer.allocUnsafe(Math.max(64, prefixBytes + bytesHint));
     this.offset = prefixBytes;
+    this.referenceBytesMin = referenceBytesMin;
   }
   private reserve(bytes: number): void {
     if (this.offset + bytes <= this.buffer.byteLength) return;
@@ -65,12 +76,23 @@ class Writer {
     this.bytes(bytes);
   }
   bytes(value: Uint8Array): void {
+    if (value.byteLength >= this.referenceBytesMin) {
+      this.parts.push(this.buffer.subarray(this.segmentStart, this.offset), value);
+      this.segmentStart = this.offset;
+      return;
+    }
     this.reserve(value.byteLength);
     this.buffer.set(value, this.offset);
     this.offset += value.byteLength;
   }
   finish(): Uint8Array {
+    assert(this.parts.length === 0, "a message with referenced values is finished in parts");
     return this.buffer.subarray(0, this.offset);
+  }
+  /** The encoding as parts in order: the written bytes, split around each referenced value. */
+  finishParts(): Uint8Array[] {
+    const last = this.buffer.subarray(this.segmentStart, this.offset);
+    return last.byteLength > 0 || this.parts.length === 0 ? [...this.parts, last] : [...this.parts];
   }
 }
 
@@ -133,9 +155,11 @@ function bad(why: string): BatonError {
   return new BatonError(ErrorCode.BAD_MESSAGE, `malformed peer message: ${why}`);
 }
 
-function entriesBytes(entries: readonly LogEntry[]): number {
+/** Bytes the entries take in the writer's own buffer: data of `referenceBytesMin` or more is not. */
+function entriesBytes(entries: readonly LogEntry[], referenceBytesMin = Number.POSITIVE_INFINITY): number {
   let total = 0;
-  for (const entry of entries) total += 21 + entry.data.byteLength;
+  for (const entry of entries)
+    total += 21 + (entry.data.byteLength >= referenceBytesMin ? 0 : entry.data.byteLength);
   return total;
 }
 
@@ -144,16 +168,29 @@ function entriesBytes(entries: readonly LogEntry[]): number {
  * that a message carrying entries of tens of MB is copied once, not once more into its envelope.
  */
 export function encodeMessage(message: Message, prefixBytes = 0): Uint8Array {
+  return encodeInto(message, prefixBytes, Number.POSITIVE_INFINITY).finish();
+}
+
+/**
+ * `encodeMessage` as parts to be sent one after another: entry data of `referencedDataBytesMin` or
+ * more is a part of its own, referenced rather than copied, so that sending an entry of tens of MB
+ * to each follower copies none of it (the transport writes the parts as they are).
+ */
+export function encodeMessageParts(message: Message, prefixBytes = 0): Uint8Array[] {
+  return encodeInto(message, prefixBytes, referencedDataBytesMin).finishParts();
+}
+
+function encodeInto(message: Message, prefixBytes: number, referenceBytesMin: number): Writer {
   assert(Number.isSafeInteger(prefixBytes) && prefixBytes >= 0, "prefix length is a non-negative integer");
-  const entries = message.type === "appendEntries" ? entriesBytes(message.entries) : 0;
-  const writer = new Writer(64 + entries, prefixBytes);
+  const entries = message.type === "appendEntries" ? entriesBytes(message.entries, referenceBytesMin) : 0;
+  const writer = new Writer(64 + entries, prefixBytes, referenceBytesMin);
   writer.u8(codecVersion);
   writer.u8(typeCodes.get(message.type)!);
   writer.u64(message.term);
   writer.text(message.from);
   writer.text(message.to);
   encodeBody(writer, message);
-  return writer.finish();
+  return writer;
 }
 
 function encodeBody(w: Writer, m: Message): void {

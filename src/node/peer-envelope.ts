@@ -31,7 +31,7 @@ import type { HistoryRow } from "../store/index.ts";
 import type { SendLane } from "../transport/transport.ts";
 import { type LogIndex, logIndex, type Term, term } from "../types/ids.ts";
 import { decodeHistoryRows } from "./history.ts";
-import { decodeMessage, encodeMessage } from "./message-codec.ts";
+import { decodeMessage, encodeMessage, encodeMessageParts } from "./message-codec.ts";
 
 const consensusClass = 1;
 const nodeInfoClass = 2;
@@ -174,19 +174,37 @@ export function laneOf(message: Message): SendLane {
 
 /** A consensus message, with a lease stamp (a safe non-negative integer) when one is given. */
 export function encodeConsensus(message: Message, stamp?: number): Uint8Array {
+  const framed = encodeMessage(message, envelopeBytes(stamp));
+  writeEnvelope(framed, stamp);
+  return framed;
+}
+
+/**
+ * `encodeConsensus` as parts to send one after another (`encodeMessageParts`): the data of a large
+ * entry is referenced, not copied into each follower's message.
+ */
+export function encodeConsensusParts(message: Message, stamp?: number): Uint8Array[] {
+  const parts = encodeMessageParts(message, envelopeBytes(stamp));
+  writeEnvelope(parts[0]!, stamp);
+  return parts;
+}
+
+function envelopeBytes(stamp: number | undefined): number {
+  return stamp === undefined ? 1 : 1 + stampBytes;
+}
+
+/** Fills the envelope room at the start of `framed`: the class, and the lease stamp if any. */
+function writeEnvelope(framed: Uint8Array, stamp: number | undefined): void {
   if (stamp === undefined) {
-    const framed = encodeMessage(message, 1);
     framed[0] = consensusClass;
-    return framed;
+    return;
   }
   assert(
     Number.isSafeInteger(stamp) && stamp >= 0,
     `a lease stamp is a safe non-negative integer, got ${stamp}`,
   );
-  const framed = encodeMessage(message, 1 + stampBytes);
   framed[0] = stampedConsensusClass;
   new DataView(framed.buffer, framed.byteOffset).setBigUint64(1, BigInt(stamp));
-  return framed;
 }
 
 export function encodeNodeInfo(info: NodeInfo): Uint8Array {

@@ -42,7 +42,7 @@ import type { NodeConfig } from "./node-config.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import {
   decodePeerBody,
-  encodeConsensus,
+  encodeConsensusParts,
   encodeNodeInfo,
   type HistoryMessage,
   laneOf,
@@ -430,7 +430,11 @@ export class ReplicaLoop {
   }
 
   private send(message: Message): void {
-    this.transport?.send(message.to, encodeConsensus(message, this.lease.stampFor(message)), laneOf(message));
+    this.transport?.send(
+      message.to,
+      encodeConsensusParts(message, this.lease.stampFor(message)),
+      laneOf(message),
+    );
   }
 
   private bookkeeping(effects: Effects): void {

@@ -11,6 +11,7 @@
  */
 import type { Socket } from "node:net";
 import { assert } from "../lib/assert.ts";
+import type { ByteParts } from "../lib/byte-parts.ts";
 import type { NodeId } from "../types/ids.ts";
 import {
   encodeFrame,
@@ -173,21 +174,22 @@ export class Connection {
    * only after the last piece of this one; other message frames may go between the pieces. Returns
    * false when the socket asked the writer to wait for `drain`.
    */
-  writePart(piece: Uint8Array, position: { first: boolean; last: boolean; messageBytes: number }): boolean {
+  writePart(piece: ByteParts, position: { first: boolean; last: boolean; messageBytes: number }): boolean {
     assert(this.#state === "open", `write in state ${this.#state}`);
     assert(!(position.first && position.last), "a message in pieces has at least two");
     const type = position.last ? FrameType.lastPart : FrameType.part;
+    const body: Uint8Array[] = [];
     if (position.first) {
-      const named = new Uint8Array(partLengthBytes + piece.length);
+      const named = new Uint8Array(partLengthBytes);
       new DataView(named.buffer).setUint32(0, position.messageBytes);
-      named.set(piece, partLengthBytes);
-      piece = named;
+      body.push(named);
     }
+    body.push(...piece);
     const header = new Uint8Array(frameHeaderBytes);
-    writeFrameHeader(header, 0, type, piece);
+    writeFrameHeader(header, 0, type, body);
     this.socket.cork();
     this.socket.write(header);
-    this.socket.write(piece);
+    for (const part of body) this.socket.write(part);
     this.socket.uncork();
     return !this.socket.writableNeedDrain;
   }

@@ -13,6 +13,7 @@
  */
 import { crc32 } from "node:zlib";
 import { assert } from "../lib/assert.ts";
+import { type ByteParts, partsBytes } from "../lib/byte-parts.ts";
 
 /** "BATN" in ASCII, big-endian. */
 export const frameMagic = 0x4241544e;
@@ -57,23 +58,26 @@ export type FrameError = { readonly reason: FrameErrorReason; readonly detail: s
 
 const frameTypes: ReadonlySet<number> = new Set(Object.values(FrameType));
 
-/** Writes the 16-byte header for `body` into `target` at `offset`. */
+/** Writes the 16-byte header for `body` (one buffer, or its parts in order) into `target` at `offset`. */
 export function writeFrameHeader(
   target: Uint8Array,
   offset: number,
   type: FrameType,
-  body: Uint8Array,
+  body: Uint8Array | ByteParts,
 ): void {
   assert(offset >= 0 && offset + frameHeaderBytes <= target.length, "frame header does not fit the target");
-  assert(body.length <= 0xffff_ffff, "frame body longer than a 32-bit length");
+  const parts = body instanceof Uint8Array ? [body] : body;
+  const bodyBytes = partsBytes(parts);
+  assert(bodyBytes <= 0xffff_ffff, "frame body longer than a 32-bit length");
   const view = new DataView(target.buffer, target.byteOffset + offset, frameHeaderBytes);
   view.setUint32(0, frameMagic);
   view.setUint8(4, protocolVersion);
   view.setUint8(5, type);
   view.setUint16(6, 0);
-  view.setUint32(8, body.length);
-  const headerPrefix = target.subarray(offset, offset + 12);
-  view.setUint32(12, crc32(body, crc32(headerPrefix)));
+  view.setUint32(8, bodyBytes);
+  let checksum = crc32(target.subarray(offset, offset + 12));
+  for (const part of parts) checksum = crc32(part, checksum);
+  view.setUint32(12, checksum);
 }
 
 /** Encodes one frame into a fresh buffer (header and body together). */

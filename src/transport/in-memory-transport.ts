@@ -13,6 +13,7 @@
  * duplicates. Bodies are copied at `send`, so the sender may reuse its buffer.
  */
 import { assert } from "../lib/assert.ts";
+import { type ByteParts, joinParts } from "../lib/byte-parts.ts";
 import type { NodeId } from "../types/ids.ts";
 import type { PeerStats, Transport, TransportHandlers, TransportStats } from "./transport.ts";
 
@@ -177,8 +178,9 @@ export class InMemoryTransport implements Transport {
     this.#stats.delete(peer);
   }
 
-  send(to: NodeId, body: Uint8Array): boolean {
-    assert(body instanceof Uint8Array, "send() needs a Uint8Array body");
+  send(to: NodeId, sent: Uint8Array | ByteParts): boolean {
+    assert(sent instanceof Uint8Array || Array.isArray(sent), "send() needs a Uint8Array body or parts");
+    const body = sent instanceof Uint8Array ? sent : joinParts(sent);
     const stats = this.#stats.get(to);
     if (stats === undefined) {
       this.#unknownPeerDrops += 1;

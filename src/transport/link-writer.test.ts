@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { nodeId } from "../types/ids.ts";
 import type { Connection } from "./connection.ts";
 import { frameHeaderBytes, partLengthBytes } from "./frame.ts";
-import { hasQueued, type WriteBounds, writeQueued } from "./link-writer.ts";
+import { hasQueued, stepsPerCallMax, type WriteBounds, writeQueued } from "./link-writer.ts";
 import { createPeerLink, type PeerLink } from "./peer-link.ts";
 
 const bounds: WriteBounds = { batchBytesMax: 160, pieceBytesMax: 64 };
@@ -25,8 +25,8 @@ class FakeConnection {
     this.budget -= 1;
     return this.writable;
   }
-  writePart(piece: Uint8Array, position: Position): boolean {
-    this.written.push({ kind: "part", piece: piece.slice(), ...position });
+  writePart(piece: readonly Uint8Array[], position: Position): boolean {
+    this.written.push({ kind: "part", piece: new Uint8Array(Buffer.concat(piece)), ...position });
     this.budget -= 1;
     return this.writable;
   }
@@ -68,6 +68,18 @@ function body(id: number, bytes: number): Uint8Array {
 
 const idOf = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset).getUint32(0);
 
+/** Calls `writeQueued` until it is done, checking that no call takes more than its steps. */
+function writeAll(link: PeerLink, connection: Connection, writeBounds: WriteBounds): void {
+  const fake = connection as unknown as FakeConnection;
+  for (let calls = 0; ; calls++) {
+    assert.ok(calls < 10_000, "writing ends");
+    const before = fake.written.length;
+    const more = writeQueued(link, connection, writeBounds);
+    assert.ok(fake.written.length - before <= stepsPerCallMax, "a call takes at most its steps");
+    if (!more) return;
+  }
+}
+
 function newLink(): PeerLink {
   return createPeerLink(nodeId("p"), null, queueBounds, queueBounds);
 }
@@ -87,7 +99,7 @@ test("an urgent message passes an ordered message being written in pieces; order
   writeQueued(link, connection.asConnection(), bounds);
   assert.deepEqual(connection.written.at(-1), { kind: "messages", bodies: [body(100, 8)] });
   connection.budget = 100;
-  writeQueued(link, connection.asConnection(), bounds);
+  writeAll(link, connection.asConnection(), bounds);
   assert.equal(hasQueued(link), false);
   assert.deepEqual(delivered(connection).map(idOf), [0, 100, 1, 2]);
   assert.deepEqual(delivered(connection)[2], big);
@@ -111,7 +123,7 @@ test("a message cut short by a connection change is dropped and counted, never f
   assert.equal(first.written.length, 2);
   const second = new FakeConnection();
   second.budget = 100;
-  writeQueued(link, second.asConnection(), bounds);
+  writeAll(link, second.asConnection(), bounds);
   assert.ok(
     second.written.every((w) => w.kind === "messages"),
     "no piece of the cut message",
@@ -122,13 +134,18 @@ test("a message cut short by a connection change is dropped and counted, never f
 });
 
 type Op =
-  | { kind: "ordered"; bytes: number }
+  | { kind: "ordered"; bytes: number; cut: number }
   | { kind: "urgent"; bytes: number }
   | { kind: "write"; budget: number }
   | { kind: "reconnect" };
 
 const opArbitrary: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ kind: fc.constant("ordered" as const), bytes: fc.integer({ min: 4, max: 400 }) }),
+  fc.record({
+    kind: fc.constant("ordered" as const),
+    bytes: fc.integer({ min: 4, max: 400 }),
+    // 0: one body; else the body is sent as two parts cut there (a referenced large value).
+    cut: fc.nat({ max: 400 }),
+  }),
   fc.record({ kind: fc.constant("urgent" as const), bytes: fc.integer({ min: 4, max: 40 }) }),
   fc.record({ kind: fc.constant("write" as const), budget: fc.integer({ min: 1, max: 6 }) }),
   fc.record({ kind: fc.constant("reconnect" as const) }),
@@ -155,14 +172,19 @@ test("property: whatever the writes and reconnects, every delivered message is w
         } else {
           const b = body(nextId, op.bytes);
           sent.set(nextId, b);
-          (op.kind === "urgent" ? link.urgent : link.queue).push(b, 0);
+          if (op.kind === "urgent") link.urgent.push(b, 0);
+          else
+            link.queue.push(
+              op.cut === 0 ? b : [b.subarray(0, op.cut % b.length), b.subarray(op.cut % b.length)],
+              0,
+            );
           if (op.kind === "urgent") urgentIds.add(nextId);
           nextId += 1;
         }
       }
       const connection = connections.at(-1)!;
       connection.budget = 10_000;
-      writeQueued(link, connection.asConnection(), bounds);
+      writeAll(link, connection.asConnection(), bounds);
       assert.equal(hasQueued(link), false);
       const all = connections.flatMap(delivered);
       for (const b of all) assert.deepEqual(b, sent.get(idOf(b)), "a delivered message is one sent, whole");

@@ -12,6 +12,7 @@
  * message, and ordered messages leave in order.
  */
 import { assert } from "../lib/assert.ts";
+import { joinParts, sliceParts } from "../lib/byte-parts.ts";
 import type { Connection } from "./connection.ts";
 import { frameHeaderBytes, partLengthBytes } from "./frame.ts";
 import { countDropped, type PeerLink } from "./peer-link.ts";
@@ -23,25 +24,39 @@ import type { SendQueue } from "./send-queue.ts";
  */
 export type WriteBounds = { readonly batchBytesMax: number; readonly pieceBytesMax: number };
 
-/** Writes what `link` has queued to `connection` until the socket needs `drain` or nothing is left. */
-export function writeQueued(link: PeerLink, connection: Connection, bounds: WriteBounds): void {
+/**
+ * Steps one call of `writeQueued` takes at most. On loopback the kernel takes megabytes at once, so
+ * the socket may never ask for `drain` while a 40 MB message goes out; without this bound one turn
+ * of the event loop wrote (and checksummed) all of it.
+ */
+export const stepsPerCallMax = 4;
+
+/**
+ * Writes what `link` has queued to `connection` until the socket needs `drain`, nothing is left, or
+ * `stepsPerCallMax` steps were taken; returns true in the last case (the caller writes the rest on
+ * a later turn).
+ */
+export function writeQueued(link: PeerLink, connection: Connection, bounds: WriteBounds): boolean {
   assert(bounds.pieceBytesMax > frameHeaderBytes + partLengthBytes, "a piece holds a byte of its message");
   assert(bounds.pieceBytesMax <= bounds.batchBytesMax, "a piece fits a batch");
   const piecewise = link.piecewise;
   if (piecewise !== null && piecewise.connection !== connection) {
     // The connection that carried its first pieces is gone, and its receiver discarded them.
-    countDropped(link, 1, piecewise.body.length);
+    countDropped(link, 1, piecewise.bytes);
     link.piecewise = null;
   }
   // Each step writes at least one message or piece, so the loop ends within what is queued.
-  while (connection.writable) {
+  for (let steps = 0; connection.writable; steps++) {
+    if (steps === stepsPerCallMax) return hasQueued(link);
     if (link.urgent.length > 0) writeBatch(link, link.urgent, connection, bounds);
     else if (link.piecewise !== null) writePiece(link, link.piecewise, bounds.pieceBytesMax);
-    else if (link.queue.length === 0) return;
-    else if (frameHeaderBytes + link.queue.peek()!.body.length > bounds.pieceBytesMax) {
-      link.piecewise = { connection, body: link.queue.shift()!.body, offset: 0 };
+    else if (link.queue.length === 0) return false;
+    else if (frameHeaderBytes + link.queue.peek()!.bytes > bounds.pieceBytesMax) {
+      const { parts, bytes } = link.queue.shift()!;
+      link.piecewise = { connection, parts, bytes, offset: 0 };
     } else writeBatch(link, link.queue, connection, bounds);
   }
+  return false;
 }
 
 /** Whether `link` has anything left to write. */
@@ -53,12 +68,13 @@ function writeBatch(link: PeerLink, queue: SendQueue, connection: Connection, bo
   const batch: Uint8Array[] = [];
   let batchBytes = 0;
   for (let next = queue.peek(); next !== undefined; next = queue.peek()) {
-    const frameBytes = frameHeaderBytes + next.body.length;
+    const frameBytes = frameHeaderBytes + next.bytes;
     // The first message always fits: larger ordered ones are written in pieces, and `send` puts
     // larger urgent ones in the ordered lane.
     if (batchBytes + frameBytes > bounds.batchBytesMax || frameBytes > bounds.pieceBytesMax) break;
     queue.shift();
-    batch.push(next.body);
+    // A small message in parts (not sent so by the node) is joined: a copy of a few KiB at most.
+    batch.push(joinParts(next.parts));
     batchBytes += frameBytes;
   }
   assert(batch.length > 0, "a batch step wrote nothing");
@@ -72,17 +88,17 @@ function writePiece(
   piecewise: NonNullable<PeerLink["piecewise"]>,
   pieceBytesMax: number,
 ): void {
-  const { body, offset } = piecewise;
+  const { parts, bytes, offset } = piecewise;
   // The first piece also carries the message's length.
   const room = pieceBytesMax - frameHeaderBytes - (offset === 0 ? partLengthBytes : 0);
-  const end = Math.min(body.length, offset + room);
+  const end = Math.min(bytes, offset + room);
   assert(end > offset, "a piece step wrote nothing");
-  const last = end === body.length;
+  const last = end === bytes;
   assert(!(offset === 0 && last), "a message written in pieces has at least two");
-  piecewise.connection.writePart(body.subarray(offset, end), {
+  piecewise.connection.writePart(sliceParts(parts, offset, end), {
     first: offset === 0,
     last,
-    messageBytes: body.length,
+    messageBytes: bytes,
   });
   piecewise.offset = end;
   link.counters.sentBytes += end - offset;

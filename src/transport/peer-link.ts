@@ -7,6 +7,7 @@
  * reconnect timer is pending, and none while `active` or `dialing` is set.
  */
 import { assert } from "../lib/assert.ts";
+import type { ByteParts } from "../lib/byte-parts.ts";
 import type { NodeId } from "../types/ids.ts";
 import type { Connection } from "./connection.ts";
 import { SendQueue, type SendQueueBounds } from "./send-queue.ts";
@@ -28,8 +29,10 @@ export type PeerCounters = {
 /** A message larger than one batch, being written in pieces on one connection. */
 export type PiecewiseMessage = {
   readonly connection: Connection;
-  readonly body: Uint8Array;
-  /** Bytes of `body` already written. */
+  /** The message's body, as the parts it was sent in, and its length. */
+  readonly parts: ByteParts;
+  readonly bytes: number;
+  /** Bytes of the body already written. */
   offset: number;
 };
 
@@ -124,7 +127,7 @@ export function discardQueued(link: PeerLink): number {
     messages += discarded.messages;
   }
   if (link.piecewise !== null) {
-    countDropped(link, 1, link.piecewise.body.length);
+    countDropped(link, 1, link.piecewise.bytes);
     link.piecewise = null;
     messages += 1;
   }
@@ -153,9 +156,7 @@ export function peerStats(link: PeerLink, selfId: NodeId): PeerStats {
     connection: active?.info(selfId) ?? null,
     queuedMessages: link.queue.length + link.urgent.length + (piecewise === null ? 0 : 1),
     queuedBytes:
-      link.queue.bytes +
-      link.urgent.bytes +
-      (piecewise === null ? 0 : piecewise.body.length - piecewise.offset),
+      link.queue.bytes + link.urgent.bytes + (piecewise === null ? 0 : piecewise.bytes - piecewise.offset),
     socketBufferedBytes: active?.socket.writableLength ?? 0,
     ...link.counters,
     reconnects: Math.max(0, link.counters.connects - 1),

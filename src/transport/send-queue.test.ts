@@ -41,7 +41,7 @@ test("the queue behaves like a bounded FIFO model and never exceeds its bounds",
           } else if (op.kind === "shift") {
             const expected = model.shift();
             const actual = queue.shift();
-            assert.equal(actual?.body.length, expected?.size);
+            assert.equal(actual?.bytes, expected?.size);
             assert.equal(actual?.queuedAtMs, expected?.atMs);
           } else {
             const cutoff = nowMs - op.ageMs;

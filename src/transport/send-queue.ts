@@ -11,8 +11,14 @@
  * the bounds.
  */
 import { assert } from "../lib/assert.ts";
+import { type ByteParts, partsBytes } from "../lib/byte-parts.ts";
 
-export type QueuedMessage = { readonly body: Uint8Array; readonly queuedAtMs: number };
+/** A message as the parts of its body (one, unless the sender passed several) and their length. */
+export type QueuedMessage = {
+  readonly parts: ByteParts;
+  readonly bytes: number;
+  readonly queuedAtMs: number;
+};
 export type SendQueueBounds = { readonly messagesMax: number; readonly bytesMax: number };
 
 export class SendQueue {
@@ -41,11 +47,13 @@ export class SendQueue {
     return this.length + 1 <= this.#bounds.messagesMax && this.#bytes + bodyBytes <= this.#bounds.bytesMax;
   }
 
-  /** Appends the message if it fits; returns false (and keeps nothing) otherwise. */
-  push(body: Uint8Array, nowMs: number): boolean {
-    if (!this.fits(body.length)) return false;
-    this.#entries.push({ body, queuedAtMs: nowMs });
-    this.#bytes += body.length;
+  /** Appends the message (a body, or its parts in order) if it fits; returns false (and keeps nothing) otherwise. */
+  push(body: Uint8Array | ByteParts, nowMs: number): boolean {
+    const parts = body instanceof Uint8Array ? [body] : body;
+    const bytes = partsBytes(parts);
+    if (!this.fits(bytes)) return false;
+    this.#entries.push({ parts, bytes, queuedAtMs: nowMs });
+    this.#bytes += bytes;
     assert(
       this.length <= this.#bounds.messagesMax && this.#bytes <= this.#bounds.bytesMax,
       "queue over bound",
@@ -61,7 +69,7 @@ export class SendQueue {
     const entry = this.#entries[this.#head];
     if (entry === undefined) return undefined;
     this.#head += 1;
-    this.#bytes -= entry.body.length;
+    this.#bytes -= entry.bytes;
     assert(this.#bytes >= 0, "queued bytes went negative");
     this.#compact();
     return entry;
@@ -79,7 +87,7 @@ export class SendQueue {
     ) {
       this.shift();
       messages += 1;
-      bytes += entry.body.length;
+      bytes += entry.bytes;
     }
     return { messages, bytes };
   }

@@ -22,6 +22,7 @@
  */
 import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { assert } from "../lib/assert.ts";
+import { type ByteParts, joinParts, partsBytes } from "../lib/byte-parts.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { NodeId } from "../types/ids.ts";
 import { reconnectDelayMs } from "./backoff.ts";
@@ -195,27 +196,30 @@ export class TcpTransport implements Transport {
     this.#log("info", "transport.peer.removed", { peer });
   }
 
-  send(to: NodeId, body: Uint8Array, lane: SendLane = "ordered"): boolean {
-    assert(body instanceof Uint8Array, "send() needs a Uint8Array body");
+  send(to: NodeId, body: Uint8Array | ByteParts, lane: SendLane = "ordered"): boolean {
+    assert(body instanceof Uint8Array || Array.isArray(body), "send() needs a Uint8Array body or parts");
+    const bytes = body instanceof Uint8Array ? body.length : partsBytes(body);
     const link = this.#links.get(to);
     if (link === undefined) {
       this.#unknownPeerDrops += 1;
       return false;
     }
-    if (this.#state !== "running" || frameHeaderBytes + body.length > this.#options.frameBytesMax) {
+    if (this.#state !== "running" || frameHeaderBytes + bytes > this.#options.frameBytesMax) {
       if (this.#state === "running") {
         this.#log("warn", "transport.send.too-large", {
           peer: to,
-          bodyBytes: body.length,
+          bodyBytes: bytes,
           frameBytesMax: this.#options.frameBytesMax,
         });
       }
-      countDropped(link, 1, body.length);
+      countDropped(link, 1, bytes);
       return false;
     }
-    const urgent = lane === "urgent" && frameHeaderBytes + body.length <= this.#writeBounds.pieceBytesMax;
-    if (!(urgent ? link.urgent : link.queue).push(body, this.#options.nowMs())) {
-      countDropped(link, 1, body.length);
+    const small = frameHeaderBytes + bytes <= this.#writeBounds.pieceBytesMax;
+    const queue = lane === "urgent" && small ? link.urgent : link.queue;
+    // Parts are kept apart only for a message written in pieces; a small one is joined now.
+    if (!queue.push(small && !(body instanceof Uint8Array) ? joinParts(body) : body, this.#options.nowMs())) {
+      countDropped(link, 1, bytes);
       return false;
     }
     this.#scheduleFlush(link);
@@ -469,7 +473,7 @@ export class TcpTransport implements Transport {
   #flush(link: PeerLink): void {
     const connection = link.active;
     if (connection === null || this.#state !== "running") return;
-    writeQueued(link, connection, this.#writeBounds);
+    if (writeQueued(link, connection, this.#writeBounds)) this.#scheduleFlush(link);
   }
 
   /** Discards messages that waited longer than `queuedMessageAgeMsMax` (peer down or too slow). */

@@ -19,6 +19,7 @@
  *   is not caught.
  * The transport knows nothing of consensus messages: the node layer encodes them into bytes.
  */
+import type { ByteParts } from "../lib/byte-parts.ts";
 import type { NodeId } from "../types/ids.ts";
 
 export type PeerState = "connected" | "disconnected";
@@ -98,8 +99,11 @@ export interface Transport {
   readonly selfId: NodeId;
   /** Starts listening and connecting; resolves once the transport accepts connections. */
   start(): Promise<void>;
-  /** Queues `body` for `to` in `lane` (default `ordered`); false when it was not accepted (counted). */
-  send(to: NodeId, body: Uint8Array, lane?: SendLane): boolean;
+  /**
+   * Queues `body` for `to` in `lane` (default `ordered`); false when it was not accepted (counted).
+   * A body given as parts (in order) is one message; a large one is sent without joining them.
+   */
+  send(to: NodeId, body: Uint8Array | ByteParts, lane?: SendLane): boolean;
   /**
    * Makes `peer` a peer, dialled at `address` (`host:port`, IPv6 hosts in brackets) or, with null,
    * only accepted when it connects. For a peer already known, replaces its address when it differs.

@@ -3,29 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import fc from "fast-check";
-import { sliceParts, writeAllParts } from "./file-sync.ts";
-
-test("sliceParts: any range of parts taken as one sequence, as views", () => {
-  fc.assert(
-    fc.property(
-      fc.array(fc.uint8Array({ maxLength: 20 }), { maxLength: 8 }),
-      fc.nat(),
-      fc.nat(),
-      (parts, a, b) => {
-        const whole = Buffer.concat(parts);
-        const start = whole.length === 0 ? 0 : a % (whole.length + 1);
-        const end = start + (whole.length === start ? 0 : b % (whole.length - start + 1));
-        const slices = sliceParts(parts, start, end);
-        assert.deepEqual(Buffer.concat(slices), whole.subarray(start, end));
-        assert.ok(
-          slices.every((slice) => parts.some((part) => part.buffer === slice.buffer)),
-          "views, not copies",
-        );
-      },
-    ),
-  );
-});
+import { writeAllParts } from "./file-sync.ts";
 
 test("writeAllParts writes the parts one after another at the position", async (t) => {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), "baton-file-sync-"));

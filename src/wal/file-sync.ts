@@ -77,23 +77,6 @@ export function writeAllParts(fd: number, parts: readonly Uint8Array[], position
   });
 }
 
-/** The bytes from `start` to `end` of `parts` taken as one sequence, as views of the parts. */
-export function sliceParts(parts: readonly Uint8Array[], start: number, end: number): Uint8Array[] {
-  assert(0 <= start && start <= end, "a slice runs forwards");
-  const slices: Uint8Array[] = [];
-  let offset = 0;
-  for (const part of parts) {
-    const partEnd = offset + part.byteLength;
-    if (partEnd > start && offset < end) {
-      slices.push(part.subarray(Math.max(0, start - offset), Math.min(part.byteLength, end - offset)));
-    }
-    offset = partEnd;
-    if (offset >= end) break;
-  }
-  assert(offset >= end, "the slice lies within the parts");
-  return slices;
-}
-
 /** Makes the directory's entries (files created, renamed or removed) durable. */
 export async function syncDirectory(directory: string, sync: SyncFile): Promise<void> {
   const fd = await openFile(directory, "r");

@@ -21,6 +21,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { assert } from "../lib/assert.ts";
+import { sliceParts } from "../lib/byte-parts.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { type LogIndex, logIndex, type Position, type Term } from "../types/ids.ts";
 import type { HardState, LogEntry } from "../types/log-entry.ts";
@@ -31,7 +32,6 @@ import {
   defaultSyncFile,
   openFile,
   type SyncFile,
-  sliceParts,
   syncDirectory,
   truncateFile,
   unlinkFiles,

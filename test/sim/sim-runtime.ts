@@ -6,6 +6,7 @@
  * Determinism: timers fire in (due time, creation order); nothing here reads the wall clock or an
  * unseeded random source, so a run is fixed by its seed.
  */
+import { type ByteParts, joinParts } from "../../src/lib/byte-parts.ts";
 import type { Cancel, Timers } from "../../src/node/runtime.ts";
 import type { Transport, TransportHandlers, TransportStats } from "../../src/transport/transport.ts";
 import type { NodeId } from "../../src/types/ids.ts";
@@ -107,7 +108,8 @@ export class SimTransport implements Transport {
     this.peers.delete(peer);
   }
 
-  send(to: NodeId, body: Uint8Array): boolean {
+  send(to: NodeId, sent: Uint8Array | ByteParts): boolean {
+    const body = sent instanceof Uint8Array ? sent : joinParts(sent);
     if (this.stopped) return false;
     if (!this.peers.has(to)) {
       this.unknownPeerDrops++;
