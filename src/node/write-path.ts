@@ -31,8 +31,8 @@ import type { Durability } from "../consensus/config.ts";
 import { mayLead } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
-import type { HistoryRow, SequenceEntry } from "../store/index.ts";
-import type { AdoptOptions, ExecuteResult, ExecuteStatementResult } from "../store/types.ts";
+import { checkPayloadInSteps, type HistoryRow, type SequenceEntry } from "../store/index.ts";
+import type { AdoptedBatch, AdoptOptions, ExecuteResult, ExecuteStatementResult } from "../store/types.ts";
 import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { SandboxRequest } from "../store/write-sandbox-protocol.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
@@ -302,17 +302,19 @@ export class WritePath {
         },
         remainingMs(),
       );
+      // A large payload is applied once committed, by the entry applier, as on every replica; its
+      // checksum is checked here, a step per turn, not in the one turn that adopts and proposes it.
+      const applier = this.runtime.entryApplier;
+      const applyElsewhere = applier !== undefined && executed.payload.byteLength >= applier.payloadBytesMin;
+      if (applyElsewhere) await this.checkSandboxPayload(index, executed.payload);
       this.requireLeader();
       const now = this.loop.core.summary();
       if (now.term !== term || now.lastIndex !== lastIndex || !this.sandboxReady()) {
         const message = "the log moved on while the batch ran in the sandbox; it was not applied, retry";
         throw new BatonError(ErrorCode.OVERLOADED, message, { index });
       }
-      // A large payload is applied once committed, by the entry applier, as on every replica.
-      const applier = this.runtime.entryApplier;
-      const applyElsewhere = applier !== undefined && executed.payload.byteLength >= applier.payloadBytesMin;
       const options = { ...this.requestOption(request, index, term), applyElsewhere };
-      const { payload } = this.adopt(index, executed, options);
+      const { payload } = this.adopt(index, { ...executed, checksumChecked: applyElsewhere }, options);
       const { needs, reserve } = this.ids.afterBatch(executed.counters, executed.reservations);
       const { proposalId, outcome } = this.propose(index, term, payload, request.durability, remainingMs());
       if (raise) this.ids.raised(term);
@@ -339,11 +341,21 @@ export class WritePath {
     }
   }
 
+  /** Checks a sandbox's payload in steps; a damaged one is a bug, as in `adopt`. */
+  private async checkSandboxPayload(index: LogIndex, payload: Uint8Array): Promise<void> {
+    try {
+      await checkPayloadInSteps(payload);
+    } catch (error) {
+      if (!isBatonError(error, "PAYLOAD_CORRUPT")) throw error;
+      throw new Error(`the write sandbox's batch at ${index} is damaged: ${error.message}`);
+    }
+  }
+
   /**
    * Adopts a sandbox's batch. The sandbox ran it on exactly this state, so a payload that does not
    * apply here (STORE_DIVERGED, PAYLOAD_CORRUPT) is a bug, never an answer to the client.
    */
-  private adopt(index: LogIndex, executed: ExecuteResult, options: AdoptOptions) {
+  private adopt(index: LogIndex, executed: ExecuteResult & AdoptedBatch, options: AdoptOptions) {
     try {
       return this.speculation.adopt(index, executed, options);
     } catch (error) {

@@ -58,7 +58,7 @@ export function adoptBatchInto(
   assert(!write.isTransaction, "an adopted batch opens its own transaction");
   // Nothing to apply and no row to record: the payload is proposed as the sandbox made it (and bounded).
   if (recordOnly && request === undefined) return adopted.payload;
-  const ops = decodePayload(adopted.payload);
+  const ops = decodePayload(adopted.payload, adopted.checksumChecked === true);
   write.exec("BEGIN IMMEDIATE");
   try {
     if (!recordOnly) applyOps({ db: write, triggers, counters, schemaChanged }, ops);

@@ -11,6 +11,7 @@ export {
   historyRowsPerBatchMax,
 } from "./history-table.ts";
 export {
+  checkPayloadInSteps,
   decodePayload,
   encodePayload,
   type PayloadOp,

@@ -3,7 +3,13 @@ import { describe, test } from "node:test";
 import { crc32 } from "node:zlib";
 import fc from "fast-check";
 import { BatonError, isBatonError } from "../lib/errors.ts";
-import { decodePayload, encodePayload, type PayloadOp } from "./payload.ts";
+import {
+  checkPayloadInSteps,
+  decodePayload,
+  encodePayload,
+  type PayloadOp,
+  payloadCheckStepBytes,
+} from "./payload.ts";
 
 const opArbitrary: fc.Arbitrary<PayloadOp> = fc.oneof(
   fc.record(
@@ -129,6 +135,45 @@ describe("payload codec", () => {
     new DataView(entries.buffer).setUint32(6, 0xffff_fff0);
     assert.throws(
       () => decodePayload(withValidChecksum(entries)),
+      (e) => isBatonError(e, "PAYLOAD_CORRUPT"),
+    );
+  });
+});
+
+describe("checking a payload in steps", () => {
+  const ops: PayloadOp[] = [
+    { kind: "changeset", changeset: new Uint8Array(3 * payloadCheckStepBytes).fill(7) },
+  ];
+
+  test("a sound payload passes, a step per turn of the event loop", async () => {
+    const payload = encodePayload(ops);
+    let turns = 0;
+    const counting = setInterval(() => turns++, 0);
+    try {
+      await checkPayloadInSteps(payload);
+    } finally {
+      clearInterval(counting);
+    }
+    assert.ok(turns >= 2, `other work ran between the steps (${turns} timer turns)`);
+    assert.deepEqual(decodePayload(payload, true), ops);
+  });
+
+  test("a flipped byte anywhere is PAYLOAD_CORRUPT; decodePayload told it was checked skips only the checksum", async () => {
+    const payload = encodePayload(ops);
+    for (const at of [0, payloadCheckStepBytes + 5, payload.length - 5]) {
+      const damaged = payload.slice();
+      damaged[at]! ^= 0x10;
+      await assert.rejects(
+        checkPayloadInSteps(damaged),
+        (e) => isBatonError(e, "PAYLOAD_CORRUPT"),
+        `byte ${at}`,
+      );
+    }
+    const badChecksum = payload.slice();
+    badChecksum[payload.length - 1]! ^= 1;
+    assert.deepEqual(decodePayload(badChecksum, true), ops);
+    assert.throws(
+      () => decodePayload(badChecksum),
       (e) => isBatonError(e, "PAYLOAD_CORRUPT"),
     );
   });

@@ -201,13 +201,35 @@ export function encodeBoundedPayload(ops: readonly PayloadOp[], payloadBytesMax:
   throw new BatonError("PAYLOAD_TOO_LARGE", message, { payloadBytes: payload.length, payloadBytesMax });
 }
 
-export function decodePayload(payload: Uint8Array): PayloadOp[] {
+/** Bytes checksummed per turn of the event loop by `checkPayloadInSteps`. */
+export const payloadCheckStepBytes = 1024 * 1024;
+
+/**
+ * Checks the payload's checksum, `payloadCheckStepBytes` per turn of the event loop, so that a
+ * payload of tens of MB is not one long turn; throws PAYLOAD_CORRUPT. `decodePayload` may then be
+ * told the checksum was checked.
+ */
+export async function checkPayloadInSteps(payload: Uint8Array): Promise<void> {
+  if (payload.length === 0) return;
+  if (payload.length < headerBytes + trailerBytes) throw corrupt(`${payload.length} bytes is too short`);
+  const bodyEnd = payload.length - trailerBytes;
+  let actual = 0;
+  for (let offset = 0; offset < bodyEnd; offset += payloadCheckStepBytes) {
+    actual = crc32(payload.subarray(offset, Math.min(bodyEnd, offset + payloadCheckStepBytes)), actual);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const expected = new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(bodyEnd);
+  if (expected !== actual) throw corrupt("checksum mismatch", { expected, actual });
+}
+
+/** The payload's ops; `checksumChecked` when `checkPayloadInSteps` already checked these bytes. */
+export function decodePayload(payload: Uint8Array, checksumChecked = false): PayloadOp[] {
   if (payload.length === 0) return [];
   if (payload.length < headerBytes + trailerBytes) throw corrupt(`${payload.length} bytes is too short`);
   const bodyEnd = payload.length - trailerBytes;
   const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
   const expected = view.getUint32(bodyEnd);
-  const actual = crc32(payload.subarray(0, bodyEnd));
+  const actual = checksumChecked ? expected : crc32(payload.subarray(0, bodyEnd));
   if (expected !== actual) throw corrupt("checksum mismatch", { expected, actual });
   const version = payload[0]!;
   if (version !== payloadFormatVersion) {

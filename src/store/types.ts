@@ -57,6 +57,8 @@ export type AdoptOptions = Pick<ExecuteOptions, "request"> & { readonly applyEls
 export type AdoptedBatch = {
   readonly payload: Uint8Array;
   readonly results: readonly ExecuteStatementResult[];
+  /** The payload's checksum was checked already (`checkPayloadInSteps`), so adopting skips it. */
+  readonly checksumChecked?: boolean;
 };
 
 export type QueryStatementResult = {

@@ -74,13 +74,43 @@ function writeFixedBody(entry: LogEntry, target: Buffer, body: number): void {
  */
 export const recordInlineDataBytesMax = 64 * 1024;
 
-/** Records as the buffers to write, in order, and each record's size (header included). */
-export type EncodedRecords = { readonly parts: Buffer[]; readonly recordBytes: number[] };
+/** A large record whose checksum is still to be written into its head (`writeChecksumsInSteps`). */
+export type PendingChecksum = { readonly head: Buffer; readonly data: Buffer };
+
+/**
+ * Records as the buffers to write, in order, and each record's size (header included). The heads
+ * of large records lack their checksum until `writeChecksumsInSteps(pending)` has run.
+ */
+export type EncodedRecords = {
+  readonly parts: Buffer[];
+  readonly recordBytes: number[];
+  readonly pending: PendingChecksum[];
+};
+
+/** Bytes checksummed per turn of the event loop by `writeChecksumsInSteps`. */
+export const checksumStepBytes = 1024 * 1024;
+
+/**
+ * Computes and writes the checksums of `pending` records, `checksumStepBytes` per turn of the
+ * event loop: a 40 MB entry's checksum is not one long turn of the loop (the log calls this before
+ * writing the records, off the step that appended them).
+ */
+export async function writeChecksumsInSteps(pending: readonly PendingChecksum[]): Promise<void> {
+  for (const { head, data } of pending) {
+    let checksum = crc32(head.subarray(recordHeaderBytes));
+    for (let offset = 0; offset < data.byteLength; offset += checksumStepBytes) {
+      checksum = crc32(data.subarray(offset, offset + checksumStepBytes), checksum);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    head.writeUInt32LE(checksum, 4);
+  }
+}
 
 /** Encodes `entries` as consecutive records: small ones packed together, large data referenced. */
 export function encodeRecordParts(entries: readonly LogEntry[]): EncodedRecords {
   const parts: Buffer[] = [];
   const recordBytes: number[] = [];
+  const pending: PendingChecksum[] = [];
   let packed: LogEntry[] = [];
   for (const entry of entries) {
     recordBytes.push(encodedRecordBytes(entry));
@@ -94,11 +124,11 @@ export function encodeRecordParts(entries: readonly LogEntry[]): EncodedRecords 
     writeFixedBody(entry, head, recordHeaderBytes);
     const data = Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength);
     head.writeUInt32LE(recordFixedBodyBytes + data.byteLength, 0);
-    head.writeUInt32LE(crc32(data, crc32(head.subarray(recordHeaderBytes))), 4);
+    pending.push({ head, data });
     parts.push(head, data);
   }
   if (packed.length > 0) parts.push(encodeRecords(packed));
-  return { parts, recordBytes };
+  return { parts, recordBytes, pending };
 }
 
 export function encodeRecords(entries: readonly LogEntry[]): Buffer {

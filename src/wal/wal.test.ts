@@ -8,7 +8,7 @@ import { isBatonError } from "../lib/errors.ts";
 import { type LogIndex, logIndex, nodeId, type Term, term } from "../types/ids.ts";
 import { EntryKind, type LogEntry } from "../types/log-entry.ts";
 import { MemoryLog } from "./memory-log.ts";
-import { recordInlineDataBytesMax } from "./record-codec.ts";
+import { checksumStepBytes, recordInlineDataBytesMax } from "./record-codec.ts";
 import { Wal } from "./wal.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "baton-wal-"));
@@ -69,7 +69,7 @@ describe("write-ahead log", () => {
       200 * 1024,
       recordInlineDataBytesMax - 1,
       5,
-      400 * 1024,
+      2.5 * checksumStepBytes,
       7,
     ];
     const written = sizes.map((bytes, i) => entry(i + 1, 1, bytes));

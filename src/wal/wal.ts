@@ -38,7 +38,7 @@ import {
   writeAllParts,
 } from "./file-sync.ts";
 import type { CompactionPoint, LogStore } from "./log-store.ts";
-import { encodeRecordParts } from "./record-codec.ts";
+import { encodeRecordParts, type PendingChecksum, writeChecksumsInSteps } from "./record-codec.ts";
 import {
   compactionFileName,
   encodeHardState,
@@ -72,9 +72,10 @@ const defaultGroupCommitBytesMax = 16 * 1024 * 1024;
 type Waiter = { resolve: () => void; reject: (error: Error) => void };
 type AppendOp = {
   type: "append";
-  /** The records' bytes in order (`encodeRecordParts`), and each record's size. */
+  /** The records' bytes in order (`encodeRecordParts`), each record's size, checksums to write. */
   parts: Buffer[];
   recordBytes: number[];
+  pending: PendingChecksum[];
   bytes: number;
   firstIndex: LogIndex;
   lastIndex: LogIndex;
@@ -190,9 +191,8 @@ export class Wal implements LogStore {
       terms.push(entry.term);
     }
     this.last = previous;
-    const { parts, recordBytes } = encodeRecordParts(entries);
-    let bytes = 0;
-    for (const size of recordBytes) bytes += size;
+    const { parts, recordBytes, pending } = encodeRecordParts(entries);
+    const bytes = recordBytes.reduce((sum, size) => sum + size, 0);
     const first = entries[0]!.index;
     return new Promise((resolve, reject) => {
       const waiter = { resolve, reject };
@@ -201,22 +201,23 @@ export class Wal implements LogStore {
         assert(tail.lastIndex + 1 === first, "merged appends are contiguous");
         tail.parts.push(...parts);
         tail.recordBytes.push(...recordBytes);
+        tail.pending.push(...pending);
         tail.bytes += bytes;
         tail.lastIndex = previous.index;
         tail.terms.push(...terms);
         tail.waiters.push(waiter);
       } else {
-        const op: AppendOp = {
+        this.queue.push({
           type: "append",
           parts,
           recordBytes,
+          pending,
           bytes,
           firstIndex: first,
           lastIndex: previous.index,
           terms,
           waiters: [waiter],
-        };
-        this.queue.push(op);
+        });
       }
       this.kick();
     });
@@ -386,6 +387,7 @@ export class Wal implements LogStore {
   }
 
   private async flush(op: AppendOp): Promise<void> {
+    await writeChecksumsInSteps(op.pending);
     let newSegment = false;
     let dirty = false;
     let index = op.firstIndex;
