@@ -20,7 +20,19 @@ export function jsonSafe(value: unknown): JsonValue {
   return value as JsonValue;
 }
 
-/** `JSON.stringify` that encodes bigints (anywhere in the value) as `jsonSafe` does. */
+const bigintReplacer = (_key: string, v: unknown): unknown => (typeof v === "bigint" ? jsonSafe(v) : v);
+
+/**
+ * `JSON.stringify` that encodes bigints (anywhere in the value) as `jsonSafe` does. Answers rarely
+ * hold one (results are made JSON-safe before), so the plain call is tried first: a replacer costs a
+ * call per key of every answer. `JSON.stringify` refuses a bigint with a TypeError, which sends the
+ * value through the replacer.
+ */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? jsonSafe(v) : v));
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+  }
+  return JSON.stringify(value, bigintReplacer);
 }

@@ -62,7 +62,10 @@ function fencingHeaders(
   const named = body as { term?: unknown; node?: unknown } | null;
   const term = typeof named?.term === "number" ? named.term : now.term;
   const node = typeof named?.node === "string" ? named.node : now.node;
-  return { [termHeader]: String(term), [nodeHeader]: node };
+  const headers: Record<string, string> = {};
+  headers[termHeader] = String(term);
+  headers[nodeHeader] = node;
+  return headers;
 }
 
 /** What a route answers; `headers` only when relayed from another node (the leader's own fencing headers). */
@@ -122,27 +125,39 @@ export class HttpApi {
     }
   }
 
-  private async route(request: http.IncomingMessage): Promise<RouteAnswer> {
-    const path = (request.url ?? "/").split("?")[0];
-    const routes: Record<string, { method: string; run: () => Promise<RouteAnswer> }> = {
-      "/v1/execute": {
+  /** The node's own routes, built once (not per request). */
+  private readonly routes = new Map<
+    string,
+    { method: string; run: (request: http.IncomingMessage) => Promise<RouteAnswer> }
+  >([
+    [
+      "/v1/execute",
+      {
         method: "POST",
-        run: () =>
+        run: (request) =>
           this.shedOrRun(() => this.withBody(request, normalizeExecute, (r) => this.service.execute(r))),
       },
-      "/v1/query": {
+    ],
+    [
+      "/v1/query",
+      {
         method: "POST",
-        run: () => this.shedOrRun(() => this.withBody(request, normalizeQuery, (r) => this.service.query(r))),
+        run: (request) =>
+          this.shedOrRun(() => this.withBody(request, normalizeQuery, (r) => this.service.query(r))),
       },
-      "/v1/status": { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) },
-      "/v1/content-hash": {
-        method: "GET",
-        run: async () => ({ status: 200, body: await this.service.contentHash() }),
-      },
-      "/healthz": { method: "GET", run: async () => ({ status: 200, body: { ok: true } }) },
-      "/readyz": { method: "GET", run: async () => this.readiness() },
-    };
-    const route = path === undefined ? undefined : routes[path];
+    ],
+    ["/v1/status", { method: "GET", run: async () => ({ status: 200, body: this.service.status() }) }],
+    [
+      "/v1/content-hash",
+      { method: "GET", run: async () => ({ status: 200, body: await this.service.contentHash() }) },
+    ],
+    ["/healthz", { method: "GET", run: async () => ({ status: 200, body: { ok: true } }) }],
+    ["/readyz", { method: "GET", run: async () => this.readiness() }],
+  ]);
+
+  private async route(request: http.IncomingMessage): Promise<RouteAnswer> {
+    const path = (request.url ?? "/").split("?")[0];
+    const route = path === undefined ? undefined : this.routes.get(path);
     if (route === undefined) {
       const orphans = await orphanRoute(
         this.service,
@@ -163,7 +178,7 @@ export class HttpApi {
         `${path} takes ${route.method}, not ${request.method}`,
       );
     }
-    return route.run();
+    return route.run(request);
   }
 
   /**
@@ -233,11 +248,10 @@ export class HttpApi {
   ): void {
     if (response.headersSent) return;
     const text = typeof body === "string" ? body : toJson(body);
-    response.writeHead(status, {
-      "content-type": "application/json",
-      "content-length": Buffer.byteLength(text),
-      ...headers,
-    });
+    // Names and values in one flat list: Node takes it as it is, without an object per answer.
+    const flat = ["content-type", "application/json", "content-length", String(Buffer.byteLength(text))];
+    for (const name in headers) flat.push(name, headers[name]!);
+    response.writeHead(status, flat);
     response.end(text);
   }
 
