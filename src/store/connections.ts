@@ -65,13 +65,16 @@ export const mmapBytesMax = 0;
  */
 export const walFileBytesKept = 16 << 20;
 
-/** The memory settings every store connection runs with (the write connection also sets the limit). */
-export function boundConnectionMemory(db: DatabaseSync): void {
+/**
+ * The memory settings every store connection runs with (the write connection also sets the limit).
+ * `held` receives the statement it prepares, for a caller that must keep it reachable
+ * (`copyDatabase` in `snapshot-file.ts`).
+ */
+export function boundConnectionMemory(db: DatabaseSync, held: object[] = []): void {
   db.exec(`PRAGMA cache_size = -${pageCacheKibPerConnection}; PRAGMA mmap_size = ${mmapBytesMax}`);
-  assert(
-    db.prepare("PRAGMA cache_size").get()?.cache_size === BigInt(-pageCacheKibPerConnection),
-    "cache_size set",
-  );
+  const check = db.prepare("PRAGMA cache_size");
+  held.push(check);
+  assert(check.get()?.cache_size === BigInt(-pageCacheKibPerConnection), "cache_size set");
 }
 
 function openDatabase(path: string, readOnly: boolean, busyTimeoutMs: number): DatabaseSync {

@@ -2,11 +2,15 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { crc32 } from "node:zlib";
 import { isBatonError } from "../lib/errors.ts";
 import { logIndex } from "../types/ids.ts";
-import { snapshotHeaderBytes } from "./snapshot-file.ts";
+import { copyDatabase, snapshotHeaderBytes } from "./snapshot-file.ts";
+import { Store } from "./store.ts";
 import { restoreDatabase, verifySnapshot } from "./store-files.ts";
 import { batch, openStore, rowsOf, TestLog, temporaryDirectory } from "./test-support.ts";
 
@@ -22,7 +26,50 @@ function resealSnapshot(file: string): void {
   fs.writeFileSync(file, bytes);
 }
 
+/** V8's `gc()`, without starting the test process with `--expose-gc`. */
+function collector(): (options: { type: "minor" | "major" }) => void {
+  v8.setFlagsFromString("--expose-gc");
+  return vm.runInNewContext("gc") as (options: { type: "minor" | "major" }) => void;
+}
+
 describe("snapshots", () => {
+  test("a collection during a snapshot's copy does not wait for the copy to end", async (t) => {
+    const directory = temporaryDirectory(t);
+    const databasePath = path.join(directory, "node.db");
+    Store.open({ path: databasePath }).close();
+    const raw = new DatabaseSync(databasePath);
+    // About 60 MB, so that the copy runs long beside a collection of this small heap.
+    raw.exec(`CREATE TABLE filler(v BLOB);
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+      INSERT INTO filler SELECT randomblob(1000) FROM n;`);
+    raw.close();
+    const gc = collector();
+    // A copy that ends within a few ms of the collection cannot tell; such a run is measured again.
+    for (let attempt = 1; ; attempt++) {
+      const copyPath = path.join(directory, `copy-${attempt}.db`);
+      const copying = copyDatabase(databasePath, copyPath, 1_000);
+      // The statements the copy prepared on its connection are garbage now unless it holds them.
+      await new Promise((resolve) => setImmediate(resolve));
+      const collecting = performance.now();
+      // A young-generation collection: the statements are young, and it takes a few ms by itself.
+      gc({ type: "minor" });
+      const collected = performance.now();
+      assert.equal(await copying, 0);
+      const copyLeftMs = performance.now() - collecting;
+      fs.rmSync(copyPath);
+      if (copyLeftMs < 50 && attempt < 5) continue;
+      // Finalizing a collected statement waits for its connection's mutex, which the backup holds
+      // until the copy ends: the collection (and the event loop) would have lasted the whole copy.
+      const collectionMs = collected - collecting;
+      assert.ok(copyLeftMs >= 50, `copies too short to tell: ${Math.round(copyLeftMs)} ms`);
+      assert.ok(
+        collectionMs < copyLeftMs / 2,
+        `collection ${Math.round(collectionMs)} ms of the copy's last ${Math.round(copyLeftMs)} ms`,
+      );
+      return;
+    }
+  });
+
   test("a snapshot taken while writes continue holds exactly the state of its applied index", async (t) => {
     const directory = temporaryDirectory(t);
     const log = new TestLog(openStore(t, directory, "leader.db"));
