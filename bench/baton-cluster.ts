@@ -112,12 +112,12 @@ async function ready(
   root: string,
   stop: () => Promise<void>,
 ): Promise<RunningCluster> {
-  const leader = await waitFor("a Baton leader", leaderWaitMs, async () => {
-    for (const node of nodes) {
-      const status = await getJson(node.httpPort, "/v1/status");
-      if (status?.role === "leader") return node;
-    }
-    return null;
+  // Every node answers, not only a majority: a node that failed to start would leave a cluster of
+  // two, measured as if it were three.
+  const leader = await waitFor("a Baton leader and every node answering", leaderWaitMs, async () => {
+    const statuses = await Promise.all(nodes.map((node) => getJson(node.httpPort, "/v1/status")));
+    if (statuses.some((status) => status === null)) return null;
+    return nodes.find((_, i) => statuses[i]?.role === "leader") ?? null;
   });
   const target: LoadTarget = { host: "127.0.0.1", port: leader.httpPort };
   const agent = new http.Agent();

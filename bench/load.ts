@@ -79,14 +79,23 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
   const windowEnd = windowStart + options.durationMs;
   // Each edge runs once: on its timer, or when the workers stop first (the last answer may arrive
   // after the window's end in the same turn, before the timer's).
-  const edges = { started: false, ended: false };
+  // An edge's callback that throws (a node that died: its /proc entry is gone) fails the run after
+  // the workers stop, instead of crashing this process in a timer and leaving the nodes running.
+  const edges = { started: false, ended: false, error: null as unknown };
+  const runEdge = (edge: (() => void) | undefined): void => {
+    try {
+      edge?.();
+    } catch (error) {
+      edges.error ??= error;
+    }
+  };
   const startEdge = (): void => {
-    if (!edges.started) options.onWindowStart?.();
+    if (!edges.started) runEdge(options.onWindowStart);
     edges.started = true;
   };
   const endEdge = (): void => {
     startEdge();
-    if (!edges.ended) options.onWindowEnd?.();
+    if (!edges.ended) runEdge(options.onWindowEnd);
     edges.ended = true;
   };
   const startTimer = setTimeout(startEdge, options.warmupMs);
@@ -109,6 +118,7 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
   try {
     await Promise.all(Array.from({ length: options.concurrency }, worker));
     endEdge();
+    if (edges.error !== null) throw edges.error;
   } finally {
     clearTimeout(startTimer);
     clearTimeout(endTimer);
