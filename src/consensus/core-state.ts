@@ -144,6 +144,13 @@ export type CoreState = {
   /** The last `readId` this node used (0 before the first; see `read-index.ts`). */
   forwardedReadSeq: number;
   readonly pendingProposals: PendingProposal[];
+  /** Leader only: how many of `pendingProposals` wait for `all` (for which followers report applies). */
+  allProposalsPending: number;
+  /**
+   * Follower only: the leader's latest AppendEntries asked for applied reports (`reportApplied`),
+   * because an `all` write waits on them; otherwise applies go unreported until the next answer.
+   */
+  appliedReportsWanted: boolean;
   /** Bumped whenever a follower's match or applied index moves, so durability is re-evaluated. */
   replicationVersion: number;
   readonly failover: FailoverState;
@@ -196,6 +203,8 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     forwardedReads: [],
     forwardedReadSeq: 0,
     pendingProposals: [],
+    allProposalsPending: 0,
+    appliedReportsWanted: false,
     replicationVersion: 0,
     failover: {
       leaderLostTick: null,

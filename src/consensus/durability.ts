@@ -112,6 +112,7 @@ function settle(
   decide: (proposal: PendingProposal) => "keep" | "ack" | NotConfirmed["reason"],
 ): void {
   let kept = 0;
+  let keptAll = 0;
   const pending = s.pendingProposals;
   for (let i = 0; i < pending.length; i++) {
     const proposal = pending[i];
@@ -119,6 +120,7 @@ function settle(
     const outcome = decide(proposal);
     if (outcome === "keep") {
       pending[kept++] = proposal;
+      if (proposal.durability === "all") keptAll++;
     } else if (outcome === "ack") {
       const { proposalId, index, term, durability } = proposal;
       out.acknowledged.push({ proposalId, index, term, durability });
@@ -127,6 +129,7 @@ function settle(
     }
   }
   pending.length = kept;
+  s.allProposalsPending = keptAll;
   assert(pending.length <= s.config.proposalsPendingMax, "pending proposals beyond their bound");
 }
 

@@ -106,6 +106,7 @@ function appendMatching(s: CoreState, out: EffectsBuilder, message: AppendEntrie
 
 export function handleAppendEntries(s: CoreState, out: EffectsBuilder, message: AppendEntriesMessage): void {
   heardFromLeader(s, message.from);
+  s.appliedReportsWanted = message.reportApplied === true;
   const lastCovered = logIndex(message.prevLogIndex + message.entries.length);
   if (lastCovered <= s.commitIndex) {
     // Everything it carries is already committed here, hence identical: just report our position.

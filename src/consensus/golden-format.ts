@@ -32,7 +32,7 @@ function messageDetail(m: Message): string {
     case "requestVoteResponse":
       return m.granted ? "granted" : "rejected";
     case "appendEntries":
-      return `prev=${m.prevLogIndex}/${m.prevLogTerm} commit=${m.leaderCommit} entries=[${m.entries.map(formatEntry).join(", ")}]${m.quiet === true ? " quiet" : ""}`;
+      return `prev=${m.prevLogIndex}/${m.prevLogTerm} commit=${m.leaderCommit} entries=[${m.entries.map(formatEntry).join(", ")}]${m.quiet === true ? " quiet" : ""}${m.reportApplied === true ? " report-applied" : ""}`;
     case "appendEntriesResponse":
       return m.success
         ? `ok match=${m.matchIndex} applied=${m.appliedIndex}`

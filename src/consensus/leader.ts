@@ -65,6 +65,7 @@ export function appendProposal(
   const entry = { index: logIndex(s.log.lastIndex + 1), term: s.term, kind, data };
   s.log.append(entry);
   out.append(entry);
+  if (durability === "all") s.allProposalsPending++;
   s.pendingProposals.push({
     proposalId,
     index: entry.index,

@@ -61,6 +61,12 @@ export type AppendEntriesMessage = Envelope & {
    * nothing new (the entries' own answers did), and the follower's applied report follows the apply.
    */
   readonly quiet?: true;
+  /**
+   * Set while the leader has an `all` write waiting: the follower reports each apply at once (an
+   * unasked `heartbeatResponse` with `report`). Otherwise its applied index travels only in its
+   * answers to appends and heartbeats, which saves a message per follower per write.
+   */
+  readonly reportApplied?: true;
 };
 
 /**

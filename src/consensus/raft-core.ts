@@ -360,8 +360,9 @@ export class RaftCore {
     if (index <= s.appliedIndex) return;
     s.appliedIndex = index;
     s.log.releaseApplied(index);
-    // Followers report progress at once so that `all` writes are acknowledged without waiting a heartbeat.
-    if (s.role === "follower" && s.leaderId !== null) {
+    // While the leader asks (an `all` write waits), a follower reports each apply at once, so the
+    // write is acknowledged without waiting for a heartbeat's answer.
+    if (s.role === "follower" && s.leaderId !== null && s.appliedReportsWanted) {
       out.send({
         type: "heartbeatResponse",
         from: s.config.id,

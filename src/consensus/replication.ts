@@ -56,7 +56,12 @@ export function sendAppend(s: CoreState, out: EffectsBuilder, peer: NodeId, send
   };
   // Commit news alone, to a follower known to hold what it was sent: no success answer wanted.
   const quiet = entries.length === 0 && !sendIfEmpty && progress.state === "replicate";
-  out.send(quiet ? { ...message, quiet: true } : message);
+  const reportApplied = s.allProposalsPending > 0;
+  out.send(
+    quiet || reportApplied
+      ? { ...message, ...(quiet ? { quiet: true } : {}), ...(reportApplied ? { reportApplied: true } : {}) }
+      : message,
+  );
   progress.sent(entries.at(-1)?.index);
   progress.sentCommitIndex = logIndex(Math.max(progress.sentCommitIndex, s.commitIndex));
   return true;

@@ -48,6 +48,7 @@ export function becomeFollower(
   // Judge `one`/`all` proposals while the leader's view of its peers still exists.
   if (previousRole === "leader") onLeadershipLost(s, out);
   s.leaderId = leaderId;
+  s.appliedReportsWanted = false;
   resetElectionTimer(s);
   s.votes.clear();
   s.progress.clear();

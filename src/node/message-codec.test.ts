@@ -60,6 +60,7 @@ const messageArbitrary: fc.Arbitrary<Message> = fc
           { maxLength: 6 },
         ),
         quiet: fc.boolean(),
+        reportApplied: fc.boolean(),
       })
       .map((m) => ({
         type: "appendEntries" as const,
@@ -68,6 +69,7 @@ const messageArbitrary: fc.Arbitrary<Message> = fc
         leaderCommit: m.leaderCommit,
         entries: m.entries.map((e, i) => ({ ...e, index: logIndex(m.prevLogIndex + 1 + i) })),
         ...(m.quiet ? { quiet: true as const } : {}),
+        ...(m.reportApplied ? { reportApplied: true as const } : {}),
       })),
     fc.record({
       type: fc.constant("appendEntriesResponse" as const),
@@ -185,4 +187,33 @@ test("truncated, extended or flipped messages are rejected with BAD_MESSAGE or d
     ),
     { numRuns: 3000 },
   );
+});
+
+test("an append's trailing flags byte carries quiet and reportApplied; zero or unknown bits are refused", () => {
+  const append = {
+    type: "appendEntries" as const,
+    from: nodeId("n1"),
+    to: nodeId("n2"),
+    term: term(3),
+    prevLogIndex: logIndex(7),
+    prevLogTerm: term(3),
+    leaderCommit: logIndex(7),
+    entries: [],
+  };
+  const plain = Buffer.from(encodeMessage(append));
+  assert.deepEqual(decodeMessage(plain), append, "no flag set: no flags byte");
+  const both = Buffer.from(encodeMessage({ ...append, quiet: true, reportApplied: true }));
+  assert.deepEqual(both.subarray(0, plain.byteLength), plain);
+  assert.deepEqual([...both.subarray(plain.byteLength)], [3]);
+  assert.deepEqual(decodeMessage(Buffer.concat([plain, Buffer.from([2])])), {
+    ...append,
+    reportApplied: true,
+  });
+  for (const flags of [0, 4, 0x83]) {
+    assert.throws(
+      () => decodeMessage(Buffer.concat([plain, Buffer.from([flags])])),
+      (error: unknown) => isBatonError(error, "BAD_MESSAGE"),
+      `flags ${flags}`,
+    );
+  }
 });

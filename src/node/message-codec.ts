@@ -22,6 +22,8 @@ import { logIndex, nodeId, term } from "../types/ids.ts";
 import { EntryKind, type LogEntry } from "../types/log-entry.ts";
 
 const codecVersion = 1;
+/** The bits of an append's trailing flags byte (present only when one is set). */
+const appendFlags = { quiet: 1, reportApplied: 2 } as const;
 const entryKinds: ReadonlySet<number> = new Set(Object.values(EntryKind));
 const typeCodes = new Map<MessageType, number>(messageTypes.map((type, i) => [type, i + 1]));
 
@@ -218,7 +220,13 @@ function encodeBody(w: Writer, m: Message): void {
         w.u32(entry.data.byteLength);
         w.bytes(entry.data);
       }
-      if (m.quiet === true) w.bool(true); // Only then: other appends keep their version 1 bytes.
+      {
+        // Only when a flag is set: other appends keep their version 1 bytes.
+        const flags =
+          (m.quiet === true ? appendFlags.quiet : 0) |
+          (m.reportApplied === true ? appendFlags.reportApplied : 0);
+        if (flags !== 0) w.u8(flags);
+      }
       return;
     case "appendEntriesResponse":
       w.bool(m.success);
@@ -352,6 +360,12 @@ function decodeAppendEntries(r: Reader, e: Envelope): Message {
   }
   const message = { type: "appendEntries" as const, ...e, prevLogIndex, prevLogTerm, leaderCommit, entries };
   if (r.atEnd()) return message;
-  if (!r.bool()) throw bad("a quiet append's flag is present only when set");
-  return { ...message, quiet: true };
+  const flags = r.u8();
+  if (flags === 0 || (flags & ~(appendFlags.quiet | appendFlags.reportApplied)) !== 0)
+    throw bad("an append's flags byte is present only with known flags set");
+  return {
+    ...message,
+    ...((flags & appendFlags.quiet) !== 0 ? { quiet: true as const } : {}),
+    ...((flags & appendFlags.reportApplied) !== 0 ? { reportApplied: true as const } : {}),
+  };
 }

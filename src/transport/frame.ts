@@ -17,8 +17,12 @@ import { type ByteParts, partsBytes } from "../lib/byte-parts.ts";
 
 /** "BATN" in ASCII, big-endian. */
 export const frameMagic = 0x4241544e;
-/** 2 added the part frames (types 4 and 5); a node of version 1 refuses version 2 and vice versa. */
-export const protocolVersion = 2;
+/**
+ * 2 added the part frames (types 4 and 5); 3 the `reportApplied` bit of an append's flags byte,
+ * which a node of version 2 would drop as a bad message. Nodes of different versions refuse each
+ * other at the handshake.
+ */
+export const protocolVersion = 3;
 export const frameHeaderBytes = 16;
 /** The smallest and largest `frameBytesMax` a transport accepts (header included). */
 export const frameBytesMaxLowest = 1024;
