@@ -12,7 +12,8 @@
  * the restart to the moment its applied index reaches the leader's commit index as of the restart.
  * The summary compares memory and restart time at the end with their values at 2 minutes, and
  * lists the run's step-downs (from the replicated history), each with the snapshot takes of any node
- * that ran within 5 s before it (from the nodes' logs), and how many takes overlapped another node's.
+ * that ran within 5 s before it (from the nodes' logs), how many takes overlapped another node's, and
+ * each node's event-loop stalls (`loop.stalled` in its log: ticks a third of an election timeout late).
  *
  * Memory is printed as resident (RSS) with its anonymous, file-backed and shared parts; with
  * `--inspect` each node gets an inspector on a free loopback port (started by SIGUSR1) and each
@@ -136,9 +137,22 @@ const takes = new Map<string, SnapshotTake>();
 /** How often the nodes' logs are read for snapshot takes. */
 const takeScanMs = 5_000;
 
+/** Every `loop.stalled` a node logged (its event loop stopped), by node and time. */
+const stalls = new Map<string, { node: string; atMs: number; lateMs: number }>();
+
+function scanStall(node: string, line: string): void {
+  try {
+    const entry = JSON.parse(line) as { time: number; lateMs: number };
+    stalls.set(`${node}@${entry.time}`, { node, atMs: entry.time, lateMs: entry.lateMs });
+  } catch {
+    // A line cut between two chunks: read whole at the next scan.
+  }
+}
+
 function scanTakes(cluster: Cluster): void {
   for (const node of cluster.nodes)
     for (const line of node.log.join("").split("\n")) {
+      if (line.includes('"loop.stalled"')) scanStall(node.id, line);
       if (!line.includes('"snapshot.taken"')) continue;
       try {
         const entry = JSON.parse(line) as { time: number; index: number; durationMs: number };
@@ -201,6 +215,12 @@ async function printLeadership(cluster: Cluster, originMs: number): Promise<void
   console.log(
     `  snapshot takes seen: ${all.length}, running at the same time as another node's: ${overlapping.length}`,
   );
+  const stalled = [...stalls.values()];
+  const perNode = cluster.nodes.map((node) => {
+    const own = stalled.filter((s) => s.node === node.id).map((s) => s.lateMs);
+    return `${node.id} ${own.length}${own.length === 0 ? "" : ` (max ${Math.max(...own)} ms)`}`;
+  });
+  console.log(`  event-loop stalls logged (loop.stalled): ${perNode.join(", ")}`);
   for (const r of records.filter((r) => r.event === "stepped-down"))
     console.log(
       `  step-down of ${r.node} in term ${r.term} at ${((r.atMs - originMs) / 1000).toFixed(1)} s (${r.reason}); snapshot takes within ${stepDownWindowMs / 1000} s before: ${takesBefore(r.atMs, stepDownWindowMs, originMs)}`,

@@ -2,9 +2,9 @@
  * The replica loop: the one implementation of the consensus core's Effects contract
  * (`src/consensus/effects.ts`), used by production and by the simulator alike.
  *
- * It feeds every input to the core (ticks from the runtime's timers, peer messages from the
- * transport, proposals and read-index requests from the write and read paths, and the loop's own
- * "persisted" and "applied" reports) and carries out each Effects completely, in order:
+ * It feeds every input to the core (ticks from the runtime's timers, `loop-stall.ts`; peer messages
+ * from the transport; proposals and read-index requests from the write and read paths; the loop's
+ * own "persisted" and "applied" reports) and carries out each Effects completely, in order:
  *   persist (snapshot reset, truncate, hard state, append: one durable batch, batches in call order)
  *   → send (now, or once this and every earlier batch is durable) → apply committed entries
  *   → answer clients → snapshot requests → bookkeeping (role changes, review, audit).
@@ -38,6 +38,7 @@ import type { LogIndex, NodeId, Term } from "../types/ids.ts";
 import type { CompactionPoint } from "../wal/log-store.ts";
 import { EventHistory, type HistorySink, MemoryHistory } from "./history.ts";
 import { LeaderLease } from "./leader-lease.ts";
+import { watchedTicker } from "./loop-stall.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import {
@@ -136,9 +137,8 @@ export class ReplicaLoop {
         },
       },
     );
-    // The core holds the recovered entries from here on. The runtime still refers to the list, and
-    // would keep every entry the log held at start in memory for the life of the process (after the
-    // core compacted them away); emptying it leaves the core's reference the only one.
+    // The core holds the recovered entries from here on. The runtime's list would keep every entry
+    // the log held at start in memory for good (after the core compacted them); empty it.
     recovered.entries.length = 0;
   }
 
@@ -160,7 +160,7 @@ export class ReplicaLoop {
     });
     await this.transport.start();
     this.syncPeers();
-    this.cancelTicker = this.runtime.timers.every(this.config.tickMs, () => {
+    this.cancelTicker = watchedTicker(this.runtime, this.config, () => {
       if (this.fatalError === null) this.stepSafely({ type: "tick" });
     });
   }

@@ -1,0 +1,53 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { stallWarnMsMin, stallWarnMsOf, watchedTicker } from "./loop-stall.ts";
+
+/** A clock moved by hand and an `every` timer fired by hand, with the log lines it wrote. */
+function harness() {
+  let nowMs = 1_000;
+  let tick: (() => void) | null = null;
+  const logged: { level: string; event: string; fields: Record<string, unknown> }[] = [];
+  const runtime = {
+    clock: { nowMs: () => nowMs, monotonicMs: () => nowMs },
+    timers: {
+      after: () => () => {},
+      every: (_periodMs: number, run: () => void) => {
+        tick = run;
+        return () => {
+          tick = null;
+        };
+      },
+    },
+    logger: (level: string, event: string, fields: Record<string, unknown>) => {
+      logged.push({ level, event, fields });
+    },
+  };
+  return {
+    runtime,
+    logged,
+    fireAfter(ms: number) {
+      nowMs += ms;
+      assert.ok(tick !== null, "the ticker runs");
+      tick();
+    },
+  };
+}
+
+const timing = { tickMs: 10, heartbeatMs: 100, missedHeartbeats: 6 };
+
+test("a tick that comes a third of the election timeout late is logged as loop.stalled", () => {
+  assert.equal(stallWarnMsOf(timing), 200);
+  assert.equal(stallWarnMsOf({ heartbeatMs: 20, missedHeartbeats: 3 }), stallWarnMsMin);
+  const h = harness();
+  let ticks = 0;
+  const cancel = watchedTicker(h.runtime, timing, () => ticks++);
+  h.fireAfter(10);
+  h.fireAfter(12);
+  h.fireAfter(209); // 199 ms late: below the threshold
+  assert.deepEqual(h.logged, []);
+  h.fireAfter(460); // 450 ms late
+  h.fireAfter(10);
+  assert.deepEqual(h.logged, [{ level: "warn", event: "loop.stalled", fields: { lateMs: 450 } }]);
+  assert.equal(ticks, 5, "every tick still runs");
+  cancel();
+});
