@@ -14,6 +14,24 @@ describe("content hash", () => {
     assert.equal(new Set(hashes).size, hashes.length);
   });
 
+  test("the digest of a fixed database is pinned: members of different versions compare their hashes", (t) => {
+    const log = new TestLog(openStore(t, temporaryDirectory(t), "s.db"));
+    log.write(
+      batch(
+        "CREATE TABLE p(id INTEGER PRIMARY KEY, x)",
+        // Every storage class; multi-byte text; text and blobs either side of the 64 KiB chunk.
+        "INSERT INTO p VALUES (1, NULL), (2, -7), (3, 2.5), (4, 'héllo ☃ 𝄞'), (5, x'00ff'), (6, '')",
+        "INSERT INTO p VALUES (7, printf('%.*c', 21000, 'é')), (8, printf('%.*c', 70000, 'a'))",
+        "INSERT INTO p VALUES (9, zeroblob(65000)), (10, zeroblob(200000))",
+        "WITH RECURSIVE c(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM c WHERE v < 5000) INSERT INTO p SELECT 100 + v, v * 3 FROM c",
+      ),
+    );
+    assert.equal(
+      log.leader.contentHash(),
+      "f445c1416a819f820db31c881d792d00d6a50f3546bd0cd977e944ef75910eee",
+    );
+  });
+
   test("equal content hashes equal, whatever the order and history of writes", (t) => {
     const directory = temporaryDirectory(t);
     const first = new TestLog(openStore(t, directory, "a.db"));

@@ -31,20 +31,55 @@ import { isReservedName } from "./statement-guard.ts";
 const tag = { null: 0, integer: 1, real: 2, text: 3, blob: 4, section: 0x10, row: 0x11, end: 0x12 } as const;
 const encoder = new TextEncoder();
 
+/** Bytes framed into one `update` of the digest: one call per value cost more than the hashing. */
+const hashChunkBytes = 64 * 1024;
+
+/** Frames items into a chunk and hashes the chunk when full: the digest of the same byte stream. */
 class CanonicalHash {
   readonly #hash: Hash = createHash("sha256");
-  readonly #scratch = new DataView(new ArrayBuffer(9));
+  readonly #chunk = new Uint8Array(hashChunkBytes);
+  readonly #view = new DataView(this.#chunk.buffer);
+  #used = 0;
+
+  #room(bytes: number): void {
+    if (this.#used + bytes > hashChunkBytes) this.#flush();
+  }
+
+  #flush(): void {
+    if (this.#used > 0) this.#hash.update(this.#chunk.subarray(0, this.#used));
+    this.#used = 0;
+  }
 
   #tagged(code: number, bytes: Uint8Array): void {
-    const header = new Uint8Array(5);
-    header[0] = code;
-    new DataView(header.buffer).setUint32(1, bytes.length);
-    this.#hash.update(header);
-    this.#hash.update(bytes);
+    this.#room(5);
+    this.#view.setUint8(this.#used, code);
+    this.#view.setUint32(this.#used + 1, bytes.length);
+    this.#used += 5;
+    if (bytes.length > hashChunkBytes - this.#used) {
+      this.#flush();
+      this.#hash.update(bytes);
+      return;
+    }
+    this.#chunk.set(bytes, this.#used);
+    this.#used += bytes.length;
+  }
+
+  #text(value: string): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; a longer string is encoded on its own.
+    if (5 + 3 * value.length > hashChunkBytes) {
+      this.#tagged(tag.text, encoder.encode(value));
+      return;
+    }
+    this.#room(5 + 3 * value.length);
+    const { written } = encoder.encodeInto(value, this.#chunk.subarray(this.#used + 5));
+    this.#view.setUint8(this.#used, tag.text);
+    this.#view.setUint32(this.#used + 1, written);
+    this.#used += 5 + written;
   }
 
   marker(code: number): void {
-    this.#hash.update(Uint8Array.of(code));
+    this.#room(1);
+    this.#chunk[this.#used++] = code;
   }
 
   section(name: string): void {
@@ -55,21 +90,24 @@ class CanonicalHash {
     if (value === null) {
       this.marker(tag.null);
     } else if (typeof value === "bigint") {
-      this.#scratch.setUint8(0, tag.integer);
-      this.#scratch.setBigInt64(1, value);
-      this.#hash.update(new Uint8Array(this.#scratch.buffer.slice(0)));
+      this.#room(9);
+      this.#view.setUint8(this.#used, tag.integer);
+      this.#view.setBigInt64(this.#used + 1, value);
+      this.#used += 9;
     } else if (typeof value === "number") {
-      this.#scratch.setUint8(0, tag.real);
-      this.#scratch.setFloat64(1, value);
-      this.#hash.update(new Uint8Array(this.#scratch.buffer.slice(0)));
+      this.#room(9);
+      this.#view.setUint8(this.#used, tag.real);
+      this.#view.setFloat64(this.#used + 1, value);
+      this.#used += 9;
     } else if (typeof value === "string") {
-      this.#tagged(tag.text, encoder.encode(value));
+      this.#text(value);
     } else {
       this.#tagged(tag.blob, value);
     }
   }
 
   digest(): string {
+    this.#flush();
     return this.#hash.digest("hex");
   }
 }

@@ -183,6 +183,6 @@ describe("big work does not starve the loop", { timeout: 300_000 }, () => {
       });
     });
     assert.ok((await cluster.status(follower)).snapshots.installed >= 1, "the follower installed a snapshot");
-    await cluster.convergedHashes(cluster.nodes, 30_000);
+    await cluster.convergedHashes(cluster.nodes, 60_000);
   });
 });
