@@ -138,6 +138,8 @@ export type CoreState = {
   readonly progress: Map<NodeId, Progress>;
   transfer: TransferState | null;
   readRound: number;
+  /** Leader only: read-round acknowledgements received in this term (orders `Progress.readRoundAcknowledgedAt`). */
+  readAcknowledgements: number;
   readonly pendingReads: PendingRead[];
   /** Follower only: reads asked of the leader and not answered yet (at most `readsPendingMax`). */
   readonly forwardedReads: ForwardedRead[];
@@ -199,6 +201,7 @@ export function createCoreState(config: ResolvedConfig, prng: Prng, initial: Ini
     progress: new Map(),
     transfer: null,
     readRound: 0,
+    readAcknowledgements: 0,
     pendingReads: [],
     forwardedReads: [],
     forwardedReadSeq: 0,

@@ -35,6 +35,8 @@ export class Progress {
   sentCommitIndex: LogIndex = logIndex(0);
   /** The highest linearizable-read round this follower has acknowledged. */
   readRoundAcknowledged = 0;
+  /** When it acknowledged that round, in the leader's count of acknowledgements (earlier, lower). */
+  readRoundAcknowledgedAt = 0;
   private readonly inflightMax: number;
 
   constructor(nextIndex: LogIndex, nowTick: number, inflightMax: number) {

@@ -29,7 +29,7 @@ import { type CoreState, type PendingRead, progressOf } from "./core-state.ts";
 import type { EffectsBuilder, ReadRejectionCode } from "./effects.ts";
 import type { ReadRequestId } from "./inputs.ts";
 import type { ReadIndexMessage, ReadIndexResponseMessage } from "./messages.ts";
-import { broadcastHeartbeat } from "./replication.ts";
+import { sendHeartbeats } from "./replication.ts";
 
 function notLeaderCode(s: CoreState): "NOT_LEADER" | "NO_LEADER" {
   return s.leaderId === null ? "NO_LEADER" : "NOT_LEADER";
@@ -81,15 +81,37 @@ function startRound(s: CoreState, out: EffectsBuilder, origin: PendingRead["orig
   }
   // At most one round in flight: a read that arrives while one is waits for the next round, which
   // starts when that one is confirmed (or with the next heartbeat), together with every read that
-  // arrived meanwhile. Each round costs every member a heartbeat and an answer; under concurrent
-  // reads one round now serves all the reads of a round trip, not one each.
+  // arrived meanwhile. Each round costs a majority's worth of members a heartbeat and an answer
+  // (`heartbeatReadQuorum`); under concurrent reads one round serves all the reads of a round trip.
   if (!roundConfirmed(s, s.readRound)) {
     s.pendingReads.push({ origin, index, round: s.readRound + 1 });
     return;
   }
   s.readRound++;
   s.pendingReads.push({ origin, index, round: s.readRound });
-  broadcastHeartbeat(s, out);
+  heartbeatReadQuorum(s, out);
+}
+
+/**
+ * A read round's heartbeats go to the fewest voters whose answers make a majority with this leader:
+ * those that acknowledged the latest round, the earliest to answer first (ties: configuration
+ * order). The others hear the round with the tick's next heartbeat, which goes to every member: if
+ * a chosen voter does not answer, those answers confirm the round, and the next round asks the
+ * voters that answered. In a 3-node cluster a round costs the leader one heartbeat and one answer
+ * instead of two, and one follower nothing.
+ */
+function heartbeatReadQuorum(s: CoreState, out: EffectsBuilder): void {
+  const voters = s.log.config.voters;
+  const others = voters.filter((voter) => voter !== s.config.id);
+  const needed = quorumSize(voters.length) - (others.length < voters.length ? 1 : 0);
+  const ranked = others.toSorted((a, b) => {
+    const first = progressOf(s, a);
+    const second = progressOf(s, b);
+    if (first.readRoundAcknowledged !== second.readRoundAcknowledged)
+      return second.readRoundAcknowledged - first.readRoundAcknowledged;
+    return first.readRoundAcknowledgedAt - second.readRoundAcknowledgedAt;
+  });
+  sendHeartbeats(s, out, ranked.slice(0, needed));
 }
 
 /**
@@ -144,6 +166,7 @@ export function acknowledgeReadRound(s: CoreState, out: EffectsBuilder, peer: No
   const progress = progressOf(s, peer);
   if (round <= progress.readRoundAcknowledged) return;
   progress.readRoundAcknowledged = round;
+  progress.readRoundAcknowledgedAt = ++s.readAcknowledgements;
   let released = 0;
   for (const read of s.pendingReads) {
     if (!roundConfirmed(s, read.round)) break;
@@ -151,7 +174,7 @@ export function acknowledgeReadRound(s: CoreState, out: EffectsBuilder, peer: No
     released++;
   }
   s.pendingReads.splice(0, released);
-  if (roundConfirmed(s, s.readRound) && issueWaitingRound(s)) broadcastHeartbeat(s, out);
+  if (roundConfirmed(s, s.readRound) && issueWaitingRound(s)) heartbeatReadQuorum(s, out);
 }
 
 /** On step-down: only a leader can confirm reads. Members that asked are told at once. */

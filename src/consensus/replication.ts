@@ -128,10 +128,16 @@ function requestSnapshot(s: CoreState, out: EffectsBuilder, peer: NodeId): void 
  * A witness's also names the data floor (`leaderDataFloor`) when positive.
  */
 export function broadcastHeartbeat(s: CoreState, out: EffectsBuilder): void {
+  sendHeartbeats(s, out, s.progress.keys());
+}
+
+/** `broadcastHeartbeat`, to `peers` only. */
+export function sendHeartbeats(s: CoreState, out: EffectsBuilder, peers: Iterable<NodeId>): void {
   const config = s.log.config;
   const witnessed = config.members?.some((member) => member.witness) === true;
   const dataFloor = witnessed ? leaderDataFloor(s) : logIndex(0);
-  for (const [peer, progress] of s.progress) {
+  for (const peer of peers) {
+    const progress = progressOf(s, peer);
     const leaderCommit = logIndex(Math.min(progress.matchIndex, s.commitIndex));
     progress.sentCommitIndex = logIndex(Math.max(progress.sentCommitIndex, leaderCommit));
     const floor = dataFloor > 0 && memberAttributesOf(config, peer).witness ? { dataFloor } : {};

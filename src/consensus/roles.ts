@@ -139,6 +139,7 @@ export function becomeLeader(s: CoreState, out: EffectsBuilder): void {
   s.leaderId = s.config.id;
   s.heartbeatElapsedTicks = 0;
   s.readRound = 0;
+  s.readAcknowledgements = 0;
   s.transfer = null;
   const electedBy = [...s.votes].filter(([, granted]) => granted).map(([voter]) => voter);
   s.votes.clear();
