@@ -60,14 +60,7 @@ export function writeAllParts(fd: number, parts: readonly Uint8Array[], position
       }
       fs.writev(fd, remaining, at, (error, written) => {
         if (error) return reject(error);
-        assert(written > 0, "write made progress");
-        let skipped = 0;
-        let rest = remaining;
-        while (rest.length > 0 && skipped + rest[0]!.byteLength <= written)
-          skipped += rest.shift()!.byteLength;
-        if (rest.length > 0 && written > skipped)
-          rest = [rest[0]!.subarray(written - skipped), ...rest.slice(1)];
-        step(rest, at + written);
+        step(unwritten(remaining, written), at + written);
       });
     };
     step(
@@ -75,6 +68,42 @@ export function writeAllParts(fd: number, parts: readonly Uint8Array[], position
       position,
     );
   });
+}
+
+/** Bytes of parts `writeParts` writes on the calling thread at most. */
+export const syncWriteBytesMax = 256 * 1024;
+
+/**
+ * `writeAllParts`, but parts of at most `syncWriteBytesMax` bytes in all are written on the calling
+ * thread (returning undefined): copying them into the page cache is shorter than the hop to the
+ * thread pool and back, which waits for the event loop to be free (270 µs of a one-writer write's
+ * 1.2 ms on the leader, measured). Neither syncs.
+ */
+export function writeParts(
+  fd: number,
+  parts: readonly Uint8Array[],
+  position: number,
+): Promise<void> | undefined {
+  let bytes = 0;
+  for (const part of parts) bytes += part.byteLength;
+  if (bytes > syncWriteBytesMax) return writeAllParts(fd, parts, position);
+  let remaining = parts.filter((part) => part.byteLength > 0);
+  for (let at = position; remaining.length > 0; ) {
+    const written = fs.writevSync(fd, remaining, at);
+    remaining = unwritten(remaining, written);
+    at += written;
+  }
+  return undefined;
+}
+
+/** What is left of `parts` after a write took the first `written` bytes. */
+function unwritten(parts: readonly Uint8Array[], written: number): Uint8Array[] {
+  assert(written > 0, "write made progress");
+  let skipped = 0;
+  let rest = parts.slice();
+  while (rest.length > 0 && skipped + rest[0]!.byteLength <= written) skipped += rest.shift()!.byteLength;
+  if (rest.length > 0 && written > skipped) rest = [rest[0]!.subarray(written - skipped), ...rest.slice(1)];
+  return rest;
 }
 
 /** Makes the directory's entries (files created, renamed or removed) durable. */

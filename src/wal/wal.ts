@@ -13,7 +13,7 @@
  *   fsync runs are merged into one write and one fsync (group commit).
  * - The first I/O error makes the log unusable: every pending and later call fails with `WAL_IO`,
  *   and no durability is reported for data that may not be on disk. The node must stop.
- * - No fsync runs on the event loop once the log is open: appends, hard state, truncation,
+ * - No fsync runs on the event loop once the log is open (small writes do: `writeParts`): appends, hard state, truncation,
  *   compaction and snapshot resets all sync through the asynchronous `SyncFile` (file-sync.ts), each
  *   awaited in the crash-safe order its method describes. An operation that awaits its I/O updates
  *   the in-memory view first, so reads between its steps already see the log it is making.
@@ -35,7 +35,7 @@ import {
   syncDirectory,
   truncateFile,
   unlinkFiles,
-  writeAllParts,
+  writeParts,
 } from "./file-sync.ts";
 import type { CompactionPoint, LogStore } from "./log-store.ts";
 import { encodeRecordParts, type PendingChecksum, writeChecksumsInSteps } from "./record-codec.ts";
@@ -387,7 +387,7 @@ export class Wal implements LogStore {
   }
 
   private async flush(op: AppendOp): Promise<void> {
-    await writeChecksumsInSteps(op.pending);
+    if (op.pending.length > 0) await writeChecksumsInSteps(op.pending);
     let newSegment = false;
     let dirty = false;
     let index = op.firstIndex;
@@ -415,7 +415,7 @@ export class Wal implements LogStore {
         offsets.push(filePosition + position - chunkStart);
         position += op.recordBytes[record++]!;
       }
-      await writeAllParts(this.requireActiveFd(), sliceParts(op.parts, chunkStart, position), filePosition);
+      await writeParts(this.requireActiveFd(), sliceParts(op.parts, chunkStart, position), filePosition);
       active.offsets.push(...offsets);
       active.bytes += position - chunkStart;
       index = logIndex(index + offsets.length);
