@@ -1,6 +1,8 @@
 /**
- * The store's own statements on the hot path (request log, AUTOINCREMENT counters, result counts),
- * prepared once per connection instead of once per use.
+ * The store's own statements on the hot path (request log, AUTOINCREMENT counters, result counts,
+ * and the BEGIN, SAVEPOINT, RELEASE, COMMIT and ROLLBACK of every query, batch and apply step),
+ * prepared once per connection instead of once per use: `exec` compiles its text every time, with a
+ * call of the connection's authorizer per action.
  *
  * Reuse is safe here without the care client statements need (statement-cache.ts): the texts are
  * constants of the store, they run outside the guard's judging (internal mode, nothing to classify),

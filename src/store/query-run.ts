@@ -67,7 +67,7 @@ function runChecked(
   const checked = checkStatements(statements, limits);
   const budget = resultBudget(options);
   assert(!read.isTransaction, "a query starts outside a read transaction");
-  read.exec("BEGIN");
+  internalStatement(read, "BEGIN").run();
   try {
     const appliedIndex = readMeta.readAppliedIndex();
     // The write connection changes the schema; this connection learns of it from the version.
@@ -81,6 +81,6 @@ function runChecked(
     });
     return { results, appliedIndex };
   } finally {
-    if (read.isTransaction) read.exec("ROLLBACK");
+    if (read.isTransaction) internalStatement(read, "ROLLBACK").run();
   }
 }

@@ -15,6 +15,7 @@
 import { constants, type DatabaseSync } from "node:sqlite";
 import { BatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
+import { internalStatement } from "./internal-statements.ts";
 import type { PayloadOp } from "./payload.ts";
 import type { SequenceCounters } from "./sequence-counters.ts";
 import { sqlRemainderIsBlank } from "./sql-text.ts";
@@ -120,11 +121,11 @@ export function applyInTransaction(
   lastIndex: LogIndex,
 ): void {
   const { db } = context;
-  db.exec("BEGIN IMMEDIATE");
+  internalStatement(db, "BEGIN IMMEDIATE").run();
   try {
     for (const ops of decoded) if (ops.length > 0) applyOps(context, ops);
     meta.writeAppliedIndex(lastIndex);
-    db.exec("COMMIT");
+    internalStatement(db, "COMMIT").run();
   } catch (error) {
     if (db.isTransaction) db.exec("ROLLBACK");
     context.triggers.forgetAfterRollback();

@@ -180,9 +180,9 @@ export class Store {
     assert(!this.#holdsAdopted, "no batch joins a transaction that holds an adopted batch");
     if (last === null) {
       this.#useMode("leader");
-      write.exec("BEGIN IMMEDIATE");
+      internalStatement(write, "BEGIN IMMEDIATE").run();
     }
-    write.exec(`SAVEPOINT ${batchSavepoint}`);
+    internalStatement(write, `SAVEPOINT ${batchSavepoint}`).run();
     try {
       const context = {
         db: write,
@@ -199,7 +199,7 @@ export class Store {
         ...(options.historyRows === undefined ? {} : { history: options.historyRows }),
       });
       const payload = encodeBoundedPayload(outcome.ops, this.#limits.payloadBytesMax);
-      write.exec(`RELEASE ${batchSavepoint}`);
+      internalStatement(write, `RELEASE ${batchSavepoint}`).run();
       this.#speculative.push(index);
       const { results, counters, reservations } = outcome;
       return { results, payload, counters, reservations };
@@ -298,7 +298,7 @@ export class Store {
     );
     assert(write.isTransaction, "a speculative transaction is open");
     writeMeta.writeAppliedIndex(upToIndex);
-    write.exec("COMMIT");
+    internalStatement(write, "COMMIT").run();
     this.#checkpoints?.afterCommit(write);
     this.#appliedIndex = upToIndex;
     this.#speculative = [];
