@@ -338,8 +338,8 @@ export class ReplicaLoop {
   }
 
   private carryOut(effects: Effects): void {
-    const durable = this.persist(effects);
     for (const outbound of effects.messages) if (!outbound.afterPersist) this.send(outbound.message);
+    const durable = this.persist(effects);
     if (durable !== null) this.afterDurable(durable, effects);
     const parts = this.parts;
     assert(parts !== null, "parts attached before the first step");
@@ -376,7 +376,8 @@ export class ReplicaLoop {
     this.transportPeers = new Set([...wanted, ...this.startPeers]);
   }
 
-  /** Starts the durable batch of these effects; returns a promise for it and every earlier one, or null. */
+  /** Starts the durable batch of these effects, after the messages that need none (the log may write
+   * on this thread); returns a promise for it and every earlier one, or null. */
   private persist(effects: Effects): Promise<void> | null {
     const log = this.runtime.log;
     const operations: Promise<void>[] = [];
@@ -489,9 +490,7 @@ function recoveredConfig(point: CompactionPoint): { snapshotConfig?: ClusterConf
   return { snapshotConfig: parsed };
 }
 
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
+const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));
 
 function stoppedError(cause: Error): BatonError {
   if (cause instanceof BatonError && cause.code === ErrorCode.SHUTTING_DOWN) return cause;
