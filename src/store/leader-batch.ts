@@ -40,7 +40,7 @@ import { checkReplicableTable, checkReservedNames } from "./schema-rules.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import type { StatementCache } from "./statement-cache.ts";
 import type { StatementGuard } from "./statement-guard.ts";
-import type { ExecuteStatementResult, Statement } from "./types.ts";
+import type { BatchResult, ExecuteStatementResult, Statement } from "./types.ts";
 import { exactInteger } from "./values.ts";
 
 export type LeaderContext = {
@@ -175,7 +175,168 @@ function runDml(
   return { rowsAffected: Number(counts.changes), lastInsertRowid: exactInteger(counts.rowid), columns, rows };
 }
 
-/** Runs `statements` in order (inside the caller's savepoint) and returns their results and ops. */
+/** One client batch of a group: its statements and what runs after them while the session records. */
+export type GroupBatch = {
+  readonly statements: readonly Statement[];
+  readonly budget: ResultBudget;
+  /** Runs after the statements, while the session still records (the request log). */
+  readonly beforeFlush?: (results: readonly ExecuteStatementResult[]) => void;
+};
+
+export type GroupOutcome = {
+  readonly batches: readonly BatchResult[];
+  readonly ops: PayloadOp[];
+  /** The AUTOINCREMENT counters after the group. */
+  readonly counters: readonly SequenceEntry[];
+  /** The id reservations, when the group raised the counters to them (see id-reservations.ts). */
+  readonly reservations: readonly SequenceEntry[] | null;
+};
+
+/**
+ * SQLite ended the whole transaction while batch `batchIndex` of a group ran (`OR ROLLBACK`,
+ * `RAISE(ROLLBACK)`, an I/O error): every batch of the group went with it.
+ */
+export class GroupTransactionLost extends Error {
+  readonly batchIndex: number;
+  override readonly cause: unknown;
+  constructor(cause: unknown, batchIndex: number) {
+    super("SQLite rolled back the transaction");
+    this.cause = cause;
+    this.batchIndex = batchIndex;
+  }
+}
+
+/** A batch of a group reached a DDL statement after other batches ran: it needs an entry of its own. */
+class NeedsOwnEntry extends Error {}
+
+const memberSavepoint = "baton_member";
+const again: BatchResult = { kind: "again", alone: false };
+
+/** Runs one batch's statements, then its `beforeFlush`; `state.ranDdl` tells whether DDL ran. */
+function runStatements(
+  context: LeaderContext,
+  batch: GroupBatch,
+  recorder: ChangeRecorder,
+  ops: PayloadOp[],
+  state: { ddlAllowed: boolean; ranDdl: boolean },
+): ExecuteStatementResult[] {
+  const { db, guard, statements: cache } = context;
+  const results: ExecuteStatementResult[] = [];
+  const internalValueBytesMax = db.limits.length;
+  db.limits.length = clientValueBytesMax;
+  try {
+    for (const [index, { sql, params }] of batch.statements.entries()) {
+      const compiled = compileStatement(db, guard, cache, index, sql, params);
+      if (compiled.statementClass.ddl) {
+        if (!state.ddlAllowed) throw new NeedsOwnEntry();
+        state.ranDdl = true;
+        recorder.flush();
+        runDdl(context, compiled, ops);
+        results.push(noChange);
+      } else {
+        recorder.ensureOpen();
+        results.push(runDml(context, compiled, batch.budget));
+      }
+    }
+  } finally {
+    db.limits.length = internalValueBytesMax;
+  }
+  if (batch.beforeFlush !== undefined) {
+    recorder.ensureOpen();
+    batch.beforeFlush(results);
+  }
+  return results;
+}
+
+/**
+ * Runs one batch of several under a savepoint of its own. A failure rolls back to it: the session
+ * reports only the net change, so the batch leaves nothing in the changeset. Returns whether the
+ * group stays open for more batches (not after one that ran DDL, which has the entry to itself).
+ */
+function runMember(
+  context: LeaderContext,
+  batch: GroupBatch,
+  recorder: ChangeRecorder,
+  ops: PayloadOp[],
+  ddlAllowed: boolean,
+): { result: BatchResult; open: boolean } {
+  const { db } = context;
+  const opsBefore = ops.length;
+  const state = { ddlAllowed, ranDdl: false };
+  internalStatement(db, `SAVEPOINT ${memberSavepoint}`).run();
+  try {
+    const results = runStatements(context, batch, recorder, ops, state);
+    internalStatement(db, `RELEASE ${memberSavepoint}`).run();
+    return { result: { kind: "done", results }, open: !state.ranDdl };
+  } catch (error) {
+    if (!db.isTransaction) throw error;
+    internalStatement(db, `ROLLBACK TO ${memberSavepoint}`).run();
+    internalStatement(db, `RELEASE ${memberSavepoint}`).run();
+    if (error instanceof NeedsOwnEntry) return { result: again, open: false };
+    if (state.ranDdl) {
+      // Only a group's first batch runs DDL: what it flushed and recorded is its own, and undone.
+      ops.length = opsBefore;
+      recorder.discard();
+      context.schemaChanged();
+    }
+    return { result: { kind: "failed", error }, open: !state.ranDdl };
+  }
+}
+
+/**
+ * Runs a group of batches (inside the caller's savepoint) in order, in one session, for one log
+ * entry. A single batch runs as it is and a failure throws; of several, each runs under its own
+ * savepoint and a failure is that batch's result. A batch that reaches DDL after another batch ran
+ * is left to run again alone; a batch that ran DDL ends the group. If SQLite ends the whole
+ * transaction, `GroupTransactionLost` names the batch that did it.
+ */
+export function runLeaderGroup(
+  context: LeaderContext,
+  batches: readonly GroupBatch[],
+  extras: BatchExtras = {},
+): GroupOutcome {
+  const { db, counters } = context;
+  assert(db.isTransaction, "a leader group runs inside the speculative transaction");
+  const ops: PayloadOp[] = [];
+  const results: BatchResult[] = [];
+  const recorder = new ChangeRecorder(db, ops);
+  let reservations: readonly SequenceEntry[] | null = null;
+  try {
+    const countersBefore = counters.beforeBatch(db);
+    if (extras.raiseCounters === true) reservations = raiseCountersToReservations(db, counters.exists(db));
+    let open = true;
+    for (const [index, batch] of batches.entries()) {
+      if (!open) {
+        results.push(again);
+      } else if (batches.length === 1) {
+        const state = { ddlAllowed: true, ranDdl: false };
+        results.push({ kind: "done", results: runStatements(context, batch, recorder, ops, state) });
+      } else {
+        const ddlAllowed = !results.some((result) => result.kind === "done");
+        let member: ReturnType<typeof runMember>;
+        try {
+          member = runMember(context, batch, recorder, ops, ddlAllowed);
+        } catch (error) {
+          throw db.isTransaction ? error : new GroupTransactionLost(error, index);
+        }
+        results.push(member.result);
+        open = member.open;
+      }
+    }
+    if (extras.reserve !== undefined || extras.history !== undefined) recorder.ensureOpen();
+    if (extras.reserve !== undefined) raiseReservations(db, extras.reserve);
+    if (extras.history !== undefined) insertHistory(db, extras.history);
+    recorder.flush();
+    const countersAfter = counters.afterBatch(db);
+    const counterOp = SequenceCounters.opFor(countersBefore, countersAfter, ops);
+    if (counterOp !== null) ops.push(counterOp);
+    return { batches: results, ops, counters: countersAfter, reservations };
+  } finally {
+    recorder.discard();
+  }
+}
+
+/** Runs one batch (inside the caller's savepoint) and returns its results and ops; a failure throws. */
 export function runLeaderBatch(
   context: LeaderContext,
   statements: readonly Statement[],
@@ -184,42 +345,14 @@ export function runLeaderBatch(
   beforeFlush?: (results: readonly ExecuteStatementResult[]) => void,
   extras: BatchExtras = {},
 ): BatchOutcome {
-  const { db, guard, statements: cache, counters } = context;
-  assert(db.isTransaction, "a leader batch runs inside the speculative transaction");
-  const ops: PayloadOp[] = [];
-  const results: ExecuteStatementResult[] = [];
-  const recorder = new ChangeRecorder(db, ops);
-  let countersAfter: readonly SequenceEntry[];
-  let reservations: readonly SequenceEntry[] | null = null;
-  const internalValueBytesMax = db.limits.length;
-  try {
-    const countersBefore = counters.beforeBatch(db);
-    if (extras.raiseCounters === true) reservations = raiseCountersToReservations(db, counters.exists(db));
-    db.limits.length = clientValueBytesMax;
-    for (const [index, { sql, params }] of statements.entries()) {
-      const compiled = compileStatement(db, guard, cache, index, sql, params);
-      if (compiled.statementClass.ddl) {
-        recorder.flush();
-        runDdl(context, compiled, ops);
-        results.push(noChange);
-      } else {
-        recorder.ensureOpen();
-        results.push(runDml(context, compiled, budget));
-      }
-    }
-    db.limits.length = internalValueBytesMax;
-    if (beforeFlush !== undefined || extras.reserve !== undefined || extras.history !== undefined)
-      recorder.ensureOpen();
-    if (beforeFlush !== undefined) beforeFlush(results);
-    if (extras.reserve !== undefined) raiseReservations(db, extras.reserve);
-    if (extras.history !== undefined) insertHistory(db, extras.history);
-    recorder.flush();
-    countersAfter = counters.afterBatch(db);
-    const counterOp = SequenceCounters.opFor(countersBefore, countersAfter, ops);
-    if (counterOp !== null) ops.push(counterOp);
-  } finally {
-    db.limits.length = internalValueBytesMax;
-    recorder.discard();
-  }
-  return { results, ops, counters: countersAfter, reservations };
+  const batch = { statements, budget, ...(beforeFlush === undefined ? {} : { beforeFlush }) };
+  const group = runLeaderGroup(context, [batch], extras);
+  const [only] = group.batches;
+  assert(only?.kind === "done", "a group of one batch either runs it or throws");
+  return {
+    results: [...only.results],
+    ops: group.ops,
+    counters: group.counters,
+    reservations: group.reservations,
+  };
 }

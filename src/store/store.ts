@@ -28,11 +28,12 @@ import { computeContentHash } from "./content-hash.ts";
 import { ContentHashJob } from "./database-check.ts";
 import { type HistoryReads, historyReads } from "./history-table.ts";
 import { internalStatement } from "./internal-statements.ts";
-import { runLeaderBatch } from "./leader-batch.ts";
-import { decodePayload, encodeBoundedPayload } from "./payload.ts";
-import { resultBudget, runQuery, runQueryIf } from "./query-run.ts";
+import { GroupTransactionLost } from "./leader-batch.ts";
+import { lostGroup, runGroupEntry } from "./leader-group.ts";
+import { decodePayload } from "./payload.ts";
+import { runQuery, runQueryIf } from "./query-run.ts";
 import { applyInTransaction } from "./replica-apply.ts";
-import { lookupRequest, type RememberedRequest, rememberStep } from "./request-log.ts";
+import { lookupRequest, type RememberedRequest } from "./request-log.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import * as snapshotFile from "./snapshot-file.ts";
 import type { StatementCacheStats } from "./statement-cache.ts";
@@ -47,13 +48,16 @@ import type {
   DiscardedBatch,
   ExecuteOptions,
   ExecuteResult,
+  GroupedBatch,
+  GroupOptions,
+  GroupResult,
   QueryOptions,
   QueryResult,
   SnapshotInfo,
   Statement,
   StoreOptions,
 } from "./types.ts";
-import { checkStatements, type StatementLimits } from "./values.ts";
+import type { StatementLimits } from "./values.ts";
 
 export { resultBytesMaxDefault, resultRowsMaxDefault } from "./query-run.ts";
 export { storeDefaults } from "./store-limits.ts";
@@ -97,9 +101,6 @@ export class Store {
     return store;
   }
 
-  get isOpen(): boolean {
-    return this.#connections !== null;
-  }
   /** The index of the last entry whose effects are committed in SQLite. */
   get appliedIndex(): LogIndex {
     return this.#appliedIndex;
@@ -162,20 +163,29 @@ export class Store {
   }
 
   /**
-   * Runs a batch on the leader as the payload for log index `index` (which the caller will propose
-   * there). The batch joins the speculative transaction; nothing is visible to readers or durable in
-   * SQLite until `commitSpeculative`. A failing statement throws and leaves no trace.
+   * Runs a batch on the leader as the payload for log index `index`, which the caller will propose
+   * (a group of one, below). Nothing is visible to readers or durable in SQLite until
+   * `commitSpeculative`. A failing statement throws and leaves no trace.
    */
   execute(index: LogIndex, statements: readonly Statement[], options: ExecuteOptions = {}): ExecuteResult {
-    const { write, writeGuard, writeStatements } = this.#open();
+    const group = this.executeGroup(index, [{ statements, options }], options);
+    const [only] = group.batches;
+    assert(only?.kind === "done" && group.payload !== null, "a group of one batch either runs it or throws");
+    const { payload, counters, reservations } = group;
+    return { results: only.results, payload, counters, reservations };
+  }
+
+  /**
+   * Runs several client batches on the leader as ONE entry at `index` (leader-group.ts), each with a
+   * result of its own. A batch that fails leaves no trace and the others stand; when none ran, the
+   * payload is null and nothing joined the transaction. A group of one throws like `execute`. Errors
+   * of the group as a whole (too many open batches, a replay required) throw.
+   */
+  executeGroup(index: LogIndex, batches: readonly GroupedBatch[], options: GroupOptions = {}): GroupResult {
+    const { write } = this.#open();
     assert(index > this.#appliedIndex, `execute at ${index} not after applied index ${this.#appliedIndex}`);
     const last = this.lastSpeculativeIndex;
     assert(last === null || index > last, `execute at ${index} not after speculative index ${last}`);
-    const checked = checkStatements(statements, {
-      statementsMax: this.#limits.statementsPerBatchMax,
-      sqlBytesMax: this.#limits.sqlBytesMax,
-    });
-    const budget = resultBudget(options);
     this.#checkCanSpeculate();
     assert(!this.#holdsAdopted, "no batch joins a transaction that holds an adopted batch");
     if (last === null) {
@@ -184,27 +194,17 @@ export class Store {
     }
     internalStatement(write, `SAVEPOINT ${batchSavepoint}`).run();
     try {
-      const context = {
-        db: write,
-        guard: writeGuard,
-        statements: writeStatements,
-        counters: this.#counters,
-        schemaChanged: () => this.#schemaChanged(),
-      };
-      const window = { entries: this.#limits.requestWindowEntries, ms: this.#limits.requestWindowMs };
-      const remember = rememberStep(write, options.request, index, window);
-      const outcome = runLeaderBatch(context, checked, budget, remember, {
-        ...(options.raiseCountersToReservations === true ? { raiseCounters: true } : {}),
-        ...(options.reserveIds === undefined ? {} : { reserve: options.reserveIds }),
-        ...(options.historyRows === undefined ? {} : { history: options.historyRows }),
-      });
-      const payload = encodeBoundedPayload(outcome.ops, this.#limits.payloadBytesMax);
-      internalStatement(write, `RELEASE ${batchSavepoint}`).run();
-      this.#speculative.push(index);
-      const { results, counters, reservations } = outcome;
-      return { results, payload, counters, reservations };
+      const { writeGuard: guard, writeStatements: statements } = this.#open();
+      const context = { db: write, guard, statements, counters: this.#counters, limits: this.#limits };
+      const schemaChanged = () => this.#schemaChanged();
+      const group = runGroupEntry({ ...context, schemaChanged }, index, batches, options);
+      if (group.payload === null) this.#abandonBatch(null);
+      else internalStatement(write, `RELEASE ${batchSavepoint}`).run();
+      if (group.payload !== null) this.#speculative.push(index);
+      return group;
     } catch (error) {
-      throw this.#abandonBatch(error);
+      if (!(error instanceof GroupTransactionLost)) throw this.#abandonBatch(error);
+      return lostGroup(batches.length, error.batchIndex, this.#abandonBatch(error.cause));
     }
   }
 
@@ -278,14 +278,12 @@ export class Store {
     this.#speculative = [];
     if (lost.length === 0) return error;
     this.#replayRequiredThrough = lost.at(-1)!;
-    const lostIndexes = lost.map(Number);
-    if (error instanceof BatonError) {
-      return new BatonError(error.code, `${error.message} (SQLite rolled back the speculative transaction)`, {
-        ...error.details,
-        lostSpeculativeIndexes: lostIndexes,
-      });
-    }
-    return error;
+    if (!(error instanceof BatonError)) return error;
+    const message = `${error.message} (SQLite rolled back the speculative transaction)`;
+    return new BatonError(error.code, message, {
+      ...error.details,
+      lostSpeculativeIndexes: lost.map(Number),
+    });
   }
 
   /** Commits the speculative transaction once Raft has committed its last batch, `upToIndex`. */

@@ -46,7 +46,33 @@ export type ExecuteResult = {
   readonly reservations: readonly SequenceEntry[] | null;
 };
 
-/** A batch that ran elsewhere on the same state, as `Store.adoptBatch` takes it over. */
+/** One client batch of a group that shares a log entry (`Store.executeGroup`). */
+export type GroupedBatch = {
+  readonly statements: readonly Statement[];
+  readonly options?: Pick<ExecuteOptions, "request" | "resultRowsMax" | "resultBytesMax">;
+};
+
+/** What the group as a whole does besides its batches' statements (see `ExecuteOptions`). */
+export type GroupOptions = Pick<ExecuteOptions, "raiseCountersToReservations" | "reserveIds" | "historyRows">;
+
+/** What became of one batch of a group. */
+export type BatchResult =
+  | { readonly kind: "done"; readonly results: readonly ExecuteStatementResult[] }
+  | { readonly kind: "failed"; readonly error: unknown }
+  /** It left no trace: run it again, in an entry of its own when `alone`. */
+  | { readonly kind: "again"; readonly alone: boolean };
+
+export type GroupResult = {
+  /** One per batch, in order. */
+  readonly batches: readonly BatchResult[];
+  /** The entry's payload; null when nothing is to be proposed (no batch ran). */
+  readonly payload: Uint8Array | null;
+  /** The AUTOINCREMENT counters after the group, sorted by table name. */
+  readonly counters: readonly SequenceEntry[];
+  /** The id reservations read when `raiseCountersToReservations` was set, else null. */
+  readonly reservations: readonly SequenceEntry[] | null;
+};
+
 /**
  * How a batch from the write sandbox is adopted (`Store.adoptBatch`). `applyElsewhere`: only its
  * payload is made (the request's record added), nothing is applied or left open; the entry is applied
