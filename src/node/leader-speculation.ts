@@ -17,7 +17,16 @@
  */
 import { assert } from "../lib/assert.ts";
 import type { Store } from "../store/store.ts";
-import type { AdoptedBatch, AdoptOptions, ExecuteOptions, ExecuteResult, Statement } from "../store/types.ts";
+import type {
+  AdoptedBatch,
+  AdoptOptions,
+  ExecuteOptions,
+  ExecuteResult,
+  GroupedBatch,
+  GroupOptions,
+  GroupResult,
+  Statement,
+} from "../store/types.ts";
 import type { LogIndex } from "../types/ids.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { NodeConfig } from "./node-config.ts";
@@ -55,6 +64,15 @@ export class LeaderSpeculation {
   /** Runs a batch at `index` inside the open transaction; a failing batch leaves no trace. */
   execute(index: LogIndex, statements: readonly Statement[], options: ExecuteOptions): ExecuteResult {
     const result = this.store.execute(index, statements, options);
+    this.openedAtMs ??= this.clock.nowMs();
+    if (this.config.unsafeNodeBugs?.commitSpeculationEarly === true) this.commitAll();
+    return result;
+  }
+
+  /** Runs several batches as one entry at `index` (Store.executeGroup); batches that fail leave no trace. */
+  executeGroup(index: LogIndex, batches: readonly GroupedBatch[], options: GroupOptions): GroupResult {
+    const result = this.store.executeGroup(index, batches, options);
+    if (result.payload === null) return result;
     this.openedAtMs ??= this.clock.nowMs();
     if (this.config.unsafeNodeBugs?.commitSpeculationEarly === true) this.commitAll();
     return result;

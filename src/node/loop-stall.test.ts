@@ -11,6 +11,7 @@ function harness() {
     clock: { nowMs: () => nowMs, monotonicMs: () => nowMs },
     timers: {
       after: () => () => {},
+      soon: () => () => {},
       every: (_periodMs: number, run: () => void) => {
         tick = run;
         return () => {

@@ -11,6 +11,10 @@ export function manualTimers(): Timers & { fire(): void; scheduled(): number } {
     every(): Cancel {
       throw new Error("not used");
     },
+    soon(run: () => void): Cancel {
+      pending.add(run);
+      return () => pending.delete(run);
+    },
     fire() {
       for (const run of [...pending]) {
         pending.delete(run);

@@ -40,6 +40,11 @@ export interface Timers {
   after(delayMs: number, run: () => void): Cancel;
   /** Runs `run` every `periodMs` until cancelled. */
   every(periodMs: number, run: () => void): Cancel;
+  /**
+   * Runs `run` once, as soon as the input already received has been handled (Node's `setImmediate`:
+   * after this turn's I/O callbacks, before any timer of a later turn).
+   */
+  soon(run: () => void): Cancel;
 }
 
 export type NodeLogLevel = "debug" | "info" | "warn" | "error";
@@ -171,6 +176,10 @@ export const systemTimers: Timers = {
   every(periodMs, run) {
     const timer = setInterval(run, periodMs);
     return () => clearInterval(timer);
+  },
+  soon(run) {
+    const immediate = setImmediate(run);
+    return () => clearImmediate(immediate);
   },
 };
 

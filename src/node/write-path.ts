@@ -25,19 +25,24 @@
  *   every batch runs in process.
  */
 import type { ExecuteResponse } from "../api/api-types.ts";
-import { jsonSafe } from "../api/json-encoding.ts";
 import type { NormalizedExecute } from "../api/request-validation.ts";
 import type { Durability } from "../consensus/config.ts";
 import { mayLead } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
 import { BatonError, ErrorCode, isBatonError } from "../lib/errors.ts";
 import { checkPayloadInSteps, type HistoryRow, type SequenceEntry } from "../store/index.ts";
-import type { AdoptedBatch, AdoptOptions, ExecuteResult, ExecuteStatementResult } from "../store/types.ts";
+import type { RememberedRequest } from "../store/request-log.ts";
+import type {
+  AdoptedBatch,
+  AdoptOptions,
+  BatchResult,
+  ExecuteResult,
+  ExecuteStatementResult,
+} from "../store/types.ts";
 import type { BatchSandbox } from "../store/write-sandbox.ts";
 import type { SandboxRequest } from "../store/write-sandbox-protocol.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
-import { EntryKind } from "../types/log-entry.ts";
-import { within } from "./bounded-wait.ts";
+import { EntryProposer } from "./entry-proposer.ts";
 import type { IdGuard } from "./id-guard.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { LeaderSpeculation } from "./leader-speculation.ts";
@@ -47,22 +52,40 @@ import type { ProposalResult } from "./proposal-registry.ts";
 import type { ReplicaLoop } from "./replica-loop.ts";
 import type { NodeRuntime } from "./runtime.ts";
 import { WriteGate } from "./write-gate.ts";
+import { type GroupMember, runAgain, WriteGroups } from "./write-groups.ts";
+import { encodeResults } from "./write-results.ts";
 
 /** Extra time past a write's own timeout before the node stops waiting for the core's answer. */
 export const outcomeGraceMs = 1_000;
 
-export function encodeResults(results: readonly ExecuteStatementResult[]): ExecuteResponse["results"] {
-  return results.map((r) => ({
-    rowsAffected: r.rowsAffected,
-    lastInsertRowid: jsonSafe(r.lastInsertRowid) as number | string,
-    ...(r.columns === undefined
-      ? {}
-      : { columns: r.columns, rows: (r.rows ?? []).map((row) => row.map(jsonSafe)) as never }),
-  }));
+/** A batch proposed at `index`: its results, and its entry's outcome. */
+type ProposedWrite = {
+  readonly index: LogIndex;
+  readonly term: number;
+  readonly results: readonly ExecuteStatementResult[];
+  readonly outcome: Promise<ProposalResult>;
+  /** The writer stops waiting for the outcome (the entry's last waiter lets the registry forget it). */
+  readonly forget: () => void;
+  readonly needs: readonly SequenceEntry[];
+};
+
+/** A write that passed the gate but was handed back until its deadline: it never ran. */
+function notRunInTime(timeoutMs: number): BatonError {
+  const message = `the write did not run within its ${timeoutMs} ms; nothing was applied`;
+  return new BatonError(ErrorCode.TIMEOUT, message, { timeoutMs });
+}
+
+/** Settles a member whose batch is not in a proposed entry: its error, or run it again. */
+function settleUnproposed(member: GroupMember<ProposedWrite>, batch: BatchResult | undefined): void {
+  assert(batch !== undefined && batch.kind !== "done", "a batch that ran is in the proposed entry");
+  if (batch.kind === "failed") member.reject(batch.error);
+  else member.resolve({ kind: "again", alone: batch.alone });
 }
 
 export class WritePath {
   readonly gate: WriteGate;
+  private readonly groups: WriteGroups<ProposedWrite>;
+  private readonly proposer: EntryProposer;
   private readonly loop: ReplicaLoop;
   private readonly speculation: LeaderSpeculation;
   private readonly ids: IdGuard;
@@ -103,6 +126,8 @@ export class WritePath {
     this.damageError = parts.damageError;
     this.storeVerified = parts.storeVerified;
     this.gate = new WriteGate(parts.runtime.timers, parts.config.gateWaitersMax, () => this.gateOpen());
+    this.proposer = new EntryProposer(parts);
+    this.groups = new WriteGroups(parts.runtime.timers, (members) => this.runGroup(members));
   }
 
   async execute(request: NormalizedExecute): Promise<ExecuteResponse> {
@@ -111,31 +136,34 @@ export class WritePath {
     const remainingMs = (): number => Math.max(1, deadlineMs - clock.nowMs());
     this.requireLeader();
     const ticket = this.gate.ticket();
-    while (!this.gateOpen()) {
-      this.requireLeader();
-      await this.gate.wait(remainingMs(), { ticket });
-    }
-    this.checkExpectedTerm(request.expectedTerm);
-    this.refuseWhileHandingOver();
-    if (request.requestId !== null) {
-      const remembered = this.runtime.store.lookupRequest(request.requestId);
-      if (remembered !== null) {
-        await this.applied.wait(remembered.index, remainingMs());
-        await this.confirmRemembered(
-          remembered.index,
-          request.durability ?? this.config.durability,
-          deadlineMs,
-        );
-        const original = JSON.parse(remembered.response) as Pick<ExecuteResponse, "results" | "position">;
-        return { ...original, term: original.position.term, node: this.config.id };
+    let alone = false;
+    let ran: ProposedWrite | null = null;
+    while (ran === null) {
+      while (!this.gateOpen()) {
+        this.requireLeader();
+        await this.gate.wait(remainingMs(), { ticket });
       }
+      this.requireLeader();
+      this.checkExpectedTerm(request.expectedTerm);
+      this.refuseWhileHandingOver();
+      if (request.requestId !== null) {
+        const remembered = this.runtime.store.lookupRequest(request.requestId);
+        if (remembered !== null) return this.answerRemembered(remembered, request, deadlineMs);
+      }
+      const sandbox = this.runtime.writeSandbox;
+      if (sandbox !== undefined && !this.runtime.store.isBoundedBatch(request.statements)) {
+        ran = await this.runSandboxedAndPropose(sandbox, request, remainingMs);
+        break;
+      }
+      const term = this.loop.core.summary().term;
+      const joined = await this.groups.join(request, deadlineMs, term, alone);
+      if (joined.kind === "ran") ran = joined.write;
+      else alone ||= joined.alone;
+      if (ran === null && clock.nowMs() >= deadlineMs)
+        throw notRunInTime(request.timeoutMs ?? this.config.writeTimeoutMsDefault);
     }
-    const sandbox = this.runtime.writeSandbox;
-    const inProcess = sandbox === undefined || this.runtime.store.isBoundedBatch(request.statements);
-    const { index, term, results, proposalId, outcome, needs } = inProcess
-      ? this.runAndPropose(request, remainingMs())
-      : await this.runSandboxedAndPropose(sandbox, request, remainingMs);
-    const position = await this.awaitOutcome(proposalId, outcome, index, remainingMs() + outcomeGraceMs);
+    const { index, term, results, outcome, forget, needs } = ran;
+    const position = await this.proposer.awaitOutcome(forget, outcome, index, remainingMs() + outcomeGraceMs);
     assert(
       position.index === index && position.term === term,
       "the acknowledgement names the batch's position",
@@ -148,6 +176,18 @@ export class WritePath {
       term: position.term,
       node: this.config.id,
     };
+  }
+
+  /** A retried write that is remembered: its original response, once applied here at its durability. */
+  private async answerRemembered(
+    remembered: RememberedRequest,
+    request: NormalizedExecute,
+    deadlineMs: number,
+  ): Promise<ExecuteResponse> {
+    await this.applied.wait(remembered.index, Math.max(1, deadlineMs - this.runtime.clock.nowMs()));
+    await this.confirmRemembered(remembered.index, request.durability ?? this.config.durability, deadlineMs);
+    const original = JSON.parse(remembered.response) as Pick<ExecuteResponse, "results" | "position">;
+    return { ...original, term: original.position.term, node: this.config.id };
   }
 
   /**
@@ -246,20 +286,58 @@ export class WritePath {
     );
   }
 
-  /** Runs the batch in the open transaction at the next index and proposes it there, in one turn. */
-  private runAndPropose(request: NormalizedExecute, timeoutMs: number) {
+  /** A group may run now: the gate is open and nothing changed since its batches passed it. */
+  private groupMayRun(members: readonly GroupMember<ProposedWrite>[]): boolean {
+    if (!this.gateOpen() || this.damageError() !== null) return false;
+    const { term, clusterConfig } = this.loop.core.summary();
+    return mayLead(clusterConfig, this.config.id) && members.every((member) => member.term === term);
+  }
+
+  /**
+   * Runs a group of in-process batches in the open transaction at the next index and proposes the
+   * entry there, in one turn (write-groups.ts); settles every member.
+   */
+  private runGroup(members: readonly GroupMember<ProposedWrite>[]): void {
+    if (!this.groupMayRun(members)) {
+      for (const member of members) member.resolve(runAgain);
+      return;
+    }
     const { term, lastIndex } = this.loop.core.summary();
     const index = logIndex(lastIndex + 1);
     const raise = this.ids.mustRaise(term);
-    const { results, payload, counters, reservations } = this.speculation.execute(index, request.statements, {
-      ...(raise ? { raiseCountersToReservations: true } : {}),
-      ...this.requestOption(request, index, term),
-    });
-    const { needs, reserve } = this.ids.afterBatch(counters, reservations);
-    const { proposalId, outcome } = this.propose(index, term, payload, request.durability, timeoutMs);
+    const batches = members.map((member) => ({
+      statements: member.request.statements,
+      options: this.proposer.requestOption(member.request, index, term),
+    }));
+    const group = this.speculation.executeGroup(
+      index,
+      batches,
+      raise ? { raiseCountersToReservations: true } : {},
+    );
+    if (group.payload === null) {
+      for (const [i, member] of members.entries()) settleUnproposed(member, group.batches[i]);
+      return;
+    }
+    const { needs, reserve } = this.ids.afterBatch(group.counters, group.reservations);
+    const nowMs = this.runtime.clock.nowMs();
+    const timeoutMs = Math.max(1, Math.min(...members.map((member) => member.deadlineMs - nowMs)));
+    const durability = members[0]?.request.durability ?? null;
+    const { proposalId, outcome } = this.proposer.propose(index, term, group.payload, durability, timeoutMs);
     if (raise) this.ids.raised(term);
-    if (reserve !== null) this.proposeReservation(reserve);
-    return { index, term, results, proposalId, outcome, needs };
+    if (reserve !== null) this.proposer.proposeReservation(reserve);
+    let waiting = group.batches.filter((batch) => batch.kind === "done").length;
+    const forget = () => {
+      if (--waiting === 0) this.loop.outcomes.forget(proposalId);
+    };
+    for (const [i, member] of members.entries()) {
+      const batch = group.batches[i];
+      if (batch?.kind !== "done") settleUnproposed(member, batch);
+      else
+        member.resolve({
+          kind: "ran",
+          write: { index, term, results: batch.results, outcome, forget, needs },
+        });
+    }
   }
 
   /** Ready for the sandbox: leading, nothing speculative, every log entry applied (see the header). */
@@ -313,14 +391,21 @@ export class WritePath {
         const message = "the log moved on while the batch ran in the sandbox; it was not applied, retry";
         throw new BatonError(ErrorCode.OVERLOADED, message, { index });
       }
-      const options = { ...this.requestOption(request, index, term), applyElsewhere };
+      const options = { ...this.proposer.requestOption(request, index, term), applyElsewhere };
       const { payload } = this.adopt(index, { ...executed, checksumChecked: applyElsewhere }, options);
       const { needs, reserve } = this.ids.afterBatch(executed.counters, executed.reservations);
-      const { proposalId, outcome } = this.propose(index, term, payload, request.durability, remainingMs());
+      const { proposalId, outcome } = this.proposer.propose(
+        index,
+        term,
+        payload,
+        request.durability,
+        remainingMs(),
+      );
       if (raise) this.ids.raised(term);
       // Nothing joins the adopted batch's transaction: the next batch asks for the reservation again.
       if (reserve !== null) this.ids.proposalFailed(reserve);
-      return { index, term, results: executed.results, proposalId, outcome, needs };
+      const forget = () => this.loop.outcomes.forget(proposalId);
+      return { index, term, results: executed.results, outcome, forget, needs };
     } finally {
       this.sandboxTurn = false;
       this.gate.release();
@@ -367,43 +452,6 @@ export class WritePath {
     }
   }
 
-  /** The store's request option for a batch at `index`: remember it with its response. */
-  private requestOption(request: NormalizedExecute, index: LogIndex, term: number) {
-    const requestId = request.requestId;
-    if (requestId === null) return {};
-    return {
-      request: {
-        id: requestId,
-        response: (r: readonly ExecuteStatementResult[]) =>
-          JSON.stringify({ results: encodeResults(r), position: { index, term } }),
-        loggedAtMs: this.runtime.clock.nowMs(),
-      },
-    };
-  }
-
-  /**
-   * Reserves AUTOINCREMENT ids ahead (id-guard.ts): a batch without statements that raises the
-   * reservations, proposed at `majority` right behind the write that needed it, in the same turn.
-   */
-  private proposeReservation(reserve: SequenceEntry[]): void {
-    const { term, lastIndex } = this.loop.core.summary();
-    const index = logIndex(lastIndex + 1);
-    let payload: Uint8Array;
-    try {
-      ({ payload } = this.speculation.execute(index, [], { reserveIds: reserve }));
-    } catch (error) {
-      // A full speculation window: the next batch will ask again.
-      if (!(error instanceof BatonError)) throw error;
-      this.ids.proposalFailed(reserve);
-      return;
-    }
-    const { outcome } = this.propose(index, term, payload, "majority", this.config.writeTimeoutMsDefault);
-    outcome.then(
-      () => this.ids.committedReservation(reserve),
-      () => this.ids.proposalFailed(reserve),
-    );
-  }
-
   /**
    * Runs a statement-less batch of history rows (`history-replication.ts`) at the next index and
    * proposes it at `majority`, in one turn, only if the gate is open now: it never waits, so it never
@@ -416,58 +464,6 @@ export class WritePath {
       return null;
     const index = logIndex(lastIndex + 1);
     const { payload } = this.speculation.execute(index, [], { historyRows: rows });
-    return this.propose(index, term, payload, "majority", timeoutMs).outcome;
-  }
-
-  /** Proposes a batch that ran at `index`; refused, it undoes the open batches and throws. */
-  private propose(
-    index: LogIndex,
-    term: number,
-    payload: Uint8Array,
-    durability: Durability | null,
-    timeoutMs: number,
-  ) {
-    const proposalId = this.loop.outcomes.newId("w");
-    const outcome = this.loop.outcomes.registerProposal(proposalId);
-    // Whatever happens next (the step fails and the node stops, the core refuses), the promise is
-    // settled by the registry; this handler keeps a settlement nobody awaits from being unhandled.
-    outcome.catch(() => {});
-    const effects = this.loop.step({
-      type: "propose",
-      proposalId,
-      kind: EntryKind.command,
-      data: payload,
-      ...(durability === null ? {} : { durability }),
-      timeoutTicks: Math.max(1, Math.ceil(timeoutMs / this.config.tickMs)),
-    });
-    const proposal = effects.proposals.find((p) => p.proposalId === proposalId);
-    assert(proposal !== undefined, "the core answers every proposal");
-    if (!proposal.accepted) {
-      // The core refused after the batch ran (a race the gate should prevent): undo the open
-      // batches; the accepted ones are in the log and will be applied from it.
-      this.speculation.rollback("proposal refused");
-      throw this.peers.refusal(proposal.code, proposal.leaderId);
-    }
-    assert(
-      proposal.index === index && proposal.term === term,
-      `proposal landed at ${proposal.index}, not ${index}`,
-    );
-    return { proposalId, outcome };
-  }
-
-  private awaitOutcome(
-    proposalId: string,
-    outcome: Promise<ProposalResult>,
-    index: LogIndex,
-    waitMsMax: number,
-  ): Promise<ProposalResult> {
-    return within(this.runtime.timers, outcome, waitMsMax, () => {
-      this.loop.outcomes.forget(proposalId);
-      return new BatonError(
-        ErrorCode.TIMEOUT,
-        `the write at index ${index} was not confirmed within ${waitMsMax} ms (its outcome is unknown; retry with the same requestId)`,
-        { index },
-      );
-    });
+    return this.proposer.propose(index, term, payload, "majority", timeoutMs).outcome;
   }
 }

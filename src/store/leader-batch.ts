@@ -272,7 +272,7 @@ function runMember(
     if (!db.isTransaction) throw error;
     internalStatement(db, `ROLLBACK TO ${memberSavepoint}`).run();
     internalStatement(db, `RELEASE ${memberSavepoint}`).run();
-    if (error instanceof NeedsOwnEntry) return { result: again, open: false };
+    if (error instanceof NeedsOwnEntry) return { result: { kind: "again", alone: true }, open: true };
     if (state.ranDdl) {
       // Only a group's first batch runs DDL: what it flushed and recorded is its own, and undone.
       ops.length = opsBefore;
@@ -287,7 +287,7 @@ function runMember(
  * Runs a group of batches (inside the caller's savepoint) in order, in one session, for one log
  * entry. A single batch runs as it is and a failure throws; of several, each runs under its own
  * savepoint and a failure is that batch's result. A batch that reaches DDL after another batch ran
- * is left to run again alone; a batch that ran DDL ends the group. If SQLite ends the whole
+ * is rolled back and left to run again alone; a batch that ran DDL ends the group. If SQLite ends the whole
  * transaction, `GroupTransactionLost` names the batch that did it.
  */
 export function runLeaderGroup(

@@ -61,6 +61,9 @@ export type TickOptions = {
   readonly failover?: "schedule" | "finish";
 };
 
+/** Rounds of `soon` callbacks within one settle of a tick (`settleAll`). */
+const soonRoundsMax = 100;
+
 /** Every this many ticks the pairwise log-matching check and the content-hash sample run. */
 const deepCheckEveryTicks = 50;
 
@@ -248,25 +251,37 @@ export class SimCluster {
     return this.nodes.filter((node) => node.alive && node.pausedUntilTick <= this.nowTick);
   }
 
+  /**
+   * Settles every promise, then runs the running nodes' `soon` callbacks and settles again, until
+   * none asks for more (at most `soonRoundsMax` rounds: more is a node that never lets a turn end).
+   */
+  private async settleAll(): Promise<void> {
+    await settle();
+    for (let round = 0; this.running().filter((node) => node.fireSoon()).length > 0; round++) {
+      if (round >= soonRoundsMax) throw new Error(`soon callbacks still asked for after ${round} rounds`);
+      await settle();
+    }
+  }
+
   /** Advances simulated time by one tick (see the module header). */
   async tick(options: TickOptions = {}): Promise<void> {
     this.nowTick++;
     for (const node of this.running()) node.completePersists(this.nowTick);
-    await settle();
+    await this.settleAll();
     // Background file work: wait for the real work of every machine, then hand results back in
     // machine order, synchronously, so no real timing decides which continuation runs first.
     await Promise.all(this.running().map((node) => node.io.ready()));
     for (const node of this.running()) node.io.handBack();
-    await settle();
+    await this.settleAll();
     this.deliverPackets();
     for (const node of this.running()) node.fireTimers();
-    await settle();
+    await this.settleAll();
     if (options.faults === true) await this.injectFaults();
     if (options.members !== undefined) await this.operator.tick(options.members);
     if (options.failover !== undefined) await this.failoverOperator.tick(options.failover);
     if (options.load === true) this.clientLoad();
     else if (options.retries === true) this.workload.startRetries(this.running());
-    await settle();
+    await this.settleAll();
     if (this.fatal !== null) throw this.fatal;
     this.failoverChecker.checkHandOver(this.nodes, this.couldHandOver(), this.handOverBoundTicks());
     if (this.nowTick % deepCheckEveryTicks === 0) this.deepCheck();

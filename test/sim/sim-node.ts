@@ -301,6 +301,11 @@ export class SimNodeHost {
     this.timers?.fireDue();
   }
 
+  /** Runs the node's `soon` callbacks asked for so far; false when there were none. */
+  fireSoon(): boolean {
+    return this.timers?.fireSoon() ?? false;
+  }
+
   deliver(from: NodeId, body: Uint8Array): void {
     this.transport?.receive(from, body);
   }

@@ -17,6 +17,9 @@ type SimTimer = { dueMs: number; readonly periodMs: number | null; readonly run:
 /** Timers of one node incarnation; the cluster fires them as simulated time passes. */
 export class SimTimers implements Timers {
   private readonly timers = new Map<number, SimTimer>();
+  /** `soon` callbacks in the order they were asked for; the cluster runs them when it settles. */
+  private soonQueue: { readonly id: number; readonly run: () => void }[] = [];
+  private readonly cancelledSoon = new Set<number>();
   private nextId = 1;
   private readonly nowMs: () => number;
 
@@ -30,6 +33,26 @@ export class SimTimers implements Timers {
 
   every(periodMs: number, run: () => void): Cancel {
     return this.add({ dueMs: this.nowMs() + periodMs, periodMs, run });
+  }
+
+  soon(run: () => void): Cancel {
+    const id = this.nextId++;
+    this.soonQueue.push({ id, run });
+    return () => {
+      this.cancelledSoon.add(id);
+    };
+  }
+
+  /** Runs the `soon` callbacks asked for so far (not those they ask for); false when there were none. */
+  fireSoon(): boolean {
+    const queue = this.soonQueue;
+    if (queue.length === 0) return false;
+    this.soonQueue = [];
+    for (const { id, run } of queue) {
+      if (this.cancelledSoon.delete(id)) continue;
+      run();
+    }
+    return true;
   }
 
   get size(): number {
@@ -56,6 +79,8 @@ export class SimTimers implements Timers {
   /** A crash: nothing scheduled by the dead incarnation ever runs. */
   clear(): void {
     this.timers.clear();
+    this.soonQueue = [];
+    this.cancelledSoon.clear();
   }
 
   private add(timer: SimTimer): Cancel {
