@@ -27,7 +27,7 @@ import { within } from "./bounded-wait.ts";
 import type { IndexWaiters } from "./index-waiters.ts";
 import type { NodeConfig } from "./node-config.ts";
 import type { ReplicaLoop } from "./replica-loop.ts";
-import type { NodeRuntime } from "./runtime.ts";
+import type { Cancel, NodeRuntime } from "./runtime.ts";
 
 export class ReadPath {
   private readonly loop: ReplicaLoop;
@@ -39,6 +39,8 @@ export class ReadPath {
   private readonly executor: QueryExecutor;
   /** Queries run on the store's own read connection because they are provably short (`queryInProcess`). */
   inProcessQueries = 0;
+  /** Ends the read transaction this turn's short queries share; set while one may be open. */
+  private endTurn: Cancel | null = null;
 
   constructor(parts: {
     loop: ReplicaLoop;
@@ -109,7 +111,13 @@ export class ReadPath {
    */
   private queryInProcess(statements: NormalizedQuery["statements"]): QueryResult | null {
     if (this.runtime.queryExecutor === undefined) return null;
-    const result = this.runtime.store.queryIfBounded(statements);
+    const { store, timers } = this.runtime;
+    // The turn's short queries share one read transaction; it ends when the turn's work is done.
+    this.endTurn ??= timers.soon(() => {
+      this.endTurn = null;
+      store.endReadTurn();
+    });
+    const result = store.queryIfBounded(statements);
     if (result !== null) this.inProcessQueries++;
     return result;
   }

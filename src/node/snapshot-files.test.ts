@@ -35,7 +35,7 @@ function entries(from: number, to: number, entryTerm: number): LogEntry[] {
 }
 
 function applyThrough(store: Store, through: number): void {
-  for (let i = store.appliedIndex + 1; i <= through; i++) store.applyNoop(logIndex(i));
+  for (let i = store.appliedIndex + 1; i <= through; i++) store.apply(logIndex(i), new Uint8Array(0));
 }
 
 /** Takes a snapshot of `store` and files it under its complete name at (its applied index, `atTerm`). */

@@ -86,3 +86,44 @@ describe("queries that may run in process (queryIfBounded)", () => {
     db.close();
   });
 });
+
+describe("the read transaction short queries share (read-turn.ts)", () => {
+  test("queries share it until endReadTurn; a commit here ends it for the next query", (t) => {
+    const log = new TestLog(openStore(t, temporaryDirectory(t), "leader.db"));
+    log.write(batch("CREATE TABLE kv(k TEXT PRIMARY KEY NOT NULL, v TEXT)"));
+    log.write([sql("INSERT INTO kv VALUES ('a', '1')")]);
+    const store = log.leader;
+    const point = [sql("SELECT v FROM kv WHERE k = 'a'")];
+    const valueRead = () => store.queryIfBounded(point)?.results[0]?.rows[0]?.[0];
+    assert.equal(valueRead(), "1");
+    // A writer the store does not know of: the shared transaction keeps showing what it showed.
+    const outside = new DatabaseSync(store.path);
+    t.after(() => outside.close());
+    outside.exec("UPDATE kv SET v = 'outside' WHERE k = 'a'");
+    assert.equal(valueRead(), "1", "the second query ran in the first one's transaction");
+    store.endReadTurn();
+    assert.equal(valueRead(), "outside", "a new turn reads afresh");
+    // A commit through the store: the next query must see it, shared transaction or not.
+    log.write([sql("UPDATE kv SET v = '2' WHERE k = 'a'")]);
+    const after = store.queryIfBounded(point);
+    assert.equal(after?.results[0]?.rows[0]?.[0], "2");
+    assert.equal(after?.appliedIndex, store.appliedIndex, "it names the applied index it read");
+    // Every other reader of the connection ends the shared transaction first.
+    assert.deepEqual(store.query(point).results[0]?.rows, [["2"]]);
+    assert.equal(store.describeTable("kv")?.columns.length, 2);
+  });
+
+  test("a replica's apply ends it for the next query", (t) => {
+    const directory = temporaryDirectory(t);
+    const log = new TestLog(openStore(t, directory, "leader.db"));
+    const replica = openStore(t, directory, "replica.db");
+    log.write(batch("CREATE TABLE kv(k TEXT PRIMARY KEY NOT NULL, v TEXT)"));
+    log.write([sql("INSERT INTO kv VALUES ('a', '1')")]);
+    log.catchUp(replica);
+    const point = [sql("SELECT v FROM kv WHERE k = 'a'")];
+    assert.deepEqual(replica.queryIfBounded(point)?.results[0]?.rows, [["1"]]);
+    log.write([sql("UPDATE kv SET v = '2' WHERE k = 'a'")]);
+    log.catchUp(replica);
+    assert.deepEqual(replica.queryIfBounded(point)?.results[0]?.rows, [["2"]]);
+  });
+});

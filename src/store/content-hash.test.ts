@@ -56,7 +56,7 @@ describe("content hash", () => {
     const log = new TestLog(openStore(t, directory, "s.db"));
     log.write(batch("CREATE TABLE s(id INTEGER PRIMARY KEY AUTOINCREMENT, v)"));
     const empty = log.leader.contentHash();
-    log.leader.applyNoop(logIndex(2));
+    log.leader.apply(logIndex(2), new Uint8Array(0));
     assert.equal(log.leader.contentHash(), empty, "the applied index is not content");
     log.leader.execute(logIndex(3), batch("INSERT INTO s(v) VALUES (1)"));
     assert.equal(log.leader.contentHash(), empty, "speculative batches are not committed content");

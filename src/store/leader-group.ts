@@ -9,7 +9,8 @@
  *
  * A single batch behaves exactly as before groups: any failure throws.
  */
-import { isBatonError } from "../lib/errors.ts";
+import type { DatabaseSync } from "node:sqlite";
+import { BatonError, isBatonError } from "../lib/errors.ts";
 import type { LogIndex } from "../types/ids.ts";
 import { type BatchExtras, type GroupBatch, type LeaderContext, runLeaderGroup } from "./leader-batch.ts";
 import { encodeBoundedPayload } from "./payload.ts";
@@ -92,4 +93,23 @@ export function lostGroup(count: number, batchIndex: number, error: unknown): Gr
     (_, i): BatchResult => (i === batchIndex ? { kind: "failed", error } : { kind: "again", alone: false }),
   );
   return { batches, payload: null, counters: [], reservations: null };
+}
+
+/**
+ * Undoes a group (or a single batch) run under `savepoint`, and the transaction too when no earlier
+ * batch is open in it (`othersOpen`). False when SQLite had ended the whole transaction itself.
+ */
+export function undoGroup(db: DatabaseSync, savepoint: string, othersOpen: boolean): boolean {
+  if (!db.isTransaction) return false;
+  db.exec(`ROLLBACK TO ${savepoint}`);
+  db.exec(`RELEASE ${savepoint}`);
+  if (!othersOpen) db.exec("ROLLBACK");
+  return true;
+}
+
+/** The error of a batch that made SQLite end the transaction, naming the open entries that went with it. */
+export function lostTransactionError(error: unknown, lost: readonly LogIndex[]): unknown {
+  if (!(error instanceof BatonError)) return error;
+  const message = `${error.message} (SQLite rolled back the speculative transaction)`;
+  return new BatonError(error.code, message, { ...error.details, lostSpeculativeIndexes: lost.map(Number) });
 }

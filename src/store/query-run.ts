@@ -11,6 +11,7 @@ import { assert } from "../lib/assert.ts";
 import { columnNames, compileStatement, type ResultBudget, runWithRows } from "./client-statement.ts";
 import type { ReadSide } from "./connections.ts";
 import { internalStatement } from "./internal-statements.ts";
+import type { ReadState, SharedRead } from "./read-turn.ts";
 import type { QueryOptions, QueryResult, Statement } from "./types.ts";
 import { checkStatements, type StatementLimits } from "./values.ts";
 
@@ -33,7 +34,7 @@ export function runQuery(
   limits: StatementLimits,
   options: QueryOptions,
 ): QueryResult {
-  const result = runChecked(side, statements, limits, options, null);
+  const result = runChecked(side, statements, limits, options, null, null);
   assert(result !== null, "a query without a gate always runs");
   return result;
 }
@@ -45,15 +46,32 @@ export function runQuery(
  */
 export type QueryGate = (schemaVersion: bigint, statements: readonly { readonly sql: string }[]) => boolean;
 
-/** As `runQuery`, but returns null, having run no client statement, when `gate` says no. */
+/**
+ * As `runQuery`, but returns null, having run no client statement, when `gate` says no. With
+ * `shared`, the query runs in the turn's shared read transaction when it may, and leaves the
+ * transaction open (read-turn.ts).
+ */
 export function runQueryIf(
   side: ReadSide,
   statements: readonly Statement[],
   limits: StatementLimits,
   options: QueryOptions,
   gate: QueryGate,
+  shared: SharedRead | null = null,
 ): QueryResult | null {
-  return runChecked(side, statements, limits, options, gate);
+  return runChecked(side, statements, limits, options, gate, shared);
+}
+
+/** Begins a read transaction and reads the state it shows. */
+function beginRead(side: ReadSide): ReadState {
+  const { read, readMeta } = side;
+  assert(!read.isTransaction, "a query starts outside a read transaction");
+  internalStatement(read, "BEGIN").run();
+  const appliedIndex = readMeta.readAppliedIndex();
+  // The write connection changes the schema; this connection learns of it from the version.
+  const schemaVersion = internalStatement(read, "PRAGMA schema_version").get()?.schema_version;
+  assert(typeof schemaVersion === "bigint", "PRAGMA schema_version reads an integer");
+  return { appliedIndex, schemaVersion };
 }
 
 function runChecked(
@@ -62,17 +80,18 @@ function runChecked(
   limits: StatementLimits,
   options: QueryOptions,
   gate: QueryGate | null,
+  shared: SharedRead | null,
 ): QueryResult | null {
-  const { read, readGuard, readMeta, readStatements } = side;
+  const { read, readGuard, readStatements } = side;
   const checked = checkStatements(statements, limits);
   const budget = resultBudget(options);
-  assert(!read.isTransaction, "a query starts outside a read transaction");
-  internalStatement(read, "BEGIN").run();
+  let state = shared?.reuse() ?? null;
+  if (state === null) {
+    state = beginRead(side);
+    shared?.opened(state);
+  }
   try {
-    const appliedIndex = readMeta.readAppliedIndex();
-    // The write connection changes the schema; this connection learns of it from the version.
-    const schemaVersion = internalStatement(read, "PRAGMA schema_version").get()?.schema_version;
-    assert(typeof schemaVersion === "bigint", "PRAGMA schema_version reads an integer");
+    const { appliedIndex, schemaVersion } = state;
     readStatements.useSchemaVersion(schemaVersion);
     if (gate !== null && !gate(schemaVersion, checked)) return null;
     const results = checked.map(({ sql, params }, index) => {
@@ -81,6 +100,6 @@ function runChecked(
     });
     return { results, appliedIndex };
   } finally {
-    if (read.isTransaction) internalStatement(read, "ROLLBACK").run();
+    if (shared === null && read.isTransaction) internalStatement(read, "ROLLBACK").run();
   }
 }

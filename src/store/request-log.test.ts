@@ -75,7 +75,7 @@ test("the request window's count is bounded on every replica, whatever indexes r
     for (const replica of replicas) {
       for (const entry of committed) {
         if (entry.index <= replica.appliedIndex) continue;
-        if (entry.payload === null) replica.applyNoop(logIndex(entry.index));
+        if (entry.payload === null) replica.apply(logIndex(entry.index), new Uint8Array(0));
         else replica.apply(logIndex(entry.index), entry.payload);
       }
     }
@@ -93,7 +93,7 @@ test("the request window's count is bounded on every replica, whatever indexes r
         if (pending.length > 0) leader.commitSpeculative(logIndex(pending.at(-1)!.index));
         committed.push(...pending);
         pending = [];
-        leader.applyNoop(logIndex(index));
+        leader.apply(logIndex(index), new Uint8Array(0));
         committed.push({ index, payload: null });
       } else {
         const statements = [{ sql: "INSERT INTO t(v) VALUES (?)", params: [index] }];

@@ -17,6 +17,7 @@ import { assert } from "../lib/assert.ts";
 import { BatonError } from "../lib/errors.ts";
 import { historyTableName, historyTimeIndexName } from "./history-table.ts";
 import { reservationTableName } from "./id-reservations.ts";
+import { internalStatement } from "./internal-statements.ts";
 import { metaTableName } from "./meta.ts";
 import { requestTableName } from "./request-log.ts";
 import { hasDeferredForeignKey } from "./sql-text.ts";
@@ -106,4 +107,14 @@ export function checkReservedNames(db: DatabaseSync, statementIndex: number): vo
       String(row.name),
     );
   }
+}
+
+/** Column names and primary-key positions (1-based, 0 if not in the key) of a table. */
+export type TableColumns = { columns: string[]; primaryKey: number[] };
+
+/** The shape of `table` as `db` sees it; null if there is no such table. */
+export function describeTable(db: DatabaseSync, table: string): TableColumns | null {
+  const rows = internalStatement(db, "SELECT name, pk FROM pragma_table_info(?) ORDER BY cid").all(table);
+  if (rows.length === 0) return null;
+  return { columns: rows.map((row) => String(row.name)), primaryKey: rows.map((row) => Number(row.pk)) };
 }

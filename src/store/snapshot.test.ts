@@ -153,7 +153,7 @@ describe("snapshots", () => {
     writeRows(log, 10);
     const snapshot = await log.leader.snapshot(path.join(directory, "snap"));
     const follower = openStore(t, directory, "follower.db");
-    follower.applyNoop(logIndex(1));
+    follower.apply(logIndex(1), new Uint8Array(0));
     const corrupt = path.join(directory, "corrupt");
     fs.writeFileSync(corrupt, fs.readFileSync(snapshot.path).subarray(0, 100));
     await assert.rejects(follower.restoreSnapshot(corrupt), (e) => isBatonError(e, "SNAPSHOT_CORRUPT"));

@@ -29,11 +29,13 @@ import { ContentHashJob } from "./database-check.ts";
 import { type HistoryReads, historyReads } from "./history-table.ts";
 import { internalStatement } from "./internal-statements.ts";
 import { GroupTransactionLost } from "./leader-batch.ts";
-import { lostGroup, runGroupEntry } from "./leader-group.ts";
+import { lostGroup, lostTransactionError, runGroupEntry, undoGroup } from "./leader-group.ts";
 import { decodePayload } from "./payload.ts";
 import { runQuery, runQueryIf } from "./query-run.ts";
+import { ReadTurn } from "./read-turn.ts";
 import { applyInTransaction } from "./replica-apply.ts";
 import { lookupRequest, type RememberedRequest } from "./request-log.ts";
+import { describeTable, type TableColumns } from "./schema-rules.ts";
 import { SequenceCounters } from "./sequence-counters.ts";
 import * as snapshotFile from "./snapshot-file.ts";
 import type { StatementCacheStats } from "./statement-cache.ts";
@@ -72,6 +74,7 @@ export class Store {
   readonly #counters = new SequenceCounters();
   readonly #cost = new StatementCost();
   readonly #boundedReads = new BoundedReads();
+  readonly #readTurn = new ReadTurn();
   #appliedIndex: LogIndex;
   #speculative: LogIndex[] = [];
   #replayRequiredThrough: LogIndex | null = null;
@@ -168,11 +171,13 @@ export class Store {
    * `commitSpeculative`. A failing statement throws and leaves no trace.
    */
   execute(index: LogIndex, statements: readonly Statement[], options: ExecuteOptions = {}): ExecuteResult {
-    const group = this.executeGroup(index, [{ statements, options }], options);
-    const [only] = group.batches;
-    assert(only?.kind === "done" && group.payload !== null, "a group of one batch either runs it or throws");
-    const { payload, counters, reservations } = group;
-    return { results: only.results, payload, counters, reservations };
+    const { batches, payload, counters, reservations } = this.executeGroup(
+      index,
+      [{ statements, options }],
+      options,
+    );
+    assert(batches[0]?.kind === "done" && payload !== null, "a group of one batch either runs it or throws");
+    return { results: batches[0].results, payload, counters, reservations };
   }
 
   /**
@@ -265,25 +270,14 @@ export class Store {
 
   /** Undoes a failed batch; returns the error to throw. */
   #abandonBatch(error: unknown): unknown {
-    const { write } = this.#open();
     this.#schemaChanged();
-    if (write.isTransaction) {
-      write.exec(`ROLLBACK TO ${batchSavepoint}`);
-      write.exec(`RELEASE ${batchSavepoint}`);
-      if (this.#speculative.length === 0) write.exec("ROLLBACK");
-      return error;
-    }
+    if (undoGroup(this.#open().write, batchSavepoint, this.#speculative.length > 0)) return error;
     // SQLite ended the whole transaction itself: every speculative batch went with it.
     const lost = this.#speculative;
     this.#speculative = [];
     if (lost.length === 0) return error;
     this.#replayRequiredThrough = lost.at(-1)!;
-    if (!(error instanceof BatonError)) return error;
-    const message = `${error.message} (SQLite rolled back the speculative transaction)`;
-    return new BatonError(error.code, message, {
-      ...error.details,
-      lostSpeculativeIndexes: lost.map(Number),
-    });
+    return lostTransactionError(error, lost);
   }
 
   /** Commits the speculative transaction once Raft has committed its last batch, `upToIndex`. */
@@ -320,7 +314,7 @@ export class Store {
     return discarded;
   }
 
-  /** Applies committed entry `index` (replica path); a replayed index is a no-op. */
+  /** Applies committed entry `index` (replica path; an empty payload for no-op and configuration entries); a replay is a no-op. */
   apply(index: LogIndex, payload: Uint8Array): ApplyOutcome {
     return this.applyBatch([{ index, payload }]);
   }
@@ -372,11 +366,6 @@ export class Store {
     this.#advanceApplied(index);
   }
 
-  /** Advances the applied index over an entry that carries no store payload (no-op, configuration). */
-  applyNoop(index: LogIndex): ApplyOutcome {
-    return this.apply(index, new Uint8Array(0));
-  }
-
   /**
    * The remembered outcome of a write carrying `requestId`, including speculative batches of this
    * leader (the write connection sees them); null when unknown within the window.
@@ -393,13 +382,25 @@ export class Store {
 
   /** Runs read-only statements on the committed state, all in one read transaction. */
   query(statements: readonly Statement[], options: QueryOptions = {}): QueryResult {
-    return runQuery(this.#open(), statements, this.queryLimits, options);
+    return runQuery(this.#readSide(), statements, this.queryLimits, options);
   }
 
-  /** As `query`, but null, having run nothing, unless every statement is provably short (bounded-reads.ts). */
+  /** As `query` when every statement is provably short (bounded-reads.ts; read-turn.ts), else null. */
   queryIfBounded(statements: readonly Statement[], options: QueryOptions = {}): QueryResult | null {
     const side = this.#open();
-    return runQueryIf(side, statements, this.queryLimits, options, this.#boundedReads.gateFor(side.read));
+    const shared = this.#readTurn.shared(side.read, this.#appliedIndex, this.#elsewhere);
+    const gate = this.#boundedReads.gateFor(side.read);
+    return runQueryIf(side, statements, this.queryLimits, options, gate, shared);
+  }
+
+  /** Ends the read transaction short queries share; call when the turn's work is done. */
+  endReadTurn(): void {
+    this.#readTurn.end();
+  }
+  /** The connections, with no shared read transaction open on the read one. */
+  #readSide(): Connections {
+    this.#readTurn.end();
+    return this.#open();
   }
 
   /** The bounds on a query's statements, for query processes to apply alike. */
@@ -408,21 +409,18 @@ export class Store {
   }
 
   /** Column names and primary-key positions (1-based, 0 if not in the key) of a committed table; null if none. */
-  describeTable(table: string): { columns: string[]; primaryKey: number[] } | null {
-    const { read } = this.#open();
-    const rows = internalStatement(read, "SELECT name, pk FROM pragma_table_info(?) ORDER BY cid").all(table);
-    if (rows.length === 0) return null;
-    return { columns: rows.map((row) => String(row.name)), primaryKey: rows.map((row) => Number(row.pk)) };
+  describeTable(table: string): TableColumns | null {
+    return describeTable(this.#readSide().read, table);
   }
 
   /** The committed history (history-table.ts). */
   get history(): HistoryReads {
-    return historyReads(this.#open().read);
+    return historyReads(this.#readSide().read);
   }
 
   /** The hex SHA-256 of the committed replicated content (see content-hash.ts). */
   contentHash(): string {
-    return computeContentHash(this.#open().read);
+    return computeContentHash(this.#readSide().read);
   }
 
   /**
@@ -456,7 +454,7 @@ export class Store {
 
   /** Swaps a prepared snapshot in, synchronously (close, rename, reopen): old database or new. */
   installRestore(prepared: snapshotFile.PreparedRestore): { appliedIndex: LogIndex } {
-    const connections = this.#open();
+    const connections = this.#readSide();
     assert(this.#speculative.length === 0 && !this.#elsewhere, "restore while a batch or entry is open");
     // The checkpoint thread's connection closes too before the file is swapped; a new one opens after.
     this.#checkpoints?.detach();
@@ -488,6 +486,7 @@ export class Store {
   close(): void {
     const connections = this.#connections;
     if (connections === null) return;
+    this.#readTurn.end();
     this.#checkpoints?.detach();
     this.#connections = null;
     this.#speculative = [];

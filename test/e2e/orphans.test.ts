@@ -66,7 +66,7 @@ describe("writes lost in a failover", { timeout: 120_000 }, () => {
     }
     assert.ok(
       acknowledged.size > 0,
-      `the isolated leader acknowledged local writes (first refusal: ${JSON.stringify(refusal)})`,
+      `the isolated leader acknowledged local writes (first refusal: ${JSON.stringify(refusal)}); ${oldLeader.id}'s log ends: ${cluster.logsOf(oldLeader).slice(-4000)}`,
     );
 
     // The old leader stops; the followers restart and elect a new leader, which writes on.
