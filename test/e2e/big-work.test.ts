@@ -63,8 +63,19 @@ async function withoutElection<T>(
     const slowest = await health.stop();
     if (process.env.BATON_BIG_WORK_REPORT !== undefined)
       console.log("slowest /healthz ms", Object.fromEntries(slowest));
-    for (const [id, ms] of slowest)
-      assert.ok(ms < healthMsMax, `${id} answered /healthz in ${ms.toFixed(0)} ms at worst`);
+    for (const [id, ms] of slowest) {
+      const stalls = () =>
+        cluster
+          .logsOf(probed.find((node) => node.id === id)!)
+          .split("\n")
+          .filter((line) => line.includes("loop.stalled") || line.includes("warn") || line.includes("error"))
+          .slice(-20)
+          .join("\n");
+      assert.ok(
+        ms < healthMsMax,
+        `${id} answered /healthz in ${ms.toFixed(0)} ms at worst; its warnings:\n${ms < healthMsMax ? "" : stalls()}`,
+      );
+    }
     assert.equal(slowest.size, probed.length, "every node was probed");
   }
   assert.equal(await highestTerm(cluster, probed), termBefore, "no election");
