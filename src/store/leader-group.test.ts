@@ -42,6 +42,12 @@ function failedCode(result: BatchResult | undefined): string | undefined {
   return result.kind === "failed" && isBatonError(result.error) ? result.error.code : undefined;
 }
 
+/** A batch that creates a table and then runs `last`, followed by a batch of one insert. */
+function ddlFirst(last: string): GroupedBatch[] {
+  const ddl = batch("INSERT INTO note VALUES ('q', 'q')", "CREATE TABLE t2(a INTEGER PRIMARY KEY)", last);
+  return [{ statements: ddl }, { statements: batch("INSERT INTO note VALUES ('s', 's')") }];
+}
+
 const requestFor = (id: string) => ({
   request: { id, response: () => JSON.stringify({ id }), loggedAtMs: 1_000 },
 });
@@ -132,16 +138,7 @@ describe("several client batches in one entry", () => {
       ["r"],
     ]);
 
-    const first = leader.executeGroup(logIndex(3), [
-      {
-        statements: batch(
-          "INSERT INTO note VALUES ('q', 'q')",
-          "CREATE TABLE t2(a INTEGER PRIMARY KEY)",
-          "INSERT INTO t2 VALUES (1)",
-        ),
-      },
-      { statements: batch("INSERT INTO note VALUES ('s', 's')") },
-    ]);
+    const first = leader.executeGroup(logIndex(3), ddlFirst("INSERT INTO t2 VALUES (1)"));
     assert.deepEqual(kinds(first.batches), ["done", "again"], "the batch that ran DDL ends the group");
     commitAndApply(leader, replica, logIndex(3), first.payload);
     assert.deepEqual(rowsOf(replica, "SELECT a FROM t2"), [[1]]);
@@ -149,16 +146,7 @@ describe("several client batches in one entry", () => {
 
   test("a first batch whose DDL fails leaves the entry to the batches after it", (t) => {
     const { leader, replica } = pair(t);
-    const group = leader.executeGroup(logIndex(2), [
-      {
-        statements: batch(
-          "INSERT INTO note VALUES ('q', 'q')",
-          "CREATE TABLE t2(a INTEGER PRIMARY KEY)",
-          "INSERT INTO t2 VALUES (1, 2)",
-        ),
-      },
-      { statements: batch("INSERT INTO note VALUES ('r', 'r')") },
-    ]);
+    const group = leader.executeGroup(logIndex(2), ddlFirst("INSERT INTO t2 VALUES (1, 2)"));
     assert.deepEqual(kinds(group.batches), ["failed", "again"]);
     assert.equal(group.payload, null);
     assert.deepEqual(rowsOf(leader, "SELECT count(*) FROM sqlite_schema WHERE name = 't2'"), [[0]]);
