@@ -40,6 +40,11 @@ import type { LoopObserver } from "./runtime.ts";
 
 /** Entries applied in one call: bounds the time one step spends in SQLite (the rest follows next step). */
 export const applyBatchEntriesMax = 1_000;
+/**
+ * Payload bytes applied in one call, beyond its first entry: an entry may hold many client batches
+ * (write groups), so the entry count alone no longer bounds a step's time.
+ */
+export const applyBatchBytesMax = 1 << 20;
 
 export class CommittedApplier {
   private readonly store: Store;
@@ -105,7 +110,9 @@ export class CommittedApplier {
     const hold = this.holdIndex();
     const held = hold !== null && hold >= before ? hold : Number.POSITIVE_INFINITY;
     const target = Math.min(through, before + applyBatchEntriesMax, held);
-    while (this.store.appliedIndex < target) {
+    let bytes = 0;
+    let full = false;
+    while (this.store.appliedIndex < target && !full) {
       if (this.speculation.count > 0) {
         if (!this.speculation.commitCovered(through)) break;
         continue;
@@ -122,6 +129,9 @@ export class CommittedApplier {
           if (batch.length === 0) this.applyElsewhere(logIndex(next), payload, before);
           break;
         }
+        full = bytes > 0 && bytes + payload.byteLength > applyBatchBytesMax;
+        if (full) break;
+        bytes += payload.byteLength;
         batch.push({ index: logIndex(next), payload });
       }
       if (batch.length === 0) break;

@@ -25,7 +25,6 @@ import {
   type Effects,
   type Input,
   type Message,
-  parseClusterConfig,
   RaftCore,
   type RoleChange,
   type SnapshotNeeded,
@@ -35,7 +34,7 @@ import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { Prng } from "../lib/prng.ts";
 import type { Transport } from "../transport/transport.ts";
 import type { LogIndex, NodeId, Term } from "../types/ids.ts";
-import type { CompactionPoint } from "../wal/log-store.ts";
+import { coreTuning, recoveredConfig } from "./core-setup.ts";
 import { EventHistory, type HistorySink, MemoryHistory } from "./history.ts";
 import { LeaderLease } from "./leader-lease.ts";
 import { watchedTicker } from "./loop-stall.ts";
@@ -84,6 +83,9 @@ export class ReplicaLoop {
   private transport: Transport | null = null;
   private persistChain: Promise<void> = Promise.resolve();
   private cancelTicker: Cancel | null = null;
+  /** The rest of a bounded apply, due at `Timers.soon` (`reportApplied`); none after `stop`. */
+  private applyLater: Cancel | null = null;
+  private stopped = false;
   private fatalError: Error | null = null;
   private readonly stateListeners = new Set<() => void>();
   /** Last time this node's state machine was known to be as fresh as the leader's commit index. */
@@ -249,6 +251,8 @@ export class ReplicaLoop {
   async stop(): Promise<void> {
     this.cancelTicker?.();
     this.cancelTicker = null;
+    this.stopped = true;
+    this.applyLater?.();
     await this.persistChain.catch(() => {});
     await this.transport?.stop();
     this.outcomes.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping"));
@@ -256,7 +260,8 @@ export class ReplicaLoop {
 
   /**
    * The state machine now holds every entry through `index`: tell the core (in a microtask, after
-   * the current step finished), then continue applying if the bounded apply left committed entries.
+   * the current step finished). Committed entries the bounded apply left follow at `Timers.soon`,
+   * after the turn's input (heartbeats, answers, probes), so a long catch-up never holds the loop.
    */
   reportApplied(index: LogIndex): void {
     queueMicrotask(() => {
@@ -268,14 +273,16 @@ export class ReplicaLoop {
           ? Math.min(index, summary.applyThrough)
           : index;
       if (reported > summary.appliedIndex) this.stepSafely({ type: "applied", index: reported as LogIndex });
-      if (this.fatalError !== null) return;
-      const through = this.core.summary().applyThrough;
-      if (this.runtime.store.appliedIndex >= through) return;
-      try {
-        this.parts?.applyCommitted(through);
-      } catch (error) {
-        this.fail(asError(error));
-      }
+      this.applyLater ??= this.runtime.timers.soon(() => {
+        this.applyLater = null;
+        const through = this.core.summary().applyThrough;
+        if (this.fatalError !== null || this.stopped || this.runtime.store.appliedIndex >= through) return;
+        try {
+          this.parts?.applyCommitted(through);
+        } catch (error) {
+          this.fail(asError(error));
+        }
+      });
     });
   }
 
@@ -459,35 +466,6 @@ export class ReplicaLoop {
       logger("info", `consensus.${event.type}`, { ...event });
     }
   }
-}
-
-function coreTuning(config: NodeConfig): Partial<ConstructorParameters<typeof RaftCore>[0]> {
-  const tuning: Record<string, unknown> = {};
-  const keys = [
-    "electionJitter",
-    "preVote",
-    "checkQuorum",
-    "appendEntriesInflightMax",
-    "appendEntriesEagerInflightMax",
-    "appendEntriesBatchEntriesMax",
-    "appendEntriesBatchBytesMax",
-  ] as const;
-  for (const key of keys) if (config[key] !== undefined) tuning[key] = config[key];
-  if (config.unsafeCoreBugs !== undefined) tuning.unsafeTestBugs = config.unsafeCoreBugs;
-  return tuning;
-}
-
-/** The configuration a recovered compaction point names; a damaged one refuses the start. */
-function recoveredConfig(point: CompactionPoint): { snapshotConfig?: ClusterConfig } {
-  if (point.config === undefined) return {};
-  const parsed = parseClusterConfig(new TextEncoder().encode(point.config));
-  if ("problem" in parsed)
-    throw new BatonError(
-      ErrorCode.WAL_CORRUPT,
-      `the configuration at the log's compaction point is unreadable: ${parsed.problem}`,
-      { index: point.index },
-    );
-  return { snapshotConfig: parsed };
 }
 
 const asError = (error: unknown): Error => (error instanceof Error ? error : new Error(String(error)));

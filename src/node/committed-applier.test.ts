@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { RaftCore } from "../consensus/index.ts";
+import type { Store } from "../store/store.ts";
+import { openStore, sql, temporaryDirectory } from "../store/test-support.ts";
+import { type LogIndex, logIndex } from "../types/ids.ts";
+import { EntryKind, type LogEntry } from "../types/log-entry.ts";
+import { applyBatchBytesMax, CommittedApplier } from "./committed-applier.ts";
+import { IndexWaiters } from "./index-waiters.ts";
+import type { LeaderSpeculation } from "./leader-speculation.ts";
+import { manualTimers } from "./manual-timers.ts";
+
+/** Entries made by a leader store: a table, then `count` inserts of `bytes` each. */
+function entriesOf(leader: Store, count: number, bytes: number): LogEntry[] {
+  const entries: LogEntry[] = [];
+  const write = (index: number, text: string, params?: unknown[]) => {
+    const { payload } = leader.execute(logIndex(index), [sql(text, params as never)]);
+    leader.commitSpeculative(logIndex(index));
+    entries.push({ index: logIndex(index), term: 1, kind: EntryKind.command, data: payload } as LogEntry);
+  };
+  write(1, "CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)");
+  for (let i = 0; i < count; i++)
+    write(i + 2, "INSERT INTO t(body) VALUES (?)", [new Uint8Array(bytes).fill(i)]);
+  return entries;
+}
+
+test("one apply step holds at most applyBatchBytesMax of payload beyond its first entry; the rest follows", (t) => {
+  const directory = temporaryDirectory(t);
+  const entries = entriesOf(openStore(t, directory, "leader.db"), 4, Math.floor(applyBatchBytesMax / 3));
+  const replica = openStore(t, directory, "replica.db");
+  const reported: LogIndex[] = [];
+  const applier = new CommittedApplier({
+    store: replica,
+    core: { entryAt: (index: number) => entries[index - 1] } as unknown as RaftCore,
+    speculation: { count: 0 } as LeaderSpeculation,
+    applied: new IndexWaiters("applied index", 0, manualTimers(), 10),
+    observer: undefined,
+    loop: { reportApplied: (index) => reported.push(index), fail: (error) => assert.fail(error) },
+    isWitness: () => false,
+    holdApplies: () => false,
+  });
+  const last = logIndex(entries.length);
+  applier.applyCommitted(last);
+  // The table and two inserts fit (under 1 MiB together); the third insert would pass the bound.
+  assert.equal(replica.appliedIndex, 3);
+  assert.deepEqual(reported, [3], "the loop hears of it and continues later");
+  applier.applyCommitted(last);
+  assert.equal(replica.appliedIndex, 5);
+  assert.deepEqual(reported, [3, 5]);
+});
