@@ -57,7 +57,10 @@ export type PeerLink = {
   reconnectTimer: NodeJS.Timeout | null;
   /** Failed dials since the last established connection; drives the backoff. */
   dialAttempt: number;
+  /** A flush is due at `setImmediate` (the turn's batch). */
   flushScheduled: boolean;
+  /** A flush is due when the current task ends (an urgent message is queued). */
+  urgentFlushQueued: boolean;
   /** The incarnation of the peer's process this link last handshook with, or null before any. */
   incarnation: string | null;
   readonly counters: PeerCounters;
@@ -81,6 +84,7 @@ export function createPeerLink(
     reconnectTimer: null,
     dialAttempt: 0,
     flushScheduled: false,
+    urgentFlushQueued: false,
     incarnation: null,
     counters: {
       droppedMessages: 0,

@@ -66,6 +66,32 @@ describe("TcpTransport", () => {
     }
   });
 
+  test("an urgent message leaves when the task that sent it ends; ordered ones wait for the turn's flush", async () => {
+    const nodes = await startCluster(["a", "b"]);
+    const [a, b] = nodes as [Node, Node];
+    try {
+      await waitFor("connected", () => connectedPairs(nodes));
+      const sent = () => peerStats(a, "b").sentMessages;
+      // A callback queued before the sends runs before a flush they schedule for the turn.
+      const sentBeforeTurn = () => new Promise<number>((resolve) => setImmediate(() => resolve(sent())));
+      const orderedOnly = sentBeforeTurn();
+      assert.equal(a.transport.send(b.id, text("ordered-1")), true);
+      assert.equal(await orderedOnly, 0, "an ordered message waits for the turn's flush");
+      await waitFor("ordered-1", () => b.received.length === 1);
+      const withUrgent = sentBeforeTurn();
+      assert.equal(a.transport.send(b.id, text("ordered-2")), true);
+      assert.equal(a.transport.send(b.id, text("urgent-1"), "urgent"), true);
+      assert.equal(await withUrgent, 3, "the urgent message left at once, with what was queued");
+      await waitFor("all three", () => b.received.length === 3);
+      assert.deepEqual(
+        b.received.map((r) => decode(r.body)),
+        ["ordered-1", "urgent-1", "ordered-2"],
+      );
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
   test("a message just under frameBytesMax arrives intact; one byte more is refused and counted", async () => {
     const frameBytesMax = 4 * 1024 * 1024;
     const nodes = await startCluster(["a", "b"], { frameBytesMax, sendQueueBytesMax: 2 * frameBytesMax });

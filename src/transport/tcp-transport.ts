@@ -9,7 +9,8 @@
  *   simultaneous dial, the connection dialled by the lower node id wins.
  * - Each peer has two bounded send queues (messages, bytes, age), one per lane (`SendLane`). `send`
  *   never blocks: a message that does not fit is refused and counted. The queues are flushed once
- *   per event-loop turn (`setImmediate`), urgent lane first, in batches, and a message larger than
+ *   per event-loop turn (`setImmediate`; an urgent message at once, when the task that queued it
+ *   ends), urgent lane first, in batches, and a message larger than
  *   a batch in pieces (`link-writer.ts`); never while the socket asks for `drain`, so the socket
  *   buffer holds at most one batch or piece beyond its high-water mark and an urgent message waits
  *   behind at most that.
@@ -222,7 +223,7 @@ export class TcpTransport implements Transport {
       countDropped(link, 1, bytes);
       return false;
     }
-    this.#scheduleFlush(link);
+    this.#scheduleFlush(link, queue === link.urgent);
     return true;
   }
 
@@ -460,8 +461,22 @@ export class TcpTransport implements Transport {
     }, delayMs);
   }
 
-  #scheduleFlush(link: PeerLink): void {
-    if (link.flushScheduled || link.active === null || !hasQueued(link)) return;
+  /**
+   * Flushes `link` once this turn's input was handled (`setImmediate`), so that the messages of a
+   * turn leave in one batch; with `urgent`, once the task that queued the message is done (a
+   * microtask): an urgent message (a heartbeat, a vote, an answer) never waits for the rest of the
+   * turn, and whatever else is queued by then leaves with it.
+   */
+  #scheduleFlush(link: PeerLink, urgent = false): void {
+    if (link.active === null || !hasQueued(link)) return;
+    if (urgent && !link.urgentFlushQueued) {
+      link.urgentFlushQueued = true;
+      queueMicrotask(() => {
+        link.urgentFlushQueued = false;
+        this.#flush(link);
+      });
+    }
+    if (link.flushScheduled) return;
     link.flushScheduled = true;
     setImmediate(() => {
       link.flushScheduled = false;
