@@ -26,7 +26,10 @@ const stopWaitMs = 10_000;
 export type BatonClusterOptions = {
   /** `NODE_OPTIONS` of the node processes (not of this one). */
   readonly nodeOptions?: string;
-  /** Where each node's profile goes when `nodeOptions` asks for one: DIR/<node id>. */
+  /**
+   * When set, each node runs with `--cpu-prof`, its profile in DIR/<node id>. On the command line:
+   * Node refuses `--cpu-prof` in `NODE_OPTIONS`.
+   */
   readonly profileDirectory?: string;
   readonly extraArgs?: readonly string[];
 };
@@ -72,17 +75,17 @@ export async function startBatonCluster(options: BatonClusterOptions = {}): Prom
   const clusterFlag = nodes.map((n) => `${n.id}=127.0.0.1:${n.raftPort}/127.0.0.1:${n.httpPort}`).join(",");
   for (const node of nodes) {
     const log = fs.openSync(path.join(root, `${node.id}.log`), "a");
-    const nodeOptions =
+    const profileFlags =
       options.profileDirectory === undefined
-        ? (options.nodeOptions ?? "")
-        : `${options.nodeOptions ?? ""} --cpu-prof-dir=${path.join(options.profileDirectory, node.id)}`;
+        ? []
+        : ["--cpu-prof", `--cpu-prof-dir=${path.join(options.profileDirectory, node.id)}`];
     // The node processes run the same Node binary as this one (Node 26).
     node.child = spawn(
       process.execPath,
-      [batonBin, "start", "--id", node.id, "--data", path.join(root, node.id)]
+      [...profileFlags, batonBin, "start", "--id", node.id, "--data", path.join(root, node.id)]
         .concat(["--http", `127.0.0.1:${node.httpPort}`, "--raft", `127.0.0.1:${node.raftPort}`])
         .concat(["--cluster", clusterFlag, "--log-format", "json", ...(options.extraArgs ?? [])]),
-      { stdio: ["ignore", log, log], env: { ...process.env, NODE_OPTIONS: nodeOptions } },
+      { stdio: ["ignore", log, log], env: { ...process.env, NODE_OPTIONS: options.nodeOptions ?? "" } },
     );
     fs.closeSync(log);
   }

@@ -32,8 +32,12 @@ for (let run = 1; run <= options.runs; run++) {
       options.profileDirectory === null
         ? undefined
         : path.resolve(options.profileDirectory, `${workload.name}-run${run}`);
-    const nodeOptions = `${options.nodeOptions}${profileDirectory === undefined ? "" : " --cpu-prof"}`;
-    const start = () => startBatonCluster({ nodeOptions, profileDirectory, extraArgs: options.batonArgs });
+    const start = () =>
+      startBatonCluster({
+        nodeOptions: options.nodeOptions,
+        ...(profileDirectory === undefined ? {} : { profileDirectory }),
+        extraArgs: options.batonArgs,
+      });
     const windowFile =
       profileDirectory === undefined ? undefined : path.join(profileDirectory, "window.json");
     const measurement = await measure(start, workload, { ...options, run, windowFile });

@@ -12,6 +12,10 @@
  * A flag the operator already gave (on the command line or in `NODE_OPTIONS`), or a variable already
  * in the environment, is left as given; `BATON_NODE_FLAGS=off` turns the whole mechanism off. Where `execve` is unavailable (Windows) the
  * node runs on with V8's defaults.
+ *
+ * A process that samples itself with a profiling timer (`--cpu-prof`, `--prof`) is not replaced:
+ * the timer survives `execve`, and its first SIGPROF killed the new image before V8 had installed
+ * a handler ("Profiling timer expired"), every time. Such a node runs on with V8's defaults.
  */
 
 /** The flags, as `--name=value`. */
@@ -42,6 +46,15 @@ export function missingNodeFlags(execArgv: readonly string[], nodeOptions: strin
   return nodeProcessFlags.filter((flag) => !given.includes(nameOf(flag)));
 }
 
+/** Flags that start a profiling timer (SIGPROF) in this process, which `execve` would keep running. */
+const profilingFlags: readonly string[] = ["--cpu-prof", "--prof"];
+
+/** Whether the process may replace itself: not while a profiling timer runs (see the header). */
+export function mayReplaceProcess(execArgv: readonly string[], nodeOptions: string): boolean {
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((flag) => nameOf(flag));
+  return !given.some((name) => profilingFlags.includes(name));
+}
+
 function nameOf(flag: string): string {
   // V8 accepts both spellings of a flag name: --max-semi-space-size and --max_semi_space_size.
   return (flag.split("=")[0] ?? flag).replaceAll("_", "-");
@@ -53,6 +66,7 @@ function nameOf(flag: string): string {
  */
 export function execWithNodeFlags(): void {
   if (process.env.BATON_NODE_FLAGS === "off") return;
+  if (!mayReplaceProcess(process.execArgv, process.env.NODE_OPTIONS ?? "")) return;
   const missing = missingNodeFlags(process.execArgv, process.env.NODE_OPTIONS ?? "");
   const env = missingNodeEnv(process.env);
   if ((missing.length === 0 && Object.keys(env).length === 0) || typeof process.execve !== "function") return;
