@@ -182,6 +182,40 @@ function takesBefore(atMs: number, windowMs: number, originMs: number): string {
     .join(", ");
 }
 
+/** Stalls at least this late are listed one by one, with what their node logged just before. */
+const stallListedMs = 300;
+/** How far before a listed stall its node's log lines are shown. */
+const stallContextMs = 3_000;
+
+/**
+ * What `node` logged in the `windowMs` before `atMs` (the stall is logged when the loop resumes, so
+ * the work that held it started before): each event once, with when it was last logged, in seconds
+ * before the stall, and its count when repeated.
+ */
+function loggedBefore(node: ClusterNode, atMs: number, windowMs: number): string {
+  const seen = new Map<string, { count: number; lastMs: number }>();
+  for (const line of node.log.join("").split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let entry: { time?: number; msg?: string };
+    try {
+      entry = JSON.parse(line) as { time?: number; msg?: string };
+    } catch {
+      continue;
+    }
+    if (entry.time === undefined || entry.msg === undefined || entry.msg === "loop.stalled") continue;
+    if (entry.time < atMs - windowMs || entry.time > atMs) continue;
+    const known = seen.get(entry.msg);
+    seen.set(entry.msg, { count: (known?.count ?? 0) + 1, lastMs: entry.time });
+  }
+  if (seen.size === 0) return "nothing";
+  return [...seen.entries()]
+    .map(
+      ([msg, s]) =>
+        `${msg}${s.count > 1 ? ` x${s.count}` : ""} (-${((atMs - s.lastMs) / 1000).toFixed(2)} s)`,
+    )
+    .join(", ");
+}
+
 /** How long before a step-down a snapshot take counts as near it. */
 const stepDownWindowMs = 5_000;
 
@@ -221,6 +255,13 @@ async function printLeadership(cluster: Cluster, originMs: number): Promise<void
     return `${node.id} ${own.length}${own.length === 0 ? "" : ` (max ${Math.max(...own)} ms)`}`;
   });
   console.log(`  event-loop stalls logged (loop.stalled): ${perNode.join(", ")}`);
+  for (const stall of stalled.filter((s) => s.lateMs >= stallListedMs).sort((a, b) => a.atMs - b.atMs)) {
+    const node = cluster.nodes.find((n) => n.id === stall.node);
+    if (node === undefined) continue;
+    console.log(
+      `  stall of ${stall.node} at ${((stall.atMs - originMs) / 1000).toFixed(1)} s, ${stall.lateMs} ms late; logged in the ${stallContextMs / 1000} s before: ${loggedBefore(node, stall.atMs, stallContextMs)}`,
+    );
+  }
   for (const r of records.filter((r) => r.event === "stepped-down"))
     console.log(
       `  step-down of ${r.node} in term ${r.term} at ${((r.atMs - originMs) / 1000).toFixed(1)} s (${r.reason}); snapshot takes within ${stepDownWindowMs / 1000} s before: ${takesBefore(r.atMs, stepDownWindowMs, originMs)}`,

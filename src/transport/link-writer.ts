@@ -59,6 +59,29 @@ export function writeQueued(link: PeerLink, connection: Connection, bounds: Writ
   return false;
 }
 
+/**
+ * Flushes `link` (with `flush`) once this turn's input was handled (`setImmediate`), so that the
+ * messages of a turn leave in one batch; with `urgent`, once the task that queued the message is
+ * done (a microtask): an urgent message (a heartbeat, a vote, an answer) never waits for the rest of
+ * the turn, and whatever else is queued by then leaves with it.
+ */
+export function scheduleFlush(link: PeerLink, urgent: boolean, flush: (link: PeerLink) => void): void {
+  if (link.active === null || !hasQueued(link)) return;
+  if (urgent && !link.urgentFlushQueued) {
+    link.urgentFlushQueued = true;
+    queueMicrotask(() => {
+      link.urgentFlushQueued = false;
+      flush(link);
+    });
+  }
+  if (link.flushScheduled) return;
+  link.flushScheduled = true;
+  setImmediate(() => {
+    link.flushScheduled = false;
+    flush(link);
+  });
+}
+
 /** Whether `link` has anything left to write. */
 export function hasQueued(link: PeerLink): boolean {
   return link.urgent.length > 0 || link.queue.length > 0 || link.piecewise !== null;

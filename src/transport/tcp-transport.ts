@@ -30,7 +30,7 @@ import { reconnectDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionDirection } from "./connection.ts";
 import { frameHeaderBytes, protocolVersion } from "./frame.ts";
 import { encodeHello, type Hello } from "./hello.ts";
-import { hasQueued, type WriteBounds, writeQueued } from "./link-writer.ts";
+import { scheduleFlush, type WriteBounds, writeQueued } from "./link-writer.ts";
 import {
   countDropped,
   createPeerLink,
@@ -223,7 +223,7 @@ export class TcpTransport implements Transport {
       countDropped(link, 1, bytes);
       return false;
     }
-    this.#scheduleFlush(link, queue === link.urgent);
+    scheduleFlush(link, queue === link.urgent, this.#flushLink);
     return true;
   }
 
@@ -369,7 +369,7 @@ export class TcpTransport implements Transport {
       link.reconnectTimer = null;
       this.#log("info", "transport.peer.connected", connection.logFields());
       this.#options.onPeerState?.(link.id, "connected");
-      this.#scheduleFlush(link);
+      scheduleFlush(link, false, this.#flushLink);
       return;
     }
     assert(current !== connection, "connection adopted twice");
@@ -388,7 +388,7 @@ export class TcpTransport implements Transport {
     loser.close(`duplicate:${verdict}`, {
       graceful: verdict === "keep-current" || verdict === "lower-dialer",
     });
-    this.#scheduleFlush(link);
+    scheduleFlush(link, false, this.#flushLink);
   }
 
   /**
@@ -461,34 +461,13 @@ export class TcpTransport implements Transport {
     }, delayMs);
   }
 
-  /**
-   * Flushes `link` once this turn's input was handled (`setImmediate`), so that the messages of a
-   * turn leave in one batch; with `urgent`, once the task that queued the message is done (a
-   * microtask): an urgent message (a heartbeat, a vote, an answer) never waits for the rest of the
-   * turn, and whatever else is queued by then leaves with it.
-   */
-  #scheduleFlush(link: PeerLink, urgent = false): void {
-    if (link.active === null || !hasQueued(link)) return;
-    if (urgent && !link.urgentFlushQueued) {
-      link.urgentFlushQueued = true;
-      queueMicrotask(() => {
-        link.urgentFlushQueued = false;
-        this.#flush(link);
-      });
-    }
-    if (link.flushScheduled) return;
-    link.flushScheduled = true;
-    setImmediate(() => {
-      link.flushScheduled = false;
-      this.#flush(link);
-    });
-  }
-
   /** Hands queued messages to the socket (`link-writer.ts`) until it needs drain. */
+  readonly #flushLink = (link: PeerLink): void => this.#flush(link);
+
   #flush(link: PeerLink): void {
     const connection = link.active;
     if (connection === null || this.#state !== "running") return;
-    if (writeQueued(link, connection, this.#writeBounds)) this.#scheduleFlush(link);
+    if (writeQueued(link, connection, this.#writeBounds)) scheduleFlush(link, false, this.#flushLink);
   }
 
   /** Discards messages that waited longer than `queuedMessageAgeMsMax` (peer down or too slow). */
