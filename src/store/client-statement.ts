@@ -249,7 +249,18 @@ export function runWithRows(
   return rows;
 }
 
+/**
+ * Column names by statement. A cached statement is reused only while the schema it was compiled
+ * under stands (statement-cache.ts), and its names cannot change before it is dropped, so they are
+ * read from SQLite once per statement; entries go with their statements.
+ */
+const namesByStatement = new WeakMap<CompiledStatement["statement"], readonly string[]>();
+
 /** The result column names of a compiled statement; empty for statements that return no rows. */
-export function columnNames(compiled: CompiledStatement): string[] {
-  return compiled.statement.columns().map((column) => column.name);
+export function columnNames(compiled: CompiledStatement): readonly string[] {
+  const known = namesByStatement.get(compiled.statement);
+  if (known !== undefined) return known;
+  const names = Object.freeze(compiled.statement.columns().map((column) => column.name));
+  namesByStatement.set(compiled.statement, names);
+  return names;
 }
