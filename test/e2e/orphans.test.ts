@@ -48,6 +48,15 @@ describe("writes lost in a failover", { timeout: 120_000 }, () => {
     await cluster.convergedIndexes(cluster.nodes);
     // Asked again: on a loaded machine leadership may have moved since the set-up.
     const oldLeader = await cluster.waitForLeader();
+    // The warm-up's id reservation is proposed right behind it, so it may commit after the warm-up
+    // was acknowledged. Until it has, a `local` insert must wait for it (ids are handed out only
+    // from committed reservations), and with the followers dead it never would: the set-up waits.
+    await waitFor("the old leader's whole log committed and applied everywhere", 20_000, async () => {
+      const leader = await cluster.status(oldLeader);
+      if (leader.role !== "leader" || leader.commitIndex !== leader.lastIndex) return false;
+      const statuses = await Promise.all(cluster.nodes.map((n) => cluster.status(n)));
+      return statuses.every((s) => s.appliedIndex >= leader.lastIndex);
+    });
     const followers = cluster.nodes.filter((n) => n !== oldLeader);
 
     // The followers die: the leader acknowledges `local` writes alone until check-quorum fences it.
