@@ -159,6 +159,7 @@ export class BatonNode implements NodeService {
       paused: storeDamaged,
       diverged: (error) => this.healing.onDiverged(error),
       holdApplies: () => this.writes.sandboxRunning,
+      clock: this.runtime.clock,
       ...(this.runtime.entryApplier === undefined ? {} : { entryApplier: this.runtime.entryApplier }),
     });
   }

@@ -5,7 +5,7 @@ import type { Store } from "../store/store.ts";
 import { openStore, sql, temporaryDirectory } from "../store/test-support.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import { EntryKind, type LogEntry } from "../types/log-entry.ts";
-import { applyBatchBytesMax, CommittedApplier } from "./committed-applier.ts";
+import { applyBatchBytesMax, applyStepMsMax, CommittedApplier } from "./committed-applier.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import type { LeaderSpeculation } from "./leader-speculation.ts";
 import { manualTimers } from "./manual-timers.ts";
@@ -47,4 +47,46 @@ test("one apply step holds at most applyBatchBytesMax of payload beyond its firs
   applier.applyCommitted(last);
   assert.equal(replica.appliedIndex, 5);
   assert.deepEqual(reported, [3, 5]);
+});
+
+test("a slow apply step makes the next ones smaller, in proportion; fast full steps grow them back", (t) => {
+  const directory = temporaryDirectory(t);
+  // An insert's entry is 50 KiB and a few bytes: 20 fit in 1 MiB (with the table), 5 in 256 KiB.
+  const insertBytes = 50 * 1024;
+  const entries = entriesOf(openStore(t, directory, "leader.db"), 40, insertBytes);
+  const replica = openStore(t, directory, "replica.db");
+  // Each apply call takes `stepMs` by this clock, as a cold page cache would make it.
+  let nowMs = 0;
+  let stepMs = 0;
+  const applyBatch = replica.applyBatch.bind(replica);
+  replica.applyBatch = (batch) => {
+    nowMs += stepMs;
+    return applyBatch(batch);
+  };
+  const applier = new CommittedApplier({
+    store: replica,
+    core: { entryAt: (index: number) => entries[index - 1] } as unknown as RaftCore,
+    speculation: { count: 0 } as LeaderSpeculation,
+    applied: new IndexWaiters("applied index", 0, manualTimers(), 10),
+    observer: undefined,
+    loop: { reportApplied: () => {}, fail: (error) => assert.fail(error) },
+    isWitness: () => false,
+    holdApplies: () => false,
+    clock: { monotonicMs: () => nowMs },
+  });
+  const last = logIndex(entries.length);
+  const step = (ms: number): number => {
+    stepMs = ms;
+    const before = replica.appliedIndex;
+    applier.applyCommitted(last);
+    return replica.appliedIndex - before;
+  };
+  assert.equal(applyBatchBytesMax, 1 << 20);
+  // The table and 20 inserts (1 MiB) take 4x the time bound, so the next step takes a quarter.
+  assert.equal(step(4 * applyStepMsMax), 21);
+  assert.equal(step(applyStepMsMax / 10), 5);
+  // Fast and cut by the bound: the bound doubles (512 KiB), and again, up to applyBatchBytesMax.
+  assert.equal(step(applyStepMsMax / 10), 10);
+  assert.equal(step(applyStepMsMax / 10), 5, "the last 5 inserts, within the doubled bound");
+  assert.equal(replica.appliedIndex, entries.length);
 });

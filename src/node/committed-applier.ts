@@ -45,6 +45,15 @@ export const applyBatchEntriesMax = 1_000;
  * (write groups), so the entry count alone no longer bounds a step's time.
  */
 export const applyBatchBytesMax = 1 << 20;
+/**
+ * The time one apply step should take at most. Bytes do not bound time on their own: a node that
+ * restarted has a cold page cache, and each changed row may cost a page read (a soak measured a
+ * 1 MiB step stopping a restarted follower's loop for 900 ms). After a step slower than this the
+ * byte bound shrinks in proportion; after fast full steps it doubles back, up to `applyBatchBytesMax`.
+ */
+export const applyStepMsMax = 50;
+/** The adaptive byte bound never goes below this (a step still takes at least one entry). */
+export const applyStepBytesMin = 16 * 1024;
 
 export class CommittedApplier {
   private readonly store: Store;
@@ -63,6 +72,9 @@ export class CommittedApplier {
   private readonly fail: (error: Error) => void;
   /** The entry the entry applier is applying, or null. */
   private elsewhere: LogIndex | null = null;
+  private readonly clock: { monotonicMs(): number } | undefined;
+  /** The payload bytes a step takes now (see `applyStepMsMax`). */
+  private stepBytes = applyBatchBytesMax;
 
   constructor(parts: {
     store: Store;
@@ -83,7 +95,10 @@ export class CommittedApplier {
     holdApplies: () => boolean;
     /** Applies large entries off the event loop; left out, every entry is applied here. */
     entryApplier?: EntryApplier;
+    /** Times the steps, to fit their bytes to `applyStepMsMax`; left out, only the byte bound holds. */
+    clock?: { monotonicMs(): number };
   }) {
+    this.clock = parts.clock;
     this.isWitness = parts.isWitness;
     this.store = parts.store;
     this.core = parts.core;
@@ -129,20 +144,31 @@ export class CommittedApplier {
           if (batch.length === 0) this.applyElsewhere(logIndex(next), payload, before);
           break;
         }
-        full = bytes > 0 && bytes + payload.byteLength > applyBatchBytesMax;
+        full = bytes > 0 && bytes + payload.byteLength > this.stepBytes;
         if (full) break;
         bytes += payload.byteLength;
         batch.push({ index: logIndex(next), payload });
       }
       if (batch.length === 0) break;
+      const clock = this.clock;
+      const startedMs = clock?.monotonicMs() ?? 0;
       try {
         this.store.applyBatch(batch);
       } catch (error) {
         if (isBatonError(error, ErrorCode.STORE_DIVERGED) && this.diverged(error)) break;
         throw error;
       }
+      if (clock !== undefined) this.fitStep(clock.monotonicMs() - startedMs, full);
     }
     this.progressed(before);
+  }
+
+  /** Fits the next step's bytes to `applyStepMsMax` after one that took `elapsedMs` (`full`: cut by the bound). */
+  private fitStep(elapsedMs: number, full: boolean): void {
+    if (elapsedMs > applyStepMsMax)
+      this.stepBytes = Math.max(applyStepBytesMin, Math.floor((this.stepBytes * applyStepMsMax) / elapsedMs));
+    else if (full && elapsedMs < applyStepMsMax / 4)
+      this.stepBytes = Math.min(applyBatchBytesMax, this.stepBytes * 2);
   }
 
   /** Starts the entry applier on entry `index`; applying resumes when it is done. */
