@@ -5,7 +5,12 @@ import type { Store } from "../store/store.ts";
 import { openStore, sql, temporaryDirectory } from "../store/test-support.ts";
 import { type LogIndex, logIndex } from "../types/ids.ts";
 import { EntryKind, type LogEntry } from "../types/log-entry.ts";
-import { applyBatchBytesMax, applyStepMsMax, CommittedApplier } from "./committed-applier.ts";
+import {
+  applyBatchBytesMax,
+  applyStepBytesMin,
+  applyStepMsMax,
+  CommittedApplier,
+} from "./committed-applier.ts";
 import { IndexWaiters } from "./index-waiters.ts";
 import type { LeaderSpeculation } from "./leader-speculation.ts";
 import { manualTimers } from "./manual-timers.ts";
@@ -49,11 +54,11 @@ test("one apply step holds at most applyBatchBytesMax of payload beyond its firs
   assert.deepEqual(reported, [3, 5]);
 });
 
-test("a slow apply step makes the next ones smaller, in proportion; fast full steps grow them back", (t) => {
+test("apply steps start small and double while fast; a slow one makes the next ones smaller, in proportion", (t) => {
   const directory = temporaryDirectory(t);
-  // An insert's entry is 50 KiB and a few bytes: 20 fit in 1 MiB (with the table), 5 in 256 KiB.
+  // An insert's entry is 50 KiB and a few bytes: 20 fit in 1 MiB, 5 in 256 KiB, 2 in 128 KiB.
   const insertBytes = 50 * 1024;
-  const entries = entriesOf(openStore(t, directory, "leader.db"), 40, insertBytes);
+  const entries = entriesOf(openStore(t, directory, "leader.db"), 70, insertBytes);
   const replica = openStore(t, directory, "replica.db");
   // Each apply call takes `stepMs` by this clock, as a cold page cache would make it.
   let nowMs = 0;
@@ -81,12 +86,16 @@ test("a slow apply step makes the next ones smaller, in proportion; fast full st
     applier.applyCommitted(last);
     return replica.appliedIndex - before;
   };
+  assert.equal(applyStepBytesMin, 16 * 1024);
   assert.equal(applyBatchBytesMax, 1 << 20);
-  // The table and 20 inserts (1 MiB) take 4x the time bound, so the next step takes a quarter.
-  assert.equal(step(4 * applyStepMsMax), 21);
-  assert.equal(step(applyStepMsMax / 10), 5);
-  // Fast and cut by the bound: the bound doubles (512 KiB), and again, up to applyBatchBytesMax.
-  assert.equal(step(applyStepMsMax / 10), 10);
-  assert.equal(step(applyStepMsMax / 10), 5, "the last 5 inserts, within the doubled bound");
+  const fast = applyStepMsMax / 10;
+  // 16 KiB (the table: the first entry always goes), 32 KiB, 64 KiB (one insert each), then 128 KiB
+  // to 1 MiB, doubling after each fast step the bound cut, and no further.
+  const grown = [step(fast), step(fast), step(fast), step(fast), step(fast), step(fast), step(fast)];
+  assert.deepEqual(grown, [1, 1, 1, 2, 5, 10, 20]);
+  // 1 MiB that takes 4x the time bound: the next step takes a quarter of the bytes.
+  assert.equal(step(4 * applyStepMsMax), 20);
+  assert.equal(step(fast), 5);
+  assert.equal(step(fast), 6, "the rest, within the doubled bound");
   assert.equal(replica.appliedIndex, entries.length);
 });

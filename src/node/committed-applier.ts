@@ -50,6 +50,8 @@ export const applyBatchBytesMax = 1 << 20;
  * restarted has a cold page cache, and each changed row may cost a page read (a soak measured a
  * 1 MiB step stopping a restarted follower's loop for 900 ms). After a step slower than this the
  * byte bound shrinks in proportion; after fast full steps it doubles back, up to `applyBatchBytesMax`.
+ * It starts at `applyStepBytesMin`: a node's first steps after a start find the cache coldest, and
+ * starting at the top let the first step stop the loop for 500 ms in a soak.
  */
 export const applyStepMsMax = 50;
 /** The adaptive byte bound never goes below this (a step still takes at least one entry). */
@@ -74,7 +76,7 @@ export class CommittedApplier {
   private elsewhere: LogIndex | null = null;
   private readonly clock: { monotonicMs(): number } | undefined;
   /** The payload bytes a step takes now (see `applyStepMsMax`). */
-  private stepBytes = applyBatchBytesMax;
+  private stepBytes: number;
 
   constructor(parts: {
     store: Store;
@@ -99,6 +101,7 @@ export class CommittedApplier {
     clock?: { monotonicMs(): number };
   }) {
     this.clock = parts.clock;
+    this.stepBytes = parts.clock === undefined ? applyBatchBytesMax : applyStepBytesMin;
     this.isWitness = parts.isWitness;
     this.store = parts.store;
     this.core = parts.core;
