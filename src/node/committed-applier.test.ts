@@ -29,21 +29,32 @@ function entriesOf(leader: Store, count: number, bytes: number): LogEntry[] {
   return entries;
 }
 
-test("one apply step holds at most applyBatchBytesMax of payload beyond its first entry; the rest follows", (t) => {
-  const directory = temporaryDirectory(t);
-  const entries = entriesOf(openStore(t, directory, "leader.db"), 4, Math.floor(applyBatchBytesMax / 3));
-  const replica = openStore(t, directory, "replica.db");
-  const reported: LogIndex[] = [];
-  const applier = new CommittedApplier({
+/** An applier of `entries` to `replica`, as a replica loop would hold it (`clock`: time the steps). */
+function applierOf(
+  replica: Store,
+  entries: readonly LogEntry[],
+  reportApplied: (index: LogIndex) => void,
+  clock?: { monotonicMs(): number },
+): CommittedApplier {
+  return new CommittedApplier({
     store: replica,
     core: { entryAt: (index: number) => entries[index - 1] } as unknown as RaftCore,
     speculation: { count: 0 } as LeaderSpeculation,
     applied: new IndexWaiters("applied index", 0, manualTimers(), 10),
     observer: undefined,
-    loop: { reportApplied: (index) => reported.push(index), fail: (error) => assert.fail(error) },
+    loop: { reportApplied, fail: (error) => assert.fail(error) },
     isWitness: () => false,
     holdApplies: () => false,
+    ...(clock === undefined ? {} : { clock }),
   });
+}
+
+test("one apply step holds at most applyBatchBytesMax of payload beyond its first entry; the rest follows", (t) => {
+  const directory = temporaryDirectory(t);
+  const entries = entriesOf(openStore(t, directory, "leader.db"), 4, Math.floor(applyBatchBytesMax / 3));
+  const replica = openStore(t, directory, "replica.db");
+  const reported: LogIndex[] = [];
+  const applier = applierOf(replica, entries, (index) => reported.push(index));
   const last = logIndex(entries.length);
   applier.applyCommitted(last);
   // The table and two inserts fit (under 1 MiB together); the third insert would pass the bound.
@@ -68,17 +79,7 @@ test("apply steps start small and double while fast; a slow one makes the next o
     nowMs += stepMs;
     return applyBatch(batch);
   };
-  const applier = new CommittedApplier({
-    store: replica,
-    core: { entryAt: (index: number) => entries[index - 1] } as unknown as RaftCore,
-    speculation: { count: 0 } as LeaderSpeculation,
-    applied: new IndexWaiters("applied index", 0, manualTimers(), 10),
-    observer: undefined,
-    loop: { reportApplied: () => {}, fail: (error) => assert.fail(error) },
-    isWitness: () => false,
-    holdApplies: () => false,
-    clock: { monotonicMs: () => nowMs },
-  });
+  const applier = applierOf(replica, entries, () => {}, { monotonicMs: () => nowMs });
   const last = logIndex(entries.length);
   const step = (ms: number): number => {
     stepMs = ms;
