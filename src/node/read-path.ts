@@ -29,6 +29,14 @@ import type { NodeConfig } from "./node-config.ts";
 import type { ReplicaLoop } from "./replica-loop.ts";
 import type { Cancel, NodeRuntime } from "./runtime.ts";
 
+/**
+ * How long the read transaction that short queries share stays open after the first of them. A
+ * query joins it only while it shows the latest commit (`read-turn.ts`), so holding it longer changes
+ * no answer; it saves the BEGIN, applied-index read and ROLLBACK of every turn under steady reads.
+ * The bound keeps it from holding the WAL: SQLite restarts the WAL only when no reader uses it.
+ */
+export const readTurnHoldMs = 20;
+
 export class ReadPath {
   private readonly loop: ReplicaLoop;
   private readonly applied: IndexWaiters;
@@ -112,8 +120,8 @@ export class ReadPath {
   private queryInProcess(statements: NormalizedQuery["statements"]): QueryResult | null {
     if (this.runtime.queryExecutor === undefined) return null;
     const { store, timers } = this.runtime;
-    // The turn's short queries share one read transaction; it ends when the turn's work is done.
-    this.endTurn ??= timers.soon(() => {
+    // Short queries share one read transaction; it ends `readTurnHoldMs` after it began, or earlier.
+    this.endTurn ??= timers.after(readTurnHoldMs, () => {
       this.endTurn = null;
       store.endReadTurn();
     });

@@ -1,5 +1,5 @@
 /**
- * One read transaction shared by the provably short queries of one turn of the event loop
+ * One read transaction shared by the provably short queries that run close together
  * (`Store.queryIfBounded`). A linearizable read round releases several reads at once, and each paid
  * for a transaction of its own: BEGIN, the applied index, the schema version, ROLLBACK, and the WAL
  * read lock taken and released, which together cost more than a point read.
@@ -8,8 +8,8 @@
  * it read is the store's applied index now, on the same connection, and no other process applies an
  * entry to the file. Then a new transaction would read exactly the same state, so sharing changes no
  * answer. Otherwise the stale transaction ends and a fresh one begins. The node ends the shared
- * transaction when the turn's work is done (`Timers.soon`), so it never holds the WAL longer than a
- * turn; every other use of the read connection ends it first.
+ * transaction a bounded time after it began (`readTurnHoldMs`, read-path.ts), so it never holds the
+ * WAL longer than that; every other use of the read connection ends it first.
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { LogIndex } from "../types/ids.ts";

@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { test } from "node:test";
+import type { NormalizedQuery } from "../api/request-validation.ts";
+import { InProcessQueryExecutor } from "../store/query-executor.ts";
+import { batch, openStore, sql, TestLog, temporaryDirectory } from "../store/test-support.ts";
+import { IndexWaiters } from "./index-waiters.ts";
+import type { NodeConfig } from "./node-config.ts";
+import { ReadPath, readTurnHoldMs } from "./read-path.ts";
+import type { ReplicaLoop } from "./replica-loop.ts";
+import { type Cancel, type NodeRuntime, systemClock, type Timers } from "./runtime.ts";
+
+test("short queries share a read transaction, which the node ends readTurnHoldMs after it began", async (t) => {
+  const log = new TestLog(openStore(t, temporaryDirectory(t), "leader.db"));
+  log.write(batch("CREATE TABLE kv(k TEXT PRIMARY KEY NOT NULL, v TEXT)"));
+  log.write([sql("INSERT INTO kv VALUES ('a', '1')")]);
+  const store = log.leader;
+  const due: { delayMs: number; run: () => void }[] = [];
+  const timers: Timers = {
+    after: (delayMs, run): Cancel => {
+      due.push({ delayMs, run });
+      return () => {};
+    },
+    every: () => assert.fail("the read path sets no periodic timer"),
+    soon: () => assert.fail("the shared transaction is not ended at the turn's end"),
+  };
+  const reads = new ReadPath({
+    loop: { core: { summary: () => ({ term: 1 }) } } as unknown as ReplicaLoop,
+    applied: new IndexWaiters("applied index", store.appliedIndex, timers, 10),
+    config: { id: "n1", readTimeoutMsDefault: 1_000 } as unknown as NodeConfig,
+    runtime: {
+      store,
+      timers,
+      clock: systemClock,
+      queryExecutor: new InProcessQueryExecutor(store),
+    } as unknown as NodeRuntime,
+    requireLeader: () => {},
+    refuseRead: () => {},
+  });
+  const query: NormalizedQuery = {
+    statements: [{ sql: "SELECT v FROM kv WHERE k = 'a'", params: [] }],
+    consistency: "any",
+    minIndex: null,
+    maxLagMs: null,
+    timeoutMs: 1_000,
+  };
+  const valueRead = async () => (await reads.query(query)).results[0]?.rows[0]?.[0];
+  assert.equal(await valueRead(), "1");
+  assert.deepEqual(
+    due.map((timer) => timer.delayMs),
+    [readTurnHoldMs],
+  );
+  // A writer the store does not know of: the shared transaction keeps showing what it showed...
+  const outside = new DatabaseSync(store.path);
+  t.after(() => outside.close());
+  outside.exec("UPDATE kv SET v = 'outside' WHERE k = 'a'");
+  assert.equal(await valueRead(), "1", "the second query ran in the first one's transaction");
+  assert.equal(due.length, 1, "one end is due, however many queries share it");
+  // ...until its bound ends it; the next query reads afresh and starts the next bound.
+  due.shift()?.run();
+  assert.equal(await valueRead(), "outside");
+  assert.equal(due.length, 1);
+});
