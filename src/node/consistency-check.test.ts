@@ -1,14 +1,19 @@
 /**
  * How a node judges its own database from the voters' content hashes (`judge`), against a naive
- * oracle, and the storage messages' wire format.
+ * oracle; checks exchanged between members, one of them restarted after a check passed; and the
+ * storage messages' wire format.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { isBatonError } from "../lib/errors.ts";
-import { logIndex, type NodeId, nodeId } from "../types/ids.ts";
-import { judge } from "./consistency-check.ts";
+import { type LogIndex, logIndex, type NodeId, nodeId } from "../types/ids.ts";
+import { ConsistencyChecks, checkSpacingMs, type DamageFound, judge } from "./consistency-check.ts";
+import { type NodeConfig, nodeDefaults } from "./node-config.ts";
 import { decodePeerBody, encodeStorage, type StorageMessage } from "./peer-envelope.ts";
+import type { ReplicaLoop } from "./replica-loop.ts";
+import type { NodeRuntime } from "./runtime.ts";
+import { routeStorageMessage } from "./storage-health.ts";
 
 const ids = ["n1", "n2", "n3", "n4", "n5"].map(nodeId);
 const hashA = "a".repeat(64);
@@ -127,6 +132,151 @@ describe("judging a node's database by the voters' hashes", () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+type Member = {
+  readonly checks: ConsistencyChecks;
+  readonly found: DamageFound[];
+  readonly passed: LogIndex[];
+  /** Running hash jobs' steps (the checks step them every tick). */
+  readonly jobs: Set<() => void>;
+};
+
+type Sent = { readonly from: NodeId; readonly to: NodeId; readonly message: StorageMessage };
+
+/**
+ * Members of a three-voter cluster at one applied index, each hashing to a hash of its own, whose
+ * storage messages travel on a bus; a message to a member that is down (not started) is lost.
+ */
+class CheckCluster {
+  static readonly voters = ids.slice(0, 3);
+  static readonly appliedIndex = logIndex(128);
+  nowMs = 0;
+  readonly members = new Map<NodeId, Member>();
+  /** Every message sent, delivered or lost. */
+  readonly sent: Sent[] = [];
+  private readonly queue: Sent[] = [];
+
+  start(id: NodeId, hash: string, role: "leader" | "follower"): Member {
+    const jobs = new Set<() => void>();
+    const found: DamageFound[] = [];
+    const passed: LogIndex[] = [];
+    const runtime = {
+      clock: { nowMs: () => this.nowMs, monotonicMs: () => this.nowMs },
+      timers: {
+        every: (_periodMs: number, run: () => void) => {
+          jobs.add(run);
+          return () => jobs.delete(run);
+        },
+      },
+      store: {
+        appliedIndex: CheckCluster.appliedIndex,
+        beginContentHash: () => ({
+          appliedIndex: CheckCluster.appliedIndex,
+          step: () => hash,
+          close: () => {},
+        }),
+      },
+      logger: () => {},
+    } as unknown as NodeRuntime;
+    const summary = {
+      role,
+      lastIndex: CheckCluster.appliedIndex,
+      clusterConfig: { voters: CheckCluster.voters, learners: [] },
+    };
+    const loop = {
+      fatal: null,
+      core: { summary: () => summary },
+      reportApplied: () => {},
+    } as unknown as ReplicaLoop;
+    const checks = new ConsistencyChecks({
+      config: { ...nodeDefaults, id } as unknown as NodeConfig,
+      runtime,
+      loop,
+      speculativeCount: () => 0,
+      send: (to, body) => this.send(id, to, body),
+      onDamage: (damage) => found.push(damage),
+      onPassed: (index) => passed.push(index),
+      onNoMajority: () => assert.fail(`${id}: no majority`),
+      isWitness: () => false,
+    });
+    const member: Member = { checks, found, passed, jobs };
+    this.members.set(id, member);
+    checks.roleChanged(role);
+    checks.afterStep();
+    return member;
+  }
+
+  send(from: NodeId, to: NodeId, body: Uint8Array): void {
+    const decoded = decodePeerBody(body);
+    assert.equal(decoded.type, "storage");
+    const sent = { from, to, message: (decoded as { message: StorageMessage }).message };
+    this.sent.push(sent);
+    this.queue.push(sent);
+  }
+
+  /** Steps the hash jobs and delivers messages until there are none; fails if they never stop. */
+  settle(): void {
+    const roundsMax = 20;
+    for (let round = 0; round < roundsMax; round++) {
+      for (const member of this.members.values()) for (const step of [...member.jobs]) step();
+      const batch = this.queue.splice(0);
+      if (batch.length === 0) return;
+      for (const { from, to, message } of batch) {
+        const member = this.members.get(to);
+        if (member === undefined) continue;
+        routeStorageMessage(member.checks, () => assert.fail("no snapshot is asked for"), from, message);
+        member.checks.afterStep();
+      }
+    }
+    assert.fail(`messages still flowing after ${roundsMax} rounds`);
+  }
+}
+
+describe("a member restarted after a check passed, with no writes since", () => {
+  test("hears every member's report again when the check restarts at that index, and finds its damage", () => {
+    const [n1, n2, n3] = CheckCluster.voters as [NodeId, NodeId, NodeId];
+    const cluster = new CheckCluster();
+    // The check at the applied index passes on the leader and n3 while n1 is down: their reports to
+    // n1 are lost.
+    const leader = cluster.start(n2, hashA, "leader");
+    const other = cluster.start(n3, hashA, "follower");
+    cluster.settle();
+    assert.deepEqual(
+      [leader.passed, other.passed],
+      [[CheckCluster.appliedIndex], [CheckCluster.appliedIndex]],
+    );
+    // n1 restarts on a damaged database and asks for a check; the leader starts one again at the same
+    // index, which n3 already hashed.
+    const restarted = cluster.start(n1, hashB, "follower");
+    cluster.nowMs += checkSpacingMs;
+    const sentBefore = cluster.sent.length;
+    cluster.send(n1, n2, encodeStorage({ kind: "checkRequest", appliedIndex: CheckCluster.appliedIndex }));
+    cluster.settle();
+    assert.deepEqual(
+      restarted.found.map((found) => ({ ...found, agreeing: [...found.agreeing].sort() })),
+      [{ index: CheckCluster.appliedIndex, ownHash: hashB, majorityHash: hashA, agreeing: [n2, n3] }],
+    );
+    // n3 sent its report once to each other member for the restarted check.
+    const reportsOf = (from: NodeId, since: number) =>
+      cluster.sent
+        .slice(since)
+        .filter((sent) => sent.from === from && sent.message.kind === "checkReport")
+        .map((sent) => sent.to)
+        .sort();
+    assert.deepEqual(reportsOf(n3, sentBefore), [n1, n2]);
+    // A report never draws one in answer: n1's, again, draws nothing from n3 (no ping-pong).
+    const sentAgain = cluster.sent.length;
+    cluster.send(
+      n1,
+      n3,
+      encodeStorage({ kind: "checkReport", index: CheckCluster.appliedIndex, hash: hashB }),
+    );
+    cluster.settle();
+    assert.deepEqual(reportsOf(n3, sentAgain), []);
+    assert.equal(cluster.sent.length, sentAgain + 1);
+    assert.equal(restarted.found.length, 1, "judged once");
   });
 });
 

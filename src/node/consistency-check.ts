@@ -22,7 +22,9 @@
  *     read transaction of its own (`ContentHashJob`), and applies on while the job hashes
  *     `consistencyCheckRowsPerStep` rows per tick. A member already past I, or that a snapshot takes
  *     past it, takes no part.
- *  4. Every member sends its hash to the other members (`checkReport`).
+ *  4. Every member sends its hash to the other members (`checkReport`), and sends it again on a
+ *     `checkStart` at an index it already hashed: a member restarted since missed it. Reports are
+ *     sent only on a hash or a `checkStart`, never in answer to a report, so they cannot ping-pong.
  *  5. Each node judges only itself (`judge`): once a majority of the voters report one hash, its own
  *     either equals it (passed: its database is verified) or not (damaged: `storage-heal.ts`
  *     replaces its database with a leader's snapshot). Learners' hashes count for no majority. No
@@ -203,9 +205,13 @@ export class ConsistencyChecks {
     if (this.skipped || !this.isMember(from) || this.job?.index === index) return;
     const own = this.tracked.get(index)?.reports.get(this.self);
     if (own !== undefined) {
-      // A check at an index already hashed: the leader starts one again when its report of ours was
-      // lost (an unverified leader's applied index stands still, since it takes no writes).
-      if (own !== unreadable) this.parts.send(from, encodeStorage({ kind: "checkReport", index, hash: own }));
+      // A check at an index already hashed: the leader starts one again when a report was lost, or
+      // when a member restarted after the check passed (no writes, so the applied index stands
+      // still). Every member hears ours again: a restarted one missed the reports sent while it was
+      // down, and without a majority of them it cannot judge itself until writes move the index on.
+      if (own === unreadable) return;
+      const report = encodeStorage({ kind: "checkReport", index, hash: own });
+      for (const member of this.others()) this.parts.send(member, report);
       return;
     }
     if (index < this.parts.runtime.store.appliedIndex) return;
