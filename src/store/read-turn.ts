@@ -9,7 +9,8 @@
  * entry to the file. Then a new transaction would read exactly the same state, so sharing changes no
  * answer. Otherwise the stale transaction ends and a fresh one begins. The node ends the shared
  * transaction a bounded time after it began (`readTurnHoldMs`, read-path.ts), so it never holds the
- * WAL longer than that; every other use of the read connection ends it first.
+ * WAL longer than that; every other use of the read connection ends it first, and so does the
+ * writer's catch-up checkpoint (`checkpointer.ts`), which it would keep from completing.
  */
 import type { DatabaseSync } from "node:sqlite";
 import type { LogIndex } from "../types/ids.ts";

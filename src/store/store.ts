@@ -75,6 +75,7 @@ export class Store {
   readonly #cost = new StatementCost();
   readonly #boundedReads = new BoundedReads();
   readonly #readTurn = new ReadTurn();
+  readonly #endOwnReads = (): void => this.#readTurn.end();
   #appliedIndex: LogIndex;
   #speculative: LogIndex[] = [];
   #replayRequiredThrough: LogIndex | null = null;
@@ -291,7 +292,7 @@ export class Store {
     assert(write.isTransaction, "a speculative transaction is open");
     writeMeta.writeAppliedIndex(upToIndex);
     internalStatement(write, "COMMIT").run();
-    this.#checkpoints?.afterCommit(write);
+    this.#checkpoints?.afterCommit(write, this.#endOwnReads);
     this.#appliedIndex = upToIndex;
     this.#speculative = [];
     this.#holdsAdopted = false;
@@ -337,7 +338,7 @@ export class Store {
     const schemaChanged = () => this.#schemaChanged();
     const context = { db: write, triggers: this.#triggers, counters: this.#counters, schemaChanged };
     applyInTransaction(context, writeMeta, decoded, last.index);
-    this.#checkpoints?.afterCommit(write);
+    this.#checkpoints?.afterCommit(write, this.#endOwnReads);
     this.#advanceApplied(last.index);
     return "applied";
   }
