@@ -12,7 +12,7 @@ import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ErrorCode } from "../lib/errors.ts";
 import { logIndex } from "../types/ids.ts";
-import { BackgroundCheckpoints, Checkpointer } from "./checkpointer.ts";
+import { BackgroundCheckpoints, Checkpointer, catchUpPinnedFramesMax } from "./checkpointer.ts";
 import { Store } from "./store.ts";
 
 const directory = fs.mkdtempSync(path.join(os.tmpdir(), "baton-checkpointer-"));
@@ -135,6 +135,49 @@ test("while a snapshot is copied the writer runs no catch-up checkpoint on the e
   checkpoints.detach();
   write.close();
   assert.deepEqual(failures, []);
+});
+
+test("what a long reader pinned is the thread's to copy once it ends, not a catch-up's on the event loop", async () => {
+  const file = path.join(directory, "pinned.db");
+  const write = new DatabaseSync(file);
+  write.exec("PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)");
+  const failures: Error[] = [];
+  const checkpoints = new BackgroundCheckpoints(file, 5_000, (error) => failures.push(error), write);
+  // Each catch-up, with what the thread's latest pass had reported pinned when it ran.
+  const pinnedAtCatchUps: number[] = [];
+  const commit = () => {
+    const before = checkpoints.catchUps;
+    write.exec("INSERT INTO t(body) VALUES (randomblob(500000))");
+    checkpoints.afterCommit(write);
+    if (checkpoints.catchUps > before) pinnedAtCatchUps.push(checkpoints.lastCatchUpPinnedFrames);
+  };
+  // A reader holds one snapshot (as a content hash or a snapshot copy does) while 40 MB are written.
+  const reader = new DatabaseSync(file, { readOnly: true });
+  reader.exec("BEGIN");
+  reader.prepare("SELECT count(*) FROM t").get();
+  for (let i = 0; i < 80; i++) {
+    commit();
+    await sleep(5);
+  }
+  await waitUntil(
+    () => checkpoints.pinnedFrames > catchUpPinnedFramesMax,
+    "the thread to report pinned frames",
+  );
+  reader.exec("ROLLBACK");
+  reader.close();
+  // Writes go on. The commits right after the reader ended leave its backlog to the thread; once the
+  // thread copied it, the writer's own catch-ups resume and restart the WAL.
+  const resumedFrom = checkpoints.catchUps;
+  await waitUntil(() => {
+    commit();
+    return checkpoints.catchUps > resumedFrom;
+  }, "the writer's catch-ups to resume");
+  checkpoints.detach();
+  write.close();
+  assert.deepEqual(failures, []);
+  for (const pinned of pinnedAtCatchUps)
+    assert.ok(pinned <= catchUpPinnedFramesMax, `a catch-up ran with ${pinned} frames pinned`);
+  assert.ok(checkpoints.catchUpsLeftToThread > 0, "no catch-up was left to the thread");
 });
 
 test("a checkpoint that cannot run is reported as STORE_CHECKPOINT_FAILED", async () => {

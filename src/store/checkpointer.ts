@@ -20,7 +20,10 @@
  * MB in 30 s). So once the WAL passes `walFramesCatchUpAt` (by the length the thread published
  * at its latest pass, or by the file's own length) the store's write connection runs one PASSIVE
  * checkpoint itself right after a commit (`afterCommit`): it copies only what the thread has not,
- * and the next transaction restarts the WAL, as an automatic checkpoint would have.
+ * and the next transaction restarts the WAL, as an automatic checkpoint would have. Not while the
+ * thread's latest pass found many frames pinned by a reader (`catchUpPinnedFramesMax`): after a
+ * long read transaction (a content hash, a snapshot copy) tens of MB wait, and copying and fsyncing
+ * them on the event loop stopped it for hundreds of ms; the thread's next pass copies them instead.
  *
  * Stopping is synchronous (`close`), because the store replaces its database file synchronously
  * (`Store.installRestore`): the thread must have closed its connection before the file is swapped.
@@ -43,10 +46,18 @@ export const walFramesCatchUpAt = 4096;
 const walFrameBytes = 4096 + 24;
 /** After a catch-up that could not complete, frames the WAL grows by before the writer tries again. */
 export const walFramesRetryAfter = 1024;
+/**
+ * Frames a reader kept the thread's latest checkpoint from copying, past which the writer runs no
+ * catch-up: 8 MiB. A read transaction held long (a consistency check's content hash, a snapshot
+ * copy) pins what was written meanwhile; once it ends, the thread's next pass copies it. Copied and
+ * fsynced by the writer instead, on the event loop, it stopped a node's loop for 240-470 ms in the
+ * soak; while the reader lasts, the catch-up could not copy it either.
+ */
+export const catchUpPinnedFramesMax = 2048;
 /** The longest `close` waits for the thread to finish a checkpoint and close its connection. */
 export const checkpointCloseWaitMsMax = 30_000;
 
-/** Control words: [request, state, WAL frames at the thread's latest checkpoint]. */
+/** Control words: [request, state, WAL frames and frames left uncopied at the thread's latest checkpoint]. */
 const request = { run: 0, close: 1 } as const;
 const state = { open: 0, closed: 1 } as const;
 
@@ -74,7 +85,11 @@ async function run() {
       if (wait.async) await wait.value;
       if (Atomics.load(control, 0) === ${request.close}) break;
       const done = checkpoint.get();
-      Atomics.store(control, 2, Number(done.log));
+      // -1 when it could not run at all (the writer held the checkpoint lock): nothing learned.
+      if (Number(done.log) >= 0) {
+        Atomics.store(control, 2, Number(done.log));
+        Atomics.store(control, 3, Math.max(0, Number(done.log) - Number(done.checkpointed)));
+      }
     }
   } catch (error) {
     parentPort.postMessage({ failure: String(error?.message ?? error) });
@@ -103,7 +118,7 @@ export class Checkpointer {
     onFailure: (error: BatonError) => void,
     intervalMs = checkpointIntervalMs,
   ): Checkpointer {
-    const control = new Int32Array(new SharedArrayBuffer(12));
+    const control = new Int32Array(new SharedArrayBuffer(16));
     const worker = new Worker(workerSource, {
       eval: true,
       workerData: { path, busyTimeoutMs, intervalMs, control: control.buffer },
@@ -131,9 +146,15 @@ export class Checkpointer {
     return Atomics.load(this.#control, 2);
   }
 
-  /** The writer checkpointed: the length published by the thread is old news. */
+  /** The WAL frames a reader kept the thread's latest checkpoint from copying (0 after `caughtUp`). */
+  get pinnedFrames(): number {
+    return Atomics.load(this.#control, 3);
+  }
+
+  /** The writer checkpointed: the figures published by the thread are old news. */
   caughtUp(): void {
     Atomics.store(this.#control, 2, 0);
+    Atomics.store(this.#control, 3, 0);
   }
 
   /** Stops the thread and waits (bounded) until its connection is closed. Closing twice is harmless. */
@@ -168,6 +189,10 @@ export class BackgroundCheckpoints {
   #copies = 0;
   /** Catch-ups the writer ran (for tests and status). */
   catchUps = 0;
+  /** What the thread had reported pinned when the writer's latest catch-up ran (for tests). */
+  lastCatchUpPinnedFrames = 0;
+  /** Commits that would have caught up but left what a reader pinned (`catchUpPinnedFramesMax`) to the thread. */
+  catchUpsLeftToThread = 0;
 
   /** Starts with the store's current write connection. */
   constructor(
@@ -186,6 +211,11 @@ export class BackgroundCheckpoints {
     this.detach();
     write.exec("PRAGMA wal_autocheckpoint=0");
     this.#checkpointer = Checkpointer.start(this.#path, this.#busyTimeoutMs, this.#onFailure);
+  }
+
+  /** What a reader kept the thread's latest pass from copying, in frames (`Checkpointer.pinnedFrames`). */
+  get pinnedFrames(): number {
+    return this.#checkpointer?.pinnedFrames ?? 0;
   }
 
   detach(): void {
@@ -213,7 +243,8 @@ export class BackgroundCheckpoints {
   /**
    * After a commit on `write`: when the WAL grew long, checkpoint what the thread has not yet. A
    * catch-up that could not finish (the thread held the checkpoint lock, a reader pins older pages)
-   * is tried again once the WAL grew by `walFramesRetryAfter`, not after every commit.
+   * is tried again once the WAL grew by `walFramesRetryAfter`, not after every commit. While the
+   * thread's latest pass left over `catchUpPinnedFramesMax` frames pinned by a reader, none runs.
    *
    * `endOwnReads` ends the store's own read transaction, if one is open, before a catch-up: short
    * queries share one for up to `readTurnHoldMs` (read-turn.ts), and under reads back to back one is
@@ -228,7 +259,13 @@ export class BackgroundCheckpoints {
     const fileBytes = fs.statSync(`${this.#path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
     const frames = Math.max(checkpointer.walFrames, Math.floor(fileBytes / walFrameBytes));
     if (frames < walFramesCatchUpAt || frames < this.#retryAtFrames) return;
+    const pinned = checkpointer.pinnedFrames;
+    if (pinned > catchUpPinnedFramesMax) {
+      this.catchUpsLeftToThread++;
+      return;
+    }
     this.catchUps++;
+    this.lastCatchUpPinnedFrames = pinned;
     endOwnReads();
     const done = write.prepare("PRAGMA wal_checkpoint(PASSIVE)").get();
     const [busy, log, copied] = [done?.busy, done?.log, done?.checkpointed].map(Number);
