@@ -9,7 +9,7 @@
 import { HttpApi } from "../http/http-api.ts";
 import type { BatonNode } from "../node/baton-node.ts";
 import { hostPort, type LaunchConfig, openNode } from "../node/launch.ts";
-import { incarnationClusterId, readRecovery, writeContacts } from "../node/recovery.ts";
+import { ContactsRecorder, incarnationClusterId, readRecovery } from "../node/recovery.ts";
 import type { NodeLog } from "../node/runtime.ts";
 import { joinIfNew, promoteUntilVoter } from "./join.ts";
 
@@ -56,13 +56,10 @@ export async function launchNode(
     appliedIndex: node.runtime.store.appliedIndex,
     lastIndex: opened.lastIndexAtOpen,
   });
-  const contacts = setInterval(() => {
-    try {
-      writeContacts(config.dataDirectory, node.status(), Date.now());
-    } catch (error) {
-      log("warn", "node.contacts-not-recorded", { error: (error as Error).message });
-    }
-  }, contactsEveryMs);
+  const recorder = new ContactsRecorder(config.dataDirectory, (error) =>
+    log("warn", "node.contacts-not-recorded", { error: error.message }),
+  );
+  const contacts = setInterval(() => recorder.record(node.status(), Date.now()), contactsEveryMs);
   contacts.unref();
   const stopPromoting =
     joining.join === null
@@ -78,7 +75,8 @@ export async function launchNode(
   const stop = (): Promise<void> => {
     clearInterval(contacts);
     stopPromoting();
-    stopped ??= stopServing(node, http, opened.close, log);
+    // A contacts write under way finishes before the process exits (no stray temporary file).
+    stopped ??= Promise.all([stopServing(node, http, opened.close, log), recorder.settled()]).then(() => {});
     return stopped;
   };
   return { node, http, httpPort: address.port, stop };

@@ -86,6 +86,8 @@ export const ErrorCode = {
   STORE_DIVERGED: "STORE_DIVERGED",
   /** The store's WAL checkpoint failed (an I/O error, a full disk): the node stops, as for a failed fsync. */
   STORE_CHECKPOINT_FAILED: "STORE_CHECKPOINT_FAILED",
+  /** The node's history file (`review/history.jsonl`) or its replicated mark could not be written or synced: the node stops. */
+  HISTORY_IO: "HISTORY_IO",
   /**
    * This node's database differs from what a majority of its peers hold at the same log index: it
    * serves nothing from it until a leader's snapshot replaces it. Another node can answer.
@@ -164,6 +166,7 @@ export const httpStatusByCode: { readonly [K in ErrorCode]: number } = {
   STORE_VERSION_UNSUPPORTED: 500,
   STORE_DIVERGED: 500,
   STORE_CHECKPOINT_FAILED: 500,
+  HISTORY_IO: 500,
   STORE_DAMAGED: 503,
   STORE_UNVERIFIED: 503,
   NO_INTACT_COPY: 500,
@@ -273,6 +276,7 @@ export const retryByCode: { readonly [K in ErrorCode]: RetryRule } = {
   STORE_VERSION_UNSUPPORTED: never,
   STORE_DIVERGED: never,
   STORE_CHECKPOINT_FAILED: never,
+  HISTORY_IO: never,
   // Refused before anything ran: another node holds intact data.
   STORE_DAMAGED: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },
   STORE_UNVERIFIED: { retry: "elsewhere", writeOutcome: "not-applied", retryAfterSeconds: null },

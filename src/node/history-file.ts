@@ -1,10 +1,15 @@
 /**
  * A node's own history on disk (`history.ts` says what is recorded): `DATA/review/history.jsonl`,
- * one JSON record a line, fsynced as it is written (these events are rare), and
- * `DATA/review/history-replicated.json`, the highest sequence the leader confirmed replicated
- * (written atomically; losing it only means records are sent again, which the replicated table
- * ignores). Forced recoveries, written by `baton recover` while the node is stopped, use the same
- * file and are replicated once the node runs with a leader.
+ * one JSON record a line, and `DATA/review/history-replicated.json`, the highest sequence the
+ * leader confirmed replicated (replaced whole; losing it only means records are sent again, which
+ * the replicated table ignores). Forced recoveries, written by `baton recover` while the node is
+ * stopped, use the same file and are replicated once the node runs with a leader.
+ *
+ * Off the event loop: a record is appended at once and fdatasynced on libuv's thread pool (one sync
+ * at a time covers every line appended before it), and the replicated mark is written there too
+ * (`ReplacedFile`). Records come at elections and role changes, exactly when heartbeats matter, and
+ * while the disk was busy one fsync on the main thread took 1.26 s (an election under way stalls).
+ * A failed sync is a storage failure: `onFailure` receives it, and the node stops.
  *
  * Retention: the newest `historyEntriesMax` lines; the file is rewritten (atomically) when it holds
  * twice that many. A damaged line (a torn append) is shown as such, never dropped silently.
@@ -12,6 +17,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { type HistoryRecord, historyEntriesMax, SequencedHistory } from "./history.ts";
+import { ReplacedFile } from "./replaced-file.ts";
 import { writeFileDurably } from "./write-file-durably.ts";
 
 export const historyFileName = path.join("review", "history.jsonl");
@@ -19,10 +25,21 @@ export const historyReplicatedFileName = path.join("review", "history-replicated
 
 export class FileHistory extends SequencedHistory {
   private readonly file: string;
-  private readonly replicatedFile: string;
   private lines: number;
 
-  constructor(dataDirectory: string) {
+  private readonly replicated: ReplacedFile;
+  private readonly onFailure: (error: Error) => void;
+  /** The fdatasync under way, and whether lines were appended after it began. */
+  private syncing: Promise<void> | null = null;
+  private appendedSinceSync = false;
+
+  /** `onFailure`: a failed fdatasync of the history file (the default throws it, out of the loop). */
+  constructor(
+    dataDirectory: string,
+    onFailure: (error: Error) => void = (error) => {
+      throw error;
+    },
+  ) {
     const file = path.join(dataDirectory, historyFileName);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const lines = fs.existsSync(file) ? readLines(file) : [];
@@ -32,8 +49,15 @@ export class FileHistory extends SequencedHistory {
       readThrough(replicatedFile),
     );
     this.file = file;
-    this.replicatedFile = replicatedFile;
     this.lines = lines.length;
+    this.onFailure = onFailure;
+    this.replicated = new ReplacedFile(replicatedFile, onFailure);
+  }
+
+  /** Resolves once every record is synced and the replicated mark written (before the node stops). */
+  async settled(): Promise<void> {
+    while (this.syncing !== null) await this.syncing;
+    await this.replicated.settled();
   }
 
   recent(limit: number): HistoryRecord[] {
@@ -48,16 +72,41 @@ export class FileHistory extends SequencedHistory {
     const descriptor = fs.openSync(this.file, "a");
     try {
       fs.writeSync(descriptor, `${JSON.stringify(record)}\n`);
-      fs.fdatasyncSync(descriptor);
     } finally {
       fs.closeSync(descriptor);
     }
     this.lines++;
     if (this.lines > 2 * historyEntriesMax) this.trim();
+    this.appendedSinceSync = true;
+    this.syncing ??= this.syncAppended().finally(() => {
+      this.syncing = null;
+    });
+  }
+
+  private async syncAppended(): Promise<void> {
+    while (this.appendedSinceSync) {
+      this.appendedSinceSync = false;
+      try {
+        await this.datasync(this.file);
+      } catch (error) {
+        this.onFailure(error as Error);
+        return;
+      }
+    }
+  }
+
+  /** fdatasyncs `file` on the thread pool (a seam for tests of a failing disk). */
+  protected async datasync(file: string): Promise<void> {
+    const handle = await fs.promises.open(file, "r");
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
   }
 
   protected saveThrough(seq: number): void {
-    writeFileDurably(this.replicatedFile, JSON.stringify({ replicatedThrough: seq }));
+    this.replicated.replace(JSON.stringify({ replicatedThrough: seq }));
   }
 
   private trim(): void {

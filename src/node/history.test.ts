@@ -54,11 +54,12 @@ test("records stay unreplicated until confirmed; a confirmation only rises and n
   assert.deepEqual(history.unreplicated(10), []);
 });
 
-test("the file keeps records and what was replicated across restarts; a wiped file starts above", (t) => {
+test("the file keeps records and what was replicated across restarts; a wiped file starts above", async (t) => {
   const data = directory(t);
   const first = new FileHistory(data);
   for (const atMs of [100, 200, 300]) first.record(event(atMs));
   first.markReplicated(200_000);
+  await first.settled();
   const reopened = new FileHistory(data);
   assert.equal(reopened.replicatedThrough, 200_000);
   assert.deepEqual(
@@ -84,10 +85,39 @@ test("the file keeps records and what was replicated across restarts; a wiped fi
     damaged.unreplicated(10).map((r) => r.seq),
     [300_000, 300_001],
   );
+  await reopened.settled();
   fs.rmSync(path.join(data, "review"), { recursive: true });
   const wiped = new FileHistory(data);
   assert.equal(wiped.replicatedThrough, 0);
   assert.equal(wiped.record(event(10_000)).seq, 10_000_000);
+  await wiped.settled();
+});
+
+test("the history file is synced off the event loop; a sync that fails is reported as a storage failure", async (t) => {
+  const data = directory(t);
+  const failures: Error[] = [];
+  const history = new FileHistory(data, (error) => failures.push(error));
+  history.record(event(100));
+  history.record(event(200));
+  history.markReplicated(100_000);
+  // Appended at once (a restart reads it), synced and marked later, on the thread pool.
+  assert.equal(fs.readFileSync(path.join(data, historyFileName), "utf8").split("\n").length, 3);
+  assert.equal(fs.existsSync(path.join(data, "review", "history-replicated.json")), false);
+  await history.settled();
+  assert.equal(new FileHistory(data).replicatedThrough, 100_000);
+  assert.equal(failures.length, 0);
+
+  // A disk whose fdatasync fails: reported once per failed sync, never thrown into the caller.
+  class FailingDisk extends FileHistory {
+    protected override async datasync(): Promise<void> {
+      throw Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
+    }
+  }
+  const failing = new FailingDisk(data, (error) => failures.push(error));
+  failing.record(event(300));
+  await failing.settled();
+  assert.equal(failures.length, 1);
+  assert.match(failures[0]!.message, /EIO/);
 });
 
 test("a record is replicated as JSON within its bound, a larger one with its first fields only", () => {

@@ -11,6 +11,7 @@ import { requestLimits } from "../api/request-limits.ts";
 import type { Durability } from "../consensus/config.ts";
 import type { ClusterConfig, MemberAddress } from "../consensus/index.ts";
 import { assert } from "../lib/assert.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
 import { ProcessEntryApplier } from "../store/entry-applier.ts";
 import { OrphanQuarantine } from "../store/orphan-quarantine.ts";
 import { QueryProcessPool } from "../store/query-process-pool.ts";
@@ -272,6 +273,10 @@ export async function openNode(
   const orphans = OrphanQuarantine.open(path.join(config.dataDirectory, "review", "orphans.db"));
   const self = nodeId(config.id);
   const members = bootstrapMembers(config);
+  // A failed sync of the history file is a storage failure: it stops the node, as a failed log sync does.
+  const history = new FileHistory(config.dataDirectory, (error) =>
+    node.loop.fail(new BatonError(ErrorCode.HISTORY_IO, `history file: ${error.message}`)),
+  );
   const node = new BatonNode(nodeConfigOf(config, members), {
     clock: systemClock,
     timers: systemTimers,
@@ -286,7 +291,7 @@ export async function openNode(
     snapshotDirectory,
     io: systemIo,
     review: quarantineSink(orphans),
-    history: new FileHistory(config.dataDirectory),
+    history,
     orphans,
     logger: log,
     onFatal,
@@ -307,6 +312,7 @@ export async function openNode(
   await node.start();
   const close = async (): Promise<void> => {
     await node.stop();
+    await history.settled();
     loopDelay.stop();
     await queries.close();
     await writeSandbox.close();

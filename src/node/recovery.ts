@@ -28,6 +28,7 @@ import { logIndex, nodeId, term } from "../types/ids.ts";
 import { EntryKind } from "../types/log-entry.ts";
 import { Wal } from "../wal/wal.ts";
 import { FileHistory } from "./history-file.ts";
+import { ReplacedFile } from "./replaced-file.ts";
 import { writeFileDurably } from "./write-file-durably.ts";
 
 export type Recovery = {
@@ -60,21 +61,40 @@ export function incarnationClusterId(baseClusterId: string, incarnation: number)
   return incarnation === 0 ? baseClusterId : `${baseClusterId}~r${incarnation}`;
 }
 
-/** Records when this node last heard from each member (a running node calls it every few seconds). */
-export function writeContacts(dataDirectory: string, status: StatusResponse, nowMs: number): void {
-  const contacts: Record<string, number | null> = {};
-  for (const member of status.members) {
-    if (member.id === status.id) continue;
-    const lastContactMs = typeof member.lastContactMs === "number" ? member.lastContactMs : null;
-    const isLeader = status.leader?.id === member.id;
-    contacts[member.id] = lastContactMs !== null ? nowMs - lastContactMs : isLeader ? nowMs : null;
+/** Records when this node last heard from each member; the running node calls `record` every few seconds. */
+export class ContactsRecorder {
+  readonly #file: ReplacedFile;
+  /** What the latest record holds: a member this node has not heard from since keeps its time. */
+  #recorded: Record<string, number | null>;
+
+  constructor(dataDirectory: string, onError: (error: Error) => void) {
+    this.#file = new ReplacedFile(path.join(dataDirectory, contactsFileName), onError);
+    this.#recorded = readContacts(dataDirectory);
   }
-  const previous = readContacts(dataDirectory);
-  for (const [id, at] of Object.entries(previous)) if (contacts[id] == null) contacts[id] = at;
-  const file = path.join(dataDirectory, contactsFileName);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(`${file}.tmp`, JSON.stringify(contacts));
-  fs.renameSync(`${file}.tmp`, file);
+
+  /** Writes off the event loop (`ReplacedFile`). */
+  record(status: StatusResponse, nowMs: number): void {
+    const contacts: Record<string, number | null> = {};
+    for (const member of status.members) {
+      if (member.id === status.id) continue;
+      const lastContactMs = typeof member.lastContactMs === "number" ? member.lastContactMs : null;
+      const isLeader = status.leader?.id === member.id;
+      contacts[member.id] = lastContactMs !== null ? nowMs - lastContactMs : isLeader ? nowMs : null;
+    }
+    for (const [id, at] of Object.entries(this.#recorded)) if (contacts[id] == null) contacts[id] = at;
+    this.#recorded = contacts;
+    this.#file.replace(JSON.stringify(contacts));
+  }
+
+  /** Texts replaced before they were written (`ReplacedFile.superseded`). */
+  get superseded(): number {
+    return this.#file.superseded;
+  }
+
+  /** Resolves once no write is under way (before the node's data directory is closed or removed). */
+  settled(): Promise<void> {
+    return this.#file.settled();
+  }
 }
 
 function readContacts(dataDirectory: string): Record<string, number | null> {
@@ -164,12 +184,14 @@ export async function applyRecovery(
   } finally {
     await wal.close();
   }
-  new FileHistory(dataDirectory).record({
+  const history = new FileHistory(dataDirectory);
+  history.record({
     atMs: nowMs,
     term: null,
     event: "forced-recovery",
     actor: "operator",
     ...report,
   });
+  await history.settled();
   return recovery;
 }
