@@ -52,3 +52,24 @@ test("a tick that comes a third of the election timeout late is logged as loop.s
   assert.equal(ticks, 5, "every tick still runs");
   cancel();
 });
+
+test("with the loop-delay probe, a stall says how much of it the loop's thread spent on the CPU", () => {
+  const h = harness();
+  let cpuMs = 5_000;
+  const runtime = { ...h.runtime, loopDelay: { recentMs: () => null, threadCpuMs: () => cpuMs, stop() {} } };
+  const cancel = watchedTicker(runtime, timing, () => {});
+  cpuMs += 8;
+  h.fireAfter(10);
+  cpuMs += 430; // busy: a long collection or a long JavaScript task
+  h.fireAfter(460);
+  cpuMs += 12; // waited: a blocking system call, a lock, no free core
+  h.fireAfter(910);
+  assert.deepEqual(
+    h.logged.map((line) => line.fields),
+    [
+      { lateMs: 450, cpuMs: 430 },
+      { lateMs: 900, cpuMs: 12 },
+    ],
+  );
+  cancel();
+});

@@ -125,6 +125,12 @@ export type NodeRuntime = {
 export interface LoopDelay {
   /** How late the event loop has run throughout the last few windows, in ms; null before they end. */
   recentMs(): number | null;
+  /**
+   * CPU time the event loop's own thread has used so far, in ms (user and system). Over a stall,
+   * its rise tells a loop kept busy (JavaScript, a collection, a long native call on the CPU) from
+   * one that waited (a blocking system call, a lock, the machine's other work): `loop-stall.ts`.
+   */
+  threadCpuMs(): number;
   stop(): void;
 }
 
@@ -155,6 +161,10 @@ export function systemLoopDelay(): LoopDelay {
   timer.unref();
   return {
     recentMs: () => (medians.length < loopDelayWindows ? null : Math.min(...medians)),
+    threadCpuMs: () => {
+      const { user, system } = process.threadCpuUsage();
+      return (user + system) / 1000;
+    },
     stop: () => {
       clearInterval(timer);
       histogram.disable();

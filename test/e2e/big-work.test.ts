@@ -78,7 +78,24 @@ async function withoutElection<T>(
     }
     assert.equal(slowest.size, probed.length, "every node was probed");
   }
-  assert.equal(await highestTerm(cluster, probed), termBefore, "no election");
+  const termAfter = await highestTerm(cluster, probed);
+  const elections = () =>
+    probed
+      .flatMap((node) =>
+        cluster
+          .logsOf(node)
+          .split("\n")
+          .filter((line) =>
+            /loop\.stalled|election-started|stepped-down|check-quorum|role\.changed/.test(line),
+          ),
+      )
+      .slice(-40)
+      .join("\n");
+  assert.equal(
+    termAfter,
+    termBefore,
+    `no election; the nodes logged:\n${termAfter === termBefore ? "" : elections()}`,
+  );
   return result;
 }
 
