@@ -253,3 +253,34 @@ test("no test is focused with .only", () => {
   }
   assert.deepEqual(violations, []);
 });
+
+/** The test files `npm test` names: every quoted pattern of its script that ends in `.test.ts`. */
+function filesNpmTestRuns(): string[] {
+  const script = (
+    JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as {
+      scripts: { test: string };
+    }
+  ).scripts.test;
+  const patterns = [...script.matchAll(/"([^"]*\.test\.ts)"/g)].map((match) => match[1]!);
+  assert.ok(patterns.length >= 2, `npm test names its test files by quoted patterns: ${script}`);
+  return patterns
+    .flatMap((pattern) => fs.globSync(pattern, { cwd: root }))
+    .map((file) => path.join(root, file));
+}
+
+test("npm test runs every test file exactly once (the timing-sensitive ones on their own)", () => {
+  const every = [...sourceFiles("src"), ...sourceFiles("test")].filter((file) => file.endsWith(".test.ts"));
+  const run = filesNpmTestRuns();
+  const missing = every.filter((file) => !run.includes(file));
+  const twice = run.filter((file, i) => run.indexOf(file) !== i);
+  assert.deepEqual(
+    missing.map((file) => path.relative(root, file)),
+    [],
+    "test files npm test never runs",
+  );
+  assert.deepEqual(
+    twice.map((file) => path.relative(root, file)),
+    [],
+    "test files npm test runs twice",
+  );
+});

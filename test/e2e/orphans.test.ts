@@ -33,7 +33,10 @@ async function insert(node: ClusterNode, who: string, durability: string) {
 describe("writes lost in a failover", { timeout: 120_000 }, () => {
   let cluster: Cluster;
   before(async () => {
-    cluster = await Cluster.start(3);
+    // An election timeout of 1-2 s, not the harness's 300-600 ms: the isolated leader must still
+    // lead when the first `local` write reaches it after both kills. Beside other tests on a busy
+    // machine it had fenced itself first (NO_LEADER, seen in CI).
+    cluster = await Cluster.start(3, ["--heartbeat-ms", "100", "--missed-heartbeats", "10"]);
   });
   after(async () => {
     await cluster?.stop();

@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, test } from "node:test";
-import { connect } from "../../src/client/index.ts";
-import { Cluster, type ClusterNode, waitFor } from "./cluster-harness.ts";
+import { connect } from "../../../src/client/index.ts";
+import { Cluster, type ClusterNode, waitFor } from "../cluster-harness.ts";
 
 const runaway = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c";
 /** An election would start after about a second without heartbeats: less than the query's bound. */

@@ -10,9 +10,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Cluster, type ClusterNode } from "./cluster-harness.ts";
-import { probeHealth } from "./health-probe.ts";
-import { type CountingLoad, startCountingLoad } from "./write-load.ts";
+import { Cluster, type ClusterNode } from "../cluster-harness.ts";
+import { probeHealth } from "../health-probe.ts";
+import { type CountingLoad, startCountingLoad } from "../write-load.ts";
 
 async function post(
   node: ClusterNode,

@@ -13,11 +13,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { httpStatusByCode } from "../../src/lib/errors.ts";
-import { Cluster, type ClusterNode } from "./cluster-harness.ts";
-import { probeHealth } from "./health-probe.ts";
-import { loadFromProcess } from "./load-process.ts";
-import { type CountingLoad, startCountingLoad } from "./write-load.ts";
+import { httpStatusByCode } from "../../../src/lib/errors.ts";
+import { Cluster, type ClusterNode } from "../cluster-harness.ts";
+import { probeHealth } from "../health-probe.ts";
+import { loadFromProcess } from "../load-process.ts";
+import { type CountingLoad, startCountingLoad } from "../write-load.ts";
 
 /** An election would start after 600–1200 ms without heartbeats: less than the runaway's bound. */
 const timing = ["--heartbeat-ms", "100", "--missed-heartbeats", "6"];

@@ -13,8 +13,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Cluster, type ClusterNode } from "./cluster-harness.ts";
-import { probeHealth } from "./health-probe.ts";
+import { Cluster, type ClusterNode } from "../cluster-harness.ts";
+import { probeHealth } from "../health-probe.ts";
 
 /** An election would start after 600–1200 ms without heartbeats. */
 const timing = ["--heartbeat-ms", "100", "--missed-heartbeats", "6"];
