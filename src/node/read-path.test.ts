@@ -4,6 +4,7 @@ import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
 import type { NormalizedQuery } from "../api/request-validation.ts";
 import { InProcessQueryExecutor } from "../store/query-executor.ts";
+import type { Store } from "../store/store.ts";
 import { batch, openStore, sql, TestLog, temporaryDirectory } from "../store/test-support.ts";
 import { logIndex } from "../types/ids.ts";
 import { IndexWaiters } from "./index-waiters.ts";
@@ -11,6 +12,33 @@ import type { NodeConfig } from "./node-config.ts";
 import { ReadPath, readTurnHoldMs } from "./read-path.ts";
 import type { ReplicaLoop } from "./replica-loop.ts";
 import { type Cancel, type NodeRuntime, systemClock, systemTimers, type Timers } from "./runtime.ts";
+
+/** A read path over `store` alone, as a leader in term 1 runs it, and a one-statement query at `any`. */
+function readPathOver(store: Store, timers: Timers): ReadPath {
+  return new ReadPath({
+    loop: { core: { summary: () => ({ term: 1 }) } } as unknown as ReplicaLoop,
+    applied: new IndexWaiters("applied index", store.appliedIndex, timers, 10),
+    config: { id: "n1", readTimeoutMsDefault: 1_000 } as unknown as NodeConfig,
+    runtime: {
+      store,
+      timers,
+      clock: systemClock,
+      queryExecutor: new InProcessQueryExecutor(store),
+    } as unknown as NodeRuntime,
+    requireLeader: () => {},
+    refuseRead: () => {},
+  });
+}
+
+function queryOf(text: string): NormalizedQuery {
+  return {
+    statements: [{ sql: text, params: [] }],
+    consistency: "any",
+    minIndex: null,
+    maxLagMs: null,
+    timeoutMs: 1_000,
+  };
+}
 
 test("short queries share a read transaction, which the node ends readTurnHoldMs after it began", async (t) => {
   const log = new TestLog(openStore(t, temporaryDirectory(t), "leader.db"));
@@ -26,26 +54,8 @@ test("short queries share a read transaction, which the node ends readTurnHoldMs
     every: () => assert.fail("the read path sets no periodic timer"),
     soon: () => assert.fail("the shared transaction is not ended at the turn's end"),
   };
-  const reads = new ReadPath({
-    loop: { core: { summary: () => ({ term: 1 }) } } as unknown as ReplicaLoop,
-    applied: new IndexWaiters("applied index", store.appliedIndex, timers, 10),
-    config: { id: "n1", readTimeoutMsDefault: 1_000 } as unknown as NodeConfig,
-    runtime: {
-      store,
-      timers,
-      clock: systemClock,
-      queryExecutor: new InProcessQueryExecutor(store),
-    } as unknown as NodeRuntime,
-    requireLeader: () => {},
-    refuseRead: () => {},
-  });
-  const query: NormalizedQuery = {
-    statements: [{ sql: "SELECT v FROM kv WHERE k = 'a'", params: [] }],
-    consistency: "any",
-    minIndex: null,
-    maxLagMs: null,
-    timeoutMs: 1_000,
-  };
+  const reads = readPathOver(store, timers);
+  const query = queryOf("SELECT v FROM kv WHERE k = 'a'");
   const valueRead = async () => (await reads.query(query)).results[0]?.rows[0]?.[0];
   assert.equal(await valueRead(), "1");
   assert.deepEqual(
@@ -76,26 +86,8 @@ test("queries back to back under a writer that never pauses leave the WAL bounde
   };
   write("CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB)");
   write("INSERT INTO t(body) VALUES (x'00')");
-  const reads = new ReadPath({
-    loop: { core: { summary: () => ({ term: 1 }) } } as unknown as ReplicaLoop,
-    applied: new IndexWaiters("applied index", store.appliedIndex, systemTimers, 10),
-    config: { id: "n1", readTimeoutMsDefault: 1_000 } as unknown as NodeConfig,
-    runtime: {
-      store,
-      timers: systemTimers,
-      clock: systemClock,
-      queryExecutor: new InProcessQueryExecutor(store),
-    } as unknown as NodeRuntime,
-    requireLeader: () => {},
-    refuseRead: () => {},
-  });
-  const query: NormalizedQuery = {
-    statements: [{ sql: "SELECT length(body) FROM t WHERE id = 1", params: [] }],
-    consistency: "any",
-    minIndex: null,
-    maxLagMs: null,
-    timeoutMs: 1_000,
-  };
+  const reads = readPathOver(store, systemTimers);
+  const query = queryOf("SELECT length(body) FROM t WHERE id = 1");
   // 160 MB committed 500 KB at a time, a query after every commit and only a turn of the loop
   // between them: some shared transaction is open nearly all the time, as on a node serving reads
   // and writes at once. Each one ends `readTurnHoldMs` after it began, so the checkpoint catches up
