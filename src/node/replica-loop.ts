@@ -437,6 +437,14 @@ export class ReplicaLoop {
     return effects.applyThrough ?? null;
   }
 
+  /**
+   * Writes the messages queued so far once the current task ends instead of at the turn's end: for
+   * a caller that runs at the turn's end already (the write path's group run).
+   */
+  flushAtTaskEnd(): void {
+    this.transport?.flushAtTaskEnd();
+  }
+
   private send(message: Message): void {
     this.transport?.send(
       message.to,

@@ -325,6 +325,9 @@ export class WritePath {
     const { proposalId, outcome } = this.proposer.propose(index, term, group.payload, durability, timeoutMs);
     if (raise) this.ids.raised(term);
     if (reserve !== null) this.proposer.proposeReservation(reserve);
+    // This runs at the turn's end already (write-groups.ts): the entry leaves when this task ends,
+    // not one turn of the event loop later.
+    this.loop.flushAtTaskEnd();
     let waiting = group.batches.filter((batch) => batch.kind === "done").length;
     const forget = () => {
       if (--waiting === 0) this.loop.outcomes.forget(proposalId);

@@ -178,6 +178,9 @@ export class InMemoryTransport implements Transport {
     this.#stats.delete(peer);
   }
 
+  /** Nothing to do: a message is handed to the network when it is sent. */
+  flushAtTaskEnd(): void {}
+
   send(to: NodeId, sent: Uint8Array | ByteParts): boolean {
     assert(sent instanceof Uint8Array || Array.isArray(sent), "send() needs a Uint8Array body or parts");
     const body = sent instanceof Uint8Array ? sent : joinParts(sent);

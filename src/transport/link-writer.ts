@@ -82,6 +82,16 @@ export function scheduleFlush(link: PeerLink, urgent: boolean, flush: (link: Pee
   });
 }
 
+/** Flushes `link` once the current task ends (as for an urgent message), if it has anything queued. */
+export function flushAtTaskEnd(link: PeerLink, flush: (link: PeerLink) => void): void {
+  if (link.active === null || !hasQueued(link) || link.urgentFlushQueued) return;
+  link.urgentFlushQueued = true;
+  queueMicrotask(() => {
+    link.urgentFlushQueued = false;
+    flush(link);
+  });
+}
+
 /** Whether `link` has anything left to write. */
 export function hasQueued(link: PeerLink): boolean {
   return link.urgent.length > 0 || link.queue.length > 0 || link.piecewise !== null;

@@ -92,6 +92,31 @@ describe("TcpTransport", () => {
     }
   });
 
+  test("flushAtTaskEnd sends what is queued when the task ends, not at the turn's flush", async () => {
+    const nodes = await startCluster(["a", "b"]);
+    const [a, b] = nodes as [Node, Node];
+    try {
+      await waitFor("connected", () => connectedPairs(nodes));
+      const sent = () => peerStats(a, "b").sentMessages;
+      const sentBeforeTurn = () => new Promise<number>((resolve) => setImmediate(() => resolve(sent())));
+      const flushed = sentBeforeTurn();
+      assert.equal(a.transport.send(b.id, text("ordered-1")), true);
+      assert.equal(a.transport.send(b.id, text("ordered-2")), true);
+      a.transport.flushAtTaskEnd();
+      assert.equal(sent(), 0, "nothing is written while the task runs");
+      assert.equal(await flushed, 2, "both left before the turn's flush");
+      a.transport.flushAtTaskEnd();
+      await waitFor("both", () => b.received.length === 2);
+      assert.deepEqual(
+        b.received.map((r) => decode(r.body)),
+        ["ordered-1", "ordered-2"],
+      );
+      assert.equal(sent(), 2, "a flush with nothing queued writes nothing");
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+
   test("a message just under frameBytesMax arrives intact; one byte more is refused and counted", async () => {
     const frameBytesMax = 4 * 1024 * 1024;
     const nodes = await startCluster(["a", "b"], { frameBytesMax, sendQueueBytesMax: 2 * frameBytesMax });

@@ -10,7 +10,8 @@
  * - Each peer has two bounded send queues (messages, bytes, age), one per lane (`SendLane`). `send`
  *   never blocks: a message that does not fit is refused and counted. The queues are flushed once
  *   per event-loop turn (`setImmediate`; an urgent message at once, when the task that queued it
- *   ends), urgent lane first, in batches, and a message larger than
+ *   ends, and everything queued when a caller that runs at a turn's end asks with
+ *   `flushAtTaskEnd`), urgent lane first, in batches, and a message larger than
  *   a batch in pieces (`link-writer.ts`); never while the socket asks for `drain`, so the socket
  *   buffer holds at most one batch or piece beyond its high-water mark and an urgent message waits
  *   behind at most that.
@@ -30,7 +31,7 @@ import { reconnectDelayMs } from "./backoff.ts";
 import { Connection, type ConnectionDirection } from "./connection.ts";
 import { frameHeaderBytes, protocolVersion } from "./frame.ts";
 import { encodeHello, type Hello } from "./hello.ts";
-import { scheduleFlush, type WriteBounds, writeQueued } from "./link-writer.ts";
+import { flushAtTaskEnd, scheduleFlush, type WriteBounds, writeQueued } from "./link-writer.ts";
 import {
   countDropped,
   createPeerLink,
@@ -225,6 +226,10 @@ export class TcpTransport implements Transport {
     }
     scheduleFlush(link, queue === link.urgent, this.#flushLink);
     return true;
+  }
+
+  flushAtTaskEnd(): void {
+    for (const link of this.#links.values()) flushAtTaskEnd(link, this.#flushLink);
   }
 
   stats(): TransportStats {

@@ -109,6 +109,13 @@ export interface Transport {
    * only accepted when it connects. For a peer already known, replaces its address when it differs.
    */
   addPeer(peer: NodeId, address: string | null): void;
+  /**
+   * Writes what is queued for every peer once the current task ends (a microtask), not when the
+   * event loop's turn ends: for a caller that itself runs at a turn's end (`setImmediate`), where
+   * waiting for the next turn only delays the batch it just queued. A transport without per-turn
+   * batching does nothing.
+   */
+  flushAtTaskEnd(): void;
   /** Stops talking to `peer`: closes its connections and discards what is queued for it. */
   removePeer(peer: NodeId): void;
   stats(): TransportStats;

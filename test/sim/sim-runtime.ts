@@ -133,6 +133,9 @@ export class SimTransport implements Transport {
     this.peers.delete(peer);
   }
 
+  /** Nothing to do: the simulated network takes a message when it is sent. */
+  flushAtTaskEnd(): void {}
+
   send(to: NodeId, sent: Uint8Array | ByteParts): boolean {
     const body = sent instanceof Uint8Array ? sent : joinParts(sent);
     if (this.stopped) return false;
