@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { nodeProcessFlags } from "../src/cli/node-flags.ts";
 import { freePort, stopChild } from "./baton-cluster.ts";
 import type { LoadRequest } from "./load.ts";
 import { type RunningCluster, valueText } from "./system-under-test.ts";
@@ -16,7 +17,7 @@ const floorNode = path.resolve(import.meta.dirname, "floor-node.ts");
 const readyWaitMs = 10_000;
 
 /** As a Baton node runs after replacing itself (`src/cli/node-flags.ts`). */
-const nodeFlags = ["--max-semi-space-size=8"];
+const nodeFlags = nodeProcessFlags;
 
 function startProcess(args: string[]): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(process.execPath, [...nodeFlags, floorNode, ...args], {

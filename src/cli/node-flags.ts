@@ -8,6 +8,15 @@
  *   exactly that somewhere between its second and its thirtieth minute: its heap grew from 30 to 80
  *   MB while 14-44 MB was in use, and its resident memory by 1.64× (`npm run bench:soak`, issue 8).
  *   With 8 MiB the heap stayed at 34-37 MB for 30 minutes.
+ * - `--invocation-count-for-maglev=100`, `--invocation-count-for-turbofan=600`,
+ *   `--minimum-invocations-after-ic-update=100` (V8's defaults: 400, 3,000, 500): a write runs each
+ *   function of its path about once, so with V8's defaults the path reached optimized code only some
+ *   5-10 s into a load of one writer (600 writes a second), and a node that just became leader ran
+ *   its write path unoptimized for as long. At one writer, p50 by 4-second slice of a 40 s run went
+ *   1.80, 1.73, 1.49, 1.33, 1.37 ms... with the defaults. With these flags (`npm run bench`, one
+ *   writer, 8 s after 1 s of warm-up, four interleaved pairs): p50 1.16, 1.31, 1.12, 1.40 ms against
+ *   1.55, 1.44, 1.50, 1.46; the servers' CPU per write 1,777-2,286 µs against 1,963-2,264. The cost:
+ *   V8 compiles more, earlier, on its worker threads (p99 6.2-7.9 ms against 5.3-6.3 in those runs).
  *
  * A flag the operator already gave (on the command line or in `NODE_OPTIONS`), or a variable already
  * in the environment, is left as given; `BATON_NODE_FLAGS=off` turns the whole mechanism off. Where `execve` is unavailable (Windows) the
@@ -19,7 +28,12 @@
  */
 
 /** The flags, as `--name=value`. */
-export const nodeProcessFlags: readonly string[] = ["--max-semi-space-size=8"];
+export const nodeProcessFlags: readonly string[] = [
+  "--max-semi-space-size=8",
+  "--invocation-count-for-maglev=100",
+  "--invocation-count-for-turbofan=600",
+  "--minimum-invocations-after-ic-update=100",
+];
 
 /**
  * Environment the C library reads only when the process starts, set the same way (unless already set).

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, test } from "node:test";
+import { nodeProcessFlags } from "../../src/cli/node-flags.ts";
 import { Cluster, runBaton } from "./cluster-harness.ts";
 
 describe("operator commands", { timeout: 60_000 }, () => {
@@ -52,7 +53,7 @@ describe("operator commands", { timeout: 60_000 }, () => {
       return;
     }
     const args = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    assert.ok(args.includes("--max-semi-space-size=8"), args.join(" "));
+    for (const flag of nodeProcessFlags) assert.ok(args.includes(flag), `${flag} in ${args.join(" ")}`);
     assert.ok(args.includes("start"), args.join(" "));
     // Unless this test's environment sets glibc's arena bound, the node set it when it replaced itself.
     const expected = `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? "2"}`;
