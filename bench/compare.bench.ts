@@ -53,15 +53,15 @@ for (let run = 1; run <= options.runs; run++) {
     }
   }
 }
-/** The median over runs of Baton's ops/s over etcd's measured back to back in the same run. */
-function pairedRatio(workload: string): number {
+/** The median over runs of Baton's figure over etcd's, the two measured back to back in the same run. */
+function pairedRatio(workload: string, figure: (m: Measurement) => number): number {
   const ratios: number[] = [];
   for (let run = 1; run <= options.runs; run++) {
     const of = (system: string) =>
       measurements.find((m) => m.system === system && m.workload === workload && m.run === run);
     const baton = of("baton");
     const etcd = of("etcd");
-    if (baton !== undefined && etcd !== undefined) ratios.push(baton.opsPerSecond / etcd.opsPerSecond);
+    if (baton !== undefined && etcd !== undefined) ratios.push(figure(baton) / figure(etcd));
   }
   return median(ratios);
 }
@@ -74,18 +74,19 @@ console.log(
   `\nMedians of ${options.runs} run(s); ratios are Baton/etcd of those medians (ops/s: higher is better for Baton; p50: lower is better).`,
 );
 console.log(
-  "Paired: the median over runs of each run's own Baton/etcd ops/s ratio (measured back to back), which cancels the machine's drift.",
+  "Paired: the median over runs of each run's own Baton/etcd ratio (measured back to back), which cancels the machine's drift.",
 );
 console.log(
-  "| workload | Baton ops/s · p50 · p99 ms | etcd ops/s · p50 · p99 ms | ops/s ratio | p50 ratio | paired ops/s ratio |",
+  "| workload | Baton ops/s · p50 · p99 ms | etcd ops/s · p50 · p99 ms | ops/s ratio | p50 ratio | paired ops/s ratio | paired p50 ratio |",
 );
-console.log("|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|");
 for (const { workload, baton, etcd } of summaries) {
   const cell = (s: Summary): string => `${rate(workload.name, s)} · ${ms(s.p50Ms)} · ${ms(s.p99Ms)}`;
   console.log(
     `| ${workload.name}: ${describeWorkload(workload)} | ${cell(baton)} | ${cell(etcd)} | ` +
       `${(baton.opsPerSecond / etcd.opsPerSecond).toFixed(2)}× | ${(baton.p50Ms / etcd.p50Ms).toFixed(2)}× | ` +
-      `${pairedRatio(workload.name).toFixed(2)}× |`,
+      `${pairedRatio(workload.name, (m) => m.opsPerSecond).toFixed(2)}× | ` +
+      `${pairedRatio(workload.name, (m) => m.p50Ms).toFixed(2)}× |`,
   );
 }
 console.log("\nCPU µs per operation (medians): leader / follower / follower / load generator / servers' sum");
