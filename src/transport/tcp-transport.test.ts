@@ -67,13 +67,7 @@ describe("TcpTransport", () => {
   });
 
   test("an urgent message leaves when the task that sent it ends; ordered ones wait for the turn's flush", async () => {
-    const nodes = await startCluster(["a", "b"]);
-    const [a, b] = nodes as [Node, Node];
-    try {
-      await waitFor("connected", () => connectedPairs(nodes));
-      const sent = () => peerStats(a, "b").sentMessages;
-      // A callback queued before the sends runs before a flush they schedule for the turn.
-      const sentBeforeTurn = () => new Promise<number>((resolve) => setImmediate(() => resolve(sent())));
+    await withConnectedPair(async (a, b, sentBeforeTurn) => {
       const orderedOnly = sentBeforeTurn();
       assert.equal(a.transport.send(b.id, text("ordered-1")), true);
       assert.equal(await orderedOnly, 0, "an ordered message waits for the turn's flush");
@@ -87,18 +81,12 @@ describe("TcpTransport", () => {
         b.received.map((r) => decode(r.body)),
         ["ordered-1", "urgent-1", "ordered-2"],
       );
-    } finally {
-      await stopAll(nodes);
-    }
+    });
   });
 
   test("flushAtTaskEnd sends what is queued when the task ends, not at the turn's flush", async () => {
-    const nodes = await startCluster(["a", "b"]);
-    const [a, b] = nodes as [Node, Node];
-    try {
-      await waitFor("connected", () => connectedPairs(nodes));
+    await withConnectedPair(async (a, b, sentBeforeTurn) => {
       const sent = () => peerStats(a, "b").sentMessages;
-      const sentBeforeTurn = () => new Promise<number>((resolve) => setImmediate(() => resolve(sent())));
       const flushed = sentBeforeTurn();
       assert.equal(a.transport.send(b.id, text("ordered-1")), true);
       assert.equal(a.transport.send(b.id, text("ordered-2")), true);
@@ -112,9 +100,7 @@ describe("TcpTransport", () => {
         ["ordered-1", "ordered-2"],
       );
       assert.equal(sent(), 2, "a flush with nothing queued writes nothing");
-    } finally {
-      await stopAll(nodes);
-    }
+    });
   });
 
   test("a message just under frameBytesMax arrives intact; one byte more is refused and counted", async () => {
@@ -399,4 +385,23 @@ function baseOptions() {
     peers: new Map(),
     onMessage: () => {},
   };
+}
+
+/**
+ * Runs `body` with two connected transports, `a` and `b`; `sentBeforeTurn` resolves to the messages
+ * `a` has sent to `b` by the end of a callback queued now, which runs before a flush scheduled for
+ * the turn by sends that follow it.
+ */
+async function withConnectedPair(
+  body: (a: Node, b: Node, sentBeforeTurn: () => Promise<number>) => Promise<void>,
+): Promise<void> {
+  const nodes = await startCluster(["a", "b"]);
+  const [a, b] = nodes as [Node, Node];
+  try {
+    await waitFor("connected", () => connectedPairs(nodes));
+    const sent = () => peerStats(a, "b").sentMessages;
+    await body(a, b, () => new Promise<number>((resolve) => setImmediate(() => resolve(sent()))));
+  } finally {
+    await stopAll(nodes);
+  }
 }
