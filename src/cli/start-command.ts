@@ -7,6 +7,7 @@
 import { createLogger } from "./logger.ts";
 import { launchNode } from "./serve-node.ts";
 import { resolveStartConfig, startHelp } from "./start-config.ts";
+import { lowerV8WorkerPriority } from "./v8-worker-priority.ts";
 
 export async function startCommand(argv: string[]): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -21,6 +22,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     event: string,
     fields: Record<string, unknown>,
   ): void => logger[level](fields, event);
+  const workers = lowerV8WorkerPriority();
+  log(workers.failed.length > 0 ? "warn" : "debug", "node.v8-workers-lowered", { ...workers });
   let exitCode = 0;
   let finish: () => void = () => {};
   const finished = new Promise<void>((resolve) => {

@@ -1,8 +1,10 @@
 /** The operator commands against a real cluster: `baton status` and `baton shell`. */
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import os from "node:os";
 import { after, before, describe, test } from "node:test";
 import { nodeProcessFlags } from "../../src/cli/node-flags.ts";
+import { v8WorkerNiceStep } from "../../src/cli/v8-worker-priority.ts";
 import { Cluster, runBaton } from "./cluster-harness.ts";
 
 describe("operator commands", { timeout: 60_000 }, () => {
@@ -59,6 +61,24 @@ describe("operator commands", { timeout: 60_000 }, () => {
     const expected = `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? "2"}`;
     const env = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
     assert.ok(env.includes(expected), `the node process runs with ${expected}`);
+  });
+
+  test("a node process runs V8's worker threads (compiles, concurrent GC) below its event loop", (t) => {
+    const pid = cluster.nodes[0]!.process?.pid;
+    assert.ok(pid !== undefined);
+    if (!fs.existsSync(`/proc/${pid}/task`)) {
+      t.skip("no /proc here to list a process's threads");
+      return;
+    }
+    const threads = fs.readdirSync(`/proc/${pid}/task`).map((tid) => ({
+      name: fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim(),
+      nice: os.getPriority(Number(tid)),
+    }));
+    const main = threads.find((thread) => thread.name === "node-MainThread");
+    assert.ok(main !== undefined, JSON.stringify(threads));
+    const workers = threads.filter((thread) => thread.name.endsWith("V8Worker"));
+    assert.ok(workers.length > 0, JSON.stringify(threads));
+    for (const worker of workers) assert.equal(worker.nice, Math.min(19, main.nice + v8WorkerNiceStep));
   });
 
   test("a bad flag exits 2 with a message", async () => {
