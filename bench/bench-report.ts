@@ -15,6 +15,8 @@ export type BenchOptions = {
   readonly nodeOptions: string;
   /** Extra `baton start` flags of every node (for example `--tick-ms 50`). */
   readonly batonArgs: readonly string[];
+  /** Slices of the window with their own p50 in each measurement's line (`--slice S`), or null. */
+  readonly sliceMs: number | null;
 };
 
 export const optionsHelp = [
@@ -23,6 +25,7 @@ export const optionsHelp = [
   `  --workloads L    comma-separated: wN writers, rN readers, bN 100-row batch writers (default ${defaultWorkloads})`,
   "  --runs N         fresh cluster and measurement per workload and run; figures are medians (default 3)",
   '  --baton-args S   extra `baton start` flags of every node, e.g. "--tick-ms 50"',
+  "  --slice S        also print each run's p50 per S-second slice of the window (JIT warm-up shows there)",
 ].join("\n");
 
 export function parseOptions(argv: readonly string[]): BenchOptions {
@@ -43,6 +46,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions {
     profileDirectory: value("profile") ?? null,
     nodeOptions: value("node-options") ?? "",
     batonArgs: (value("baton-args") ?? "").split(" ").filter((arg) => arg !== ""),
+    sliceMs: value("slice") === undefined ? null : positive("slice", 1) * 1000,
   };
 }
 
@@ -52,10 +56,12 @@ export function measurementLine(m: Measurement): string {
     (p) => `${p.role === "client" ? "load" : p.name}(${p.role[0]}) ${p.cpuUsPerOperation.toFixed(0)}`,
   );
   const errors = m.errors > 0 ? `  errors ${m.errors} (first: ${m.firstError})` : "";
+  const slices =
+    m.sliceP50Ms.length > 0 ? `  p50 by slice ${m.sliceP50Ms.map((p) => p.toFixed(2)).join(" ")}` : "";
   return (
     `run ${m.run} ${m.system.padEnd(5)} ${m.workload.padEnd(4)} ${fixed(m.opsPerSecond, 0, 7)} ops/s ` +
     `${fixed(m.rowsPerSecond, 0, 7)} rows/s  p50 ${fixed(m.p50Ms, 2, 6)} ms  p99 ${fixed(m.p99Ms, 2, 6)} ms  ` +
-    `CPU µs/op ${cpu.join(" ")}${errors}`
+    `CPU µs/op ${cpu.join(" ")}${slices}${errors}`
   );
 }
 

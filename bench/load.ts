@@ -24,6 +24,8 @@ export type LoadOptions = {
   readonly request: (i: number) => LoadRequest;
   readonly onWindowStart?: () => void;
   readonly onWindowEnd?: () => void;
+  /** When set, the window is also cut into slices of this many ms, each with its own p50. */
+  readonly sliceMs?: number;
 };
 
 export type LoadResult = {
@@ -32,6 +34,8 @@ export type LoadResult = {
   readonly seconds: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** p50 of each slice of the window, in order (empty unless `sliceMs` was given). */
+  readonly sliceP50Ms: readonly number[];
   /** The first failed answer seen, for the report (status and start of the body). */
   readonly firstError: string | null;
 };
@@ -72,6 +76,8 @@ export function post(agent: http.Agent, target: LoadTarget, request: LoadRequest
 export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: options.concurrency });
   const latenciesMs: number[] = [];
+  // At most `durationMs / sliceMs` slices (rounded up), together holding what `latenciesMs` holds.
+  const slices: number[][] = [];
   let errorCount = 0;
   let firstError: string | null = null;
   let next = 0;
@@ -108,6 +114,8 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
       const counted = finished >= windowStart && finished <= windowEnd;
       if (answer.status === 200) {
         if (counted) latenciesMs.push(finished - started);
+        if (counted && options.sliceMs !== undefined)
+          (slices[Math.floor((finished - windowStart) / options.sliceMs)] ??= []).push(finished - started);
         continue;
       }
       if (counted) errorCount++;
@@ -131,6 +139,12 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
     seconds: options.durationMs / 1000,
     p50Ms: percentile(latenciesMs, 50),
     p99Ms: percentile(latenciesMs, 99),
+    sliceP50Ms: Array.from(slices, (slice) =>
+      percentile(
+        (slice ?? []).sort((a, b) => a - b),
+        50,
+      ),
+    ),
     firstError,
   };
 }

@@ -51,6 +51,8 @@ export type Measurement = {
   readonly rowsPerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** p50 of each `sliceMs` slice of the window (empty unless slicing was asked for). */
+  readonly sliceP50Ms: readonly number[];
   readonly errors: number;
   readonly firstError: string | null;
   /** Leader first, then followers by name, then the load generator (`client`). */
@@ -61,6 +63,8 @@ export type MeasureOptions = {
   readonly warmupMs: number;
   readonly durationMs: number;
   readonly run: number;
+  /** When set, the window is also cut into slices of this many ms (`bench --slice`). */
+  readonly sliceMs?: number | null;
   /** When set, the window's edges (monotonic µs, as in V8 profiles) are written to this file. */
   readonly windowFile?: string;
 };
@@ -88,6 +92,7 @@ export async function measure(
       concurrency: workload.concurrency,
       warmupMs: options.warmupMs,
       durationMs: options.durationMs,
+      ...(options.sliceMs === undefined || options.sliceMs === null ? {} : { sliceMs: options.sliceMs }),
       request: requestOf(cluster, workload),
       onWindowStart: () => {
         window.startUs = nowUs();
@@ -107,6 +112,7 @@ export async function measure(
       rowsPerSecond: (result.okCount * workload.rowsPerOperation) / result.seconds,
       p50Ms: result.p50Ms,
       p99Ms: result.p99Ms,
+      sliceP50Ms: result.sliceP50Ms,
       errors: result.errorCount,
       firstError: result.firstError,
       cpu: watched.map((p, i) => ({
