@@ -8,7 +8,7 @@
  * paths at once, and on a machine with few cores the compiles took the cores the event loops needed.
  * At one writer on this 2-core machine (`npm run bench`, priority switched every 250 ms within a
  * run, 8 runs), the first 3 s of the measured window ran at p50 0.90x (0.85-1.02) in the quarters with
- * the workers lowered, which also completed 1.10x the requests; over the whole window, once the
+ * the workers lowered, which also completed 1.11x the requests; over the whole window, once the
  * compiles are done, it made no difference (0.98-1.07). A nice step of 19 was not distinguishable
  * from 10.
  *

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, type TestContext, test } from "node:test";
 import { nodeProcessFlags } from "../../src/cli/node-flags.ts";
 import { v8WorkerNiceStep } from "../../src/cli/v8-worker-priority.ts";
 import { Cluster, runBaton } from "./cluster-harness.ts";
@@ -47,13 +47,18 @@ describe("operator commands", { timeout: 60_000 }, () => {
     assert.equal(rows.filter((r) => /\bfollower\b/.test(r)).length, 2, output);
   });
 
-  test("a node process runs with Node's flags and glibc's arena bound for a long-running node, under the pid it was started with", (t) => {
+  /** The first node's pid when `/proc/<pid>/<entry>` can be read here; otherwise skips `t`. */
+  const firstNodeProc = (t: TestContext, entry: string): number | null => {
     const pid = cluster.nodes[0]!.process?.pid;
     assert.ok(pid !== undefined);
-    if (!fs.existsSync(`/proc/${pid}/cmdline`)) {
-      t.skip("no /proc here to read a process's arguments from");
-      return;
-    }
+    if (fs.existsSync(`/proc/${pid}/${entry}`)) return pid;
+    t.skip(`no /proc/<pid>/${entry} here to read`);
+    return null;
+  };
+
+  test("a node process runs with Node's flags and glibc's arena bound for a long-running node, under the pid it was started with", (t) => {
+    const pid = firstNodeProc(t, "cmdline");
+    if (pid === null) return;
     const args = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
     for (const flag of nodeProcessFlags) assert.ok(args.includes(flag), `${flag} in ${args.join(" ")}`);
     assert.ok(args.includes("start"), args.join(" "));
@@ -64,12 +69,8 @@ describe("operator commands", { timeout: 60_000 }, () => {
   });
 
   test("a node process runs V8's worker threads (compiles, concurrent GC) below its event loop", (t) => {
-    const pid = cluster.nodes[0]!.process?.pid;
-    assert.ok(pid !== undefined);
-    if (!fs.existsSync(`/proc/${pid}/task`)) {
-      t.skip("no /proc here to list a process's threads");
-      return;
-    }
+    const pid = firstNodeProc(t, "task");
+    if (pid === null) return;
     const threads = fs.readdirSync(`/proc/${pid}/task`).map((tid) => ({
       name: fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim(),
       nice: os.getPriority(Number(tid)),
