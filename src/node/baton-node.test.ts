@@ -47,6 +47,18 @@ function write(sql: string): NormalizedExecute {
   };
 }
 
+/**
+ * The store once it applied `index`: a leader answers a committed write before it commits the write
+ * into its own database (at the end of that turn), so a test that reads the store directly waits.
+ */
+async function appliedThrough(store: Store, index: number): Promise<number> {
+  const deadline = Date.now() + 5_000;
+  while (store.appliedIndex < index && Date.now() < deadline)
+    await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(store.appliedIndex >= index, `applied ${store.appliedIndex}, not through ${index}`);
+  return store.appliedIndex;
+}
+
 /** A single-voter node on the in-memory transport whose log fsync can be made to fail. */
 async function singleNode(
   name: string,
@@ -117,8 +129,8 @@ async function singleNode(
 
 test("a failing fsync stops the node: the write in flight is not acknowledged and later writes are refused", async () => {
   const { node, store, failSync, fatal } = await singleNode("fsync");
-  await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY)"));
-  const applied = store.appliedIndex;
+  const created = await node.execute(write("CREATE TABLE t(id INTEGER PRIMARY KEY)"));
+  const applied = await appliedThrough(store, created.position.index);
   failSync();
   await assert.rejects(node.execute(write("INSERT INTO t VALUES (1)")), (error: unknown) =>
     isBatonError(error, "SHUTTING_DOWN"),
@@ -392,7 +404,7 @@ test("a write sandbox: batches that are not provably short run there, a runaway 
   assert.deepEqual(await node.execute(many), first, "a retried sandboxed write answers its first response");
   const runaway =
     "INSERT INTO t(v) SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)";
-  const applied = store.appliedIndex;
+  const applied = await appliedThrough(store, Math.max(...inProcess.map((answer) => answer.position.index)));
   let ticks = 0;
   const ticker = setInterval(() => ticks++, 20);
   const started = Date.now();

@@ -8,6 +8,7 @@
  *   persist (snapshot reset, truncate, hard state, append: one durable batch, batches in call order)
  *   → send (now, or once this and every earlier batch is durable) → apply committed entries
  *   → answer clients → snapshot requests → bookkeeping (role changes, review, audit).
+ *   A leader applies at `Timers.soon` instead (`applySoon`): the answers a step released go first.
  *
  * Invariants:
  * - A message marked `afterPersist` leaves only after its own and every earlier durable batch
@@ -268,21 +269,29 @@ export class ReplicaLoop {
       if (this.fatalError !== null) return;
       const summary = this.core.summary();
       // The injected bug applies past what the core allowed; it must not also trip the core's check.
-      const reported =
-        this.config.unsafeNodeBugs?.applyBeforeCommit === true
-          ? Math.min(index, summary.applyThrough)
-          : index;
+      const bug = this.config.unsafeNodeBugs?.applyBeforeCommit === true;
+      const reported = bug ? Math.min(index, summary.applyThrough) : index;
       if (reported > summary.appliedIndex) this.stepSafely({ type: "applied", index: reported as LogIndex });
-      this.applyLater ??= this.runtime.timers.soon(() => {
-        this.applyLater = null;
-        const through = this.core.summary().applyThrough;
-        if (this.fatalError !== null || this.stopped || this.runtime.store.appliedIndex >= through) return;
-        try {
-          this.parts?.applyCommitted(through);
-        } catch (error) {
-          this.fail(asError(error));
-        }
-      });
+      this.applySoon();
+    });
+  }
+
+  /**
+   * A leader applies at `Timers.soon`: its SQLite COMMIT and the applied report's step come after
+   * the answers the step released (committed is what makes them true; readers wait for the applied
+   * index as before). Switched every 250 ms within runs: requests +3% at w1, +6% at w64.
+   */
+  private appliesSoon(): boolean {
+    return this.core.summary().role === "leader" && this.config.unsafeNodeBugs?.applyBeforeCommit !== true;
+  }
+
+  /** Applies every committed entry not yet applied at `Timers.soon` (bounded per call). */
+  private applySoon(): void {
+    this.applyLater ??= this.runtime.timers.soon(() => {
+      this.applyLater = null;
+      const through = this.core.summary().applyThrough;
+      if (this.fatalError !== null || this.stopped || this.runtime.store.appliedIndex >= through) return;
+      this.guarded(() => this.parts?.applyCommitted(through));
     });
   }
 
@@ -351,7 +360,10 @@ export class ReplicaLoop {
     const parts = this.parts;
     assert(parts !== null, "parts attached before the first step");
     const through = this.applyTarget(effects);
-    if (through !== null) parts.applyCommitted(through);
+    if (through !== null) {
+      if (this.appliesSoon()) this.applySoon();
+      else parts.applyCommitted(through);
+    }
     this.outcomes.answer(effects, (code, leaderId) => this.peers.refusal(code, leaderId));
     for (const needed of effects.snapshotNeeded) parts.snapshotNeeded(needed);
     if (effects.roleChange !== undefined) parts.roleChanged(effects.roleChange);
