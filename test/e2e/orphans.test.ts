@@ -54,16 +54,24 @@ describe("writes lost in a failover", { timeout: 120_000 }, () => {
     // The warm-up's id reservation is proposed right behind it, so it may commit after the warm-up
     // was acknowledged. Until it has, a `local` insert must wait for it (ids are handed out only
     // from committed reservations), and with the followers dead it never would: the set-up waits.
+    // And every node's history (the election's records) replicated: a history batch proposed as the
+    // followers die never commits, and 20 ms later (`speculationAgeMsMax`) the write gate closes
+    // behind it, so the first `local` insert waited for the fencing and was refused (seen in CI).
     await waitFor("the old leader's whole log committed and applied everywhere", 20_000, async () => {
+      const histories = await Promise.all(cluster.nodes.map((n) => get(n, "/v1/history?limit=1000")));
+      const pending = histories.some((h: { history: { replicated: boolean }[] }) =>
+        h.history.some((entry) => !entry.replicated),
+      );
       const leader = await cluster.status(oldLeader);
-      if (leader.role !== "leader" || leader.commitIndex !== leader.lastIndex) return false;
+      if (pending || leader.role !== "leader" || leader.commitIndex !== leader.lastIndex) return false;
       const statuses = await Promise.all(cluster.nodes.map((n) => cluster.status(n)));
       return statuses.every((s) => s.appliedIndex >= leader.lastIndex);
     });
     const followers = cluster.nodes.filter((n) => n !== oldLeader);
 
-    // The followers die: the leader acknowledges `local` writes alone until check-quorum fences it.
-    // (Stopped processes would still find the leader's entries in their socket buffers on resume.)
+    // The followers die: the leader acknowledges `local` writes alone until the oldest of them has
+    // waited `speculationAgeMsMax` (20 ms) for a commit; then its write gate closes until check-quorum
+    // fences it. (Stopped processes would still find the leader's entries in their socket buffers.)
     for (const f of followers) await cluster.signal(f, "SIGKILL");
     const acknowledged = new Map<number, string>();
     let refusal: unknown;
