@@ -2,15 +2,17 @@
  * Real `baton start` processes on loopback for end-to-end tests and benchmarks.
  *
  * Every process is started by this harness and stopped by its pid (SIGTERM, then SIGKILL after a
- * bound); every wait is bounded; data lives in a temporary directory removed at the end. Ports are
- * found by binding port 0 on 127.0.0.1 and releasing it just before the node starts.
+ * bound); every wait is bounded; data lives in a temporary directory removed at the end. Ports come
+ * from below the kernel's ephemeral range (`free-port.ts`), checked free just before the node starts.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { StatusResponse } from "../../src/api/api-types.ts";
+import { freePort } from "./free-port.ts";
+
+export { freePort };
 
 const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
 const stopWaitMs = 10_000;
@@ -28,18 +30,6 @@ export type ClusterNode = {
   /** A node added later: it joins through this member's URL instead of naming the cluster. */
   readonly join?: { readonly via: string; readonly as: "voter" | "learner" | "witness" };
 };
-
-/** A free loopback port: bound on 127.0.0.1 with port 0 and released. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export async function waitFor<T>(
   what: string,
