@@ -102,6 +102,9 @@ test("queries back to back under a writer that never pauses leave the WAL bounde
   }
   assert.equal(reads.inProcessQueries, writes, "every query ran in a shared transaction");
   assert.deepEqual(failures, []);
-  // The catch-up threshold (16 MiB) plus what is written while the thread's pass is published late.
-  assert.ok(walBytesMax < 48_000_000, `the WAL reached ${walBytesMax} bytes`);
+  // The catch-up threshold (16 MiB) plus what is written while the thread's pass is published late
+  // and while catch-ups meet the thread mid-checkpoint (each retry lets the WAL grow 4 MiB): 63 MB
+  // was seen in CI beside other tests. A WAL that held everything would reach 160 MB (165 MB
+  // measured with neither the shared transaction's end nor the catch-up's `endOwnReads`).
+  assert.ok(walBytesMax < 100_000_000, `the WAL reached ${walBytesMax} bytes`);
 });
