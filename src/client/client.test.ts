@@ -152,7 +152,9 @@ describe("client failover and retries", () => {
   test("a node that never answers is given up after attemptTimeoutMs and the write retried", async () => {
     await withCluster(3, async (cluster, open) => {
       cluster.inject("n1", "/v1/execute", { kind: "hang" });
-      const client = open({ timeoutMs: 5_000, attemptTimeoutMs: 200 });
+      // 1 s per attempt: the answering node's attempt must not time out too (a stall of 200 ms on a
+      // busy machine would make a third request).
+      const client = open({ timeoutMs: 10_000, attemptTimeoutMs: 1_000 });
       const result = await client.execute([["INSERT", "a", 1]]);
       assert.deepEqual(requestIdsOf(cluster), [result.requestId, result.requestId]);
       assert.equal(cluster.applyCount, 1);

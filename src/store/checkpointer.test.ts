@@ -110,7 +110,10 @@ test("a writer committing back to back keeps its WAL bounded: it catches the thr
   }
   store.close();
   assert.deepEqual(failures, []);
-  assert.ok(walBytesMax < 64_000_000, `the WAL reached ${walBytesMax} bytes`);
+  // Room for a loaded machine, where catch-ups meet the thread mid-checkpoint and each retry lets
+  // the WAL grow 4 MiB (63 MB seen in CI in the read path's test of the same load); a WAL that held
+  // everything reaches 160 MB.
+  assert.ok(walBytesMax < 100_000_000, `the WAL reached ${walBytesMax} bytes`);
 });
 
 test("while a snapshot is copied the writer runs no catch-up checkpoint on the event loop; after it, it does", async () => {

@@ -149,7 +149,9 @@ describe("query process pool", () => {
     const tookMs = performance.now() - startedMs;
     assert.ok(isBatonError(error, "QUERY_TIMEOUT"), String(error));
     assert.deepEqual(error.details, { timeoutMs: 400 }, "the node's queryMsMax caps the request's timeoutMs");
-    assert.ok(tookMs >= 400 && tookMs < 1_500, `answered after ${tookMs} ms`);
+    // Well before the request's own 10 s, with room for a busy machine: the answer comes after the
+    // replacement process is spawned, while the runaway still holds a core.
+    assert.ok(tookMs >= 400 && tookMs < 2_400, `answered after ${tookMs} ms`);
     await waitUntil("the replacement is ready", 10_000, () => pool.readyProcesses === 1);
     const result = await pool.query(batch("SELECT count(*) FROM item"), { timeoutMs: 5_000 });
     assert.deepEqual(result.results[0]?.rows, [[52]], "the replacement serves");

@@ -152,7 +152,7 @@ describe("failover", { timeout: 120_000 }, () => {
     process.kill(child.pid!, "SIGTERM");
     const successor = await cluster.waitForLeader(
       cluster.nodes.filter((n) => n !== leader && n.process !== null),
-      5_000,
+      15_000,
     );
     const handOverMs = Date.now() - stoppedAt;
     assert.equal(await exited, 0);

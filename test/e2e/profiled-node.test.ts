@@ -16,7 +16,8 @@ import { freePort, waitFor } from "./cluster-harness.ts";
 const batonBin = path.resolve(import.meta.dirname, "../../bin/baton");
 const processes = 3;
 const startWaitMs = 20_000;
-const stopWaitMs = 10_000;
+/** Three processes sampling every 20 µs write their profiles on a busy machine's two cores. */
+const stopWaitMs = 30_000;
 
 type Exit = { code: number | null; signal: NodeJS.Signals | null };
 

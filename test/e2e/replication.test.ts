@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { connect } from "../../src/client/index.ts";
-import { Cluster, waitFor } from "./cluster-harness.ts";
+import { Cluster, type ClusterNode, waitFor } from "./cluster-harness.ts";
 
 describe("a three-node cluster", { timeout: 120_000 }, () => {
   let cluster: Cluster;
@@ -53,8 +53,15 @@ describe("a three-node cluster", { timeout: 120_000 }, () => {
     try {
       for (let i = 0; i < 50; i++)
         await client.execute(["INSERT INTO events(note) VALUES ('while away')"], { durability: "majority" });
+      // One attempt of 4 s: the server is asked to give up at 90% of it (3.6 s), which leaves its
+      // NOT_CONFIRMED 400 ms to arrive. With 1.5 s (two attempts of 750 ms) it had 65 ms, and a late
+      // answer is the client's TIMEOUT instead.
       const failure = await client
-        .execute(["INSERT INTO events(note) VALUES ('needs all')"], { durability: "all", timeoutMs: 1500 })
+        .execute(["INSERT INTO events(note) VALUES ('needs all')"], {
+          durability: "all",
+          timeoutMs: 4000,
+          attemptTimeoutMs: 4000,
+        })
         .then(
           () => null,
           (error: unknown) => error as { code: string; details: Record<string, unknown> },
@@ -120,10 +127,12 @@ describe("a three-node cluster", { timeout: 120_000 }, () => {
     });
     assert.equal(future.status, 504);
     assert.equal(((await future.json()) as any).error.code, "TIMEOUT");
-    // A follower that stops hearing from its leader falls behind: pause the leader (for less than
-    // an election timeout) and a read bounded by maxLagMs is refused.
-    const follower = cluster.nodes.find((n) => n !== leader)!;
+    // A follower that stops hearing from its leader falls behind: pause the leader and a read
+    // bounded by maxLagMs is refused. The other follower is paused too, so that no new leader can be
+    // elected meanwhile: a fetch that came late would find a new leader and a lag of about 0.
+    const [follower, other] = cluster.nodes.filter((n) => n !== leader) as [ClusterNode, ClusterNode];
     await cluster.signal(leader, "SIGSTOP");
+    await cluster.signal(other, "SIGSTOP");
     let stale: Response;
     try {
       await new Promise((resolve) => setTimeout(resolve, 200));
@@ -133,6 +142,7 @@ describe("a three-node cluster", { timeout: 120_000 }, () => {
         signal: AbortSignal.timeout(5000),
       });
     } finally {
+      await cluster.signal(other, "SIGCONT");
       await cluster.signal(leader, "SIGCONT");
     }
     const staleBody = (await stale.json()) as any;
