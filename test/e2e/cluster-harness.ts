@@ -95,6 +95,34 @@ export async function postJson(
   return { status: response.status, body: await response.json() };
 }
 
+/**
+ * A write the test needs acknowledged: sent with `requestId` to `leaderOf()` (asked again before
+ * every attempt) and retried with the same id, so that it applies once, while the answer is a
+ * refusal for now (503, 504: an election, a commit slower than its timeout on a busy machine;
+ * NOT_LEADER) or the request failed on the way; any other 4xx or a 500 fails at once. Bounded by
+ * `waitMs`.
+ */
+export async function acknowledgedWrite(
+  leaderOf: () => Promise<ClusterNode>,
+  body: Record<string, unknown> & { requestId: string },
+  waitMs = 30_000,
+): Promise<any> {
+  const deadline = Date.now() + waitMs;
+  let last = "no attempt";
+  while (Date.now() < deadline) {
+    const answer = await leaderOf()
+      .then((leader) => postJson(leader, "/v1/execute", body))
+      .catch((error: unknown) => ({ status: 0, body: { error: String(error) } }));
+    if (answer.status === 200) return answer.body;
+    last = `${answer.status} ${JSON.stringify(answer.body)}`;
+    const notLeader = answer.status === 409 && answer.body?.error?.code === "NOT_LEADER";
+    if (answer.status !== 0 && answer.status !== 503 && answer.status !== 504 && !notLeader)
+      throw new Error(`write ${body.requestId} refused: ${last}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`write ${body.requestId} not acknowledged within ${waitMs} ms; last answer: ${last}`);
+}
+
 export class Cluster {
   readonly nodes: ClusterNode[];
   readonly root: string;

@@ -13,14 +13,14 @@ import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, test } from "node:test";
 import { Prng } from "../../src/lib/prng.ts";
 import { corruptLastWalRecord, corruptWalRecord } from "../nemesis/storage-faults.ts";
-import { Cluster, type ClusterNode, postJson, waitFor } from "./cluster-harness.ts";
+import { acknowledgedWrite, Cluster, type ClusterNode, postJson, waitFor } from "./cluster-harness.ts";
 
 const keys = 40;
 
+/** Appends `${tag}${key}` to every list, each append acknowledged once (retried by request id). */
 async function appendAll(cluster: Cluster, tag: string): Promise<void> {
-  const leader = await cluster.waitForLeader();
   for (let key = 1; key <= keys; key++) {
-    const answer = await postJson(leader, "/v1/execute", {
+    await acknowledgedWrite(() => cluster.waitForLeader(), {
       statements: [
         [
           "INSERT INTO lists(key, items) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET items = items || ',' || excluded.items",
@@ -28,8 +28,8 @@ async function appendAll(cluster: Cluster, tag: string): Promise<void> {
           `${tag}${key}`,
         ],
       ],
+      requestId: `append-${tag}-${key}`,
     });
-    assert.equal(answer.status, 200, JSON.stringify(answer.body));
   }
 }
 
