@@ -188,11 +188,15 @@ async function faultLoop(
   const deadlineUs = workStartUs + options.durationMs * 1000;
   const faults: FaultRecord[] = [];
   let plan: FaultKind[] = [];
+  let started = 0;
   while (enabled.length > 0) {
     await sleep(prng.intBetween(options.faultGapMsMin, options.faultGapMsMax));
-    if (cluster.nowUs() + options.faultHoldMsMax * 1000 > deadlineUs) break;
+    // The first round of every enabled kind runs whole even past the deadline: on a loaded machine
+    // slow restarts could crowd a kind out of a short run, which then claimed to have tried it.
+    if (started >= enabled.length && cluster.nowUs() + options.faultHoldMsMax * 1000 > deadlineUs) break;
     restartUnexpectedlyStopped(context);
     if (plan.length === 0) plan = shuffledRound(enabled, prng);
+    started++;
     const kind = plan.shift()!;
     let record: FaultRecord;
     try {
