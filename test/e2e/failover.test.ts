@@ -47,7 +47,7 @@ describe("failover", { timeout: 120_000 }, () => {
     let newLeader: Awaited<ReturnType<Cluster["waitForLeader"]>>;
     const survivors = cluster.nodes.filter((n) => n !== oldLeader);
     try {
-      await waitFor("writes before the kill", 10_000, async () => acknowledged.length >= 200);
+      await waitFor("writes before the kill", 30_000, async () => acknowledged.length >= 200);
       killedAtMs = Date.now();
       await cluster.signal(oldLeader, "SIGKILL");
       newLeader = await cluster.waitForLeader(survivors);
