@@ -12,6 +12,7 @@ import { nodeDefaults } from "../src/node/node-config.ts";
 import { walSegmentBytes } from "../src/node/snapshot-keeper.ts";
 import { logIndex, term } from "../src/types/ids.ts";
 import { EntryKind } from "../src/types/log-entry.ts";
+import { defaultDurableWrite, defaultSyncFile } from "../src/wal/file-sync.ts";
 import { Wal } from "../src/wal/wal.ts";
 import { median } from "./stats.ts";
 
@@ -25,14 +26,17 @@ export type WalFigure = {
 
 async function runOnce(appenders: number, payloadBytes: number, durationMs: number): Promise<WalFigure> {
   const directory = fs.mkdtempSync(path.join(os.tmpdir(), "baton-bench-wal-"));
+  // Each durable write (an O_DSYNC write) is a sync of the disk, as is each fsync of a directory.
   let fsyncs = 0;
-  const syncFile = (fd: number): Promise<void> =>
-    new Promise((resolve, reject) => {
-      fsyncs++;
-      fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));
-    });
   const { wal } = Wal.open(directory, {
-    syncFile,
+    syncFile: (fd) => {
+      fsyncs++;
+      return defaultSyncFile(fd);
+    },
+    durableWrite: (fd, parts, position) => {
+      fsyncs++;
+      return defaultDurableWrite(fd, parts, position);
+    },
     segmentBytesMax: walSegmentBytes(nodeDefaults.snapshotLogBytes),
   });
   const data = new Uint8Array(payloadBytes).fill(7);

@@ -17,6 +17,7 @@ import { Store } from "../store/store.ts";
 import { type BatchSandbox, WriteSandbox } from "../store/write-sandbox.ts";
 import { InMemoryNetwork, InMemoryTransport } from "../transport/in-memory-transport.ts";
 import { logIndex, nodeId } from "../types/ids.ts";
+import { defaultDurableWrite, defaultSyncFile } from "../wal/file-sync.ts";
 import { Wal } from "../wal/wal.ts";
 import { BatonNode } from "./baton-node.ts";
 import { IndexWaiters } from "./index-waiters.ts";
@@ -76,10 +77,15 @@ async function singleNode(
   setup.prepare?.(directory);
   let failing = false;
   const { wal, recovered } = Wal.open(path.join(directory, "log"), {
+    // A failing disk: the appended records' durable write (an O_DSYNC write) and any fsync fail.
+    durableWrite: (fd, parts, position) =>
+      failing
+        ? Promise.reject(Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" }))
+        : defaultDurableWrite(fd, parts, position),
     syncFile: (fd) =>
       failing
-        ? Promise.reject(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }))
-        : new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()))),
+        ? Promise.reject(Object.assign(new Error("EIO: i/o error, fsync"), { code: "EIO" }))
+        : defaultSyncFile(fd),
   });
   const store = Store.open({ path: path.join(directory, "baton.db") });
   const sandbox = await (setup.writeSandbox ?? (async () => undefined))(store);

@@ -36,7 +36,7 @@ export async function writeDurableFile(filePath: string, content: Uint8Array, sy
   try {
     await writeAll(fd, buffer, 0);
     // The content must be durable before the rename can expose it under the real name.
-    await sync(fd, "full");
+    await sync(fd);
   } finally {
     await closeFile(fd);
   }

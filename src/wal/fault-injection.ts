@@ -4,20 +4,21 @@
  *
  * The hook stays off, and the log syncs as usual, unless BOTH variables are set:
  *  - `BATON_TEST_FAULT_INJECTION=unsafe-test-only`, the explicit opt-in;
- *  - `BATON_TEST_FSYNC_FAULT_FILE=/some/path`, a control file read before every fsync of the running
- *    log (recovery at open does not go through it).
+ *  - `BATON_TEST_FSYNC_FAULT_FILE=/some/path`, a control file read before every fsync and every
+ *    durable append write of the running log (recovery at open does not go through it).
  * A control file named without the opt-in is refused (`BAD_CONFIG`, `baton start` exits 2), so a
  * leftover variable cannot quietly slow down or break a node.
  *
  * The control file holds one line, which the campaign rewrites while the node runs:
  *  - missing or empty: sync normally;
- *  - `delay <ms>`: wait that long, then sync (a slow disk);
- *  - `fail`: do not sync; reject with `EIO` (a failed fsync). The log becomes unusable and the node
- *    takes its fatal path (exit 1), so nothing written since the last good sync is acknowledged.
+ *  - `delay <ms>`: wait that long, then sync or write (a slow disk);
+ *  - `fail`: do not sync or write; reject with `EIO` (a failed fsync). The log becomes unusable and
+ *    the node takes its fatal path (exit 1), so nothing written since the last good sync is
+ *    acknowledged.
  */
 import fs from "node:fs";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
-import { defaultSyncFile, type SyncFile } from "./file-sync.ts";
+import { type DurableWrite, defaultDurableWrite, defaultSyncFile, type SyncFile } from "./file-sync.ts";
 import type { WalOptions } from "./wal.ts";
 
 export const faultInjectionOptIn = { name: "BATON_TEST_FAULT_INJECTION", value: "unsafe-test-only" } as const;
@@ -51,11 +52,22 @@ export function walFaultOptions(environment: Readonly<Record<string, string | un
         "fsync fault injection is for tests only",
     );
   process.stderr.write(`TEST-ONLY fsync fault injection is active, controlled by ${controlFile}\n`);
-  return { syncFile: faultySyncFile(controlFile, defaultSyncFile) };
+  const injected = injectFault(controlFile);
+  return {
+    syncFile: async (fd) => {
+      await injected();
+      await defaultSyncFile(fd);
+    },
+    durableWrite: async (fd, parts, position) => {
+      await injected();
+      await defaultDurableWrite(fd, parts, position);
+    },
+  } satisfies { syncFile: SyncFile; durableWrite: DurableWrite };
 }
 
-function faultySyncFile(controlFile: string, sync: SyncFile): SyncFile {
-  return async (fd, kind) => {
+/** Reads the control file: rejects with `EIO` on `fail`, waits on `delay`. */
+function injectFault(controlFile: string): () => Promise<void> {
+  return async () => {
     const text = await fs.promises.readFile(controlFile, "utf8").catch(() => "");
     const fault = parseFsyncFault(text);
     if (fault.kind === "fail")
@@ -63,6 +75,5 @@ function faultySyncFile(controlFile: string, sync: SyncFile): SyncFile {
         code: "EIO",
       });
     if (fault.kind === "delay") await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
-    await sync(fd, kind);
   };
 }

@@ -1,31 +1,56 @@
 /**
- * The log's file operations while it runs, all asynchronous, with every fsync through one function.
+ * The log's file operations while it runs, all asynchronous, with every fsync through one function
+ * and every durable append through another.
  *
  * Why asynchronous: an fsync takes milliseconds to tens of milliseconds on real disks; done with
  * `fsyncSync` it would stop the event loop, and with it heartbeats, votes and replication, for that
  * long. Only recovery at open (recovery.ts) still works synchronously, before the node runs.
  *
- * Why one function (`SyncFile`): every fsync the running log makes, of segment data, of directories,
- * of atomically replaced files and of cut segments, goes through it, so a test can make any one of
- * them fail and check that the log becomes unusable. `data` asks for `fdatasync` (segment appends:
- * only the bytes and the size matter), `full` for `fsync` (directories and metadata changes).
+ * Why two functions, each replaceable (`WalOptions`): every fsync the running log makes (of
+ * directories, of atomically replaced files and of cut segments) goes through `SyncFile`, and every
+ * write of appended records through `DurableWrite`, so a test can make any one of them fail and
+ * check that the log becomes unusable.
+ *
+ * Appended records are durable when their write returns: the active segment is open with O_DSYNC
+ * (`segmentOpenFlags`), so each write is the write and the `fdatasync` in one system call on
+ * libuv's thread pool. Written first and synced after, an append cost the event loop the write
+ * itself plus a second hop to the pool (measured in bench/PROFILE.md).
  */
 import fs from "node:fs";
 import { assert } from "../lib/assert.ts";
+import { BatonError, ErrorCode } from "../lib/errors.ts";
 
-export type SyncKind = "data" | "full";
+/** Makes what was written through `fd` (a file or a directory) durable with `fsync`; a rejection means it may not be. */
+export type SyncFile = (fd: number) => Promise<void>;
 
-/** Makes what was written through `fd` durable; a rejection means it may not be. */
-export type SyncFile = (fd: number, kind: SyncKind) => Promise<void>;
+export const defaultSyncFile: SyncFile = (fd) =>
+  new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve())));
 
-export const defaultSyncFile: SyncFile = (fd, kind) =>
-  new Promise((resolve, reject) => {
-    const done = (error: NodeJS.ErrnoException | null): void => (error ? reject(error) : resolve());
-    if (kind === "data") fs.fdatasync(fd, done);
-    else fs.fsync(fd, done);
-  });
+/**
+ * Writes `parts` one after another at `position` of a segment opened with `segmentOpenFlags`, and
+ * resolves once they are durable; a rejection means they may not be.
+ */
+export type DurableWrite = (fd: number, parts: readonly Uint8Array[], position: number) => Promise<void>;
 
-export function openFile(filePath: string, flags: string): Promise<number> {
+/**
+ * The flags of an open segment: read and write, and O_DSYNC, so that a write returns only once its
+ * bytes (and the file size they need) are on stable storage. A platform without O_DSYNC cannot run
+ * the log.
+ */
+export function segmentOpenFlags(): number {
+  const { O_RDWR, O_DSYNC } = fs.constants;
+  if (O_DSYNC === undefined)
+    throw new BatonError(
+      ErrorCode.WAL_IO,
+      "this platform has no O_DSYNC: the log cannot make writes durable",
+    );
+  return O_RDWR | O_DSYNC;
+}
+
+/** Writes that are durable on return: `writeAllParts` on a segment opened with `segmentOpenFlags`. */
+export const defaultDurableWrite: DurableWrite = (fd, parts, position) => writeAllParts(fd, parts, position);
+
+export function openFile(filePath: string, flags: string | number): Promise<number> {
   return new Promise((resolve, reject) =>
     fs.open(filePath, flags, (error, fd) => (error ? reject(error) : resolve(fd))),
   );
@@ -70,36 +95,6 @@ export function writeAllParts(fd: number, parts: readonly Uint8Array[], position
   });
 }
 
-/**
- * Bytes of parts `writeParts` writes on the calling thread at most: a one-row write's record (a few
- * hundred bytes) or one 100-row batch's. A group commit of many, written there, cost the leader's
- * loop more than the hop (256 KiB measured 0.74-0.95x the throughput of 16 KiB at 100-row batches).
- */
-export const syncWriteBytesMax = 16 * 1024;
-
-/**
- * `writeAllParts`, but parts of at most `syncWriteBytesMax` bytes in all are written on the calling
- * thread (returning undefined): copying them into the page cache is shorter than the hop to the
- * thread pool and back, which waits for the event loop to be free (270 µs of a one-writer write's
- * 1.2 ms on the leader, measured). Neither syncs.
- */
-export function writeParts(
-  fd: number,
-  parts: readonly Uint8Array[],
-  position: number,
-): Promise<void> | undefined {
-  let bytes = 0;
-  for (const part of parts) bytes += part.byteLength;
-  if (bytes > syncWriteBytesMax) return writeAllParts(fd, parts, position);
-  let remaining = parts.filter((part) => part.byteLength > 0);
-  for (let at = position; remaining.length > 0; ) {
-    const written = fs.writevSync(fd, remaining, at);
-    remaining = unwritten(remaining, written);
-    at += written;
-  }
-  return undefined;
-}
-
 /** What is left of `parts` after a write took the first `written` bytes. */
 function unwritten(parts: readonly Uint8Array[], written: number): Uint8Array[] {
   assert(written > 0, "write made progress");
@@ -114,7 +109,7 @@ function unwritten(parts: readonly Uint8Array[], written: number): Uint8Array[] 
 export async function syncDirectory(directory: string, sync: SyncFile): Promise<void> {
   const fd = await openFile(directory, "r");
   try {
-    await sync(fd, "full");
+    await sync(fd);
   } finally {
     await closeFile(fd);
   }
@@ -134,7 +129,7 @@ export async function truncateFile(filePath: string, bytes: number, sync: SyncFi
     await new Promise<void>((resolve, reject) =>
       fs.ftruncate(fd, bytes, (error) => (error ? reject(error) : resolve())),
     );
-    await sync(fd, "full");
+    await sync(fd);
   } finally {
     await closeFile(fd);
   }

@@ -7,6 +7,7 @@ import fc from "fast-check";
 import { isBatonError } from "../lib/errors.ts";
 import { type LogIndex, logIndex, nodeId, type Term, term } from "../types/ids.ts";
 import { EntryKind, type LogEntry } from "../types/log-entry.ts";
+import { type DurableWrite, defaultDurableWrite } from "./file-sync.ts";
 import { MemoryLog } from "./memory-log.ts";
 import { checksumStepBytes, recordInlineDataBytesMax } from "./record-codec.ts";
 import { Wal } from "./wal.ts";
@@ -86,14 +87,13 @@ describe("write-ahead log", () => {
     await reopened.wal.close();
   });
 
-  test("concurrent appends share fsyncs (group commit) and all become durable", async () => {
+  test("concurrent appends share durable writes (group commit) and all become durable", async () => {
     let syncs = 0;
-    const syncFile = (fd: number): Promise<void> =>
-      new Promise((resolve, reject) => {
-        syncs++;
-        fs.fdatasync(fd, (error) => (error ? reject(error) : resolve()));
-      });
-    const { wal } = Wal.open(freshDirectory(), { syncFile });
+    const durableWrite: DurableWrite = (fd, parts, position) => {
+      syncs++;
+      return defaultDurableWrite(fd, parts, position);
+    };
+    const { wal } = Wal.open(freshDirectory(), { durableWrite });
     const durableReports: LogIndex[] = [];
     wal.onDurable((index) => durableReports.push(index));
     const appends: Promise<void>[] = [];
@@ -387,13 +387,13 @@ describe("write-ahead log recovery", () => {
 });
 
 describe("write-ahead log failures", () => {
-  test("a failing fsync makes the log unusable and reports nothing durable", async () => {
+  test("a failing durable write makes the log unusable and reports nothing durable", async () => {
     let failNext = false;
-    const syncFile = (fd: number): Promise<void> =>
+    const durableWrite: DurableWrite = (fd, parts, position) =>
       failNext
-        ? Promise.reject(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }))
-        : new Promise((resolve, reject) => fs.fdatasync(fd, (error) => (error ? reject(error) : resolve())));
-    const { wal } = Wal.open(freshDirectory(), { syncFile });
+        ? Promise.reject(Object.assign(new Error("EIO: i/o error, write"), { code: "EIO" }))
+        : defaultDurableWrite(fd, parts, position);
+    const { wal } = Wal.open(freshDirectory(), { durableWrite });
     await wal.append(entriesFrom(1, 5, 1));
     failNext = true;
     const failing = wal.append(entriesFrom(6, 8, 1));

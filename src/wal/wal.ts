@@ -7,16 +7,15 @@
  * Invariants:
  * - Entries are contiguous: every append starts at `lastIndex + 1` (after any truncation).
  * - `durableIndex <= writtenIndex <= lastIndex`; an index is reported durable only after the
- *   bytes holding it were written and `fdatasync` returned (and the directory was fsynced when the
- *   segment file is new).
- * - Operations are carried out in call order by one worker. Consecutive appends queued while an
- *   fsync runs are merged into one write and one fsync (group commit).
+ *   durable writes holding it returned (and the directory was fsynced for a new segment).
+ * - Operations are carried out in call order by one worker. Consecutive appends queued while a
+ *   write runs are merged into one durable write (group commit).
  * - The first I/O error makes the log unusable: every pending and later call fails with `WAL_IO`,
  *   and no durability is reported for data that may not be on disk. The node must stop.
- * - No fsync runs on the event loop once the log is open (small writes do: `writeParts`): appends, hard state, truncation,
- *   compaction and snapshot resets all sync through the asynchronous `SyncFile` (file-sync.ts), each
- *   awaited in the crash-safe order its method describes. An operation that awaits its I/O updates
- *   the in-memory view first, so reads between its steps already see the log it is making.
+ * - No write or fsync runs on the event loop once the log is open: appends go through the
+ *   asynchronous `DurableWrite` (an O_DSYNC write), hard state, truncation, compaction and snapshot
+ *   resets through `SyncFile` (file-sync.ts), awaited in the crash-safe order each method describes.
+ *   An operation updates the in-memory view first, so reads between its steps see the log it makes.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -29,13 +28,15 @@ import { fsyncDirectory, writeDurableFile } from "./durable-file.ts";
 import {
   closeFile,
   createEmptyFile,
+  type DurableWrite,
+  defaultDurableWrite,
   defaultSyncFile,
   openFile,
   type SyncFile,
+  segmentOpenFlags,
   syncDirectory,
   truncateFile,
   unlinkFiles,
-  writeParts,
 } from "./file-sync.ts";
 import type { CompactionPoint, LogStore } from "./log-store.ts";
 import { encodeRecordParts, type PendingChecksum, writeChecksumsInSteps } from "./record-codec.ts";
@@ -53,12 +54,10 @@ export type WalOptions = {
   readonly segmentBytesMax?: number;
   /** Appends merged into one write and fsync at most; bounds latency of a single flush. */
   readonly groupCommitBytesMax?: number;
-  /**
-   * Every fsync of the running log goes through this (replaceable for fault-injection tests):
-   * `data` for appended segment bytes (default `fdatasync`), `full` for directories, atomically
-   * replaced files and cut segments (default `fsync`). An injected function receives them all.
-   */
+  /** Every fsync of the running log (directories, replaced files, cut segments); for fault tests. */
   readonly syncFile?: SyncFile;
+  /** Every write of appended records, durable on return (an O_DSYNC write); for fault tests. */
+  readonly durableWrite?: DurableWrite;
   /**
    * At open, heal corruption of records written in full (keep the intact prefix, record the loss
    * in the hard state; `recovery.ts`) instead of refusing with WAL_CORRUPT. Default false.
@@ -99,6 +98,7 @@ export class Wal implements LogStore {
   private readonly segmentBytesMax: number;
   private readonly groupCommitBytesMax: number;
   private readonly syncFile: SyncFile;
+  private readonly durableWrite: DurableWrite;
   private segments: Segment[];
   /** The active segment, open for appends; null while an operation replaces it. */
   private activeFd: number | null;
@@ -121,6 +121,7 @@ export class Wal implements LogStore {
     this.groupCommitBytesMax = options.groupCommitBytesMax ?? defaultGroupCommitBytesMax;
     assert(this.segmentBytesMax >= 1024, "segmentBytesMax of at least 1 KiB");
     this.syncFile = options.syncFile ?? defaultSyncFile;
+    this.durableWrite = options.durableWrite ?? defaultDurableWrite;
     this.hardStateValue = recovered.hardState;
     this.compaction = recovered.compactionPoint;
     this.segments = recovered.segments;
@@ -135,7 +136,7 @@ export class Wal implements LogStore {
       segmentLastIndex(active) === this.last.index || active.offsets.length === 0,
       "active segment ends the log",
     );
-    this.activeFd = fs.openSync(active.path, "r+");
+    this.activeFd = fs.openSync(active.path, segmentOpenFlags());
   }
 
   /**
@@ -291,7 +292,7 @@ export class Wal implements LogStore {
       );
       const fresh = await this.createSegment(logIndex(index + 1));
       this.segments = [fresh];
-      this.activeFd = await openFile(fresh.path, "r+");
+      this.activeFd = await openFile(fresh.path, segmentOpenFlags());
     });
   }
 
@@ -389,18 +390,15 @@ export class Wal implements LogStore {
   private async flush(op: AppendOp): Promise<void> {
     if (op.pending.length > 0) await writeChecksumsInSteps(op.pending);
     let newSegment = false;
-    let dirty = false;
     let index = op.firstIndex;
     let record = 0;
     for (let position = 0; record < op.recordBytes.length; ) {
       let active = this.segments.at(-1)!;
       if (active.bytes >= this.segmentBytesMax && active.offsets.length > 0) {
-        // Roll over: what this flush wrote to the old segment must be durable before it is closed.
-        if (dirty) await this.syncFile(this.requireActiveFd(), "data");
         await this.closeActive();
         active = await this.createSegment(logIndex(index));
         this.segments.push(active);
-        this.activeFd = await openFile(active.path, "r+");
+        this.activeFd = await openFile(active.path, segmentOpenFlags());
         newSegment = true;
       }
       assert(index === segmentLastIndex(active) + 1, "flush continues the active segment");
@@ -415,15 +413,17 @@ export class Wal implements LogStore {
         offsets.push(filePosition + position - chunkStart);
         position += op.recordBytes[record++]!;
       }
-      await writeParts(this.requireActiveFd(), sliceParts(op.parts, chunkStart, position), filePosition);
+      await this.durableWrite(
+        this.requireActiveFd(),
+        sliceParts(op.parts, chunkStart, position),
+        filePosition,
+      );
       active.offsets.push(...offsets);
       active.bytes += position - chunkStart;
       index = logIndex(index + offsets.length);
-      dirty = true;
     }
     assert(index === op.lastIndex + 1, "the flush wrote every entry of the batch");
     this.writtenIndexValue = op.lastIndex;
-    await this.syncFile(this.requireActiveFd(), "data");
     if (newSegment) await syncDirectory(this.directory, this.syncFile);
     this.durableIndexValue = op.lastIndex;
     for (const listener of this.durableListeners) listener(op.lastIndex);
@@ -454,7 +454,7 @@ export class Wal implements LogStore {
     );
     if (holder === undefined) this.segments.push(await this.createSegment(logIndex(index + 1)));
     else if (cut !== null) await truncateFile(holder.path, cut, this.syncFile);
-    this.activeFd = await openFile(this.segments.at(-1)!.path, "r+");
+    this.activeFd = await openFile(this.segments.at(-1)!.path, segmentOpenFlags());
     assert(segmentLastIndex(this.segments.at(-1)!) <= index, "the log ends at or before the cut");
   }
 
