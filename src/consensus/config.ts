@@ -95,6 +95,13 @@ export type RaftConfig = {
   readonly appendEntriesBatchBytesMax?: number;
   /** Entries per AppendEntries. Default 256. */
   readonly appendEntriesBatchEntriesMax?: number;
+  /**
+   * When the commit index moves, commit news alone (an empty AppendEntries to a follower that holds
+   * the whole log) is left for the host to send with a `commitNews` input (`Effects.commitNewsDue`),
+   * unless an AppendEntries with entries carries it first. Sent at once while an `all` proposal
+   * waits for applied reports. Default false: sent at once.
+   */
+  readonly deferCommitNews?: boolean;
   /** Durability used when a proposal names none. Default 'majority'. */
   readonly defaultDurability?: Durability;
   /** How long a proposal may wait for its durability level before `notConfirmed`. Default 10000. */
@@ -133,6 +140,7 @@ export type ResolvedConfig = {
   readonly appendEntriesEagerInflightMax: number;
   readonly appendEntriesBatchBytesMax: number;
   readonly appendEntriesBatchEntriesMax: number;
+  readonly deferCommitNews: boolean;
   readonly defaultDurability: Durability;
   readonly proposalTimeoutTicks: number;
   readonly proposalsPendingMax: number;
@@ -264,6 +272,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     ),
     appendEntriesBatchBytesMax: bound(config, "appendEntriesBatchBytesMax"),
     appendEntriesBatchEntriesMax: bound(config, "appendEntriesBatchEntriesMax"),
+    deferCommitNews: config.deferCommitNews ?? false,
     defaultDurability,
     proposalsPendingMax: bound(config, "proposalsPendingMax"),
     uncommittedEntriesMax: bound(config, "uncommittedEntriesMax"),

@@ -28,6 +28,9 @@
  *     A `readReady` read may be served once the local applied index reaches its `index`.
  *  8. `snapshotNeeded`    (leader) Send that peer a snapshot out of band, with the given message,
  *                         then step `snapshotSent` (or `snapshotFailed`).
+ *     `commitNewsDue`     (leader, `deferCommitNews`) A follower has not been told the commit
+ *                         index: step `{type:'commitNews'}` soon (a short timer) unless a later
+ *                         step's effects say it is no longer due.
  *  9. `roleChange`, `discarded`, `events`: bookkeeping, audit trail, review of discarded entries.
  *
  * Array fields are always present (possibly empty); scalar fields are undefined when unchanged.
@@ -176,6 +179,7 @@ export type Effects = {
   readonly readRejected: readonly ReadRejected[];
   readonly promotions: readonly PromotionOutcome[];
   readonly snapshotNeeded: readonly SnapshotNeeded[];
+  readonly commitNewsDue: boolean;
   readonly roleChange?: RoleChange | undefined;
   /** Entries of this node's divergent suffix dropped by `truncateAfter`, kept for review. */
   readonly discarded: readonly LogEntry[];
@@ -208,6 +212,9 @@ export class EffectsBuilder {
   readonly events: CoreEvent[] = [];
   snapshotRestored: Position | undefined = undefined;
   truncateAfter: LogIndex | undefined = undefined;
+  commitNewsDue = false;
+  /** This step is the host's `commitNews`: commit news leaves now (`replication.ts`). */
+  commitNewsNow = false;
 
   send(message: Message): void {
     assert(message.from !== message.to, `message ${message.type} addressed to its sender`);
@@ -292,6 +299,7 @@ export class EffectsBuilder {
       readRejected: this.readRejected,
       promotions: this.promotions,
       snapshotNeeded: this.snapshotNeeded,
+      commitNewsDue: this.commitNewsDue,
       roleChange: roleChanged
         ? { role: after.role, term: after.hardState.term, leaderId: after.leaderId }
         : undefined,

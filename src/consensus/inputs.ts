@@ -103,6 +103,11 @@ export type SnapshotFailedInput = { readonly type: "snapshotFailed"; readonly pe
  * node's state machine cannot be trusted to lead (`lost-entries.ts`). A leader is not deposed by
  * it: the host transfers leadership first.
  */
+/**
+ * (leader, with `deferCommitNews`) Tell every follower that holds the whole log the commit index
+ * it has not been sent yet: the commit news a step left for later (`Effects.commitNewsDue`).
+ */
+export type CommitNewsInput = { readonly type: "commitNews" };
 export type HoldCandidacyInput = { readonly type: "holdCandidacy"; readonly hold: boolean };
 
 export type Input =
@@ -120,4 +125,5 @@ export type Input =
   | CompactInput
   | SnapshotSentInput
   | SnapshotFailedInput
+  | CommitNewsInput
   | HoldCandidacyInput;

@@ -101,7 +101,8 @@ function heard(s: CoreState, progress: Progress, appliedIndex: number): void {
 }
 
 /**
- * After the commit index moved, tell every follower (an empty AppendEntries carries it). A leader
+ * After the commit index moved, tell every follower (an empty AppendEntries carries it; with
+ * `deferCommitNews`, the next one with entries or the host's `commitNews` step). A leader
  * whose committed configuration no longer makes it a voter then steps down (dissertation §4.2.2):
  * until that commit it kept leading a cluster it is not part of, without counting itself.
  */

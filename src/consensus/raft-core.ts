@@ -78,7 +78,7 @@ import {
   rejectOwnReads,
   settleForwardedReads,
 } from "./read-index.ts";
-import { leaderDataFloor } from "./replication.ts";
+import { broadcastAppend, commitNewsPending, leaderDataFloor } from "./replication.ts";
 import { becomeFollower } from "./roles.ts";
 
 /** What durability outcomes depend on: proposals are re-evaluated only when one of these moved. */
@@ -133,6 +133,7 @@ export class RaftCore {
     settleForwardedReads(s, out);
     settlePromise(s, out);
     if (!sameProgress(progress, durabilityProgress(s))) evaluateProposals(s, out);
+    if (s.config.deferCommitNews) out.commitNewsDue = commitNewsPending(s);
     checkInvariants(s);
     return out.finish(before, observe(s));
   }
@@ -187,6 +188,10 @@ export class RaftCore {
         return;
       case "holdCandidacy":
         s.candidacyHeld = input.hold;
+        return;
+      case "commitNews":
+        out.commitNewsNow = true;
+        if (s.role === "leader") broadcastAppend(s, out, false);
         return;
       default:
         unreachable(input, "unknown input");

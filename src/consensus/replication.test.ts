@@ -291,3 +291,77 @@ describe("snapshots (Raft §7)", () => {
     assert.ok(response?.type === "appendEntriesResponse" && response.success && response.matchIndex === 5);
   });
 });
+
+describe("commit news (deferCommitNews)", () => {
+  /** A leader of term 1 whose no-op (index 1) is durable here; n2 and n3 have not answered yet. */
+  function electedLeader(overrides: Partial<RaftConfig>): RaftCore {
+    const leader = core(n1, overrides);
+    leader.step({ type: "campaign" });
+    message(leader, { type: "preVoteResponse", from: n2, to: n1, term: term(1), granted: true });
+    message(leader, { type: "requestVoteResponse", from: n2, to: n1, term: term(1), granted: true });
+    assert.equal(leader.status().role, "leader");
+    leader.step({ type: "persisted", index: logIndex(1), term: term(1) });
+    return leader;
+  }
+  const answer = (from: typeof n2, matched: number) => ({
+    type: "appendEntriesResponse" as const,
+    from,
+    to: n1,
+    term: term(1),
+    success: true,
+    matchIndex: logIndex(matched),
+    rejectedIndex: logIndex(0),
+    conflictTerm: term(0),
+    conflictIndex: logIndex(0),
+    appliedIndex: logIndex(0),
+  });
+  const commitsTo = (effects: ReturnType<RaftCore["step"]>, peer: typeof n2) =>
+    sent(effects, "appendEntries")
+      .filter((m) => m.to === peer && m.type === "appendEntries")
+      .map((m) => (m.type === "appendEntries" ? [m.leaderCommit, m.entries.length, m.quiet === true] : []));
+
+  test("by default the commit index goes out at once, alone, to a follower holding the whole log", () => {
+    const leader = electedLeader({});
+    const committed = message(leader, answer(n2, 1));
+    assert.equal(committed.commitIndex, 1);
+    assert.deepEqual(commitsTo(committed, n2), [[1, 0, true]]);
+    assert.equal(committed.commitNewsDue, false);
+  });
+
+  test("deferred, it waits for the host's commitNews step, which sends it once", () => {
+    const leader = electedLeader({ deferCommitNews: true });
+    const committed = message(leader, answer(n2, 1));
+    assert.equal(committed.commitIndex, 1);
+    assert.deepEqual(commitsTo(committed, n2), [], "no commit news alone yet");
+    assert.equal(committed.commitNewsDue, true);
+    const news = leader.step({ type: "commitNews" });
+    assert.deepEqual(commitsTo(news, n2), [[1, 0, true]]);
+    assert.equal(news.commitNewsDue, false, "nothing is due once told");
+    assert.deepEqual(commitsTo(leader.step({ type: "commitNews" }), n2), [], "told once");
+  });
+
+  test("deferred, the next append with entries carries it and the commitNews step has nothing to add", () => {
+    const leader = electedLeader({ deferCommitNews: true });
+    message(leader, answer(n2, 1));
+    const data = new Uint8Array([7]);
+    const proposed = leader.step({ type: "propose", proposalId: "p", kind: EntryKind.command, data });
+    assert.deepEqual(commitsTo(proposed, n2), [[1, 1, false]]);
+    assert.equal(proposed.commitNewsDue, false, "the append told it: the host's timer can go");
+    assert.deepEqual(commitsTo(leader.step({ type: "commitNews" }), n2), []);
+  });
+
+  test("deferred, it still goes out at once while an `all` proposal waits for applied reports", () => {
+    const leader = electedLeader({ deferCommitNews: true });
+    message(leader, answer(n2, 1));
+    const data = new Uint8Array([7]);
+    leader.step({ type: "propose", proposalId: "p", kind: EntryKind.command, data, durability: "all" });
+    leader.step({ type: "persisted", index: logIndex(2), term: term(1) });
+    const committed = message(leader, answer(n2, 2));
+    assert.equal(committed.commitIndex, 2);
+    assert.deepEqual(
+      sent(committed, "appendEntries").map((m) => (m.type === "appendEntries" ? m.leaderCommit : 0)),
+      [2],
+    );
+    assert.equal(committed.commitNewsDue, false);
+  });
+});

@@ -14,6 +14,7 @@ import { memberAttributesOf } from "./cluster-config.ts";
 import { advanceCommitIndex, type CoreState, progressOf } from "./core-state.ts";
 import type { EffectsBuilder } from "./effects.ts";
 import type { AppendEntriesResponseMessage } from "./messages.ts";
+import type { Progress } from "./progress.ts";
 import { computeCommitIndex } from "./quorum.ts";
 
 /**
@@ -43,7 +44,7 @@ export function sendAppend(s: CoreState, out: EffectsBuilder, peer: NodeId, send
         )
       : [];
   const commitNews = s.commitIndex > progress.sentCommitIndex;
-  if (entries.length === 0 && !sendIfEmpty && !commitNews) return false;
+  if (entries.length === 0 && !sendIfEmpty && (!commitNews || newsWaits(s, out, progress))) return false;
   const message = {
     type: "appendEntries" as const,
     from: s.config.id,
@@ -65,6 +66,26 @@ export function sendAppend(s: CoreState, out: EffectsBuilder, peer: NodeId, send
   progress.sent(entries.at(-1)?.index);
   progress.sentCommitIndex = logIndex(Math.max(progress.sentCommitIndex, s.commitIndex));
   return true;
+}
+
+/**
+ * With `deferCommitNews`, commit news alone to a follower in the replicate state waits for the next
+ * AppendEntries with entries or the host's `commitNews` step (`Effects.commitNewsDue`) when the whole
+ * log is committed (no write in the pipeline). Not while entries wait for their commit (deferred there too, 64
+ * writers lost about 2% of their rate), nor while an `all` proposal waits for applied reports.
+ */
+function newsWaits(s: CoreState, out: EffectsBuilder, progress: Progress): boolean {
+  if (!s.config.deferCommitNews || out.commitNewsNow || s.allProposalsPending > 0) return false;
+  return progress.state === "replicate" && s.commitIndex === s.log.lastIndex;
+}
+
+/** Whether a follower that could be sent an AppendEntries now has not been told the commit index. */
+export function commitNewsPending(s: CoreState): boolean {
+  if (s.role !== "leader") return false;
+  for (const progress of s.progress.values())
+    if (progress.state === "replicate" && progress.sentCommitIndex < s.commitIndex && !progress.isPaused())
+      return true;
+  return false;
 }
 
 /** Streams as many batches as the follower's in-flight window allows (bounded by that window). */

@@ -6,7 +6,7 @@ import type { ClusterConfig } from "../consensus/index.ts";
 import { parseClusterConfig, type RaftCore } from "../consensus/index.ts";
 import { BatonError, ErrorCode } from "../lib/errors.ts";
 import type { CompactionPoint } from "../wal/log-store.ts";
-import type { NodeConfig } from "./node-config.ts";
+import { commitNewsDelayMsOf, type NodeConfig } from "./node-config.ts";
 
 export function coreTuning(config: NodeConfig): Partial<ConstructorParameters<typeof RaftCore>[0]> {
   const tuning: Record<string, unknown> = {};
@@ -20,6 +20,7 @@ export function coreTuning(config: NodeConfig): Partial<ConstructorParameters<ty
     "appendEntriesBatchBytesMax",
   ] as const;
   for (const key of keys) if (config[key] !== undefined) tuning[key] = config[key];
+  tuning.deferCommitNews = commitNewsDelayMsOf(config) > 0;
   if (config.unsafeCoreBugs !== undefined) tuning.unsafeTestBugs = config.unsafeCoreBugs;
   return tuning;
 }

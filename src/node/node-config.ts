@@ -64,6 +64,11 @@ export type NodeConfig = {
   readonly durability: Durability;
   /** Speculative batches are committed at least this often, so leader reads never lag longer. */
   readonly speculationAgeMsMax: number;
+  /**
+   * How long a leader's commit news alone waits for an AppendEntries with entries to carry it
+   * (`deferCommitNews` of the core); 0 sends it at once. Default `commitNewsDelayMsDefault`.
+   */
+  readonly commitNewsDelayMs?: number;
   /** `/readyz` says ready only when this node's state was known fresh within this time. */
   readonly readyLagMsMax: number;
   /** Client reads running on this node at once; more are refused OVERLOADED (`admission.ts`). */
@@ -122,6 +127,13 @@ export type NodeConfig = {
     readonly ignoreLostEntries?: boolean;
   };
 };
+
+/** Followers hear of a commit at most this late when no write follows it (`commitNewsDelayMs`). */
+export const commitNewsDelayMsDefault = 2;
+
+export function commitNewsDelayMsOf(config: NodeConfig): number {
+  return config.commitNewsDelayMs ?? commitNewsDelayMsDefault;
+}
 
 export const nodeDefaults = {
   tickMs: 10,

@@ -13,14 +13,13 @@
  * Invariants:
  * - A message marked `afterPersist` leaves only after its own and every earlier durable batch
  *   completed; `persisted` is reported to the core only then (one promise chain in call order).
- * - The leader counts itself toward a write's durability only once its own batch is durable,
- *   while followers may already have been sent the entries (Raft thesis §10.2.1).
+ * - The leader counts itself toward a write's durability only once its own batch is durable, while
+ *   followers may already have the entries (Raft thesis §10.2.1).
  * - Bugs crash: an exception from the core, from carrying out effects, or from a component the
  *   loop calls takes `fail`, the node's single fatal path. After it nothing more is persisted,
  *   sent, applied or acknowledged; waiting requests fail with SHUTTING_DOWN; `onFatal` is told.
  */
 import {
-  type ClusterConfig,
   type CoreEvent,
   clusterConfigText,
   type Effects,
@@ -39,7 +38,7 @@ import { coreTuning, recoveredConfig } from "./core-setup.ts";
 import { EventHistory, type HistorySink, MemoryHistory } from "./history.ts";
 import { LeaderLease } from "./leader-lease.ts";
 import { watchedTicker } from "./loop-stall.ts";
-import type { NodeConfig } from "./node-config.ts";
+import { commitNewsDelayMsOf, type NodeConfig } from "./node-config.ts";
 import type { PeerDirectory } from "./peer-directory.ts";
 import {
   decodePeerBody,
@@ -52,6 +51,7 @@ import {
 } from "./peer-envelope.ts";
 import { ProposalRegistry } from "./proposal-registry.ts";
 import type { Cancel, NodeRuntime } from "./runtime.ts";
+import { TransportPeers } from "./transport-peers.ts";
 
 /** What the loop delegates: the state machine side of "apply", snapshots, and role changes. */
 export type LoopParts = {
@@ -86,17 +86,15 @@ export class ReplicaLoop {
   private cancelTicker: Cancel | null = null;
   /** The rest of a bounded apply, due at `Timers.soon` (`reportApplied`); none after `stop`. */
   private applyLater: Cancel | null = null;
+  /** The commit news a step left for later (`Effects.commitNewsDue`); none after `stop`. */
+  private commitNewsLater: Cancel | null = null;
   private stopped = false;
   private fatalError: Error | null = null;
   private readonly stateListeners = new Set<() => void>();
   /** Last time this node's state machine was known to be as fresh as the leader's commit index. */
   private freshAt: number | null = null;
   private appendedBytesValue = 0;
-  /** The configuration the transport's peers were last made to match. */
-  private syncedConfig: ClusterConfig | null = null;
-  /** Peers the transport knows; those it was started with are never dropped. */
-  private transportPeers = new Set<NodeId>();
-  private readonly startPeers: ReadonlySet<NodeId>;
+  private readonly transportPeers: TransportPeers;
   private readonly lease: LeaderLease;
   readonly history: HistorySink;
   private readonly eventHistory: EventHistory;
@@ -106,10 +104,9 @@ export class ReplicaLoop {
     this.runtime = runtime;
     this.peers = peers;
     this.lease = new LeaderLease(config.id, config.heartbeatMs * config.missedHeartbeats, runtime.clock);
-    this.startPeers = new Set(peers.knownIds());
+    this.transportPeers = new TransportPeers(config.id, peers);
     this.history = runtime.history ?? new MemoryHistory();
     this.eventHistory = new EventHistory(this.history);
-    this.transportPeers = new Set(this.startPeers);
     const { recovered, store } = runtime;
     for (const entry of recovered.entries) this.appendedBytesValue += entry.data.byteLength;
     this.core = new RaftCore(
@@ -254,6 +251,7 @@ export class ReplicaLoop {
     this.cancelTicker = null;
     this.stopped = true;
     this.applyLater?.();
+    this.commitNewsLater?.();
     await this.persistChain.catch(() => {});
     await this.transport?.stop();
     this.outcomes.rejectAll(new BatonError(ErrorCode.SHUTTING_DOWN, "the node is stopping"));
@@ -283,6 +281,22 @@ export class ReplicaLoop {
    */
   private appliesSoon(): boolean {
     return this.core.summary().role === "leader" && this.config.unsafeNodeBugs?.applyBeforeCommit !== true;
+  }
+
+  /**
+   * Commit news alone waits `commitNewsDelayMs` for an append with entries to carry it (at one
+   * writer the next write's comes first); the timer goes once nothing is due.
+   */
+  private commitNewsSoon(due: boolean): void {
+    if (!due) {
+      this.commitNewsLater?.();
+      this.commitNewsLater = null;
+      return;
+    }
+    this.commitNewsLater ??= this.runtime.timers.after(commitNewsDelayMsOf(this.config), () => {
+      this.commitNewsLater = null;
+      if (this.fatalError === null && !this.stopped) this.stepSafely({ type: "commitNews" });
+    });
   }
 
   /** Applies every committed entry not yet applied at `Timers.soon` (bounded per call). */
@@ -366,33 +380,16 @@ export class ReplicaLoop {
     }
     this.outcomes.answer(effects, (code, leaderId) => this.peers.refusal(code, leaderId));
     for (const needed of effects.snapshotNeeded) parts.snapshotNeeded(needed);
+    this.commitNewsSoon(effects.commitNewsDue);
     if (effects.roleChange !== undefined) parts.roleChanged(effects.roleChange);
     this.bookkeeping(effects);
     this.syncPeers();
     for (const listener of this.stateListeners) listener();
   }
 
-  /**
-   * Keeps the transport's peers and the HTTP directory in step with the configuration the core
-   * uses now: every member is a peer (dialled at its recorded address, or accepted when it dials
-   * in); a node that left is dropped, unless it was given on the command line.
-   */
+  /** Keeps the transport's peers in step with the core's configuration (`transport-peers.ts`). */
   private syncPeers(): void {
-    const config = this.core.summary().clusterConfig;
-    if (config === this.syncedConfig || this.transport === null) return;
-    this.syncedConfig = config;
-    const self = this.config.id;
-    const wanted = new Set<NodeId>([...config.voters, ...config.learners].filter((id) => id !== self));
-    for (const id of wanted) {
-      const address = config.addresses?.[id];
-      if (address !== undefined) {
-        this.transport.addPeer(id, address.raft);
-        this.peers.learn(id, address.http);
-      } else if (!this.transportPeers.has(id)) this.transport.addPeer(id, null);
-    }
-    for (const id of this.transportPeers)
-      if (!wanted.has(id) && !this.startPeers.has(id)) this.transport.removePeer(id);
-    this.transportPeers = new Set([...wanted, ...this.startPeers]);
+    if (this.transport !== null) this.transportPeers.sync(this.transport, this.core.summary().clusterConfig);
   }
 
   /** Starts the durable batch of these effects, after the messages that need none (the log may write
