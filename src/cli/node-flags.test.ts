@@ -13,9 +13,10 @@ const tiering = [
   "--invocation-count-for-maglev=100",
   "--invocation-count-for-turbofan=600",
   "--minimum-invocations-after-ic-update=100",
+  "--concurrent-turbofan-max-threads=1",
 ];
 
-test("a node process gets the young-generation bound and earlier tier-up unless the operator set them, in either spelling or place", () => {
+test("a node process gets the young-generation bound, earlier tier-up and one TurboFan compile at a time unless the operator set them, in either spelling or place", () => {
   assert.deepEqual(nodeProcessFlags, ["--max-semi-space-size=8", ...tiering]);
   assert.deepEqual(missingNodeFlags([], ""), ["--max-semi-space-size=8", ...tiering]);
   assert.deepEqual(missingNodeFlags(["--cpu-prof"], "--enable-source-maps"), [

@@ -17,6 +17,14 @@
  *   writer, 8 s after 1 s of warm-up, four interleaved pairs): p50 1.16, 1.31, 1.12, 1.40 ms against
  *   1.55, 1.44, 1.50, 1.46; the servers' CPU per write 1,777-2,286 µs against 1,963-2,264. The cost:
  *   V8 compiles more, earlier, on its worker threads (p99 6.2-7.9 ms against 5.3-6.3 in those runs).
+ * - `--concurrent-turbofan-max-threads=1` (V8's default: 4): at most one TurboFan compile at a time
+ *   per process. In the first seconds of a load (and of a new leader's term) every node compiles its
+ *   write path at once; with up to four compiles each, twelve compile threads on a small machine
+ *   together outweighed the event loops in the scheduler, however low their `nice`
+ *   (`v8-worker-priority.ts`). Interleaved pairs of `npm run bench` (one fresh cluster each, 8 s
+ *   after 1 s of warm-up), one writer, 18 pairs: the first 2 s of the window at p50 0.87x, requests
+ *   1.04x, p50 0.99x, the servers' CPU per write 0.97x (medians of each pair's ratio); 64 writers,
+ *   16 pairs: requests 1.01x (0.75-1.42), no difference this machine can show.
  *
  * A flag the operator already gave (on the command line or in `NODE_OPTIONS`), or a variable already
  * in the environment, is left as given; `BATON_NODE_FLAGS=off` turns the whole mechanism off. Where `execve` is unavailable (Windows) the
@@ -33,6 +41,7 @@ export const nodeProcessFlags: readonly string[] = [
   "--invocation-count-for-maglev=100",
   "--invocation-count-for-turbofan=600",
   "--minimum-invocations-after-ic-update=100",
+  "--concurrent-turbofan-max-threads=1",
 ];
 
 /**
