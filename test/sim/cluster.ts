@@ -17,7 +17,6 @@
  * final check are judged by.
  */
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import type { ClusterConfig } from "../../src/consensus/cluster-config.ts";
 import { quorumSize } from "../../src/consensus/config.ts";
@@ -35,6 +34,7 @@ import { MemberOperator } from "./member-operator.ts";
 import { SimNetwork } from "./network.ts";
 import { electionBoundTicks, type SimOptions, simTickMs } from "./options.ts";
 import type { DurableImage } from "./quorum-checker.ts";
+import { createRunDirectory } from "./run-directory.ts";
 import { type HostObserver, SimNodeHost, simAddress, simNodeConfig } from "./sim-node.ts";
 import { Workload } from "./workload.ts";
 
@@ -128,7 +128,7 @@ export class SimCluster {
       { nowTick: () => this.nowTick },
       timeoutMs,
     );
-    this.directory = fs.mkdtempSync(path.join(simTempRoot(), `baton-sim-${options.seed}-`));
+    this.directory = createRunDirectory(options.seed);
     const voters = Array.from({ length: options.nodeCount }, (_, i) => nodeId(`n${i + 1}`));
     const bootstrap: ClusterConfig = {
       voters,
@@ -575,11 +575,6 @@ export class SimCluster {
     }
     return null;
   }
-}
-
-/** Simulated stores live on a memory file system when there is one: the runs measure logic, not disks. */
-function simTempRoot(): string {
-  return fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
 }
 
 function describeInput(input: Input): string {
