@@ -149,6 +149,24 @@ export async function runClosedLoop(options: LoadOptions): Promise<LoadResult> {
   };
 }
 
+/** What the main thread of a process has had so far: CPU time, and how often it was preempted. */
+export type MainThreadUse = { readonly cpuMs: number; readonly preempted: number };
+
+/**
+ * The main thread's CPU time (`/proc/<pid>/task/<pid>/stat`, fields 14 and 15) and its involuntary
+ * context switches (`nonvoluntary_ctxt_switches` of its `status`): the times the scheduler took the
+ * CPU from it while it could still run, usually for a process it had just woken.
+ */
+export function mainThreadUse(pid: number): MainThreadUse {
+  const task = `/proc/${pid}/task/${pid}`;
+  const stat = readFileSync(`${task}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+  const status = readFileSync(`${task}/status`, "utf8");
+  const preempted = Number(/^nonvoluntary_ctxt_switches:\s*(\d+)$/m.exec(status)?.[1] ?? Number.NaN);
+  return { cpuMs, preempted };
+}
+
 /** `getconf CLK_TCK`: 100 on every Linux the project runs on (the kernel's USER_HZ). */
 const clockTicksPerSecond = 100;
 

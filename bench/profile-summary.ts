@@ -24,6 +24,8 @@ type Window = {
   endUs: number;
   roles: Record<string, string>;
   cpuMs: Record<string, number>;
+  /** The main thread's own CPU time and preemptions in the window (absent in older directories). */
+  mainThread?: Record<string, { cpuMs: number; preempted: number }>;
 };
 
 const sqliteNatives = new Set(["run", "all", "get", "iterate", "prepare", "exec", "close", "open"]);
@@ -140,6 +142,15 @@ for (const name of Object.keys(window.roles).sort()) {
       `main thread busy ${summary.busyMs.toFixed(0)} ms of ${summary.totalMs.toFixed(0)} ms sampled ` +
       `(the rest of the process CPU is off the main thread: libuv pool fs/fsync, V8 GC helpers)`,
   );
+  const main = window.mainThread?.[name];
+  if (main !== undefined) {
+    console.log(
+      `\nMain thread on the CPU: ${main.cpuMs.toFixed(0)} ms; preempted ${main.preempted} times ` +
+        `(${(main.preempted / operations).toFixed(2)} per op). Samples are taken by wall clock: a thread ` +
+        "that waits for a core after a system call woke another process (a socket write, most often) " +
+        "is sampled in that call when it runs again, so busy ms above on-CPU ms is waiting, not work.",
+    );
+  }
   console.log("\n| area | ms | share of main-thread busy |\n|---|---|---|");
   for (const [area, areaMs] of sorted(summary.byArea)) {
     if (area === "idle") continue;

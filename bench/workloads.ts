@@ -8,7 +8,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { processCpuMs, runClosedLoop } from "./load.ts";
+import { type MainThreadUse, mainThreadUse, processCpuMs, runClosedLoop } from "./load.ts";
 import { keysMax, prefill, type RunningCluster, sleep } from "./system-under-test.ts";
 
 export type Workload = {
@@ -85,6 +85,8 @@ export async function measure(
     ];
     let before: number[] = [];
     let after: number[] = [];
+    let mainBefore: MainThreadUse[] = [];
+    let mainAfter: MainThreadUse[] = [];
     const window = { startUs: 0, endUs: 0 };
     const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
     const result = await runClosedLoop({
@@ -97,10 +99,12 @@ export async function measure(
       onWindowStart: () => {
         window.startUs = nowUs();
         before = watched.map((p) => processCpuMs(p.pid));
+        mainBefore = watched.map((p) => mainThreadUse(p.pid));
       },
       onWindowEnd: () => {
         window.endUs = nowUs();
         after = watched.map((p) => processCpuMs(p.pid));
+        mainAfter = watched.map((p) => mainThreadUse(p.pid));
       },
     });
     const operations = Math.max(1, result.okCount);
@@ -124,8 +128,20 @@ export async function measure(
     if (options.windowFile !== undefined) {
       const roles = Object.fromEntries(cluster.processes.map((p) => [p.name, p.role]));
       const cpuMs = Object.fromEntries(watched.map((p, i) => [p.name, (after[i] ?? 0) - (before[i] ?? 0)]));
+      const mainThread = Object.fromEntries(
+        watched.map((p, i) => [
+          p.name,
+          {
+            cpuMs: mainAfter[i]!.cpuMs - mainBefore[i]!.cpuMs,
+            preempted: mainAfter[i]!.preempted - mainBefore[i]!.preempted,
+          },
+        ]),
+      );
       fs.mkdirSync(path.dirname(options.windowFile), { recursive: true });
-      fs.writeFileSync(options.windowFile, JSON.stringify({ ...measurement, ...window, roles, cpuMs }));
+      fs.writeFileSync(
+        options.windowFile,
+        JSON.stringify({ ...measurement, ...window, roles, cpuMs, mainThread }),
+      );
     }
     return measurement;
   } finally {
