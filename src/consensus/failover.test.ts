@@ -597,3 +597,28 @@ describe("priority transfers", () => {
     assert.equal(h.core("3").summary().role, "leader");
   });
 });
+
+describe("hand-offs of a leader that may not lead", () => {
+  // Found by the simulator (seed 60473): a witness led; the voter ranked first by its log had its
+  // candidacy held (its database damaged, waiting for a snapshot a witness cannot send), ignored
+  // every `timeoutNow`, and was chosen again after each timeout while two other voters could lead.
+  test("a target that did not take office is not chosen again while another voter may lead", () => {
+    const h = new GoldenHarness();
+    for (const [command, ...args] of [["add-nodes", "4"], ["campaign", "1"], ["stabilize"]])
+      h.run(command as string, args);
+    h.core("2").step({ type: "holdCandidacy", hold: true });
+    assert.match(
+      h.run("member", ["1", "1", "witness=true"]) + h.run("stabilize", []),
+      /handoff-started term=1 target=2 reason=not-eligible/,
+    );
+    const electionTimeout = h.core("1").config.electionTimeoutTicks;
+    const targets: string[] = [];
+    for (let tick = 0; tick < 4 * electionTimeout && h.core("1").summary().role === "leader"; tick++) {
+      const output = h.run("tick", ["1"]) + h.run("stabilize", []);
+      for (const match of output.matchAll(/handoff-started term=1 target=(\d+)/g)) targets.push(match[1]!);
+    }
+    assert.deepEqual(targets, ["3"], "after 2's timeout, the next voter in line");
+    assert.equal(h.core("3").summary().role, "leader");
+    assert.equal(h.core("2").summary().role, "follower");
+  });
+});

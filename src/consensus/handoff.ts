@@ -15,10 +15,15 @@
  *    target wins only through the §5.4.1 vote rule, so a priority transfer loses nothing committed.
  *    A failed one is not retried for `priorityTransferBackoffTimeouts` election timeouts.
  *
- * Target choice (`bestTransferTarget`): among voters that may lead, first those that just voted
- * for this leader (known alive when it takes office, before any follower answered), then the most
- * caught up, then those heard from within an election timeout, then higher priority, then the
- * leader's own zone, then the smaller id.
+ * Target choice (`bestTransferTarget`): among voters that may lead, first those with the fewest
+ * transfers from this leader in this term that timed out, then those that just voted for this
+ * leader (known alive when it takes office, before any follower answered), then the most caught
+ * up, then those heard from within an election timeout, then higher priority, then the leader's own
+ * zone, then the smaller id. The first rule matters when a target cannot campaign: a voter whose
+ * host holds its candidacy (damaged storage waiting for a leader's snapshot, which a witness
+ * cannot send) ignores `timeoutNow`. Ranked first by its log alone, it was chosen again after
+ * every timeout, and a witness leader kept office with writes refused (found by the simulator,
+ * seed 60473).
  */
 import { assert } from "../lib/assert.ts";
 import type { NodeId } from "../types/ids.ts";
@@ -29,6 +34,7 @@ import { startTransfer } from "./transfer.ts";
 
 type Target = {
   readonly id: NodeId;
+  readonly transfersFailed: number;
   readonly votedForUs: boolean;
   readonly matchIndex: number;
   readonly heard: boolean;
@@ -37,6 +43,7 @@ type Target = {
 };
 
 function compareTargets(a: Target, b: Target): number {
+  if (a.transfersFailed !== b.transfersFailed) return a.transfersFailed - b.transfersFailed;
   if (a.votedForUs !== b.votedForUs) return a.votedForUs ? -1 : 1;
   if (a.matchIndex !== b.matchIndex) return b.matchIndex - a.matchIndex;
   if (a.heard !== b.heard) return a.heard ? -1 : 1;
@@ -57,6 +64,7 @@ function targets(s: CoreState, electedBy: readonly NodeId[]): Target[] {
       const { priority, zone } = memberAttributesOf(config, id);
       return {
         id,
+        transfersFailed: progress.transfersFailed,
         votedForUs: electedBy.includes(id),
         matchIndex: progress.matchIndex,
         heard: s.nowTick - progress.lastHeardTick <= s.config.electionTimeoutTicks,

@@ -37,6 +37,12 @@ export class Progress {
   readRoundAcknowledged = 0;
   /** When it acknowledged that round, in the leader's count of acknowledgements (earlier, lower). */
   readRoundAcknowledgedAt = 0;
+  /**
+   * Transfers to this follower in this term that ended without it taking office (`transfer.ts`).
+   * The leader's next choice of a target prefers followers with fewer (`handoff.ts`), so one that
+   * cannot campaign (its candidacy held) is not chosen again and again while another could.
+   */
+  transfersFailed = 0;
   private readonly inflightMax: number;
 
   constructor(nextIndex: LogIndex, nowTick: number, inflightMax: number) {

@@ -103,6 +103,7 @@ export function tickTransfer(s: CoreState, out: EffectsBuilder): void {
     target: s.transfer.target,
     reason: "timeout",
   });
+  progressOf(s, s.transfer.target).transfersFailed++;
   if (s.transfer.reason === "priority")
     s.failover.priorityTransferNotBeforeTick =
       s.nowTick + priorityTransferBackoffTimeouts * s.config.electionTimeoutTicks;

@@ -35,6 +35,7 @@ const regressionSeeds = [
   5583, // the simulated operator approved a removed node's stale proposal for good, not the most up-to-date candidate
   5718, // a witness compacted the log a lagging data voter needed, then as the relay could hand it on by neither entries nor snapshot
   3170, // without pre-vote, a candidate that could not win kept turning away, term after term, the one that could
+  60473, // a witness leader handed over to a voter whose candidacy was held (damaged store) after every timeout, never to the two others
 ];
 
 test("seeds that once failed stay clean", async () => {
